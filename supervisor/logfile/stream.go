@@ -1,0 +1,540 @@
+package logfile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+const (
+	// MaxLine is the longest line written with timestamps on; longer
+	// lines are split into several timestamped lines, nothing is lost.
+	MaxLine = 64 << 10
+
+	ringInitial = 64 << 10 // first ring buffer size of a stream
+	ringMax     = 4 << 20  // the ring never grows past this
+	readMax     = 1 << 20  // largest single read from the pipe
+	writeMax    = 1 << 20  // largest single write to the file
+	readScratch = 256 << 10
+
+	tsLayout = "2006-01-02T15:04:05.000Z07:00"
+
+	reasonStalled = "disk writer stalled"
+)
+
+// ErrClosed is returned by Write on a closed Stream.
+var ErrClosed = errors.New("logfile: stream closed")
+
+// fileWriter is what a stream's disk writer writes to: a
+// *lumberjack.Logger, or a fake in tests.
+type fileWriter interface {
+	Write(p []byte) (int, error)
+	Rotate() error
+	Close() error
+}
+
+// Stream captures one output stream (a program's stdout or stderr, or an
+// in-process log) into one rotated log file.
+//
+// Two goroutines run per stream. The reader reads the pipe continuously
+// into a bounded ring buffer and never waits for the disk: when the ring
+// is full it reads and drops, counting the bytes. The writer drains the
+// ring into the file, rotates it, and where output was lost writes one
+// marker line: "[hostctl: dropped N bytes of output: REASON]".
+type Stream struct {
+	m          *Manager
+	path       string
+	rot        Rotation
+	timestamps bool
+	onLogFS    bool // the file is on the filesystem of Config.Dir (keep_free applies)
+	log        *zap.Logger
+
+	rEnd, wEnd *os.File
+	rawR       syscall.RawConn
+	readFn     func(fd uintptr) bool // s.readOnce, bound once to avoid an allocation per read
+	fw         fileWriter
+
+	// feedMu serializes feeders (the pipe reader and Write callers) and
+	// guards the fields up to ring. Lock order: feedMu, then ring.mu.
+	feedMu      sync.Mutex
+	feedClosed  bool
+	atLineStart bool // timestamps: the next byte starts a line
+	lineLen     int  // timestamps: bytes in the current line so far
+	scratch     []byte
+	tsBuf       []byte
+	rdN         int
+	rdErr       error
+	ring        *ring
+
+	wake       chan struct{}   // cap 1: data or a state change for the writer
+	reopenReq  chan chan error // cap 1: Reopen asks the writer to reopen the file
+	readerDone chan struct{}
+	feedDone   chan struct{} // closed by Close once nothing more will be fed
+	writerDone chan struct{}
+
+	// Owned by the writer goroutine.
+	size          int64 // bytes in the current file
+	pending       uint64
+	pendingReason string
+	lastNL        bool
+	lastRotate    time.Time
+	rotateRetryAt time.Time
+	errWarned     time.Time
+	errCount      int
+
+	written   atomic.Uint64
+	dropped   atomic.Uint64
+	fileBytes atomic.Int64 // size of the current file, for the manager
+
+	// mu guards cur, notify, notifyTaken and finished; a leaf lock.
+	mu          sync.Mutex
+	cur         *gen
+	notify      chan struct{} // closed and replaced when the file grows or rotates
+	notifyTaken bool
+	finished    bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// WriteEnd returns the write end of the stream's pipe, to hand to a child
+// as stdout (and stderr). The Stream keeps it open until Close, so the
+// pipe does not reach EOF between restarts of the program. The caller
+// must not close it.
+func (s *Stream) WriteEnd() *os.File { return s.wEnd }
+
+// Path returns the log file's path.
+func (s *Stream) Path() string { return s.path }
+
+// Dropped returns the bytes of output dropped since the stream opened.
+func (s *Stream) Dropped() uint64 { return s.dropped.Load() }
+
+// Written returns the bytes written to the log file since the stream
+// opened, markers and timestamps included.
+func (s *Stream) Written() uint64 { return s.written.Load() }
+
+// Write queues p for the log file, like output read from the pipe: it
+// never blocks on the disk and never fails while the stream is open. If
+// the buffer is full, p is dropped and counted. It returns ErrClosed
+// after Close.
+func (s *Stream) Write(p []byte) (int, error) {
+	s.feedMu.Lock()
+	defer s.feedMu.Unlock()
+	if s.feedClosed {
+		return 0, ErrClosed
+	}
+	n := len(p)
+	for len(p) > 0 {
+		chunk := p[:min(len(p), MaxLine)]
+		s.feedLocked(chunk)
+		p = p[len(chunk):]
+	}
+	s.signal()
+	return n, nil
+}
+
+func (s *Stream) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// feedLocked queues p (at most readScratch bytes), adding timestamps if
+// enabled, or drops it. s.feedMu is held.
+func (s *Stream) feedLocked(p []byte) {
+	out := p
+	if s.timestamps {
+		var tsArr [40]byte
+		ts := append(time.Now().AppendFormat(tsArr[:0], tsLayout), ' ')
+		out = s.tsBuf[:0]
+		for len(p) > 0 {
+			if s.atLineStart {
+				out = append(out, ts...)
+				s.atLineStart, s.lineLen = false, 0
+			}
+			room := MaxLine - s.lineLen
+			seg := p[:min(len(p), room)]
+			if i := bytes.IndexByte(seg, '\n'); i >= 0 {
+				out = append(out, seg[:i+1]...)
+				p = p[i+1:]
+				s.atLineStart = true
+				continue
+			}
+			out = append(out, seg...)
+			p = p[len(seg):]
+			s.lineLen += len(seg)
+			if s.lineLen >= MaxLine {
+				out = append(out, '\n')
+				s.atLineStart = true
+			}
+		}
+		s.tsBuf = out
+	}
+	if !s.ring.put(out) {
+		s.ring.drop(len(out), reasonStalled)
+		s.dropped.Add(uint64(len(out)))
+		s.atLineStart = true // the writer puts a marker line here
+	}
+}
+
+// readLoop is the pipe reader goroutine.
+func (s *Stream) readLoop() {
+	defer close(s.readerDone)
+	for {
+		if err := s.rawR.Read(s.readFn); err != nil {
+			return // the deadline set by Close, or the file closed
+		}
+		if s.rdErr != nil || s.rdN == 0 {
+			if s.rdErr != nil {
+				s.log.Warn("reading program output failed", zap.Error(s.rdErr))
+			}
+			return // EOF: every write end is closed
+		}
+	}
+}
+
+// readOnce does one non-blocking read from the pipe, straight into the
+// ring unless timestamps are on or the ring is full. It reports false to
+// wait for the pipe to become readable.
+func (s *Stream) readOnce(fd uintptr) bool {
+	s.feedMu.Lock()
+	defer s.feedMu.Unlock()
+	for {
+		var n int
+		var err error
+		if s.timestamps {
+			n, err = syscall.Read(int(fd), s.scratch)
+			if n > 0 {
+				s.feedLocked(s.scratch[:n])
+			}
+		} else if buf := s.ring.reserve(64<<10, readMax); buf != nil {
+			n, err = syscall.Read(int(fd), buf)
+			if n > 0 {
+				s.ring.commit(n)
+			}
+		} else {
+			n, err = syscall.Read(int(fd), s.scratch)
+			if n > 0 {
+				s.ring.drop(n, reasonStalled)
+				s.dropped.Add(uint64(n))
+			}
+		}
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		if n > 0 {
+			s.signal()
+		}
+		s.rdN, s.rdErr = max(n, 0), err
+		return true
+	}
+}
+
+// writeLoop is the disk writer goroutine.
+func (s *Stream) writeLoop() {
+	defer s.finish()
+	for {
+		select {
+		case ack := <-s.reopenReq:
+			ack <- s.reopen()
+		default:
+		}
+		p, g := s.ring.next(writeMax)
+		if g != nil {
+			s.addPending(g.n, g.reason)
+			continue
+		}
+		if len(p) > 0 {
+			s.writeData(p)
+			s.ring.release(len(p))
+			s.mu.Lock()
+			s.notifyLocked() // for Sync, which waits for the release
+			s.mu.Unlock()
+			continue
+		}
+		if s.pending > 0 && !s.paused() {
+			s.writeMarker()
+		}
+		select {
+		case <-s.wake:
+		case ack := <-s.reopenReq:
+			ack <- s.reopen()
+		case <-s.feedDone:
+			if s.ring.empty() {
+				return
+			}
+		}
+	}
+}
+
+// finish runs when the writer exits: it writes a pending marker, closes
+// the file and wakes followers.
+func (s *Stream) finish() {
+	if s.pending > 0 && !s.paused() {
+		s.writeMarker()
+	}
+	if err := s.fw.Close(); err != nil {
+		s.log.Warn("closing log file", zap.Error(err))
+	}
+	s.mu.Lock()
+	cur := s.cur
+	cur.sealed = true
+	s.finished = true
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.release(cur)
+	close(s.writerDone)
+}
+
+func (s *Stream) paused() bool { return s.onLogFS && s.m.paused.Load() }
+
+func (s *Stream) addPending(n uint64, reason string) {
+	if s.pending == 0 {
+		s.pendingReason = reason
+	}
+	s.pending += n
+}
+
+// dropW counts n bytes the writer could not write.
+func (s *Stream) dropW(n int, reason string) {
+	if n <= 0 {
+		return
+	}
+	s.dropped.Add(uint64(n))
+	s.addPending(uint64(n), reason)
+}
+
+// writeData writes p, rotating first whenever p would take the file past
+// MaxSize. Rotation happens after the last whole line that fits; a file
+// holding no newline before the limit is cut at the limit.
+func (s *Stream) writeData(p []byte) {
+	for len(p) > 0 {
+		room := s.rot.MaxSize - s.size
+		if s.rot.MaxSize <= 0 || int64(len(p)) <= room || time.Now().Before(s.rotateRetryAt) {
+			s.writeFile(p)
+			return
+		}
+		if room > 0 {
+			if i := bytes.LastIndexByte(p[:room], '\n'); i >= 0 {
+				s.writeFile(p[:i+1])
+				p = p[i+1:]
+			} else if s.size == 0 {
+				s.writeFile(p[:room])
+				p = p[room:]
+			}
+		}
+		s.rotate()
+	}
+}
+
+// writeFile writes p to the current file, or drops it while keep_free
+// pauses writing or the file fails.
+func (s *Stream) writeFile(p []byte) {
+	if s.paused() {
+		s.dropW(len(p), s.m.pauseReason())
+		return
+	}
+	if s.pending > 0 && !s.writeMarker() {
+		s.dropW(len(p), s.pendingReason)
+		return
+	}
+	n, err := s.fw.Write(p)
+	s.account(p[:max(n, 0)])
+	if err != nil {
+		s.dropW(len(p)-n, errReason(err))
+		s.writeFailed(err)
+	}
+}
+
+// writeMarker writes the line that marks dropped output and reports
+// whether it made it to the file.
+func (s *Stream) writeMarker() bool {
+	var body []byte
+	if s.timestamps {
+		body = append(time.Now().AppendFormat(body, tsLayout), ' ')
+	}
+	body = append(body, "[hostctl: dropped "...)
+	body = strconv.AppendUint(body, s.pending, 10)
+	body = append(body, " bytes of output: "...)
+	body = append(body, s.pendingReason...)
+	body = append(body, "]\n"...)
+	if s.rot.MaxSize > 0 && s.size > 0 && s.size+int64(len(body))+1 > s.rot.MaxSize && !time.Now().Before(s.rotateRetryAt) {
+		s.rotate()
+	}
+	b := body
+	if !s.lastNL && s.size > 0 {
+		b = append([]byte{'\n'}, body...)
+	}
+	n, err := s.fw.Write(b)
+	s.account(b[:max(n, 0)])
+	if err != nil {
+		s.writeFailed(err)
+		return false
+	}
+	s.pending, s.pendingReason = 0, ""
+	return true
+}
+
+func errReason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.ENOSPC:
+			return "ENOSPC: no space left on device"
+		case syscall.EIO:
+			return "EIO: input/output error"
+		case syscall.EDQUOT:
+			return "EDQUOT: disk quota exceeded"
+		}
+	}
+	return "write error: " + err.Error()
+}
+
+// writeFailed logs a failed write, at most once a minute per stream.
+func (s *Stream) writeFailed(err error) {
+	s.errCount++
+	if now := time.Now(); now.Sub(s.errWarned) >= time.Minute {
+		s.log.Warn("writing log file failed; dropping output until it works again",
+			zap.Error(err), zap.Int("failures", s.errCount))
+		s.errWarned, s.errCount = now, 0
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		s.m.kickSoon()
+	}
+}
+
+// account records p as written to the current file and wakes followers.
+func (s *Stream) account(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	n := int64(len(p))
+	s.size += n
+	s.lastNL = p[len(p)-1] == '\n'
+	s.written.Add(uint64(n))
+	s.fileBytes.Store(s.size)
+	s.mu.Lock()
+	s.cur.size = s.size
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.m.consume(s, n)
+}
+
+// notifyLocked wakes followers waiting for the file to change. s.mu is held.
+func (s *Stream) notifyLocked() {
+	if s.notifyTaken {
+		close(s.notify)
+		s.notify = make(chan struct{})
+		s.notifyTaken = false
+	}
+}
+
+// rotate moves the current file aside through lumberjack (which names,
+// compresses and prunes backups) and starts a new one.
+func (s *Stream) rotate() {
+	// lumberjack names a backup after the rotation time in milliseconds
+	// and would overwrite a backup made in the same millisecond.
+	if next := s.lastRotate.Truncate(time.Millisecond).Add(time.Millisecond); time.Now().Before(next) {
+		time.Sleep(time.Until(next))
+	}
+	err := s.fw.Rotate()
+	s.lastRotate = time.Now()
+	if err != nil {
+		s.log.Warn("rotating log file failed; retrying in a second", zap.Error(err))
+		s.rotateRetryAt = s.lastRotate.Add(time.Second)
+	}
+	s.openGen()
+	s.m.kick()
+}
+
+// reopen closes the file and opens whatever is now at the path, for an
+// outside logrotate that moved the file away.
+func (s *Stream) reopen() error {
+	err := s.fw.Close()
+	s.openGen()
+	if err != nil {
+		return fmt.Errorf("reopening %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *Stream) close() error {
+	s.wEnd.Close()
+	t := time.NewTimer(s.m.drainTimeout)
+	select {
+	case <-s.readerDone:
+		t.Stop()
+	case <-t.C:
+		// Someone else (a leftover grandchild) still holds a write end.
+		s.rEnd.SetReadDeadline(time.Now())
+		<-s.readerDone
+	}
+	s.rEnd.Close()
+	s.feedMu.Lock()
+	s.feedClosed = true
+	s.feedMu.Unlock()
+	close(s.feedDone)
+	defer s.m.remove(s)
+	t = time.NewTimer(s.m.writerTimeout)
+	defer t.Stop()
+	select {
+	case <-s.writerDone:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("closing log %s: the disk writer did not finish within %s; leaving it behind", s.path, s.m.writerTimeout)
+	}
+}
+
+// Close stops reading the pipe, writes out what was already read and
+// closes the files. If another process still holds the pipe's write end,
+// Close stops reading after a short drain timeout instead of waiting for
+// EOF; if the disk writer is stuck, it returns an error after a timeout
+// and leaves the writer to finish on its own.
+func (s *Stream) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+// Sync waits until everything queued before the call is written (or
+// dropped), for at most a second. It lets a Stream serve as a zap
+// WriteSyncer.
+func (s *Stream) Sync() error {
+	s.feedMu.Lock()
+	s.ring.mu.Lock()
+	target := s.ring.w
+	s.ring.mu.Unlock()
+	s.feedMu.Unlock()
+	deadline := time.NewTimer(time.Second)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		ch := s.notify
+		s.notifyTaken = true
+		finished := s.finished
+		s.mu.Unlock()
+		s.ring.mu.Lock()
+		done := s.ring.r >= target
+		s.ring.mu.Unlock()
+		if done || finished {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-s.writerDone:
+		case <-deadline.C:
+			return fmt.Errorf("syncing log %s: still writing after 1s", s.path)
+		}
+	}
+}
