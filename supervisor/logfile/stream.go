@@ -254,6 +254,9 @@ func (s *Stream) writeLoop() {
 		p, g := s.ring.next(writeMax)
 		if g != nil {
 			s.addPending(g.n, g.reason)
+			s.mu.Lock()
+			s.notifyLocked()
+			s.mu.Unlock()
 			continue
 		}
 		if len(p) > 0 {

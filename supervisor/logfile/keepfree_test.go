@@ -1,0 +1,115 @@
+package logfile
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes on a new temp dir, unmounted
+// in t.Cleanup, or skips the test if that is not possible.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("keep_free test needs root to mount a small tmpfs; run go test as root to include it")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (%v: %s); skipping the keep_free test", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+func fill(t *testing.T, path string, n int64) {
+	t.Helper()
+	if err := os.WriteFile(path, make([]byte, n), 0o644); err != nil {
+		t.Fatalf("writing %d bytes of filler: %v", n, err)
+	}
+}
+
+func TestKeepFreeOnSmallFilesystem(t *testing.T) {
+	mnt := mountTmpfs(t, "4m") // 4,194,304 bytes
+	logDir := filepath.Join(mnt, "logs")
+	m, logs := testManager(t, func(c *Config) {
+		c.Dir = logDir
+		c.KeepFree = "2MB"
+	})
+	s := open(t, m, "app.log", Rotation{MaxSize: 200_000}, false)
+	// 100-byte lines.
+	writeLines := func(n int) {
+		t.Helper()
+		before := s.Written() + s.Dropped()
+		run(t, s, fmt.Sprintf("yes %s | head -c %d", strings.Repeat("x", 99), n))
+		waitAccounted(t, s, before+uint64(n))
+	}
+
+	// 1.2MB: five backups of 200,000 bytes and a full active file.
+	writeLines(1_200_000)
+	initial := backupNames(listDir(t, logDir), "app.log")
+	if len(initial) != 5 {
+		t.Fatalf("backups %v, want 5", initial)
+	}
+
+	// Free space drops to about 1.5MB: the three oldest backups go.
+	fill(t, filepath.Join(mnt, "filler1"), 1_500_000)
+	m.Check()
+	if got := backupNames(listDir(t, logDir), "app.log"); fmt.Sprint(got) != fmt.Sprint(initial[3:]) {
+		t.Errorf("after the first squeeze, backups %v, want the newest two %v", got, initial[3:])
+	}
+	if m.paused.Load() {
+		t.Fatal("writing paused although deleting backups freed enough")
+	}
+	if n := logs.FilterMessage("deleted rotated log").FilterField(zapString("reason", "keep_free")).Len(); n != 3 {
+		t.Errorf("%d keep_free deletions logged, want 3", n)
+	}
+
+	// Nearly full: every backup goes and writing stops.
+	fsi, err := statFS(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler2 := filepath.Join(mnt, "filler2")
+	fill(t, filler2, fsi.avail-100_000)
+	m.Check()
+	if got := backupNames(listDir(t, logDir), "app.log"); len(got) != 0 {
+		t.Errorf("backups %v left on a full filesystem", got)
+	}
+	if !m.paused.Load() {
+		t.Fatal("writing not paused on a full filesystem")
+	}
+	if logs.FilterMessage("log filesystem low on space; dropping log output there until space returns").Len() != 1 {
+		t.Error("no warning logged about pausing")
+	}
+
+	// The program keeps running and its output is dropped and counted.
+	writtenBefore := s.Written()
+	writeLines(300_000)
+	if s.Dropped() != 300_000 || s.Written() != writtenBefore {
+		t.Fatalf("while paused: dropped %d, written %d more; want 300000 and 0", s.Dropped(), s.Written()-writtenBefore)
+	}
+
+	// Space returns: writing resumes with a marker where output was lost.
+	if err := os.Remove(filler2); err != nil {
+		t.Fatal(err)
+	}
+	m.Check()
+	if m.paused.Load() {
+		t.Fatal("still paused after space returned")
+	}
+	run(t, s, "echo resumed")
+	waitStream(t, s, "the resumed line written", func() bool {
+		return strings.HasSuffix(string(readLog(t, s.Path())), "resumed\n")
+	})
+	want := fmt.Sprintf("[hostctl: dropped 300000 bytes of output: keep_free: less than 2MB free on the filesystem of %s]\nresumed\n", logDir)
+	if got := string(readLog(t, s.Path())); got != want {
+		t.Errorf("log after resuming = %q\nwant %q", got, want)
+	}
+}
