@@ -1,0 +1,622 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/shlex"
+)
+
+// ProgramConfig is one [program.NAME] table of hostctl.toml. The config
+// decoder fills a DefaultProgramConfig() with the keys present in the file,
+// then Validate checks it.
+type ProgramConfig struct {
+	// Name is the table name (program.NAME); not a TOML key.
+	Name string `toml:"-"`
+
+	// Command is the program and its arguments: a string split like a shell
+	// would ("gunicorn -w 3 app:wsgi"), or an array. ${VAR} expands from
+	// hostctl's environment merged with Environment. Required.
+	Command Command `toml:"command"`
+	// Directory is the working directory. Default: hostctl's.
+	Directory string `toml:"directory"`
+	// User to run as (hostctl must be root): uid, gid and supplementary
+	// groups of that user; HOME, USER and LOGNAME are set for it unless
+	// Environment sets them.
+	User string `toml:"user"`
+	// Group overrides the primary group of User (or of hostctl).
+	Group string `toml:"group"`
+	// Environment adds variables; values expand ${VAR} from hostctl's
+	// environment (an unknown variable is an error; $$ is a literal $).
+	Environment map[string]string `toml:"environment"`
+	// Umask as an octal string, e.g. "022". Default: hostctl's.
+	Umask string `toml:"umask"`
+	// Autostart starts the program when hostctl starts. Default true.
+	Autostart bool `toml:"autostart"`
+	// Autorestart is "always", "on-failure" (exit code not in ExitCodes, or
+	// killed by a signal) or "never". Default "always".
+	Autorestart string `toml:"autorestart"`
+	// ExitCodes are the expected exit codes for "on-failure". Default [0].
+	ExitCodes []int `toml:"exit_codes"`
+	// StartSecs is how long the process must stay up to count as started.
+	// Default 1s.
+	StartSecs time.Duration `toml:"start_secs"`
+	// StartRetries is how many times a failed start (exit before start_secs,
+	// or ready probe not passing within ready.deadline) is retried before the
+	// program goes FATAL; like supervisord's startretries, 3 means up to 4
+	// attempts. Default 3.
+	StartRetries int `toml:"start_retries"`
+	// Backoff is the delay between failed starts and repeated crashes.
+	Backoff BackoffConfig `toml:"backoff"`
+	// StopSignal is sent to the whole process group to stop it. Default "TERM".
+	StopSignal string `toml:"stop_signal"`
+	// StopTimeout is how long to wait after StopSignal before SIGKILL to the
+	// group. Default 10s.
+	StopTimeout time.Duration `toml:"stop_timeout"`
+	// ReloadSignal is what `hostctl signal`/reload sends for a graceful
+	// reload (e.g. "HUP" for gunicorn). Optional.
+	ReloadSignal string `toml:"reload_signal"`
+	// DependsOn names programs that must be RUNNING (and ready) before this
+	// one starts; shutdown stops this one before them.
+	DependsOn []string `toml:"depends_on"`
+	// Ready is an optional readiness probe; RUNNING also requires it to pass.
+	Ready *ProbeConfig `toml:"ready"`
+	// Description is a free text shown by `hostctl status`.
+	Description string `toml:"description"`
+
+	// StdoutLog is the file for stdout. Default <log.dir>/NAME.out.log;
+	// "none" discards.
+	StdoutLog string `toml:"stdout_log"`
+	// StderrLog is the file for stderr. Default <log.dir>/NAME.err.log;
+	// "none" discards. Ignored with RedirectStderr.
+	StderrLog string `toml:"stderr_log"`
+	// RedirectStderr sends stderr into the stdout log. Default false.
+	RedirectStderr bool `toml:"redirect_stderr"`
+	// Timestamps prefixes each captured line with an RFC 3339 time.
+	Timestamps bool `toml:"timestamps"`
+	// MaxSize, MaxBackups, MaxAge and Compress override [log]'s rotation
+	// settings for this program's logs.
+	MaxSize    *int64         `toml:"max_size" unit:"bytes"`
+	MaxBackups *int           `toml:"max_backups"`
+	MaxAge     *time.Duration `toml:"max_age"`
+	Compress   *bool          `toml:"compress"`
+}
+
+// BackoffConfig is the exponential, jittered delay between failed starts.
+type BackoffConfig struct {
+	// Initial is the first delay. Default 1s.
+	Initial time.Duration `toml:"initial"`
+	// Max caps the delay. Default 60s.
+	Max time.Duration `toml:"max"`
+	// ResetAfter is how long a program must stay RUNNING for its backoff to
+	// reset. Default max(10 x start_secs, 60s).
+	ResetAfter time.Duration `toml:"reset_after"`
+}
+
+// ProbeConfig is a readiness probe. Exactly one of TCP, HTTP, Exec.
+type ProbeConfig struct {
+	// TCP is "host:port" that must accept a connection.
+	TCP string `toml:"tcp"`
+	// HTTP is a URL that must answer 2xx to GET.
+	HTTP string `toml:"http"`
+	// Exec is a command (shell-split) that must exit 0.
+	Exec Command `toml:"exec"`
+	// Interval between attempts. Default 250ms.
+	Interval time.Duration `toml:"interval"`
+	// Timeout of one attempt. Default 2s.
+	Timeout time.Duration `toml:"timeout"`
+	// Deadline is how long after the spawn the probe may take to pass before
+	// the start counts as failed (the process group is killed and retried).
+	// Default 60s.
+	Deadline time.Duration `toml:"deadline"`
+}
+
+// Command is a program and its arguments. In TOML it is a string split like
+// a shell would, or an array of strings.
+type Command []string
+
+// UnmarshalTOML accepts a string or an array of strings.
+func (c *Command) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		if strings.TrimSpace(v) == "" {
+			*c = Command{}
+			return nil
+		}
+		args, err := shlex.Split(v)
+		if err != nil {
+			return fmt.Errorf("cannot split %q like a shell would: %v", v, err)
+		}
+		*c = args
+	case []any:
+		out := make(Command, 0, len(v))
+		for i, a := range v {
+			s, ok := a.(string)
+			if !ok {
+				return fmt.Errorf("element %d is %T, want a string", i, a)
+			}
+			out = append(out, s)
+		}
+		*c = out
+	default:
+		return fmt.Errorf("must be a string or an array of strings, not %T", v)
+	}
+	return nil
+}
+
+// DefaultProgramConfig returns a program config with every default set.
+func DefaultProgramConfig(name string) ProgramConfig {
+	return ProgramConfig{
+		Name:         name,
+		Autostart:    true,
+		Autorestart:  "always",
+		ExitCodes:    []int{0},
+		StartSecs:    time.Second,
+		StartRetries: 3,
+		Backoff:      BackoffConfig{Initial: time.Second, Max: 60 * time.Second},
+		StopSignal:   "TERM",
+		StopTimeout:  10 * time.Second,
+	}
+}
+
+// DefaultProbeConfig is what an empty [program.X.ready] table holds.
+func DefaultProbeConfig() ProbeConfig {
+	return ProbeConfig{Interval: 250 * time.Millisecond, Timeout: 2 * time.Second, Deadline: 60 * time.Second}
+}
+
+// FieldError is a problem with one config key.
+type FieldError struct {
+	Key string // full key path, e.g. program.gunicorn.stop_timeout
+	Msg string // what is wrong and what to do
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
+
+// KeyPath returns the key path (for adding file line numbers).
+func (e *FieldError) KeyPath() string { return e.Key }
+
+// Restart policies.
+const (
+	RestartAlways    = "always"
+	RestartOnFailure = "on-failure"
+	RestartNever     = "never"
+)
+
+// Validate checks one program on its own; ValidatePrograms checks the set
+// (dependencies). prefix is the key path of the table ("program.web").
+// It returns every problem found, each a *FieldError.
+func (p *ProgramConfig) Validate(prefix string) []error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &FieldError{Key: prefix + "." + key, Msg: fmt.Sprintf(format, a...)})
+	}
+	if !validName(p.Name) {
+		errs = append(errs, &FieldError{Key: prefix, Msg: fmt.Sprintf("program name %q may only use letters, digits, '-', '_' and '.'", p.Name)})
+	}
+	if len(p.Command) == 0 {
+		bad("command", "is required (example: command = \"gunicorn -w 3 app.wsgi\")")
+	} else if _, err := p.expandedCommand(); err != nil {
+		bad("command", "%v", err)
+	} else if err := p.checkExecutable(); err != nil {
+		bad("command", "%v", err)
+	}
+	if p.Directory != "" {
+		if st, err := os.Stat(p.Directory); err != nil {
+			bad("directory", "%q: %v", p.Directory, unwrapPathErr(err))
+		} else if !st.IsDir() {
+			bad("directory", "%q is not a directory", p.Directory)
+		}
+	}
+	for k := range p.Environment {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			bad("environment", "%q is not a valid variable name", k)
+		}
+	}
+	if _, err := p.Env(); err != nil {
+		bad("environment", "%v", err)
+	}
+	if p.User != "" {
+		if _, err := lookupUser(p.User); err != nil {
+			bad("user", "%v", err)
+		} else if os.Geteuid() != 0 {
+			if u, _ := user.Current(); u == nil || (u.Username != p.User && u.Uid != p.User) {
+				bad("user", "running as %q requires hostctl to run as root", p.User)
+			}
+		}
+	}
+	if p.Group != "" {
+		if _, err := lookupGroup(p.Group); err != nil {
+			bad("group", "%v", err)
+		}
+	}
+	if p.Umask != "" {
+		if v, err := strconv.ParseUint(p.Umask, 8, 32); err != nil || v > 0o777 {
+			bad("umask", "%q is not an octal umask (example: \"022\")", p.Umask)
+		}
+	}
+	switch p.Autorestart {
+	case RestartAlways, RestartOnFailure, RestartNever:
+	default:
+		bad("autorestart", "%q is not one of \"always\", \"on-failure\", \"never\"", p.Autorestart)
+	}
+	for _, c := range p.ExitCodes {
+		if c < 0 || c > 255 {
+			bad("exit_codes", "%d is not an exit code (0-255)", c)
+		}
+	}
+	if p.StartSecs < 0 {
+		bad("start_secs", "must not be negative")
+	}
+	if p.StartRetries < 0 {
+		bad("start_retries", "must not be negative")
+	}
+	if p.Backoff.Initial <= 0 {
+		bad("backoff.initial", "must be positive (example: \"1s\")")
+	}
+	if p.Backoff.Max < p.Backoff.Initial {
+		bad("backoff.max", "%s is less than backoff.initial (%s)", p.Backoff.Max, p.Backoff.Initial)
+	}
+	if p.Backoff.ResetAfter < 0 {
+		bad("backoff.reset_after", "must not be negative")
+	}
+	if _, err := ParseSignal(p.StopSignal); err != nil {
+		bad("stop_signal", "%v", err)
+	}
+	if p.ReloadSignal != "" {
+		if _, err := ParseSignal(p.ReloadSignal); err != nil {
+			bad("reload_signal", "%v", err)
+		}
+	}
+	if p.StopTimeout <= 0 {
+		bad("stop_timeout", "must be positive (example: \"10s\")")
+	}
+	seen := map[string]bool{}
+	for _, d := range p.DependsOn {
+		if d == p.Name {
+			bad("depends_on", "a program cannot depend on itself")
+		}
+		if seen[d] {
+			bad("depends_on", "%q is listed twice", d)
+		}
+		seen[d] = true
+	}
+	if r := p.Ready; r != nil {
+		n := 0
+		if r.TCP != "" {
+			n++
+			if _, port, err := splitHostPort(r.TCP); err != nil || port == "" {
+				bad("ready.tcp", "%q is not host:port (example: \"127.0.0.1:8000\")", r.TCP)
+			}
+		}
+		if r.HTTP != "" {
+			n++
+			if !strings.HasPrefix(r.HTTP, "http://") && !strings.HasPrefix(r.HTTP, "https://") {
+				bad("ready.http", "%q is not an http:// or https:// URL", r.HTTP)
+			}
+		}
+		if len(r.Exec) > 0 {
+			n++
+			if _, err := lookPath(r.Exec[0], p.Directory); err != nil {
+				bad("ready.exec", "%v", err)
+			}
+		}
+		if n != 1 {
+			bad("ready", "set exactly one of tcp, http or exec (found %d)", n)
+		}
+		if r.Interval <= 0 {
+			bad("ready.interval", "must be positive")
+		}
+		if r.Timeout <= 0 {
+			bad("ready.timeout", "must be positive")
+		}
+		if r.Deadline <= 0 {
+			bad("ready.deadline", "must be positive")
+		}
+	}
+	for _, kv := range []struct{ key, v string }{{"stdout_log", p.StdoutLog}, {"stderr_log", p.StderrLog}} {
+		if kv.v != "" && kv.v != "none" && !filepath.IsAbs(kv.v) {
+			bad(kv.key, "%q must be an absolute path or \"none\"", kv.v)
+		}
+	}
+	if p.MaxSize != nil && *p.MaxSize <= 0 {
+		bad("max_size", "must be positive (example: \"50MB\")")
+	}
+	if p.MaxBackups != nil && *p.MaxBackups < 0 {
+		bad("max_backups", "must not be negative")
+	}
+	if p.MaxAge != nil && *p.MaxAge < 0 {
+		bad("max_age", "must not be negative")
+	}
+	return errs
+}
+
+// ValidatePrograms checks what only the whole set can tell: unknown
+// dependencies and dependency cycles. prefix is the table of programs
+// ("program").
+func ValidatePrograms(prefix string, progs map[string]*ProgramConfig) []error {
+	var errs []error
+	for _, name := range sortedKeys(progs) {
+		for _, d := range progs[name].DependsOn {
+			if _, ok := progs[d]; !ok {
+				errs = append(errs, &FieldError{Key: prefix + "." + name + ".depends_on",
+					Msg: fmt.Sprintf("%q is not a program in this file (programs: %s)", d, strings.Join(sortedKeys(progs), ", "))})
+			}
+		}
+	}
+	for _, cyc := range findCycles(progs) {
+		errs = append(errs, &FieldError{Key: prefix + "." + cyc[0] + ".depends_on",
+			Msg: "dependency cycle: " + strings.Join(cyc, " -> ") + " (remove one of these depends_on entries)"})
+	}
+	return errs
+}
+
+// findCycles returns each dependency cycle once, as a path that starts and
+// ends with the same program name.
+func findCycles(progs map[string]*ProgramConfig) [][]string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	var cycles [][]string
+	var visit func(n string)
+	visit = func(n string) {
+		color[n] = grey
+		stack = append(stack, n)
+		for _, d := range progs[n].DependsOn {
+			if _, ok := progs[d]; !ok {
+				continue
+			}
+			switch color[d] {
+			case white:
+				visit(d)
+			case grey:
+				i := len(stack) - 1
+				for stack[i] != d {
+					i--
+				}
+				cyc := append(append([]string{}, stack[i:]...), d)
+				cycles = append(cycles, cyc)
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[n] = black
+	}
+	for _, n := range sortedKeys(progs) {
+		if color[n] == white {
+			visit(n)
+		}
+	}
+	return cycles
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func validName(s string) bool {
+	if s == "" || s == "all" {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// expandVars expands ${NAME} from lookup; $$ is a literal $. It returns an
+// error naming every unknown variable.
+func expandVars(s string, lookup func(string) (string, bool)) (string, error) {
+	var b strings.Builder
+	var missing []string
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '$' || i+1 >= len(s) {
+			b.WriteByte(c)
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '{':
+			end := strings.IndexByte(s[i+2:], '}')
+			if end < 0 {
+				return "", fmt.Errorf("%q has an unclosed ${", s)
+			}
+			name := s[i+2 : i+2+end]
+			v, ok := lookup(name)
+			if !ok {
+				missing = append(missing, name)
+			}
+			b.WriteString(v)
+			i += 2 + end
+		default:
+			b.WriteByte(c)
+		}
+	}
+	if len(missing) > 0 {
+		return "", fmt.Errorf("unknown variable ${%s} (set it in hostctl's environment, or write $$ for a literal $)", strings.Join(missing, "}, ${"))
+	}
+	return b.String(), nil
+}
+
+// Env returns the program's environment: hostctl's, then HOME/USER/LOGNAME
+// of User when set, then Environment with ${VAR} expanded from hostctl's
+// environment.
+func (p *ProgramConfig) Env() ([]string, error) {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	if p.User != "" {
+		if u, err := lookupUser(p.User); err == nil {
+			env["HOME"], env["USER"], env["LOGNAME"] = u.HomeDir, u.Username, u.Username
+		}
+	}
+	var errs []error
+	for _, k := range sortedKeys(p.Environment) {
+		v, err := expandVars(p.Environment[k], os.LookupEnv)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			continue
+		}
+		env[k] = v
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	out := make([]string, 0, len(env))
+	for _, k := range sortedKeys(env) {
+		out = append(out, k+"="+env[k])
+	}
+	return out, nil
+}
+
+// expandedCommand expands ${VAR} in the command from hostctl's environment
+// and the program's Environment.
+func (p *ProgramConfig) expandedCommand() ([]string, error) {
+	lookup := func(k string) (string, bool) {
+		if v, ok := p.Environment[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	}
+	out := make([]string, len(p.Command))
+	for i, a := range p.Command {
+		v, err := expandVars(a, lookup)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+func (p *ProgramConfig) checkExecutable() error {
+	argv, err := p.expandedCommand()
+	if err != nil {
+		return err
+	}
+	_, err = lookPath(argv[0], p.Directory)
+	return err
+}
+
+// lookPath finds an executable like exec.LookPath, resolving relative paths
+// against dir.
+func lookPath(file, dir string) (string, error) {
+	if strings.Contains(file, "/") {
+		path := file
+		if !filepath.IsAbs(path) && dir != "" {
+			path = filepath.Join(dir, path)
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			return "", fmt.Errorf("%q: %v", file, unwrapPathErr(err))
+		}
+		if st.IsDir() || st.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("%q is not executable (chmod +x it?)", file)
+		}
+		return path, nil
+	}
+	path, err := exec.LookPath(file)
+	if err != nil {
+		return "", fmt.Errorf("%q not found in PATH (%s); install it or give a full path", file, os.Getenv("PATH"))
+	}
+	return path, nil
+}
+
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func splitHostPort(s string) (host, port string, err error) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return "", "", fmt.Errorf("missing port")
+	}
+	port = s[i+1:]
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", "", fmt.Errorf("bad port")
+	}
+	return s[:i], port, nil
+}
+
+func lookupUser(name string) (*user.User, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		if _, nerr := strconv.Atoi(name); nerr == nil {
+			if u, err2 := user.LookupId(name); err2 == nil {
+				return u, nil
+			}
+		}
+		return nil, fmt.Errorf("unknown user %q (create it, e.g. useradd --system %s, or fix the name)", name, name)
+	}
+	return u, nil
+}
+
+func lookupGroup(name string) (*user.Group, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		if _, nerr := strconv.Atoi(name); nerr == nil {
+			if g, err2 := user.LookupGroupId(name); err2 == nil {
+				return g, nil
+			}
+		}
+		return nil, fmt.Errorf("unknown group %q (create it with groupadd, or fix the name)", name)
+	}
+	return g, nil
+}
+
+var signalNames = map[string]syscall.Signal{
+	"HUP": syscall.SIGHUP, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT, "KILL": syscall.SIGKILL,
+	"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "TERM": syscall.SIGTERM, "ALRM": syscall.SIGALRM,
+	"CONT": syscall.SIGCONT, "STOP": syscall.SIGSTOP, "TSTP": syscall.SIGTSTP, "WINCH": syscall.SIGWINCH,
+	"TTIN": syscall.SIGTTIN, "TTOU": syscall.SIGTTOU, "ABRT": syscall.SIGABRT, "PWR": syscall.SIGPWR,
+}
+
+// ParseSignal parses "TERM", "SIGTERM", "term" or "15".
+func ParseSignal(s string) (syscall.Signal, error) {
+	u := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s)), "SIG")
+	if sig, ok := signalNames[u]; ok {
+		return sig, nil
+	}
+	if n, err := strconv.Atoi(u); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	return 0, fmt.Errorf("%q is not a signal name (examples: \"TERM\", \"HUP\", \"INT\", \"QUIT\", \"KILL\")", s)
+}
+
+// SignalName returns "TERM" for SIGTERM.
+func SignalName(sig syscall.Signal) string {
+	for n, s := range signalNames {
+		if s == sig {
+			return n
+		}
+	}
+	return strconv.Itoa(int(sig))
+}

@@ -1,0 +1,96 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
+)
+
+// groupRecords remembers, in files under a state directory, the process
+// groups hostctl owns, so that a hostctl started after a crash (or kill -9)
+// can kill whatever survived in them. Each record is a file named after the
+// pgid holding the leader's start time (from /proc) and the program name;
+// the start time guards against pid reuse.
+type groupRecords struct {
+	dir string // "" disables records
+	log *zap.Logger
+}
+
+func (g *groupRecords) add(pgid int, startTick uint64, name string) {
+	if g.dir == "" {
+		return
+	}
+	data := fmt.Sprintf("%d %s\n", startTick, name)
+	if err := os.WriteFile(filepath.Join(g.dir, strconv.Itoa(pgid)), []byte(data), 0o600); err != nil {
+		g.log.Warn("cannot record process group", zap.Int("pgid", pgid), zap.Error(err))
+	}
+}
+
+func (g *groupRecords) remove(pgid int) {
+	if g.dir == "" {
+		return
+	}
+	if err := os.Remove(filepath.Join(g.dir, strconv.Itoa(pgid))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		g.log.Warn("cannot remove process group record", zap.Int("pgid", pgid), zap.Error(err))
+	}
+}
+
+// killSurvivors kills every process left in the recorded groups (from an
+// earlier hostctl that died without stopping its programs) and removes the
+// records. It returns the number of processes killed.
+func (g *groupRecords) killSurvivors() int {
+	if g.dir == "" {
+		return 0
+	}
+	ents, err := os.ReadDir(g.dir)
+	if err != nil {
+		return 0
+	}
+	var procs []procStat
+	killed := 0
+	for _, e := range ents {
+		pgid, err := strconv.Atoi(e.Name())
+		if err != nil || pgid <= 1 {
+			continue
+		}
+		path := filepath.Join(g.dir, e.Name())
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		tickStr, name, _ := strings.Cut(strings.TrimSpace(string(data)), " ")
+		tick, _ := strconv.ParseUint(tickStr, 10, 64)
+		if procs == nil {
+			procs = allProcs()
+		}
+		// If a process with pid == pgid exists, it must be the leader we
+		// started (same start time); otherwise the number was reused and the
+		// group is not ours. While any member of our group is alive, the
+		// kernel does not hand its pgid out again.
+		leaderReused := false
+		var members []int
+		for _, st := range procs {
+			if st.pid == pgid && st.startTime != tick {
+				leaderReused = true
+			}
+			if st.pgid == pgid && st.startTime >= tick {
+				members = append(members, st.pid)
+			}
+		}
+		if !leaderReused && len(members) > 0 {
+			if err := syscall.Kill(-pgid, syscall.SIGKILL); err == nil {
+				killed += len(members)
+				g.log.Warn("killed processes left over from an earlier hostctl",
+					zap.String("program", name), zap.Int("pgid", pgid), zap.Ints("pids", members))
+			}
+		}
+		os.Remove(path)
+	}
+	return killed
+}

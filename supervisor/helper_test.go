@@ -1,0 +1,186 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// TestMain lets the test binary act as a child program, like os/exec's
+// tests: HOSTCTL_HELPER selects what it does.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("HOSTCTL_HELPER"); mode != "" {
+		os.Exit(helperMain(mode, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func helperMain(mode string, args []string) int {
+	switch mode {
+	case "exit": // exit CODE
+		n, _ := strconv.Atoi(args[0])
+		return n
+	case "sleep":
+		select {}
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		select {}
+	case "listen": // listen ADDR DELAY
+		d, _ := time.ParseDuration(args[1])
+		time.Sleep(d)
+		ln, err := net.Listen("tcp", args[0])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return 1
+			}
+			c.Close()
+		}
+	case "require-tcp": // require-tcp ADDR RESULTFILE: records whether ADDR accepted at once
+		res := "OK"
+		if c, err := net.Dial("tcp", args[0]); err != nil {
+			res = "FAIL " + err.Error()
+		} else {
+			c.Close()
+		}
+		os.WriteFile(args[1], []byte(res), 0o644)
+		select {}
+	}
+	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
+	return 2
+}
+
+// helper returns a program config that runs the test binary in mode.
+func helper(t testing.TB, name, mode string, args ...string) *ProgramConfig {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultProgramConfig(name)
+	p.Command = append(Command{exe}, args...)
+	p.Environment = map[string]string{"HOSTCTL_HELPER": mode}
+	p.StartSecs = 0
+	p.StopTimeout = 2 * time.Second
+	p.Backoff = BackoffConfig{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}
+	return &p
+}
+
+func shProg(name, script string) *ProgramConfig {
+	p := DefaultProgramConfig(name)
+	p.Command = Command{"/bin/sh", "-c", script}
+	p.StartSecs = 0
+	p.StopTimeout = 2 * time.Second
+	p.Backoff = BackoffConfig{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}
+	return &p
+}
+
+// newSup starts a supervisor on progs and shuts it down at the end of the
+// test. It returns the supervisor and an observer of its log.
+func newSup(t *testing.T, progs ...*ProgramConfig) (*Supervisor, *observer.ObservedLogs) {
+	t.Helper()
+	for _, p := range progs {
+		if errs := p.Validate("program." + p.Name); len(errs) > 0 {
+			t.Fatalf("invalid test config: %v", errs)
+		}
+	}
+	core, logs := observer.New(zap.DebugLevel)
+	s, err := New(progs, Options{Logger: zap.New(core), StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return s, logs
+}
+
+func waitState(t *testing.T, s *Supervisor, name string, want State, timeout time.Duration) Status {
+	t.Helper()
+	return waitCond(t, s, name, timeout, "state "+want.String(), func(st Status) bool { return st.State == want })
+}
+
+func waitCond(t *testing.T, s *Supervisor, name string, timeout time.Duration, what string, cond func(Status) bool) Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	st, err := s.WaitFor(ctx, name, cond)
+	if err != nil {
+		t.Fatalf("%s: waiting for %s: %v (last: %s pid=%d info=%q err=%q exit=%v)", name, what, err, st.State, st.PID, st.Info, st.SpawnErr, st.LastExit)
+	}
+	return st
+}
+
+// waitGone waits until no process is left in process group pgid.
+func waitGone(t *testing.T, pgid int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for groupAlive(pgid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process group %d still has processes after %s", pgid, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func nopLogger() *zap.Logger { return zap.NewNop() }
+
+// startDetached starts a process in its own process group (as a program
+// would be) and reaps it at the end of the test.
+func startDetached(t *testing.T, name string, args ...string) int {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	})
+	go cmd.Wait()
+	return cmd.Process.Pid
+}
+
+// waitFile waits until path exists and is not empty, and returns it.
+func waitFile(t *testing.T, path string, timeout time.Duration) []byte {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still empty after %s", path, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

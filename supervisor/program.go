@@ -1,0 +1,664 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Status is an immutable snapshot of one program, safe to share.
+type Status struct {
+	Name        string    `json:"name"`
+	State       State     `json:"state"`
+	PID         int       `json:"pid,omitempty"`
+	StartedAt   time.Time `json:"started_at,omitzero"`  // when the current process was spawned
+	StateSince  time.Time `json:"state_since"`          // when State was entered
+	Restarts    int       `json:"restarts"`             // automatic restarts since hostctl started
+	LastExit    *ExitStatus `json:"last_exit,omitempty"` // how the previous process ended
+	SpawnErr    string    `json:"spawn_error,omitempty"`
+	Info        string    `json:"info,omitempty"` // why: "waiting for rabbitmq", "retry 2 in 4s", ...
+	NextStart   time.Time `json:"next_start,omitzero"` // in BACKOFF: when the next try is due
+	Autostart   bool      `json:"autostart"`
+	Description string    `json:"description,omitempty"`
+	StdoutLog   string    `json:"stdout_log,omitempty"`
+	StderrLog   string    `json:"stderr_log,omitempty"`
+	// Generation counts processes spawned for this program.
+	Generation uint64 `json:"generation"`
+}
+
+// Uptime is how long the current process has run (0 when none).
+func (s Status) Uptime(now time.Time) time.Duration {
+	if s.PID == 0 || s.StartedAt.IsZero() {
+		return 0
+	}
+	return now.Sub(s.StartedAt)
+}
+
+// watch publishes a program's latest Status and wakes waiters.
+type watch struct {
+	mu sync.Mutex // guards st and ch, which change together
+	st *Status
+	ch chan struct{}
+}
+
+func newWatch(st *Status) *watch { return &watch{st: st, ch: make(chan struct{})} }
+
+func (w *watch) set(st *Status) {
+	w.mu.Lock()
+	w.st = st
+	close(w.ch)
+	w.ch = make(chan struct{})
+	w.mu.Unlock()
+}
+
+func (w *watch) get() (*Status, <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.st, w.ch
+}
+
+// command kinds sent to a program's owner goroutine.
+type cmdKind uint8
+
+const (
+	cmdStart cmdKind = iota
+	cmdStartNoDeps
+	cmdStop
+	cmdRestart
+	cmdSignal
+	cmdRetire // end the owner goroutine (the program was removed)
+)
+
+type command struct {
+	kind  cmdKind
+	sig   syscall.Signal
+	reply chan error
+}
+
+// event kinds from timers, the reaper, probes and dependency waits.
+type evKind uint8
+
+const (
+	evExit evKind = iota
+	evStartSecs
+	evProbeOK
+	evProbeDeadline
+	evBackoffDone
+	evStopTimeout
+	evDepsDone
+	evGroupCheck
+)
+
+type event struct {
+	kind evKind
+	gen  uint64 // attempt the event belongs to; stale events are ignored
+	exit exitInfo
+	err  error
+}
+
+// process is the running process of a program.
+type process struct {
+	pid       int
+	started   time.Time
+	startTick uint64 // /proc start time, to guard against pid reuse
+}
+
+// program is owned by its run goroutine; only that goroutine touches the
+// fields below "owned".
+type program struct {
+	cfg    *ProgramConfig
+	argv   []string
+	env    []string
+	sup    *Supervisor
+	log    *zap.Logger
+	out    *outputs
+	cmds   chan command
+	evs    chan event
+	done   chan struct{} // closed when run returns
+	watch  *watch
+	reqSig syscall.Signal // parsed stop signal
+	relSig syscall.Signal
+
+	// owned by run
+	state        State
+	stateSince   time.Time
+	proc         *process
+	gen          uint64 // attempt number; timers and probes carry it
+	spawns       uint64 // processes spawned
+	fails        int // consecutive failed starts
+	crashes      int // crashes since the program was last stable
+	restarts     int
+	runningSince time.Time
+	startSecsOK  bool
+	probeOK      bool
+	leaderGone   bool // in STOPPING: the leader exited, stragglers remain
+	restartAfter bool // in STOPPING: start again when stopped
+	lastExit     *ExitStatus
+	spawnErr     string
+	info         string
+	nextStart    time.Time
+	cancelAsync  context.CancelFunc // cancels the deps wait or the probe of this attempt
+	timers       []*time.Timer
+	dirty        bool
+}
+
+func newProgram(sup *Supervisor, cfg *ProgramConfig, out *outputs) (*program, error) {
+	argv, err := cfg.expandedCommand()
+	if err != nil {
+		return nil, err
+	}
+	env, err := cfg.Env()
+	if err != nil {
+		return nil, err
+	}
+	stop, err := ParseSignal(cfg.StopSignal)
+	if err != nil {
+		return nil, err
+	}
+	var rel syscall.Signal
+	if cfg.ReloadSignal != "" {
+		if rel, err = ParseSignal(cfg.ReloadSignal); err != nil {
+			return nil, err
+		}
+	}
+	p := &program{
+		cfg: cfg, argv: argv, env: env, sup: sup, out: out,
+		log:    sup.log.With(zap.String("program", cfg.Name)),
+		cmds:   make(chan command),
+		evs:    make(chan event, 16),
+		done:   make(chan struct{}),
+		reqSig: stop, relSig: rel,
+		stateSince: time.Now(),
+	}
+	p.watch = newWatch(p.snapshot())
+	return p, nil
+}
+
+func (p *program) snapshot() *Status {
+	st := &Status{
+		Name: p.cfg.Name, State: p.state, StateSince: p.stateSince, Restarts: p.restarts,
+		LastExit: p.lastExit, SpawnErr: p.spawnErr, Info: p.info, NextStart: p.nextStart,
+		Autostart: p.cfg.Autostart, Description: p.cfg.Description, Generation: p.spawns,
+	}
+	if p.out != nil {
+		st.StdoutLog, st.StderrLog = p.out.stdoutPath, p.out.stderrPath
+	}
+	if p.proc != nil {
+		st.PID, st.StartedAt = p.proc.pid, p.proc.started
+	}
+	return st
+}
+
+// send delivers an asynchronous event unless the owner has gone.
+func (p *program) send(e event) {
+	select {
+	case p.evs <- e:
+	case <-p.done:
+	}
+}
+
+// do sends a command to the owner and waits for its answer.
+func (p *program) do(ctx context.Context, c command) error {
+	c.reply = make(chan error, 1)
+	select {
+	case p.cmds <- c:
+	case <-p.done:
+		return fmt.Errorf("program %q was removed", p.cfg.Name)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-c.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run is the owner goroutine. It returns when ctx ends; the caller must have
+// stopped the program first (Supervisor does).
+func (p *program) run(ctx context.Context) {
+	defer close(p.done)
+	defer p.clearAsync()
+	for {
+		select {
+		case c := <-p.cmds:
+			if c.kind == cmdRetire {
+				if p.proc != nil {
+					p.killGroup(syscall.SIGKILL)
+				}
+				c.reply <- nil
+				return
+			}
+			err := p.handleCmd(c)
+			p.publish() // before the reply: the caller may act on the new state
+			c.reply <- err
+		case e := <-p.evs:
+			p.handleEvent(e)
+			p.publish()
+		case <-ctx.Done():
+			if p.proc != nil {
+				// Last resort: never leave a process behind.
+				p.killGroup(syscall.SIGKILL)
+			}
+			return
+		}
+	}
+}
+
+// publish makes the current state visible to readers, once per command or
+// event (intermediate states within one step are logged, not published).
+func (p *program) publish() {
+	if p.dirty {
+		p.dirty = false
+		p.watch.set(p.snapshot())
+		p.sup.changed()
+	}
+}
+
+// setState changes state through the transition table.
+func (p *program) setState(to State, fields ...zap.Field) {
+	from := p.state
+	if !canTransition(from, to) {
+		p.log.Error("bug: state transition not in the table", zap.Stringer("from", from), zap.Stringer("to", to))
+		return
+	}
+	p.state, p.stateSince, p.dirty = to, time.Now(), true
+	if to != Backoff {
+		p.nextStart = time.Time{}
+	}
+	fs := []zap.Field{zap.Stringer("from", from), zap.Stringer("to", to)}
+	if p.proc != nil {
+		fs = append(fs, zap.Int("pid", p.proc.pid))
+	}
+	p.log.Info("state", append(fs, fields...)...)
+}
+
+func (p *program) handleCmd(c command) error {
+	switch c.kind {
+	case cmdStart, cmdStartNoDeps:
+		switch p.state {
+		case Stopped, Exited, Fatal, Backoff:
+			p.fails, p.crashes = 0, 0
+			p.clearTimers()
+			p.beginStart(c.kind == cmdStart)
+		case Stopping:
+			p.restartAfter = true
+		}
+		return nil
+	case cmdStop:
+		p.restartAfter = false
+		p.stop()
+		return nil
+	case cmdRestart:
+		switch p.state {
+		case Starting, Running:
+			p.restartAfter = true
+			p.stop()
+		case Stopping:
+			p.restartAfter = true
+		default:
+			p.fails, p.crashes = 0, 0
+			p.clearTimers()
+			p.beginStart(true)
+		}
+		return nil
+	case cmdSignal:
+		if p.proc == nil {
+			return fmt.Errorf("%s is %s: no process to signal", p.cfg.Name, p.state)
+		}
+		if err := syscall.Kill(p.proc.pid, c.sig); err != nil {
+			return fmt.Errorf("signal %s to pid %d: %w", SignalName(c.sig), p.proc.pid, err)
+		}
+		p.log.Info("signal sent", zap.Int("pid", p.proc.pid), zap.String("signal", SignalName(c.sig)))
+		return nil
+	}
+	return fmt.Errorf("unknown command %d", c.kind)
+}
+
+// beginStart enters STARTING: waits for dependencies when asked, then spawns.
+func (p *program) beginStart(waitDeps bool) {
+	p.gen++
+	p.spawnErr, p.info = "", ""
+	p.startSecsOK, p.probeOK = false, false
+	p.setState(Starting)
+	if waitDeps && len(p.cfg.DependsOn) > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		p.cancelAsync = cancel
+		gen := p.gen
+		p.info = "waiting for " + joinNames(p.cfg.DependsOn)
+		go func() {
+			err := p.sup.waitDeps(ctx, p.cfg.DependsOn)
+			p.send(event{kind: evDepsDone, gen: gen, err: err})
+		}()
+		return
+	}
+	p.spawn()
+}
+
+// spawn starts a process for the current attempt (state STARTING).
+func (p *program) spawn() {
+	p.info = ""
+	pid, err := p.sup.startProcess(p)
+	if err != nil {
+		p.spawnErr = err.Error()
+		p.dirty = true
+		p.setState(Fatal, zap.String("error", p.spawnErr))
+		return
+	}
+	p.spawns++
+	p.proc = &process{pid: pid, started: time.Now()}
+	if st, err := readProcStat(pid); err == nil {
+		p.proc.startTick = st.startTime
+	}
+	p.sup.groups.add(pid, p.proc.startTick, p.cfg.Name)
+	p.dirty = true
+	p.log.Info("spawned", zap.Int("pid", pid), zap.Strings("argv", p.argv))
+	gen := p.gen
+	p.probeOK = p.cfg.Ready == nil
+	if r := p.cfg.Ready; r != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		p.cancelAsync = cancel
+		go func() {
+			if runProbe(ctx, r, p.cfg.Directory, p.env) == nil {
+				p.send(event{kind: evProbeOK, gen: gen})
+			}
+		}()
+		p.after(r.Deadline, event{kind: evProbeDeadline, gen: gen})
+	}
+	p.after(p.cfg.StartSecs, event{kind: evStartSecs, gen: gen})
+}
+
+func (p *program) after(d time.Duration, e event) {
+	if d <= 0 {
+		p.handleEvent(e)
+		return
+	}
+	p.timers = append(p.timers, time.AfterFunc(d, func() { p.send(e) }))
+}
+
+func (p *program) clearTimers() {
+	for _, t := range p.timers {
+		t.Stop()
+	}
+	p.timers = p.timers[:0]
+	p.clearAsync()
+}
+
+func (p *program) clearAsync() {
+	if p.cancelAsync != nil {
+		p.cancelAsync()
+		p.cancelAsync = nil
+	}
+}
+
+// stop begins stopping from any state.
+func (p *program) stop() {
+	switch p.state {
+	case Starting, Running:
+		p.clearTimers()
+		if p.proc == nil { // still waiting for dependencies
+			p.info = ""
+			p.setState(Stopped)
+			return
+		}
+		p.leaderGone = false
+		p.setState(Stopping, zap.String("signal", SignalName(p.reqSig)))
+		p.killGroup(p.reqSig)
+		if p.reqSig != syscall.SIGCONT {
+			// A stopped (SIGSTOP) group would never see the signal otherwise.
+			p.killGroup(syscall.SIGCONT)
+		}
+		p.after(p.cfg.StopTimeout, event{kind: evStopTimeout, gen: p.gen})
+	case Backoff:
+		p.clearTimers()
+		p.info = ""
+		p.setState(Stopped)
+	}
+}
+
+func (p *program) killGroup(sig syscall.Signal) {
+	if p.proc == nil {
+		return
+	}
+	if err := syscall.Kill(-p.proc.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		p.log.Warn("signal to process group failed", zap.Int("pgid", p.proc.pid), zap.String("signal", SignalName(sig)), zap.Error(err))
+	}
+}
+
+func (p *program) handleEvent(e event) {
+	if e.kind == evExit {
+		p.exited(e.exit)
+		return
+	}
+	if e.gen != p.gen {
+		return // stale timer or probe of an earlier attempt
+	}
+	switch e.kind {
+	case evStartSecs:
+		if p.state == Starting && p.proc != nil {
+			p.startSecsOK = true
+			p.maybeRunning()
+		}
+	case evProbeOK:
+		if p.state == Starting && p.proc != nil {
+			p.probeOK = true
+			p.maybeRunning()
+		}
+	case evProbeDeadline:
+		if p.state == Starting && p.proc != nil && !p.probeOK {
+			p.info = fmt.Sprintf("ready probe did not pass within %s", p.cfg.Ready.Deadline)
+			p.log.Warn("ready probe deadline passed; killing the attempt", zap.Duration("deadline", p.cfg.Ready.Deadline))
+			p.killGroup(syscall.SIGKILL)
+		}
+	case evBackoffDone:
+		if p.state == Backoff {
+			p.gen++
+			p.startSecsOK, p.probeOK = false, false
+			p.setState(Starting)
+			p.spawn()
+		}
+	case evStopTimeout:
+		if p.state == Stopping {
+			p.log.Warn("stop timeout passed; sending SIGKILL to the process group", zap.Duration("stop_timeout", p.cfg.StopTimeout))
+			p.killGroup(syscall.SIGKILL)
+			if p.leaderGone {
+				p.finishStop()
+			}
+		}
+	case evGroupCheck:
+		if p.state == Stopping && p.leaderGone {
+			if !groupAlive(p.proc.pid) {
+				p.finishStop()
+			} else {
+				p.after(groupPollInterval, event{kind: evGroupCheck, gen: p.gen})
+			}
+		}
+	case evDepsDone:
+		if p.state != Starting || p.proc != nil {
+			return
+		}
+		p.cancelAsync = nil
+		if e.err != nil {
+			p.spawnErr = e.err.Error()
+			p.info = ""
+			p.setState(Fatal, zap.Error(e.err))
+			return
+		}
+		p.spawn()
+	}
+}
+
+// groupPollInterval: after a leader exits during a stop, stragglers in its
+// process group are checked this often until they are gone or stop_timeout
+// ends (the kernel offers no event for "process group empty").
+const groupPollInterval = 50 * time.Millisecond
+
+func (p *program) maybeRunning() {
+	if p.startSecsOK && p.probeOK {
+		p.clearTimers()
+		p.fails = 0
+		p.runningSince = time.Now()
+		p.info = ""
+		p.setState(Running)
+	}
+}
+
+// exited handles the exit of a process we spawned.
+func (p *program) exited(ei exitInfo) {
+	if p.proc == nil || ei.pid != p.proc.pid {
+		return
+	}
+	es := exitStatusOf(ei.status)
+	p.lastExit = &es
+	fields := []zap.Field{zap.Int("exit_code", es.Code)}
+	if es.Signal != "" {
+		fields = append(fields, zap.String("signal", es.Signal))
+	}
+	switch p.state {
+	case Stopping:
+		p.log.Info("exited", append(fields, zap.Int("pid", ei.pid))...)
+		p.leaderGone = true
+		if groupAlive(p.proc.pid) {
+			p.after(groupPollInterval, event{kind: evGroupCheck, gen: p.gen})
+			return
+		}
+		p.finishStop()
+	case Starting:
+		// Exited before start_secs or before its probe passed: a failed start.
+		p.clearTimers()
+		p.killGroup(syscall.SIGKILL) // leftovers of a failed attempt
+		p.sup.groups.remove(p.proc.pid)
+		p.proc = nil
+		p.fails++
+		if p.fails > p.cfg.StartRetries {
+			p.spawnErr = fmt.Sprintf("exited too quickly (%s) %d times in a row; fix it, then `hostctl start %s`", es, p.fails, p.cfg.Name)
+			p.info = ""
+			p.setState(Fatal, fields...)
+			return
+		}
+		d := p.backoffDelay(p.fails)
+		p.enterBackoff(d, fmt.Sprintf("exited too quickly (%s); retry %d/%d", es, p.fails, p.cfg.StartRetries), fields...)
+	case Running:
+		p.clearTimers()
+		p.killGroup(syscall.SIGKILL) // the leader died: its group goes with it
+		p.sup.groups.remove(p.proc.pid)
+		p.proc = nil
+		p.setState(Exited, fields...)
+		if !p.shouldRestart(es) {
+			return
+		}
+		if time.Since(p.runningSince) >= p.resetAfter() {
+			p.crashes = 0
+		}
+		p.crashes++
+		p.restarts++
+		if p.crashes == 1 {
+			p.gen++
+			p.startSecsOK, p.probeOK = false, false
+			p.setState(Starting, zap.String("reason", "restart after crash"))
+			p.spawn()
+			return
+		}
+		p.enterBackoff(p.backoffDelay(p.crashes-1), fmt.Sprintf("crashed %d times", p.crashes), fields...)
+	}
+}
+
+func (p *program) enterBackoff(d time.Duration, why string, fields ...zap.Field) {
+	p.gen++
+	p.info = why
+	p.nextStart = time.Now().Add(d)
+	p.setState(Backoff, append(fields, zap.Duration("delay", d), zap.String("reason", why))...)
+	p.nextStart = time.Now().Add(d)
+	p.after(d, event{kind: evBackoffDone, gen: p.gen})
+}
+
+func (p *program) finishStop() {
+	p.clearTimers()
+	if p.proc != nil {
+		p.sup.groups.remove(p.proc.pid)
+	}
+	p.proc = nil
+	p.leaderGone = false
+	p.info = ""
+	p.setState(Stopped)
+	if p.restartAfter {
+		p.restartAfter = false
+		p.fails, p.crashes = 0, 0
+		p.beginStart(false)
+	}
+}
+
+func (p *program) shouldRestart(es ExitStatus) bool {
+	switch p.cfg.Autorestart {
+	case RestartNever:
+		return false
+	case RestartOnFailure:
+		if es.Signal != "" {
+			return true
+		}
+		for _, c := range p.cfg.ExitCodes {
+			if c == es.Code {
+				return false
+			}
+		}
+		return true
+	}
+	return true
+}
+
+func (p *program) resetAfter() time.Duration {
+	if p.cfg.Backoff.ResetAfter > 0 {
+		return p.cfg.Backoff.ResetAfter
+	}
+	return max(10*p.cfg.StartSecs, 60*time.Second)
+}
+
+// backoffDelay is the n-th delay (n >= 1): initial*2^(n-1) capped at max,
+// jittered into [d/2, d] so that delays never shrink from one try to the
+// next yet programs that fail together do not retry in lockstep.
+func (p *program) backoffDelay(n int) time.Duration {
+	d := p.cfg.Backoff.Initial
+	for i := 1; i < n && d < p.cfg.Backoff.Max; i++ {
+		d *= 2
+	}
+	d = min(d, p.cfg.Backoff.Max)
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + rand.N(half+1)
+}
+
+func joinNames(names []string) string {
+	s := ""
+	for i, n := range names {
+		if i > 0 {
+			s += ", "
+		}
+		s += n
+	}
+	return s
+}
+
+// groupAlive reports whether any live (non-zombie) process is left in
+// process group pgid. Zombies do not count: they hold nothing, and where
+// PID 1 does not reap, they would never go away.
+func groupAlive(pgid int) bool {
+	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+		return false
+	}
+	for _, st := range allProcs() {
+		if st.pgid == pgid && st.state != 'Z' {
+			return true
+		}
+	}
+	return false
+}
+

@@ -1,0 +1,613 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"sync"
+	"syscall"
+
+	"go.uber.org/zap"
+)
+
+// Options configure a Supervisor.
+type Options struct {
+	// Logger receives one line per state change. Default: no logging.
+	Logger *zap.Logger
+	// StateDir holds records of the process groups hostctl owns
+	// (StateDir/pgroups), used to kill survivors of a crashed hostctl.
+	// "" disables the records.
+	StateDir string
+	// LogDir is where program logs go by default (<LogDir>/NAME.out.log).
+	LogDir string
+	// Logs opens log streams. nil discards all program output.
+	Logs LogOpener
+}
+
+// Supervisor runs a set of programs.
+type Supervisor struct {
+	opts    Options
+	log     *zap.Logger
+	spawner *spawner
+	groups  *groupRecords
+
+	ctx    context.Context // lives as long as Run
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu guards progs (the set changes only on Reload) and notify.
+	mu     sync.Mutex
+	progs  map[string]*program
+	notify chan struct{} // closed and replaced on every change of any program
+}
+
+// New creates a supervisor for progs (validated configs). Nothing starts
+// until Run.
+func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	s := &Supervisor{
+		opts:    opts,
+		log:     opts.Logger,
+		spawner: theSpawner(),
+		groups:  &groupRecords{log: opts.Logger},
+		progs:   map[string]*program{},
+		notify:  make(chan struct{}),
+	}
+	if opts.StateDir != "" {
+		dir := opts.StateDir + "/pgroups"
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("state dir: %w", err)
+		}
+		s.groups.dir = dir
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	for _, cfg := range progs {
+		p, err := s.newProgram(cfg)
+		if err != nil {
+			s.closeAll()
+			return nil, err
+		}
+		s.progs[cfg.Name] = p
+	}
+	return s, nil
+}
+
+func (s *Supervisor) newProgram(cfg *ProgramConfig) (*program, error) {
+	out, err := openOutputs(cfg, s.opts.LogDir, s.opts.Logs)
+	if err != nil {
+		return nil, fmt.Errorf("program %q: %w", cfg.Name, err)
+	}
+	p, err := newProgram(s, cfg, out)
+	if err != nil {
+		out.close()
+		return nil, fmt.Errorf("program %q: %w", cfg.Name, err)
+	}
+	return p, nil
+}
+
+func (s *Supervisor) closeAll() {
+	for _, p := range s.progs {
+		p.out.close()
+	}
+}
+
+// KillSurvivors kills processes left in process groups recorded by an
+// earlier hostctl (one that was killed without stopping its programs).
+// Call it before Start. It returns how many processes it killed.
+func (s *Supervisor) KillSurvivors() int { return s.groups.killSurvivors() }
+
+// Start starts the owner goroutines. Programs stay STOPPED until
+// StartAutostart or StartPrograms.
+func (s *Supervisor) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.progs {
+		s.launch(p)
+	}
+}
+
+func (s *Supervisor) launch(p *program) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		p.run(s.ctx)
+	}()
+}
+
+// changed wakes everyone waiting for a state change.
+func (s *Supervisor) changed() {
+	s.mu.Lock()
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// Changed returns a channel closed at the next state change of any program.
+func (s *Supervisor) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notify
+}
+
+func (s *Supervisor) get(name string) (*program, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.progs[name]
+	return p, ok
+}
+
+// ErrUnknownProgram is returned (wrapped) for a name not in the config.
+var ErrUnknownProgram = errors.New("no such program")
+
+// Names returns the program names, sorted.
+func (s *Supervisor) Names() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sortedKeys(s.progs)
+}
+
+// Status returns snapshots of the named programs (all when names is empty),
+// sorted by name.
+func (s *Supervisor) Status(names ...string) ([]Status, error) {
+	if len(names) == 0 {
+		names = s.Names()
+	}
+	out := make([]Status, 0, len(names))
+	for _, n := range names {
+		p, ok := s.get(n)
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownProgram, n)
+		}
+		st, _ := p.watch.get()
+		out = append(out, *st)
+	}
+	return out, nil
+}
+
+// Config returns the config of a program.
+func (s *Supervisor) Config(name string) (*ProgramConfig, bool) {
+	p, ok := s.get(name)
+	if !ok {
+		return nil, false
+	}
+	return p.cfg, true
+}
+
+// Dropped returns the bytes of output dropped for a program.
+func (s *Supervisor) Dropped(name string) uint64 {
+	if p, ok := s.get(name); ok {
+		return p.out.dropped()
+	}
+	return 0
+}
+
+// Log returns a program's log stream ("stdout" or "stderr"), nil when that
+// stream is discarded.
+func (s *Supervisor) Log(name, stream string) (LogStream, error) {
+	p, ok := s.get(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownProgram, name)
+	}
+	switch stream {
+	case "", "stdout":
+		return p.out.stdout, nil
+	case "stderr":
+		return p.out.stderr, nil
+	}
+	return nil, fmt.Errorf("unknown stream %q (stdout or stderr)", stream)
+}
+
+// WaitFor waits until cond holds for the named program's status, or ctx
+// ends (then it returns the last status and ctx's error).
+func (s *Supervisor) WaitFor(ctx context.Context, name string, cond func(Status) bool) (Status, error) {
+	p, ok := s.get(name)
+	if !ok {
+		return Status{}, fmt.Errorf("%w: %q", ErrUnknownProgram, name)
+	}
+	for {
+		st, ch := p.watch.get()
+		if cond(*st) {
+			return *st, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return *st, ctx.Err()
+		case <-p.done:
+			return *st, fmt.Errorf("program %q was removed", name)
+		}
+	}
+}
+
+func (s *Supervisor) resolve(names []string) ([]*program, error) {
+	if len(names) == 1 && names[0] == "all" {
+		names = s.Names()
+	}
+	var out []*program
+	var unknown []string
+	for _, n := range names {
+		p, ok := s.get(n)
+		if !ok {
+			unknown = append(unknown, n)
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("%w: %q (known: %v)", ErrUnknownProgram, unknown, s.Names())
+	}
+	return out, nil
+}
+
+// StartPrograms asks the named programs ("all" for every one) to start,
+// together with the programs they depend on that are not up. It returns
+// once the requests are accepted; use WaitFor to see the outcome.
+func (s *Supervisor) StartPrograms(ctx context.Context, names ...string) error {
+	progs, err := s.resolve(names)
+	if err != nil {
+		return err
+	}
+	return s.startWithDeps(ctx, progs)
+}
+
+// StartAutostart starts every autostart program (and its dependencies).
+func (s *Supervisor) StartAutostart(ctx context.Context) error {
+	var progs []*program
+	for _, n := range s.Names() {
+		if p, ok := s.get(n); ok && p.cfg.Autostart {
+			progs = append(progs, p)
+		}
+	}
+	return s.startWithDeps(ctx, progs)
+}
+
+// startWithDeps sends start to progs and their not-yet-up dependencies,
+// dependencies first, so a dependent never sees its dependency as STOPPED
+// merely because its start was not yet sent.
+func (s *Supervisor) startWithDeps(ctx context.Context, progs []*program) error {
+	want := map[string]bool{}
+	var add func(p *program)
+	add = func(p *program) {
+		if want[p.cfg.Name] {
+			return
+		}
+		want[p.cfg.Name] = true
+		for _, d := range p.cfg.DependsOn {
+			if dp, ok := s.get(d); ok {
+				st, _ := dp.watch.get()
+				if st.State != Running && st.State != Starting {
+					add(dp)
+				}
+			}
+		}
+	}
+	for _, p := range progs {
+		add(p)
+	}
+	for _, name := range s.topoOrder() {
+		if !want[name] {
+			continue
+		}
+		p, _ := s.get(name)
+		if err := p.do(ctx, command{kind: cmdStart}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// topoOrder lists programs so that every program comes after its
+// dependencies (ties by name).
+func (s *Supervisor) topoOrder() []string {
+	s.mu.Lock()
+	progs := make(map[string]*ProgramConfig, len(s.progs))
+	for n, p := range s.progs {
+		progs[n] = p.cfg
+	}
+	s.mu.Unlock()
+	return topoOrder(progs)
+}
+
+func topoOrder(progs map[string]*ProgramConfig) []string {
+	var out []string
+	seen := map[string]bool{}
+	var visit func(n string)
+	visit = func(n string) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		for _, d := range progs[n].DependsOn {
+			if _, ok := progs[d]; ok {
+				visit(d)
+			}
+		}
+		out = append(out, n)
+	}
+	for _, n := range sortedKeys(progs) {
+		visit(n)
+	}
+	return out
+}
+
+// waitDeps waits until every named dependency is RUNNING. It fails when one
+// can no longer get there without help (FATAL, STOPPED, EXITED for good).
+func (s *Supervisor) waitDeps(ctx context.Context, deps []string) error {
+	for {
+		ch := s.Changed()
+		ready := true
+		for _, d := range deps {
+			p, ok := s.get(d)
+			if !ok {
+				return fmt.Errorf("dependency %q is not configured", d)
+			}
+			st, _ := p.watch.get()
+			switch st.State {
+			case Running:
+			case Starting, Backoff, Stopping:
+				ready = false
+			case Exited:
+				if p.cfg.Autorestart == RestartNever {
+					return fmt.Errorf("dependency %q exited (%s) and will not restart; start it, then start this", d, st.LastExit)
+				}
+				ready = false
+			default:
+				return fmt.Errorf("dependency %q is %s; start it, then start this", d, st.State)
+			}
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// StopPrograms asks the named programs ("all" for every one) to stop.
+func (s *Supervisor) StopPrograms(ctx context.Context, names ...string) error {
+	progs, err := s.resolve(names)
+	if err != nil {
+		return err
+	}
+	for _, p := range progs {
+		if err := p.do(ctx, command{kind: cmdStop}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RestartPrograms stops (if up) and starts the named programs.
+func (s *Supervisor) RestartPrograms(ctx context.Context, names ...string) error {
+	progs, err := s.resolve(names)
+	if err != nil {
+		return err
+	}
+	for _, p := range progs {
+		if err := p.do(ctx, command{kind: cmdRestart}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Signal sends sig to the main process of each named program.
+func (s *Supervisor) Signal(ctx context.Context, sig syscall.Signal, names ...string) error {
+	progs, err := s.resolve(names)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range progs {
+		if err := p.do(ctx, command{kind: cmdSignal, sig: sig}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stopInOrder stops progs, each only after every program in the set that
+// depends on it is down, and waits until all are down or ctx ends.
+func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*program) error {
+	dependents := map[string][]*program{}
+	for _, p := range progs {
+		for _, d := range p.cfg.DependsOn {
+			dependents[d] = append(dependents[d], p)
+		}
+	}
+	down := func(st Status) bool { return !st.State.IsUp() }
+	var wg sync.WaitGroup
+	errc := make(chan error, len(progs))
+	for name, p := range progs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, dp := range dependents[name] {
+				if _, err := s.WaitFor(ctx, dp.cfg.Name, down); err != nil {
+					errc <- err
+					return
+				}
+			}
+			if err := p.do(ctx, command{kind: cmdStop}); err != nil {
+				errc <- err
+				return
+			}
+			if _, err := s.WaitFor(ctx, name, down); err != nil {
+				errc <- fmt.Errorf("stopping %q: %w", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown stops every program in reverse dependency order, each with its
+// own signal and timeout, then ends the owner goroutines. If ctx ends first,
+// whatever is left is killed with SIGKILL.
+func (s *Supervisor) Shutdown(ctx context.Context) error {
+	if s.ctx.Err() != nil {
+		return nil // already shut down
+	}
+	s.mu.Lock()
+	progs := make(map[string]*program, len(s.progs))
+	for n, p := range s.progs {
+		progs[n] = p
+	}
+	s.mu.Unlock()
+	err := s.stopInOrder(ctx, progs)
+	s.cancel()
+	s.wg.Wait()
+	s.mu.Lock()
+	s.closeAll()
+	s.mu.Unlock()
+	return err
+}
+
+// Diff is what a Reload changed.
+type Diff struct {
+	Added   []string `json:"added"`
+	Changed []string `json:"changed"`
+	Removed []string `json:"removed"`
+}
+
+// Reload applies a new, validated set of programs: removed ones stop and go,
+// changed ones are stopped and replaced (restarted if they were up or are
+// autostart), new ones start if autostart, unchanged ones are not touched.
+func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, error) {
+	var d Diff
+	next := map[string]*ProgramConfig{}
+	for _, c := range cfgs {
+		next[c.Name] = c
+	}
+	s.mu.Lock()
+	old := make(map[string]*program, len(s.progs))
+	for n, p := range s.progs {
+		old[n] = p
+	}
+	s.mu.Unlock()
+	toStop := map[string]*program{}
+	wasUp := map[string]bool{}
+	for n, p := range old {
+		c, ok := next[n]
+		switch {
+		case !ok:
+			d.Removed = append(d.Removed, n)
+			toStop[n] = p
+		case !reflect.DeepEqual(c, p.cfg):
+			d.Changed = append(d.Changed, n)
+			toStop[n] = p
+			st, _ := p.watch.get()
+			wasUp[n] = st.State.IsUp() || st.State == Backoff
+		}
+	}
+	for n := range next {
+		if _, ok := old[n]; !ok {
+			d.Added = append(d.Added, n)
+		}
+	}
+	sort.Strings(d.Added)
+	sort.Strings(d.Changed)
+	sort.Strings(d.Removed)
+
+	// Create new programs first: a log file that cannot be opened fails the
+	// reload before anything was stopped.
+	fresh := map[string]*program{}
+	for _, n := range append(append([]string{}, d.Added...), d.Changed...) {
+		p, err := s.newProgram(next[n])
+		if err != nil {
+			for _, f := range fresh {
+				f.out.close()
+			}
+			return Diff{}, err
+		}
+		fresh[n] = p
+	}
+	stopErr := s.stopInOrder(ctx, toStop)
+	s.mu.Lock()
+	for n, p := range toStop {
+		delete(s.progs, n)
+		go func() { <-p.done; p.out.close() }()
+	}
+	for n, p := range fresh {
+		s.progs[n] = p
+		s.launch(p)
+	}
+	s.mu.Unlock()
+	for _, p := range toStop {
+		p.retire()
+	}
+	var start []*program
+	for n, p := range fresh {
+		if p.cfg.Autostart || wasUp[n] {
+			start = append(start, p)
+		}
+	}
+	s.changed()
+	if err := s.startWithDeps(ctx, start); err != nil {
+		return d, err
+	}
+	return d, stopErr
+}
+
+// retire ends a removed program's owner goroutine.
+func (p *program) retire() {
+	select {
+	case p.cmds <- command{kind: cmdRetire, reply: make(chan error, 1)}:
+	case <-p.done:
+	}
+}
+
+// Summary counts programs by state.
+func (s *Supervisor) Summary() map[State]int {
+	sts, _ := s.Status()
+	m := map[State]int{}
+	for _, st := range sts {
+		m[st.State]++
+	}
+	return m
+}
+
+// Settled reports whether every autostart program has reached RUNNING or
+// given up (FATAL, EXITED) — the moment to tell systemd READY=1.
+func (s *Supervisor) Settled() bool {
+	sts, _ := s.Status()
+	for _, st := range sts {
+		if !st.Autostart {
+			continue
+		}
+		switch st.State {
+		case Running, Fatal, Exited:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// WaitSettled waits until Settled or ctx ends.
+func (s *Supervisor) WaitSettled(ctx context.Context) error {
+	for {
+		ch := s.Changed()
+		if s.Settled() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

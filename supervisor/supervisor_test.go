@@ -1,0 +1,353 @@
+package supervisor
+
+import (
+	"context"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestTransitionTable(t *testing.T) {
+	// Every state appears, every target is a real state, and nothing moves
+	// to itself; the table is the only way states change.
+	for s := Stopped; s <= Fatal; s++ {
+		if _, ok := transitions[s]; !ok {
+			t.Errorf("%s has no entry in the transition table", s)
+		}
+		for _, to := range transitions[s] {
+			if to > Fatal || to == s {
+				t.Errorf("bad transition %s -> %s", s, to)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		from, to State
+		ok       bool
+	}{
+		{Stopped, Starting, true}, {Starting, Running, true}, {Running, Exited, true},
+		{Exited, Starting, true}, {Running, Stopping, true}, {Stopping, Stopped, true},
+		{Starting, Fatal, true}, {Backoff, Starting, true},
+		{Stopped, Running, false}, {Fatal, Running, false}, {Stopping, Running, false}, {Running, Backoff, false},
+	} {
+		if got := canTransition(tc.from, tc.to); got != tc.ok {
+			t.Errorf("%s -> %s allowed=%v, want %v", tc.from, tc.to, got, tc.ok)
+		}
+	}
+}
+
+func TestCrashRestartsAtOnceThenBacksOff(t *testing.T) {
+	p := helper(t, "crasher", "exit", "1")
+	p.Backoff = BackoffConfig{Initial: 40 * time.Millisecond, Max: 2 * time.Second}
+	s, _ := newSup(t, p)
+	if err := s.StartPrograms(context.Background(), "crasher"); err != nil {
+		t.Fatal(err)
+	}
+	// Collect the delay of each BACKOFF the program enters.
+	var delays []time.Duration
+	for len(delays) < 5 {
+		st := waitCond(t, s, "crasher", 10*time.Second, "next backoff", func(st Status) bool {
+			return st.State == Backoff && st.Generation > uint64(len(delays)+1)
+		})
+		delays = append(delays, st.NextStart.Sub(st.StateSince))
+		waitCond(t, s, "crasher", 10*time.Second, "leaving backoff", func(st2 Status) bool { return st2.Generation > st.Generation })
+	}
+	st, _ := s.Status("crasher")
+	// crash 1 restarts at once, so 5 backoffs mean at least 6 processes.
+	if st[0].Generation < 6 {
+		t.Errorf("generation %d after 5 backoffs: first restart was not immediate", st[0].Generation)
+	}
+	for i := 1; i < len(delays); i++ {
+		if delays[i] < delays[i-1] {
+			t.Errorf("backoff shrank: %v", delays)
+		}
+	}
+	if delays[len(delays)-1] < 4*delays[0] {
+		t.Errorf("backoff did not grow exponentially: %v", delays)
+	}
+	if st[0].LastExit == nil || st[0].LastExit.Code != 1 {
+		t.Errorf("last exit = %v, want code 1", st[0].LastExit)
+	}
+}
+
+func TestFatalAfterStartRetries(t *testing.T) {
+	p := helper(t, "flappy", "exit", "3")
+	p.StartSecs = 5 * time.Second // exits long before: every start fails
+	p.StartRetries = 2
+	s, _ := newSup(t, p)
+	s.StartPrograms(context.Background(), "flappy")
+	st := waitState(t, s, "flappy", Fatal, 10*time.Second)
+	if st.Generation != 3 {
+		t.Errorf("spawned %d times, want 3 (1 + start_retries)", st.Generation)
+	}
+	if !strings.Contains(st.SpawnErr, "exit status 3") {
+		t.Errorf("spawn error %q does not say how it exited", st.SpawnErr)
+	}
+	// FATAL stays FATAL until an explicit start.
+	if err := s.StartPrograms(context.Background(), "flappy"); err != nil {
+		t.Fatal(err)
+	}
+	waitCond(t, s, "flappy", 10*time.Second, "a fresh round of starts", func(st Status) bool { return st.Generation > 3 })
+}
+
+func TestAutorestartPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		policy    string
+		exitCodes []int
+		code      string
+		restart   bool
+	}{
+		{"always-0", RestartAlways, []int{0}, "0", true},
+		{"never-1", RestartNever, []int{0}, "1", false},
+		{"onfail-0", RestartOnFailure, []int{0}, "0", false},
+		{"onfail-3", RestartOnFailure, []int{0}, "3", true},
+		{"onfail-3-expected", RestartOnFailure, []int{0, 3}, "3", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := helper(t, "prog", "exit", tc.code)
+			p.Autorestart = tc.policy
+			p.ExitCodes = tc.exitCodes
+			s, _ := newSup(t, p)
+			s.StartPrograms(context.Background(), "prog")
+			if tc.restart {
+				waitCond(t, s, "prog", 10*time.Second, "a restart", func(st Status) bool { return st.Generation >= 2 })
+				return
+			}
+			// A restart would happen in the same step as the exit, so a
+			// published EXITED proves there was none.
+			st := waitState(t, s, "prog", Exited, 10*time.Second)
+			if st.Generation != 1 || st.LastExit == nil || st.LastExit.Code != atoi(tc.code) {
+				t.Errorf("gen=%d exit=%v", st.Generation, st.LastExit)
+			}
+		})
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+func TestStopKillsAfterTimeout(t *testing.T) {
+	p := helper(t, "stubborn", "ignore-term")
+	p.StopTimeout = 300 * time.Millisecond
+	p.StartSecs = 200 * time.Millisecond // let it install its handler first
+	s, _ := newSup(t, p)
+	s.StartPrograms(context.Background(), "stubborn")
+	st := waitState(t, s, "stubborn", Running, 10*time.Second)
+	start := time.Now()
+	s.StopPrograms(context.Background(), "stubborn")
+	st = waitState(t, s, "stubborn", Stopped, 10*time.Second)
+	if st.LastExit == nil || st.LastExit.Signal != "KILL" {
+		t.Errorf("last exit %v, want SIGKILL", st.LastExit)
+	}
+	if el := time.Since(start); el < 300*time.Millisecond {
+		t.Errorf("stopped after %v, before stop_timeout", el)
+	}
+}
+
+func TestStopLeavesNoProcessInGroup(t *testing.T) {
+	for _, tc := range []struct{ name, script string }{
+		{"children", "sleep 1000 & sleep 1000 & wait"},
+		// The leader obeys TERM but a grandchild ignores it.
+		{"stubborn-grandchild", `(trap "" TERM; sleep 1000; :) & exec sleep 1000`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := shProg("forker", tc.script)
+			p.StopTimeout = 500 * time.Millisecond
+			p.StartSecs = 100 * time.Millisecond
+			s, _ := newSup(t, p)
+			s.StartPrograms(context.Background(), "forker")
+			st := waitState(t, s, "forker", Running, 10*time.Second)
+			pgid := st.PID
+			s.StopPrograms(context.Background(), "forker")
+			waitState(t, s, "forker", Stopped, 10*time.Second)
+			// STOPPED is only entered once the group is empty.
+			if groupAlive(pgid) {
+				t.Fatalf("process group %d still alive after STOPPED", pgid)
+			}
+		})
+	}
+}
+
+func TestDependsOnWaitsForReadyProbe(t *testing.T) {
+	addr := freeAddr(t)
+	result := filepath.Join(t.TempDir(), "result")
+	a := helper(t, "a", "listen", addr, "700ms")
+	a.Ready = &ProbeConfig{TCP: addr, Interval: 20 * time.Millisecond, Timeout: time.Second, Deadline: 10 * time.Second}
+	b := helper(t, "b", "require-tcp", addr, result)
+	b.DependsOn = []string{"a"}
+	b.StartSecs = 100 * time.Millisecond
+	s, logs := newSup(t, a, b)
+	if err := s.StartAutostart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, "b", Running, 10*time.Second)
+	got := waitFile(t, result, 10*time.Second)
+	if string(got) != "OK" {
+		t.Fatalf("b started before a accepted connections: %q", got)
+	}
+	// Shutdown stops b before a.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, e := range logs.FilterMessage("state").All() {
+		m := e.ContextMap()
+		if m["to"] == "STOPPING" || m["to"] == "STOPPED" {
+			order = append(order, m["program"].(string)+":"+m["to"].(string))
+		}
+	}
+	want := "b:STOPPING b:STOPPED a:STOPPING a:STOPPED"
+	if strings.Join(order, " ") != want {
+		t.Errorf("shutdown order %v, want %s", order, want)
+	}
+}
+
+func TestDependencyFatalMakesDependentFatal(t *testing.T) {
+	a := DefaultProgramConfig("a")
+	a.Command = Command{"/nonexistent/program"}
+	b := helper(t, "b", "sleep")
+	b.DependsOn = []string{"a"}
+	c := helper(t, "c", "sleep") // a neighbour
+	core := []*ProgramConfig{b, c}
+	s, err := New(append(core, &a), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	defer s.Shutdown(context.Background())
+	s.StartAutostart(context.Background())
+	st := waitState(t, s, "a", Fatal, 5*time.Second)
+	if !strings.Contains(st.SpawnErr, "/nonexistent/program") {
+		t.Errorf("spawn error %q does not name the command", st.SpawnErr)
+	}
+	st = waitState(t, s, "b", Fatal, 5*time.Second)
+	if !strings.Contains(st.SpawnErr, `dependency "a" is FATAL`) {
+		t.Errorf("b's error %q does not name its dependency", st.SpawnErr)
+	}
+	waitState(t, s, "c", Running, 5*time.Second)
+}
+
+func TestRunAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch users")
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	dir, err := os.MkdirTemp("", "hostctl-user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	out := filepath.Join(dir, "id")
+	p := shProg("asuser", `echo "$(id -u) $(id -g) $HOME $USER" > `+out+`; exec sleep 1000`)
+	p.User = "nobody"
+	p.StartSecs = 100 * time.Millisecond
+	s, _ := newSup(t, p)
+	s.StartPrograms(context.Background(), "asuser")
+	waitState(t, s, "asuser", Running, 10*time.Second)
+	got := waitFile(t, out, 10*time.Second)
+	want := u.Uid + " " + u.Gid + " " + u.HomeDir + " nobody\n"
+	if string(got) != want {
+		t.Errorf("child saw %q, want %q", got, want)
+	}
+}
+
+func TestSignalAndRestart(t *testing.T) {
+	p := helper(t, "sleeper", "sleep")
+	s, _ := newSup(t, p)
+	s.StartPrograms(context.Background(), "sleeper")
+	st := waitState(t, s, "sleeper", Running, 5*time.Second)
+	old := st.PID
+	if err := s.RestartPrograms(context.Background(), "sleeper"); err != nil {
+		t.Fatal(err)
+	}
+	st = waitCond(t, s, "sleeper", 5*time.Second, "new pid", func(st Status) bool { return st.State == Running && st.PID != old })
+	if groupAlive(old) {
+		t.Errorf("old process group %d survived the restart", old)
+	}
+	// A signal that kills it counts as a crash: restarted at once.
+	if err := s.Signal(context.Background(), syscall.SIGKILL, "sleeper"); err != nil {
+		t.Fatal(err)
+	}
+	st2 := waitCond(t, s, "sleeper", 5*time.Second, "restart after crash", func(x Status) bool { return x.State == Running && x.PID != st.PID })
+	if st2.LastExit == nil || st2.LastExit.Code != 137 || st2.LastExit.Signal != "KILL" {
+		t.Errorf("last exit %+v, want 137 KILL", st2.LastExit)
+	}
+	if st2.Restarts != 1 {
+		t.Errorf("restarts = %d, want 1", st2.Restarts)
+	}
+}
+
+func TestReloadDiff(t *testing.T) {
+	keep := helper(t, "keep", "sleep")
+	change := helper(t, "change", "sleep")
+	gone := helper(t, "gone", "sleep")
+	s, _ := newSup(t, keep, change, gone)
+	s.StartAutostart(context.Background())
+	for _, n := range []string{"keep", "change", "gone"} {
+		waitState(t, s, n, Running, 5*time.Second)
+	}
+	before, _ := s.Status("keep", "change")
+	keep2 := *keep
+	change2 := *change
+	change2.Environment = map[string]string{"HOSTCTL_HELPER": "sleep", "X": "1"}
+	added := helper(t, "added", "sleep")
+	diff, err := s.Reload(context.Background(), []*ProgramConfig{&keep2, &change2, added})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(diff.Added, ",") != "added" || strings.Join(diff.Changed, ",") != "change" || strings.Join(diff.Removed, ",") != "gone" {
+		t.Fatalf("diff = %+v", diff)
+	}
+	waitState(t, s, "added", Running, 5*time.Second)
+	st := waitState(t, s, "change", Running, 5*time.Second)
+	if st.PID == before[1].PID {
+		t.Errorf("changed program kept its pid")
+	}
+	after, _ := s.Status("keep")
+	if after[0].PID != before[0].PID {
+		t.Errorf("unchanged program was restarted: pid %d -> %d", before[0].PID, after[0].PID)
+	}
+	if _, err := s.Status("gone"); err == nil {
+		t.Errorf("removed program still listed")
+	}
+}
+
+func TestKillSurvivors(t *testing.T) {
+	// A process group recorded by a "previous hostctl" with a live member
+	// is killed; a record whose pgid now belongs to someone else is not.
+	state := t.TempDir()
+	core := &groupRecords{dir: state, log: nopLogger()}
+	victim := startDetached(t, "sleep", "1000")
+	st, err := readProcStat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core.add(victim, st.startTime, "old")
+	other := startDetached(t, "sleep", "1000")
+	core.add(other, 12345, "reused") // wrong start time: pid was reused
+	if n := core.killSurvivors(); n != 1 {
+		t.Errorf("killed %d processes, want 1", n)
+	}
+	waitGone(t, victim, 5*time.Second)
+	if !groupAlive(other) {
+		t.Errorf("killed a group that was not ours")
+	}
+	if ents, _ := os.ReadDir(state); len(ents) != 0 {
+		t.Errorf("records left: %v", ents)
+	}
+}
