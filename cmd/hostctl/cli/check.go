@@ -1,0 +1,39 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/config"
+)
+
+func init() { register(newCheck) }
+
+func newCheck(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check",
+		Short: "Validate the config file; print every problem with its line and key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := config.Path(g.config)
+			f, err := config.Load(path)
+			if err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				return &ExitError{Code: 1}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK: %s\n", path, summary(f))
+			return nil
+		},
+	}
+}
+
+func summary(f *config.File) string {
+	auto := 0
+	for _, p := range f.Programs {
+		if p.Autostart {
+			auto++
+		}
+	}
+	return fmt.Sprintf("%d programs (%d autostart), logs in %s", len(f.Programs), auto, f.Log.Dir)
+}

@@ -1,0 +1,222 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"reflect"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/supervisor/logfile"
+)
+
+// DefaultPath is where hostctl looks for its config without -c or
+// $HOSTCTL_CONFIG.
+const DefaultPath = "/etc/hostctl/hostctl.toml"
+
+// Path returns the config path: flag, else $HOSTCTL_CONFIG, else DefaultPath.
+func Path(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if env := os.Getenv("HOSTCTL_CONFIG"); env != "" {
+		return env
+	}
+	return DefaultPath
+}
+
+// File is the whole hostctl.toml.
+type File struct {
+	// Admin is the control endpoint and state directory.
+	Admin Admin `toml:"admin"`
+	// Log is where program logs go and how they are rotated and capped.
+	Log logfile.Config `toml:"log"`
+	// Programs are the [program.NAME] tables.
+	Programs map[string]*supervisor.ProgramConfig `toml:"-"`
+
+	// Path is the file this was read from.
+	Path string `toml:"-"`
+}
+
+// Admin is the [admin] section.
+type Admin struct {
+	// Socket is the unix socket of the admin API. Default /run/hostctl/hostctl.sock.
+	Socket string `toml:"socket"`
+	// Group owns the socket (mode 0660) so its members can use the CLI.
+	// Default: hostctl's group.
+	Group string `toml:"group"`
+	// Listen is an optional TCP address for the admin API and dashboard
+	// (e.g. "127.0.0.1:9001"); it requires TokenFile.
+	Listen string `toml:"listen"`
+	// TokenFile holds the bearer token required on Listen.
+	TokenFile string `toml:"token_file"`
+	// StateDir holds hostctl's state: process group records, the proxy's
+	// certificates. Default /var/lib/hostctl.
+	StateDir string `toml:"state_dir"`
+}
+
+// Default returns a File with every default set and no programs.
+func Default() *File {
+	return &File{
+		Admin: Admin{Socket: "/run/hostctl/hostctl.sock", StateDir: "/var/lib/hostctl"},
+		Log:   logfile.DefaultConfig(),
+	}
+}
+
+// Load reads, decodes and validates path. On any problem it returns Errors
+// listing every one.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the config: %v", unwrapPathErr(err))}}
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates data as the contents of path.
+func Parse(path string, data []byte) (*File, error) {
+	f := Default()
+	f.Path = path
+	var top map[string]toml.Primitive
+	md, err := toml.Decode(string(data), &top)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, Errors{{File: path, Line: pe.Position.Line, Msg: "TOML syntax: " + pe.Message}}
+		}
+		return nil, Errors{{File: path, Msg: err.Error()}}
+	}
+	d := &decoder{md: md, file: path, lines: map[string]int{}, defaults: map[reflect.Type]func() reflect.Value{
+		reflect.TypeOf(supervisor.ProbeConfig{}): func() reflect.Value { return reflect.ValueOf(supervisor.DefaultProbeConfig()) },
+	}}
+	sections := map[string]func(toml.Primitive){
+		"admin": func(p toml.Primitive) { d.table(p, "admin", reflect.ValueOf(&f.Admin).Elem()) },
+		"log":   func(p toml.Primitive) { d.table(p, "log", reflect.ValueOf(&f.Log).Elem()) },
+		"program": func(p toml.Primitive) {
+			var progs map[string]toml.Primitive
+			if err := md.PrimitiveDecode(p, &progs); err != nil {
+				d.fail("program", d.lineOf(p), "must be tables like [program.NAME]")
+				return
+			}
+			f.Programs = map[string]*supervisor.ProgramConfig{}
+			for _, name := range sortedKeys(progs) {
+				pc := supervisor.DefaultProgramConfig(name)
+				key := "program." + name
+				d.lines[key] = d.lineOf(progs[name])
+				d.table(progs[name], key, reflect.ValueOf(&pc).Elem())
+				f.Programs[name] = &pc
+			}
+		},
+	}
+	for _, k := range sortedKeys(top) {
+		fn, ok := sections[k]
+		if !ok {
+			known := map[string]int{}
+			for s := range sections {
+				known[s] = 0
+			}
+			d.fail(k, d.lineOf(top[k]), "unknown section%s", suggest(k, known))
+			continue
+		}
+		fn(top[k])
+	}
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	f.validate(d)
+	if len(d.errs) > 0 {
+		return nil, d.errs
+	}
+	return f, nil
+}
+
+// validate runs every section's checks and adds file lines to their errors.
+func (f *File) validate(d *decoder) {
+	var errs []error
+	if f.Admin.Socket == "" {
+		errs = append(errs, &supervisor.FieldError{Key: "admin.socket", Msg: "must not be empty"})
+	} else if !filepath.IsAbs(f.Admin.Socket) {
+		errs = append(errs, &supervisor.FieldError{Key: "admin.socket", Msg: fmt.Sprintf("%q must be an absolute path", f.Admin.Socket)})
+	}
+	if f.Admin.StateDir == "" || !filepath.IsAbs(f.Admin.StateDir) {
+		errs = append(errs, &supervisor.FieldError{Key: "admin.state_dir", Msg: fmt.Sprintf("%q must be an absolute path", f.Admin.StateDir)})
+	}
+	if f.Admin.Listen != "" && f.Admin.TokenFile == "" {
+		errs = append(errs, &supervisor.FieldError{Key: "admin.listen", Msg: "a TCP admin listener requires admin.token_file (a file holding a long random token)"})
+	}
+	if f.Admin.TokenFile != "" {
+		if b, err := os.ReadFile(f.Admin.TokenFile); err != nil {
+			errs = append(errs, &supervisor.FieldError{Key: "admin.token_file", Msg: fmt.Sprintf("cannot read %q: %v", f.Admin.TokenFile, unwrapPathErr(err))})
+		} else if len(strings.TrimSpace(string(b))) < 16 {
+			errs = append(errs, &supervisor.FieldError{Key: "admin.token_file", Msg: "the token must be at least 16 characters (e.g. openssl rand -hex 32 > FILE)"})
+		}
+	}
+	if f.Admin.Group != "" {
+		if _, err := lookupGroup(f.Admin.Group); err != nil {
+			errs = append(errs, &supervisor.FieldError{Key: "admin.group", Msg: err.Error()})
+		}
+	}
+	errs = append(errs, f.Log.Validate("log")...)
+	for _, name := range sortedKeys(f.Programs) {
+		errs = append(errs, f.Programs[name].Validate("program."+name)...)
+	}
+	errs = append(errs, supervisor.ValidatePrograms("program", f.Programs)...)
+	for _, err := range errs {
+		if key, msg, ok := fieldError(err); ok {
+			d.errs = append(d.errs, &Error{File: d.file, Line: d.line(key), Key: key, Msg: msg})
+			continue
+		}
+		d.errs = append(d.errs, &Error{File: d.file, Msg: err.Error()})
+	}
+}
+
+// fieldError takes the key path and message out of a package's FieldError
+// (each package has its own type with string fields Key and Msg, so that
+// supervisor and proxy stay independent of each other).
+func fieldError(err error) (key, msg string, ok bool) {
+	v := reflect.ValueOf(err)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return "", "", false
+	}
+	k, m := v.FieldByName("Key"), v.FieldByName("Msg")
+	if !k.IsValid() || !m.IsValid() || k.Kind() != reflect.String || m.Kind() != reflect.String {
+		return "", "", false
+	}
+	return k.String(), m.String(), true
+}
+
+func lookupGroup(name string) (*user.Group, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		if g2, err2 := user.LookupGroupId(name); err2 == nil {
+			return g2, nil
+		}
+		return nil, fmt.Errorf("unknown group %q (create it with groupadd, or fix the name)", name)
+	}
+	return g, nil
+}
+
+// ProgramList returns the programs sorted by name.
+func (f *File) ProgramList() []*supervisor.ProgramConfig {
+	out := make([]*supervisor.ProgramConfig, 0, len(f.Programs))
+	for _, n := range sortedKeys(f.Programs) {
+		out = append(out, f.Programs[n])
+	}
+	return out
+}
+
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,344 @@
+// Package config reads hostctl.toml: it decodes the file strictly (unknown
+// keys and wrong types are errors), fills defaults, and validates every
+// section, reporting every problem at once with its file, line and key path.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Error is one problem in a config file.
+type Error struct {
+	File string // path of the config file
+	Line int    // 0 when unknown
+	Key  string // key path, e.g. program.gunicorn.stop_timeout
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(e.Line))
+		}
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in a file.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// decoder decodes TOML primitives into Go structs one key at a time, so that
+// one bad value does not hide the next.
+type decoder struct {
+	md       toml.MetaData
+	file     string
+	lines    map[string]int // key path -> line
+	errs     Errors
+	defaults map[reflect.Type]func() reflect.Value
+}
+
+func (d *decoder) fail(key string, line int, format string, a ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Msg: fmt.Sprintf(format, a...)})
+}
+
+// lineProbe's only job is to fail, so that the TOML library reports the
+// line of the key it was asked to decode.
+type lineProbe struct{}
+
+func (lineProbe) UnmarshalTOML(any) error { return errors.New("line probe") }
+
+func (d *decoder) lineOf(p toml.Primitive) int {
+	var pe toml.ParseError
+	if err := d.md.PrimitiveDecode(p, &lineProbe{}); errors.As(err, &pe) {
+		return pe.Line
+	}
+	return 0
+}
+
+// line returns the line of key or, failing that, of its nearest parent.
+func (d *decoder) line(key string) int {
+	for k := key; k != ""; {
+		if l, ok := d.lines[k]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(k, ".[")
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return 0
+}
+
+var (
+	durationType    = reflect.TypeOf(time.Duration(0))
+	unmarshalerType = reflect.TypeOf((*toml.Unmarshaler)(nil)).Elem()
+)
+
+// table decodes prim as a table into the struct rv.
+func (d *decoder) table(prim toml.Primitive, path string, rv reflect.Value) {
+	var m map[string]toml.Primitive
+	if err := d.md.PrimitiveDecode(prim, &m); err != nil {
+		d.fail(path, d.lineOf(prim), "must be a table (a [%s] section or { ... })", path)
+		return
+	}
+	fields := tomlFields(rv.Type())
+	for _, k := range sortedKeys(m) {
+		key := join(path, k)
+		line := d.lineOf(m[k])
+		d.lines[key] = line
+		idx, ok := fields[k]
+		if !ok {
+			d.fail(key, line, "unknown key%s", suggest(k, fields))
+			continue
+		}
+		sf := rv.Type().Field(idx)
+		d.value(m[k], key, line, rv.Field(idx), sf.Tag)
+	}
+}
+
+// value decodes one key into rv.
+func (d *decoder) value(prim toml.Primitive, key string, line int, rv reflect.Value, tag reflect.StructTag) {
+	t := rv.Type()
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		if err := d.md.PrimitiveDecode(prim, rv.Addr().Interface()); err != nil {
+			d.fail(key, line, "%s", cleanErr(err))
+		}
+		return
+	}
+	switch {
+	case t.Kind() == reflect.Pointer:
+		nv := reflect.New(t.Elem())
+		if mk, ok := d.defaults[t.Elem()]; ok {
+			nv.Elem().Set(mk())
+		}
+		d.value(prim, key, line, nv.Elem(), tag)
+		rv.Set(nv)
+	case t == durationType:
+		var s string
+		if err := d.md.PrimitiveDecode(prim, &s); err != nil {
+			d.fail(key, line, "must be a duration string (example: \"10s\", \"1m30s\", \"30d\")")
+			return
+		}
+		v, err := ParseDuration(s)
+		if err != nil {
+			d.fail(key, line, "%q is not a duration (example: \"10s\")", s)
+			return
+		}
+		rv.SetInt(int64(v))
+	case t.Kind() == reflect.Int64 && tag.Get("unit") == "bytes":
+		var a any
+		d.md.PrimitiveDecode(prim, &a)
+		switch v := a.(type) {
+		case int64:
+			rv.SetInt(v)
+		case string:
+			n, err := ParseSize(v)
+			if err != nil {
+				d.fail(key, line, "%q is not a size (example: \"50MB\")", v)
+				return
+			}
+			rv.SetInt(n)
+		default:
+			d.fail(key, line, "must be a size like \"50MB\" or a number of bytes")
+		}
+	case t.Kind() == reflect.Struct:
+		d.table(prim, key, rv)
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		var ps []toml.Primitive
+		if err := d.md.PrimitiveDecode(prim, &ps); err != nil {
+			d.fail(key, line, "must be an array of tables ([[%s]])", key)
+			return
+		}
+		out := reflect.MakeSlice(t, len(ps), len(ps))
+		for i, p := range ps {
+			k := fmt.Sprintf("%s[%d]", key, i)
+			d.lines[k] = d.lineOf(p)
+			if mk, ok := d.defaults[t.Elem()]; ok {
+				out.Index(i).Set(mk())
+			}
+			d.table(p, k, out.Index(i))
+		}
+		rv.Set(out)
+	default:
+		nv := reflect.New(t)
+		if err := d.md.PrimitiveDecode(prim, nv.Interface()); err != nil {
+			d.fail(key, line, "must be %s", kindName(t))
+			return
+		}
+		rv.Set(nv.Elem())
+	}
+}
+
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string (in quotes)"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Uint32:
+		return "an integer"
+	case reflect.Float64:
+		return "a number"
+	case reflect.Slice:
+		return "an array of " + strings.TrimPrefix(kindName(t.Elem()), "a ")
+	case reflect.Map:
+		return "a table of " + strings.TrimPrefix(kindName(t.Elem()), "a ")
+	}
+	return t.String()
+}
+
+// cleanErr strips the TOML library's "toml: line N (last key ...)" prefix:
+// our message carries the line and key already.
+func cleanErr(err error) string {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return pe.Message
+	}
+	s := err.Error()
+	if i := strings.Index(s, "): "); i >= 0 && strings.HasPrefix(s, "toml:") {
+		return s[i+3:]
+	}
+	return s
+}
+
+func tomlFields(t reflect.Type) map[string]int {
+	m := map[string]int{}
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		m[name] = i
+	}
+	return m
+}
+
+func join(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// suggest names the closest known key, or lists the known keys.
+func suggest(k string, fields map[string]int) string {
+	best, bestD := "", 1<<30
+	for f := range fields {
+		if dd := editDistance(k, f); dd < bestD || dd == bestD && f < best {
+			best, bestD = f, dd
+		}
+	}
+	if best != "" && bestD <= max(2, len(k)/3) {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return fmt.Sprintf(" (known keys: %s)", strings.Join(sortedKeys(fields), ", "))
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := 1
+			if a[i-1] == b[j-1] {
+				c = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// ParseDuration parses Go durations ("1m30s") plus days ("30d", "1d12h").
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" {
+		return 0, nil
+	}
+	var days time.Duration
+	if i := strings.IndexByte(s, 'd'); i > 0 {
+		n, err := strconv.ParseUint(s[:i], 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		days = time.Duration(n) * 24 * time.Hour
+		s = s[i+1:]
+		if s == "" {
+			return days, nil
+		}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("negative duration %q", s)
+	}
+	return days + v, nil
+}
+
+// ParseSize parses "50MB", "512KiB", "2G", "100" (bytes). K, M, G and T
+// (with or without B or iB) are powers of 1024, as in supervisord and nginx.
+func ParseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := int64(1)
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:len(t)-1]
+		}
+	}
+	t = strings.TrimSpace(t)
+	if f, err := strconv.ParseFloat(t, 64); err == nil && f >= 0 && t != "" {
+		return int64(f * float64(mult)), nil
+	}
+	return 0, fmt.Errorf("bad size %q", s)
+}

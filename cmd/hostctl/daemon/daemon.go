@@ -1,0 +1,247 @@
+// Package daemon is `hostctl run`: it wires the supervisor, the log
+// manager, the proxy and the admin API together and owns signal handling.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/config"
+	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/supervisor/logfile"
+)
+
+// Options for Run.
+type Options struct {
+	ConfigPath string
+	LogFormat  string // auto, console, json
+	LogLevel   string // debug, info, warn, error
+	// ShutdownTimeout bounds the whole shutdown; past it, what is left is
+	// killed. Default: the longest stop chain plus a margin.
+	ShutdownTimeout time.Duration
+}
+
+// Daemon is a running hostctl.
+type Daemon struct {
+	opts   Options
+	log    *zap.Logger
+	level  zap.AtomicLevel
+	logs   *logfile.Manager
+	ownLog *logfile.Stream
+	sup    *supervisor.Supervisor
+
+	mu  sync.Mutex // guards cfg (replaced on reload)
+	cfg *config.File
+
+	reloadMu sync.Mutex // one reload at a time
+}
+
+// Run loads the config and runs until ctx ends (SIGTERM/SIGINT), then stops
+// every program in reverse dependency order. A bad config starts nothing.
+func Run(ctx context.Context, opts Options) error {
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	d := &Daemon{opts: opts, cfg: cfg}
+	if err := d.start(ctx); err != nil {
+		return err
+	}
+	return d.serve(ctx)
+}
+
+func (d *Daemon) start(ctx context.Context) error {
+	cfg := d.cfg
+	var err error
+	// A provisional logger until the log dir is known to work.
+	if d.log, d.level, err = NewLogger(d.opts.LogFormat, d.opts.LogLevel, nil); err != nil {
+		return err
+	}
+	for _, dir := range []string{cfg.Admin.StateDir} {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+	}
+	if d.logs, err = logfile.NewManager(cfg.Log, d.log); err != nil {
+		return fmt.Errorf("log dir %s: %w", cfg.Log.Dir, err)
+	}
+	if cfg.Log.File {
+		d.ownLog, err = d.logs.Open(cfg.Log.Dir+"/hostctl.log", rotationFor(cfg.Log, nil), false)
+		if err != nil {
+			return fmt.Errorf("hostctl's own log: %w", err)
+		}
+		if d.log, d.level, err = NewLogger(d.opts.LogFormat, d.opts.LogLevel, d.ownLog); err != nil {
+			return err
+		}
+	}
+
+	// Become the reaper of our programs' orphans: they are reparented to
+	// hostctl instead of init, and hostctl reaps them.
+	if os.Getpid() == 1 || supervisor.BecomeSubreaper() == nil {
+		supervisor.EnableReapAll(func(pid int, ws syscall.WaitStatus) {
+			d.log.Debug("reaped orphan", zap.Int("pid", pid))
+		})
+	}
+
+	d.sup, err = supervisor.New(cfg.ProgramList(), supervisor.Options{
+		Logger:   d.log,
+		StateDir: cfg.Admin.StateDir,
+		LogDir:   cfg.Log.Dir,
+		Logs:     &logOpener{d: d},
+	})
+	if err != nil {
+		return err
+	}
+	if n := d.sup.KillSurvivors(); n > 0 {
+		d.log.Warn("killed processes left over from an earlier hostctl", zap.Int("count", n))
+	}
+	d.sup.Start()
+	d.log.Info("hostctl started", zap.String("config", cfg.Path), zap.Int("programs", len(cfg.Programs)),
+		zap.String("log_dir", cfg.Log.Dir), zap.String("socket", cfg.Admin.Socket), zap.Int("pid", os.Getpid()))
+	return d.sup.StartAutostart(ctx)
+}
+
+// serve handles signals until ctx ends, then shuts down.
+func (d *Daemon) serve(ctx context.Context) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case <-ctx.Done():
+			return d.shutdown()
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				if diff, err := d.Reload(context.Background()); err != nil {
+					d.log.Error("reload failed; still running the previous config", zap.Error(err))
+				} else {
+					d.log.Info("reloaded", zap.Strings("added", diff.Added), zap.Strings("changed", diff.Changed), zap.Strings("removed", diff.Removed))
+				}
+			case syscall.SIGUSR1:
+				if err := d.logs.Reopen(); err != nil {
+					d.log.Error("reopening log files", zap.Error(err))
+				} else {
+					d.log.Info("reopened log files")
+				}
+			}
+		}
+	}
+}
+
+func (d *Daemon) shutdown() error {
+	d.log.Info("shutting down: stopping programs in reverse dependency order")
+	timeout := d.opts.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = longestStopChain(d.config().Programs) + 5*time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := d.sup.Shutdown(ctx)
+	if err != nil {
+		d.log.Error("shutdown", zap.Error(err))
+	}
+	d.log.Info("all programs stopped; bye")
+	d.log.Sync()
+	if d.ownLog != nil {
+		d.ownLog.Close()
+	}
+	d.logs.Close()
+	return err
+}
+
+func (d *Daemon) config() *config.File {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// Reload re-reads the config file and applies the difference. An invalid
+// file changes nothing and its errors are returned.
+func (d *Daemon) Reload(ctx context.Context) (supervisor.Diff, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	old := d.config()
+	cfg, err := config.Load(old.Path)
+	if err != nil {
+		return supervisor.Diff{}, err
+	}
+	if cfg.Log != old.Log || cfg.Admin != old.Admin {
+		d.log.Warn("[log] and [admin] changes take effect at the next start of hostctl")
+	}
+	diff, err := d.sup.Reload(ctx, cfg.ProgramList())
+	d.mu.Lock()
+	d.cfg = cfg
+	d.mu.Unlock()
+	return diff, err
+}
+
+// longestStopChain is the longest sum of stop_timeouts along a dependency
+// chain: shutdown stops dependents first, so this bounds a graceful stop.
+func longestStopChain(progs map[string]*supervisor.ProgramConfig) time.Duration {
+	memo := map[string]time.Duration{}
+	var chain func(n string, depth int) time.Duration
+	chain = func(n string, depth int) time.Duration {
+		if v, ok := memo[n]; ok {
+			return v
+		}
+		p := progs[n]
+		if p == nil || depth > len(progs) {
+			return 0
+		}
+		// n stops after every program that depends on it.
+		var worst time.Duration
+		for m, q := range progs {
+			for _, dep := range q.DependsOn {
+				if dep == n {
+					worst = max(worst, chain(m, depth+1))
+				}
+			}
+		}
+		memo[n] = worst + p.StopTimeout
+		return memo[n]
+	}
+	var longest time.Duration
+	for n := range progs {
+		longest = max(longest, chain(n, 0))
+	}
+	return longest
+}
+
+// logOpener opens program log streams through the log manager, with the
+// program's rotation overrides merged over [log].
+type logOpener struct{ d *Daemon }
+
+func (o *logOpener) OpenLog(p *supervisor.ProgramConfig, stream, path string) (supervisor.LogStream, error) {
+	return o.d.logs.Open(path, rotationFor(o.d.config().Log, p), p.Timestamps)
+}
+
+func rotationFor(l logfile.Config, p *supervisor.ProgramConfig) logfile.Rotation {
+	r := logfile.Rotation{MaxSize: l.MaxSize, MaxBackups: l.MaxBackups, MaxAge: l.MaxAge, Compress: l.Compress}
+	if p == nil {
+		return r
+	}
+	if p.MaxSize != nil {
+		r.MaxSize = *p.MaxSize
+	}
+	if p.MaxBackups != nil {
+		r.MaxBackups = *p.MaxBackups
+	}
+	if p.MaxAge != nil {
+		r.MaxAge = *p.MaxAge
+	}
+	if p.Compress != nil {
+		r.Compress = *p.Compress
+	}
+	return r
+}
+
+var _ = errors.New

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Runs hostctl in the foreground on configs/demo.toml (what `make run` does).
+set -eu
+bin=${1:-bin/hostctl}
+cd "$(dirname "$0")/.."
+mkdir -p /tmp/hostctl-demo
+cat <<MSG
+hostctl demo: starting "web" (python3 http.server on 127.0.0.1:8000) and "worker" (depends on web).
+  status:   $bin status -c configs/demo.toml
+  logs:     /tmp/hostctl-demo/log/   (or: $bin tail -f -c configs/demo.toml worker)
+  site:     curl http://127.0.0.1:8000/
+  stop:     Ctrl-C (stops worker, then web)
+MSG
+exec "$bin" run -c configs/demo.toml

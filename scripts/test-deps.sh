@@ -1,0 +1,16 @@
+#!/bin/sh
+# Installs what the test suite needs on a fresh Debian machine (as root),
+# or says exactly what to install. Idempotent and quick when all is there.
+set -eu
+need=""
+command -v python3 >/dev/null 2>&1 || need="$need python3"
+command -v ps >/dev/null 2>&1 || need="$need procps"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "test-deps: installing$need"
+	apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+else
+	echo "test-deps: missing$need; install with: sudo apt-get install -y$need" >&2
+	exit 1
+fi
