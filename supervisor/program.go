@@ -14,20 +14,20 @@ import (
 
 // Status is an immutable snapshot of one program, safe to share.
 type Status struct {
-	Name        string    `json:"name"`
-	State       State     `json:"state"`
-	PID         int       `json:"pid,omitempty"`
-	StartedAt   time.Time `json:"started_at,omitzero"`  // when the current process was spawned
-	StateSince  time.Time `json:"state_since"`          // when State was entered
-	Restarts    int       `json:"restarts"`             // automatic restarts since hostctl started
+	Name        string      `json:"name"`
+	State       State       `json:"state"`
+	PID         int         `json:"pid,omitempty"`
+	StartedAt   time.Time   `json:"started_at,omitzero"` // when the current process was spawned
+	StateSince  time.Time   `json:"state_since"`         // when State was entered
+	Restarts    int         `json:"restarts"`            // automatic restarts since hostctl started
 	LastExit    *ExitStatus `json:"last_exit,omitempty"` // how the previous process ended
-	SpawnErr    string    `json:"spawn_error,omitempty"`
-	Info        string    `json:"info,omitempty"` // why: "waiting for rabbitmq", "retry 2 in 4s", ...
-	NextStart   time.Time `json:"next_start,omitzero"` // in BACKOFF: when the next try is due
-	Autostart   bool      `json:"autostart"`
-	Description string    `json:"description,omitempty"`
-	StdoutLog   string    `json:"stdout_log,omitempty"`
-	StderrLog   string    `json:"stderr_log,omitempty"`
+	SpawnErr    string      `json:"spawn_error,omitempty"`
+	Info        string      `json:"info,omitempty"`      // why: "waiting for rabbitmq", "retry 2 in 4s", ...
+	NextStart   time.Time   `json:"next_start,omitzero"` // in BACKOFF: when the next try is due
+	Autostart   bool        `json:"autostart"`
+	Description string      `json:"description,omitempty"`
+	StdoutLog   string      `json:"stdout_log,omitempty"`
+	StderrLog   string      `json:"stderr_log,omitempty"`
 	// Generation counts processes spawned for this program.
 	Generation uint64 `json:"generation"`
 }
@@ -131,8 +131,8 @@ type program struct {
 	proc         *process
 	gen          uint64 // attempt number; timers and probes carry it
 	spawns       uint64 // processes spawned
-	fails        int // consecutive failed starts
-	crashes      int // crashes since the program was last stable
+	fails        int    // consecutive failed starts
+	crashes      int    // crashes since the program was last stable
 	restarts     int
 	runningSince time.Time
 	startSecsOK  bool
@@ -661,4 +661,3 @@ func groupAlive(pgid int) bool {
 	}
 	return false
 }
-

@@ -209,4 +209,3 @@ func (s *spawner) reapOnce() {
 		}
 	}
 }
-
