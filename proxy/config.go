@@ -1,0 +1,659 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// TLS modes for Site.TLS and Config.TLS.
+const (
+	TLSAuto     = "auto"     // certificates from Let's Encrypt (ACME), HTTP redirected to HTTPS
+	TLSInternal = "internal" // certificates from Caddy's local CA under the state dir (never installed into the system trust store)
+	TLSOff      = "off"      // plain HTTP on Listen
+)
+
+// Config is the [proxy] section of hostctl.toml.
+//
+// The simplest useful configuration is
+//
+//	[proxy]
+//	listen = "127.0.0.1:8080"
+//	upstream = "127.0.0.1:8000"
+//
+// The site keys at the top level (hosts, tls, upstream, upstreams, static,
+// error_page, maintenance, allow) describe one site. With [[proxy.site]]
+// tables there can be several; then the top-level site keys are defaults that
+// each site may override.
+//
+// Unless noted, a zero value means "use the default from DefaultConfig".
+type Config struct {
+	// Listen is the address for plain HTTP, as host:port (":80" for every
+	// interface). HTTP->HTTPS redirects and ACME HTTP challenges are served
+	// here too. Default ":80".
+	Listen string `toml:"listen"`
+
+	// ListenTLS is the address for HTTPS, as host:port; used only when a site
+	// has TLS. Default ":443".
+	ListenTLS string `toml:"listen_tls"`
+
+	// Email is the ACME account email for tls = "auto" (Let's Encrypt uses it
+	// for expiry warnings). Default empty (an account without email).
+	Email string `toml:"email"`
+
+	// HTTP3 turns on HTTP/3 (QUIC, a UDP listener on ListenTLS's port, and an
+	// Alt-Svc header). Default false.
+	HTTP3 bool `toml:"http3"`
+
+	// Hosts are the host names of the top-level site. Empty means every host
+	// (a catch-all site; only valid with tls = "off"). Default empty.
+	Hosts []string `toml:"hosts"`
+
+	// TLS is "auto", "internal" or "off". Default: "auto" when every host
+	// name qualifies for a public certificate (not localhost, not an IP
+	// address, not *.local/*.internal/*.test and the like), else "off".
+	TLS string `toml:"tls"`
+
+	// Upstream is one upstream: "host:port", or a unix socket written as
+	// gunicorn's --bind writes it, "unix:/run/app.sock". Set Upstream or
+	// Upstreams, not both.
+	Upstream string `toml:"upstream"`
+
+	// UpstreamList is the key "upstreams": a list of upstreams, load
+	// balanced (fewest requests in flight) with active health checks (see
+	// Health). Default empty. (Named so because Upstreams is a method.)
+	UpstreamList []string `toml:"upstreams"`
+
+	// Static lists static file mounts ([[proxy.static]]), tried before the
+	// upstream. Default none.
+	Static []Static `toml:"static"`
+
+	// ErrorPage is an HTML file served with the real status (502, 503, 504)
+	// when the upstream is down, failing or too slow, and for maintenance
+	// mode. It is read when the config is applied (changing the file needs a
+	// reload); at most 1 MB; Caddy placeholders such as
+	// {http.error.status_code} in it are expanded. Default: the page built
+	// into hostctl (a copy is configs/error.html).
+	ErrorPage string `toml:"error_page"`
+
+	// Maintenance answers every request with 503 and the error page, except
+	// requests from Allow. Default false.
+	Maintenance bool `toml:"maintenance"`
+
+	// Allow lists client IP addresses or CIDR ranges ("10.0.0.0/8") that
+	// bypass maintenance mode. Default empty.
+	Allow []string `toml:"allow"`
+
+	// Sites are more sites ([[proxy.site]]). When set, the top-level site
+	// keys are defaults for each site and no top-level site is served on its
+	// own. Default none.
+	Sites []Site `toml:"site"`
+
+	// RetryFor is how long a request waits for an upstream that refuses
+	// connections (restarting) before it gets the error page. Connection
+	// failures are retried for every method (the request never reached the
+	// upstream); other failures only for GET. Retries are spaced by 250 ms.
+	// Default 5s. "0s" turns retries off.
+	RetryFor *time.Duration `toml:"retry_for"`
+
+	// MaxBodySize is the largest request body accepted; larger requests get
+	// 413. Bytes ("10MB"). Default 10MB. 0 means unlimited.
+	MaxBodySize *int64 `toml:"max_body_size" unit:"bytes"`
+
+	// RequestBuffer is how much of a request body is read from the client
+	// before the upstream connection is opened, so a slow client never holds
+	// an upstream worker (gunicorn sync workers serve one connection at a
+	// time). Bytes. Default 10MB (the same as max_body_size: whole bodies
+	// are buffered, in memory). 0 turns buffering off (stream bodies; only
+	// safe for async upstreams).
+	RequestBuffer *int64 `toml:"request_buffer" unit:"bytes"`
+
+	// UpstreamKeepAlive keeps idle connections to the upstream open for
+	// reuse. Off by default: gunicorn sync workers would be pinned by idle
+	// connections. Turn on only for upstreams that handle many connections
+	// (async workers, other Go/Node servers). Default false.
+	UpstreamKeepAlive bool `toml:"upstream_keepalive"`
+
+	// ReadHeaderTimeout limits reading a client's request headers. Default 10s.
+	ReadHeaderTimeout time.Duration `toml:"read_header_timeout"`
+
+	// ReadTimeout limits reading a whole client request, body included.
+	// Default 60s.
+	ReadTimeout time.Duration `toml:"read_timeout"`
+
+	// WriteTimeout limits writing a response to the client, from the end of
+	// the request headers. Default 0 (none: long downloads and streaming
+	// responses are not cut).
+	WriteTimeout *time.Duration `toml:"write_timeout"`
+
+	// IdleTimeout closes an idle client keep-alive connection. Default 2m.
+	IdleTimeout time.Duration `toml:"idle_timeout"`
+
+	// DialTimeout limits connecting to the upstream. Default 3s.
+	DialTimeout time.Duration `toml:"dial_timeout"`
+
+	// UpstreamTimeout limits waiting for the upstream's response headers after
+	// the request was sent; then the client gets 504 and the error page.
+	// Keep it above gunicorn's --timeout (30s by default). Default 60s.
+	UpstreamTimeout time.Duration `toml:"upstream_timeout"`
+
+	// TrustedProxies lists CIDR ranges of proxies in front of hostctl (a load
+	// balancer) whose X-Forwarded-For/-Proto/-Host headers are passed on and
+	// used for the client IP. From anyone else those headers are replaced.
+	// hostctl always sets X-Forwarded-For, X-Forwarded-Proto and
+	// X-Forwarded-Host toward the upstream. Default empty.
+	TrustedProxies []string `toml:"trusted_proxies"`
+
+	// Health configures the active health checks used when there is more
+	// than one upstream.
+	Health Health `toml:"health"`
+
+	// AccessLog writes one JSON line per request to the access log writer
+	// given to the proxy (rotated with the [log] limits). About 10% of
+	// proxy throughput. Default true.
+	AccessLog *bool `toml:"access_log"`
+
+	// Caddyfile is the path of a Caddyfile whose routes are put ahead of the
+	// generated ones: the escape hatch for what this schema lacks.
+	//
+	// What it can do: add request handling with any directive compiled into
+	// hostctl (handle, handle_path, route, redir, respond, rewrite, uri,
+	// header, request_header, basic_auth, reverse_proxy to other backends,
+	// file_server, encode, request_body, map, vars, intercept, forward_auth,
+	// error, abort, ...), matched by path, header, method, remote IP or host.
+	// Its routes run before hostctl's on every listener; a matching route
+	// that writes a response ends the request there.
+	//
+	// What it cannot do: change listeners, ports, TLS, certificates,
+	// protocols, timeouts or logging. The global options block, server
+	// options, site addresses' ports and schemes, `tls`, `log` and
+	// `handle_errors` are ignored (use the [proxy] keys). Put directives in
+	// a site block whose address is only a port (":80 { ... }") to apply
+	// them to every site, or whose address is a host name to apply them to
+	// that host only. Placeholders, snippets and imports work as in Caddy.
+	// Default empty.
+	Caddyfile string `toml:"caddyfile"`
+}
+
+// Site is one [[proxy.site]]: a set of host names served the same way.
+// Unset keys take the top-level [proxy] value.
+type Site struct {
+	// Hosts are the site's host names ("example.com", "www.example.com").
+	// Required when there is more than one site or TLS is on.
+	Hosts []string `toml:"hosts"`
+	// TLS is "auto", "internal" or "off"; see Config.TLS.
+	TLS string `toml:"tls"`
+	// Upstream is one upstream (host:port or unix:/path); see Config.Upstream.
+	Upstream string `toml:"upstream"`
+	// Upstreams is a load-balanced list; see Config.Upstreams.
+	Upstreams []string `toml:"upstreams"`
+	// Static mounts; when set they replace the top-level ones.
+	Static []Static `toml:"static"`
+	// ErrorPage is an HTML file; see Config.ErrorPage.
+	ErrorPage string `toml:"error_page"`
+	// Maintenance overrides the top-level maintenance flag for this site.
+	Maintenance *bool `toml:"maintenance"`
+	// Allow overrides the top-level allow list for this site.
+	Allow []string `toml:"allow"`
+}
+
+// Static serves files from a directory under a URL prefix, before the
+// upstream: precompressed siblings (file.css.br, .zst, .gz) when the client
+// accepts them, otherwise gzip/zstd on the fly for text types; ETag and
+// Last-Modified with 304 answers; Cache-Control max-age. A missing file is
+// a 404 (the upstream is not asked).
+type Static struct {
+	// Path is the URL prefix, such as "/static/". It is stripped before the
+	// file is looked up in Dir. Required.
+	Path string `toml:"path"`
+	// Dir is the directory, such as Django's STATIC_ROOT. Required; must exist.
+	Dir string `toml:"dir"`
+	// MaxAge is the Cache-Control max-age sent with files. Default 1h;
+	// "0s" sends "Cache-Control: no-cache" (clients revalidate with ETag).
+	MaxAge *time.Duration `toml:"max_age"`
+}
+
+// Health configures active health checks ([proxy.health]). They run only
+// when a site has more than one upstream; an unhealthy upstream gets no
+// requests until it passes again.
+type Health struct {
+	// Path is the URI requested from each upstream. Default "/".
+	Path string `toml:"path"`
+	// Host is the Host header of the check request (Django checks it
+	// against ALLOWED_HOSTS). Default: the site's first host name, else the
+	// upstream address.
+	Host string `toml:"host"`
+	// Status is the status an upstream must answer with to count as healthy:
+	// an exact code (200) or a class (2 for 2xx). Default 2 (any 2xx).
+	Status int `toml:"status"`
+	// Interval between checks of each upstream. Default 5s.
+	Interval time.Duration `toml:"interval"`
+	// Timeout of one check. Default 3s.
+	Timeout time.Duration `toml:"timeout"`
+}
+
+// DefaultConfig returns the defaults documented on each field. They are safe
+// in front of gunicorn sync workers: request bodies buffered (up to the body
+// limit), no idle upstream connections kept, retries while the upstream
+// restarts, and client read timeouts.
+func DefaultConfig() Config {
+	retry := 5 * time.Second
+	maxBody := int64(10 << 20)
+	buf := maxBody
+	write := time.Duration(0)
+	accessLog := true
+	return Config{
+		Listen:            ":80",
+		ListenTLS:         ":443",
+		RetryFor:          &retry,
+		MaxBodySize:       &maxBody,
+		RequestBuffer:     &buf,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      &write,
+		IdleTimeout:       2 * time.Minute,
+		DialTimeout:       3 * time.Second,
+		UpstreamTimeout:   60 * time.Second,
+		AccessLog:         &accessLog,
+		Health: Health{
+			Path:     "/",
+			Status:   2,
+			Interval: 5 * time.Second,
+			Timeout:  3 * time.Second,
+		},
+	}
+}
+
+const defaultStaticMaxAge = time.Hour
+
+// withDefaults returns c with every unset field set from DefaultConfig, so a
+// Config filled only from the file works without the caller merging
+// defaults first.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Listen == "" {
+		c.Listen = d.Listen
+	}
+	if c.ListenTLS == "" {
+		c.ListenTLS = d.ListenTLS
+	}
+	if c.RetryFor == nil {
+		c.RetryFor = d.RetryFor
+	}
+	if c.MaxBodySize == nil {
+		c.MaxBodySize = d.MaxBodySize
+	}
+	if c.RequestBuffer == nil {
+		c.RequestBuffer = d.RequestBuffer
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = d.ReadHeaderTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
+	if c.WriteTimeout == nil {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = d.DialTimeout
+	}
+	if c.UpstreamTimeout == 0 {
+		c.UpstreamTimeout = d.UpstreamTimeout
+	}
+	if c.AccessLog == nil {
+		c.AccessLog = d.AccessLog
+	}
+	if c.Health.Path == "" {
+		c.Health.Path = d.Health.Path
+	}
+	if c.Health.Status == 0 {
+		c.Health.Status = d.Health.Status
+	}
+	if c.Health.Interval == 0 {
+		c.Health.Interval = d.Health.Interval
+	}
+	if c.Health.Timeout == 0 {
+		c.Health.Timeout = d.Health.Timeout
+	}
+	return c
+}
+
+// site is a Site with the top-level defaults applied, plus where it came
+// from for error key paths.
+type site struct {
+	Site
+	key         string // "proxy" or "proxy.site[1]"
+	maintenance bool
+}
+
+// sites returns the effective sites: the [[proxy.site]] tables with
+// top-level defaults filled in, or the top-level site.
+func (c *Config) sites(prefix string) []site {
+	top := Site{
+		Hosts: c.Hosts, TLS: c.TLS, Upstream: c.Upstream, Upstreams: c.UpstreamList,
+		Static: c.Static, ErrorPage: c.ErrorPage, Allow: c.Allow,
+	}
+	if len(c.Sites) == 0 {
+		return []site{{Site: top, key: prefix, maintenance: c.Maintenance}}
+	}
+	out := make([]site, 0, len(c.Sites))
+	for i, s := range c.Sites {
+		e := site{Site: s, key: fmt.Sprintf("%s.site[%d]", prefix, i), maintenance: c.Maintenance}
+		if e.TLS == "" {
+			e.TLS = top.TLS
+		}
+		if e.Upstream == "" && len(e.Upstreams) == 0 {
+			e.Upstream, e.Upstreams = top.Upstream, top.Upstreams
+		}
+		if e.Static == nil {
+			e.Static = top.Static
+		}
+		if e.ErrorPage == "" {
+			e.ErrorPage = top.ErrorPage
+		}
+		if e.Site.Maintenance != nil {
+			e.maintenance = *e.Site.Maintenance
+		}
+		if e.Allow == nil {
+			e.Allow = top.Allow
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// tlsMode returns the site's effective TLS mode.
+func (s *site) tlsMode() string {
+	if s.TLS != "" {
+		return s.TLS
+	}
+	if len(s.Hosts) == 0 {
+		return TLSOff
+	}
+	for _, h := range s.Hosts {
+		if !certmagic.SubjectQualifiesForPublicCert(h) || isLocalName(h) {
+			return TLSOff
+		}
+	}
+	return TLSAuto
+}
+
+// isLocalName reports names that qualify syntactically for a public
+// certificate but can never get one.
+func isLocalName(h string) bool {
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	for _, suf := range []string{".local", ".internal", ".test", ".example", ".invalid", ".lan", ".home.arpa"} {
+		if strings.HasSuffix(h, suf) {
+			return true
+		}
+	}
+	return !strings.Contains(h, ".")
+}
+
+// upstreams returns the site's upstream list.
+func (s *site) upstreams() []string {
+	if s.Upstream != "" {
+		return []string{s.Upstream}
+	}
+	return s.Upstreams
+}
+
+// FieldError is one problem in the configuration, at a key path such as
+// "proxy.site[0].upstream".
+type FieldError struct {
+	Key string
+	Msg string
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
+
+// Upstreams returns the dial address of every upstream of every site, as
+// written in the config ("127.0.0.1:8000", "unix:/run/app.sock"), without
+// duplicates, so the caller can wait for the programs behind them.
+func (c *Config) Upstreams() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range c.sites("proxy") {
+		for _, u := range s.upstreams() {
+			if !seen[u] {
+				seen[u] = true
+				out = append(out, u)
+			}
+		}
+	}
+	return out
+}
+
+// Validate returns every problem in c, each a *FieldError whose key starts
+// with prefix (normally "proxy"). It checks values, then builds the Caddy
+// config and runs caddy.Validate on it (provisioning every module without
+// opening listeners); a problem found only there is reported at prefix.
+// Unset fields take their defaults, as in Apply.
+func (c *Config) Validate(prefix string) []error {
+	errs := c.validateFields(prefix)
+	if len(errs) > 0 {
+		return errs
+	}
+	if err := validateCaddy(c, prefix); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+func (c *Config) validateFields(prefix string) []error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, &FieldError{Key: prefix + key, Msg: fmt.Sprintf(format, args...)})
+	}
+	cc := c.withDefaults()
+
+	checkHostPort := func(key, v string) (port int) {
+		host, p, err := net.SplitHostPort(v)
+		if err != nil {
+			add(key, "%q is not host:port (for example \"127.0.0.1:8080\" or \":80\")", v)
+			return 0
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			add(key, "port %q is not a number from 1 to 65535", p)
+			return 0
+		}
+		if host != "" {
+			if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+				add(key, "host %q must be an IP address or localhost (host names go in hosts)", host)
+			}
+		}
+		return n
+	}
+	httpPort := checkHostPort(".listen", cc.Listen)
+	tlsPort := checkHostPort(".listen_tls", cc.ListenTLS)
+	if httpPort != 0 && httpPort == tlsPort {
+		add(".listen_tls", "port %d is also the port of listen; HTTP and HTTPS need different ports", tlsPort)
+	}
+
+	if *cc.RetryFor < 0 {
+		add(".retry_for", "must not be negative")
+	}
+	if *cc.MaxBodySize < 0 {
+		add(".max_body_size", "must not be negative")
+	}
+	if *cc.RequestBuffer < 0 {
+		add(".request_buffer", "must not be negative")
+	}
+	for key, d := range map[string]time.Duration{
+		".read_header_timeout": cc.ReadHeaderTimeout, ".read_timeout": cc.ReadTimeout,
+		".write_timeout": *cc.WriteTimeout, ".idle_timeout": cc.IdleTimeout,
+		".dial_timeout": cc.DialTimeout, ".upstream_timeout": cc.UpstreamTimeout,
+		".health.interval": cc.Health.Interval, ".health.timeout": cc.Health.Timeout,
+	} {
+		if d < 0 {
+			add(key, "must not be negative")
+		}
+	}
+	if !strings.HasPrefix(cc.Health.Path, "/") {
+		add(".health.path", "%q must start with /", cc.Health.Path)
+	}
+	if s := cc.Health.Status; !(s >= 1 && s <= 5) && !(s >= 100 && s <= 599) {
+		add(".health.status", "%d is neither a status code (100-599) nor a class (1-5)", s)
+	}
+	for i, p := range cc.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			add(fmt.Sprintf(".trusted_proxies[%d]", i), "%q is not an IP address or CIDR range", p)
+		}
+	}
+	if cc.Caddyfile != "" {
+		if _, err := os.Stat(cc.Caddyfile); err != nil {
+			add(".caddyfile", "cannot read: %v", unwrapPath(err))
+		}
+	}
+	if len(cc.Sites) > 0 && len(cc.Hosts) > 0 {
+		add(".hosts", "set hosts inside each [[%s.site]]; top-level hosts are only used without sites", prefix)
+	}
+
+	sites := cc.sites("")
+	seenHost := map[string]string{}
+	catchAll := 0
+	for _, s := range sites {
+		k := s.key // "" or ".site[i]"
+		switch s.TLS {
+		case "", TLSAuto, TLSInternal, TLSOff:
+		default:
+			add(k+".tls", "%q is not one of \"auto\", \"internal\", \"off\"", s.TLS)
+		}
+		if len(s.Hosts) == 0 {
+			catchAll++
+			if s.TLS == TLSAuto || s.TLS == TLSInternal {
+				add(k+".hosts", "tls = %q needs host names to get certificates for", s.TLS)
+			}
+		}
+		for i, h := range s.Hosts {
+			hk := fmt.Sprintf("%s.hosts[%d]", k, i)
+			if err := checkHostName(h); err != nil {
+				add(hk, "%v", err)
+				continue
+			}
+			if prev, dup := seenHost[strings.ToLower(h)]; dup {
+				add(hk, "%q is also a host of %s", h, prefix+prev)
+			}
+			seenHost[strings.ToLower(h)] = k
+		}
+		if s.Upstream != "" && len(s.Upstreams) > 0 {
+			add(k+".upstreams", "set upstream or upstreams, not both")
+		}
+		ups := s.upstreams()
+		if len(ups) == 0 && len(s.Static) == 0 {
+			add(k+".upstream", "missing: set upstream (\"127.0.0.1:8000\" or \"unix:/run/app.sock\") or static")
+		}
+		for i, u := range ups {
+			uk := k + ".upstream"
+			if s.Upstream == "" {
+				uk = fmt.Sprintf("%s.upstreams[%d]", k, i)
+			}
+			if err := checkUpstream(u); err != nil {
+				add(uk, "%v", err)
+			}
+		}
+		for i, st := range s.Static {
+			sk := fmt.Sprintf("%s.static[%d]", k, i)
+			if !strings.HasPrefix(st.Path, "/") {
+				add(sk+".path", "%q must be a URL prefix starting with / (for example \"/static/\")", st.Path)
+			}
+			if st.Dir == "" {
+				add(sk+".dir", "missing: the directory to serve")
+			} else if fi, err := os.Stat(st.Dir); err != nil {
+				add(sk+".dir", "cannot read: %v", unwrapPath(err))
+			} else if !fi.IsDir() {
+				add(sk+".dir", "%q is not a directory", st.Dir)
+			}
+			if st.MaxAge != nil && *st.MaxAge < 0 {
+				add(sk+".max_age", "must not be negative")
+			}
+		}
+		if s.ErrorPage != "" {
+			if fi, err := os.Stat(s.ErrorPage); err != nil {
+				add(k+".error_page", "cannot read: %v", unwrapPath(err))
+			} else if fi.Size() > maxErrorPage {
+				add(k+".error_page", "%q is %d bytes; the limit is %d", s.ErrorPage, fi.Size(), maxErrorPage)
+			}
+		}
+		for i, a := range s.Allow {
+			if _, err := parsePrefix(a); err != nil {
+				add(fmt.Sprintf("%s.allow[%d]", k, i), "%q is not an IP address or CIDR range", a)
+			}
+		}
+	}
+	if catchAll > 1 {
+		add(".site", "%d sites have no hosts; at most one site may match every host", catchAll)
+	}
+	return errs
+}
+
+const maxErrorPage = 1 << 20
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func checkHostName(h string) error {
+	if h == "" {
+		return errors.New("empty host name")
+	}
+	if strings.ContainsAny(h, " /:{}\"") {
+		return fmt.Errorf("%q is not a host name (no scheme, port or path: \"example.com\")", h)
+	}
+	return nil
+}
+
+// checkUpstream checks "host:port" or "unix:/path".
+func checkUpstream(u string) error {
+	if path, ok := strings.CutPrefix(u, "unix:"); ok {
+		path = strings.TrimPrefix(path, "//")
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("%q: the socket path must be absolute (\"unix:/run/app.sock\")", u)
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(u)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q is not host:port or unix:/path (for example \"127.0.0.1:8000\")", u)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", u, port)
+	}
+	return nil
+}
+
+// dialAddress turns a config upstream into Caddy's dial syntax.
+func dialAddress(u string) string {
+	if path, ok := strings.CutPrefix(u, "unix:"); ok {
+		return "unix/" + strings.TrimPrefix(path, "//")
+	}
+	return u
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Path, pe.Err)
+	}
+	return err
+}

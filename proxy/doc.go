@@ -1,0 +1,14 @@
+// Package proxy is hostctl's web front: Caddy v2 embedded as a library,
+// configured from the [proxy] section of hostctl.toml. It reverse proxies to
+// the application (usually gunicorn, over TCP or a unix socket), serves
+// static files, shows an error page while the application is down, and
+// gets certificates (ACME or a local CA).
+//
+// The generated Caddy config is safe for gunicorn's sync workers by
+// default: request bodies are buffered before the upstream is dialed, no
+// idle upstream connection is kept, and requests wait up to retry_for for
+// an upstream that is restarting. Caddy's admin endpoint is disabled and
+// its config is never autosaved; storage lives under the state dir.
+//
+// Caddy's state is global to the process: one Proxy runs at a time.
+package proxy

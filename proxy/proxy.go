@@ -1,0 +1,363 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"go.uber.org/zap"
+)
+
+// DefaultStateDir is used when Options.StateDir is empty.
+const DefaultStateDir = "/var/lib/hostctl"
+
+// Options are the Proxy's ties to the rest of the process.
+type Options struct {
+	// Logger receives Caddy's own logs (named "caddy.<module>"), filtered
+	// by the Logger's level. If nil, they are dropped.
+	Logger *zap.Logger
+
+	// StateDir is hostctl's state directory. Certificates, ACME accounts
+	// and the local CA live in <StateDir>/caddy. If empty, DefaultStateDir.
+	StateDir string
+
+	// AccessLog receives one JSON line per request when access_log is on.
+	// If nil, there is no access log. It is not closed by the Proxy.
+	AccessLog io.Writer
+}
+
+// Proxy runs the embedded Caddy. Caddy is global to the process: only one
+// Proxy may be running at a time. The zero value is not usable; call New.
+type Proxy struct {
+	opts     Options
+	instance string
+
+	// mu serializes Apply, Stop and Status and guards the fields below.
+	mu       sync.Mutex
+	running  bool
+	lastJSON []byte
+	listen   []string
+	tlsHosts []string
+}
+
+// current is the running Proxy, if any (guarded by currentMu); Validate
+// uses its storage and log sinks so that validating in a running process
+// leaves Caddy's global logger and storage as they are.
+var (
+	currentMu sync.Mutex
+	current   *Proxy
+)
+
+// New returns a stopped Proxy.
+func New(opts Options) *Proxy {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = DefaultStateDir
+	}
+	access := opts.AccessLog
+	if access == nil {
+		access = io.Discard
+	}
+	p := &Proxy{opts: opts}
+	p.instance = registerSink(&sink{logger: opts.Logger, access: access})
+	return p
+}
+
+func (p *Proxy) env() buildEnv {
+	return buildEnv{
+		storageRoot: filepath.Join(p.opts.StateDir, "caddy"),
+		instance:    p.instance,
+		accessLog:   p.opts.AccessLog != nil,
+	}
+}
+
+// Apply makes cfg the running configuration. The first call starts Caddy;
+// later calls reload it only if the generated Caddy config changed, which
+// Caddy does without dropping requests in flight (idle keep-alive
+// connections are closed). If the config is invalid or the reload fails
+// (a port is taken), Apply returns the error and the previous config keeps
+// serving.
+//
+// Side effects the caller should know about:
+//   - caddy.Load sends READY=1 (first start) and RELOADING=1 then READY=1
+//     (reload) to systemd's NOTIFY_SOCKET when that variable was set at
+//     process start. Under Type=notify, call Apply when hostctl as a whole
+//     is ready, or expect systemd to see READY=1 early.
+//   - If XDG_DATA_HOME is unset, Apply sets it to StateDir, so that Caddy's
+//     instance.uuid is written to <StateDir>/caddy instead of
+//     ~/.local/share/caddy. Child processes started afterwards inherit it
+//     unless their environment is built explicitly.
+//   - The first call redirects Caddy's process-wide default logger to
+//     Options.Logger.
+func (p *Proxy) Apply(cfg Config) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	currentMu.Lock()
+	other := current != nil && current != p
+	currentMu.Unlock()
+	if other {
+		return errors.New("proxy: another Proxy is running in this process (Caddy is global); stop it first")
+	}
+
+	if errs := cfg.validateFields("proxy"); len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	env := p.env()
+	js, err := cfg.caddyJSON(env)
+	if err != nil {
+		return err
+	}
+	if p.running && bytes.Equal(js, p.lastJSON) {
+		return nil
+	}
+	if err := os.MkdirAll(env.storageRoot, 0o700); err != nil {
+		return fmt.Errorf("proxy: creating storage dir: %w", err)
+	}
+	if os.Getenv("XDG_DATA_HOME") == "" {
+		os.Setenv("XDG_DATA_HOME", p.opts.StateDir)
+	}
+
+	var orig *zap.Logger
+	if !p.running {
+		// Hold Caddy's own log lines (such as "redirected default logger")
+		// until its logging config, which sends them to our Logger, is up.
+		_, orig, _ = caddy.BufferedLog()
+	}
+	if err := caddy.Load(js, false); err != nil {
+		if orig != nil {
+			caddy.UnbufferDefaultLogger(orig)
+		}
+		if p.running {
+			return fmt.Errorf("proxy: reload failed, the previous config keeps serving: %w", err)
+		}
+		return fmt.Errorf("proxy: starting: %w", err)
+	}
+	cc := cfg.withDefaults()
+	p.running = true
+	p.lastJSON = js
+	p.listen = []string{cc.Listen}
+	p.tlsHosts = nil
+	for _, s := range cc.sites("proxy") {
+		if s.tlsMode() != TLSOff {
+			p.tlsHosts = append(p.tlsHosts, s.Hosts...)
+		}
+	}
+	if len(p.tlsHosts) > 0 {
+		p.listen = append(p.listen, cc.ListenTLS)
+	}
+	currentMu.Lock()
+	current = p
+	currentMu.Unlock()
+	return nil
+}
+
+// Stop stops Caddy: listeners close, requests in flight are given Caddy's
+// grace period. Stop on a stopped Proxy does nothing.
+func (p *Proxy) Stop() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.running {
+		return nil
+	}
+	err := caddy.Stop()
+	p.running = false
+	p.lastJSON = nil
+	currentMu.Lock()
+	if current == p {
+		current = nil
+	}
+	currentMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("proxy: stopping: %w", err)
+	}
+	return nil
+}
+
+// Status is the proxy's state for the status command and metrics.
+type Status struct {
+	Running      bool                `json:"running"`
+	Listen       []string            `json:"listen"`
+	Upstreams    []UpstreamStatus    `json:"upstreams"`
+	Certificates []CertificateStatus `json:"certificates"`
+}
+
+// UpstreamStatus is one upstream as the reverse proxy sees it.
+type UpstreamStatus struct {
+	// Address as written in the config ("127.0.0.1:8000", "unix:/run/app.sock").
+	Address string `json:"address"`
+	// Healthy is false while active health checks fail, or while passive
+	// failures (Fails) exceed the limit.
+	Healthy bool `json:"healthy"`
+	// Fails is the number of recent failed requests counted by passive
+	// health checking (0 unless that is configured).
+	Fails int `json:"fails"`
+	// Requests is the number of requests in flight to this upstream now.
+	Requests int `json:"requests"`
+}
+
+// CertificateStatus is one certificate in storage for a configured host.
+type CertificateStatus struct {
+	Names    []string  `json:"names"`
+	Issuer   string    `json:"issuer"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// Status returns the current state; it reads Caddy in-process.
+func (p *Proxy) Status() Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := Status{Running: p.running, Listen: slices.Clone(p.listen)}
+	if !p.running {
+		return st
+	}
+	seen := map[string]bool{}
+	for _, h := range activeProxyHandlers() {
+		for _, u := range h.Upstreams {
+			addr := u.Dial
+			if path, ok := strings.CutPrefix(addr, "unix/"); ok {
+				addr = "unix:" + path
+			}
+			if seen[addr] {
+				continue
+			}
+			seen[addr] = true
+			st.Upstreams = append(st.Upstreams, UpstreamStatus{
+				Address:  addr,
+				Healthy:  u.Healthy(),
+				Fails:    u.Fails(),
+				Requests: u.NumRequests(),
+			})
+		}
+	}
+	st.Certificates = p.certificates()
+	return st
+}
+
+// activeProxyHandlers walks the running http app's routes, subroutes
+// included, to its reverse proxy handlers.
+func activeProxyHandlers() []*reverseproxy.Handler {
+	ctx := caddy.ActiveContext()
+	if ctx.Context == nil {
+		return nil
+	}
+	app, err := ctx.AppIfConfigured("http")
+	if err != nil || app == nil {
+		return nil
+	}
+	httpApp, ok := app.(*caddyhttp.App)
+	if !ok {
+		return nil
+	}
+	var out []*reverseproxy.Handler
+	var walk func(caddyhttp.RouteList)
+	walk = func(routes caddyhttp.RouteList) {
+		for _, r := range routes {
+			for _, h := range r.Handlers {
+				switch h := h.(type) {
+				case *reverseproxy.Handler:
+					out = append(out, h)
+				case *caddyhttp.Subroute:
+					walk(h.Routes)
+				}
+			}
+		}
+	}
+	names := make([]string, 0, len(httpApp.Servers))
+	for name := range httpApp.Servers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		walk(httpApp.Servers[name].Routes)
+	}
+	return out
+}
+
+// certificates reads the certificates of the configured TLS hosts from
+// storage (<StateDir>/caddy/certificates/<issuer>/<name>/<name>.crt).
+func (p *Proxy) certificates() []CertificateStatus {
+	var out []CertificateStatus
+	base := filepath.Join(p.env().storageRoot, "certificates")
+	issuers, _ := os.ReadDir(base)
+	for _, host := range p.tlsHosts {
+		name := strings.ToLower(host)
+		for _, iss := range issuers {
+			b, err := os.ReadFile(filepath.Join(base, iss.Name(), name, name+".crt"))
+			if err != nil {
+				continue
+			}
+			blk, _ := pem.Decode(b)
+			if blk == nil {
+				continue
+			}
+			cert, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				continue
+			}
+			out = append(out, CertificateStatus{Names: cert.DNSNames, Issuer: iss.Name(), NotAfter: cert.NotAfter})
+		}
+	}
+	return out
+}
+
+// validateCaddy provisions the generated config with caddy.Validate. In a
+// process where a Proxy runs, it uses that Proxy's storage and log sinks
+// (caddy.Validate replaces Caddy's global default logger and storage);
+// otherwise a temporary storage dir that is removed afterwards.
+func validateCaddy(c *Config, prefix string) error {
+	currentMu.Lock()
+	p := current
+	currentMu.Unlock()
+	var env buildEnv
+	if p != nil {
+		env = p.env()
+	} else {
+		dir, err := os.MkdirTemp("", "hostctl-check-")
+		if err != nil {
+			return &FieldError{Key: prefix, Msg: err.Error()}
+		}
+		defer os.RemoveAll(dir)
+		env.storageRoot = dir
+	}
+	cfg, err := c.build(env)
+	if err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			fe.Key = prefix + strings.TrimPrefix(fe.Key, "proxy")
+			return fe
+		}
+		return &FieldError{Key: prefix, Msg: err.Error()}
+	}
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		return &FieldError{Key: prefix, Msg: err.Error()}
+	}
+	var ccfg caddy.Config
+	if err := json.Unmarshal(js, &ccfg); err != nil {
+		return &FieldError{Key: prefix, Msg: fmt.Sprintf("generated Caddy config: %v", err)}
+	}
+	if err := caddy.Validate(&ccfg); err != nil {
+		key := prefix
+		if strings.Contains(err.Error(), "caddyfile") || c.Caddyfile != "" && strings.Contains(err.Error(), c.Caddyfile) {
+			key = prefix + ".caddyfile"
+		}
+		return &FieldError{Key: key, Msg: fmt.Sprintf("Caddy rejects the generated config: %v", err)}
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProxyToUpstream(t *testing.T) {
+	var gotHeaders http.Header
+	headersSeen := make(chan http.Header, 1)
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case headersSeen <- r.Header.Clone():
+		default:
+		}
+		io.WriteString(w, "hello "+r.URL.Path)
+	}))
+	listen := freeAddr(t)
+	// The simple case from the issue, exactly.
+	h := startProxy(t, Config{Listen: listen, Upstream: up.addr})
+
+	c := client()
+	resp, body := get(t, c, "http://"+listen+"/a/b?x=1")
+	if resp.StatusCode != 200 || body != "hello /a/b" {
+		t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, "hello /a/b")
+	}
+	if v := resp.Header.Get("Alt-Svc"); v != "" {
+		t.Errorf("Alt-Svc %q: HTTP/3 must be off by default", v)
+	}
+	gotHeaders = <-headersSeen
+	for k, want := range map[string]string{
+		"X-Forwarded-For":   "127.0.0.1",
+		"X-Forwarded-Proto": "http",
+		"X-Forwarded-Host":  listen,
+	} {
+		if got := gotHeaders.Get(k); got != want {
+			t.Errorf("upstream got %s %q, want %q", k, got, want)
+		}
+	}
+
+	// The access log got a JSON line for the request.
+	retryUntil(t, 5*time.Second, "access log line", func() error {
+		if !strings.Contains(h.access.String(), `"uri":"/a/b?x=1"`) {
+			return errNotYet
+		}
+		return nil
+	})
+	line := strings.SplitN(h.access.String(), "\n", 2)[0]
+	var entry map[string]any
+	if err := json.Unmarshal([]byte(line), &entry); err != nil {
+		t.Errorf("access log line is not JSON: %v: %q", err, line)
+	}
+
+	st := h.p.Status()
+	if !st.Running || len(st.Upstreams) != 1 || st.Upstreams[0].Address != up.addr || !st.Upstreams[0].Healthy {
+		t.Errorf("Status = %+v, want running with healthy upstream %s", st, up.addr)
+	}
+	if len(st.Listen) != 1 || st.Listen[0] != listen {
+		t.Errorf("Status.Listen = %v, want [%s]", st.Listen, listen)
+	}
+	// Caddy's own logs went to our logger, named caddy.*.
+	if h.logs.Len() == 0 {
+		t.Errorf("no Caddy log entries reached Options.Logger")
+	}
+	for _, e := range h.logs.All() {
+		if !strings.HasPrefix(e.LoggerName, "caddy") {
+			t.Errorf("log entry %q from logger %q, want a caddy.* name", e.Message, e.LoggerName)
+		}
+		if strings.HasPrefix(e.LoggerName, "caddy.http.log.access") {
+			t.Errorf("access log entry reached Options.Logger")
+		}
+	}
+	// No files outside the state dir: storage is there.
+	if _, err := os.Stat(filepath.Join(h.state, "caddy")); err != nil {
+		t.Errorf("storage dir: %v", err)
+	}
+}
+
+func TestApplySameConfigDoesNotReload(t *testing.T) {
+	up := newUpstream(t, nil)
+	listen := freeAddr(t)
+	cfg := Config{Listen: listen, Upstream: up.addr}
+	h := startProxy(t, cfg)
+	loads := func() int { return h.logs.FilterMessage("load complete").Len() }
+	before := loads()
+
+	// An idle keep-alive connection survives an Apply of the same config
+	// (a reload closes idle connections).
+	c := client()
+	get(t, c, "http://"+listen+"/")
+	if err := h.p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	var reused bool
+	req, _ := http.NewRequest("GET", "http://"+listen+"/", nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+	}))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if !reused {
+		t.Errorf("keep-alive connection was not reused after applying the same config")
+	}
+	if got := loads(); got != before {
+		t.Errorf("%d config loads after applying the same config, want 0", got-before)
+	}
+
+	// A changed config is applied.
+	cfg.Maintenance = true
+	if err := h.p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := get(t, client(), "http://"+listen+"/"); resp.StatusCode != 503 {
+		t.Errorf("after enabling maintenance: %d, want 503", resp.StatusCode)
+	}
+}
+
+func TestErrorPage(t *testing.T) {
+	down := freeAddr(t) // nothing listens here
+	listen := freeAddr(t)
+	zero := time.Duration(0)
+	h := startProxy(t, Config{Listen: listen, Upstream: down, RetryFor: &zero})
+	resp, body := get(t, client(), "http://"+listen+"/")
+	if resp.StatusCode != 502 {
+		t.Errorf("status %d, want 502", resp.StatusCode)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("Content-Type %q, want text/html", ct)
+	}
+	if !strings.Contains(body, "temporarily unavailable") || !strings.Contains(body, "Error 502") {
+		t.Errorf("body is not the default error page with its status:\n%s", body)
+	}
+
+	// A custom page, and 504 when the upstream is too slow.
+	page := filepath.Join(t.TempDir(), "oops.html")
+	os.WriteFile(page, []byte("<p>custom {http.error.status_code}</p>"), 0o644)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	slow := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	if err := h.p.Apply(Config{Listen: listen, Upstream: slow.addr, RetryFor: &zero,
+		UpstreamTimeout: 200 * time.Millisecond, ErrorPage: page}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = get(t, client(), "http://"+listen+"/")
+	if resp.StatusCode != 504 || body != "<p>custom 504</p>" {
+		t.Errorf("got %d %q, want 504 and the custom page", resp.StatusCode, body)
+	}
+}
+
+func TestMaintenance(t *testing.T) {
+	up := newUpstream(t, nil)
+	listen := freeAddr(t)
+	cfg := Config{Listen: listen, Upstream: up.addr, Maintenance: true, Allow: []string{"10.0.0.0/8"}}
+	h := startProxy(t, cfg)
+	resp, body := get(t, client(), "http://"+listen+"/")
+	if resp.StatusCode != 503 || !strings.Contains(body, "Error 503") {
+		t.Errorf("got %d, want 503 with the error page; body:\n%s", resp.StatusCode, body)
+	}
+	if n := up.served.Load(); n != 0 {
+		t.Errorf("upstream served %d requests during maintenance", n)
+	}
+	cfg.Allow = []string{"10.0.0.0/8", "127.0.0.1"}
+	if err := h.p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := get(t, client(), "http://"+listen+"/"); resp.StatusCode != 200 {
+		t.Errorf("allow-listed client got %d %q, want 200", resp.StatusCode, body)
+	}
+}
+
+func TestErrorPageCopiesMatch(t *testing.T) {
+	b, err := os.ReadFile("../configs/error.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != string(defaultErrorPage) {
+		t.Errorf("configs/error.html and proxy/error.html differ; keep them equal")
+	}
+}
+
+func ExampleConfig_CaddyJSON() {
+	cfg := Config{Listen: "127.0.0.1:8080", Upstream: "127.0.0.1:8000"}
+	js, err := cfg.CaddyJSON()
+	fmt.Println(err == nil && len(js) > 0)
+	// Output: true
+}
