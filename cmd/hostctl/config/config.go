@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -125,12 +126,24 @@ func Parse(path string, data []byte) (*File, error) {
 		}
 		fn(top[k])
 	}
-	if len(d.errs) > 0 {
-		return nil, d.errs
-	}
+	// Validate even after decode errors (bad keys keep their defaults), so
+	// that one run reports every problem; a key reported once is not
+	// reported again.
+	decodeErrs := len(d.errs)
 	f.validate(d)
 	if len(d.errs) > 0 {
-		return nil, d.errs
+		seen := map[string]bool{}
+		for _, e := range d.errs[:decodeErrs] {
+			seen[e.Key] = true
+		}
+		out := d.errs[:decodeErrs]
+		for _, e := range d.errs[decodeErrs:] {
+			if !seen[e.Key] || e.Key == "" {
+				out = append(out, e)
+			}
+		}
+		sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+		return nil, out
 	}
 	return f, nil
 }

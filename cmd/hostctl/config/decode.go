@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/hostctl/hostctl/supervisor/logfile"
 )
 
 // Error is one problem in a config file.
@@ -156,7 +158,7 @@ func (d *decoder) value(prim toml.Primitive, key string, line int, rv reflect.Va
 		case int64:
 			rv.SetInt(v)
 		case string:
-			n, err := ParseSize(v)
+			n, err := logfile.ParseSize(v)
 			if err != nil {
 				d.fail(key, line, "%q is not a size (example: \"50MB\")", v)
 				return
@@ -313,32 +315,4 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("negative duration %q", s)
 	}
 	return days + v, nil
-}
-
-// ParseSize parses "50MB", "512KiB", "2G", "100" (bytes). K, M, G and T
-// (with or without B or iB) are powers of 1024, as in supervisord and nginx.
-func ParseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	t = strings.TrimSpace(t)
-	if f, err := strconv.ParseFloat(t, 64); err == nil && f >= 0 && t != "" {
-		return int64(f * float64(mult)), nil
-	}
-	return 0, fmt.Errorf("bad size %q", s)
 }

@@ -4,7 +4,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -225,7 +224,7 @@ func (o *logOpener) OpenLog(p *supervisor.ProgramConfig, stream, path string) (s
 }
 
 func rotationFor(l logfile.Config, p *supervisor.ProgramConfig) logfile.Rotation {
-	r := logfile.Rotation{MaxSize: l.MaxSize, MaxBackups: l.MaxBackups, MaxAge: l.MaxAge, Compress: l.Compress}
+	r := l.Rotation()
 	if p == nil {
 		return r
 	}
@@ -243,5 +242,3 @@ func rotationFor(l logfile.Config, p *supervisor.ProgramConfig) logfile.Rotation
 	}
 	return r
 }
-
-var _ = errors.New
