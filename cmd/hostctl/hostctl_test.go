@@ -1,0 +1,339 @@
+package main
+
+// End-to-end tests of the real hostctl binary: what only a whole process
+// can show (kill -9 of hostctl, survivors killed at the next start, zombie
+// reaping as a subreaper, exit codes).
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var hostctlBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hostctl-bin")
+	if err != nil {
+		panic(err)
+	}
+	hostctlBin = filepath.Join(dir, "hostctl")
+	build := exec.Command("go", "build", "-o", hostctlBin, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building hostctl:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// daemon is a `hostctl run` started by a test.
+type daemon struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	dir  string
+	mu   sync.Mutex
+	logs bytes.Buffer // JSON log lines from stderr
+	cond *sync.Cond
+	done chan struct{}
+}
+
+func writeConfig(t *testing.T, dir, programs string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`
+[admin]
+socket = "%[1]s/hostctl.sock"
+state_dir = "%[1]s/state"
+
+[log]
+dir = "%[1]s/log"
+keep_free = ""
+`, dir) + programs
+	path := filepath.Join(dir, "hostctl.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startDaemon(t *testing.T, dir, config string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, dir: dir, done: make(chan struct{})}
+	d.cond = sync.NewCond(&d.mu)
+	d.cmd = exec.Command(hostctlBin, "run", "-c", config, "--log-format", "json", "--log-level", "debug")
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		r := bufio.NewReader(stderr)
+		for {
+			line, err := r.ReadString('\n')
+			d.mu.Lock()
+			d.logs.WriteString(line)
+			d.cond.Broadcast()
+			d.mu.Unlock()
+			if err != nil {
+				break
+			}
+		}
+		d.cmd.Wait()
+		close(d.done)
+		d.mu.Lock()
+		d.cond.Broadcast()
+		d.mu.Unlock()
+	}()
+	t.Cleanup(func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(30 * time.Second):
+			d.cmd.Process.Kill()
+		}
+		if t.Failed() {
+			t.Logf("hostctl log:\n%s", d.log())
+		}
+	})
+	return d
+}
+
+func (d *daemon) log() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.logs.String()
+}
+
+// waitLog waits until hostctl's log has a line containing every part.
+func (d *daemon) waitLog(timeout time.Duration, parts ...string) string {
+	d.t.Helper()
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() { d.mu.Lock(); d.cond.Broadcast(); d.mu.Unlock() })
+	defer timer.Stop()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for {
+		for _, line := range strings.Split(d.logs.String(), "\n") {
+			ok := true
+			for _, p := range parts {
+				if !strings.Contains(line, p) {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("no log line with %q within %s; log:\n%s", parts, timeout, d.logs.String())
+		}
+		select {
+		case <-d.done:
+			d.t.Fatalf("hostctl exited (%v) before logging %q; log:\n%s", d.cmd.ProcessState, parts, d.logs.String())
+		default:
+		}
+		d.cond.Wait()
+	}
+}
+
+// waitFor polls cond (a kernel fact with no event to wait on) until it
+// holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && b[i+2] != 'Z'
+}
+
+func readPid(t *testing.T, path string) int {
+	t.Helper()
+	var pid int
+	waitFor(t, 10*time.Second, "pid file "+path, func() bool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 0
+	})
+	return pid
+}
+
+// TestKill9LeavesNoChildAndNextStartKillsSurvivors: kill -9 of hostctl
+// kills each program's own process at once (Pdeathsig); a grandchild that
+// ignores that survives, and the next hostctl kills it at start.
+func TestKill9LeavesNoChildAndNextStartKillsSurvivors(t *testing.T) {
+	dir := t.TempDir()
+	gc := filepath.Join(dir, "grandchild.pid")
+	config := writeConfig(t, dir, fmt.Sprintf(`
+[program.parent]
+command = ["/bin/sh", "-c", "sleep 1000 & echo $! > %s; exec sleep 1000"]
+start_secs = "0s"
+`, gc))
+	d := startDaemon(t, dir, config)
+	line := d.waitLog(10*time.Second, `"spawned"`, `"program":"parent"`)
+	leader := pidFromLog(t, line)
+	grandchild := readPid(t, gc)
+
+	d.cmd.Process.Kill() // SIGKILL, as the OOM killer would
+	<-d.done
+	waitFor(t, 5*time.Second, "the program's process to die with hostctl", func() bool { return !alive(leader) })
+	if !alive(grandchild) {
+		t.Fatal("the grandchild died with hostctl: this test needs a survivor to prove the cleanup")
+	}
+	// Start hostctl again on the same state dir: the survivor goes first.
+	os.Remove(gc)
+	d2 := startDaemon(t, dir, config)
+	d2.waitLog(10*time.Second, "killed processes left over from an earlier hostctl")
+	waitFor(t, 5*time.Second, "the survivor to be killed", func() bool { return !alive(grandchild) })
+}
+
+func pidFromLog(t *testing.T, line string) int {
+	t.Helper()
+	i := strings.Index(line, `"pid":`)
+	if i < 0 {
+		t.Fatalf("no pid in %q", line)
+	}
+	rest := line[i+6:]
+	j := strings.IndexAny(rest, ",}")
+	pid, err := strconv.Atoi(rest[:j])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// TestZombiesReaped: hostctl is a subreaper; orphans of its programs are
+// reparented to it and reaped, never left as zombies.
+func TestZombiesReaped(t *testing.T) {
+	dir := t.TempDir()
+	config := writeConfig(t, dir, `
+[program.orphaner]
+# Every 50 ms, a grandchild is orphaned and then exits.
+command = ["/bin/sh", "-c", "while :; do (sh -c 'sleep 0.01' &) ; sleep 0.05; done"]
+start_secs = "0s"
+`)
+	d := startDaemon(t, dir, config)
+	d.waitLog(10*time.Second, `"to":"RUNNING"`, `"program":"orphaner"`)
+	hpid := d.cmd.Process.Pid
+	// Orphans must have been reparented to hostctl and reaped by it.
+	d.waitLog(10*time.Second, "reaped orphan")
+	zombies := func() int {
+		n := 0
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			i := bytes.LastIndexByte(b, ')')
+			f := strings.Fields(string(b[i+2:]))
+			if len(f) > 2 && f[0] == "Z" && f[1] == strconv.Itoa(hpid) {
+				n++
+			}
+		}
+		return n
+	}
+	// A zombie may exist for an instant between exit and reaping; there
+	// must never be a pile of them.
+	for i := 0; i < 20; i++ {
+		if z := zombies(); z > 2 {
+			t.Fatalf("%d zombie children of hostctl", z)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// TestBadConfigStartsNothing: exit 1, every error on stderr, no process.
+func TestBadConfigStartsNothing(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "started")
+	config := writeConfig(t, dir, fmt.Sprintf(`
+[program.good]
+command = ["/bin/sh", "-c", "touch %s; exec sleep 1000"]
+[program.bad]
+command = "sleep 1"
+stop_timeout = "ten"
+depends_on = ["nope"]
+`, marker))
+	out, err := exec.Command(hostctlBin, "run", "-c", config).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1; output:\n%s", err, out)
+	}
+	for _, want := range []string{`hostctl.toml:14: program.bad.stop_timeout: "ten" is not a duration`, `program.bad.depends_on: "nope" is not a program`, "nothing was started"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("a program was started despite the bad config")
+	}
+	out, err = exec.Command(hostctlBin, "check", "-c", config).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !bytes.Contains(out, []byte("stop_timeout")) {
+		t.Errorf("check: %v\n%s", err, out)
+	}
+}
+
+// TestShutdownStopsAllAndExitsZero: SIGTERM stops every program (dependents
+// first) and hostctl exits 0 with no process of theirs left.
+func TestShutdownStopsAllAndExitsZero(t *testing.T) {
+	dir := t.TempDir()
+	config := writeConfig(t, dir, `
+[program.db]
+command = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
+start_secs = "0s"
+[program.app]
+command = ["/bin/sh", "-c", "sleep 1000 & wait"]
+depends_on = ["db"]
+start_secs = "0s"
+`)
+	d := startDaemon(t, dir, config)
+	db := pidFromLog(t, d.waitLog(10*time.Second, `"spawned"`, `"program":"db"`))
+	app := pidFromLog(t, d.waitLog(10*time.Second, `"spawned"`, `"program":"app"`))
+	d.waitLog(10*time.Second, `"to":"RUNNING"`, `"program":"app"`)
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("hostctl did not exit after SIGTERM")
+	}
+	if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	for _, pid := range []int{db, app} {
+		if alive(pid) {
+			t.Errorf("pid %d survived shutdown", pid)
+		}
+	}
+	log := d.log()
+	if strings.Index(log, `"program":"app","from":"STOPPING","to":"STOPPED"`) > strings.Index(log, `"program":"db","from":"RUNNING","to":"STOPPING"`) {
+		t.Errorf("db was stopped before app stopped:\n%s", log)
+	}
+}
