@@ -60,9 +60,20 @@ type harness struct {
 // startProxy applies cfg to a new Proxy and stops it when the test ends.
 func startProxy(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	core, logs := observer.New(zapcore.InfoLevel)
+	return startProxyHook(t, cfg, zapcore.InfoLevel, nil)
+}
+
+// startProxyHook is startProxy with Caddy's logs at level and each entry
+// also passed to hook (to wait on what Caddy logs).
+func startProxyHook(t *testing.T, cfg Config, level zapcore.Level, hook func(zapcore.Entry)) *harness {
+	t.Helper()
+	core, logs := observer.New(level)
+	var c zapcore.Core = core
+	if hook != nil {
+		c = zapcore.RegisterHooks(core, func(e zapcore.Entry) error { hook(e); return nil })
+	}
 	h := &harness{logs: logs, access: &syncBuffer{}, state: t.TempDir()}
-	h.p = New(Options{Logger: zap.New(core), StateDir: h.state, AccessLog: h.access})
+	h.p = New(Options{Logger: zap.New(c), StateDir: h.state, AccessLog: h.access})
 	if err := h.p.Apply(cfg); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}

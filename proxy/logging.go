@@ -21,9 +21,9 @@ func init() {
 
 // sinks maps an instance name to its sinks; guarded by sinksMu.
 var (
-	sinksMu  sync.Mutex
-	sinks    = map[string]*sink{}
-	sinkSeq  int
+	sinksMu sync.Mutex
+	sinks   = map[string]*sink{}
+	sinkSeq int
 	nopSink = &sink{logger: zap.NewNop(), access: io.Discard}
 )
 
@@ -111,7 +111,7 @@ type nopCloser struct{ io.Writer }
 func (nopCloser) Close() error { return nil }
 
 var (
-	_ zapcore.Core        = (*logCore)(nil)
-	_ caddy.Provisioner   = (*logCore)(nil)
-	_ caddy.WriterOpener  = accessWriter{}
+	_ zapcore.Core       = (*logCore)(nil)
+	_ caddy.Provisioner  = (*logCore)(nil)
+	_ caddy.WriterOpener = accessWriter{}
 )

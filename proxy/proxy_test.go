@@ -89,8 +89,11 @@ func TestApplySameConfigDoesNotReload(t *testing.T) {
 	listen := freeAddr(t)
 	cfg := Config{Listen: listen, Upstream: up.addr}
 	h := startProxy(t, cfg)
-	loads := func() int { return h.logs.FilterMessage("load complete").Len() }
+	loads := func() int { return h.logs.FilterMessage("server running").Len() }
 	before := loads()
+	if before == 0 {
+		t.Fatal(`no "server running" log entry after the first Apply; the reload check below would prove nothing`)
+	}
 
 	// An idle keep-alive connection survives an Apply of the same config
 	// (a reload closes idle connections).
