@@ -289,12 +289,39 @@ func (s *Supervisor) startWithDeps(ctx context.Context, progs []*program) error 
 	for _, p := range progs {
 		add(p)
 	}
+	// Send level by level (a program's level is one more than its deepest
+	// dependency's); within a level, in parallel.
+	level := map[string]int{}
+	var levels [][]*program
 	for _, name := range s.topoOrder() {
+		p, _ := s.get(name)
+		l := 0
+		for _, d := range p.cfg.DependsOn {
+			if dl, ok := level[d]; ok {
+				l = max(l, dl+1)
+			}
+		}
+		level[name] = l
 		if !want[name] {
 			continue
 		}
-		p, _ := s.get(name)
-		if err := p.do(ctx, command{kind: cmdStart}); err != nil {
+		for len(levels) <= l {
+			levels = append(levels, nil)
+		}
+		levels[l] = append(levels[l], p)
+	}
+	for _, progs := range levels {
+		errs := make([]error, len(progs))
+		var wg sync.WaitGroup
+		for i, p := range progs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = p.do(ctx, command{kind: cmdStart})
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
 			return err
 		}
 	}

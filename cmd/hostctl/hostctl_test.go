@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 
 // daemon is a `hostctl run` started by a test.
 type daemon struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	dir  string
 	mu   sync.Mutex
@@ -67,7 +67,7 @@ keep_free = ""
 	return path
 }
 
-func startDaemon(t *testing.T, dir, config string) *daemon {
+func startDaemon(t testing.TB, dir, config string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, dir: dir, done: make(chan struct{})}
 	d.cond = sync.NewCond(&d.mu)

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkHundredPrograms starts hostctl with 100 independent sleeping
+// programs (start_secs 0) and reports the time until all are RUNNING, then
+// hostctl's RSS and its CPU use while idle for 5 s.
+func BenchmarkHundredPrograms(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		dir := b.TempDir()
+		var progs strings.Builder
+		for n := 0; n < 100; n++ {
+			fmt.Fprintf(&progs, "[program.p%03d]\ncommand = \"/bin/sleep 100000\"\nstart_secs = \"0s\"\n", n)
+		}
+		cfg := writeConfigB(b, dir, progs.String())
+		t0 := time.Now()
+		d := startDaemon(b, dir, cfg)
+		waitRunning(b, d, 100, 60*time.Second)
+		up := time.Since(t0)
+		pid := d.cmd.Process.Pid
+		cpu0 := cpuTicks(pid)
+		time.Sleep(5 * time.Second) // the idle period being measured
+		cpu1 := cpuTicks(pid)
+		rss := rssKB(pid)
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		<-d.done
+		b.ReportMetric(float64(up.Milliseconds()), "ms-to-100-running")
+		b.ReportMetric(float64(rss)/1024, "rss-MB")
+		b.ReportMetric(float64(cpu1-cpu0)/100/5*100, "idle-cpu-%")
+	}
+}
+
+func waitRunning(b *testing.B, d *daemon, n int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if strings.Count(d.log(), `"to":"RUNNING"`) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("not %d RUNNING within %s", n, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func writeConfigB(b *testing.B, dir, programs string) string {
+	cfg := fmt.Sprintf("[admin]\nsocket = %q\nstate_dir = %q\n[log]\ndir = %q\nkeep_free = \"\"\n", dir+"/hostctl.sock", dir+"/state", dir+"/log") + programs
+	path := dir + "/hostctl.toml"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+func cpuTicks(pid int) int {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return u + st
+}
+
+func rssKB(pid int) int {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			n, _ := strconv.Atoi(strings.Fields(line)[1])
+			return n
+		}
+	}
+	return 0
+}
