@@ -32,8 +32,11 @@ func helperMain(mode string, args []string) int {
 		return n
 	case "sleep":
 		select {}
-	case "ignore-term":
+	case "ignore-term": // ignore-term [READYFILE]
 		signal.Ignore(syscall.SIGTERM)
+		if len(args) > 0 {
+			os.WriteFile(args[0], []byte("ready"), 0o644)
+		}
 		select {}
 	case "listen": // listen ADDR DELAY
 		d, _ := time.ParseDuration(args[1])

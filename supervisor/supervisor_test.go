@@ -136,9 +136,11 @@ func atoi(s string) int {
 }
 
 func TestStopKillsAfterTimeout(t *testing.T) {
-	p := helper(t, "stubborn", "ignore-term")
+	ready := filepath.Join(t.TempDir(), "ready")
+	p := helper(t, "stubborn", "ignore-term", ready)
 	p.StopTimeout = 300 * time.Millisecond
-	p.StartSecs = 200 * time.Millisecond // let it install its handler first
+	// RUNNING once it has installed its handler.
+	p.Ready = &ProbeConfig{Exec: Command{"/usr/bin/test", "-f", ready}, Interval: 20 * time.Millisecond, Timeout: time.Second, Deadline: 20 * time.Second}
 	s, _ := newSup(t, p)
 	s.StartPrograms(context.Background(), "stubborn")
 	st := waitState(t, s, "stubborn", Running, 10*time.Second)
