@@ -35,8 +35,10 @@ type gen struct {
 
 // openGen starts a new generation on whatever file is at s.path (creating
 // it if missing), sealing the current one. Only the writer goroutine (and
-// Open, before it starts) calls it.
-func (s *Stream) openGen() {
+// Open, before it starts) calls it. If the file cannot be opened, the new
+// generation has no descriptor (readers skip it) and the error is logged
+// and returned.
+func (s *Stream) openGen() error {
 	f, err := os.OpenFile(s.path, os.O_RDONLY|os.O_CREATE, 0o640)
 	var size int64
 	if err != nil {
@@ -61,15 +63,34 @@ func (s *Stream) openGen() {
 	}
 	s.size = size
 	s.fileBytes.Store(size)
+	return err
 }
 
 // acquire returns the current generation, its size and a reference the
-// caller must release.
-func (s *Stream) acquire() (*gen, int64) {
+// caller must release, or false once the stream is closed.
+func (s *Stream) acquire() (*gen, int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cur.refs == 0 {
+		return nil, 0, false
+	}
 	s.cur.refs++
-	return s.cur, s.cur.size
+	return s.cur, s.cur.size, true
+}
+
+// emitLines calls fn with each line of b.
+func emitLines(b []byte, fn func(line []byte) error) error {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			i = len(b) - 1
+		}
+		if err := fn(b[:i+1]); err != nil {
+			return err
+		}
+		b = b[i+1:]
+	}
+	return nil
 }
 
 // release drops a reference on g, closing it (and releasing its hold on
@@ -93,7 +114,10 @@ func (s *Stream) release(g *gen) {
 // it holds fewer than n lines, from the newest rotated file (gzip'd or
 // not). A last line still being written (no newline yet) counts as a line.
 func (s *Stream) Tail(n int) ([]byte, error) {
-	g, size := s.acquire()
+	g, size, ok := s.acquire()
+	if !ok {
+		return TailFile(s.path, n)
+	}
 	defer s.release(g)
 	return tailLines(g.f, size, n, s.path)
 }
@@ -306,7 +330,14 @@ func lastLinesStream(r io.Reader, n int) ([]byte, error) {
 // its end and continues with the new one: no gap and no duplicate. It
 // waits for a notification from the writer, never by polling.
 func (s *Stream) Follow(ctx context.Context, lastLines int, fn func(line []byte) error) error {
-	g, size := s.acquire()
+	g, size, ok := s.acquire()
+	if !ok {
+		tail, err := TailFile(s.path, lastLines)
+		if err != nil {
+			return err
+		}
+		return emitLines(tail, fn)
+	}
 	defer func() { s.release(g) }()
 
 	// Start after the last complete line; the partial one is followed.
@@ -323,15 +354,8 @@ func (s *Stream) Follow(ctx context.Context, lastLines int, fn func(line []byte)
 		if err != nil {
 			return err
 		}
-		for len(tail) > 0 {
-			i := bytes.IndexByte(tail, '\n')
-			if i < 0 {
-				i = len(tail) - 1
-			}
-			if err := fn(tail[:i+1]); err != nil {
-				return err
-			}
-			tail = tail[i+1:]
+		if err := emitLines(tail, fn); err != nil {
+			return err
 		}
 	}
 
@@ -372,11 +396,17 @@ func (s *Stream) Follow(ctx context.Context, lastLines int, fn func(line []byte)
 		ch := s.notify
 		s.notifyTaken = true
 		size, sealed, next, finished := g.size, g.sealed, g.next, s.finished
-		if sealed && next != nil && off >= size {
+		advance := sealed && next != nil && (off >= size || g.f == nil)
+		if advance {
 			next.refs++
 		}
 		s.mu.Unlock()
 
+		if advance {
+			s.release(g)
+			g, off = next, 0
+			continue
+		}
 		if off < size && g.f != nil {
 			k := min(int64(len(buf)), size-off)
 			n, err := g.f.ReadAt(buf[:k], off)
@@ -390,11 +420,6 @@ func (s *Stream) Follow(ctx context.Context, lastLines int, fn func(line []byte)
 			if n == 0 {
 				off = size // truncated under us; skip
 			}
-			continue
-		}
-		if sealed && next != nil {
-			s.release(g)
-			g, off = next, 0
 			continue
 		}
 		if sealed && finished {

@@ -235,6 +235,17 @@ func TestFollowEndsWhenStreamCloses(t *testing.T) {
 	if fmt.Sprint(lines) != fmt.Sprint([]string{"one\n", "two\n", "three\n"}) {
 		t.Errorf("lines %q", lines)
 	}
+	// A closed stream still reads its file.
+	if got, err := s.Tail(2); err != nil || string(got) != "two\nthree\n" {
+		t.Errorf("Tail after Close = %q, %v", got, err)
+	}
+	lines = nil
+	if err := s.Follow(context.Background(), 1, func(l []byte) error {
+		lines = append(lines, string(l))
+		return nil
+	}); err != nil || fmt.Sprint(lines) != fmt.Sprint([]string{"three\n"}) {
+		t.Errorf("Follow after Close: %q, %v", lines, err)
+	}
 }
 
 func TestTimestampsSplitLongLines(t *testing.T) {

@@ -269,11 +269,9 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 		lastNL:      true,
 	}
 	s.readFn = s.readOnce
-	s.openGen()
-	if s.cur.f == nil {
+	if err := s.openGen(); err != nil {
 		r.Close()
 		w.Close()
-		_, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o640)
 		return nil, fmt.Errorf("opening log %s: %w", path, err)
 	}
 	if s.size > 0 {
