@@ -12,6 +12,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
@@ -39,6 +40,8 @@ type File struct {
 	Log logfile.Config `toml:"log"`
 	// Programs are the [program.NAME] tables.
 	Programs map[string]*supervisor.ProgramConfig `toml:"-"`
+	// Proxy is the [proxy] section; nil when there is none (no web front).
+	Proxy *proxy.Config `toml:"proxy"`
 
 	// Path is the file this was read from.
 	Path string `toml:"-"`
@@ -98,6 +101,10 @@ func Parse(path string, data []byte) (*File, error) {
 	sections := map[string]func(toml.Primitive){
 		"admin": func(p toml.Primitive) { d.table(p, "admin", reflect.ValueOf(&f.Admin).Elem()) },
 		"log":   func(p toml.Primitive) { d.table(p, "log", reflect.ValueOf(&f.Log).Elem()) },
+		"proxy": func(p toml.Primitive) {
+			f.Proxy = &proxy.Config{} // unset fields take proxy's defaults
+			d.table(p, "proxy", reflect.ValueOf(f.Proxy).Elem())
+		},
 		"program": func(p toml.Primitive) {
 			var progs map[string]toml.Primitive
 			if err := md.PrimitiveDecode(p, &progs); err != nil {
@@ -179,6 +186,9 @@ func (f *File) validate(d *decoder) {
 		errs = append(errs, f.Programs[name].Validate("program."+name)...)
 	}
 	errs = append(errs, supervisor.ValidatePrograms("program", f.Programs)...)
+	if f.Proxy != nil {
+		errs = append(errs, f.Proxy.Validate("proxy")...)
+	}
 	for _, err := range errs {
 		if key, msg, ok := fieldError(err); ok {
 			d.errs = append(d.errs, &Error{File: d.file, Line: d.line(key), Key: key, Msg: msg})

@@ -4,6 +4,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
+	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
@@ -36,6 +38,9 @@ type Daemon struct {
 	logs   *logfile.Manager
 	ownLog *logfile.Stream
 	sup    *supervisor.Supervisor
+
+	proxy     *proxy.Proxy    // nil without [proxy]
+	accessLog *logfile.Stream // the proxy's access log
 
 	mu  sync.Mutex // guards cfg (replaced on reload)
 	cfg *config.File
@@ -105,7 +110,10 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.sup.Start()
 	d.log.Info("hostctl started", zap.String("config", cfg.Path), zap.Int("programs", len(cfg.Programs)),
 		zap.String("log_dir", cfg.Log.Dir), zap.String("socket", cfg.Admin.Socket), zap.Int("pid", os.Getpid()))
-	return d.sup.StartAutostart(ctx)
+	if err := d.sup.StartAutostart(ctx); err != nil {
+		return err
+	}
+	return d.startProxy(ctx, cfg)
 }
 
 // serve handles signals until ctx ends, then shuts down.
@@ -144,6 +152,7 @@ func (d *Daemon) shutdown() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	d.stopProxy() // first: no new requests for programs that are stopping
 	err := d.sup.Shutdown(ctx)
 	if err != nil {
 		d.log.Error("shutdown", zap.Error(err))
@@ -180,6 +189,9 @@ func (d *Daemon) Reload(ctx context.Context) (supervisor.Diff, error) {
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
+	if perr := d.reloadProxy(ctx, old, cfg); perr != nil {
+		err = errors.Join(err, perr)
+	}
 	return diff, err
 }
 
