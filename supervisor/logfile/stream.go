@@ -94,7 +94,8 @@ type Stream struct {
 	dropped   atomic.Uint64
 	fileBytes atomic.Int64 // size of the current file, for the manager
 
-	// mu guards cur, notify, notifyTaken and finished; a leaf lock.
+	// mu guards cur, notify, notifyTaken and finished; a leaf lock
+	// (feeders take it after feedMu when they drop).
 	mu          sync.Mutex
 	cur         *gen
 	notify      chan struct{} // closed and replaced when the file grows or rotates
@@ -180,10 +181,19 @@ func (s *Stream) feedLocked(p []byte) {
 		s.tsBuf = out
 	}
 	if !s.ring.put(out) {
-		s.ring.drop(len(out), reasonStalled)
-		s.dropped.Add(uint64(len(out)))
+		s.dropFeedLocked(len(out))
 		s.atLineStart = true // the writer puts a marker line here
 	}
+}
+
+// dropFeedLocked counts n bytes a feeder dropped because the ring is
+// full and wakes anyone waiting on the stream's progress. s.feedMu is held.
+func (s *Stream) dropFeedLocked(n int) {
+	s.ring.drop(n, reasonStalled)
+	s.dropped.Add(uint64(n))
+	s.mu.Lock()
+	s.notifyLocked()
+	s.mu.Unlock()
 }
 
 // readLoop is the pipe reader goroutine.
@@ -224,8 +234,7 @@ func (s *Stream) readOnce(fd uintptr) bool {
 		} else {
 			n, err = syscall.Read(int(fd), s.scratch)
 			if n > 0 {
-				s.ring.drop(n, reasonStalled)
-				s.dropped.Add(uint64(n))
+				s.dropFeedLocked(n)
 			}
 		}
 		switch err {
