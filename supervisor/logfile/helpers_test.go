@@ -23,7 +23,7 @@ const deadline = 30 * time.Second
 
 // testManager returns a Manager on a temp dir with keep_free off (tests
 // share the host's disk), and the log entries it writes.
-func testManager(t *testing.T, edit func(*Config)) (*Manager, *observer.ObservedLogs) {
+func testManager(t testing.TB, edit func(*Config)) (*Manager, *observer.ObservedLogs) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Dir = t.TempDir()

@@ -258,7 +258,6 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 		rawR:        raw,
 		fw:          m.newWriter(lj),
 		atLineStart: true,
-		scratch:     make([]byte, readScratch),
 		ring:        newRing(ringInitial, m.ringMax),
 		wake:        make(chan struct{}, 1),
 		reopenReq:   make(chan chan error, 1),

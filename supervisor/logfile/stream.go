@@ -68,7 +68,7 @@ type Stream struct {
 	feedClosed  bool
 	atLineStart bool // timestamps: the next byte starts a line
 	lineLen     int  // timestamps: bytes in the current line so far
-	scratch     []byte
+	scratch     []byte // for timestamped and dropped reads; allocated on first use
 	tsBuf       []byte
 	rdN         int
 	rdErr       error
@@ -196,6 +196,14 @@ func (s *Stream) dropFeedLocked(n int) {
 	s.mu.Unlock()
 }
 
+// allocScratch allocates the buffer for reads that do not go straight
+// into the ring, on first use, so quiet streams stay small.
+func (s *Stream) allocScratch() {
+	if s.scratch == nil {
+		s.scratch = make([]byte, readScratch)
+	}
+}
+
 // readLoop is the pipe reader goroutine.
 func (s *Stream) readLoop() {
 	defer close(s.readerDone)
@@ -222,6 +230,7 @@ func (s *Stream) readOnce(fd uintptr) bool {
 		var n int
 		var err error
 		if s.timestamps {
+			s.allocScratch()
 			n, err = syscall.Read(int(fd), s.scratch)
 			if n > 0 {
 				s.feedLocked(s.scratch[:n])
@@ -232,6 +241,7 @@ func (s *Stream) readOnce(fd uintptr) bool {
 				s.ring.commit(n)
 			}
 		} else {
+			s.allocScratch()
 			n, err = syscall.Read(int(fd), s.scratch)
 			if n > 0 {
 				s.dropFeedLocked(n)
