@@ -66,8 +66,8 @@ type Stream struct {
 	// guards the fields up to ring. Lock order: feedMu, then ring.mu.
 	feedMu      sync.Mutex
 	feedClosed  bool
-	atLineStart bool // timestamps: the next byte starts a line
-	lineLen     int  // timestamps: bytes in the current line so far
+	atLineStart bool   // timestamps: the next byte starts a line
+	lineLen     int    // timestamps: bytes in the current line so far
 	scratch     []byte // for timestamped and dropped reads; allocated on first use
 	tsBuf       []byte
 	rdN         int
