@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.hello),
+    path("cache/", views.cache_hits),
+    path("tasks/add/", views.enqueue_add),
+    path("tasks/<str:task_id>/", views.task_result),
+]
