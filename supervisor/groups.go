@@ -18,11 +18,13 @@ import (
 // pgid holding the leader's start time (from /proc) and the program name;
 // the start time guards against pid reuse.
 type groupRecords struct {
-	dir string // "" disables records
-	log *zap.Logger
+	dir   string // "" disables records
+	log   *zap.Logger
+	guard *guard // nil without a guard process
 }
 
 func (g *groupRecords) add(pgid int, startTick uint64, name string) {
+	g.guard.add(pgid)
 	if g.dir == "" {
 		return
 	}
@@ -33,6 +35,7 @@ func (g *groupRecords) add(pgid int, startTick uint64, name string) {
 }
 
 func (g *groupRecords) remove(pgid int) {
+	g.guard.remove(pgid)
 	if g.dir == "" {
 		return
 	}

@@ -25,6 +25,10 @@ type Options struct {
 	LogDir string
 	// Logs opens log streams. nil discards all program output.
 	Logs LogOpener
+	// Guard starts a tiny guard process that kills every program's
+	// process group at once if hostctl dies without stopping them
+	// (kill -9, OOM killer): grandchildren that Pdeathsig cannot reach.
+	Guard bool
 }
 
 // Supervisor runs a set of programs.
@@ -65,11 +69,20 @@ func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 		}
 		s.groups.dir = dir
 	}
+	if opts.Guard {
+		g, err := startGuard(s.spawner, s.log)
+		if err != nil {
+			return nil, err
+		}
+		s.groups.guard = g
+		s.log.Debug("guard process started", zap.Int("guard_pid", g.pid))
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, cfg := range progs {
 		p, err := s.newProgram(cfg)
 		if err != nil {
 			s.closeAll()
+			s.groups.guard.close()
 			return nil, err
 		}
 		s.progs[cfg.Name] = p
@@ -500,7 +513,16 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closeAll()
 	s.mu.Unlock()
+	s.groups.guard.close()
 	return err
+}
+
+// GuardPID is the pid of the guard process (0 without one).
+func (s *Supervisor) GuardPID() int {
+	if s.groups.guard == nil {
+		return 0
+	}
+	return s.groups.guard.pid
 }
 
 // Diff is what a Reload changed.

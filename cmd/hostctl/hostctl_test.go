@@ -186,10 +186,10 @@ func readPid(t *testing.T, path string) int {
 	return pid
 }
 
-// TestKill9LeavesNoChildAndNextStartKillsSurvivors: kill -9 of hostctl
-// kills each program's own process at once (Pdeathsig); a grandchild that
-// ignores that survives, and the next hostctl kills it at start.
-func TestKill9LeavesNoChildAndNextStartKillsSurvivors(t *testing.T) {
+// TestKill9KillsWholeGroupsAtOnce: kill -9 of hostctl kills each program's
+// own process at once (Pdeathsig) and, through the guard process, the
+// grandchildren too.
+func TestKill9KillsWholeGroupsAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	gc := filepath.Join(dir, "grandchild.pid")
 	config := writeConfig(t, dir, fmt.Sprintf(`
@@ -198,21 +198,56 @@ command = ["/bin/sh", "-c", "sleep 1000 & echo $! > %s; exec sleep 1000"]
 start_secs = "0s"
 `, gc))
 	d := startDaemon(t, dir, config)
-	line := d.waitLog(10*time.Second, `"spawned"`, `"program":"parent"`)
-	leader := pidFromLog(t, line)
+	leader := pidFromLog(t, d.waitLog(10*time.Second, `"spawned"`, `"program":"parent"`))
 	grandchild := readPid(t, gc)
-
 	d.cmd.Process.Kill() // SIGKILL, as the OOM killer would
+	<-d.done
+	waitFor(t, 5*time.Second, "the program's process to die with hostctl", func() bool { return !alive(leader) })
+	waitFor(t, 5*time.Second, "the guard to kill the grandchild", func() bool { return !alive(grandchild) })
+}
+
+// TestNextStartKillsSurvivors: if the guard dies too (the OOM killer may
+// take both), the grandchild survives hostctl, and the next hostctl kills
+// it at start (its process group was recorded in the state dir).
+func TestNextStartKillsSurvivors(t *testing.T) {
+	dir := t.TempDir()
+	gc := filepath.Join(dir, "grandchild.pid")
+	config := writeConfig(t, dir, fmt.Sprintf(`
+[program.parent]
+command = ["/bin/sh", "-c", "sleep 1000 & echo $! > %s; exec sleep 1000"]
+start_secs = "0s"
+`, gc))
+	d := startDaemon(t, dir, config)
+	guardPid := pidFromField(t, d.waitLog(10*time.Second, "guard process started"), "guard_pid")
+	leader := pidFromLog(t, d.waitLog(10*time.Second, `"spawned"`, `"program":"parent"`))
+	grandchild := readPid(t, gc)
+	syscall.Kill(guardPid, syscall.SIGKILL)
+	waitFor(t, 5*time.Second, "the guard to die", func() bool { return !alive(guardPid) })
+	d.cmd.Process.Kill()
 	<-d.done
 	waitFor(t, 5*time.Second, "the program's process to die with hostctl", func() bool { return !alive(leader) })
 	if !alive(grandchild) {
 		t.Fatal("the grandchild died with hostctl: this test needs a survivor to prove the cleanup")
 	}
-	// Start hostctl again on the same state dir: the survivor goes first.
 	os.Remove(gc)
 	d2 := startDaemon(t, dir, config)
 	d2.waitLog(10*time.Second, "killed processes left over from an earlier hostctl")
 	waitFor(t, 5*time.Second, "the survivor to be killed", func() bool { return !alive(grandchild) })
+}
+
+func pidFromField(t *testing.T, line, field string) int {
+	t.Helper()
+	i := strings.Index(line, `"`+field+`":`)
+	if i < 0 {
+		t.Fatalf("no %s in %q", field, line)
+	}
+	rest := line[i+len(field)+3:]
+	j := strings.IndexAny(rest, ",}")
+	pid, err := strconv.Atoi(rest[:j])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }
 
 func pidFromLog(t *testing.T, line string) int {

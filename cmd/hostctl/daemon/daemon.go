@@ -100,6 +100,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		StateDir: cfg.Admin.StateDir,
 		LogDir:   cfg.Log.Dir,
 		Logs:     &logOpener{d: d},
+		Guard:    true,
 	})
 	if err != nil {
 		return err
