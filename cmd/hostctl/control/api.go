@@ -1,0 +1,109 @@
+// Package control is hostctl's admin API: the HTTP server that `hostctl run`
+// serves on its unix socket (and optionally on TCP with a bearer token), the
+// web dashboard it serves at "/", the Prometheus metrics, and the typed
+// Client the CLI uses to talk to it.
+//
+// The API is JSON under /v1/ (see routes in server.go for the one table of
+// endpoints). On the unix socket, file permissions are the authentication;
+// on TCP every endpoint but the dashboard page and /healthz needs
+// "Authorization: Bearer TOKEN". Requests from a browser tab of another
+// origin are refused on both.
+package control
+
+import (
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+// DefaultSocket is the admin socket when the config names none.
+const DefaultSocket = "/run/hostctl/hostctl.sock"
+
+// Program is one program as the API reports it: the supervisor's status
+// snapshot plus what hostctl measures about its process group.
+type Program struct {
+	supervisor.Status
+	// UptimeSeconds is how long the current process has run (0 when none).
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	// Processes is the number of live processes in the program's process
+	// group (pgid = PID).
+	Processes int `json:"processes"`
+	// RSSBytes is the resident memory of the process group, summed.
+	RSSBytes uint64 `json:"rss_bytes"`
+	// CPUSeconds is the user+system CPU time of the process group, summed,
+	// including that of its members' waited-for children.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// DroppedLogBytes is the output dropped because the disk could not keep
+	// up or was full, since the program's config was loaded.
+	DroppedLogBytes uint64 `json:"dropped_log_bytes"`
+}
+
+// ActionRequest is the body of POST /v1/start, /v1/stop, /v1/restart and
+// /v1/signal.
+type ActionRequest struct {
+	// Names are program names, or ["all"].
+	Names []string `json:"names"`
+	// Signal is the signal for /v1/signal ("HUP", "SIGUSR1", "15").
+	Signal string `json:"signal,omitempty"`
+	// WaitSeconds is how long to wait for every program to reach the
+	// action's target state (RUNNING for start and restart, down for stop)
+	// before answering. 0 answers at once; at most 600.
+	WaitSeconds float64 `json:"wait_seconds,omitempty"`
+}
+
+// ActionResult is the outcome of an action for one program.
+type ActionResult struct {
+	Name string `json:"name"`
+	// OK is true when the target state was reached (or, without a wait,
+	// when the request was accepted).
+	OK bool `json:"ok"`
+	// Error says why not: "FATAL: exited too quickly ...", "still STARTING
+	// after 30s (waiting for db)".
+	Error string `json:"error,omitempty"`
+	// Status is the program's status when the answer was made.
+	Status supervisor.Status `json:"status"`
+}
+
+// ActionResponse is the answer to an action.
+type ActionResponse struct {
+	Results []ActionResult `json:"results"`
+}
+
+// ReloadResponse is the answer to POST /v1/reload.
+type ReloadResponse struct {
+	supervisor.Diff
+}
+
+// LogLine is one line of GET /v1/programs/{name}/log, which answers with
+// one JSON object per line (application/x-ndjson).
+type LogLine struct {
+	// Line is the text without its trailing newline.
+	Line string `json:"line"`
+}
+
+// Health is the answer to GET /healthz.
+type Health struct {
+	OK      bool   `json:"ok"`
+	PID     int    `json:"pid"`
+	Version string `json:"version,omitempty"`
+}
+
+// errorBody is every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	// Code is machine-readable: bad_request, unauthorized, forbidden,
+	// unknown_program, not_found, config_invalid, failed, unavailable.
+	Code string `json:"code"`
+	// Errors lists each problem when there are several (config_invalid).
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Error codes.
+const (
+	CodeBadRequest     = "bad_request"
+	CodeUnauthorized   = "unauthorized"
+	CodeForbidden      = "forbidden"
+	CodeUnknownProgram = "unknown_program"
+	CodeNotFound       = "not_found"
+	CodeConfigInvalid  = "config_invalid"
+	CodeFailed         = "failed"
+	CodeUnavailable    = "unavailable"
+)

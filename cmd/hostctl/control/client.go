@@ -1,0 +1,294 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+// Client talks to a running hostctl. The zero value uses DefaultSocket.
+type Client struct {
+	// Socket is the unix socket of the admin API. Used when URL is empty;
+	// default DefaultSocket.
+	Socket string
+	// URL is the base URL of a TCP admin listener ("http://127.0.0.1:9001").
+	URL string
+	// Token is sent as "Authorization: Bearer Token" when not empty (the
+	// TCP listener requires it).
+	Token string
+	// HTTPClient, if set, is used as is (Socket is then ignored).
+	HTTPClient *http.Client
+
+	once sync.Once
+	hc   *http.Client
+	base string
+}
+
+// NotRunningError means nothing answers at the address: hostctl is not
+// running there (or the address is wrong).
+type NotRunningError struct {
+	Addr string // the socket path or URL tried
+	Err  error
+}
+
+func (e *NotRunningError) Error() string {
+	return fmt.Sprintf("hostctl is not running (nothing answers at %s: %v)", e.Addr, errMsg(e.Err))
+}
+
+func (e *NotRunningError) Unwrap() error { return e.Err }
+
+func errMsg(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
+}
+
+// APIError is an error answer of the API.
+type APIError struct {
+	StatusCode int
+	// Code is machine-readable: see the Code constants.
+	Code    string
+	Message string
+	// Errors lists each problem when there are several (config_invalid).
+	Errors []string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// IsUnknownProgram reports whether err says a program name is not configured.
+func IsUnknownProgram(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Code == CodeUnknownProgram
+}
+
+// Addr is the socket path or URL the client talks to.
+func (c *Client) Addr() string {
+	if c.URL != "" {
+		return c.URL
+	}
+	if c.Socket != "" {
+		return c.Socket
+	}
+	return DefaultSocket
+}
+
+func (c *Client) init() {
+	c.once.Do(func() {
+		switch {
+		case c.HTTPClient != nil:
+			c.hc = c.HTTPClient
+			c.base = strings.TrimRight(c.URL, "/")
+		case c.URL != "":
+			c.hc = &http.Client{Transport: &http.Transport{
+				Proxy:               nil,
+				DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+				MaxIdleConnsPerHost: 4,
+			}}
+			c.base = strings.TrimRight(c.URL, "/")
+		default:
+			path := c.Addr()
+			c.hc = &http.Client{Transport: &http.Transport{
+				Proxy: nil,
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "unix", path)
+				},
+				MaxIdleConnsPerHost: 4,
+			}}
+			// The host name is never resolved: every dial goes to the socket.
+			c.base = "http://hostctl.sock"
+		}
+	})
+}
+
+// do sends a request and decodes a JSON answer into out (unless nil). It
+// returns the response with its body open when out is nil and stream is set.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("reading the answer of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// send sends a request; a non-2xx answer becomes an *APIError.
+func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	c.init()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if isNotRunning(err) {
+			return nil, &NotRunningError{Addr: c.Addr(), Err: err}
+		}
+		return nil, fmt.Errorf("talking to hostctl at %s: %w", c.Addr(), err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var eb errorBody
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+			eb.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+		}
+		return nil, &APIError{StatusCode: resp.StatusCode, Code: eb.Code, Message: eb.Error, Errors: eb.Errors}
+	}
+	return resp, nil
+}
+
+func isNotRunning(err error) bool {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "dial" {
+		return false
+	}
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// Health checks that the daemon answers.
+func (c *Client) Health(ctx context.Context) (Health, error) {
+	var h Health
+	err := c.do(ctx, "GET", "/healthz", nil, &h)
+	return h, err
+}
+
+// Programs returns the named programs (all when none), sorted by name.
+func (c *Client) Programs(ctx context.Context, names ...string) ([]Program, error) {
+	q := url.Values{}
+	for _, n := range names {
+		q.Add("name", n)
+	}
+	path := "/v1/programs"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out []Program
+	err := c.do(ctx, "GET", path, nil, &out)
+	return out, err
+}
+
+// Program returns one program.
+func (c *Client) Program(ctx context.Context, name string) (Program, error) {
+	var out Program
+	err := c.do(ctx, "GET", "/v1/programs/"+url.PathEscape(name), nil, &out)
+	return out, err
+}
+
+// Start starts the named programs (["all"] for every one) and waits up to
+// wait for each to be RUNNING (0: does not wait).
+func (c *Client) Start(ctx context.Context, names []string, wait time.Duration) ([]ActionResult, error) {
+	return c.action(ctx, "start", ActionRequest{Names: names, WaitSeconds: wait.Seconds()})
+}
+
+// Stop stops the named programs and waits up to wait for each to be down.
+func (c *Client) Stop(ctx context.Context, names []string, wait time.Duration) ([]ActionResult, error) {
+	return c.action(ctx, "stop", ActionRequest{Names: names, WaitSeconds: wait.Seconds()})
+}
+
+// Restart restarts the named programs and waits up to wait for each to be
+// RUNNING with a new process.
+func (c *Client) Restart(ctx context.Context, names []string, wait time.Duration) ([]ActionResult, error) {
+	return c.action(ctx, "restart", ActionRequest{Names: names, WaitSeconds: wait.Seconds()})
+}
+
+// Signal sends sig ("HUP", "SIGUSR1", "15") to the main process of each
+// named program.
+func (c *Client) Signal(ctx context.Context, sig string, names []string) ([]ActionResult, error) {
+	return c.action(ctx, "signal", ActionRequest{Names: names, Signal: sig})
+}
+
+func (c *Client) action(ctx context.Context, kind string, req ActionRequest) ([]ActionResult, error) {
+	var out ActionResponse
+	err := c.do(ctx, "POST", "/v1/"+kind, req, &out)
+	return out.Results, err
+}
+
+// Reload makes the daemon re-read its config file. An invalid file changes
+// nothing: the error is an *APIError with Code CodeConfigInvalid and every
+// problem in Errors.
+func (c *Client) Reload(ctx context.Context) (supervisor.Diff, error) {
+	var out ReloadResponse
+	err := c.do(ctx, "POST", "/v1/reload", struct{}{}, &out)
+	return out.Diff, err
+}
+
+// Proxy returns the proxy's status as JSON, and whether a proxy is configured.
+func (c *Client) Proxy(ctx context.Context) (json.RawMessage, bool, error) {
+	var out struct {
+		Configured bool            `json:"configured"`
+		Status     json.RawMessage `json:"status"`
+	}
+	err := c.do(ctx, "GET", "/v1/proxy", nil, &out)
+	return out.Status, out.Configured, err
+}
+
+// Log calls fn with the last lines lines of a program's stream ("stdout"
+// or "stderr"; "" is stdout) and, with follow, with every new line until
+// ctx ends (then it returns nil) or the program is removed.
+func (c *Client) Log(ctx context.Context, name, stream string, lines int, follow bool, fn func(line string) error) error {
+	q := url.Values{"lines": {strconv.Itoa(lines)}}
+	if stream != "" {
+		q.Set("stream", stream)
+	}
+	if follow {
+		q.Set("follow", "true")
+	}
+	resp, err := c.send(ctx, "GET", "/v1/programs/"+url.PathEscape(name)+"/log?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var l LogLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return fmt.Errorf("reading the log: %w", err)
+		}
+		if err := fn(l.Line); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}

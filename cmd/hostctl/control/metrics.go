@@ -1,0 +1,143 @@
+package control
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+var (
+	descState = prometheus.NewDesc("hostctl_program_state",
+		"1 for the program's current state, 0 for the others.", []string{"program", "state"}, nil)
+	descRestarts = prometheus.NewDesc("hostctl_program_restarts_total",
+		"Automatic restarts of the program since its config was loaded.", []string{"program"}, nil)
+	descUptime = prometheus.NewDesc("hostctl_program_uptime_seconds",
+		"How long the program's current process has run (0 when none).", []string{"program"}, nil)
+	descRSS = prometheus.NewDesc("hostctl_program_memory_rss_bytes",
+		"Resident memory of the program's process group.", []string{"program"}, nil)
+	descCPU = prometheus.NewDesc("hostctl_program_cpu_seconds_total",
+		"User and system CPU time of the program's live process group (resets when the process is replaced).", []string{"program"}, nil)
+	descProcs = prometheus.NewDesc("hostctl_program_processes",
+		"Live processes in the program's process group.", []string{"program"}, nil)
+	descDropped = prometheus.NewDesc("hostctl_program_log_dropped_bytes_total",
+		"Program output dropped because the disk could not keep up or was full.", []string{"program"}, nil)
+	descUpHealthy = prometheus.NewDesc("hostctl_proxy_upstream_healthy",
+		"1 when the proxy considers the upstream healthy.", []string{"upstream"}, nil)
+	descUpRequests = prometheus.NewDesc("hostctl_proxy_upstream_requests_in_flight",
+		"Requests the proxy has in flight to the upstream.", []string{"upstream"}, nil)
+	descUpFails = prometheus.NewDesc("hostctl_proxy_upstream_fails",
+		"Recent failed requests to the upstream counted by passive health checks.", []string{"upstream"}, nil)
+	descProxyUp = prometheus.NewDesc("hostctl_proxy_running",
+		"1 when the embedded proxy is running.", nil, nil)
+)
+
+var allStates = []supervisor.State{supervisor.Stopped, supervisor.Starting, supervisor.Running,
+	supervisor.Backoff, supervisor.Stopping, supervisor.Exited, supervisor.Fatal}
+
+// collector exports programs and proxy upstreams; each scrape takes one
+// snapshot (one /proc scan).
+type collector struct{ s *Server }
+
+func newRegistry(s *Server) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collector{s},
+	)
+	return reg
+}
+
+func (collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descState, descRestarts, descUptime, descRSS, descCPU, descProcs,
+		descDropped, descUpHealthy, descUpRequests, descUpFails, descProxyUp} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	progs, err := c.s.snapshot(nil)
+	if err == nil {
+		for _, p := range progs {
+			for _, st := range allStates {
+				v := 0.0
+				if p.State == st {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, p.Name, st.String())
+			}
+			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(p.Restarts), p.Name)
+			ch <- prometheus.MustNewConstMetric(descUptime, prometheus.GaugeValue, p.UptimeSeconds, p.Name)
+			ch <- prometheus.MustNewConstMetric(descRSS, prometheus.GaugeValue, float64(p.RSSBytes), p.Name)
+			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, p.CPUSeconds, p.Name)
+			ch <- prometheus.MustNewConstMetric(descProcs, prometheus.GaugeValue, float64(p.Processes), p.Name)
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(p.DroppedLogBytes), p.Name)
+		}
+	}
+	if ps, ok := c.s.proxyMetrics(); ok {
+		up := 0.0
+		if ps.Running {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descProxyUp, prometheus.GaugeValue, up)
+		for _, u := range ps.Upstreams {
+			h := 0.0
+			if u.Healthy {
+				h = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descUpHealthy, prometheus.GaugeValue, h, u.Address)
+			ch <- prometheus.MustNewConstMetric(descUpRequests, prometheus.GaugeValue, float64(u.Requests), u.Address)
+			ch <- prometheus.MustNewConstMetric(descUpFails, prometheus.GaugeValue, float64(u.Fails), u.Address)
+		}
+	}
+}
+
+// ProxySummary is the part of the proxy's status that hostctl reads
+// (the JSON of proxy.Status; control does not import the proxy).
+type ProxySummary struct {
+	Running   bool     `json:"running"`
+	Listen    []string `json:"listen"`
+	Upstreams []struct {
+		Address  string `json:"address"`
+		Healthy  bool   `json:"healthy"`
+		Fails    int    `json:"fails"`
+		Requests int    `json:"requests"`
+	} `json:"upstreams"`
+	Certificates []struct {
+		Names    []string `json:"names"`
+		Issuer   string   `json:"issuer"`
+		NotAfter string   `json:"not_after"`
+	} `json:"certificates"`
+}
+
+// proxyMetrics reads the proxy status through the callback.
+func (s *Server) proxyMetrics() (ProxySummary, bool) {
+	var ps ProxySummary
+	if s.opts.Proxy == nil {
+		return ps, false
+	}
+	st := s.opts.Proxy()
+	if st == nil {
+		return ps, false
+	}
+	b, err := json.Marshal(st)
+	if err != nil || json.Unmarshal(b, &ps) != nil {
+		return ps, false
+	}
+	return ps, true
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{ErrorLog: zapPrintln{s}}).ServeHTTP(w, r)
+}
+
+type zapPrintln struct{ s *Server }
+
+func (z zapPrintln) Println(v ...any) {
+	z.s.log.Sugar().Warn(v...)
+}

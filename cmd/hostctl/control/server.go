@@ -1,0 +1,635 @@
+package control
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+// Programs is what the API needs from the supervisor;
+// *supervisor.Supervisor implements it.
+type Programs interface {
+	Names() []string
+	Status(names ...string) ([]supervisor.Status, error)
+	Dropped(name string) uint64
+	Log(name, stream string) (supervisor.LogStream, error)
+	StartPrograms(ctx context.Context, names ...string) error
+	StopPrograms(ctx context.Context, names ...string) error
+	RestartPrograms(ctx context.Context, names ...string) error
+	Signal(ctx context.Context, sig syscall.Signal, names ...string) error
+	WaitFor(ctx context.Context, name string, cond func(supervisor.Status) bool) (supervisor.Status, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	// Programs is the supervisor. Required.
+	Programs Programs
+	// Reload re-reads the config and applies it. An error that unwraps to
+	// several errors (errors.Join, config.Errors) is reported one by one.
+	// nil: reload answers 503.
+	Reload func(ctx context.Context) (supervisor.Diff, error)
+	// Proxy returns the proxy's status (any JSON-encodable value; nil when
+	// there is no proxy). Its JSON may hold "upstreams": [{"address",
+	// "healthy", "requests"}], which /metrics exports. nil: no proxy.
+	Proxy func() any
+	// Token is the bearer token required on TCP listeners. A TCP listener
+	// without a token is refused by ServeTCP.
+	Token string
+	// Logger gets one line per failed request and per listener.
+	// Default: no logging.
+	Logger *zap.Logger
+	// Version is reported by /healthz.
+	Version string
+}
+
+// maxWait bounds ActionRequest.WaitSeconds.
+const maxWait = 10 * time.Minute
+
+// Server is the admin API. Create it with New, serve listeners with
+// ServeUnix/ServeTCP, end it with Close.
+type Server struct {
+	opts      Options
+	log       *zap.Logger
+	tokenHash [sha256.Size]byte
+	registry  *prometheus.Registry
+
+	// ctx is the base context of every request; Close cancels it so that
+	// log follows end and Shutdown does not wait for them.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex // guards servers
+	servers []*http.Server
+}
+
+// New returns a Server; nothing listens until ServeUnix or ServeTCP.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	s := &Server{opts: opts, log: opts.Logger}
+	if opts.Token != "" {
+		s.tokenHash = sha256.Sum256([]byte(opts.Token))
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.registry = newRegistry(s)
+	return s
+}
+
+// route is one endpoint. public routes need no token on TCP.
+type route struct {
+	method, path string
+	public       bool
+	handler      func(s *Server, w http.ResponseWriter, r *http.Request)
+}
+
+// routes is the one table of endpoints, sorted by path then method (a test
+// keeps it so). Paths use http.ServeMux patterns.
+var routes = []route{
+	{"GET", "/{$}", true, (*Server).dashboardIndex},
+	{"GET", "/dashboard.css", true, (*Server).dashboardAsset},
+	{"GET", "/dashboard.js", true, (*Server).dashboardAsset},
+	{"GET", "/healthz", true, (*Server).healthz},
+	{"GET", "/metrics", false, (*Server).metrics},
+	{"GET", "/v1/programs", false, (*Server).listPrograms},
+	{"GET", "/v1/programs/{name}", false, (*Server).getProgram},
+	{"GET", "/v1/programs/{name}/log", false, (*Server).programLog},
+	{"GET", "/v1/proxy", false, (*Server).proxyStatus},
+	{"POST", "/v1/reload", false, (*Server).reload},
+	{"POST", "/v1/restart", false, (*Server).action},
+	{"POST", "/v1/signal", false, (*Server).action},
+	{"POST", "/v1/start", false, (*Server).action},
+	{"POST", "/v1/stop", false, (*Server).action},
+}
+
+// Handler returns the API. With tcp, non-public routes need the token.
+func (s *Server) Handler(tcp bool) http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		h := rt.handler
+		public := rt.public
+		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
+			if !s.allowed(w, r, tcp, public) {
+				return
+			}
+			h(s, w, r)
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s (see GET /v1/programs)", r.Method, r.URL.Path), nil)
+	})
+	return mux
+}
+
+// allowed applies the Origin and token checks and answers when they fail.
+func (s *Server) allowed(w http.ResponseWriter, r *http.Request, tcp, public bool) bool {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	navigation := r.Method == http.MethodGet && public
+	if !navigation {
+		// A browser tab of another site may send requests here (CSRF, DNS
+		// rebinding) but always says where it comes from.
+		if origin := r.Header.Get("Origin"); origin != "" && !sameOrigin(origin, r.Host) {
+			writeError(w, http.StatusForbidden, CodeForbidden, "cross-origin request refused (Origin "+origin+")", nil)
+			return false
+		}
+		if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+			writeError(w, http.StatusForbidden, CodeForbidden, "cross-site request refused", nil)
+			return false
+		}
+	}
+	if tcp && !public && !s.tokenOK(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hostctl"`)
+		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong token: send Authorization: Bearer TOKEN ([admin] token_file)", nil)
+		return false
+	}
+	return true
+}
+
+// sameOrigin reports whether origin is the site at host (scheme ignored:
+// the listener decides it).
+func sameOrigin(origin, host string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return strings.EqualFold(u.Host, host)
+}
+
+// tokenOK compares the bearer token in constant time (hashes first, so
+// that the length of the token does not leak either).
+func (s *Server) tokenOK(r *http.Request) bool {
+	if s.opts.Token == "" {
+		return false
+	}
+	auth := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
+}
+
+// ServeUnix serves the API on l (a unix socket from ListenUnix) until Close.
+func (s *Server) ServeUnix(l net.Listener) { s.serve(l, false) }
+
+// ServeTCP serves the API on l, requiring the token, until Close.
+func (s *Server) ServeTCP(l net.Listener) error {
+	if s.opts.Token == "" {
+		return errors.New("admin API: a TCP listener requires a token ([admin] token_file)")
+	}
+	s.serve(l, true)
+	return nil
+}
+
+func (s *Server) serve(l net.Listener, tcp bool) {
+	srv := &http.Server{
+		Handler:           s.Handler(tcp),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+	}
+	s.mu.Lock()
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	s.log.Info("admin API listening", zap.String("addr", l.Addr().String()), zap.Bool("token_required", tcp))
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin API stopped", zap.String("addr", l.Addr().String()), zap.Error(err))
+		}
+	}()
+}
+
+// Close ends log follows, stops the listeners (removing the unix socket
+// file) and waits for requests in flight until ctx ends.
+func (s *Server) Close(ctx context.Context) error {
+	s.cancel()
+	s.mu.Lock()
+	servers := s.servers
+	s.servers = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// --- handlers ---
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, Health{OK: true, PID: os.Getpid(), Version: s.opts.Version})
+}
+
+func (s *Server) listPrograms(w http.ResponseWriter, r *http.Request) {
+	names := r.URL.Query()["name"]
+	if s.unknown(w, names) {
+		return
+	}
+	progs, err := s.snapshot(names)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, progs)
+}
+
+func (s *Server) getProgram(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if s.unknown(w, []string{name}) {
+		return
+	}
+	progs, err := s.snapshot([]string{name})
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, progs[0])
+}
+
+// snapshot returns the named programs (all when none) with their process
+// group usage, from one scan of /proc.
+func (s *Server) snapshot(names []string) ([]Program, error) {
+	sts, err := s.opts.Programs.Status(names...)
+	if err != nil {
+		return nil, err
+	}
+	pgids := make(map[int]bool, len(sts))
+	for _, st := range sts {
+		if st.PID > 0 {
+			pgids[st.PID] = true
+		}
+	}
+	usage := scanGroups(pgids)
+	now := time.Now()
+	out := make([]Program, len(sts))
+	for i, st := range sts {
+		u := usage[st.PID]
+		out[i] = Program{
+			Status:          st,
+			UptimeSeconds:   st.Uptime(now).Seconds(),
+			Processes:       u.procs,
+			RSSBytes:        u.rss,
+			CPUSeconds:      u.cpu,
+			DroppedLogBytes: s.opts.Programs.Dropped(st.Name),
+		}
+		if st.PID == 0 {
+			out[i].Processes, out[i].RSSBytes, out[i].CPUSeconds = 0, 0, 0
+		}
+	}
+	return out, nil
+}
+
+// unknown answers 404 and reports true when a name is not configured.
+func (s *Server) unknown(w http.ResponseWriter, names []string) bool {
+	known := s.opts.Programs.Names()
+	var bad []string
+	for _, n := range names {
+		if n == "all" && len(names) == 1 {
+			continue
+		}
+		if _, ok := slices.BinarySearch(known, n); !ok {
+			bad = append(bad, n)
+		}
+	}
+	if len(bad) == 0 {
+		return false
+	}
+	msg := fmt.Sprintf("no such program: %s", strings.Join(quoteAll(bad), ", "))
+	if len(known) <= 20 {
+		msg += fmt.Sprintf(" (known: %s)", strings.Join(known, ", "))
+	}
+	writeError(w, http.StatusNotFound, CodeUnknownProgram, msg, bad)
+	return true
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
+}
+
+func (s *Server) action(w http.ResponseWriter, r *http.Request) {
+	kind := strings.TrimPrefix(r.URL.Path, "/v1/")
+	var req ActionRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if len(req.Names) == 0 {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, `"names" is empty: name programs, or ["all"]`, nil)
+		return
+	}
+	if s.unknown(w, req.Names) {
+		return
+	}
+	names := req.Names
+	if len(names) == 1 && names[0] == "all" {
+		names = s.opts.Programs.Names()
+	}
+	wait := time.Duration(req.WaitSeconds * float64(time.Second))
+	if wait < 0 || wait > maxWait {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("wait_seconds must be between 0 and %d", int(maxWait.Seconds())), nil)
+		return
+	}
+	ctx := r.Context()
+	before, err := s.opts.Programs.Status(names...)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	var resp ActionResponse
+	switch kind {
+	case "signal":
+		sig, err := supervisor.ParseSignal(req.Signal)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error(), nil)
+			return
+		}
+		for _, n := range names {
+			res := ActionResult{Name: n, OK: true}
+			if err := s.opts.Programs.Signal(ctx, sig, n); err != nil {
+				res.OK, res.Error = false, err.Error()
+			}
+			if sts, err := s.opts.Programs.Status(n); err == nil {
+				res.Status = sts[0]
+			}
+			resp.Results = append(resp.Results, res)
+		}
+		writeJSON(w, http.StatusOK, resp)
+		return
+	case "start":
+		err = s.opts.Programs.StartPrograms(ctx, names...)
+	case "stop":
+		err = s.opts.Programs.StopPrograms(ctx, names...)
+	case "restart":
+		err = s.opts.Programs.RestartPrograms(ctx, names...)
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for _, st0 := range before {
+		resp.Results = append(resp.Results, s.await(wctx, kind, st0, wait))
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// await waits (until ctx ends) for one program to reach the target state
+// of kind, and says why not when it does not.
+func (s *Server) await(ctx context.Context, kind string, before supervisor.Status, wait time.Duration) ActionResult {
+	verdict := targetOf(kind, before)
+	var st supervisor.Status
+	var err error
+	if wait <= 0 {
+		var sts []supervisor.Status
+		if sts, err = s.opts.Programs.Status(before.Name); err == nil {
+			st = sts[0]
+		}
+		res := ActionResult{Name: before.Name, OK: err == nil, Status: st}
+		if err != nil {
+			res.Error = err.Error()
+		}
+		return res
+	}
+	st, err = s.opts.Programs.WaitFor(ctx, before.Name, func(st supervisor.Status) bool {
+		done, _ := verdict(st)
+		return done
+	})
+	res := ActionResult{Name: before.Name, Status: st}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			res.Error = fmt.Sprintf("still %s after %s", st.State, wait)
+			if st.Info != "" {
+				res.Error += " (" + st.Info + ")"
+			}
+		} else {
+			res.Error = err.Error()
+		}
+		return res
+	}
+	_, why := verdict(st)
+	res.OK, res.Error = why == "", why
+	return res
+}
+
+// targetOf returns, for an action on a program whose status was before,
+// a verdict: done when the wait is over, and why (empty for success).
+func targetOf(kind string, before supervisor.Status) func(supervisor.Status) (done bool, why string) {
+	failed := func(st supervisor.Status) string {
+		switch st.State {
+		case supervisor.Fatal:
+			if st.SpawnErr != "" {
+				return "FATAL: " + st.SpawnErr
+			}
+			return "FATAL"
+		case supervisor.Exited:
+			if st.LastExit != nil {
+				return "EXITED: " + st.LastExit.String()
+			}
+			return "EXITED"
+		case supervisor.Stopped:
+			return "STOPPED (stopped while starting)"
+		}
+		return ""
+	}
+	switch kind {
+	case "stop":
+		return func(st supervisor.Status) (bool, string) {
+			return !st.State.IsUp() && st.State != supervisor.Backoff, ""
+		}
+	case "restart":
+		return func(st supervisor.Status) (bool, string) {
+			if st.State == supervisor.Running && st.Generation > before.Generation {
+				return true, ""
+			}
+			if why := failed(st); why != "" {
+				return true, why
+			}
+			return false, ""
+		}
+	default: // start
+		return func(st supervisor.Status) (bool, string) {
+			if st.State == supervisor.Running {
+				return true, ""
+			}
+			if why := failed(st); why != "" {
+				return true, why
+			}
+			return false, ""
+		}
+	}
+}
+
+func (s *Server) programLog(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if s.unknown(w, []string{name}) {
+		return
+	}
+	q := r.URL.Query()
+	stream := q.Get("stream")
+	if stream == "" {
+		stream = "stdout"
+	}
+	lines := 10
+	if v := q.Get("lines"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100000 {
+			writeError(w, http.StatusBadRequest, CodeBadRequest, "lines must be a number from 0 to 100000", nil)
+			return
+		}
+		lines = n
+	}
+	follow, _ := strconv.ParseBool(q.Get("follow"))
+	ls, err := s.opts.Programs.Log(name, stream)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error(), nil)
+		return
+	}
+	if ls == nil {
+		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("the %s of %s is not logged (%s_log = \"none\", or redirect_stderr)", stream, name, stream), nil)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("X-Log-Path", ls.Path())
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	emit := func(line []byte) error {
+		line = trimNL(line)
+		if err := enc.Encode(LogLine{Line: string(line)}); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	if !follow {
+		b, err := ls.Tail(lines)
+		if err != nil {
+			s.log.Warn("tail failed", zap.String("program", name), zap.Error(err))
+			return
+		}
+		for len(b) > 0 {
+			i := strings.IndexByte(string(b), '\n')
+			if i < 0 {
+				i = len(b) - 1
+			}
+			if emit(b[:i+1]) != nil {
+				return
+			}
+			b = b[i+1:]
+		}
+		return
+	}
+	rc.Flush()
+	err = ls.Follow(r.Context(), lines, emit)
+	if err != nil && r.Context().Err() == nil {
+		s.log.Debug("log follow ended", zap.String("program", name), zap.Error(err))
+	}
+}
+
+func trimNL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+func (s *Server) proxyStatus(w http.ResponseWriter, r *http.Request) {
+	var st any
+	if s.opts.Proxy != nil {
+		st = s.opts.Proxy()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"configured": st != nil, "status": st})
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Reload == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "reload is not available", nil)
+		return
+	}
+	diff, err := s.opts.Reload(r.Context())
+	if err != nil {
+		var list []string
+		var multi interface{ Unwrap() []error }
+		if errors.As(err, &multi) {
+			for _, e := range multi.Unwrap() {
+				list = append(list, e.Error())
+			}
+		} else if strings.Contains(err.Error(), "\n") {
+			list = strings.Split(err.Error(), "\n")
+		} else {
+			list = []string{err.Error()}
+		}
+		writeError(w, http.StatusUnprocessableEntity, CodeConfigInvalid,
+			fmt.Sprintf("reload failed; still running the previous config: %d problem(s)", len(list)), list)
+		return
+	}
+	writeJSON(w, http.StatusOK, ReloadResponse{Diff: diff})
+}
+
+// --- helpers ---
+
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	if errors.Is(err, supervisor.ErrUnknownProgram) {
+		writeError(w, http.StatusNotFound, CodeUnknownProgram, err.Error(), nil)
+		return
+	}
+	s.log.Warn("admin API request failed", zap.Error(err))
+	writeError(w, http.StatusInternalServerError, CodeFailed, err.Error(), nil)
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		// Also keeps browsers' "simple" cross-site form posts out.
+		writeError(w, http.StatusUnsupportedMediaType, CodeBadRequest, "send Content-Type: application/json", nil)
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "bad JSON body: "+err.Error(), nil)
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, kind, msg string, list []string) {
+	writeJSON(w, code, errorBody{Error: msg, Code: kind, Errors: list})
+}
