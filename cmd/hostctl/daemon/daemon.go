@@ -46,6 +46,9 @@ type Daemon struct {
 	cfg *config.File
 
 	reloadMu sync.Mutex // one reload at a time
+
+	admin  *admin   // the admin API (admin.go)
+	notify notifier // what systemd was told (notify.go)
 }
 
 // Run loads the config and runs until ctx ends (SIGTERM/SIGINT), then stops
@@ -87,6 +90,12 @@ func (d *Daemon) start(ctx context.Context) error {
 		}
 	}
 
+	// Claim the admin socket before touching any program: if another
+	// hostctl serves it, stop here.
+	if err := d.listenAdmin(); err != nil {
+		return err
+	}
+
 	// Become the reaper of our programs' orphans: they are reparented to
 	// hostctl instead of init, and hostctl reaps them.
 	if os.Getpid() == 1 || supervisor.BecomeSubreaper() == nil {
@@ -109,6 +118,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		d.log.Warn("killed processes left over from an earlier hostctl", zap.Int("count", n))
 	}
 	d.sup.Start()
+	d.serveAdmin()
 	d.log.Info("hostctl started", zap.String("config", cfg.Path), zap.Int("programs", len(cfg.Programs)),
 		zap.String("log_dir", cfg.Log.Dir), zap.String("socket", cfg.Admin.Socket), zap.Int("pid", os.Getpid()))
 	if err := d.sup.StartAutostart(ctx); err != nil {
@@ -122,8 +132,13 @@ func (d *Daemon) serve(ctx context.Context) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
+	go d.notifyWhenReady(ctx)
+	wd := d.startWatchdog()
+	defer wd.stop()
 	for {
 		select {
+		case <-wd.c():
+			d.watchdogPing()
 		case <-ctx.Done():
 			return d.shutdown()
 		case sig := <-sigs:
@@ -146,6 +161,7 @@ func (d *Daemon) serve(ctx context.Context) error {
 }
 
 func (d *Daemon) shutdown() error {
+	d.notifyStopping()
 	d.log.Info("shutting down: stopping programs in reverse dependency order")
 	timeout := d.opts.ShutdownTimeout
 	if timeout <= 0 {
@@ -158,6 +174,7 @@ func (d *Daemon) shutdown() error {
 	if err != nil {
 		d.log.Error("shutdown", zap.Error(err))
 	}
+	d.closeAdmin()
 	d.log.Info("all programs stopped; bye")
 	d.log.Sync()
 	if d.ownLog != nil {
@@ -178,6 +195,7 @@ func (d *Daemon) config() *config.File {
 func (d *Daemon) Reload(ctx context.Context) (supervisor.Diff, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	defer d.notifyReloading()()
 	old := d.config()
 	cfg, err := config.Load(old.Path)
 	if err != nil {
