@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+func init() { register(newStatus) }
+
+// Exit codes of `hostctl status`.
+const (
+	exitNotAllRunning = 3 // an autostart program is not RUNNING
+	exitUnknownName   = 4 // a name is not in the config
+)
+
+func newStatus(g *globals) *cobra.Command {
+	var asJSON bool
+	var f *clientFlags
+	cmd := &cobra.Command{
+		Use:   "status [NAME...]",
+		Short: "Show the programs (all, or the named ones) and the proxy",
+		Long: `Show each program's state, pid, uptime, restarts, memory (resident, whole
+process group) and description or reason, then one line about the proxy.
+
+Exit status: 0 when every autostart program shown is RUNNING, 3 otherwise,
+4 when a name is not in the config, 1 when the daemon cannot be reached.`,
+		RunE: func(cmd *cobra.Command, names []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			progs, err := c.Programs(ctx, names...)
+			if err != nil {
+				return apiErr(err)
+			}
+			proxyJSON, hasProxy, err := c.Proxy(ctx)
+			if err != nil {
+				return apiErr(err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				var px any
+				if hasProxy {
+					px = proxyJSON
+				}
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(map[string]any{"programs": progs, "proxy": px}); err != nil {
+					return err
+				}
+			} else {
+				printStatus(out, progs, time.Now())
+				fmt.Fprintln(out, proxyLine(proxyJSON, hasProxy))
+			}
+			for _, p := range progs {
+				if p.Autostart && p.State != supervisor.Running {
+					return &ExitError{Code: exitNotAllRunning}
+				}
+			}
+			return nil
+		},
+	}
+	f = addClientFlags(cmd, g)
+	cmd.ValidArgsFunction = completeProgramNames(f)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: {\"programs\": [...], \"proxy\": ...}")
+	return cmd
+}
+
+// printStatus prints the aligned table.
+func printStatus(w io.Writer, progs []control.Program, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tMEMORY\tDESCRIPTION")
+	for _, p := range progs {
+		pid, up, mem := "-", "-", "-"
+		if p.PID > 0 {
+			pid = fmt.Sprint(p.PID)
+			up = fmtUptime(time.Duration(p.UptimeSeconds * float64(time.Second)))
+			mem = fmtBytes(p.RSSBytes)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.State, pid, up, p.Restarts, mem, describe(p, now))
+	}
+	tw.Flush()
+}
+
+// describe is the last column: why the program is in its state when that
+// needs saying, else its description.
+func describe(p control.Program, now time.Time) string {
+	var parts []string
+	switch p.State {
+	case supervisor.Fatal:
+		if p.SpawnErr != "" {
+			parts = append(parts, p.SpawnErr)
+		}
+	case supervisor.Exited:
+		if p.LastExit != nil {
+			parts = append(parts, p.LastExit.String())
+		}
+	case supervisor.Backoff:
+		if !p.NextStart.IsZero() {
+			parts = append(parts, fmt.Sprintf("next try in %s", p.NextStart.Sub(now).Round(100*time.Millisecond)))
+		}
+	}
+	if p.Info != "" {
+		parts = append(parts, p.Info)
+	}
+	if p.DroppedLogBytes > 0 {
+		parts = append(parts, fmt.Sprintf("%s of output dropped", fmtBytes(p.DroppedLogBytes)))
+	}
+	if len(parts) == 0 {
+		return p.Description
+	}
+	return strings.Join(parts, "; ")
+}
+
+// proxyLine is the line under the table.
+func proxyLine(raw json.RawMessage, configured bool) string {
+	if !configured {
+		return "proxy: not configured"
+	}
+	var st control.ProxySummary
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return "proxy: " + string(raw)
+	}
+	if !st.Running {
+		return "proxy: NOT RUNNING"
+	}
+	s := "proxy: running"
+	if len(st.Listen) > 0 {
+		s += " on " + strings.Join(st.Listen, ", ")
+	}
+	healthy := 0
+	var down []string
+	for _, u := range st.Upstreams {
+		if u.Healthy {
+			healthy++
+		} else {
+			down = append(down, u.Address)
+		}
+	}
+	if len(st.Upstreams) > 0 {
+		s += fmt.Sprintf("; upstreams %d/%d healthy", healthy, len(st.Upstreams))
+		if len(down) > 0 {
+			s += " (down: " + strings.Join(down, ", ") + ")"
+		}
+	}
+	for _, c := range st.Certificates {
+		if t, err := time.Parse(time.RFC3339, c.NotAfter); err == nil {
+			days := int(time.Until(t).Hours() / 24)
+			s += fmt.Sprintf("; cert %s expires in %dd", strings.Join(c.Names, " "), days)
+		}
+	}
+	return s
+}
+
+func fmtUptime(d time.Duration) string {
+	d = d.Round(time.Second)
+	days := d / (24 * time.Hour)
+	d -= days * 24 * time.Hour
+	h, m, s := d/time.Hour, (d%time.Hour)/time.Minute, (d%time.Minute)/time.Second
+	if days > 0 {
+		return fmt.Sprintf("%dd %02d:%02d:%02d", days, h, m, s)
+	}
+	return fmt.Sprintf("%d:%02d:%02d", h, m, s)
+}
+
+func fmtBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%dB", n)
+	}
+	v, u := float64(n), 0
+	for v >= unit && u < 4 {
+		v /= unit
+		u++
+	}
+	return fmt.Sprintf("%.1f%c", v, "BKMGT"[u])
+}
