@@ -1,0 +1,77 @@
+// Command proxybench runs what scripts/bench/proxy.sh measures: hostctl's
+// proxy (package proxy, embedded Caddy) in front of an upstream, or the
+// tiny Go upstream itself. It runs until SIGINT or SIGTERM.
+//
+//	proxybench -mode upstream -listen 127.0.0.1:18001
+//	proxybench -mode proxy -listen 127.0.0.1:18011 -upstream 127.0.0.1:18001 -keepalive
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hostctl/hostctl/proxy"
+	"go.uber.org/zap"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "proxybench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("proxybench", flag.ContinueOnError)
+	mode := fs.String("mode", "proxy", `"proxy" or "upstream"`)
+	listen := fs.String("listen", "127.0.0.1:18011", "listen address")
+	upstream := fs.String("upstream", "127.0.0.1:18001", "upstream for -mode proxy (host:port or unix:/path)")
+	keepAlive := fs.Bool("keepalive", false, "keep upstream connections alive (upstream_keepalive)")
+	accessLog := fs.Bool("accesslog", false, "write a JSON access log to /dev/null")
+	stateDir := fs.String("state", os.TempDir(), "state dir")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	switch *mode {
+	case "upstream":
+		l, err := net.Listen("tcp", *listen)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "Hello, world!")
+		})}
+		go func() { <-ctx.Done(); srv.Close() }()
+		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	case "proxy":
+		opts := proxy.Options{Logger: zap.NewNop(), StateDir: *stateDir}
+		if *accessLog {
+			opts.AccessLog = io.Discard
+		}
+		p := proxy.New(opts)
+		on := *accessLog
+		cfg := proxy.Config{Listen: *listen, Upstream: *upstream, UpstreamKeepAlive: *keepAlive, AccessLog: &on}
+		if err := p.Apply(cfg); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return p.Stop()
+	default:
+		return fmt.Errorf("unknown -mode %q", *mode)
+	}
+}
