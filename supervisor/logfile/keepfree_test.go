@@ -113,3 +113,48 @@ func TestKeepFreeOnSmallFilesystem(t *testing.T) {
 		t.Errorf("log after resuming = %q\nwant %q", got, want)
 	}
 }
+
+func TestDiskFullDropsAndResumes(t *testing.T) {
+	mnt := mountTmpfs(t, "1m")
+	m, logs := testManager(t, func(c *Config) { c.Dir = mnt }) // keep_free off: the writes themselves fail
+	s := open(t, m, "full.log", Rotation{}, false)
+	s.Write([]byte("first\n"))
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fill the filesystem to the last byte.
+	f.Write(make([]byte, 2<<20))
+	f.Close()
+
+	before := s.Dropped()
+	run(t, s, "yes lost | head -c 100000")
+	waitAccounted(t, s, uint64(len("first\n"))+100_000)
+	if got := s.Dropped() - before; got == 0 {
+		t.Fatal("nothing dropped on a full filesystem")
+	}
+	if logs.FilterMessage("writing log file failed; dropping output until it works again").Len() == 0 {
+		t.Error("no warning about the failing writes")
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	run(t, s, "echo back")
+	waitStream(t, s, "the line after the gap", func() bool {
+		return strings.HasSuffix(string(readLog(t, s.Path())), "back\n")
+	})
+	data := string(readLog(t, s.Path()))
+	// Whatever fit before the disk filled stays; one marker counts the rest.
+	if n := strings.Count(data, "[hostctl: dropped "); n != 1 {
+		t.Fatalf("%d markers in %q", n, data)
+	}
+	marker := fmt.Sprintf("[hostctl: dropped %d bytes of output: ENOSPC: no space left on device]\nback\n", s.Dropped())
+	if !strings.HasPrefix(data, "first\n") || !strings.HasSuffix(data, marker) {
+		t.Errorf("log = %.80q ... %q\nwant it to end with %q", data, data[max(0, len(data)-120):], marker)
+	}
+}
