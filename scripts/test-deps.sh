@@ -5,6 +5,10 @@ set -eu
 need=""
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 command -v ps >/dev/null 2>&1 || need="$need procps"
+# The dashboard test drives a headless Chromium; the unit test runs
+# systemd-analyze verify on configs/hostctl.service.
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
+command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	echo "test-deps: installing$need"
