@@ -64,7 +64,9 @@ type Manager struct {
 	streams map[*Stream]struct{}
 	closed  bool
 
-	checkMu     sync.Mutex // serializes checks
+	checkMu     sync.Mutex // serializes checks; guards overTotal and lastFull
+	overTotal   bool       // active files alone exceed max_total (warned once)
+	lastFull    time.Time  // last full check
 	paused      atomic.Bool
 	pauseMsg    atomic.Pointer[string]
 	totalBudget atomic.Int64 // bytes left under max_total, as of the last check minus writes since
@@ -78,6 +80,11 @@ type Manager struct {
 
 // CheckInterval is how often the Manager checks free space and max_total.
 const CheckInterval = 10 * time.Second
+
+// fullCheckInterval is how often the periodic check lists the log
+// directories even when no limit is near, so max_age applies to logs that
+// no longer rotate.
+const fullCheckInterval = time.Hour
 
 // NewManager validates cfg, creates cfg.Dir (mode 0755) if missing and
 // starts the periodic check. Close stops it.
@@ -177,7 +184,10 @@ func (m *Manager) pauseReason() string {
 // periodic is the cheap check: a statfs, and a full check only if a
 // limit may be crossed.
 func (m *Manager) periodic() {
-	if m.cfg.MaxTotal > 0 && m.totalBudget.Load() < 0 {
+	m.checkMu.Lock()
+	stale := time.Since(m.lastFull) > fullCheckInterval
+	m.checkMu.Unlock()
+	if stale || (m.cfg.MaxTotal > 0 && m.totalBudget.Load() < 0) {
 		m.Check()
 		return
 	}
@@ -401,6 +411,7 @@ func listBackups(streams []*Stream) []backupFile {
 func (m *Manager) Check() {
 	m.checkMu.Lock()
 	defer m.checkMu.Unlock()
+	m.lastFull = time.Now()
 	streams := m.snapshot()
 	backups := listBackups(streams)
 	removed := make([]bool, len(backups))
@@ -442,9 +453,12 @@ func (m *Manager) Check() {
 				total -= backups[i].size
 			}
 		}
-		if total > m.cfg.MaxTotal {
-			m.log.Warn("active log files alone exceed max_total; they are never deleted",
-				zap.Int64("bytes", total), zap.Int64("max_total", m.cfg.MaxTotal))
+		if over := total > m.cfg.MaxTotal; over != m.overTotal {
+			m.overTotal = over
+			if over {
+				m.log.Warn("active log files alone exceed max_total; they are never deleted, rotated files will be",
+					zap.Int64("bytes", total), zap.Int64("max_total", m.cfg.MaxTotal))
+			}
 		}
 		m.totalBudget.Store(m.cfg.MaxTotal - total)
 	}
