@@ -27,7 +27,8 @@ const followMaxLine = 256 << 10
 // so a reader that falls behind still finds every later file.
 type gen struct {
 	f      *os.File // nil if the file could not be opened
-	size   int64    // bytes written to it; guarded by Stream.mu
+	start  int64    // size when the generation began (a reopened file may hold older output)
+	size   int64    // bytes in it; guarded by Stream.mu
 	sealed bool     // no more writes; guarded by Stream.mu
 	next   *gen     // guarded by Stream.mu
 	refs   int      // guarded by Stream.mu
@@ -47,7 +48,7 @@ func (s *Stream) openGen() error {
 	} else if fi, err := f.Stat(); err == nil {
 		size = fi.Size()
 	}
-	ng := &gen{f: f, size: size, refs: 1}
+	ng := &gen{f: f, start: size, size: size, refs: 1}
 	s.mu.Lock()
 	old := s.cur
 	if old != nil {
@@ -404,7 +405,7 @@ func (s *Stream) Follow(ctx context.Context, lastLines int, fn func(line []byte)
 
 		if advance {
 			s.release(g)
-			g, off = next, 0
+			g, off = next, next.start
 			continue
 		}
 		if off < size && g.f != nil {

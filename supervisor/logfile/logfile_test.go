@@ -383,6 +383,20 @@ func TestReopenAfterOutsideRotation(t *testing.T) {
 	s := open(t, m, "r.log", Rotation{}, false)
 	s.Write([]byte("before\n"))
 	s.Sync()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	followed := make(chan string, 10)
+	go s.Follow(ctx, 0, func(l []byte) error {
+		followed <- string(l)
+		return nil
+	})
+
+	// A reopen with nothing moved continues the same file.
+	if err := m.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	s.Write([]byte("same file\n"))
+	s.Sync()
 	moved := s.Path() + ".1"
 	if err := os.Rename(s.Path(), moved); err != nil {
 		t.Fatal(err)
@@ -392,11 +406,22 @@ func TestReopenAfterOutsideRotation(t *testing.T) {
 	}
 	s.Write([]byte("after\n"))
 	s.Sync()
-	if got := string(readLog(t, moved)); got != "before\n" {
+	if got := string(readLog(t, moved)); got != "before\nsame file\n" {
 		t.Errorf("moved file = %q", got)
 	}
 	if got := string(readLog(t, s.Path())); got != "after\n" {
 		t.Errorf("new file = %q", got)
+	}
+	// The follower saw each new line once, across both reopens.
+	for _, want := range []string{"same file\n", "after\n"} {
+		select {
+		case got := <-followed:
+			if got != want {
+				t.Errorf("followed %q, want %q", got, want)
+			}
+		case <-time.After(deadline):
+			t.Fatalf("follower did not see %q", want)
+		}
 	}
 }
 
