@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -144,6 +145,16 @@ func TestStalledWriterDoesNotBlockChild(t *testing.T) {
 	if s.Dropped() == 0 {
 		t.Fatal("nothing dropped although the writer was stalled")
 	}
+	// In-process writes do not block either; they are dropped too.
+	line := []byte(strings.Repeat("y", 99) + "\n")
+	for range 1000 {
+		if n, err := s.Write(line); n != len(line) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+	}
+	if got := s.Dropped(); got < total-ringMax-pipeSize+100_000 {
+		t.Errorf("dropped %d bytes, want nearly all of %d", got, total+100_000)
+	}
 	close(sw.release)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -156,8 +167,8 @@ func TestStalledWriterDoesNotBlockChild(t *testing.T) {
 	if !bytes.HasSuffix(data, []byte(marker)) {
 		t.Errorf("log does not end with %q", marker)
 	}
-	if got := uint64(len(data)-len(marker)) + s.Dropped(); got != total {
-		t.Errorf("kept %d + dropped %d = %d bytes, want %d", len(data)-len(marker), s.Dropped(), got, total)
+	if got := uint64(len(data)-len(marker)) + s.Dropped(); got != total+100_000 {
+		t.Errorf("kept %d + dropped %d = %d bytes, want %d", len(data)-len(marker), s.Dropped(), got, total+100_000)
 	}
 }
 
@@ -433,5 +444,23 @@ func TestOpenRejectsDuplicatesAndRelativePaths(t *testing.T) {
 	}
 	if _, err := m.Open("rel.log", Rotation{}, false); err == nil {
 		t.Error("Open of a relative path succeeded")
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	m, _ := testManager(t, nil)
+	for i := range 3 {
+		s := open(t, m, fmt.Sprintf("g%d.log", i), Rotation{MaxSize: 1000}, i == 1)
+		run(t, s, "seq 1 1000")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, fn := range []string{"logfile.(*Stream).readLoop", "logfile.(*Stream).writeLoop", "logfile.(*Manager).loop"} {
+		if strings.Contains(stacks, fn) {
+			t.Errorf("%s still running after Manager.Close", fn)
+		}
 	}
 }
