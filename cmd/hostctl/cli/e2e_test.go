@@ -1,0 +1,409 @@
+package cli_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+// A program that stays up, with a child in its process group, and says
+// "got-usr1" on SIGUSR1.
+const webProgram = `
+[program.web]
+description = "test web"
+command = ["/bin/sh", "-c", "trap 'echo got-usr1' USR1; echo ready; sleep 1000 & while :; do sleep 1 & wait $!; done"]
+start_secs = "300ms"
+stop_timeout = "5s"
+`
+
+// A program that can never start: FATAL after one retry.
+const badProgram = `
+[program.bad]
+command = ["/bin/sh", "-c", "echo failing >&2; exit 3"]
+start_secs = "300ms"
+start_retries = 1
+backoff = { initial = "50ms", max = "100ms" }
+`
+
+func TestStatusExitCodes(t *testing.T) {
+	d := startDaemon(t, webProgram+badProgram, daemonOpts{})
+
+	r := d.hostctl(t, "status")
+	if r.code != 3 {
+		t.Errorf("status with a FATAL autostart program: exit %d, want 3\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "MEMORY", "DESCRIPTION", "web", "RUNNING", "test web",
+		"bad", "FATAL", "exited too quickly", "proxy: not configured"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r := d.hostctl(t, "status", "web"); r.code != 0 {
+		t.Errorf("status web (RUNNING): exit %d, want 0\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = d.hostctl(t, "status", "web", "nope")
+	if r.code != 4 || !strings.Contains(r.stderr, `"nope"`) {
+		t.Errorf("status of an unknown name: exit %d, want 4; stderr %q", r.code, r.stderr)
+	}
+	r = d.hostctl(t, "stop", "bad")
+	if r.code != 0 {
+		t.Errorf("stop bad: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := d.hostctl(t, "status", "--json"); r.code != 3 {
+		t.Errorf("status --json with bad STOPPED (autostart): exit %d, want 3", r.code)
+	}
+
+	// Starting a program that cannot start says why.
+	r = d.hostctl(t, "start", "--wait", "20s", "bad")
+	if r.code != 1 || !strings.Contains(r.stderr, "bad: FATAL: exited too quickly") {
+		t.Errorf("start bad: exit %d, want 1 with the FATAL reason; stderr %q", r.code, r.stderr)
+	}
+
+	// The daemon gone: one line naming the socket, exit 1.
+	sock := filepath.Join(d.dir, "none.sock")
+	r = runHostctl(t, "status", "--socket", sock)
+	if r.code != 1 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, sock) || !strings.Contains(r.stderr, "not running") {
+		t.Errorf("status without a daemon: exit %d, stderr %q; want exit 1 and one line naming %s", r.code, r.stderr, sock)
+	}
+}
+
+func TestRestartChangesPIDAndEndsOldGroup(t *testing.T) {
+	d := startDaemon(t, webProgram, daemonOpts{})
+	before := d.status(t)["web"]
+	if before.State != supervisor.Running || before.PID == 0 {
+		t.Fatalf("web is %s pid %d before restart", before.State, before.PID)
+	}
+	if n := len(groupMembers(before.PID)); n < 2 {
+		t.Fatalf("web's process group has %d live processes, want at least 2 (sh and its sleep)", n)
+	}
+	if before.RSSBytes == 0 || before.Processes < 2 {
+		t.Errorf("status reports rss %d and %d processes for web's group", before.RSSBytes, before.Processes)
+	}
+	r := d.hostctl(t, "restart", "web")
+	if r.code != 0 || !strings.Contains(r.stdout, "web: RUNNING (pid ") {
+		t.Fatalf("restart web: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	after := d.status(t)["web"]
+	if after.PID == before.PID || after.State != supervisor.Running {
+		t.Errorf("after restart: web is %s pid %d; before pid %d", after.State, after.PID, before.PID)
+	}
+	if left := groupMembers(before.PID); len(left) > 0 {
+		t.Errorf("the old process group %d still has live processes %v", before.PID, left)
+	}
+}
+
+func TestTailFollowSeesNewLines(t *testing.T) {
+	d := startDaemon(t, webProgram+badProgram, daemonOpts{})
+
+	r := d.hostctl(t, "tail", "-n", "5", "bad", "stderr")
+	if r.code != 0 || !strings.Contains(r.stdout, "failing") {
+		t.Errorf("tail bad stderr: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, hostctlBin, "-c", d.cfg, "tail", "-f", "-n", "1", "web")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }()
+	lines := bufio.NewScanner(out)
+	next := func() string {
+		if !lines.Scan() {
+			t.Fatalf("tail -f ended: %v", lines.Err())
+		}
+		return lines.Text()
+	}
+	if l := next(); l != "ready" {
+		t.Fatalf("tail -f -n 1 web: first line %q, want the last line so far (ready)", l)
+	}
+	// Following now: a line written from here on must arrive.
+	if r := d.hostctl(t, "signal", "USR1", "web"); r.code != 0 || !strings.Contains(r.stdout, "web: sent USR1 to pid") {
+		t.Fatalf("signal USR1 web: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if l := next(); l != "got-usr1" {
+		t.Fatalf("tail -f: next line %q, want got-usr1", l)
+	}
+}
+
+func TestTCPListenerNeedsTokenAndSameOrigin(t *testing.T) {
+	port := freePort(t)
+	tokDir := t.TempDir()
+	tokFile := filepath.Join(tokDir, "token")
+	token := "0123456789abcdef0123456789abcdef"
+	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, webProgram, daemonOpts{admin: fmt.Sprintf("listen = \"127.0.0.1:%d\"\ntoken_file = %q\n", port, tokFile)})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	do := func(method, path, tok, origin, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		name, method, path, token, origin, body string
+		want                                    int
+	}{
+		{"no token", "GET", "/v1/programs", "", "", "", 401},
+		{"wrong token", "GET", "/v1/programs", "0123456789abcdef0123456789abcdeX", "", "", 401},
+		{"short wrong token", "GET", "/v1/programs", "x", "", "", 401},
+		{"token", "GET", "/v1/programs", token, "", "", 200},
+		{"metrics without token", "GET", "/metrics", "", "", "", 401},
+		{"metrics", "GET", "/metrics", token, "", "", 200},
+		{"healthz is public", "GET", "/healthz", "", "", "", 200},
+		{"dashboard page is public", "GET", "/", "", "", "", 200},
+		{"cross-origin POST", "POST", "/v1/restart", token, "http://evil.example", `{"names":["web"]}`, 403},
+		{"other port same host POST", "POST", "/v1/restart", token, "http://127.0.0.1:1", `{"names":["web"]}`, 403},
+		{"POST without token", "POST", "/v1/restart", "", "", `{"names":["web"]}`, 401},
+		{"same-origin POST", "POST", "/v1/signal", token, base, `{"names":["web"],"signal":"USR1"}`, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := do(tc.method, tc.path, tc.token, tc.origin, tc.body); got != tc.want {
+				t.Errorf("%s %s: %d, want %d", tc.method, tc.path, got, tc.want)
+			}
+		})
+	}
+
+	// The CLI through the TCP listener.
+	r := runHostctl(t, "status", "--url", base, "--token-file", tokFile)
+	if r.code != 0 || !strings.Contains(r.stdout, "RUNNING") {
+		t.Errorf("status --url --token-file: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	bad := filepath.Join(tokDir, "bad")
+	os.WriteFile(bad, []byte("wrong-token-wrong-token"), 0o600)
+	if r := runHostctl(t, "status", "--url", base, "--token-file", bad); r.code != 1 || !strings.Contains(r.stderr, "token") {
+		t.Errorf("status with a wrong token: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if got := d.status(t)["web"].Restarts; got != 0 {
+		t.Errorf("web restarted %d times; the refused requests must not have acted", got)
+	}
+}
+
+func TestReloadInvalidKeepsEverythingRunning(t *testing.T) {
+	d := startDaemon(t, webProgram+`
+[program.other]
+command = ["/bin/sh", "-c", "sleep 1000"]
+start_secs = "300ms"
+`, daemonOpts{})
+	before := d.status(t)
+	good, err := os.ReadFile(d.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(good), `start_secs = "300ms"`, `start_secs = "soon"`, 1) + "\n[program.new]\ncommand = \"\"\nbogus_key = 1\n"
+	if err := os.WriteFile(d.cfg, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := d.hostctl(t, "reload")
+	if r.code != 1 {
+		t.Fatalf("reload of an invalid file: exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"program.web.start_secs", "program.new.bogus_key", "program.new.command", "still running the previous config"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("reload errors lack %q:\n%s", want, r.stderr)
+		}
+	}
+	after := d.status(t)
+	if len(after) != len(before) {
+		t.Errorf("programs after a failed reload: %d, want %d", len(after), len(before))
+	}
+	for name, p := range before {
+		if a := after[name]; a.PID != p.PID || a.State != supervisor.Running {
+			t.Errorf("%s after a failed reload: %s pid %d, was %s pid %d", name, a.State, a.PID, p.State, p.PID)
+		}
+	}
+}
+
+func TestReloadAppliesDiffAndLeavesUnchangedAlone(t *testing.T) {
+	prog := func(name, arg string) string {
+		return fmt.Sprintf("\n[program.%s]\ncommand = [\"/bin/sh\", \"-c\", \"sleep %s\"]\nstart_secs = \"300ms\"\nstop_timeout = \"5s\"\n", name, arg)
+	}
+	d := startDaemon(t, prog("keep", "1001")+prog("change", "1002")+prog("gone", "1003"), daemonOpts{})
+	before := d.status(t)
+
+	cfg := writeConfig(t, d.dir, "", prog("keep", "1001")+prog("change", "2002")+prog("added", "1004"))
+	if cfg != d.cfg {
+		t.Fatalf("config path changed: %s", cfg)
+	}
+	r := d.hostctl(t, "reload")
+	if r.code != 0 {
+		t.Fatalf("reload: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"added:   added", "changed: change", "removed: gone"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("reload output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// The API answers once the changes are applied; "added" may still be
+	// STARTING: wait for it through the CLI's bounded wait.
+	if r := d.hostctl(t, "start", "added", "change"); r.code != 0 {
+		t.Fatalf("start added change: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	after := d.status(t)
+	if after["keep"].PID != before["keep"].PID {
+		t.Errorf("unchanged program keep: pid %d -> %d; it must not be touched", before["keep"].PID, after["keep"].PID)
+	}
+	if after["change"].PID == before["change"].PID || after["change"].State != supervisor.Running {
+		t.Errorf("changed program: %s pid %d (was %d); want a new process", after["change"].State, after["change"].PID, before["change"].PID)
+	}
+	if _, ok := after["gone"]; ok {
+		t.Errorf("removed program gone is still listed")
+	}
+	if left := groupMembers(before["gone"].PID); len(left) > 0 {
+		t.Errorf("removed program's group still has %v", left)
+	}
+	if after["added"].State != supervisor.Running {
+		t.Errorf("added program is %s", after["added"].State)
+	}
+}
+
+func TestNotifySequence(t *testing.T) {
+	// start_secs 500ms: READY=1 must wait for it. Watchdog at 400ms: a
+	// WATCHDOG=1 every 200ms.
+	d := startDaemon(t, webProgram+badProgram+`
+[program.slow]
+command = ["/bin/sh", "-c", "sleep 1000"]
+start_secs = "500ms"
+`, daemonOpts{env: []string{"WATCHDOG_USEC=400000"}})
+	var notes []string // without the watchdog pings, which start with the serve loop
+	for _, n := range d.allNotes() {
+		if n != "WATCHDOG=1" {
+			notes = append(notes, n)
+		}
+	}
+	if len(notes) == 0 || !strings.HasPrefix(notes[0], "READY=1\nSTATUS=") {
+		t.Fatalf("first message %q, want READY=1 with STATUS", notes)
+	}
+	if want := "READY=1\nSTATUS=2 running, 1 fatal"; notes[0] != want {
+		t.Errorf("READY message %q, want %q (sent once every autostart program settled)", notes[0], want)
+	}
+	d.waitNote(t, "WATCHDOG=1", 5*time.Second)
+	d.waitNote(t, "WATCHDOG=1", 5*time.Second)
+
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	reloading := d.waitNote(t, "RELOADING=1", 10*time.Second)
+	if !strings.Contains(reloading, "MONOTONIC_USEC=") {
+		t.Errorf("RELOADING message %q lacks MONOTONIC_USEC", reloading)
+	}
+	d.waitNote(t, "READY=1", 10*time.Second)
+
+	d.hostctl(t, "stop", "slow")
+	d.waitNote(t, "STATUS=1 running, 1 fatal, 1 stopped", 10*time.Second)
+
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.waitNote(t, "STOPPING=1", 10*time.Second)
+	<-d.done
+
+	// The whole sequence, watchdog pings and STATUS updates aside.
+	var seq []string
+	for _, n := range d.allNotes() {
+		first := strings.SplitN(n, "\n", 2)[0]
+		if first == "WATCHDOG=1" || strings.HasPrefix(first, "STATUS=") {
+			continue
+		}
+		seq = append(seq, first)
+	}
+	want := []string{"READY=1", "RELOADING=1", "READY=1", "STOPPING=1"}
+	if strings.Join(seq, " ") != strings.Join(want, " ") {
+		t.Errorf("notify sequence %q, want %q", seq, want)
+	}
+}
+
+func TestSecondDaemonOnTheSameSocketIsRefused(t *testing.T) {
+	d := startDaemon(t, webProgram, daemonOpts{})
+	pid := d.status(t)["web"].PID
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, hostctlBin, "run", "-c", d.cfg).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another hostctl is already running") {
+		t.Fatalf("second hostctl run: %v\n%s", err, out)
+	}
+	if got := d.status(t)["web"]; got.PID != pid || got.State != supervisor.Running {
+		t.Errorf("the first daemon's web: %s pid %d, was RUNNING pid %d", got.State, got.PID, pid)
+	}
+}
+
+func TestStaleSocketIsReplaced(t *testing.T) {
+	d := startDaemon(t, webProgram, daemonOpts{})
+	d.cmd.Process.Kill() // leaves the socket file behind
+	<-d.done
+	if _, err := os.Stat(d.socket); err != nil {
+		t.Fatalf("socket after kill -9: %v", err)
+	}
+	// A new daemon on the same config proves the socket stale and takes it.
+	cmd := exec.Command(hostctlBin, "run", "-c", d.cfg)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+filepath.Join(d.dir, "notify.sock"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	deadline := time.After(30 * time.Second)
+	for ready := false; !ready; {
+		select {
+		case msg := <-d.noteC:
+			ready = strings.HasPrefix(msg, "READY=1")
+		case <-deadline:
+			t.Fatal("the new daemon sent no READY=1 within 30s")
+		}
+	}
+	r := d.hostctl(t, "start", "web")
+	if r.code != 0 {
+		t.Fatalf("start web on the new daemon: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	r := runHostctl(t, "completion", "bash")
+	if r.code != 0 || !strings.Contains(r.stdout, "bash completion") {
+		t.Errorf("completion bash: exit %d, %d bytes", r.code, len(r.stdout))
+	}
+}
+
+func TestStatusJSONShape(t *testing.T) {
+	d := startDaemon(t, webProgram, daemonOpts{})
+	r := d.hostctl(t, "status", "--json", "web")
+	var s map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatal(err)
+	}
+	p := s["programs"].([]any)[0].(map[string]any)
+	for _, k := range []string{"name", "state", "pid", "started_at", "uptime_seconds", "restarts", "rss_bytes", "cpu_seconds", "stdout_log", "dropped_log_bytes"} {
+		if _, ok := p[k]; !ok {
+			t.Errorf("status --json: program lacks %q: %v", k, p)
+		}
+	}
+}

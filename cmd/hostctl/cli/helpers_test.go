@@ -1,0 +1,292 @@
+package cli_test
+
+// End-to-end tests of the CLI and the admin API against a real daemon: the
+// hostctl binary is built once, each test starts `hostctl run` on its own
+// temp socket, state and log dirs, and waits on events (systemd's READY=1
+// through a fake NOTIFY_SOCKET, the API's own bounded waits), never on
+// fixed sleeps.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/control"
+)
+
+var hostctlBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hostctl-cli-bin")
+	if err != nil {
+		panic(err)
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	hostctlBin = filepath.Join(dir, "hostctl")
+	build := exec.Command("go", "build", "-o", hostctlBin, "./cmd/hostctl")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building hostctl:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out))), nil
+}
+
+// testDaemon is a `hostctl run` started by a test.
+type testDaemon struct {
+	t      testing.TB
+	dir    string
+	cfg    string // config path
+	socket string
+	cmd    *exec.Cmd
+	done   chan struct{}
+
+	mu    sync.Mutex // guards logs and notes
+	logs  bytes.Buffer
+	notes []string // sd_notify messages, in order
+	noteC chan string
+}
+
+// daemonOpts adjust startDaemon.
+type daemonOpts struct {
+	admin string   // extra [admin] lines
+	env   []string // extra environment
+}
+
+// writeConfig writes the config for dir: sockets, state and logs inside it.
+func writeConfig(t testing.TB, dir, admin, programs string) string {
+	t.Helper()
+	cfg := fmt.Sprintf("[admin]\nsocket = %q\nstate_dir = %q\n%s\n[log]\ndir = %q\n\n%s\n",
+		filepath.Join(dir, "run", "hostctl.sock"), filepath.Join(dir, "state"), admin, filepath.Join(dir, "log"), programs)
+	path := filepath.Join(dir, "hostctl.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startDaemon starts hostctl run on programs and waits for READY=1.
+func startDaemon(t testing.TB, programs string, o daemonOpts) *testDaemon {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hc") // short: unix socket paths are limited to 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &testDaemon{t: t, dir: dir, done: make(chan struct{}), noteC: make(chan string, 1024)}
+	d.cfg = writeConfig(t, dir, o.admin, programs)
+	d.socket = filepath.Join(dir, "run", "hostctl.sock")
+
+	notifyPath := filepath.Join(dir, "notify.sock")
+	nl, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := nl.Read(buf)
+			if err != nil {
+				close(d.noteC)
+				return
+			}
+			msg := string(buf[:n])
+			d.mu.Lock()
+			d.notes = append(d.notes, msg)
+			d.mu.Unlock()
+			d.noteC <- msg
+		}
+	}()
+
+	d.cmd = exec.Command(hostctlBin, "run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug")
+	d.cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="+notifyPath), o.env...)
+	d.cmd.Stdout = &lockedWriter{d: d}
+	d.cmd.Stderr = &lockedWriter{d: d}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.stop()
+		nl.Close()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.log())
+		}
+		os.RemoveAll(dir)
+	})
+	d.waitNote(t, "READY=1", 30*time.Second)
+	return d
+}
+
+type lockedWriter struct{ d *testDaemon }
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.d.mu.Lock()
+	defer w.d.mu.Unlock()
+	return w.d.logs.Write(p)
+}
+
+func (d *testDaemon) log() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.logs.String()
+}
+
+// waitNote waits for the next sd_notify message that contains want.
+func (d *testDaemon) waitNote(t testing.TB, want string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case msg, ok := <-d.noteC:
+			if !ok {
+				t.Fatalf("notify socket closed before %q", want)
+			}
+			if strings.Contains(msg, want) {
+				return msg
+			}
+		case <-d.done:
+			t.Fatalf("hostctl exited before sending %q: %v\n%s", want, d.cmd.ProcessState, d.log())
+		case <-deadline.C:
+			t.Fatalf("no %q from hostctl within %s; got %q", want, timeout, d.allNotes())
+		}
+	}
+}
+
+func (d *testDaemon) allNotes() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.notes...)
+}
+
+// stop sends SIGTERM and waits for hostctl to exit (SIGKILL after 20s).
+func (d *testDaemon) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(20 * time.Second)
+	defer t.Stop()
+	select {
+	case <-d.done:
+	case <-t.C:
+		d.cmd.Process.Kill()
+		<-d.done
+		d.t.Errorf("hostctl did not exit within 20s of SIGTERM")
+	}
+}
+
+// result is one CLI run.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// hostctl runs the CLI with -c pointing at the daemon's config.
+func (d *testDaemon) hostctl(t testing.TB, args ...string) result {
+	t.Helper()
+	return runHostctl(t, append([]string{"-c", d.cfg}, args...)...)
+}
+
+func runHostctl(t testing.TB, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, hostctlBin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("hostctl %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// status returns `hostctl status --json` by program name.
+func (d *testDaemon) status(t testing.TB) map[string]control.Program {
+	t.Helper()
+	r := d.hostctl(t, "status", "--json")
+	var s struct {
+		Programs []control.Program `json:"programs"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+		t.Fatalf("status --json: %v\nstdout: %s\nstderr: %s", err, r.stdout, r.stderr)
+	}
+	m := map[string]control.Program{}
+	for _, p := range s.Programs {
+		m[p.Name] = p
+	}
+	return m
+}
+
+// groupMembers lists the live (non-zombie) processes in process group pgid.
+func groupMembers(pgid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+2:]))
+		if len(f) < 3 || f[0] == "Z" {
+			continue
+		}
+		if g, _ := strconv.Atoi(f[2]); g == pgid {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// freePort returns a TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
