@@ -1,0 +1,101 @@
+package cli_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+// TestDashboardRestart loads the dashboard in headless Chromium through the
+// TCP listener, signs in with the token, clicks restart on a program and
+// sees its pid change.
+func TestDashboardRestart(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not installed; scripts/test-deps.sh installs it (apt-get install -y chromium)")
+	}
+	port := freePort(t)
+	tokFile := filepath.Join(t.TempDir(), "token")
+	token := "dashboard-test-token-0123456789"
+	if err := os.WriteFile(tokFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, webProgram+badProgram, daemonOpts{admin: fmt.Sprintf("listen = \"127.0.0.1:%d\"\ntoken_file = %q\n", port, tokFile)})
+	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	defer cancelBrowser()
+
+	const row = `tr[data-name="web"]`
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(base),
+		// The API answers 401 without the token: the page asks for it.
+		chromedp.WaitVisible(chromedp.CSS(`#token`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), token),
+		chromedp.Click(chromedp.CSS(`#login-submit`)),
+		chromedp.WaitVisible(chromedp.CSS(row+`[data-state="RUNNING"]`)),
+	)
+	if err != nil {
+		t.Fatalf("loading the dashboard: %v", err)
+	}
+	attr, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.CSS(row), "data-pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := attr.Value
+	if pid == "" || pid == "0" {
+		t.Fatalf("web's row has pid %q", pid)
+	}
+	stored, err := chromedp.Run(bctx, chromedp.Evaluate[string](`sessionStorage.getItem("hostctl-token")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored != token {
+		t.Errorf("sessionStorage token %q, want the token entered", stored)
+	}
+	if want := strconv.Itoa(d.status(t)["web"].PID); pid != want {
+		t.Errorf("dashboard pid %s, API pid %s", pid, want)
+	}
+
+	err = chromedp.Do(bctx,
+		chromedp.Click(chromedp.CSS(row+` button[data-action="restart"]`)),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`%s[data-state="RUNNING"]:not([data-pid="%s"])`, row, pid))),
+	)
+	if err != nil {
+		t.Fatalf("restart from the dashboard: %v", err)
+	}
+	attr, err = chromedp.Run(bctx, chromedp.AttributeValue(chromedp.CSS(row), "data-pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newPID := attr.Value
+	web := d.status(t)["web"]
+	if newPID == pid || newPID != strconv.Itoa(web.PID) || web.State != supervisor.Running {
+		t.Errorf("after restart: dashboard pid %s (was %s), API: %s pid %d", newPID, pid, web.State, web.PID)
+	}
+}
