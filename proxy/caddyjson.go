@@ -123,7 +123,7 @@ func (c *Config) build(env buildEnv) (obj, error) {
 				"match": []any{obj{"host": s.Hosts}},
 				"handle": []any{obj{
 					"handler": "static_response", "status_code": 308,
-					"headers": obj{"Location": []string{loc}, "Connection": []string{"close"}},
+					"headers": obj{"Location": []string{loc}},
 				}},
 				"terminal": true,
 			})
@@ -186,9 +186,10 @@ func (c *Config) build(env buildEnv) (obj, error) {
 
 	apps := obj{
 		"http": obj{
-			"http_port":  portOf(cc.Listen),
-			"https_port": httpsPort,
-			"servers":    servers,
+			"http_port":    portOf(cc.Listen),
+			"https_port":   httpsPort,
+			"grace_period": dur(cc.GracePeriod),
+			"servers":      servers,
 		},
 	}
 	var policies []any

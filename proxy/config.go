@@ -137,6 +137,11 @@ type Config struct {
 	// IdleTimeout closes an idle client keep-alive connection. Default 2m.
 	IdleTimeout time.Duration `toml:"idle_timeout"`
 
+	// GracePeriod is how long Stop, and a reload for the servers it
+	// replaces, wait for requests in flight before closing their
+	// connections. Default 10s.
+	GracePeriod time.Duration `toml:"grace_period"`
+
 	// DialTimeout limits connecting to the upstream. Default 3s.
 	DialTimeout time.Duration `toml:"dial_timeout"`
 
@@ -260,6 +265,7 @@ func DefaultConfig() Config {
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      &write,
 		IdleTimeout:       2 * time.Minute,
+		GracePeriod:       10 * time.Second,
 		DialTimeout:       3 * time.Second,
 		UpstreamTimeout:   60 * time.Second,
 		AccessLog:         &accessLog,
@@ -305,6 +311,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.GracePeriod == 0 {
+		c.GracePeriod = d.GracePeriod
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = d.DialTimeout
@@ -495,7 +504,7 @@ func (c *Config) validateFields(prefix string) []error {
 	for key, d := range map[string]time.Duration{
 		".read_header_timeout": cc.ReadHeaderTimeout, ".read_timeout": cc.ReadTimeout,
 		".write_timeout": *cc.WriteTimeout, ".idle_timeout": cc.IdleTimeout,
-		".dial_timeout": cc.DialTimeout, ".upstream_timeout": cc.UpstreamTimeout,
+		".dial_timeout": cc.DialTimeout, ".grace_period": cc.GracePeriod, ".upstream_timeout": cc.UpstreamTimeout,
 		".health.interval": cc.Health.Interval, ".health.timeout": cc.Health.Timeout,
 	} {
 		if d < 0 {

@@ -37,6 +37,10 @@ func run(ctx context.Context, args []string) error {
 	keepAlive := fs.Bool("keepalive", false, "keep upstream connections alive (upstream_keepalive)")
 	accessLog := fs.Bool("accesslog", false, "write a JSON access log to /dev/null")
 	stateDir := fs.String("state", os.TempDir(), "state dir")
+	buffer := fs.Int64("request-buffer", -1, "request_buffer in bytes (-1: default)")
+	maxBody := fs.Int64("max-body", -1, "max_body_size in bytes (-1: default)")
+	retryFor := fs.Duration("retry-for", -1, "retry_for (-1: default)")
+	dumpJSON := fs.Bool("json", false, "print the generated Caddy config and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,6 +70,23 @@ func run(ctx context.Context, args []string) error {
 		p := proxy.New(opts)
 		on := *accessLog
 		cfg := proxy.Config{Listen: *listen, Upstream: *upstream, UpstreamKeepAlive: *keepAlive, AccessLog: &on}
+		if *buffer >= 0 {
+			cfg.RequestBuffer = buffer
+		}
+		if *maxBody >= 0 {
+			cfg.MaxBodySize = maxBody
+		}
+		if *retryFor >= 0 {
+			cfg.RetryFor = retryFor
+		}
+		if *dumpJSON {
+			js, err := cfg.CaddyJSON()
+			if err != nil {
+				return err
+			}
+			fmt.Println(string(js))
+			return nil
+		}
 		if err := p.Apply(cfg); err != nil {
 			return err
 		}
