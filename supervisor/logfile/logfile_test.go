@@ -189,15 +189,19 @@ func TestFollowAcrossRotation(t *testing.T) {
 			return nil
 		})
 	}()
-	child := exec.Command("seq", "1001", "20000")
-	child.Stdout = s.WriteEnd()
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer wait(t, child)
 	timer := time.NewTimer(deadline)
 	defer timer.Stop()
+	var child *exec.Cmd
 	for want := 996; want <= 20000; want++ {
+		if want == 997 {
+			// The follower has started: add output under it.
+			child = exec.Command("seq", "1001", "20000")
+			child.Stdout = s.WriteEnd()
+			if err := child.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer wait(t, child)
+		}
 		select {
 		case line := <-got:
 			if line != strconv.Itoa(want)+"\n" {
@@ -397,10 +401,13 @@ func TestReopenAfterOutsideRotation(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	followed := make(chan string, 10)
-	go s.Follow(ctx, 0, func(l []byte) error {
+	go s.Follow(ctx, 1, func(l []byte) error {
 		followed <- string(l)
 		return nil
 	})
+	if got := <-followed; got != "before\n" {
+		t.Fatalf("followed %q first, want the last line", got)
+	}
 
 	// A reopen with nothing moved continues the same file.
 	if err := m.Reopen(); err != nil {
