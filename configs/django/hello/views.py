@@ -2,6 +2,8 @@
 service behind it (memcached through Django's cache, rabbitmq and the celery
 worker through a task), each answering 503 when its service is down so that
 a probe can tell which part is broken."""
+import os
+
 from celery.result import AsyncResult
 from django.core.cache import cache
 from django.http import HttpResponse, JsonResponse
@@ -10,10 +12,19 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .tasks import add
 
+# The gunicorn master that forked this worker (imported in the worker, on
+# its first request); os.getppid() would change once an orphaned worker is
+# reparented.
+MASTER_PID = os.getppid()
+
 
 @require_GET
 def hello(request):
-    return HttpResponse("Hello World!\n", content_type="text/plain")
+    resp = HttpResponse("Hello World!\n", content_type="text/plain")
+    # Which gunicorn master/worker answered: lets the benchmark tell a
+    # restarted gunicorn from orphaned workers of a killed one.
+    resp["X-Served-By"] = "%d/%d" % (MASTER_PID, os.getpid())
+    return resp
 
 
 @require_GET
