@@ -104,7 +104,6 @@ type route struct {
 // routes is the one table of endpoints, sorted by path then method (a test
 // keeps it so). Paths use http.ServeMux patterns.
 var routes = []route{
-	{"GET", "/{$}", true, (*Server).dashboardIndex},
 	{"GET", "/dashboard.css", true, (*Server).dashboardAsset},
 	{"GET", "/dashboard.js", true, (*Server).dashboardAsset},
 	{"GET", "/healthz", true, (*Server).healthz},
@@ -118,6 +117,7 @@ var routes = []route{
 	{"POST", "/v1/signal", false, (*Server).action},
 	{"POST", "/v1/start", false, (*Server).action},
 	{"POST", "/v1/stop", false, (*Server).action},
+	{"GET", "/{$}", true, (*Server).dashboardIndex},
 }
 
 // Handler returns the API. With tcp, non-public routes need the token.
@@ -134,6 +134,15 @@ func (s *Server) Handler(tcp bool) http.Handler {
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range []string{"GET", "POST"} {
+			r2 := r.Clone(r.Context())
+			r2.Method = m
+			if _, pat := mux.Handler(r2); m != r.Method && pat != "/" {
+				w.Header().Set("Allow", m)
+				writeError(w, http.StatusMethodNotAllowed, CodeBadRequest, fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, m), nil)
+				return
+			}
+		}
 		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s (see GET /v1/programs)", r.Method, r.URL.Path), nil)
 	})
 	return mux

@@ -1,0 +1,236 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/supervisor/logfile"
+)
+
+// live is a real supervisor behind the API on a unix socket.
+type live struct {
+	sup    *supervisor.Supervisor
+	srv    *Server
+	client *Client
+	socket string
+	dir    string
+}
+
+// logOpener opens program logs through a logfile.Manager.
+type logOpener struct{ m *logfile.Manager }
+
+func (o logOpener) OpenLog(p *supervisor.ProgramConfig, stream, path string) (supervisor.LogStream, error) {
+	s, err := o.m.Open(path, logfile.Rotation{MaxSize: 10 << 20}, false)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// startLive runs progs (name -> shell script) under a real supervisor with
+// the API on a temp socket, and waits until they settle.
+func startLive(tb testing.TB, progs map[string]string, startSecs time.Duration) *live {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "ctl")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lc := logfile.DefaultConfig()
+	lc.Dir = filepath.Join(dir, "log")
+	lc.KeepFree = "0"
+	logs, err := logfile.NewManager(lc, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var cfgs []*supervisor.ProgramConfig
+	for name, script := range progs {
+		c := supervisor.DefaultProgramConfig(name)
+		c.Command = supervisor.Command{"/bin/sh", "-c", script}
+		c.StartSecs = startSecs
+		c.StartRetries = 0
+		c.StopTimeout = 5 * time.Second
+		cfgs = append(cfgs, &c)
+	}
+	slices.SortFunc(cfgs, func(a, b *supervisor.ProgramConfig) int { return strings.Compare(a.Name, b.Name) })
+	sup, err := supervisor.New(cfgs, supervisor.Options{LogDir: lc.Dir, Logs: logOpener{logs}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sup.Start()
+	socket := filepath.Join(dir, "run", "h.sock")
+	l, err := ListenUnix(socket, -1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := New(Options{Programs: sup})
+	srv.ServeUnix(l)
+	lv := &live{sup: sup, srv: srv, client: &Client{Socket: socket}, socket: socket, dir: dir}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv.Close(ctx)
+		sup.Shutdown(ctx)
+		logs.Close()
+		os.RemoveAll(dir)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := sup.StartAutostart(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	if err := sup.WaitSettled(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return lv
+}
+
+func TestLiveActionsAndLogs(t *testing.T) {
+	lv := startLive(t, map[string]string{
+		"web":  "trap 'echo got-hup' HUP; echo hello; sleep 1000 & while :; do sleep 1 & wait $!; done",
+		"dead": "echo dying >&2; exit 1",
+	}, 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := lv.client
+
+	progs, err := c.Programs(ctx)
+	if err != nil || len(progs) != 2 {
+		t.Fatalf("Programs: %v %v", progs, err)
+	}
+	web := progs[1]
+	if web.Name != "web" || web.State != supervisor.Running || web.Processes < 2 || web.RSSBytes == 0 || web.StdoutLog == "" {
+		t.Errorf("web = %+v", web)
+	}
+
+	// Restart waits for a new RUNNING process.
+	res, err := c.Restart(ctx, []string{"web"}, 30*time.Second)
+	if err != nil || len(res) != 1 || !res[0].OK || res[0].Status.PID == web.PID || res[0].Status.State != supervisor.Running {
+		t.Fatalf("Restart(web) = %+v, %v", res, err)
+	}
+
+	// Start of a program that cannot start says why.
+	res, err = c.Start(ctx, []string{"dead"}, 30*time.Second)
+	if err != nil || res[0].OK || !strings.HasPrefix(res[0].Error, "FATAL: ") {
+		t.Errorf("Start(dead) = %+v, %v; want a FATAL reason", res, err)
+	}
+
+	// Follow sees a line written after it started.
+	lines := make(chan string, 16)
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	go c.Log(fctx, "web", "stdout", 1, true, func(l string) error { lines <- l; return nil })
+	if l := <-lines; l != "hello" {
+		t.Fatalf("first followed line %q, want hello", l)
+	}
+	if res, err := c.Signal(ctx, "HUP", []string{"web"}); err != nil || !res[0].OK {
+		t.Fatalf("Signal: %+v %v", res, err)
+	}
+	select {
+	case l := <-lines:
+		if l != "got-hup" {
+			t.Errorf("followed line %q, want got-hup", l)
+		}
+	case <-ctx.Done():
+		t.Fatal("no new line")
+	}
+
+	// Tail of stderr.
+	var got []string
+	if err := c.Log(ctx, "dead", "stderr", 5, false, func(l string) error { got = append(got, l); return nil }); err != nil || len(got) == 0 || got[0] != "dying" {
+		t.Errorf("tail dead stderr = %q, %v", got, err)
+	}
+
+	// Stop all waits until every program is down.
+	res, err = c.Stop(ctx, []string{"all"}, 30*time.Second)
+	if err != nil || len(res) != 2 {
+		t.Fatalf("Stop(all) = %+v, %v", res, err)
+	}
+	for _, r := range res {
+		if !r.OK || r.Status.State.IsUp() {
+			t.Errorf("after stop all: %+v", r)
+		}
+	}
+}
+
+// BenchmarkStatus500 is `hostctl status` against 500 programs: the API
+// round trip through the typed client (one /proc scan) and, with the
+// binary built, the whole CLI process. Run with -benchtime 20x; it reports
+// the p50 of those calls.
+func BenchmarkStatus500(b *testing.B) {
+	progs := map[string]string{}
+	for i := range 500 {
+		progs[fmt.Sprintf("p%03d", i)] = "exec sleep 3600"
+	}
+	lv := startLive(b, progs, 0)
+	ctx := context.Background()
+
+	b.Run("api", func(b *testing.B) {
+		var d []time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			ps, err := lv.client.Programs(ctx)
+			d = append(d, time.Since(t0))
+			if err != nil || len(ps) != 500 {
+				b.Fatalf("%d programs, %v", len(ps), err)
+			}
+		}
+		reportP50(b, d)
+	})
+
+	b.Run("cli", func(b *testing.B) {
+		bin := buildHostctl(b)
+		var d []time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			out, err := exec.Command(bin, "status", "--socket", lv.socket).Output()
+			d = append(d, time.Since(t0))
+			if err != nil || strings.Count(string(out), "RUNNING") != 500 {
+				b.Fatalf("status: %v\n%.300s", err, out)
+			}
+		}
+		reportP50(b, d)
+	})
+
+	b.Run("restart", func(b *testing.B) {
+		var d []time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			res, err := lv.client.Restart(ctx, []string{"p250"}, 30*time.Second)
+			d = append(d, time.Since(t0))
+			if err != nil || !res[0].OK {
+				b.Fatalf("restart: %+v %v", res, err)
+			}
+		}
+		reportP50(b, d)
+	})
+}
+
+func reportP50(b *testing.B, d []time.Duration) {
+	slices.Sort(d)
+	b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(d[len(d)-1].Microseconds())/1000, "max-ms")
+}
+
+// buildHostctl builds the hostctl binary once per benchmark run.
+func buildHostctl(b *testing.B) string {
+	b.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		b.Skip("go env GOMOD:", err)
+	}
+	bin := filepath.Join(b.TempDir(), "hostctl")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/hostctl")
+	build.Dir = filepath.Dir(strings.TrimSpace(string(out)))
+	if msg, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, msg)
+	}
+	return bin
+}

@@ -1,0 +1,370 @@
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"go/build"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+// fakePrograms serves fixed statuses.
+type fakePrograms struct {
+	sts     []supervisor.Status
+	signals []string
+}
+
+func (f *fakePrograms) Names() []string {
+	var n []string
+	for _, s := range f.sts {
+		n = append(n, s.Name)
+	}
+	slices.Sort(n)
+	return n
+}
+
+func (f *fakePrograms) Status(names ...string) ([]supervisor.Status, error) {
+	if len(names) == 0 {
+		return f.sts, nil
+	}
+	var out []supervisor.Status
+	for _, n := range names {
+		i := slices.IndexFunc(f.sts, func(s supervisor.Status) bool { return s.Name == n })
+		if i < 0 {
+			return nil, supervisor.ErrUnknownProgram
+		}
+		out = append(out, f.sts[i])
+	}
+	return out, nil
+}
+
+func (f *fakePrograms) Dropped(string) uint64 { return 7 }
+func (f *fakePrograms) Log(name, stream string) (supervisor.LogStream, error) {
+	return nil, nil
+}
+func (f *fakePrograms) StartPrograms(context.Context, ...string) error   { return nil }
+func (f *fakePrograms) StopPrograms(context.Context, ...string) error    { return nil }
+func (f *fakePrograms) RestartPrograms(context.Context, ...string) error { return nil }
+func (f *fakePrograms) Signal(_ context.Context, sig syscall.Signal, names ...string) error {
+	f.signals = append(f.signals, supervisor.SignalName(sig)+" "+strings.Join(names, ","))
+	return nil
+}
+func (f *fakePrograms) WaitFor(_ context.Context, name string, cond func(supervisor.Status) bool) (supervisor.Status, error) {
+	sts, err := f.Status(name)
+	if err != nil {
+		return supervisor.Status{}, err
+	}
+	return sts[0], nil
+}
+
+func newFake() *fakePrograms {
+	return &fakePrograms{sts: []supervisor.Status{
+		{Name: "api", State: supervisor.Running, PID: os.Getpid(), Autostart: true, StartedAt: time.Now().Add(-time.Minute)},
+		{Name: "worker", State: supervisor.Fatal, SpawnErr: "exec: no such file", Autostart: true},
+	}}
+}
+
+func TestRoutesAreOneSortedTable(t *testing.T) {
+	for i := 1; i < len(routes); i++ {
+		a, b := routes[i-1], routes[i]
+		if a.path > b.path || (a.path == b.path && a.method >= b.method) {
+			t.Errorf("routes not sorted by path, then method: %s %s before %s %s", a.method, a.path, b.method, b.path)
+		}
+	}
+	for _, r := range routes {
+		if r.public && r.method != "GET" {
+			t.Errorf("%s %s: only GETs may be public", r.method, r.path)
+		}
+		if r.public && strings.HasPrefix(r.path, "/v1/") {
+			t.Errorf("%s %s: the API must never be public", r.method, r.path)
+		}
+	}
+}
+
+func TestAccessChecks(t *testing.T) {
+	const token = "s3cret-token-0123456789"
+	s := New(Options{Programs: newFake(), Token: token})
+	tcp := httptest.NewServer(s.Handler(true))
+	defer tcp.Close()
+	unix := httptest.NewServer(s.Handler(false))
+	defer unix.Close()
+	host := strings.TrimPrefix(tcp.URL, "http://")
+
+	for _, tc := range []struct {
+		name         string
+		srv          *httptest.Server
+		method, path string
+		header       map[string]string
+		body         string
+		want         int
+	}{
+		{"tcp: no token", tcp, "GET", "/v1/programs", nil, "", 401},
+		{"tcp: not a bearer", tcp, "GET", "/v1/programs", map[string]string{"Authorization": "Basic " + token}, "", 401},
+		{"tcp: wrong token", tcp, "GET", "/v1/programs", map[string]string{"Authorization": "Bearer nope"}, "", 401},
+		{"tcp: token", tcp, "GET", "/v1/programs", map[string]string{"Authorization": "Bearer " + token}, "", 200},
+		{"tcp: healthz public", tcp, "GET", "/healthz", nil, "", 200},
+		{"tcp: dashboard public", tcp, "GET", "/", nil, "", 200},
+		{"tcp: dashboard navigation from another site", tcp, "GET", "/", map[string]string{"Sec-Fetch-Site": "cross-site"}, "", 200},
+		{"tcp: metrics need the token", tcp, "GET", "/metrics", nil, "", 401},
+		{"tcp: foreign Origin POST", tcp, "POST", "/v1/signal", map[string]string{"Authorization": "Bearer " + token, "Origin": "https://evil.example"}, `{"names":["api"],"signal":"HUP"}`, 403},
+		{"tcp: same Origin POST", tcp, "POST", "/v1/signal", map[string]string{"Authorization": "Bearer " + token, "Origin": "http://" + host}, `{"names":["api"],"signal":"HUP"}`, 200},
+		{"tcp: cross-site fetch", tcp, "GET", "/v1/programs", map[string]string{"Authorization": "Bearer " + token, "Sec-Fetch-Site": "cross-site"}, "", 403},
+		{"tcp: form post", tcp, "POST", "/v1/signal", map[string]string{"Authorization": "Bearer " + token, "Content-Type": "text/plain"}, `{"names":["api"],"signal":"HUP"}`, 415},
+		{"unix: no token needed", unix, "GET", "/v1/programs", nil, "", 200},
+		{"unix: foreign Origin refused", unix, "POST", "/v1/stop", map[string]string{"Origin": "http://localhost:8000"}, `{"names":["api"]}`, 403},
+		{"unix: null Origin refused", unix, "POST", "/v1/stop", map[string]string{"Origin": "null"}, `{"names":["api"]}`, 403},
+		{"unix: unknown program", unix, "GET", "/v1/programs/nope", nil, "", 404},
+		{"unix: unknown route", unix, "GET", "/v2/x", nil, "", 404},
+		{"unix: bad signal", unix, "POST", "/v1/signal", nil, `{"names":["api"],"signal":"NOPE"}`, 400},
+		{"unix: unknown field", unix, "POST", "/v1/stop", nil, `{"names":["api"],"force":true}`, 400},
+		{"unix: wrong method", unix, "DELETE", "/v1/programs", nil, "", 405},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, tc.srv.URL+tc.path, strings.NewReader(tc.body))
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("%s %s: %d, want %d: %s", tc.method, tc.path, resp.StatusCode, tc.want, b)
+			}
+		})
+	}
+}
+
+func TestServeTCPNeedsAToken(t *testing.T) {
+	s := New(Options{Programs: newFake()})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := s.ServeTCP(l); err == nil {
+		t.Fatal("ServeTCP without a token succeeded")
+	}
+}
+
+func TestDashboardHeaders(t *testing.T) {
+	s := New(Options{Programs: newFake()})
+	srv := httptest.NewServer(s.Handler(true))
+	defer srv.Close()
+	for _, path := range []string{"/", "/dashboard.js", "/dashboard.css"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d", path, resp.StatusCode)
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "frame-ancestors 'none'") || resp.Header.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s: may be framed by another site: CSP %q", path, csp)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	s := New(Options{Programs: newFake(), Proxy: func() any {
+		return map[string]any{"running": true, "upstreams": []map[string]any{{"address": "127.0.0.1:8000", "healthy": true, "requests": 3}}}
+	}})
+	srv := httptest.NewServer(s.Handler(false))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`hostctl_program_state{program="api",state="RUNNING"} 1`,
+		`hostctl_program_state{program="api",state="FATAL"} 0`,
+		`hostctl_program_state{program="worker",state="FATAL"} 1`,
+		`hostctl_program_restarts_total{program="api"} 0`,
+		`hostctl_program_uptime_seconds{program="api"}`,
+		`hostctl_program_memory_rss_bytes{program="api"}`,
+		`hostctl_program_cpu_seconds_total{program="api"}`,
+		`hostctl_program_log_dropped_bytes_total{program="worker"} 7`,
+		`hostctl_proxy_running 1`,
+		`hostctl_proxy_upstream_healthy{upstream="127.0.0.1:8000"} 1`,
+		`hostctl_proxy_upstream_requests_in_flight{upstream="127.0.0.1:8000"} 3`,
+		`go_goroutines`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	line := "4242 (we ird) (name)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 10 5 20 0 1 0 12345 10000000 300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+	st, ok := parseStat([]byte(line))
+	if !ok {
+		t.Fatal("parse failed")
+	}
+	if st.state != 'S' || st.pgid != 4242 || st.ticks != 315 || st.rssPages != 300 {
+		t.Errorf("parsed %+v; want state S, pgid 4242, ticks 315, rss 300 pages", st)
+	}
+	for _, bad := range []string{"", "12 (x", "12 (x) S 1 2"} {
+		if _, ok := parseStat([]byte(bad)); ok {
+			t.Errorf("parseStat(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestScanGroupsSumsTheWholeGroup(t *testing.T) {
+	// The shell says "ready" after forking both sleeps.
+	cmd := exec.Command("/bin/sh", "-c", "sleep 100 & sleep 100 & echo ready; wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	u := scanGroups(map[int]bool{pgid: true})[pgid]
+	if u.procs != 3 || u.rss == 0 {
+		t.Errorf("group %d: %d processes, rss %d; want 3 processes and some memory", pgid, u.procs, u.rss)
+	}
+	if got := scanGroups(map[int]bool{}); len(got) != 0 {
+		t.Errorf("scan for no group: %v", got)
+	}
+}
+
+func TestListenUnix(t *testing.T) {
+	dir, err := os.MkdirTemp("", "ctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "run", "h.sock")
+
+	l, err := ListenUnix(path, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Dir(path)); fi.Mode().Perm() != 0o750 {
+		t.Errorf("socket dir mode %v, want 0750", fi.Mode().Perm())
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket mode %v, want 0660", fi.Mode().Perm())
+	}
+
+	// Live: a second listener must fail and leave the socket alone.
+	if _, err := ListenUnix(path, -1); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Errorf("second ListenUnix on a live socket: %v", err)
+	}
+	if c, err := net.Dial("unix", path); err != nil {
+		t.Errorf("the live socket was broken: %v", err)
+	} else {
+		c.Close()
+	}
+
+	// Stale: the file stays, nobody listens.
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("stale socket file gone: %v", err)
+	}
+	l2, err := ListenUnix(path, -1)
+	if err != nil {
+		t.Fatalf("ListenUnix over a stale socket: %v", err)
+	}
+	l2.Close()
+
+	// Not a socket: never removed.
+	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ListenUnix(path, -1); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("ListenUnix over a regular file: %v", err)
+	}
+}
+
+func TestClientNotRunning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "none.sock")
+	c := &Client{Socket: path}
+	_, err := c.Programs(context.Background())
+	var nr *NotRunningError
+	if !errors.As(err, &nr) || nr.Addr != path {
+		t.Fatalf("err = %v, want NotRunningError for %s", err, path)
+	}
+	if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), path) {
+		t.Errorf("message %q: want one line naming the socket", err)
+	}
+	var zero Client
+	if zero.Addr() != DefaultSocket {
+		t.Errorf("zero Client talks to %s, want %s", zero.Addr(), DefaultSocket)
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	s := New(Options{Programs: newFake(), Reload: func(context.Context) (supervisor.Diff, error) {
+		return supervisor.Diff{}, errors.Join(errors.New("a.toml:3: program.x.command: must not be empty"), errors.New("a.toml:9: program.y.bogus: unknown key"))
+	}})
+	srv := httptest.NewServer(s.Handler(false))
+	defer srv.Close()
+	c := &Client{URL: srv.URL}
+	ctx := context.Background()
+	if _, err := c.Program(ctx, "nope"); !IsUnknownProgram(err) {
+		t.Errorf("Program(nope): %v, want unknown program", err)
+	}
+	_, err := c.Reload(ctx)
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != CodeConfigInvalid || len(ae.Errors) != 2 {
+		t.Errorf("Reload: %#v, want config_invalid with 2 errors", err)
+	}
+	p, err := c.Program(ctx, "api")
+	if err != nil || p.Name != "api" || p.DroppedLogBytes != 7 || p.UptimeSeconds < 59 {
+		t.Errorf("Program(api) = %+v, %v", p, err)
+	}
+	raw, configured, err := c.Proxy(ctx)
+	if err != nil || configured || string(raw) != "null" {
+		t.Errorf("Proxy() = %s, %v, %v; want not configured", raw, configured, err)
+	}
+	var h Health
+	if h, err = c.Health(ctx); err != nil || !h.OK {
+		t.Errorf("Health() = %+v, %v", h, err)
+	}
+	b, _ := json.Marshal(p)
+	if !strings.Contains(string(b), `"state":"RUNNING"`) {
+		t.Errorf("program JSON %s lacks the state by name", b)
+	}
+}
+
+// TestImports keeps control independent of the proxy and Caddy: the
+// daemon hands it the proxy's status through a callback.
+func TestImports(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if strings.Contains(imp, "/proxy") || strings.Contains(imp, "caddy") || strings.HasSuffix(imp, "/daemon") {
+			t.Errorf("control imports %s", imp)
+		}
+	}
+}
