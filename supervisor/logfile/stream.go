@@ -520,10 +520,12 @@ func (s *Stream) close() error {
 }
 
 // Close stops reading the pipe, writes out what was already read and
-// closes the files. If another process still holds the pipe's write end,
-// Close stops reading after a short drain timeout instead of waiting for
-// EOF; if the disk writer is stuck, it returns an error after a timeout
-// and leaves the writer to finish on its own.
+// closes the files. Stop the program first: if another process (a
+// leftover grandchild) still holds the pipe's write end, Close stops
+// reading after a drain timeout of one second instead of waiting for EOF,
+// and that process gets EPIPE (SIGPIPE) on its next write. If the disk
+// writer is stuck, Close returns an error after 5 seconds and leaves the
+// writer to finish on its own.
 func (s *Stream) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.close() })
 	return s.closeErr
