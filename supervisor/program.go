@@ -137,7 +137,8 @@ type program struct {
 	runningSince time.Time
 	startSecsOK  bool
 	probeOK      bool
-	leaderGone   bool // in STOPPING: the leader exited, stragglers remain
+	leaderGone   bool      // in STOPPING: the leader exited, stragglers remain
+	killedAt     time.Time // in STOPPING: when SIGKILL was sent to the group
 	restartAfter bool // in STOPPING: start again when stopped
 	lastExit     *ExitStatus
 	spawnErr     string
@@ -408,7 +409,7 @@ func (p *program) stop() {
 			p.setState(Stopped)
 			return
 		}
-		p.leaderGone = false
+		p.leaderGone, p.killedAt = false, time.Time{}
 		p.setState(Stopping, zap.String("signal", SignalName(p.reqSig)))
 		p.killGroup(p.reqSig)
 		if p.reqSig != syscall.SIGCONT {
@@ -468,15 +469,20 @@ func (p *program) handleEvent(e event) {
 		if p.state == Stopping {
 			p.log.Warn("stop timeout passed; sending SIGKILL to the process group", zap.Duration("stop_timeout", p.cfg.StopTimeout))
 			p.killGroup(syscall.SIGKILL)
-			if p.leaderGone {
-				p.finishStop()
-			}
+			p.killedAt = time.Now()
+			// SIGKILL takes effect asynchronously: STOPPED waits until the
+			// group is really empty (the group check running since the
+			// leader exited, or the leader's exit, finishes the stop).
 		}
 	case evGroupCheck:
 		if p.state == Stopping && p.leaderGone {
-			if !groupAlive(p.proc.pid) {
+			switch {
+			case !groupAlive(p.proc.pid):
 				p.finishStop()
-			} else {
+			case !p.killedAt.IsZero() && time.Since(p.killedAt) > unkillableGrace:
+				p.log.Error("processes survive SIGKILL (uninterruptible sleep?); giving up on them", zap.Int("pgid", p.proc.pid))
+				p.finishStop()
+			default:
 				p.after(groupPollInterval, event{kind: evGroupCheck, gen: p.gen})
 			}
 		}
@@ -494,6 +500,10 @@ func (p *program) handleEvent(e event) {
 		p.spawn()
 	}
 }
+
+// unkillableGrace is how long processes may outlive a SIGKILL (stuck in
+// uninterruptible sleep) before a stop gives up on them.
+const unkillableGrace = 5 * time.Second
 
 // groupPollInterval: after a leader exits during a stop, stragglers in its
 // process group are checked this often until they are gone or stop_timeout
@@ -586,6 +596,7 @@ func (p *program) finishStop() {
 	}
 	p.proc = nil
 	p.leaderGone = false
+	p.killedAt = time.Time{}
 	p.info = ""
 	p.setState(Stopped)
 	if p.restartAfter {

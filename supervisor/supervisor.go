@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -571,33 +572,67 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	sort.Strings(d.Changed)
 	sort.Strings(d.Removed)
 
-	// Create new programs first: a log file that cannot be opened fails the
-	// reload before anything was stopped.
+	// Create what can be created before anything stops, so that a log file
+	// that cannot be opened fails the reload with nothing changed. A
+	// changed program whose output settings are the same keeps its log
+	// streams (they outlive processes anyway); one whose output changed
+	// gets new streams once the old program has let go of its files.
 	fresh := map[string]*program{}
-	for _, n := range append(append([]string{}, d.Added...), d.Changed...) {
-		p, err := s.newProgram(next[n])
-		if err != nil {
-			for _, f := range fresh {
+	reuse := map[string]bool{}
+	var later []string
+	fail := func(err error) (Diff, error) {
+		for n, f := range fresh {
+			if !reuse[n] {
 				f.out.close()
 			}
-			return Diff{}, err
+		}
+		return Diff{}, err
+	}
+	for _, n := range d.Added {
+		p, err := s.newProgram(next[n])
+		if err != nil {
+			return fail(err)
 		}
 		fresh[n] = p
 	}
+	for _, n := range d.Changed {
+		if !sameOutputs(old[n].cfg, next[n]) {
+			later = append(later, n)
+			continue
+		}
+		p, err := newProgram(s, next[n], old[n].out)
+		if err != nil {
+			return fail(fmt.Errorf("program %q: %w", n, err))
+		}
+		fresh[n], reuse[n] = p, true
+	}
 	stopErr := s.stopInOrder(ctx, toStop)
 	s.mu.Lock()
-	for n, p := range toStop {
+	for n := range toStop {
 		delete(s.progs, n)
-		go func() { <-p.done; p.out.close() }()
 	}
+	s.mu.Unlock()
+	for n, p := range toStop {
+		p.retire()
+		if !reuse[n] {
+			p.out.close()
+		}
+	}
+	var errs []error
+	for _, n := range later {
+		p, err := s.newProgram(next[n])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fresh[n] = p
+	}
+	s.mu.Lock()
 	for n, p := range fresh {
 		s.progs[n] = p
 		s.launch(p)
 	}
 	s.mu.Unlock()
-	for _, p := range toStop {
-		p.retire()
-	}
 	var start []*program
 	for n, p := range fresh {
 		if p.cfg.Autostart || wasUp[n] {
@@ -606,9 +641,26 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	}
 	s.changed()
 	if err := s.startWithDeps(ctx, start); err != nil {
-		return d, err
+		errs = append(errs, err)
 	}
-	return d, stopErr
+	return d, errors.Join(append(errs, stopErr)...)
+}
+
+// sameOutputs reports whether two configs of a program capture output the
+// same way, so that its log streams can be kept across a reload.
+func sameOutputs(a, b *ProgramConfig) bool {
+	type outCfg struct {
+		so, se       string
+		redirect, ts bool
+		size         *int64
+		backups      *int
+		age          *time.Duration
+		compress     *bool
+	}
+	f := func(p *ProgramConfig) outCfg {
+		return outCfg{p.StdoutLog, p.StderrLog, p.RedirectStderr, p.Timestamps, p.MaxSize, p.MaxBackups, p.MaxAge, p.Compress}
+	}
+	return reflect.DeepEqual(f(a), f(b))
 }
 
 // retire ends a removed program's owner goroutine.
