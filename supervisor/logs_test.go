@@ -90,4 +90,3 @@ func (e sentinel) Error() string { return string(e) }
 const errFound = sentinel("found")
 
 func itoa(n int) string { return strconv.Itoa(n) }
-

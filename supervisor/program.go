@@ -139,7 +139,7 @@ type program struct {
 	probeOK      bool
 	leaderGone   bool      // in STOPPING: the leader exited, stragglers remain
 	killedAt     time.Time // in STOPPING: when SIGKILL was sent to the group
-	restartAfter bool // in STOPPING: start again when stopped
+	restartAfter bool      // in STOPPING: start again when stopped
 	lastExit     *ExitStatus
 	spawnErr     string
 	info         string
