@@ -174,8 +174,10 @@ type Config struct {
 	// header, request_header, basic_auth, reverse_proxy to other backends,
 	// file_server, encode, request_body, map, vars, intercept, forward_auth,
 	// error, abort, ...), matched by path, header, method, remote IP or host.
-	// Its routes run before hostctl's on every listener; a matching route
-	// that writes a response ends the request there.
+	// Its routes run before hostctl's sites on every listener (after the
+	// HTTP->HTTPS redirects on the plain-HTTP one); a matching route that
+	// writes a response ends the request there, otherwise the request goes
+	// on to the generated routes. Changing the file needs a reload.
 	//
 	// What it cannot do: change listeners, ports, TLS, certificates,
 	// protocols, timeouts or logging. The global options block, server

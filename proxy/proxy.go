@@ -201,11 +201,13 @@ type Status struct {
 type UpstreamStatus struct {
 	// Address as written in the config ("127.0.0.1:8000", "unix:/run/app.sock").
 	Address string `json:"address"`
-	// Healthy is false while active health checks fail, or while passive
-	// failures (Fails) exceed the limit.
+	// Healthy is false while the active health checks fail. They run only
+	// for sites with several upstreams; a single upstream is always
+	// "healthy" here (requests to it are retried for retry_for instead), so
+	// check its address directly to know whether it is up.
 	Healthy bool `json:"healthy"`
 	// Fails is the number of recent failed requests counted by passive
-	// health checking (0 unless that is configured).
+	// health checking, which hostctl does not configure: normally 0.
 	Fails int `json:"fails"`
 	// Requests is the number of requests in flight to this upstream now.
 	Requests int `json:"requests"`

@@ -28,7 +28,8 @@ func TestProxyToUpstream(t *testing.T) {
 	h := startProxy(t, Config{Listen: listen, Upstream: up.addr})
 
 	c := client()
-	resp, body := get(t, c, "http://"+listen+"/a/b?x=1")
+	// A client's own X-Forwarded-For is not trusted.
+	resp, body := get(t, c, "http://"+listen+"/a/b?x=1", "X-Forwarded-For", "192.0.2.1")
 	if resp.StatusCode != 200 || body != "hello /a/b" {
 		t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, "hello /a/b")
 	}

@@ -1,10 +1,16 @@
 # Minimal Django project for scripts/bench/proxy.sh: one hello view, no
-# database, no middleware, no apps.
+# database. The middleware is the part of `django-admin startproject`'s
+# list that needs no database; CommonMiddleware also sets Content-Length,
+# as it does in real projects.
 SECRET_KEY = "bench-only-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "urls"
 INSTALLED_APPS = []
-MIDDLEWARE = []
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
 DATABASES = {}
 USE_TZ = True

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/hostctl/hostctl/proxy"
@@ -41,11 +42,23 @@ func run(ctx context.Context, args []string) error {
 	maxBody := fs.Int64("max-body", -1, "max_body_size in bytes (-1: default)")
 	retryFor := fs.Duration("retry-for", -1, "retry_for (-1: default)")
 	dumpJSON := fs.Bool("json", false, "print the generated Caddy config and exit")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here until exit (usable for PGO)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	switch *mode {
 	case "upstream":
