@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -81,7 +82,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		return fmt.Errorf("log dir %s: %w", cfg.Log.Dir, err)
 	}
 	if cfg.Log.File {
-		d.ownLog, err = d.logs.Open(cfg.Log.Dir+"/hostctl.log", rotationFor(cfg.Log, nil), false)
+		d.ownLog, err = d.logs.Open(filepath.Join(cfg.Log.Dir, logfile.OwnLogName), rotationFor(cfg.Log, nil), false)
 		if err != nil {
 			return fmt.Errorf("hostctl's own log: %w", err)
 		}
