@@ -28,5 +28,8 @@ lint: ## gofmt check and go vet
 bench-supervisor: ## supervisor benchmarks: respawn latency, 100 programs
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor/
 
+bench-logs: ## log capture MB/s: /dev/null, cat, hostctl, supervisord (installs supervisor as root)
+	scripts/bench/logs.sh
+
 clean: ## remove build outputs
 	rm -rf bin
