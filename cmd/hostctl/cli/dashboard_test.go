@@ -17,7 +17,7 @@ import (
 
 // TestDashboardRestart loads the dashboard in headless Chromium through the
 // TCP listener, signs in with the token, clicks restart on a program and
-// sees its pid change.
+// sees its pid change, then follows its log live.
 func TestDashboardRestart(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -94,6 +94,28 @@ func TestDashboardRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	newPID := attr.Value
+	// The live log view: follow web's stdout, see a line written after it
+	// started (SIGUSR1 makes web print got-usr1).
+	const logHas = `new Promise((resolve) => {
+		const pre = document.querySelector("#log-lines");
+		const check = () => { if (pre.textContent.includes(%q)) { obs.disconnect(); resolve(true); } };
+		const obs = new MutationObserver(check);
+		obs.observe(pre, {childList: true, characterData: true, subtree: true});
+		check();
+	})`
+	if err := chromedp.Do(bctx, chromedp.Click(chromedp.CSS(row+` button[data-action="log"]`))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](fmt.Sprintf(logHas, "ready"), chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatalf("log view: %v", err)
+	}
+	if r := d.hostctl(t, "signal", "USR1", "web"); r.code != 0 {
+		t.Fatalf("signal: %s", r.stderr)
+	}
+	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](fmt.Sprintf(logHas, "got-usr1"), chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatalf("log view did not show the new line: %v", err)
+	}
+
 	web := d.status(t)["web"]
 	if newPID == pid || newPID != strconv.Itoa(web.PID) || web.State != supervisor.Running {
 		t.Errorf("after restart: dashboard pid %s (was %s), API: %s pid %d", newPID, pid, web.State, web.PID)
