@@ -365,7 +365,11 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("wait_seconds must be between 0 and %d", int(maxWait.Seconds())), nil)
 		return
 	}
+	// The commands are sent even if the caller goes away meanwhile (half
+	// of "restart all" must not depend on a client's patience); only the
+	// wait for their outcome ends with the request.
 	ctx := r.Context()
+	cmdCtx := context.WithoutCancel(ctx)
 	before, err := s.opts.Programs.Status(names...)
 	if err != nil {
 		s.fail(w, err)
@@ -381,7 +385,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, n := range names {
 			res := ActionResult{Name: n, OK: true}
-			if err := s.opts.Programs.Signal(ctx, sig, n); err != nil {
+			if err := s.opts.Programs.Signal(cmdCtx, sig, n); err != nil {
 				res.OK, res.Error = false, err.Error()
 			}
 			if sts, err := s.opts.Programs.Status(n); err == nil {
@@ -392,11 +396,11 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, resp)
 		return
 	case "start":
-		err = s.opts.Programs.StartPrograms(ctx, names...)
+		err = s.opts.Programs.StartPrograms(cmdCtx, names...)
 	case "stop":
-		err = s.opts.Programs.StopPrograms(ctx, names...)
+		err = s.opts.Programs.StopPrograms(cmdCtx, names...)
 	case "restart":
-		err = s.opts.Programs.RestartPrograms(ctx, names...)
+		err = s.opts.Programs.RestartPrograms(cmdCtx, names...)
 	}
 	if err != nil {
 		s.fail(w, err)
@@ -585,7 +589,9 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "reload is not available", nil)
 		return
 	}
-	diff, err := s.opts.Reload(r.Context())
+	// A reload runs to its end even if the caller goes away: stopping
+	// half of the changed programs would leave neither config running.
+	diff, err := s.opts.Reload(context.WithoutCancel(r.Context()))
 	if err != nil {
 		var list []string
 		var multi interface{ Unwrap() []error }

@@ -273,6 +273,15 @@ func TestListenUnix(t *testing.T) {
 		t.Errorf("socket mode %v, want 0660", fi.Mode().Perm())
 	}
 
+	l.Close()
+	gid := os.Getgid()
+	if l, err = ListenUnix(path, gid); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); int(fi.Sys().(*syscall.Stat_t).Gid) != gid {
+		t.Errorf("socket group %d, want %d", fi.Sys().(*syscall.Stat_t).Gid, gid)
+	}
+
 	// Live: a second listener must fail and leave the socket alone.
 	if _, err := ListenUnix(path, -1); err == nil || !strings.Contains(err.Error(), "already running") {
 		t.Errorf("second ListenUnix on a live socket: %v", err)
