@@ -21,3 +21,9 @@ graceful_timeout = 10
 accesslog = None
 errorlog = "-"
 loglevel = "info"
+
+
+def post_fork(server, worker):
+    # The master's pid, for the X-Served-By header of the hello view
+    # (os.getppid() changes once an orphaned worker is reparented).
+    os.environ["HELLO_GUNICORN_MASTER"] = str(server.pid)

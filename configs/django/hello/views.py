@@ -12,18 +12,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .tasks import add
 
-# The gunicorn master that forked this worker (imported in the worker, on
-# its first request); os.getppid() would change once an orphaned worker is
-# reparented.
-MASTER_PID = os.getppid()
-
 
 @require_GET
 def hello(request):
     resp = HttpResponse("Hello World!\n", content_type="text/plain")
     # Which gunicorn master/worker answered: lets the benchmark tell a
     # restarted gunicorn from orphaned workers of a killed one.
-    resp["X-Served-By"] = "%d/%d" % (MASTER_PID, os.getpid())
+    resp["X-Served-By"] = "%s/%d" % (os.environ.get("HELLO_GUNICORN_MASTER", "-"), os.getpid())
     return resp
 
 

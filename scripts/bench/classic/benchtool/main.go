@@ -134,7 +134,7 @@ func killwait(args []string) error {
 	failed := 0
 	for time.Since(t0) < *timeout {
 		code, h, _, err := get(*url)
-		if err == nil && code == 200 && !strings.HasPrefix(h.Get("X-Served-By"), old) {
+		if by := h.Get("X-Served-By"); err == nil && code == 200 && by != "" && !strings.HasPrefix(by, old) {
 			fmt.Printf("kill_to_200_s=%.3f\nkill_failed_polls=%d\n", time.Since(t0).Seconds(), failed)
 			return nil
 		}
