@@ -377,3 +377,12 @@ func TestImports(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkScanGroups is one /proc scan, the fixed cost of every status
+// request and metrics scrape.
+func BenchmarkScanGroups(b *testing.B) {
+	want := map[int]bool{os.Getpid(): true}
+	for b.Loop() {
+		scanGroups(want)
+	}
+}
