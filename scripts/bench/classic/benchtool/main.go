@@ -292,7 +292,7 @@ var metrics = []metric{
 	{"rps", "requests/s through the proxy (wrk -t2 -c64 -d10s)", false},
 	{"p50_ms", "latency p50 (ms)", true},
 	{"p99_ms", "latency p99 (ms)", true},
-	{"restart_failed", "failed requests during a gunicorn restart (wrk -c32, 10 s)", true},
+	{"restart_failed", "failed requests during a gunicorn restart (wrk -c32 --timeout 30s, 10 s)", true},
 	{"restart_requests", "requests served during that restart run", false},
 	{"kill_to_200_s", "kill -9 gunicorn master -> first 200 from the new one (s)", true},
 	{"log_mb_s", "log capture of a fast writer (MB/s)", false},
