@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -204,4 +206,81 @@ func ExampleConfig_CaddyJSON() {
 	js, err := cfg.CaddyJSON()
 	fmt.Println(err == nil && len(js) > 0)
 	// Output: true
+}
+
+func TestFailedReloadKeepsServing(t *testing.T) {
+	up := newUpstream(t, nil)
+	listen := freeAddr(t)
+	h := startProxy(t, Config{Listen: listen, Upstream: up.addr})
+
+	// A port that is taken: Caddy cannot bind it, the old config stays.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	err = h.p.Apply(Config{Listen: taken.Addr().String(), Upstream: up.addr})
+	if err == nil {
+		t.Fatal("Apply with a taken port succeeded")
+	}
+	if !strings.Contains(err.Error(), "previous config keeps serving") {
+		t.Errorf("error %q does not say the old config keeps serving", err)
+	}
+	// An invalid config is refused before Caddy sees it.
+	err = h.p.Apply(Config{Listen: listen, Upstream: "nope"})
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Key != "proxy.upstream" {
+		t.Errorf("invalid config: %v, want a FieldError at proxy.upstream", err)
+	}
+	if resp, body := get(t, client(), "http://"+listen+"/"); resp.StatusCode != 200 {
+		t.Errorf("after failed reloads: %d %q", resp.StatusCode, body)
+	}
+	if !h.p.Status().Running {
+		t.Errorf("Status().Running = false after a failed reload")
+	}
+}
+
+func TestReloadKeepsRequestsInFlight(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			arrived <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "done "+r.URL.Path)
+	}))
+	listen := freeAddr(t)
+	cfg := Config{Listen: listen, Upstream: up.addr}
+	h := startProxy(t, cfg)
+
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := client().Get("http://" + listen + "/slow")
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		res <- result{resp.StatusCode, string(b), err}
+	}()
+	<-arrived
+	cfg.Static = []Static{{Path: "/static/", Dir: t.TempDir()}} // a real change
+	if err := h.p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	r := <-res
+	if r.err != nil || r.status != 200 || r.body != "done /slow" {
+		t.Errorf("request in flight across a reload: %d %q %v", r.status, r.body, r.err)
+	}
+	if resp, _ := get(t, client(), "http://"+listen+"/static/missing"); resp.StatusCode != 404 {
+		t.Errorf("new config not active: /static/missing gave %d", resp.StatusCode)
+	}
 }
