@@ -555,6 +555,9 @@ func (c *Config) validateFields(prefix string) []error {
 				add(hk, "%v", err)
 				continue
 			}
+			if strings.HasPrefix(h, "*.") && s.tlsMode() == TLSAuto {
+				add(hk, "%q: a wildcard certificate needs the ACME DNS challenge, which hostctl does not configure; list the names, or set tls = \"internal\" or \"off\"", h)
+			}
 			if prev, dup := seenHost[strings.ToLower(h)]; dup {
 				add(hk, "%q is also a host of %s", h, prefix+prev)
 			}
