@@ -227,6 +227,9 @@ func lookupGroup(name string) (*user.Group, error) {
 	return g, nil
 }
 
+// ProgramNames returns the program names, sorted.
+func (f *File) ProgramNames() []string { return sortedKeys(f.Programs) }
+
 // ProgramList returns the programs sorted by name.
 func (f *File) ProgramList() []*supervisor.ProgramConfig {
 	out := make([]*supervisor.ProgramConfig, 0, len(f.Programs))

@@ -252,7 +252,11 @@ func longestStopChain(progs map[string]*supervisor.ProgramConfig) time.Duration 
 type logOpener struct{ d *Daemon }
 
 func (o *logOpener) OpenLog(p *supervisor.ProgramConfig, stream, path string) (supervisor.LogStream, error) {
-	return o.d.logs.Open(path, rotationFor(o.d.config().Log, p), p.Timestamps)
+	s, err := o.d.logs.Open(path, rotationFor(o.d.config().Log, p), p.Timestamps)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return s, nil
 }
 
 func rotationFor(l logfile.Config, p *supervisor.ProgramConfig) logfile.Rotation {
