@@ -28,9 +28,10 @@ type obj = map[string]any
 
 // buildEnv is what the generated JSON needs from the running process.
 type buildEnv struct {
-	storageRoot string // where certificates and the local CA live; empty: Caddy's default
-	instance    string // key of the Proxy whose logger and access log the log modules use
-	accessLog   bool   // the Proxy has an access log writer
+	storageRoot string    // where certificates and the local CA live; empty: Caddy's default
+	instance    string    // key of the Proxy whose logger and access log the log modules use
+	accessLog   bool      // the Proxy has an access log writer
+	warnings    *[]string // if set, gets the Caddyfile adapter's warnings
 }
 
 // CaddyJSON returns the Caddy config generated from c, as Apply would load
@@ -65,11 +66,14 @@ func (c *Config) build(env buildEnv) (obj, error) {
 
 	var userRoutes []json.RawMessage
 	if cc.Caddyfile != "" {
-		r, err := caddyfileRoutes(cc.Caddyfile)
+		r, warns, err := caddyfileRoutes(cc.Caddyfile)
 		if err != nil {
 			return nil, &FieldError{Key: "proxy.caddyfile", Msg: err.Error()}
 		}
 		userRoutes = r
+		if env.warnings != nil {
+			*env.warnings = append(*env.warnings, warns...)
+		}
 	}
 
 	var (
@@ -370,20 +374,22 @@ func errorRoute(hosts []string, page []byte) obj {
 // caddyfileRoutes adapts a Caddyfile and returns the routes of all its
 // servers, with "terminal" removed so that a site block that does not
 // answer a request lets hostctl's routes run.
-func caddyfileRoutes(path string) ([]json.RawMessage, error) {
+func caddyfileRoutes(path string) (routes []json.RawMessage, warnings []string, err error) {
 	body, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read: %v", unwrapPath(err))
+		return nil, nil, fmt.Errorf("cannot read: %v", unwrapPath(err))
 	}
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	if adapter == nil {
-		return nil, errors.New("the caddyfile adapter is not compiled in")
+		return nil, nil, errors.New("the caddyfile adapter is not compiled in")
 	}
 	out, warns, err := adapter.Adapt(body, obj{"filename": path})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	_ = warns
+	for _, w := range warns {
+		warnings = append(warnings, w.String())
+	}
 	var parsed struct {
 		Apps struct {
 			HTTP struct {
@@ -394,23 +400,22 @@ func caddyfileRoutes(path string) ([]json.RawMessage, error) {
 		} `json:"apps"`
 	}
 	if err := json.Unmarshal(out, &parsed); err != nil {
-		return nil, fmt.Errorf("reading adapted Caddyfile: %w", err)
+		return nil, nil, fmt.Errorf("reading adapted Caddyfile: %w", err)
 	}
 	names := make([]string, 0, len(parsed.Apps.HTTP.Servers))
 	for name := range parsed.Apps.HTTP.Servers {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	var routes []json.RawMessage
 	for _, name := range names {
 		for _, r := range parsed.Apps.HTTP.Servers[name].Routes {
 			delete(r, "terminal")
 			b, err := json.Marshal(r)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			routes = append(routes, b)
 		}
 	}
-	return routes, nil
+	return routes, warnings, nil
 }

@@ -119,12 +119,17 @@ func (p *Proxy) Apply(cfg Config) error {
 		return errors.Join(errs...)
 	}
 	env := p.env()
+	var warnings []string
+	env.warnings = &warnings
 	js, err := cfg.caddyJSON(env)
 	if err != nil {
 		return err
 	}
 	if p.running && bytes.Equal(js, p.lastJSON) {
 		return nil
+	}
+	for _, w := range warnings {
+		p.opts.Logger.Warn("caddyfile: "+w, zap.String("key", "proxy.caddyfile"))
 	}
 	if err := os.MkdirAll(env.storageRoot, 0o700); err != nil {
 		return fmt.Errorf("proxy: creating storage dir: %w", err)
