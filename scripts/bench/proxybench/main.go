@@ -19,6 +19,7 @@ import (
 	"runtime/pprof"
 	"syscall"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/hostctl/hostctl/proxy"
 	"go.uber.org/zap"
 )
@@ -43,6 +44,7 @@ func run(ctx context.Context, args []string) error {
 	retryFor := fs.Duration("retry-for", -1, "retry_for (-1: default)")
 	dumpJSON := fs.Bool("json", false, "print the generated Caddy config and exit")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here until exit (usable for PGO)")
+	raw := fs.String("raw", "", "load this Caddy JSON file as is instead of a generated config (for experiments; -json prints a starting point)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +78,17 @@ func run(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "proxy":
+		if *raw != "" {
+			js, err := os.ReadFile(*raw)
+			if err != nil {
+				return err
+			}
+			if err := caddy.Load(js, false); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return caddy.Stop()
+		}
 		opts := proxy.Options{Logger: zap.NewNop(), StateDir: *stateDir}
 		if *accessLog {
 			opts.AccessLog = io.Discard
