@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -200,10 +199,4 @@ func retryUntil(t *testing.T, d time.Duration, what string, f func() error) {
 	}
 }
 
-func simpleConfig(listen, up string) Config {
-	return Config{Listen: listen, Upstream: up}
-}
-
 var errNotYet = errors.New("not yet")
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -19,7 +19,9 @@ func init() {
 	caddy.RegisterModule(accessWriter{})
 }
 
-// sinks maps an instance name to its sinks; guarded by sinksMu.
+// sinks maps an instance name to its sinks; guarded by sinksMu. Entries
+// are never removed: a Proxy may be applied again after Stop, and there is
+// one Proxy per process in practice (a few bytes per New otherwise).
 var (
 	sinksMu sync.Mutex
 	sinks   = map[string]*sink{}
@@ -39,12 +41,6 @@ func registerSink(s *sink) string {
 	name := "p" + strconv.Itoa(sinkSeq)
 	sinks[name] = s
 	return name
-}
-
-func unregisterSink(name string) {
-	sinksMu.Lock()
-	defer sinksMu.Unlock()
-	delete(sinks, name)
 }
 
 func lookupSink(name string) *sink {
