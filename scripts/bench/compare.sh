@@ -167,7 +167,7 @@ echo
 echo "### hostctl vs nginx + supervisord, $(date -u +%Y-%m-%d)"
 echo
 echo "Machine: $(nproc) CPUs, ${model:-unknown CPU}, $(awk '/MemTotal/ {printf "%.1f GB RAM", $2/1048576}' /proc/meminfo), $(uname -sr)." \
-	"$(nginx -v 2>&1 | sed 's/.*: //'), supervisord $(supervisord --version), hostctl $("$work/hostctl" version 2>/dev/null | head -1)." \
+	"$(nginx -v 2>&1 | sed 's/.*: //'), supervisord $(supervisord --version), $("$work/hostctl" version 2>/dev/null | head -1)." \
 	"Same Django app and gunicorn settings (3 sync workers, unix socket); $ROUNDS rounds, setups alternating; wrk on the same machine."
 echo
 "$T" table -file "$results"

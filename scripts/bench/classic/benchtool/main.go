@@ -293,7 +293,7 @@ var metrics = []metric{
 	{"p50_ms", "latency p50 (ms)", true},
 	{"p99_ms", "latency p99 (ms)", true},
 	{"restart_failed", "failed requests during a gunicorn restart (wrk -c32 --timeout 30s, 10 s)", true},
-	{"restart_requests", "requests served during that restart run", false},
+	{"restart_requests", "requests answered in that run (any status)", false},
 	{"kill_to_200_s", "kill -9 gunicorn master -> first 200 from the new one (s)", true},
 	{"log_mb_s", "log capture of a fast writer (MB/s)", false},
 	{"idle_rss_mb", "RSS, idle (MB): supervisord + nginx vs hostctl", true},
