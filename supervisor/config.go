@@ -422,9 +422,10 @@ func validName(s string) bool {
 	return true
 }
 
-// expandVars expands ${NAME} from lookup; $$ is a literal $. It returns an
-// error naming every unknown variable.
-func expandVars(s string, lookup func(string) (string, bool)) (string, error) {
+// ExpandVars expands ${NAME} from lookup; $$ is a literal $ and a $ not
+// followed by { or $ stays as it is. It returns an error naming every
+// unknown variable.
+func ExpandVars(s string, lookup func(string) (string, bool)) (string, error) {
 	var b strings.Builder
 	var missing []string
 	for i := 0; i < len(s); i++ {
@@ -476,7 +477,7 @@ func (p *ProgramConfig) Env() ([]string, error) {
 	}
 	var errs []error
 	for _, k := range sortedKeys(p.Environment) {
-		v, err := expandVars(p.Environment[k], os.LookupEnv)
+		v, err := ExpandVars(p.Environment[k], os.LookupEnv)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", k, err))
 			continue
@@ -504,7 +505,7 @@ func (p *ProgramConfig) expandedCommand() ([]string, error) {
 	}
 	out := make([]string, len(p.Command))
 	for i, a := range p.Command {
-		v, err := expandVars(a, lookup)
+		v, err := ExpandVars(a, lookup)
 		if err != nil {
 			return nil, err
 		}

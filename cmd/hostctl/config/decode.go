@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"sort"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
 
@@ -145,6 +147,10 @@ func (d *decoder) value(prim toml.Primitive, key string, line int, rv reflect.Va
 			d.fail(key, line, "must be a duration string (example: \"10s\", \"1m30s\", \"30d\")")
 			return
 		}
+		s, ok := d.expand(key, line, s)
+		if !ok {
+			return
+		}
 		v, err := ParseDuration(s)
 		if err != nil {
 			d.fail(key, line, "%q is not a duration (example: \"10s\")", s)
@@ -158,6 +164,10 @@ func (d *decoder) value(prim toml.Primitive, key string, line int, rv reflect.Va
 		case int64:
 			rv.SetInt(v)
 		case string:
+			v, ok := d.expand(key, line, v)
+			if !ok {
+				return
+			}
 			n, err := logfile.ParseSize(v)
 			if err != nil {
 				d.fail(key, line, "%q is not a size (example: \"50MB\")", v)
@@ -191,8 +201,40 @@ func (d *decoder) value(prim toml.Primitive, key string, line int, rv reflect.Va
 			d.fail(key, line, "must be %s", kindName(t))
 			return
 		}
+		// ${VAR} expands from hostctl's environment in every string value.
+		// Tables of strings (a program's environment) and commands expand
+		// later, with the program's own variables in scope.
+		switch {
+		case t.Kind() == reflect.String:
+			s, ok := d.expand(key, line, nv.Elem().String())
+			if !ok {
+				return
+			}
+			nv.Elem().SetString(s)
+		case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+			for i := 0; i < nv.Elem().Len(); i++ {
+				s, ok := d.expand(fmt.Sprintf("%s[%d]", key, i), line, nv.Elem().Index(i).String())
+				if !ok {
+					return
+				}
+				nv.Elem().Index(i).SetString(s)
+			}
+		}
 		rv.Set(nv.Elem())
 	}
+}
+
+// expand expands ${VAR} in a string value from hostctl's environment.
+func (d *decoder) expand(key string, line int, s string) (string, bool) {
+	if !strings.Contains(s, "$") {
+		return s, true
+	}
+	v, err := supervisor.ExpandVars(s, os.LookupEnv)
+	if err != nil {
+		d.fail(key, line, "%v", err)
+		return "", false
+	}
+	return v, true
 }
 
 func kindName(t reflect.Type) string {
