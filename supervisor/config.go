@@ -460,13 +460,20 @@ func ExpandVars(s string, lookup func(string) (string, bool)) (string, error) {
 	return b.String(), nil
 }
 
+// serviceManagerVars are systemd's messages to hostctl itself; a program
+// that saw them would talk to systemd in hostctl's name.
+var serviceManagerVars = map[string]bool{
+	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true,
+	"LISTEN_FDS": true, "LISTEN_PID": true, "LISTEN_FDNAMES": true, "HOSTCTL_NOTIFY_SOCKET": true,
+}
+
 // Env returns the program's environment: hostctl's, then HOME/USER/LOGNAME
 // of User when set, then Environment with ${VAR} expanded from hostctl's
 // environment.
 func (p *ProgramConfig) Env() ([]string, error) {
 	env := map[string]string{}
 	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
+		if k, v, ok := strings.Cut(kv, "="); ok && !serviceManagerVars[k] {
 			env[k] = v
 		}
 	}

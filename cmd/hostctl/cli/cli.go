@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/daemon"
 )
 
 // Version is set at build time with -ldflags "-X .../cli.Version=...".
@@ -38,6 +40,7 @@ type globals struct {
 
 // Run runs the hostctl command line and returns the process exit code.
 func Run(args []string) int {
+	daemon.HideNotifySocketFromCaddy() // first: may re-exec hostctl
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot()

@@ -134,6 +134,9 @@ func proxyLine(raw json.RawMessage, configured bool) string {
 		return "proxy: " + string(raw)
 	}
 	if !st.Running {
+		if st.Info != "" {
+			return "proxy: NOT RUNNING: " + st.Info
+		}
 		return "proxy: NOT RUNNING"
 	}
 	s := "proxy: running"

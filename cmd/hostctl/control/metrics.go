@@ -101,6 +101,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 // (the JSON of proxy.Status; control does not import the proxy).
 type ProxySummary struct {
 	Running   bool     `json:"running"`
+	Info      string   `json:"info,omitempty"` // why it is not running
 	Listen    []string `json:"listen"`
 	Upstreams []struct {
 		Address  string `json:"address"`

@@ -43,8 +43,10 @@ type Daemon struct {
 	proxy     *proxy.Proxy    // nil without [proxy]
 	accessLog *logfile.Stream // the proxy's access log
 
-	mu  sync.Mutex // guards cfg (replaced on reload)
-	cfg *config.File
+	mu        sync.Mutex // guards cfg (replaced on reload) and proxyInfo
+	cfg       *config.File
+	proxyInfo string        // why the proxy is not running ("" when it is)
+	proxyDone chan struct{} // closed once the first proxy start finished
 
 	reloadMu sync.Mutex // one reload at a time
 
@@ -125,7 +127,17 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err := d.sup.StartAutostart(ctx); err != nil {
 		return err
 	}
-	return d.startProxy(ctx, cfg)
+	// The proxy starts in the background once its upstreams are ready; if
+	// it cannot (a port is taken), the programs keep running and status
+	// says why.
+	d.proxyDone = make(chan struct{})
+	go func() {
+		defer close(d.proxyDone)
+		if err := d.startProxy(ctx, cfg); err != nil {
+			d.log.Error("the proxy did not start; programs keep running", zap.Error(err))
+		}
+	}()
+	return nil
 }
 
 // serve handles signals until ctx ends, then shuts down.

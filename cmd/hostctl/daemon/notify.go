@@ -2,29 +2,21 @@ package daemon
 
 // Talking to systemd (Type=notify) through sd_notify.
 //
-// What systemd sees, in order (hostctl's messages, and Caddy's: caddy.Load
-// sends RELOADING=1 then READY=1 on every load, and caddy.Stop sends
-// STOPPING=1, to the NOTIFY_SOCKET it read when the process started; it
-// cannot be silenced):
+// What systemd sees, in order; only hostctl talks to it. (caddy.Load would
+// send RELOADING=1 and READY=1 on every load to the NOTIFY_SOCKET it read at
+// package init; HideNotifySocketFromCaddy re-executes hostctl so that Caddy
+// never sees the socket.)
 //
-//	start    [proxy only] Caddy: RELOADING=1, READY=1   (startProxy runs after
-//	                      the programs settled, so its READY=1 is already right)
-//	         hostctl: READY=1 + STATUS=...               (programs settled: every
-//	                      autostart program RUNNING, FATAL or EXITED; proxy listening)
-//	reload   hostctl: RELOADING=1 + MONOTONIC_USEC
-//	         [proxy changed] Caddy: RELOADING=1, READY=1 (the proxy reloads last)
-//	         hostctl: READY=1 + STATUS=...
-//	running  hostctl: STATUS=... on every change of the summary;
+//	start    READY=1 + STATUS=...   once every autostart program is RUNNING,
+//	                                FATAL or EXITED and the proxy has started
+//	                                (or failed to: status says why)
+//	reload   RELOADING=1 + MONOTONIC_USEC, then READY=1 + STATUS=...
+//	running  STATUS=... on every change of the summary (at most every 100 ms);
 //	         WATCHDOG=1 every WATCHDOG_USEC/2 from the serve loop
-//	stop     hostctl: STOPPING=1; [proxy] Caddy: STOPPING=1
+//	stop     STOPPING=1
 //
-// systemd acts on the first READY=1 while starting and ignores a
-// RELOADING=1 before it (it only enters the reload state from running), so
-// Caddy's messages at start are harmless as long as the proxy is loaded
-// after the programs settle. During a reload Caddy's READY=1 may end
-// systemd's reload state a moment before hostctl's, which is why the proxy
-// is the last thing a reload touches. A reload before the first READY=1
-// sends nothing, so that its READY=1 cannot announce readiness early.
+// A reload before the first READY=1 sends nothing, so that its READY=1
+// cannot announce readiness early.
 
 import (
 	"context"
@@ -72,6 +64,11 @@ func (d *Daemon) statusLine() string {
 // started the proxy (after the programs settled) when this runs.
 func (d *Daemon) notifyWhenReady(ctx context.Context) {
 	if err := d.sup.WaitSettled(ctx); err != nil {
+		return
+	}
+	select {
+	case <-d.proxyDone:
+	case <-ctx.Done():
 		return
 	}
 	if !d.proxyReady() {
