@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/hostctl/hostctl/cmd/hostctl/cli.Version=$(VERSI
 # Test timeouts: the whole suite stays well under CI's budget.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: help build run test lint clean bench bench-logs bench-proxy bench-supervisor e2e deps
+.PHONY: help build run run-django test e2e lint clean bench bench-logs bench-proxy bench-supervisor
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -20,6 +20,16 @@ run: build ## run hostctl in the foreground on configs/demo.toml
 test: ## run every test (with -race)
 	scripts/test-deps.sh
 	$(GO) test $(TESTFLAGS) ./...
+
+e2e: ## the Django example end to end under the real hostctl (installs Debian packages as root)
+	scripts/e2e-deps.sh
+	$(GO) test $(TESTFLAGS) -v -run TestDjangoWebserver ./cmd/hostctl/e2e/
+
+run-django: build ## run the Django example (configs/webserver.toml) in the foreground
+	. configs/django/env.sh && HELLO_STATIC_ROOT=$$WEBSERVER_DIR/static /usr/bin/python3 configs/django/manage.py collectstatic --noinput -v0 && exec $(BIN) run -c configs/webserver.toml
+
+bench: ## nginx + supervisord vs hostctl on the Django example; ~13 min, not in CI
+	scripts/bench/compare.sh
 
 lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
