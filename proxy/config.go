@@ -413,6 +413,16 @@ func isLocalName(h string) bool {
 	return !strings.Contains(h, ".")
 }
 
+// hasTLS reports whether any site serves HTTPS.
+func (c *Config) hasTLS() bool {
+	for _, s := range c.sites("proxy") {
+		if s.tlsMode() != TLSOff {
+			return true
+		}
+	}
+	return false
+}
+
 // upstreams returns the site's upstream list.
 func (s *site) upstreams() []string {
 	if s.Upstream != "" {

@@ -98,10 +98,12 @@ func (p *Proxy) env() buildEnv {
 //     (reload) to systemd's NOTIFY_SOCKET when that variable was set at
 //     process start. Under Type=notify, call Apply when hostctl as a whole
 //     is ready, or expect systemd to see READY=1 early.
-//   - If XDG_DATA_HOME is unset, Apply sets it to StateDir, so that Caddy's
-//     instance.uuid is written to <StateDir>/caddy instead of
-//     ~/.local/share/caddy. Child processes started afterwards inherit it
-//     unless their environment is built explicitly.
+//   - If a site has TLS and XDG_DATA_HOME is unset, Apply sets it to
+//     StateDir: Caddy's certificate storage cleaner writes instance.uuid
+//     to $XDG_DATA_HOME/caddy, else to ~/.local/share/caddy. Programs
+//     started later inherit the variable unless their environment is
+//     built without it. Without TLS sites nothing reads it and it is left
+//     alone.
 //   - The first call redirects Caddy's process-wide default logger to
 //     Options.Logger.
 func (p *Proxy) Apply(cfg Config) error {
@@ -134,7 +136,7 @@ func (p *Proxy) Apply(cfg Config) error {
 	if err := os.MkdirAll(env.storageRoot, 0o700); err != nil {
 		return fmt.Errorf("proxy: creating storage dir: %w", err)
 	}
-	if os.Getenv("XDG_DATA_HOME") == "" {
+	if os.Getenv("XDG_DATA_HOME") == "" && cfg.hasTLS() {
 		os.Setenv("XDG_DATA_HOME", p.opts.StateDir)
 	}
 
