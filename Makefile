@@ -38,6 +38,9 @@ lint: ## gofmt check and go vet
 bench-supervisor: ## supervisor benchmarks: respawn latency, 100 programs
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor/
 
+bench-proxy: ## proxy req/s, p50/p99: hostctl vs nginx before a Go server and gunicorn/Django (installs nginx, gunicorn, python3-django, wrk as root)
+	scripts/bench/proxy.sh
+
 bench-logs: ## log capture MB/s: /dev/null, cat, hostctl, supervisord (installs supervisor as root)
 	scripts/bench/logs.sh
 

@@ -460,6 +460,11 @@ func ExpandVars(s string, lookup func(string) (string, bool)) (string, error) {
 	return b.String(), nil
 }
 
+// startEnviron is hostctl's environment as it was when hostctl started:
+// programs inherit that, not what hostctl set later for itself (the proxy
+// sets XDG_DATA_HOME for Caddy).
+var startEnviron = os.Environ()
+
 // serviceManagerVars are systemd's messages to hostctl itself; a program
 // that saw them would talk to systemd in hostctl's name.
 var serviceManagerVars = map[string]bool{
@@ -467,12 +472,13 @@ var serviceManagerVars = map[string]bool{
 	"LISTEN_FDS": true, "LISTEN_PID": true, "LISTEN_FDNAMES": true, "HOSTCTL_NOTIFY_SOCKET": true,
 }
 
-// Env returns the program's environment: hostctl's, then HOME/USER/LOGNAME
+// Env returns the program's environment: hostctl's as it started (less
+// systemd's variables meant for hostctl), then HOME/USER/LOGNAME
 // of User when set, then Environment with ${VAR} expanded from hostctl's
 // environment.
 func (p *ProgramConfig) Env() ([]string, error) {
 	env := map[string]string{}
-	for _, kv := range os.Environ() {
+	for _, kv := range startEnviron {
 		if k, v, ok := strings.Cut(kv, "="); ok && !serviceManagerVars[k] {
 			env[k] = v
 		}

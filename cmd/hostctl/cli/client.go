@@ -14,6 +14,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/cmd/hostctl/daemon"
 )
 
@@ -66,6 +67,11 @@ func socketFromConfig(path string) string {
 		} `toml:"admin"`
 	}
 	if _, err := toml.DecodeFile(path, &file); err == nil && file.Admin.Socket != "" {
+		// ${VAR} expands as in hostctl run; an unknown variable leaves the
+		// text as it is (the error then names it).
+		if v, err := supervisor.ExpandVars(file.Admin.Socket, os.LookupEnv); err == nil {
+			return v
+		}
 		return file.Admin.Socket
 	}
 	return control.DefaultSocket

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -115,15 +114,16 @@ func (d *Daemon) setProxyInfo(s string) {
 // last step of Reload (see notify.go).
 func (d *Daemon) reloadProxy(ctx context.Context, old, cfg *config.File) error {
 	switch {
-	case reflect.DeepEqual(old.Proxy, cfg.Proxy):
+	case cfg.Proxy == nil && old.Proxy == nil:
 		return nil
 	case cfg.Proxy == nil:
 		d.log.Info("[proxy] removed: stopping the proxy")
 		return d.proxy.Stop()
-	case old.Proxy == nil:
+	case old.Proxy == nil || d.proxy == nil:
 		return d.startProxy(ctx, cfg)
 	}
-	d.log.Info("[proxy] changed: reloading the proxy")
+	// Apply reloads Caddy only if the generated config changed, which also
+	// covers an edited error page or Caddyfile behind an unchanged section.
 	return d.proxy.Apply(*cfg.Proxy)
 }
 
