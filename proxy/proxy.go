@@ -343,6 +343,10 @@ func validateCaddy(c *Config, prefix string) error {
 		}
 		defer os.RemoveAll(dir)
 		env.storageRoot = dir
+		// Validating sets up Caddy's logging, whose first line ("redirected
+		// default logger") would go to stderr: hold it and drop it.
+		_, _, _ = caddy.BufferedLog()
+		defer caddy.UnbufferDefaultLogger(zap.NewNop())
 	}
 	cfg, err := c.build(env)
 	if err != nil {
