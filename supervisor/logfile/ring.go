@@ -164,3 +164,10 @@ func (q *ring) empty() bool {
 	defer q.mu.Unlock()
 	return q.r == q.w && len(q.gaps) == 0
 }
+
+// buffered is the number of bytes waiting for the writer.
+func (q *ring) buffered() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return int(q.w - q.r)
+}

@@ -75,6 +75,7 @@ type Stream struct {
 	ring        *ring
 
 	wake       chan struct{}   // cap 1: data or a state change for the writer
+	batchTimer *time.Timer     // the writer's coalescing timer (writer goroutine only)
 	reopenReq  chan chan error // cap 1: Reopen asks the writer to reopen the file
 	readerDone chan struct{}
 	feedDone   chan struct{} // closed by Close once nothing more will be fed
@@ -291,6 +292,7 @@ func (s *Stream) writeLoop() {
 		}
 		select {
 		case <-s.wake:
+			s.coalesce()
 		case ack := <-s.reopenReq:
 			ack <- s.reopen()
 		case <-s.feedDone:
@@ -298,6 +300,41 @@ func (s *Stream) writeLoop() {
 				return
 			}
 		}
+	}
+}
+
+// Batching of disk writes: after a wake-up with less than coalesceBytes
+// queued, the writer waits up to coalesceDelay for more (less if that much
+// arrives sooner). A program writing line
+// by line would otherwise cost a wake-up and a write(2) per line; with it,
+// a line reaches the file (and tail -f) at most coalesceDelay later. The
+// ring grows meanwhile, so nothing is dropped for it.
+const (
+	coalesceBytes = 64 << 10
+	coalesceDelay = 2 * time.Millisecond
+)
+
+func (s *Stream) coalesce() {
+	if s.ring.buffered() >= coalesceBytes {
+		return
+	}
+	if s.batchTimer == nil {
+		s.batchTimer = time.NewTimer(coalesceDelay)
+	} else {
+		s.batchTimer.Reset(coalesceDelay)
+	}
+	for {
+		select {
+		case <-s.batchTimer.C:
+			return
+		case <-s.wake:
+			if s.ring.buffered() < coalesceBytes {
+				continue // not enough yet: keep waiting
+			}
+		case <-s.feedDone:
+		}
+		s.batchTimer.Stop()
+		return
 	}
 }
 
