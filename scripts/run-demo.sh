@@ -8,7 +8,7 @@ cat <<MSG
 hostctl demo: starting "web" (python3 http.server on 127.0.0.1:8000) and "worker" (depends on web).
   status:   $bin status -c configs/demo.toml
   logs:     /tmp/hostctl-demo/log/   (or: $bin tail -f -c configs/demo.toml worker)
-  site:     curl http://127.0.0.1:8000/
+  site:     curl http://127.0.0.1:8080/   (hostctl's proxy in front of web on :8000)
   stop:     Ctrl-C (stops worker, then web)
 MSG
 exec "$bin" run -c configs/demo.toml
