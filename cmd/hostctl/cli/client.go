@@ -14,8 +14,8 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
-	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/cmd/hostctl/daemon"
+	"github.com/hostctl/hostctl/supervisor"
 )
 
 func init() { daemon.Version = Version }
