@@ -2,10 +2,17 @@ package supervisor
 
 import (
 	"bytes"
-	"fmt"
+	"errors"
 	"os"
 	"strconv"
+	"syscall"
 )
+
+// clockTicks is USER_HZ, the unit of CPU times in /proc/PID/stat; it is
+// 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+var pageSize = uint64(os.Getpagesize())
 
 // procStat is what hostctl reads from /proc/PID/stat.
 type procStat struct {
@@ -13,63 +20,145 @@ type procStat struct {
 	state     byte
 	ppid      int
 	pgid      int
-	utime     uint64 // clock ticks
-	stime     uint64 // clock ticks
+	ticks     uint64 // utime + stime + cutime + cstime, in clock ticks
 	startTime uint64 // clock ticks since boot
-	rssPages  int64
+	rssPages  uint64
 }
 
-// readProcStat parses /proc/PID/stat.
-func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, err
-	}
-	return parseProcStat(pid, b)
-}
+var errBadStat = errors.New("malformed /proc/PID/stat")
 
+// parseProcStat parses /proc/PID/stat. Fields are counted after the last
+// ')', since the command name may hold spaces and parentheses.
 func parseProcStat(pid int, b []byte) (procStat, error) {
-	// comm may contain spaces and parentheses: fields start after the last ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 || i+2 >= len(b) {
-		return procStat{}, fmt.Errorf("malformed /proc/%d/stat", pid)
+		return procStat{}, errBadStat
 	}
-	f := bytes.Fields(b[i+2:])
-	// f[0] is field 3 (state); field n is f[n-3].
-	if len(f) < 22 {
-		return procStat{}, fmt.Errorf("short /proc/%d/stat", pid)
+	st := procStat{pid: pid}
+	field := 3 // b[i+2:] starts with field 3 (state)
+	rest := b[i+2:]
+	num := func(f []byte) uint64 {
+		v, _ := strconv.ParseInt(string(bytes.TrimSpace(f)), 10, 64)
+		return uint64(max(v, 0))
 	}
-	num := func(n int) uint64 { v, _ := strconv.ParseUint(string(f[n-3]), 10, 64); return v }
-	st := procStat{pid: pid, state: f[0][0]}
-	st.ppid = int(num(4))
-	st.pgid = int(num(5))
-	st.utime = num(14)
-	st.stime = num(15)
-	st.startTime = num(22)
-	if len(f) >= 22 {
-		v, _ := strconv.ParseInt(string(f[24-3]), 10, 64)
-		st.rssPages = v
+	for len(rest) > 0 && field <= 24 {
+		j := bytes.IndexByte(rest, ' ')
+		if j < 0 {
+			j = len(rest)
+		}
+		f := rest[:j]
+		switch field {
+		case 3:
+			st.state = f[0]
+		case 4:
+			st.ppid = int(num(f))
+		case 5:
+			st.pgid = int(num(f))
+		case 14, 15, 16, 17: // utime, stime, cutime, cstime
+			st.ticks += num(f)
+		case 22:
+			st.startTime = num(f)
+		case 24:
+			st.rssPages = num(f)
+		}
+		field++
+		if j == len(rest) {
+			break
+		}
+		rest = rest[j+1:]
+	}
+	if field <= 24 {
+		return procStat{}, errBadStat
 	}
 	return st, nil
 }
 
-// allProcs reads the stat of every process.
-func allProcs() []procStat {
+// readSmall reads a small file into buf with plain system calls: no
+// *os.File, no poller registration, no allocation.
+func readSmall(path string, buf []byte) ([]byte, bool) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false
+	}
+	defer syscall.Close(fd)
+	n, err := syscall.Read(fd, buf)
+	if err != nil || n <= 0 {
+		return nil, false
+	}
+	return buf[:n], true
+}
+
+// readProcStat reads /proc/PID/stat.
+func readProcStat(pid int) (procStat, error) {
+	var buf [1024]byte
+	b, ok := readSmall("/proc/"+strconv.Itoa(pid)+"/stat", buf[:])
+	if !ok {
+		return procStat{}, os.ErrNotExist
+	}
+	return parseProcStat(pid, b)
+}
+
+// eachProc calls fn with the stat of every process, in one pass over /proc.
+func eachProc(fn func(procStat)) {
 	d, err := os.Open("/proc")
 	if err != nil {
-		return nil
+		return
 	}
-	defer d.Close()
 	names, _ := d.Readdirnames(-1)
-	out := make([]procStat, 0, len(names))
+	d.Close()
+	buf := make([]byte, 1024)
+	path := make([]byte, 0, 32)
 	for _, n := range names {
+		if n[0] < '0' || n[0] > '9' {
+			continue
+		}
 		pid, err := strconv.Atoi(n)
 		if err != nil {
 			continue
 		}
-		if st, err := readProcStat(pid); err == nil {
-			out = append(out, st)
+		path = append(append(append(path[:0], "/proc/"...), n...), "/stat"...)
+		b, ok := readSmall(string(path), buf)
+		if !ok {
+			continue
+		}
+		if st, err := parseProcStat(pid, b); err == nil {
+			fn(st)
 		}
 	}
+}
+
+// allProcs reads the stat of every process.
+func allProcs() []procStat {
+	var out []procStat
+	eachProc(func(st procStat) { out = append(out, st) })
+	return out
+}
+
+// Usage is what the live processes of one process group use.
+type Usage struct {
+	Procs int     // live (non-zombie) processes
+	RSS   uint64  // resident memory, bytes
+	CPU   float64 // CPU time, seconds (with reaped children's)
+}
+
+// GroupUsage reads /proc once and sums, for each wanted process group (a
+// program's pgid is its Status.PID), the memory and CPU of its live
+// processes. Its cost grows with the processes on the machine, not with
+// programs x processes.
+func GroupUsage(pgids map[int]bool) map[int]Usage {
+	out := make(map[int]Usage, len(pgids))
+	if len(pgids) == 0 {
+		return out
+	}
+	eachProc(func(st procStat) {
+		if !pgids[st.pgid] || st.state == 'Z' {
+			return
+		}
+		u := out[st.pgid]
+		u.Procs++
+		u.RSS += st.rssPages * pageSize
+		u.CPU += float64(st.ticks) / clockTicks
+		out[st.pgid] = u
+	})
 	return out
 }

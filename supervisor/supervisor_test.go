@@ -353,3 +353,19 @@ func TestKillSurvivors(t *testing.T) {
 		t.Errorf("records left: %v", ents)
 	}
 }
+
+func TestParseProcStat(t *testing.T) {
+	line := "4242 (we ird) (name)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 10 5 20 0 1 0 12345 10000000 300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+	st, err := parseProcStat(4242, []byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.state != 'S' || st.ppid != 1 || st.pgid != 4242 || st.ticks != 315 || st.startTime != 12345 || st.rssPages != 300 {
+		t.Errorf("parsed %+v; want state S, ppid 1, pgid 4242, ticks 315, start 12345, rss 300 pages", st)
+	}
+	for _, bad := range []string{"", "12 (x", "12 (x) S 1 2"} {
+		if _, err := parseProcStat(12, []byte(bad)); err == nil {
+			t.Errorf("parseProcStat(%q) succeeded", bad)
+		}
+	}
+}

@@ -292,7 +292,7 @@ func (s *Server) snapshot(names []string) ([]Program, error) {
 			pgids[st.PID] = true
 		}
 	}
-	usage := scanGroups(pgids)
+	usage := supervisor.GroupUsage(pgids)
 	now := time.Now()
 	out := make([]Program, len(sts))
 	for i, st := range sts {
@@ -300,9 +300,9 @@ func (s *Server) snapshot(names []string) ([]Program, error) {
 		out[i] = Program{
 			Status:          st,
 			UptimeSeconds:   st.Uptime(now).Seconds(),
-			Processes:       u.procs,
-			RSSBytes:        u.rss,
-			CPUSeconds:      u.cpu,
+			Processes:       u.Procs,
+			RSSBytes:        u.RSS,
+			CPUSeconds:      u.CPU,
 			DroppedLogBytes: s.opts.Programs.Dropped(st.Name),
 		}
 		if st.PID == 0 {

@@ -216,22 +216,6 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	line := "4242 (we ird) (name)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 10 5 20 0 1 0 12345 10000000 300 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
-	st, ok := parseStat([]byte(line))
-	if !ok {
-		t.Fatal("parse failed")
-	}
-	if st.state != 'S' || st.pgid != 4242 || st.ticks != 315 || st.rssPages != 300 {
-		t.Errorf("parsed %+v; want state S, pgid 4242, ticks 315, rss 300 pages", st)
-	}
-	for _, bad := range []string{"", "12 (x", "12 (x) S 1 2"} {
-		if _, ok := parseStat([]byte(bad)); ok {
-			t.Errorf("parseStat(%q) succeeded", bad)
-		}
-	}
-}
-
 func TestScanGroupsSumsTheWholeGroup(t *testing.T) {
 	// The shell says "ready" after forking both sleeps.
 	cmd := exec.Command("/bin/sh", "-c", "sleep 100 & sleep 100 & echo ready; wait")
@@ -245,11 +229,11 @@ func TestScanGroupsSumsTheWholeGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	pgid := cmd.Process.Pid
-	u := scanGroups(map[int]bool{pgid: true})[pgid]
-	if u.procs != 3 || u.rss == 0 {
-		t.Errorf("group %d: %d processes, rss %d; want 3 processes and some memory", pgid, u.procs, u.rss)
+	u := supervisor.GroupUsage(map[int]bool{pgid: true})[pgid]
+	if u.Procs != 3 || u.RSS == 0 {
+		t.Errorf("group %d: %d processes, rss %d; want 3 processes and some memory", pgid, u.Procs, u.RSS)
 	}
-	if got := scanGroups(map[int]bool{}); len(got) != 0 {
+	if got := supervisor.GroupUsage(map[int]bool{}); len(got) != 0 {
 		t.Errorf("scan for no group: %v", got)
 	}
 }
@@ -383,6 +367,6 @@ func TestImports(t *testing.T) {
 func BenchmarkScanGroups(b *testing.B) {
 	want := map[int]bool{os.Getpid(): true}
 	for b.Loop() {
-		scanGroups(want)
+		supervisor.GroupUsage(want)
 	}
 }
