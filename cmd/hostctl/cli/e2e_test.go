@@ -441,3 +441,26 @@ upstream = "127.0.0.1:%d"
 		t.Errorf("status with a proxy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestReloadReportsTheProxy: a reload says what happened to the proxy, and
+// a change of [proxy] alone reloads it without touching any program.
+func TestReloadReportsTheProxy(t *testing.T) {
+	listen, up := freePort(t), freePort(t)
+	section := func(retry string) string {
+		return fmt.Sprintf("\n[proxy]\nlisten = \"127.0.0.1:%d\"\nupstream = \"127.0.0.1:%d\"\nretry_for = %q\n", listen, up, retry)
+	}
+	d := startDaemon(t, webProgram+section("2s"), daemonOpts{})
+	before := d.status(t)
+	for _, tc := range []struct{ retry, want string }{{"2s", "proxy:   unchanged"}, {"3s", "proxy:   reloaded"}} {
+		writeConfig(t, d.dir, "", webProgram+section(tc.retry))
+		r := d.hostctl(t, "reload")
+		if r.code != 0 || !strings.Contains(r.stdout, tc.want) || !strings.Contains(r.stdout, "changed: -") {
+			t.Errorf("reload with retry_for %s: exit %d, want %q and no program changed:\n%s%s", tc.retry, r.code, tc.want, r.stdout, r.stderr)
+		}
+	}
+	for name, p := range d.status(t) {
+		if before[name].PID != p.PID {
+			t.Errorf("%s was restarted by a proxy-only reload", name)
+		}
+	}
+}

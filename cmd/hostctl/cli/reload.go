@@ -50,6 +50,9 @@ are not touched; the proxy reloads only if [proxy] changed.`,
 				return strings.Join(names, ", ")
 			}
 			fmt.Fprintf(out, "added:   %s\nchanged: %s\nremoved: %s\n", list(diff.Added), list(diff.Changed), list(diff.Removed))
+			if diff.Proxy != "" {
+				fmt.Fprintf(out, "proxy:   %s\n", diff.Proxy)
+			}
 			return nil
 		},
 	}

@@ -70,6 +70,9 @@ type ActionResponse struct {
 // ReloadResponse is the answer to POST /v1/reload.
 type ReloadResponse struct {
 	supervisor.Diff
+	// Proxy is what happened to the proxy: "reloaded" (its generated
+	// config changed), "unchanged", "started", "stopped", or "" without one.
+	Proxy string `json:"proxy,omitempty"`
 }
 
 // LogLine is one line of GET /v1/programs/{name}/log, which answers with

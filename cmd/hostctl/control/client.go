@@ -16,8 +16,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/hostctl/hostctl/supervisor"
 )
 
 // Client talks to a running hostctl. The zero value uses DefaultSocket.
@@ -244,10 +242,10 @@ func (c *Client) action(ctx context.Context, kind string, req ActionRequest) ([]
 // Reload makes the daemon re-read its config file. An invalid file changes
 // nothing: the error is an *APIError with Code CodeConfigInvalid and every
 // problem in Errors.
-func (c *Client) Reload(ctx context.Context) (supervisor.Diff, error) {
+func (c *Client) Reload(ctx context.Context) (ReloadResponse, error) {
 	var out ReloadResponse
 	err := c.do(ctx, "POST", "/v1/reload", struct{}{}, &out)
-	return out.Diff, err
+	return out, err
 }
 
 // Proxy returns the proxy's status as JSON, and whether a proxy is configured.

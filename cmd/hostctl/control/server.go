@@ -45,7 +45,7 @@ type Options struct {
 	// Reload re-reads the config and applies it. An error that unwraps to
 	// several errors (errors.Join, config.Errors) is reported one by one.
 	// nil: reload answers 503.
-	Reload func(ctx context.Context) (supervisor.Diff, error)
+	Reload func(ctx context.Context) (ReloadResponse, error)
 	// Proxy returns the proxy's status (any JSON-encodable value; nil when
 	// there is no proxy). Its JSON may hold "upstreams": [{"address",
 	// "healthy", "requests"}], which /metrics exports. nil: no proxy.
@@ -591,7 +591,7 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	}
 	// A reload runs to its end even if the caller goes away: stopping
 	// half of the changed programs would leave neither config running.
-	diff, err := s.opts.Reload(context.WithoutCancel(r.Context()))
+	res, err := s.opts.Reload(context.WithoutCancel(r.Context()))
 	if err != nil {
 		var list []string
 		var multi interface{ Unwrap() []error }
@@ -608,7 +608,7 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("reload failed; still running the previous config: %d problem(s)", len(list)), list)
 		return
 	}
-	writeJSON(w, http.StatusOK, ReloadResponse{Diff: diff})
+	writeJSON(w, http.StatusOK, res)
 }
 
 // --- helpers ---

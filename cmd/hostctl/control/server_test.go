@@ -315,8 +315,8 @@ func TestClientNotRunning(t *testing.T) {
 }
 
 func TestClientErrors(t *testing.T) {
-	s := New(Options{Programs: newFake(), Reload: func(context.Context) (supervisor.Diff, error) {
-		return supervisor.Diff{}, errors.Join(errors.New("a.toml:3: program.x.command: must not be empty"), errors.New("a.toml:9: program.y.bogus: unknown key"))
+	s := New(Options{Programs: newFake(), Reload: func(context.Context) (ReloadResponse, error) {
+		return ReloadResponse{}, errors.Join(errors.New("a.toml:3: program.x.command: must not be empty"), errors.New("a.toml:9: program.y.bogus: unknown key"))
 	}})
 	srv := httptest.NewServer(s.Handler(false))
 	defer srv.Close()

@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
-	"github.com/hostctl/hostctl/supervisor"
 )
 
 // Version is reported by the admin API's /healthz; the CLI sets it.
@@ -71,14 +70,14 @@ func (d *Daemon) serveAdmin() {
 	}
 	d.admin.srv = control.New(control.Options{
 		Programs: d.sup,
-		Reload: func(ctx context.Context) (supervisor.Diff, error) {
-			diff, err := d.Reload(ctx)
+		Reload: func(ctx context.Context) (control.ReloadResponse, error) {
+			res, err := d.Reload(ctx)
 			if err != nil {
 				d.log.Error("reload failed; still running the previous config", zap.Error(err))
 			} else {
-				d.log.Info("reloaded", zap.Strings("added", diff.Added), zap.Strings("changed", diff.Changed), zap.Strings("removed", diff.Removed))
+				d.log.Info("reloaded", zap.Strings("added", res.Added), zap.Strings("changed", res.Changed), zap.Strings("removed", res.Removed), zap.String("proxy", res.Proxy))
 			}
-			return diff, err
+			return res, err
 		},
 		Proxy:   d.proxyStatus,
 		Token:   d.admin.tok,

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
+	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
@@ -160,7 +161,7 @@ func (d *Daemon) serve(ctx context.Context) error {
 				if diff, err := d.Reload(context.Background()); err != nil {
 					d.log.Error("reload failed; still running the previous config", zap.Error(err))
 				} else {
-					d.log.Info("reloaded", zap.Strings("added", diff.Added), zap.Strings("changed", diff.Changed), zap.Strings("removed", diff.Removed))
+					d.log.Info("reloaded", zap.Strings("added", diff.Added), zap.Strings("changed", diff.Changed), zap.Strings("removed", diff.Removed), zap.String("proxy", diff.Proxy))
 				}
 			case syscall.SIGUSR1:
 				if err := d.logs.Reopen(); err != nil {
@@ -205,14 +206,14 @@ func (d *Daemon) config() *config.File {
 
 // Reload re-reads the config file and applies the difference. An invalid
 // file changes nothing and its errors are returned.
-func (d *Daemon) Reload(ctx context.Context) (supervisor.Diff, error) {
+func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	defer d.notifyReloading()()
 	old := d.config()
 	cfg, err := config.Load(old.Path)
 	if err != nil {
-		return supervisor.Diff{}, err
+		return control.ReloadResponse{}, err
 	}
 	if cfg.Log != old.Log || cfg.Admin != old.Admin {
 		d.log.Warn("[log] and [admin] changes take effect at the next start of hostctl")
@@ -221,10 +222,11 @@ func (d *Daemon) Reload(ctx context.Context) (supervisor.Diff, error) {
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
-	if perr := d.reloadProxy(ctx, old, cfg); perr != nil {
+	proxyRes, perr := d.reloadProxy(ctx, old, cfg)
+	if perr != nil {
 		err = errors.Join(err, perr)
 	}
-	return diff, err
+	return control.ReloadResponse{Diff: diff, Proxy: proxyRes}, err
 }
 
 // longestStopChain is the longest sum of stop_timeouts along a dependency

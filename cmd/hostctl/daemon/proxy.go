@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -112,19 +113,31 @@ func (d *Daemon) setProxyInfo(s string) {
 // proxy when the section appears or goes. An unchanged section is left
 // alone: a Caddy reload drops a few keep-alive requests. It must stay the
 // last step of Reload (see notify.go).
-func (d *Daemon) reloadProxy(ctx context.Context, old, cfg *config.File) error {
+// It says what happened: "reloaded", "unchanged", "started", "stopped", or
+// "" without a proxy.
+func (d *Daemon) reloadProxy(ctx context.Context, old, cfg *config.File) (string, error) {
 	switch {
 	case cfg.Proxy == nil && old.Proxy == nil:
-		return nil
+		return "", nil
 	case cfg.Proxy == nil:
 		d.log.Info("[proxy] removed: stopping the proxy")
-		return d.proxy.Stop()
+		return "stopped", d.proxy.Stop()
 	case old.Proxy == nil || d.proxy == nil:
-		return d.startProxy(ctx, cfg)
+		return "started", d.startProxy(ctx, cfg)
 	}
 	// Apply reloads Caddy only if the generated config changed, which also
-	// covers an edited error page or Caddyfile behind an unchanged section.
-	return d.proxy.Apply(*cfg.Proxy)
+	// covers an edited error page or Caddyfile behind an unchanged section;
+	// the same comparison tells the caller what happened.
+	before, _ := old.Proxy.CaddyJSON()
+	after, _ := cfg.Proxy.CaddyJSON()
+	if err := d.proxy.Apply(*cfg.Proxy); err != nil {
+		return "", err
+	}
+	if bytes.Equal(before, after) {
+		return "unchanged", nil
+	}
+	d.log.Info("[proxy] changed: proxy reloaded")
+	return "reloaded", nil
 }
 
 func (d *Daemon) stopProxy() {
