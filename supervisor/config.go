@@ -3,11 +3,12 @@ package supervisor
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -344,11 +345,11 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 // ("program").
 func ValidatePrograms(prefix string, progs map[string]*ProgramConfig) []error {
 	var errs []error
-	for _, name := range sortedKeys(progs) {
+	for _, name := range slices.Sorted(maps.Keys(progs)) {
 		for _, d := range progs[name].DependsOn {
 			if _, ok := progs[d]; !ok {
 				errs = append(errs, &FieldError{Key: prefix + "." + name + ".depends_on",
-					Msg: fmt.Sprintf("%q is not a program in this file (programs: %s)", d, strings.Join(sortedKeys(progs), ", "))})
+					Msg: fmt.Sprintf("%q is not a program in this file (programs: %s)", d, strings.Join(slices.Sorted(maps.Keys(progs)), ", "))})
 			}
 		}
 	}
@@ -393,21 +394,12 @@ func findCycles(progs map[string]*ProgramConfig) [][]string {
 		stack = stack[:len(stack)-1]
 		color[n] = black
 	}
-	for _, n := range sortedKeys(progs) {
+	for _, n := range slices.Sorted(maps.Keys(progs)) {
 		if color[n] == white {
 			visit(n)
 		}
 	}
 	return cycles
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func validName(s string) bool {
@@ -489,7 +481,7 @@ func (p *ProgramConfig) Env() ([]string, error) {
 		}
 	}
 	var errs []error
-	for _, k := range sortedKeys(p.Environment) {
+	for _, k := range slices.Sorted(maps.Keys(p.Environment)) {
 		v, err := ExpandVars(p.Environment[k], os.LookupEnv)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", k, err))
@@ -501,7 +493,7 @@ func (p *ProgramConfig) Env() ([]string, error) {
 		return nil, errors.Join(errs...)
 	}
 	out := make([]string, 0, len(env))
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		out = append(out, k+"="+env[k])
 	}
 	return out, nil

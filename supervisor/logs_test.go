@@ -67,7 +67,7 @@ func TestOutputCapturedAcrossRestartsAndReload(t *testing.T) {
 	waitLine("gen=1")
 	s.RestartPrograms(ctx, "talker")
 	st2 := waitCond(t, s, "talker", 5*time.Second, "new pid", func(x Status) bool { return x.State == Running && x.PID != st.PID })
-	waitLine("hello from " + itoa(st2.PID))
+	waitLine("hello from " + strconv.Itoa(st2.PID))
 
 	p2 := *p
 	p2.Environment = map[string]string{"GEN": "2"}
@@ -88,5 +88,3 @@ type sentinel string
 func (e sentinel) Error() string { return string(e) }
 
 const errFound = sentinel("found")
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -333,7 +334,7 @@ func (p *program) beginStart(waitDeps bool) {
 		ctx, cancel := context.WithCancel(context.Background())
 		p.cancelAsync = cancel
 		gen := p.gen
-		p.info = "waiting for " + joinNames(p.cfg.DependsOn)
+		p.info = "waiting for " + strings.Join(p.cfg.DependsOn, ", ")
 		go func() {
 			err := p.sup.waitDeps(ctx, p.cfg.DependsOn)
 			p.send(event{kind: evDepsDone, gen: gen, err: err})
@@ -583,7 +584,6 @@ func (p *program) exited(ei exitInfo) {
 func (p *program) enterBackoff(d time.Duration, why string, fields ...zap.Field) {
 	p.gen++
 	p.info = why
-	p.nextStart = time.Now().Add(d)
 	p.setState(Backoff, append(fields, zap.Duration("delay", d), zap.String("reason", why))...)
 	p.nextStart = time.Now().Add(d)
 	p.after(d, event{kind: evBackoffDone, gen: p.gen})
@@ -645,17 +645,6 @@ func (p *program) backoffDelay(n int) time.Duration {
 		return d
 	}
 	return half + rand.N(half+1)
-}
-
-func joinNames(names []string) string {
-	s := ""
-	for i, n := range names {
-		if i > 0 {
-			s += ", "
-		}
-		s += n
-	}
-	return s
 }
 
 // groupAlive reports whether any live (non-zombie) process is left in

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
@@ -162,7 +164,7 @@ var ErrUnknownProgram = errors.New("no such program")
 func (s *Supervisor) Names() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return sortedKeys(s.progs)
+	return slices.Sorted(maps.Keys(s.progs))
 }
 
 // Status returns snapshots of the named programs (all when names is empty),
@@ -370,7 +372,7 @@ func topoOrder(progs map[string]*ProgramConfig) []string {
 		}
 		out = append(out, n)
 	}
-	for _, n := range sortedKeys(progs) {
+	for _, n := range slices.Sorted(maps.Keys(progs)) {
 		visit(n)
 	}
 	return out

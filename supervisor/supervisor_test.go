@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -120,19 +121,11 @@ func TestAutorestartPolicies(t *testing.T) {
 			// A restart would happen in the same step as the exit, so a
 			// published EXITED proves there was none.
 			st := waitState(t, s, "prog", Exited, 10*time.Second)
-			if st.Generation != 1 || st.LastExit == nil || st.LastExit.Code != atoi(tc.code) {
+			if st.Generation != 1 || st.LastExit == nil || st.LastExit.Code != mustAtoi(tc.code) {
 				t.Errorf("gen=%d exit=%v", st.Generation, st.LastExit)
 			}
 		})
 	}
-}
-
-func atoi(s string) int {
-	n := 0
-	for _, c := range s {
-		n = n*10 + int(c-'0')
-	}
-	return n
 }
 
 func TestStopKillsAfterTimeout(t *testing.T) {
@@ -369,3 +362,5 @@ func TestParseProcStat(t *testing.T) {
 		}
 	}
 }
+
+func mustAtoi(s string) int { n, _ := strconv.Atoi(s); return n }

@@ -3,10 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -112,7 +114,7 @@ func Parse(path string, data []byte) (*File, error) {
 				return
 			}
 			f.Programs = map[string]*supervisor.ProgramConfig{}
-			for _, name := range sortedKeys(progs) {
+			for _, name := range slices.Sorted(maps.Keys(progs)) {
 				pc := supervisor.DefaultProgramConfig(name)
 				key := "program." + name
 				d.lines[key] = d.lineOf(progs[name])
@@ -121,7 +123,7 @@ func Parse(path string, data []byte) (*File, error) {
 			}
 		},
 	}
-	for _, k := range sortedKeys(top) {
+	for _, k := range slices.Sorted(maps.Keys(top)) {
 		fn, ok := sections[k]
 		if !ok {
 			known := map[string]int{}
@@ -182,7 +184,7 @@ func (f *File) validate(d *decoder) {
 		}
 	}
 	errs = append(errs, f.Log.Validate("log")...)
-	for _, name := range sortedKeys(f.Programs) {
+	for _, name := range slices.Sorted(maps.Keys(f.Programs)) {
 		errs = append(errs, f.Programs[name].Validate("program."+name)...)
 	}
 	errs = append(errs, supervisor.ValidatePrograms("program", f.Programs)...)
@@ -228,12 +230,12 @@ func lookupGroup(name string) (*user.Group, error) {
 }
 
 // ProgramNames returns the program names, sorted.
-func (f *File) ProgramNames() []string { return sortedKeys(f.Programs) }
+func (f *File) ProgramNames() []string { return slices.Sorted(maps.Keys(f.Programs)) }
 
 // ProgramList returns the programs sorted by name.
 func (f *File) ProgramList() []*supervisor.ProgramConfig {
 	out := make([]*supervisor.ProgramConfig, 0, len(f.Programs))
-	for _, n := range sortedKeys(f.Programs) {
+	for _, n := range slices.Sorted(maps.Keys(f.Programs)) {
 		out = append(out, f.Programs[n])
 	}
 	return out

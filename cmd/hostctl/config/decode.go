@@ -6,9 +6,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,7 +111,7 @@ func (d *decoder) table(prim toml.Primitive, path string, rv reflect.Value) {
 		return
 	}
 	fields := tomlFields(rv.Type())
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		key := join(path, k)
 		line := d.lineOf(m[k])
 		d.lines[key] = line
@@ -288,15 +289,6 @@ func join(path, k string) string {
 	return path + "." + k
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // suggest names the closest known key, or lists the known keys.
 func suggest(k string, fields map[string]int) string {
 	best, bestD := "", 1<<30
@@ -308,7 +300,7 @@ func suggest(k string, fields map[string]int) string {
 	if best != "" && bestD <= max(2, len(k)/3) {
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
-	return fmt.Sprintf(" (known keys: %s)", strings.Join(sortedKeys(fields), ", "))
+	return fmt.Sprintf(" (known keys: %s)", strings.Join(slices.Sorted(maps.Keys(fields)), ", "))
 }
 
 func editDistance(a, b string) int {
