@@ -368,7 +368,9 @@ start_secs = "0s"
 		}
 	}
 	log := d.log()
-	if strings.Index(log, `"program":"app","from":"STOPPING","to":"STOPPED"`) > strings.Index(log, `"program":"db","from":"RUNNING","to":"STOPPING"`) {
+	appStopped := strings.Index(log, `"program":"app","from":"STOPPING","to":"STOPPED"`)
+	dbStopping := strings.Index(log, `"program":"db","from":"RUNNING","to":"STOPPING"`)
+	if appStopped < 0 || dbStopping < 0 || appStopped > dbStopping {
 		t.Errorf("db was stopped before app stopped:\n%s", log)
 	}
 }
