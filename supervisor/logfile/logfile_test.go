@@ -463,11 +463,24 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Close returns once each goroutine has signalled its end; the
+	// goroutine itself returns an instant later, so allow a short deadline.
 	buf := make([]byte, 1<<20)
-	stacks := string(buf[:runtime.Stack(buf, true)])
-	for _, fn := range []string{"logfile.(*Stream).readLoop", "logfile.(*Stream).writeLoop", "logfile.(*Manager).loop"} {
-		if strings.Contains(stacks, fn) {
-			t.Errorf("%s still running after Manager.Close", fn)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		var left []string
+		for _, fn := range []string{"logfile.(*Stream).readLoop", "logfile.(*Stream).writeLoop", "logfile.(*Manager).loop"} {
+			if strings.Contains(stacks, fn) {
+				left = append(left, fn)
+			}
 		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still running 2 s after Manager.Close: %v", left)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
