@@ -412,8 +412,9 @@ func (s *Stream) writeFile(p []byte) {
 	n, err := s.fw.Write(p)
 	s.account(p[:max(n, 0)])
 	if err != nil {
-		s.dropW(len(p)-n, errReason(err))
+		// Warn before counting: whoever sees the count sees the warning.
 		s.writeFailed(err)
+		s.dropW(len(p)-n, errReason(err))
 	}
 }
 
