@@ -3,6 +3,7 @@ package config
 import (
 	"flag"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,13 +59,12 @@ func contains(list []string, s string) bool {
 // TestBadConfigGolden: every mistake in bad.toml is reported at once, each
 // with its line and key path.
 func TestBadConfigGolden(t *testing.T) {
-	os.Unsetenv("HOSTCTL_TEST_UNSET_VARIABLE")
-	_, err := Load("testdata/bad.toml")
+	err := loadBad(t)
 	if err == nil {
 		t.Fatal("bad.toml loaded without errors")
 	}
 	got := err.Error() + "\n"
-	// The PATH in "not found in PATH (...)" depends on the machine.
+	// The PATH in "not found in PATH (...)" is the test's own, absolute.
 	got = scrubPath(got)
 	golden := "testdata/bad.golden"
 	if *update {
@@ -80,8 +80,25 @@ func scrubPath(s string) string {
 	return strings.ReplaceAll(s, os.Getenv("PATH"), "$PATH")
 }
 
+// loadBad loads testdata/bad.toml with an environment the test controls:
+// commands named without a path are looked up in testdata/bin only (it has
+// a stand-in gunicorn, and no celery-not-installed-hostctl), so the errors
+// are the same whether or not the machine has gunicorn or celery.
+func loadBad(t *testing.T) error {
+	t.Helper()
+	bin, err := filepath.Abs("testdata/bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
+	t.Setenv("HOSTCTL_TEST_UNSET_VARIABLE", "")
+	os.Unsetenv("HOSTCTL_TEST_UNSET_VARIABLE")
+	_, err = Load("testdata/bad.toml")
+	return err
+}
+
 func TestEachMistakeHasLineAndKey(t *testing.T) {
-	_, err := Load("testdata/bad.toml")
+	err := loadBad(t)
 	es, ok := err.(Errors)
 	if !ok {
 		t.Fatalf("error is %T, want Errors", err)
@@ -98,6 +115,7 @@ func TestEachMistakeHasLineAndKey(t *testing.T) {
 		`program.gunicorn.depends_on: "redis" is not a program`,
 		`dependency cycle: celery -> memcached -> celery`,
 		`program.memcached.command: "/usr/bin/does-not-exist"`,
+		`program.celery.command: "celery-not-installed-hostctl" not found in PATH`,
 		`program.gunicorn.user: unknown user "no-such-user-hostctl"`,
 		`program.celery.group: unknown group "no-such-group-hostctl"`,
 		`${HOSTCTL_TEST_UNSET_VARIABLE}`,
