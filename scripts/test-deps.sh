@@ -1,20 +1,54 @@
 #!/bin/sh
-# Installs what the test suite needs on a fresh Debian machine (as root),
-# or says exactly what to install. Idempotent and quick when all is there.
+# Installs every Debian package that the test suite needs, before any test
+# runs (`make test` calls it first), or says exactly what to install. A
+# test's result must not depend on what happens to be on the machine, so
+# everything a test runs for real is listed here, not installed by the test.
+# Idempotent and quick when all is there (one dpkg-query).
+#
+#   scripts/test-deps.sh          the suite: make test, make e2e
+#   scripts/test-deps.sh --bench  also what `make bench` compares against
 set -eu
-need=""
-command -v python3 >/dev/null 2>&1 || need="$need python3"
-command -v ps >/dev/null 2>&1 || need="$need procps"
-# The dashboard test drives a headless Chromium; the unit test runs
-# systemd-analyze verify on configs/hostctl.service.
-command -v chromium >/dev/null 2>&1 || need="$need chromium"
-command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+
+# The dashboard test drives a headless Chromium; a unit test runs
+# systemd-analyze verify on configs/hostctl.service; the proxy's ACME test
+# runs Let's Encrypt's test CA (pebble, pebble-challtestsrv).
+full="chromium systemd"
+# The Django example (configs/webserver.toml) and its end-to-end test.
+# Without recommends: they pull in services and documentation.
+lean="python3 procps pebble gunicorn python3-django python3-celery python3-pylibmc memcached rabbitmq-server erlang-base"
+[ "${1:-}" = "--bench" ] && lean="$lean nginx-light supervisor wrk"
+
+missing() {
+	out=""
+	for p in "$@"; do
+		case $p in
+		nginx-light) # any nginx package will do
+			command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || out="$out $p" ;;
+		*)
+			dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || out="$out $p" ;;
+		esac
+	done
+	echo "$out"
+}
+need_full=$(missing $full)
+need_lean=$(missing $lean)
+need="$need_full$need_lean"
 [ -z "$need" ] && exit 0
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-	echo "test-deps: installing$need"
-	apt-get update -qq >/dev/null
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
-else
-	echo "test-deps: missing$need; install with: sudo apt-get install -y$need" >&2
+
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+	echo "test-deps: missing$need; install with: sudo apt-get update && sudo apt-get install -y$need" >&2
 	exit 1
 fi
+echo "test-deps: installing$need"
+apt-get update -qq >/dev/null
+# The packages' own services (memcached, rabbitmq) must not start: they
+# would take the default ports. policy-rc.d exit 101 tells invoke-rc.d "not now".
+prc=/usr/sbin/policy-rc.d
+if [ ! -e $prc ]; then
+	printf '#!/bin/sh\nexit 101\n' >$prc && chmod +x $prc
+	trap 'rm -f $prc' EXIT
+fi
+export DEBIAN_FRONTEND=noninteractive
+[ -n "$need_full" ] && apt-get install -y -qq $need_full >/dev/null
+[ -n "$need_lean" ] && apt-get install -y -qq --no-install-recommends $need_lean >/dev/null
+exit 0

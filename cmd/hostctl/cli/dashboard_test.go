@@ -21,7 +21,7 @@ import (
 func TestDashboardRestart(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("chromium is not installed; scripts/test-deps.sh installs it (apt-get install -y chromium)")
+		t.Fatal("chromium is not installed; run scripts/test-deps.sh as root (make test does), or apt-get install -y chromium")
 	}
 	port := freePort(t)
 	tokFile := filepath.Join(t.TempDir(), "token")
