@@ -51,6 +51,9 @@ type Proxy struct {
 	lastJSON []byte
 	listen   []string
 	tlsHosts []string
+	// down is closed once the running config's servers have begun
+	// shutting down (see reload.go).
+	down *serversDown
 }
 
 // current is the running Proxy, if any (guarded by currentMu); Validate
@@ -89,9 +92,12 @@ func (p *Proxy) env() buildEnv {
 // Apply makes cfg the running configuration. The first call starts Caddy;
 // later calls reload it only if the generated Caddy config changed, which
 // Caddy does without dropping requests in flight (idle keep-alive
-// connections are closed). If the config is invalid or the reload fails
-// (a port is taken), Apply returns the error and the previous config keeps
-// serving.
+// connections are closed). When Apply returns, the new config answers
+// every request that follows: the previous config's servers have closed
+// their listeners, and a request that reaches one of them on a keep-alive
+// connection gets the connection closed, to be resent on a new one. If the
+// config is invalid or the reload fails (a port is taken), Apply returns
+// the error and the previous config keeps serving.
 //
 // Side effects the caller should know about:
 //   - caddy.Load sends READY=1 (first start) and RELOADING=1 then READY=1
@@ -140,13 +146,20 @@ func (p *Proxy) Apply(cfg Config) error {
 		os.Setenv("XDG_DATA_HOME", p.opts.StateDir)
 	}
 
+	down, key := newServersDown()
+	defer dropServersDown(key)
+	loadJS, err := withReloadApp(js, key)
+	if err != nil {
+		return fmt.Errorf("proxy: adding the reload hook to the Caddy config: %w", err)
+	}
+
 	var orig *zap.Logger
 	if !p.running {
 		// Hold Caddy's own log lines (such as "redirected default logger")
 		// until its logging config, which sends them to our Logger, is up.
 		_, orig, _ = caddy.BufferedLog()
 	}
-	if err := caddy.Load(js, false); err != nil {
+	if err := caddy.Load(loadJS, false); err != nil {
 		if orig != nil {
 			caddy.UnbufferDefaultLogger(orig)
 		}
@@ -155,6 +168,9 @@ func (p *Proxy) Apply(cfg Config) error {
 		}
 		return fmt.Errorf("proxy: starting: %w", err)
 	}
+	// caddy.Load has started the old servers' shutdown but not waited for it.
+	p.awaitServersDown(p.down)
+	p.down = down
 	cc := cfg.withDefaults()
 	p.running = true
 	p.lastJSON = js
@@ -174,8 +190,9 @@ func (p *Proxy) Apply(cfg Config) error {
 	return nil
 }
 
-// Stop stops Caddy: listeners close, requests in flight are given Caddy's
-// grace period. Stop on a stopped Proxy does nothing.
+// Stop stops Caddy: when it returns the listeners are closed; requests in
+// flight are given Caddy's grace period. Stop on a stopped Proxy does
+// nothing.
 func (p *Proxy) Stop() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -183,6 +200,8 @@ func (p *Proxy) Stop() error {
 		return nil
 	}
 	err := caddy.Stop()
+	p.awaitServersDown(p.down)
+	p.down = nil
 	p.running = false
 	p.lastJSON = nil
 	currentMu.Lock()

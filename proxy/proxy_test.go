@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -188,6 +190,150 @@ func TestMaintenance(t *testing.T) {
 	}
 	if resp, body := get(t, client(), "http://"+listen+"/"); resp.StatusCode != 200 {
 		t.Errorf("allow-listed client got %d %q, want 200", resp.StatusCode, body)
+	}
+}
+
+// TestApplyReachesTheNextRequest flips maintenance on and off while other
+// clients keep sending requests, on new connections and on one keep-alive
+// connection. Once Apply has returned, every request must get the new
+// config's answer: a new connection must not land on the previous config's
+// server, and a keep-alive connection opened under the previous config
+// must not be answered by it. (Caddy reloads by starting the new servers
+// beside the old ones; caddy.Load returns before the old ones have begun
+// shutting down.) Requests that overlap an Apply may get either answer.
+func TestApplyReachesTheNextRequest(t *testing.T) {
+	const flips = 40
+	up := newUpstream(t, nil)
+	listen := freeAddr(t)
+	url := "http://" + listen + "/"
+	closed := Config{Listen: listen, Upstream: up.addr, Maintenance: true, Allow: []string{"10.0.0.0/8"}}
+	open := closed
+	open.Allow = []string{"10.0.0.0/8", "127.0.0.1"}
+	h := startProxy(t, closed)
+
+	// epoch is 2i while config i runs (0: the first Apply), 2i-1 while
+	// Apply i runs; odd configs are open.
+	var epoch atomic.Int64
+	want := func(e int64) int {
+		if (e/2)%2 == 1 {
+			return 200
+		}
+		return 503
+	}
+	status := func(c *http.Client) (int, error) {
+		resp, err := c.Get(url)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		_, err = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, err
+	}
+
+	var (
+		mu       sync.Mutex
+		failures []string
+		checked  int
+	)
+	// hammer sends requests until stop is closed and checks those that
+	// began and ended while one config was running.
+	hammer := func(name string, c *http.Client, stop <-chan struct{}) {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			e := epoch.Load()
+			code, err := status(c)
+			if e%2 != 0 || epoch.Load() != e {
+				continue
+			}
+			mu.Lock()
+			checked++
+			if err != nil || code != want(e) {
+				failures = append(failures, fmt.Sprintf("%s, config %d: got %d %v, want %d", name, e/2, code, err, want(e)))
+			}
+			mu.Unlock()
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	fresh := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for _, hc := range []struct {
+		name string
+		c    *http.Client
+	}{{"new connection", fresh}, {"new connection", fresh}, {"keep-alive", client()}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hammer(hc.name, hc.c, stop)
+		}()
+	}
+	defer func() {
+		close(stop)
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		t.Logf("%d hammer requests checked", checked)
+		for i, f := range failures {
+			if i == 10 {
+				t.Errorf("... and %d more", len(failures)-i)
+				break
+			}
+			t.Error(f)
+		}
+	}()
+
+	for i := int64(1); i <= flips; i++ {
+		// A keep-alive connection opened under the running config.
+		ka := client()
+		if code, err := status(ka); err != nil || code != want(epoch.Load()) {
+			t.Fatalf("before Apply %d: got %d %v, want %d", i, code, err, want(epoch.Load()))
+		}
+		cfg := closed
+		if i%2 == 1 {
+			cfg = open
+		}
+		epoch.Store(2*i - 1)
+		if err := h.p.Apply(cfg); err != nil {
+			t.Fatal(err)
+		}
+		epoch.Store(2 * i)
+		if code, err := status(client()); err != nil || code != want(2*i) {
+			t.Errorf("Apply %d, new connection: got %d %v, want %d", i, code, err, want(2*i))
+		}
+		if code, err := status(ka); err != nil || code != want(2*i) {
+			t.Errorf("Apply %d, keep-alive connection opened before it: got %d %v, want %d", i, code, err, want(2*i))
+		}
+		ka.CloseIdleConnections()
+	}
+}
+
+// TestStopClosesListeners: once Stop has returned, nothing accepts
+// connections on the proxy's address (caddy.Stop returns before the
+// servers have closed their listeners).
+func TestStopClosesListeners(t *testing.T) {
+	up := newUpstream(t, nil)
+	listen := freeAddr(t)
+	cfg := Config{Listen: listen, Upstream: up.addr}
+	h := startProxy(t, cfg)
+	for i := range 20 {
+		if i > 0 {
+			if err := h.p.Apply(cfg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if resp, _ := get(t, client(), "http://"+listen+"/"); resp.StatusCode != 200 {
+			t.Fatalf("start %d: got %d, want 200", i, resp.StatusCode)
+		}
+		if err := h.p.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := net.DialTimeout("tcp", listen, 5*time.Second); err == nil {
+			c.Close()
+			t.Fatalf("after Stop %d: %s still accepts connections", i, listen)
+		}
 	}
 }
 
