@@ -9,6 +9,8 @@ command -v ps >/dev/null 2>&1 || need="$need procps"
 # systemd-analyze verify on configs/hostctl.service.
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+# The proxy's ACME tests run Pebble, Let's Encrypt's test CA.
+command -v pebble >/dev/null 2>&1 || need="$need pebble"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	echo "test-deps: installing$need"
