@@ -109,6 +109,67 @@ func TestACMEObtainServeRestart(t *testing.T) {
 	}
 }
 
+// TestACMERenewal obtains a short-lived certificate through TLS-ALPN-01 on
+// listen_tls and sees Caddy renew it, while running, once a third of its
+// lifetime is left.
+func TestACMERenewal(t *testing.T) {
+	const lifetime = 30 * time.Second
+	old := renewCheckInterval
+	renewCheckInterval = time.Second
+	t.Cleanup(func() { renewCheckInterval = old })
+
+	up := newUpstream(t, nil)
+	httpAddr, httpsAddr := freeAddr(t), freeAddr(t)
+	// HTTP-01 is validated against a port nobody listens on, so every
+	// certificate comes through TLS-ALPN-01 on listen_tls.
+	ca := startPebble(t, pebbleOptions{HTTPPort: portOf(freeAddr(t)), TLSPort: portOf(httpsAddr), Validity: lifetime})
+	cfg := Config{
+		Listen: httpAddr, ListenTLS: httpsAddr, Hosts: []string{acmeHost}, Upstream: up.addr,
+		ACMECA: ca.directory, ACMECARoot: ca.caRoot,
+	}
+	p, caddyLog := startACMEProxy(t, t.TempDir(), cfg)
+	start := time.Now()
+	caddyLog.waitFor(t, 3*time.Minute, 1, `"msg":"certificate obtained successfully"`)
+	t.Logf("certificate obtained in %v", time.Since(start).Round(time.Millisecond))
+	checkChallenge(t, caddyLog, "tls-alpn-01")
+	if caddyLog.count(`"msg":"served key authentication certificate"`) == 0 {
+		t.Error("Caddy's HTTPS server on listen_tls logged no TLS-ALPN-01 answer")
+	}
+	roots := ca.roots(t)
+	first := waitServedCert(t, httpsAddr, roots)
+	if issued := ca.issued(); len(issued) != 1 || issued[0] != serialHex(first) {
+		t.Fatalf("Pebble issued serials %v; want only the served %s", issued, serialHex(first))
+	}
+	if got := first.NotAfter.Sub(first.NotBefore); got < lifetime-time.Second || got > lifetime+time.Second {
+		t.Fatalf("Pebble issued a certificate valid for %v, want %v", got, lifetime)
+	}
+
+	caddyLog.waitFor(t, 2*lifetime+time.Minute, 1, `"msg":"certificate renewed successfully"`)
+	renewing := caddyLog.entries(`"msg":"renewing certificate"`)
+	if len(renewing) == 0 {
+		t.Fatal("no \"renewing certificate\" entry before the renewal")
+	}
+	secs, ok := renewing[0]["remaining"].(float64)
+	if !ok {
+		t.Fatalf("\"renewing certificate\" entry without remaining seconds: %v", renewing[0])
+	}
+	remaining := time.Duration(secs * float64(time.Second))
+	t.Logf("renewed with %v of %v left", remaining.Round(time.Millisecond), lifetime)
+	if remaining <= 0 || remaining > lifetime/3+time.Second {
+		t.Errorf("renewal started with %v left; want it within the last third of the lifetime and before expiry", remaining)
+	}
+	checkChallenge(t, caddyLog, "tls-alpn-01")
+	caddyLog.waitFor(t, time.Minute, 1, `"msg":"replaced certificate in cache"`)
+	second := waitServedCert(t, httpsAddr, roots)
+	if second.Equal(first) {
+		t.Fatalf("still serving serial %s after the renewal", serialHex(first))
+	}
+	if !second.NotAfter.After(first.NotAfter) {
+		t.Errorf("renewed certificate expires %v, not after the first's %v", second.NotAfter, first.NotAfter)
+	}
+	checkStatusCert(t, p, second)
+}
+
 // startACMEProxy applies cfg to a new Proxy on state whose Caddy log (JSON
 // lines) can be waited on; the Proxy stops when the test ends. The level is
 // info: at debug, Caddy's event logging reads its TLS app while the app
@@ -208,8 +269,9 @@ type pebbleCA struct {
 }
 
 type pebbleOptions struct {
-	HTTPPort int // port Pebble validates HTTP-01 against
-	TLSPort  int // port Pebble validates TLS-ALPN-01 against
+	HTTPPort int           // port Pebble validates HTTP-01 against
+	TLSPort  int           // port Pebble validates TLS-ALPN-01 against
+	Validity time.Duration // of the certificates it issues; 0: Pebble's default (5 years)
 }
 
 // startPebble starts pebble-challtestsrv (DNS only: every name is
@@ -254,6 +316,9 @@ func startPebble(t *testing.T, o pebbleOptions) *pebbleCA {
 		"ocspResponderURL":               "",
 		"externalAccountBindingRequired": false,
 	}}
+	if o.Validity > 0 {
+		conf["pebble"].(map[string]any)["certificateValidityPeriod"] = int64(o.Validity / time.Second)
+	}
 	js, _ := json.Marshal(conf)
 	confFile := writeFile(t, dir, "pebble.json", string(js))
 	proc := startProc(t, []string{

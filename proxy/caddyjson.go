@@ -26,6 +26,12 @@ var defaultErrorPage []byte
 // config is byte-for-byte stable and can be compared to skip reloads.
 type obj = map[string]any
 
+// renewCheckInterval, if set, is how often Caddy checks whether managed
+// certificates need renewing (Caddy's default: every 10 minutes, and a
+// certificate with less than 5 intervals left is renewed at once). Only
+// tests set it, to see short-lived certificates renewed within seconds.
+var renewCheckInterval time.Duration
+
 // buildEnv is what the generated JSON needs from the running process.
 type buildEnv struct {
 	storageRoot string    // where certificates and the local CA live; empty: Caddy's default
@@ -229,7 +235,11 @@ func (c *Config) build(env buildEnv) (obj, error) {
 		policies = append(policies, obj{"subjects": acmeHost, "issuers": []any{issuer}})
 	}
 	if len(policies) > 0 {
-		apps["tls"] = obj{"automation": obj{"policies": policies}}
+		automation := obj{"policies": policies}
+		if renewCheckInterval > 0 {
+			automation["renew_interval"] = dur(renewCheckInterval)
+		}
+		apps["tls"] = obj{"automation": automation}
 	}
 
 	cfg := obj{
