@@ -26,6 +26,12 @@ var defaultErrorPage []byte
 // config is byte-for-byte stable and can be compared to skip reloads.
 type obj = map[string]any
 
+// renewCheckInterval, if set, is how often Caddy checks whether managed
+// certificates need renewing (Caddy's default: every 10 minutes, and a
+// certificate with less than 5 intervals left is renewed at once). Only
+// tests set it, to see short-lived certificates renewed within seconds.
+var renewCheckInterval time.Duration
+
 // buildEnv is what the generated JSON needs from the running process.
 type buildEnv struct {
 	storageRoot string    // where certificates and the local CA live; empty: Caddy's default
@@ -202,14 +208,38 @@ func (c *Config) build(env buildEnv) (obj, error) {
 		apps["pki"] = obj{"certificate_authorities": obj{"local": obj{"install_trust": false}}}
 	}
 	if len(acmeHost) > 0 {
-		issuer := obj{"module": "acme"}
+		// The CA validates on ports 80 and 443; the alternate ports are
+		// where the challenges are answered here, which is always by
+		// hostctl's own servers on Listen and ListenTLS (Caddy's solvers
+		// find those ports taken and leave the answering to them). Caddy
+		// would copy http_port and https_port into the issuer too; saying
+		// it here keeps the mapping visible.
+		issuer := obj{
+			"module": "acme",
+			"ca":     cc.ACMECA,
+			"challenges": obj{
+				"http":     obj{"alternate_port": portOf(cc.Listen)},
+				"tls-alpn": obj{"alternate_port": httpsPort},
+			},
+		}
 		if cc.Email != "" {
 			issuer["email"] = cc.Email
+		}
+		if cc.ACMECARoot != "" {
+			root, err := filepath.Abs(cc.ACMECARoot)
+			if err != nil {
+				return nil, err
+			}
+			issuer["trusted_roots_pem_files"] = []string{root}
 		}
 		policies = append(policies, obj{"subjects": acmeHost, "issuers": []any{issuer}})
 	}
 	if len(policies) > 0 {
-		apps["tls"] = obj{"automation": obj{"policies": policies}}
+		automation := obj{"policies": policies}
+		if renewCheckInterval > 0 {
+			automation["renew_interval"] = dur(renewCheckInterval)
+		}
+		apps["tls"] = obj{"automation": automation}
 	}
 
 	cfg := obj{

@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,7 +19,7 @@ import (
 
 // TLS modes for Site.TLS and Config.TLS.
 const (
-	TLSAuto     = "auto"     // certificates from Let's Encrypt (ACME), HTTP redirected to HTTPS
+	TLSAuto     = "auto"     // certificates from an ACME server (Config.ACMECA; Let's Encrypt by default), HTTP redirected to HTTPS
 	TLSInternal = "internal" // certificates from Caddy's local CA under the state dir (never installed into the system trust store)
 	TLSOff      = "off"      // plain HTTP on Listen
 )
@@ -42,12 +45,32 @@ type Config struct {
 	Listen string `toml:"listen"`
 
 	// ListenTLS is the address for HTTPS, as host:port; used only when a site
-	// has TLS. Default ":443".
+	// has TLS. ACME TLS-ALPN challenges are answered here too. Default ":443".
 	ListenTLS string `toml:"listen_tls"`
 
 	// Email is the ACME account email for tls = "auto" (Let's Encrypt uses it
 	// for expiry warnings). Default empty (an account without email).
 	Email string `toml:"email"`
+
+	// ACMECA is the directory URL of the ACME server that issues the
+	// certificates of tls = "auto" sites; it must be https. The server
+	// validates each host name by connecting to it on port 80 (HTTP-01,
+	// answered on Listen) or 443 (TLS-ALPN-01, answered on ListenTLS), so
+	// those ports must reach hostctl, directly or forwarded. Default
+	// Let's Encrypt's production directory,
+	// "https://acme-v02.api.letsencrypt.org/directory"; only with that
+	// default is a retry after a failed attempt sent to Let's Encrypt's
+	// staging directory first (to spare the production rate limits).
+	ACMECA string `toml:"acme_ca"`
+
+	// ACMECARoot is a PEM file of root certificates to trust, instead of
+	// the system's, for HTTPS connections to ACMECA: for a private ACME
+	// server (step-ca, Pebble) whose own certificate is not publicly
+	// trusted. It does not change what clients of the sites trust. Read
+	// when the proxy starts and when a reload changes its config (new
+	// contents at the same path take effect at the next start). Default
+	// empty (the system's roots).
+	ACMECARoot string `toml:"acme_ca_root"`
 
 	// HTTP3 turns on HTTP/3 (QUIC, a UDP listener on ListenTLS's port, and an
 	// Alt-Svc header). Default false.
@@ -260,6 +283,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:            ":80",
 		ListenTLS:         ":443",
+		ACMECA:            certmagic.LetsEncryptProductionCA,
 		RetryFor:          &retry,
 		MaxBodySize:       &maxBody,
 		RequestBuffer:     &buf,
@@ -292,6 +316,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ListenTLS == "" {
 		c.ListenTLS = d.ListenTLS
+	}
+	if c.ACMECA == "" {
+		c.ACMECA = d.ACMECA
 	}
 	if c.RetryFor == nil {
 		c.RetryFor = d.RetryFor
@@ -504,6 +531,15 @@ func (c *Config) validateFields(prefix string) []error {
 		add(".listen_tls", "port %d is also the port of listen; HTTP and HTTPS need different ports", tlsPort)
 	}
 
+	if u, err := url.Parse(cc.ACMECA); err != nil || u.Scheme != "https" || u.Host == "" {
+		add(".acme_ca", "%q is not an https URL (the ACME directory, such as %q)", cc.ACMECA, certmagic.LetsEncryptProductionCA)
+	}
+	if cc.ACMECARoot != "" {
+		if err := checkPEMCerts(cc.ACMECARoot); err != nil {
+			add(".acme_ca_root", "%v", err)
+		}
+	}
+
 	if *cc.RetryFor < 0 {
 		add(".retry_for", "must not be negative")
 	}
@@ -643,6 +679,33 @@ func checkHostName(h string) error {
 	}
 	if strings.ContainsAny(h, " /:{}\"") {
 		return fmt.Errorf("%q is not a host name (no scheme, port or path: \"example.com\")", h)
+	}
+	return nil
+}
+
+// checkPEMCerts checks that path holds PEM certificates and nothing else.
+func checkPEMCerts(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("cannot read: %v", unwrapPath(err))
+	}
+	n := 0
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		n++
+		if blk.Type != "CERTIFICATE" {
+			return fmt.Errorf("%q: PEM block %d is %q, not \"CERTIFICATE\": the file must hold only certificates", path, n, blk.Type)
+		}
+		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			return fmt.Errorf("%q: PEM block %d is not a valid certificate: %v", path, n, err)
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("%q holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")", path)
 	}
 	return nil
 }

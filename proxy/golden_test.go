@@ -32,6 +32,10 @@ func goldenConfigs() map[string]Config {
 				{Hosts: []string{"legacy.example.net"}, TLS: TLSOff, Upstream: "127.0.0.1:9000"},
 			},
 		},
+		"acme_private_ca": {
+			Listen: ":8080", ListenTLS: ":8443", Hosts: []string{"app.example.com"}, Upstream: "127.0.0.1:8000",
+			Email: "ops@example.com", ACMECA: "https://ca.internal:9000/acme/acme/directory", ACMECARoot: "/etc/hostctl/ca-root.pem",
+		},
 		"balanced": {
 			Listen: ":8080", UpstreamList: []string{"10.0.0.1:8000", "10.0.0.2:8000"},
 			Hosts: []string{"app.lan"}, RetryFor: ptr(2 * time.Second), UpstreamKeepAlive: true,
@@ -76,13 +80,13 @@ func TestGoldenCaddyJSON(t *testing.T) {
 // must not panic, and a config it accepts must generate Caddy JSON.
 func FuzzValidate(f *testing.F) {
 	for _, cfg := range goldenConfigs() {
-		f.Add(cfg.Listen, cfg.Upstream, strings.Join(cfg.Hosts, " "), cfg.TLS, strings.Join(cfg.Allow, " "), "/static/")
+		f.Add(cfg.Listen, cfg.Upstream, strings.Join(cfg.Hosts, " "), cfg.TLS, strings.Join(cfg.Allow, " "), "/static/", cfg.ACMECA)
 	}
-	f.Add("[::1]:80", "unix://run/x.sock", "a.b c.d", "internal", "::1 fe80::/10", "static")
-	f.Fuzz(func(t *testing.T, listen, upstream, hosts, tlsMode, allow, staticPath string) {
+	f.Add("[::1]:80", "unix://run/x.sock", "a.b c.d", "internal", "::1 fe80::/10", "static", "https://[::1]:14000/dir")
+	f.Fuzz(func(t *testing.T, listen, upstream, hosts, tlsMode, allow, staticPath, acmeCA string) {
 		cfg := Config{
 			Listen: listen, Upstream: upstream, Hosts: strings.Fields(hosts), TLS: tlsMode,
-			Allow: strings.Fields(allow), Static: []Static{{Path: staticPath, Dir: "."}},
+			Allow: strings.Fields(allow), Static: []Static{{Path: staticPath, Dir: "."}}, ACMECA: acmeCA,
 		}
 		errs := cfg.validateFields("proxy")
 		js, err := cfg.CaddyJSON()

@@ -165,6 +165,10 @@ func TestCaddyfileEscapeHatch(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	dir := t.TempDir()
+	root, _ := writeServerCert(t, dir, "127.0.0.1") // also writes key.pem
+	rootPEM, _ := os.ReadFile(root)
+	keyPEM, _ := os.ReadFile(filepath.Join(dir, "key.pem"))
+	rootAndKey := writeFile(t, dir, "root-and-key.pem", string(rootPEM)+string(keyPEM))
 	tests := []struct {
 		name string
 		cfg  Config
@@ -196,6 +200,14 @@ func TestValidate(t *testing.T) {
 		{"health", Config{UpstreamList: []string{"127.0.0.1:1", "127.0.0.1:2"}, Health: Health{Path: "health", Status: 700}},
 			[]string{"proxy.health.path", "proxy.health.status"}},
 		{"caddyfile syntax", Config{Upstream: "127.0.0.1:1", Caddyfile: writeFile(t, dir, "bad.caddy", ":80 {\n\tnot_a_directive\n}\n")}, []string{"proxy.caddyfile"}},
+		{"private acme ca", Config{Upstream: "127.0.0.1:1", Hosts: []string{"app.example.com"},
+			ACMECA: "https://ca.internal:9000/acme/acme/directory", ACMECARoot: root}, nil},
+		{"acme ca not https", Config{Upstream: "127.0.0.1:1", ACMECA: "http://ca.internal/directory"}, []string{"proxy.acme_ca"}},
+		{"acme ca without scheme", Config{Upstream: "127.0.0.1:1", ACMECA: "ca.internal/directory"}, []string{"proxy.acme_ca"}},
+		{"acme ca root missing", Config{Upstream: "127.0.0.1:1", ACMECARoot: filepath.Join(dir, "missing.pem")}, []string{"proxy.acme_ca_root"}},
+		{"acme ca root not pem", Config{Upstream: "127.0.0.1:1", ACMECARoot: writeFile(t, dir, "notpem.pem", "not a certificate\n")}, []string{"proxy.acme_ca_root"}},
+		{"acme ca root with a key", Config{Upstream: "127.0.0.1:1", ACMECARoot: rootAndKey}, []string{"proxy.acme_ca_root"}},
+		{"acme ca root bad cert", Config{Upstream: "127.0.0.1:1", ACMECARoot: writeFile(t, dir, "bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}, []string{"proxy.acme_ca_root"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,6 +227,27 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error keys %q, want %q\n%v", keys, tt.keys, errors.Join(errs...))
 			}
 		})
+	}
+}
+
+// TestValidateACMEMessages checks that the ACME keys' errors say what is
+// wrong and what is expected.
+func TestValidateACMEMessages(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{ACMECA: "http://ca.internal/directory"}, `proxy.acme_ca: "http://ca.internal/directory" is not an https URL (the ACME directory, such as "https://acme-v02.api.letsencrypt.org/directory")`},
+		{Config{ACMECARoot: filepath.Join(dir, "missing.pem")}, "proxy.acme_ca_root: cannot read: " + filepath.Join(dir, "missing.pem") + ": no such file or directory"},
+		{Config{ACMECARoot: writeFile(t, dir, "empty.pem", "")}, `holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`},
+		{Config{ACMECARoot: writeFile(t, dir, "key.pem", "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n")}, `PEM block 1 is "EC PRIVATE KEY", not "CERTIFICATE": the file must hold only certificates`},
+	} {
+		tt.cfg.Upstream = "127.0.0.1:1"
+		err := errors.Join(tt.cfg.validateFields("proxy")...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: got %v, want an error containing %q", tt.cfg, err, tt.want)
+		}
 	}
 }
 
