@@ -182,9 +182,6 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
 
-// KeyPath returns the key path (for adding file line numbers).
-func (e *FieldError) KeyPath() string { return e.Key }
-
 // Restart policies.
 const (
 	RestartAlways    = "always"

@@ -185,15 +185,6 @@ func (s *Supervisor) Status(names ...string) ([]Status, error) {
 	return out, nil
 }
 
-// Config returns the config of a program.
-func (s *Supervisor) Config(name string) (*ProgramConfig, bool) {
-	p, ok := s.get(name)
-	if !ok {
-		return nil, false
-	}
-	return p.cfg, true
-}
-
 // Dropped returns the bytes of output dropped for a program.
 func (s *Supervisor) Dropped(name string) uint64 {
 	if p, ok := s.get(name); ok {
@@ -518,14 +509,6 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.groups.guard.close()
 	return err
-}
-
-// GuardPID is the pid of the guard process (0 without one).
-func (s *Supervisor) GuardPID() int {
-	if s.groups.guard == nil {
-		return 0
-	}
-	return s.groups.guard.pid
 }
 
 // Diff is what a Reload changed.
