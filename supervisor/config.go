@@ -182,6 +182,10 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
 
+// Field returns the key path and the message apart, so that the config
+// file reader can put the key's line in front.
+func (e *FieldError) Field() (key, msg string) { return e.Key, e.Msg }
+
 // Restart policies.
 const (
 	RestartAlways    = "always"
