@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/user"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -79,7 +78,7 @@ func Default() *File {
 func Load(path string) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the config: %v", unwrapPathErr(err))}}
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the config: %v", supervisor.UnwrapPathErr(err))}}
 	}
 	return Parse(path, data)
 }
@@ -173,13 +172,13 @@ func (f *File) validate(d *decoder) {
 	}
 	if f.Admin.TokenFile != "" {
 		if b, err := os.ReadFile(f.Admin.TokenFile); err != nil {
-			bad("admin.token_file", "cannot read %q: %v", f.Admin.TokenFile, unwrapPathErr(err))
+			bad("admin.token_file", "cannot read %q: %v", f.Admin.TokenFile, supervisor.UnwrapPathErr(err))
 		} else if len(strings.TrimSpace(string(b))) < 16 {
 			bad("admin.token_file", "the token must be at least 16 characters (e.g. openssl rand -hex 32 > FILE)")
 		}
 	}
 	if f.Admin.Group != "" {
-		if _, err := lookupGroup(f.Admin.Group); err != nil {
+		if _, err := supervisor.LookupGroup(f.Admin.Group); err != nil {
 			bad("admin.group", "%v", err)
 		}
 	}
@@ -219,17 +218,6 @@ var (
 	_ fieldError = (*proxy.FieldError)(nil)
 )
 
-func lookupGroup(name string) (*user.Group, error) {
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		if g2, err2 := user.LookupGroupId(name); err2 == nil {
-			return g2, nil
-		}
-		return nil, fmt.Errorf("unknown group %q (create it with groupadd, or fix the name)", name)
-	}
-	return g, nil
-}
-
 // ProgramNames returns the program names, sorted.
 func (f *File) ProgramNames() []string { return slices.Sorted(maps.Keys(f.Programs)) }
 
@@ -240,12 +228,4 @@ func (f *File) ProgramList() []*supervisor.ProgramConfig {
 		out = append(out, f.Programs[n])
 	}
 	return out
-}
-
-func unwrapPathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
