@@ -370,7 +370,7 @@ func topoOrder(progs map[string]*ProgramConfig) []string {
 }
 
 // waitDeps waits until every named dependency is RUNNING. It fails when one
-// can no longer get there without help (FATAL, STOPPED, EXITED for good).
+// stays down (Status.StaysDown): it would not get there without help.
 func (s *Supervisor) waitDeps(ctx context.Context, deps []string) error {
 	for {
 		ch := s.Changed()
@@ -381,15 +381,12 @@ func (s *Supervisor) waitDeps(ctx context.Context, deps []string) error {
 				return fmt.Errorf("dependency %q is not configured", d)
 			}
 			st, _ := p.watch.get()
-			switch st.State {
-			case Running:
-			case Starting, Backoff, Stopping:
+			switch {
+			case st.State == Running:
+			case !st.StaysDown():
 				ready = false
-			case Exited:
-				if p.cfg.Autorestart == RestartNever {
-					return fmt.Errorf("dependency %q exited (%s) and will not restart; start it, then start this", d, st.LastExit)
-				}
-				ready = false
+			case st.State == Exited && st.LastExit != nil:
+				return fmt.Errorf("dependency %q exited (%s) and will not restart; start it, then start this", d, st.LastExit)
 			default:
 				return fmt.Errorf("dependency %q is %s; start it, then start this", d, st.State)
 			}
@@ -666,17 +663,13 @@ func (s *Supervisor) Summary() map[State]int {
 	return m
 }
 
-// Settled reports whether every autostart program has reached RUNNING or
-// given up (FATAL, EXITED) — the moment to tell systemd READY=1.
+// Settled reports whether every autostart program is RUNNING or stays
+// down (Status.StaysDown) — the moment to tell systemd READY=1. Ask after
+// StartAutostart.
 func (s *Supervisor) Settled() bool {
 	sts, _ := s.Status()
 	for _, st := range sts {
-		if !st.Autostart {
-			continue
-		}
-		switch st.State {
-		case Running, Fatal, Exited:
-		default:
+		if st.Autostart && st.State != Running && !st.StaysDown() {
 			return false
 		}
 	}

@@ -40,6 +40,38 @@ func TestTransitionTable(t *testing.T) {
 	}
 }
 
+func TestStatusStaysDown(t *testing.T) {
+	exit0 := &ExitStatus{Code: 0}
+	tests := []struct {
+		name string
+		st   Status
+		want bool
+	}{
+		{"stopped, never started", Status{State: Stopped}, true},
+		{"stopped, autostart (stopped on request)", Status{State: Stopped, Autostart: true}, true},
+		{"starting", Status{State: Starting, Autostart: true}, false},
+		{"running", Status{State: Running, PID: 10}, false},
+		{"backoff: a retry is due", Status{State: Backoff, NextStart: time.Now().Add(time.Second)}, false},
+		{"stopping", Status{State: Stopping, PID: 10}, false},
+		{"exited: not to be restarted", Status{State: Exited, LastExit: exit0}, true},
+		{"fatal", Status{State: Fatal, SpawnErr: "exec: no such file"}, true},
+	}
+	seen := map[State]bool{}
+	for _, tc := range tests {
+		seen[tc.st.State] = true
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.st.StaysDown(); got != tc.want {
+				t.Errorf("%s: StaysDown() = %v, want %v", tc.st.State, got, tc.want)
+			}
+		})
+	}
+	for st := Stopped; st <= Fatal; st++ {
+		if !seen[st] {
+			t.Errorf("no case for %s: decide whether it stays down", st)
+		}
+	}
+}
+
 func TestCrashRestartsAtOnceThenBacksOff(t *testing.T) {
 	p := helper(t, "crasher", "exit", "1")
 	p.Backoff = BackoffConfig{Initial: 40 * time.Millisecond, Max: 2 * time.Second}
@@ -231,6 +263,45 @@ func TestDependencyFatalMakesDependentFatal(t *testing.T) {
 		t.Errorf("b's error %q does not name its dependency", st.SpawnErr)
 	}
 	waitState(t, s, "c", Running, 5*time.Second)
+}
+
+// TestDependencyExitedForGood: a dependency that exits and will not be
+// restarted (on-failure, expected exit code) fails its dependent at once,
+// even though its autorestart is not "never".
+func TestDependencyExitedForGood(t *testing.T) {
+	a := shProg("a", "sleep 0.1; exit 0")
+	a.Autorestart = RestartOnFailure
+	slow := shProg("slow", "exec sleep 100")
+	slow.StartSecs = time.Minute // keeps b waiting while a exits
+	b := shProg("b", "exec sleep 100")
+	b.DependsOn = []string{"a", "slow"}
+	s, _ := newSup(t, a, slow, b)
+	if err := s.StartPrograms(context.Background(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, "a", Exited, 10*time.Second)
+	st := waitState(t, s, "b", Fatal, 10*time.Second)
+	if !strings.Contains(st.SpawnErr, `dependency "a" exited (exit status 0) and will not restart`) {
+		t.Errorf("b's error %q does not say that a exited for good", st.SpawnErr)
+	}
+}
+
+// TestSettledWithAProgramStoppedOnRequest: an autostart program stopped
+// before the others are up does not hold back READY=1.
+func TestSettledWithAProgramStoppedOnRequest(t *testing.T) {
+	s, _ := newSup(t, shProg("a", "exec sleep 100"), shProg("b", "exec sleep 100"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.StartAutostart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StopPrograms(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, "b", Stopped, 10*time.Second)
+	if err := s.WaitSettled(ctx); err != nil {
+		t.Fatalf("WaitSettled: %v (a RUNNING or on its way, b STOPPED on request)", err)
+	}
 }
 
 func TestRunAsUser(t *testing.T) {

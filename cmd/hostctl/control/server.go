@@ -455,28 +455,24 @@ func (s *Server) await(ctx context.Context, kind string, before supervisor.Statu
 // targetOf returns, for an action on a program whose status was before,
 // a verdict: done when the wait is over, and why (empty for success).
 func targetOf(kind string, before supervisor.Status) func(supervisor.Status) (done bool, why string) {
+	// failed says why a program that stays down did not get to RUNNING.
 	failed := func(st supervisor.Status) string {
-		switch st.State {
-		case supervisor.Fatal:
-			if st.SpawnErr != "" {
-				return "FATAL: " + st.SpawnErr
-			}
-			return "FATAL"
-		case supervisor.Exited:
-			if st.LastExit != nil {
-				return "EXITED: " + st.LastExit.String()
-			}
-			return "EXITED"
-		case supervisor.Stopped:
+		if !st.StaysDown() {
+			return ""
+		}
+		switch {
+		case st.State == supervisor.Fatal && st.SpawnErr != "":
+			return "FATAL: " + st.SpawnErr
+		case st.State == supervisor.Exited && st.LastExit != nil:
+			return "EXITED: " + st.LastExit.String()
+		case st.State == supervisor.Stopped:
 			return "STOPPED (stopped while starting)"
 		}
-		return ""
+		return st.State.String()
 	}
 	switch kind {
 	case "stop":
-		return func(st supervisor.Status) (bool, string) {
-			return !st.State.IsUp() && st.State != supervisor.Backoff, ""
-		}
+		return func(st supervisor.Status) (bool, string) { return st.StaysDown(), "" }
 	case "restart":
 		return func(st supervisor.Status) (bool, string) {
 			if st.State == supervisor.Running && st.Generation > before.Generation {

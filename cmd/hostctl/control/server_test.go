@@ -151,6 +151,43 @@ func TestAccessChecks(t *testing.T) {
 	}
 }
 
+// TestTargetOf: an action's wait ends at RUNNING (start, restart: a new
+// process) or when the program stays down (with the reason); a stop's
+// wait ends when it stays down.
+func TestTargetOf(t *testing.T) {
+	before := supervisor.Status{Name: "web", State: supervisor.Running, Generation: 3}
+	for _, tc := range []struct {
+		kind string
+		st   supervisor.Status
+		done bool
+		why  string
+	}{
+		{"start", supervisor.Status{State: supervisor.Running}, true, ""},
+		{"start", supervisor.Status{State: supervisor.Starting}, false, ""},
+		{"start", supervisor.Status{State: supervisor.Backoff}, false, ""},
+		{"start", supervisor.Status{State: supervisor.Fatal, SpawnErr: "exec: nope"}, true, "FATAL: exec: nope"},
+		{"start", supervisor.Status{State: supervisor.Fatal}, true, "FATAL"},
+		{"start", supervisor.Status{State: supervisor.Exited, LastExit: &supervisor.ExitStatus{Code: 1}}, true, "EXITED: exit status 1"},
+		{"start", supervisor.Status{State: supervisor.Stopped}, true, "STOPPED (stopped while starting)"},
+		{"restart", supervisor.Status{State: supervisor.Running, Generation: 3}, false, ""},
+		{"restart", supervisor.Status{State: supervisor.Stopping, Generation: 3}, false, ""},
+		{"restart", supervisor.Status{State: supervisor.Running, Generation: 4}, true, ""},
+		{"restart", supervisor.Status{State: supervisor.Fatal, Generation: 4, SpawnErr: "x"}, true, "FATAL: x"},
+		{"stop", supervisor.Status{State: supervisor.Stopping}, false, ""},
+		{"stop", supervisor.Status{State: supervisor.Backoff}, false, ""},
+		{"stop", supervisor.Status{State: supervisor.Stopped}, true, ""},
+		{"stop", supervisor.Status{State: supervisor.Fatal}, true, ""},
+		{"stop", supervisor.Status{State: supervisor.Exited}, true, ""},
+	} {
+		t.Run(tc.kind+" "+tc.st.State.String(), func(t *testing.T) {
+			done, why := targetOf(tc.kind, before)(tc.st)
+			if done != tc.done || why != tc.why {
+				t.Errorf("%s at %+v: done=%v why=%q, want %v %q", tc.kind, tc.st, done, why, tc.done, tc.why)
+			}
+		})
+	}
+}
+
 func TestServeTCPNeedsAToken(t *testing.T) {
 	s := New(Options{Programs: newFake()})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
