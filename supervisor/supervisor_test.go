@@ -2,9 +2,11 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -301,6 +303,54 @@ func TestSettledWithAProgramStoppedOnRequest(t *testing.T) {
 	waitState(t, s, "b", Stopped, 10*time.Second)
 	if err := s.WaitSettled(ctx); err != nil {
 		t.Fatalf("WaitSettled: %v (a RUNNING or on its way, b STOPPED on request)", err)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	s, _ := newSup(t, shProg("b", "exit 0"), shProg("a", "exit 0"))
+	for _, tc := range []struct {
+		name    string
+		names   []string
+		want    []string
+		unknown []string // want an *UnknownProgramsError with these
+		mixed   bool     // want ErrAllWithNames
+	}{
+		{"all", []string{"all"}, []string{"a", "b"}, nil, false},
+		{"names in the order given", []string{"b", "a"}, []string{"b", "a"}, nil, false},
+		{"every unknown name", []string{"zz", "a", "yy"}, nil, []string{"zz", "yy"}, false},
+		{"all with a name", []string{"a", "all"}, nil, nil, true},
+		{"all with an unknown name", []string{"all", "zz"}, nil, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Resolve(tc.names...)
+			ue, isUnknown := errors.AsType[*UnknownProgramsError](err)
+			switch {
+			case tc.unknown != nil:
+				if !isUnknown || !slices.Equal(ue.Names, tc.unknown) || !slices.Equal(ue.Known, []string{"a", "b"}) || !errors.Is(err, ErrUnknownProgram) {
+					t.Fatalf("Resolve(%q) = %q, %#v; want unknown %q", tc.names, got, err, tc.unknown)
+				}
+			case tc.mixed:
+				if !errors.Is(err, ErrAllWithNames) || errors.Is(err, ErrUnknownProgram) {
+					t.Fatalf("Resolve(%q) = %q, %v; want ErrAllWithNames", tc.names, got, err)
+				}
+			case err != nil || !slices.Equal(got, tc.want):
+				t.Fatalf("Resolve(%q) = %q, %v; want %q", tc.names, got, err, tc.want)
+			}
+		})
+	}
+	// The actions and reads take names the same way.
+	if err := s.StopPrograms(context.Background(), "all", "zz"); !errors.Is(err, ErrAllWithNames) {
+		t.Errorf("StopPrograms(all, zz): %v", err)
+	}
+	_, err := s.Status("a", "zz")
+	if ue, ok := errors.AsType[*UnknownProgramsError](err); !ok || !slices.Equal(ue.Names, []string{"zz"}) {
+		t.Errorf("Status(a, zz): %v", err)
+	}
+	if want := `no such program: "zz" (known: a, b)`; err == nil || err.Error() != want {
+		t.Errorf("message %q, want %q", err, want)
+	}
+	if _, err := s.Log("zz", "stdout"); !errors.Is(err, ErrUnknownProgram) {
+		t.Errorf("Log(zz): %v", err)
 	}
 }
 

@@ -52,6 +52,16 @@ func (f *fakePrograms) Status(names ...string) ([]supervisor.Status, error) {
 	return out, nil
 }
 
+func (f *fakePrograms) Resolve(names ...string) ([]string, error) {
+	if len(names) == 1 && names[0] == "all" {
+		return f.Names(), nil
+	}
+	if _, err := f.Status(names...); err != nil {
+		return nil, err
+	}
+	return names, nil
+}
+
 func (f *fakePrograms) Dropped(string) uint64 { return 7 }
 func (f *fakePrograms) Log(name, stream string) (supervisor.LogStream, error) {
 	return nil, nil
@@ -183,6 +193,65 @@ func TestTargetOf(t *testing.T) {
 			done, why := targetOf(tc.kind, before)(tc.st)
 			if done != tc.done || why != tc.why {
 				t.Errorf("%s at %+v: done=%v why=%q, want %v %q", tc.kind, tc.st, done, why, tc.done, tc.why)
+			}
+		})
+	}
+}
+
+// TestProgramNames: the supervisor alone checks names; the API maps its
+// errors to 404 (with the unknown names listed) and 400.
+func TestProgramNames(t *testing.T) {
+	var cfgs []*supervisor.ProgramConfig
+	for _, name := range []string{"api", "worker"} {
+		c := supervisor.DefaultProgramConfig(name)
+		c.Command = supervisor.Command{"/bin/sh", "-c", "exit 0"}
+		c.Autostart = false
+		cfgs = append(cfgs, &c)
+	}
+	sup, err := supervisor.New(cfgs, supervisor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup.Start() // nothing is started: every program stays STOPPED
+	t.Cleanup(func() { sup.Shutdown(context.Background()) })
+	srv := httptest.NewServer(New(Options{Programs: sup}).Handler(false))
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		name, method, path, body string
+		code                     int
+		msg                      string   // the "error" field
+		list                     []string // the "errors" field
+	}{
+		{"stop all", "POST", "/v1/stop", `{"names":["all"]}`, 200, "", nil},
+		{"unknown names", "POST", "/v1/stop", `{"names":["api","zz","yy"]}`, 404,
+			`no such program: "zz", "yy" (known: api, worker)`, []string{"zz", "yy"}},
+		{"all with an unknown name", "POST", "/v1/start", `{"names":["all","zz"]}`, 400,
+			`"all" cannot be combined with program names`, nil},
+		{"all with a program", "POST", "/v1/signal", `{"names":["api","all"],"signal":"HUP"}`, 400,
+			`"all" cannot be combined with program names`, nil},
+		{"status of unknown names", "GET", "/v1/programs?name=api&name=zz", "", 404,
+			`no such program: "zz" (known: api, worker)`, []string{"zz"}},
+		{"status of all", "GET", "/v1/programs/all", "", 404, `no such program: "all" (known: api, worker)`, []string{"all"}},
+		{"log of an unknown program", "GET", "/v1/programs/zz/log?stream=nope", "", 404,
+			`no such program: "zz" (known: api, worker)`, []string{"zz"}},
+		{"log of an unknown stream", "GET", "/v1/programs/api/log?stream=nope", "", 400,
+			`unknown stream "nope" (stdout or stderr)`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body errorBody
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil && tc.code != 200 {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.code || body.Error != tc.msg || !slices.Equal(body.Errors, tc.list) {
+				t.Errorf("%s %s %s: %d %q %q, want %d %q %q", tc.method, tc.path, tc.body,
+					resp.StatusCode, body.Error, body.Errors, tc.code, tc.msg, tc.list)
 			}
 		})
 	}
