@@ -196,6 +196,9 @@ func TestValidate(t *testing.T) {
 		{"health", Config{UpstreamList: []string{"127.0.0.1:1", "127.0.0.1:2"}, Health: Health{Path: "health", Status: 700}},
 			[]string{"proxy.health.path", "proxy.health.status"}},
 		{"caddyfile syntax", Config{Upstream: "127.0.0.1:1", Caddyfile: writeFile(t, dir, "bad.caddy", ":80 {\n\tnot_a_directive\n}\n")}, []string{"proxy.caddyfile"}},
+		// Adapts, but Caddy fails to provision it: the error names a route
+		// number and a module, not the file.
+		{"caddyfile provisioning", Config{Upstream: "127.0.0.1:1", Caddyfile: writeFile(t, dir, "regexp.caddy", ":80 {\n\t@m path_regexp (\n\trespond @m 200\n}\n")}, []string{"proxy.caddyfile"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
