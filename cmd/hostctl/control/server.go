@@ -550,17 +550,7 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	// half of the changed programs would leave neither config running.
 	res, err := s.opts.Reload(context.WithoutCancel(r.Context()))
 	if err != nil {
-		var list []string
-		var multi interface{ Unwrap() []error }
-		if errors.As(err, &multi) {
-			for _, e := range multi.Unwrap() {
-				list = append(list, e.Error())
-			}
-		} else if strings.Contains(err.Error(), "\n") {
-			list = strings.Split(err.Error(), "\n")
-		} else {
-			list = []string{err.Error()}
-		}
+		list := problems(err)
 		writeError(w, http.StatusUnprocessableEntity, CodeConfigInvalid,
 			fmt.Sprintf("reload failed; still running the previous config: %d problem(s)", len(list)), list)
 		return
@@ -569,6 +559,23 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 }
 
 // --- helpers ---
+
+// problems lists the problems in err one by one: the errors it joins
+// (errors.Join, config.Errors), nested joins flattened, or else err.
+func problems(err error) []string {
+	multi, ok := errors.AsType[interface {
+		error
+		Unwrap() []error
+	}](err)
+	if !ok {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, e := range multi.Unwrap() {
+		out = append(out, problems(e)...)
+	}
+	return out
+}
 
 // fail answers with the status code of err: 404 for unknown programs
 // (listed in "errors"), 400 for "all" mixed with names, else 500.
