@@ -467,6 +467,10 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
 
+// Field returns the key path and the message apart, so that the config
+// file reader can put the key's line in front.
+func (e *FieldError) Field() (key, msg string) { return e.Key, e.Msg }
+
 // Upstreams returns the dial address of every upstream of every site, as
 // written in the config ("127.0.0.1:8000", "unix:/run/app.sock"), without
 // duplicates, so the caller can wait for the programs behind them.

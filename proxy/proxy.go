@@ -367,29 +367,47 @@ func validateCaddy(c *Config, prefix string) error {
 		_, _, _ = caddy.BufferedLog()
 		defer caddy.UnbufferDefaultLogger(zap.NewNop())
 	}
+	err := provision(c, env)
+	if err == nil {
+		return nil
+	}
+	if fe, ok := errors.AsType[*FieldError](err); ok {
+		// From building the config (the Caddyfile adapter, an error page):
+		// it knows its key.
+		fe.Key = prefix + strings.TrimPrefix(fe.Key, "proxy")
+		return fe
+	}
+	key := prefix
+	if c.Caddyfile != "" {
+		// Caddy's errors name modules and route numbers, not the file a
+		// route came from: if hostctl's own routes pass without the
+		// Caddyfile's, the Caddyfile is what Caddy rejects.
+		own := *c
+		own.Caddyfile = ""
+		if provision(&own, env) == nil {
+			key = prefix + ".caddyfile"
+		}
+	}
+	return &FieldError{Key: key, Msg: err.Error()}
+}
+
+// provision builds c's Caddy config and has Caddy load and provision every
+// module in it, opening no listener (caddy.Validate).
+func provision(c *Config, env buildEnv) error {
 	cfg, err := c.build(env)
 	if err != nil {
-		var fe *FieldError
-		if errors.As(err, &fe) {
-			fe.Key = prefix + strings.TrimPrefix(fe.Key, "proxy")
-			return fe
-		}
-		return &FieldError{Key: prefix, Msg: err.Error()}
+		return err
 	}
 	js, err := json.Marshal(cfg)
 	if err != nil {
-		return &FieldError{Key: prefix, Msg: err.Error()}
+		return fmt.Errorf("generated Caddy config: %w", err)
 	}
 	var ccfg caddy.Config
 	if err := json.Unmarshal(js, &ccfg); err != nil {
-		return &FieldError{Key: prefix, Msg: fmt.Sprintf("generated Caddy config: %v", err)}
+		return fmt.Errorf("generated Caddy config: %w", err)
 	}
 	if err := caddy.Validate(&ccfg); err != nil {
-		key := prefix
-		if strings.Contains(err.Error(), "caddyfile") || c.Caddyfile != "" && strings.Contains(err.Error(), c.Caddyfile) {
-			key = prefix + ".caddyfile"
-		}
-		return &FieldError{Key: key, Msg: fmt.Sprintf("Caddy rejects the generated config: %v", err)}
+		return fmt.Errorf("Caddy rejects the generated config: %w", err)
 	}
 	return nil
 }

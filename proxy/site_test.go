@@ -208,6 +208,9 @@ func TestValidate(t *testing.T) {
 		{"acme ca root not pem", Config{Upstream: "127.0.0.1:1", ACMECARoot: writeFile(t, dir, "notpem.pem", "not a certificate\n")}, []string{"proxy.acme_ca_root"}},
 		{"acme ca root with a key", Config{Upstream: "127.0.0.1:1", ACMECARoot: rootAndKey}, []string{"proxy.acme_ca_root"}},
 		{"acme ca root bad cert", Config{Upstream: "127.0.0.1:1", ACMECARoot: writeFile(t, dir, "bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}, []string{"proxy.acme_ca_root"}},
+		// Adapts, but Caddy fails to provision it: the error names a route
+		// number and a module, not the file.
+		{"caddyfile provisioning", Config{Upstream: "127.0.0.1:1", Caddyfile: writeFile(t, dir, "regexp.caddy", ":80 {\n\t@m path_regexp (\n\trespond @m 200\n}\n")}, []string{"proxy.caddyfile"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

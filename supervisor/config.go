@@ -3,6 +3,7 @@ package supervisor
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -182,8 +183,9 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
 
-// KeyPath returns the key path (for adding file line numbers).
-func (e *FieldError) KeyPath() string { return e.Key }
+// Field returns the key path and the message apart, so that the config
+// file reader can put the key's line in front.
+func (e *FieldError) Field() (key, msg string) { return e.Key, e.Msg }
 
 // Restart policies.
 const (
@@ -212,7 +214,7 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 	}
 	if p.Directory != "" {
 		if st, err := os.Stat(p.Directory); err != nil {
-			bad("directory", "%q: %v", p.Directory, unwrapPathErr(err))
+			bad("directory", "%q: %v", p.Directory, UnwrapPathErr(err))
 		} else if !st.IsDir() {
 			bad("directory", "%q is not a directory", p.Directory)
 		}
@@ -235,7 +237,7 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 		}
 	}
 	if p.Group != "" {
-		if _, err := lookupGroup(p.Group); err != nil {
+		if _, err := LookupGroup(p.Group); err != nil {
 			bad("group", "%v", err)
 		}
 	}
@@ -538,7 +540,7 @@ func lookPath(file, dir string) (string, error) {
 		}
 		st, err := os.Stat(path)
 		if err != nil {
-			return "", fmt.Errorf("%q: %v", file, unwrapPathErr(err))
+			return "", fmt.Errorf("%q: %v", file, UnwrapPathErr(err))
 		}
 		if st.IsDir() || st.Mode()&0o111 == 0 {
 			return "", fmt.Errorf("%q is not executable (chmod +x it?)", file)
@@ -552,9 +554,11 @@ func lookPath(file, dir string) (string, error) {
 	return path, nil
 }
 
-func unwrapPathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
+// UnwrapPathErr returns the cause inside a *fs.PathError ("no such file or
+// directory"), for messages that name the path themselves; any other
+// error is returned as it is.
+func UnwrapPathErr(err error) error {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
 		return pe.Err
 	}
 	return err
@@ -585,7 +589,9 @@ func lookupUser(name string) (*user.User, error) {
 	return u, nil
 }
 
-func lookupGroup(name string) (*user.Group, error) {
+// LookupGroup finds a group by name or numeric id. Its error says what to
+// do about an unknown group.
+func LookupGroup(name string) (*user.Group, error) {
 	g, err := user.LookupGroup(name)
 	if err != nil {
 		if _, nerr := strconv.Atoi(name); nerr == nil {

@@ -176,7 +176,7 @@ func credentialFor(userName, groupName string) (*syscall.Credential, error) {
 		}
 	}
 	if groupName != "" {
-		g, err := lookupGroup(groupName)
+		g, err := LookupGroup(groupName)
 		if err != nil {
 			return nil, err
 		}

@@ -41,6 +41,26 @@ func (s Status) Uptime(now time.Time) time.Duration {
 	return now.Sub(s.StartedAt)
 }
 
+// StaysDown reports whether the program has no process and none will be
+// started until someone asks: its state is FATAL, EXITED or STOPPED.
+//
+//   - FATAL: it could not start (spawn error, start_retries used up, or a
+//     dependency that gave up).
+//   - EXITED: it exited from RUNNING and autorestart will not restart it.
+//     A program that will be restarted is never seen in EXITED: it moves on
+//     to STARTING or BACKOFF in the same step, before its Status is
+//     published.
+//   - STOPPED: never started, or stopped on request. An autostart program
+//     is also STOPPED until StartAutostart has sent it its start, so ask
+//     after that.
+//
+// BACKOFF does not stay down (a retry is due); STARTING, RUNNING and
+// STOPPING have a process or are about to. Programs are waited for
+// "until RUNNING or StaysDown"; a stop is done when StaysDown.
+func (s Status) StaysDown() bool {
+	return s.State == Fatal || s.State == Exited || s.State == Stopped
+}
+
 // watch publishes a program's latest Status and wakes waiters.
 type watch struct {
 	mu sync.Mutex // guards st and ch, which change together

@@ -27,7 +27,8 @@ const (
 	// Stopping: the stop signal was sent; waiting for the process group to exit.
 	Stopping
 	// Exited: the process exited on its own from Running and will not be
-	// restarted (autorestart said so), or is about to be.
+	// restarted (autorestart said so). One that will be restarted passes
+	// through Exited within one step and is never published in it.
 	Exited
 	// Fatal: the program could not be started (spawn error, or start_retries
 	// exhausted). Stays so until an explicit start.

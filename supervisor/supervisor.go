@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -157,8 +159,39 @@ func (s *Supervisor) get(name string) (*program, bool) {
 	return p, ok
 }
 
-// ErrUnknownProgram is returned (wrapped) for a name not in the config.
+// ErrUnknownProgram matches (errors.Is) every error about a name that is
+// not a program; the error itself is an *UnknownProgramsError.
 var ErrUnknownProgram = errors.New("no such program")
+
+// ErrAllWithNames is returned when "all" comes with other names: it would
+// be unclear whether the caller meant every program or only those.
+var ErrAllWithNames = errors.New(`"all" cannot be combined with program names`)
+
+// UnknownProgramsError lists the given names that are not programs.
+type UnknownProgramsError struct {
+	Names []string // the unknown names, in the order given
+	Known []string // every program, sorted
+}
+
+// Error names the unknown programs and, when there are not too many to
+// read, the known ones.
+func (e *UnknownProgramsError) Error() string {
+	q := make([]string, len(e.Names))
+	for i, n := range e.Names {
+		q[i] = strconv.Quote(n)
+	}
+	msg := "no such program: " + strings.Join(q, ", ")
+	switch {
+	case len(e.Known) == 0:
+		msg += " (no programs are configured)"
+	case len(e.Known) <= 20:
+		msg += " (known: " + strings.Join(e.Known, ", ") + ")"
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrUnknownProgram) true.
+func (e *UnknownProgramsError) Is(target error) bool { return target == ErrUnknownProgram }
 
 // Names returns the program names, sorted.
 func (s *Supervisor) Names() []string {
@@ -167,31 +200,23 @@ func (s *Supervisor) Names() []string {
 	return slices.Sorted(maps.Keys(s.progs))
 }
 
-// Status returns snapshots of the named programs (all when names is empty),
-// sorted by name.
+// Status returns snapshots of the named programs in the order given, or of
+// all, sorted by name, when names is empty ("all" is not special here).
+// Unknown names give an *UnknownProgramsError.
 func (s *Supervisor) Status(names ...string) ([]Status, error) {
 	if len(names) == 0 {
 		names = s.Names()
 	}
-	out := make([]Status, 0, len(names))
-	for _, n := range names {
-		p, ok := s.get(n)
-		if !ok {
-			return nil, fmt.Errorf("%w: %q", ErrUnknownProgram, n)
-		}
+	progs, err := s.lookup(names)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Status, 0, len(progs))
+	for _, p := range progs {
 		st, _ := p.watch.get()
 		out = append(out, *st)
 	}
 	return out, nil
-}
-
-// Config returns the config of a program.
-func (s *Supervisor) Config(name string) (*ProgramConfig, bool) {
-	p, ok := s.get(name)
-	if !ok {
-		return nil, false
-	}
-	return p.cfg, true
 }
 
 // Dropped returns the bytes of output dropped for a program.
@@ -205,9 +230,9 @@ func (s *Supervisor) Dropped(name string) uint64 {
 // Log returns a program's log stream ("stdout" or "stderr"), nil when that
 // stream is discarded.
 func (s *Supervisor) Log(name, stream string) (LogStream, error) {
-	p, ok := s.get(name)
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownProgram, name)
+	p, err := s.find(name)
+	if err != nil {
+		return nil, err
 	}
 	switch stream {
 	case "", "stdout":
@@ -221,9 +246,9 @@ func (s *Supervisor) Log(name, stream string) (LogStream, error) {
 // WaitFor waits until cond holds for the named program's status, or ctx
 // ends (then it returns the last status and ctx's error).
 func (s *Supervisor) WaitFor(ctx context.Context, name string, cond func(Status) bool) (Status, error) {
-	p, ok := s.get(name)
-	if !ok {
-		return Status{}, fmt.Errorf("%w: %q", ErrUnknownProgram, name)
+	p, err := s.find(name)
+	if err != nil {
+		return Status{}, err
 	}
 	for {
 		st, ch := p.watch.get()
@@ -240,24 +265,62 @@ func (s *Supervisor) WaitFor(ctx context.Context, name string, cond func(Status)
 	}
 }
 
-func (s *Supervisor) resolve(names []string) ([]*program, error) {
-	if len(names) == 1 && names[0] == "all" {
-		names = s.Names()
+// Resolve returns the program names that names stand for: ["all"] is
+// every program, sorted; otherwise each name must be a program. It is the
+// one place that checks names: StartPrograms, StopPrograms,
+// RestartPrograms and Signal take the same names with the same errors.
+// The error is an *UnknownProgramsError listing every unknown name, or
+// ErrAllWithNames.
+func (s *Supervisor) Resolve(names ...string) ([]string, error) {
+	progs, err := s.resolve(names)
+	if err != nil {
+		return nil, err
 	}
-	var out []*program
-	var unknown []string
-	for _, n := range names {
-		p, ok := s.get(n)
-		if !ok {
-			unknown = append(unknown, n)
-			continue
-		}
-		out = append(out, p)
-	}
-	if len(unknown) > 0 {
-		return nil, fmt.Errorf("%w: %q (known: %v)", ErrUnknownProgram, unknown, s.Names())
+	out := make([]string, len(progs))
+	for i, p := range progs {
+		out[i] = p.cfg.Name
 	}
 	return out, nil
+}
+
+// resolve is Resolve, returning the programs.
+func (s *Supervisor) resolve(names []string) ([]*program, error) {
+	if slices.Contains(names, "all") {
+		if len(names) > 1 {
+			return nil, ErrAllWithNames
+		}
+		names = s.Names()
+	}
+	return s.lookup(names)
+}
+
+// lookup returns the named programs ("all" is not special here), or an
+// *UnknownProgramsError listing every name that is not one.
+func (s *Supervisor) lookup(names []string) ([]*program, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*program, 0, len(names))
+	var unknown []string
+	for _, n := range names {
+		if p, ok := s.progs[n]; ok {
+			out = append(out, p)
+		} else {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, &UnknownProgramsError{Names: unknown, Known: slices.Sorted(maps.Keys(s.progs))}
+	}
+	return out, nil
+}
+
+// find returns the named program, or an *UnknownProgramsError.
+func (s *Supervisor) find(name string) (*program, error) {
+	progs, err := s.lookup([]string{name})
+	if err != nil {
+		return nil, err
+	}
+	return progs[0], nil
 }
 
 // StartPrograms asks the named programs ("all" for every one) to start,
@@ -379,7 +442,7 @@ func topoOrder(progs map[string]*ProgramConfig) []string {
 }
 
 // waitDeps waits until every named dependency is RUNNING. It fails when one
-// can no longer get there without help (FATAL, STOPPED, EXITED for good).
+// stays down (Status.StaysDown): it would not get there without help.
 func (s *Supervisor) waitDeps(ctx context.Context, deps []string) error {
 	for {
 		ch := s.Changed()
@@ -390,15 +453,12 @@ func (s *Supervisor) waitDeps(ctx context.Context, deps []string) error {
 				return fmt.Errorf("dependency %q is not configured", d)
 			}
 			st, _ := p.watch.get()
-			switch st.State {
-			case Running:
-			case Starting, Backoff, Stopping:
+			switch {
+			case st.State == Running:
+			case !st.StaysDown():
 				ready = false
-			case Exited:
-				if p.cfg.Autorestart == RestartNever {
-					return fmt.Errorf("dependency %q exited (%s) and will not restart; start it, then start this", d, st.LastExit)
-				}
-				ready = false
+			case st.State == Exited && st.LastExit != nil:
+				return fmt.Errorf("dependency %q exited (%s) and will not restart; start it, then start this", d, st.LastExit)
 			default:
 				return fmt.Errorf("dependency %q is %s; start it, then start this", d, st.State)
 			}
@@ -518,14 +578,6 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.groups.guard.close()
 	return err
-}
-
-// GuardPID is the pid of the guard process (0 without one).
-func (s *Supervisor) GuardPID() int {
-	if s.groups.guard == nil {
-		return 0
-	}
-	return s.groups.guard.pid
 }
 
 // Diff is what a Reload changed.
@@ -683,17 +735,13 @@ func (s *Supervisor) Summary() map[State]int {
 	return m
 }
 
-// Settled reports whether every autostart program has reached RUNNING or
-// given up (FATAL, EXITED) — the moment to tell systemd READY=1.
+// Settled reports whether every autostart program is RUNNING or stays
+// down (Status.StaysDown) — the moment to tell systemd READY=1. Ask after
+// StartAutostart.
 func (s *Supervisor) Settled() bool {
 	sts, _ := s.Status()
 	for _, st := range sts {
-		if !st.Autostart {
-			continue
-		}
-		switch st.State {
-		case Running, Fatal, Exited:
-		default:
+		if st.Autostart && st.State != Running && !st.StaysDown() {
 			return false
 		}
 	}

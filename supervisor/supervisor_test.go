@@ -2,9 +2,11 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +38,38 @@ func TestTransitionTable(t *testing.T) {
 	} {
 		if got := canTransition(tc.from, tc.to); got != tc.ok {
 			t.Errorf("%s -> %s allowed=%v, want %v", tc.from, tc.to, got, tc.ok)
+		}
+	}
+}
+
+func TestStatusStaysDown(t *testing.T) {
+	exit0 := &ExitStatus{Code: 0}
+	tests := []struct {
+		name string
+		st   Status
+		want bool
+	}{
+		{"stopped, never started", Status{State: Stopped}, true},
+		{"stopped, autostart (stopped on request)", Status{State: Stopped, Autostart: true}, true},
+		{"starting", Status{State: Starting, Autostart: true}, false},
+		{"running", Status{State: Running, PID: 10}, false},
+		{"backoff: a retry is due", Status{State: Backoff, NextStart: time.Now().Add(time.Second)}, false},
+		{"stopping", Status{State: Stopping, PID: 10}, false},
+		{"exited: not to be restarted", Status{State: Exited, LastExit: exit0}, true},
+		{"fatal", Status{State: Fatal, SpawnErr: "exec: no such file"}, true},
+	}
+	seen := map[State]bool{}
+	for _, tc := range tests {
+		seen[tc.st.State] = true
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.st.StaysDown(); got != tc.want {
+				t.Errorf("%s: StaysDown() = %v, want %v", tc.st.State, got, tc.want)
+			}
+		})
+	}
+	for st := Stopped; st <= Fatal; st++ {
+		if !seen[st] {
+			t.Errorf("no case for %s: decide whether it stays down", st)
 		}
 	}
 }
@@ -231,6 +265,93 @@ func TestDependencyFatalMakesDependentFatal(t *testing.T) {
 		t.Errorf("b's error %q does not name its dependency", st.SpawnErr)
 	}
 	waitState(t, s, "c", Running, 5*time.Second)
+}
+
+// TestDependencyExitedForGood: a dependency that exits and will not be
+// restarted (on-failure, expected exit code) fails its dependent at once,
+// even though its autorestart is not "never".
+func TestDependencyExitedForGood(t *testing.T) {
+	a := shProg("a", "sleep 0.1; exit 0")
+	a.Autorestart = RestartOnFailure
+	slow := shProg("slow", "exec sleep 100")
+	slow.StartSecs = time.Minute // keeps b waiting while a exits
+	b := shProg("b", "exec sleep 100")
+	b.DependsOn = []string{"a", "slow"}
+	s, _ := newSup(t, a, slow, b)
+	if err := s.StartPrograms(context.Background(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, "a", Exited, 10*time.Second)
+	st := waitState(t, s, "b", Fatal, 10*time.Second)
+	if !strings.Contains(st.SpawnErr, `dependency "a" exited (exit status 0) and will not restart`) {
+		t.Errorf("b's error %q does not say that a exited for good", st.SpawnErr)
+	}
+}
+
+// TestSettledWithAProgramStoppedOnRequest: an autostart program stopped
+// before the others are up does not hold back READY=1.
+func TestSettledWithAProgramStoppedOnRequest(t *testing.T) {
+	s, _ := newSup(t, shProg("a", "exec sleep 100"), shProg("b", "exec sleep 100"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.StartAutostart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StopPrograms(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, s, "b", Stopped, 10*time.Second)
+	if err := s.WaitSettled(ctx); err != nil {
+		t.Fatalf("WaitSettled: %v (a RUNNING or on its way, b STOPPED on request)", err)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	s, _ := newSup(t, shProg("b", "exit 0"), shProg("a", "exit 0"))
+	for _, tc := range []struct {
+		name    string
+		names   []string
+		want    []string
+		unknown []string // want an *UnknownProgramsError with these
+		mixed   bool     // want ErrAllWithNames
+	}{
+		{"all", []string{"all"}, []string{"a", "b"}, nil, false},
+		{"names in the order given", []string{"b", "a"}, []string{"b", "a"}, nil, false},
+		{"every unknown name", []string{"zz", "a", "yy"}, nil, []string{"zz", "yy"}, false},
+		{"all with a name", []string{"a", "all"}, nil, nil, true},
+		{"all with an unknown name", []string{"all", "zz"}, nil, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Resolve(tc.names...)
+			ue, isUnknown := errors.AsType[*UnknownProgramsError](err)
+			switch {
+			case tc.unknown != nil:
+				if !isUnknown || !slices.Equal(ue.Names, tc.unknown) || !slices.Equal(ue.Known, []string{"a", "b"}) || !errors.Is(err, ErrUnknownProgram) {
+					t.Fatalf("Resolve(%q) = %q, %#v; want unknown %q", tc.names, got, err, tc.unknown)
+				}
+			case tc.mixed:
+				if !errors.Is(err, ErrAllWithNames) || errors.Is(err, ErrUnknownProgram) {
+					t.Fatalf("Resolve(%q) = %q, %v; want ErrAllWithNames", tc.names, got, err)
+				}
+			case err != nil || !slices.Equal(got, tc.want):
+				t.Fatalf("Resolve(%q) = %q, %v; want %q", tc.names, got, err, tc.want)
+			}
+		})
+	}
+	// The actions and reads take names the same way.
+	if err := s.StopPrograms(context.Background(), "all", "zz"); !errors.Is(err, ErrAllWithNames) {
+		t.Errorf("StopPrograms(all, zz): %v", err)
+	}
+	_, err := s.Status("a", "zz")
+	if ue, ok := errors.AsType[*UnknownProgramsError](err); !ok || !slices.Equal(ue.Names, []string{"zz"}) {
+		t.Errorf("Status(a, zz): %v", err)
+	}
+	if want := `no such program: "zz" (known: a, b)`; err == nil || err.Error() != want {
+		t.Errorf("message %q, want %q", err, want)
+	}
+	if _, err := s.Log("zz", "stdout"); !errors.Is(err, ErrUnknownProgram) {
+		t.Errorf("Log(zz): %v", err)
+	}
 }
 
 func TestRunAsUser(t *testing.T) {

@@ -90,6 +90,10 @@ func (e *FieldError) Error() string {
 	return e.Key + ": " + e.Msg
 }
 
+// Field returns the key path and the message apart, so that the config
+// file reader can put the key's line in front.
+func (e *FieldError) Field() (key, msg string) { return e.Key, e.Msg }
+
 // minMaxSize is the smallest max_size accepted in the config file.
 const minMaxSize = 1000
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/user"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -79,7 +78,7 @@ func Default() *File {
 func Load(path string) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the config: %v", unwrapPathErr(err))}}
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the config: %v", supervisor.UnwrapPathErr(err))}}
 	}
 	return Parse(path, data)
 }
@@ -159,30 +158,31 @@ func Parse(path string, data []byte) (*File, error) {
 
 // validate runs every section's checks and adds file lines to their errors.
 func (f *File) validate(d *decoder) {
-	var errs []error
+	bad := func(key, format string, a ...any) { d.fail(key, d.line(key), format, a...) }
 	if f.Admin.Socket == "" {
-		errs = append(errs, &supervisor.FieldError{Key: "admin.socket", Msg: "must not be empty"})
+		bad("admin.socket", "must not be empty")
 	} else if !filepath.IsAbs(f.Admin.Socket) {
-		errs = append(errs, &supervisor.FieldError{Key: "admin.socket", Msg: fmt.Sprintf("%q must be an absolute path", f.Admin.Socket)})
+		bad("admin.socket", "%q must be an absolute path", f.Admin.Socket)
 	}
 	if f.Admin.StateDir == "" || !filepath.IsAbs(f.Admin.StateDir) {
-		errs = append(errs, &supervisor.FieldError{Key: "admin.state_dir", Msg: fmt.Sprintf("%q must be an absolute path", f.Admin.StateDir)})
+		bad("admin.state_dir", "%q must be an absolute path", f.Admin.StateDir)
 	}
 	if f.Admin.Listen != "" && f.Admin.TokenFile == "" {
-		errs = append(errs, &supervisor.FieldError{Key: "admin.listen", Msg: "a TCP admin listener requires admin.token_file (a file holding a long random token)"})
+		bad("admin.listen", "a TCP admin listener requires admin.token_file (a file holding a long random token)")
 	}
 	if f.Admin.TokenFile != "" {
 		if b, err := os.ReadFile(f.Admin.TokenFile); err != nil {
-			errs = append(errs, &supervisor.FieldError{Key: "admin.token_file", Msg: fmt.Sprintf("cannot read %q: %v", f.Admin.TokenFile, unwrapPathErr(err))})
+			bad("admin.token_file", "cannot read %q: %v", f.Admin.TokenFile, supervisor.UnwrapPathErr(err))
 		} else if len(strings.TrimSpace(string(b))) < 16 {
-			errs = append(errs, &supervisor.FieldError{Key: "admin.token_file", Msg: "the token must be at least 16 characters (e.g. openssl rand -hex 32 > FILE)"})
+			bad("admin.token_file", "the token must be at least 16 characters (e.g. openssl rand -hex 32 > FILE)")
 		}
 	}
 	if f.Admin.Group != "" {
-		if _, err := lookupGroup(f.Admin.Group); err != nil {
-			errs = append(errs, &supervisor.FieldError{Key: "admin.group", Msg: err.Error()})
+		if _, err := supervisor.LookupGroup(f.Admin.Group); err != nil {
+			bad("admin.group", "%v", err)
 		}
 	}
+	var errs []error
 	errs = append(errs, f.Log.Validate("log")...)
 	for _, name := range slices.Sorted(maps.Keys(f.Programs)) {
 		errs = append(errs, f.Programs[name].Validate("program."+name)...)
@@ -192,42 +192,31 @@ func (f *File) validate(d *decoder) {
 		errs = append(errs, f.Proxy.Validate("proxy")...)
 	}
 	for _, err := range errs {
-		if key, msg, ok := fieldError(err); ok {
-			d.errs = append(d.errs, &Error{File: d.file, Line: d.line(key), Key: key, Msg: msg})
+		if fe, ok := errors.AsType[fieldError](err); ok {
+			key, msg := fe.Field()
+			bad(key, "%s", msg)
 			continue
 		}
-		d.errs = append(d.errs, &Error{File: d.file, Msg: err.Error()})
+		d.fail("", 0, "%v", err)
 	}
 }
 
-// fieldError takes the key path and message out of a package's FieldError
-// (each package has its own type with string fields Key and Msg, so that
-// supervisor and proxy stay independent of each other).
-func fieldError(err error) (key, msg string, ok bool) {
-	v := reflect.ValueOf(err)
-	if v.Kind() == reflect.Pointer {
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return "", "", false
-	}
-	k, m := v.FieldByName("Key"), v.FieldByName("Msg")
-	if !k.IsValid() || !m.IsValid() || k.Kind() != reflect.String || m.Kind() != reflect.String {
-		return "", "", false
-	}
-	return k.String(), m.String(), true
+// fieldError is a problem at one key path. supervisor.FieldError,
+// logfile.FieldError and proxy.FieldError implement it: each package owns
+// its config and its errors, and supervisor and proxy do not import each
+// other.
+type fieldError interface {
+	error
+	Field() (key, msg string)
 }
 
-func lookupGroup(name string) (*user.Group, error) {
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		if g2, err2 := user.LookupGroupId(name); err2 == nil {
-			return g2, nil
-		}
-		return nil, fmt.Errorf("unknown group %q (create it with groupadd, or fix the name)", name)
-	}
-	return g, nil
-}
+// A FieldError that stopped implementing fieldError would lose its line
+// silently; these make it a compile error instead.
+var (
+	_ fieldError = (*supervisor.FieldError)(nil)
+	_ fieldError = (*logfile.FieldError)(nil)
+	_ fieldError = (*proxy.FieldError)(nil)
+)
 
 // ProgramNames returns the program names, sorted.
 func (f *File) ProgramNames() []string { return slices.Sorted(maps.Keys(f.Programs)) }
@@ -239,12 +228,4 @@ func (f *File) ProgramList() []*supervisor.ProgramConfig {
 		out = append(out, f.Programs[n])
 	}
 	return out
-}
-
-func unwrapPathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

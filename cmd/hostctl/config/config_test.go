@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -125,6 +126,14 @@ func TestEachMistakeHasLineAndKey(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing error %q", want)
 		}
+	}
+	// Like errors.Join's error, Errors unwraps to each problem.
+	multi, ok := err.(interface{ Unwrap() []error })
+	if !ok || len(multi.Unwrap()) != len(es) {
+		t.Fatalf("Errors does not unwrap to its %d problems", len(es))
+	}
+	if e, ok := errors.AsType[*Error](err); !ok || e != es[0] {
+		t.Errorf("errors.AsType[*Error] = %v, want the first problem", e)
 	}
 }
 

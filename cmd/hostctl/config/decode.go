@@ -55,6 +55,16 @@ func (es Errors) Error() string {
 	return strings.Join(s, "\n")
 }
 
+// Unwrap returns the problems one by one, as errors.Join's error does, for
+// errors.Is and errors.As and for callers that list them.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
 // decoder decodes TOML primitives into Go structs one key at a time, so that
 // one bad value does not hide the next.
 type decoder struct {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +26,9 @@ import (
 // Programs is what the API needs from the supervisor;
 // *supervisor.Supervisor implements it.
 type Programs interface {
-	Names() []string
+	// Resolve checks names and expands ["all"]; its errors are
+	// *supervisor.UnknownProgramsError and supervisor.ErrAllWithNames.
+	Resolve(names ...string) ([]string, error)
 	Status(names ...string) ([]supervisor.Status, error)
 	Dropped(name string) uint64
 	Log(name, stream string) (supervisor.LogStream, error)
@@ -254,11 +255,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listPrograms(w http.ResponseWriter, r *http.Request) {
-	names := r.URL.Query()["name"]
-	if s.unknown(w, names) {
-		return
-	}
-	progs, err := s.snapshot(names)
+	progs, err := s.snapshot(r.URL.Query()["name"])
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -267,11 +264,7 @@ func (s *Server) listPrograms(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getProgram(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if s.unknown(w, []string{name}) {
-		return
-	}
-	progs, err := s.snapshot([]string{name})
+	progs, err := s.snapshot([]string{r.PathValue("name")})
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -312,37 +305,6 @@ func (s *Server) snapshot(names []string) ([]Program, error) {
 	return out, nil
 }
 
-// unknown answers 404 and reports true when a name is not configured.
-func (s *Server) unknown(w http.ResponseWriter, names []string) bool {
-	known := s.opts.Programs.Names()
-	var bad []string
-	for _, n := range names {
-		if n == "all" && len(names) == 1 {
-			continue
-		}
-		if _, ok := slices.BinarySearch(known, n); !ok {
-			bad = append(bad, n)
-		}
-	}
-	if len(bad) == 0 {
-		return false
-	}
-	msg := fmt.Sprintf("no such program: %s", strings.Join(quoteAll(bad), ", "))
-	if len(known) <= 20 {
-		msg += fmt.Sprintf(" (known: %s)", strings.Join(known, ", "))
-	}
-	writeError(w, http.StatusNotFound, CodeUnknownProgram, msg, bad)
-	return true
-}
-
-func quoteAll(ss []string) []string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = strconv.Quote(s)
-	}
-	return out
-}
-
 func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 	kind := strings.TrimPrefix(r.URL.Path, "/v1/")
 	var req ActionRequest
@@ -353,12 +315,10 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, `"names" is empty: name programs, or ["all"]`, nil)
 		return
 	}
-	if s.unknown(w, req.Names) {
+	names, err := s.opts.Programs.Resolve(req.Names...)
+	if err != nil {
+		s.fail(w, err)
 		return
-	}
-	names := req.Names
-	if len(names) == 1 && names[0] == "all" {
-		names = s.opts.Programs.Names()
 	}
 	wait := time.Duration(req.WaitSeconds * float64(time.Second))
 	if wait < 0 || wait > maxWait {
@@ -455,28 +415,24 @@ func (s *Server) await(ctx context.Context, kind string, before supervisor.Statu
 // targetOf returns, for an action on a program whose status was before,
 // a verdict: done when the wait is over, and why (empty for success).
 func targetOf(kind string, before supervisor.Status) func(supervisor.Status) (done bool, why string) {
+	// failed says why a program that stays down did not get to RUNNING.
 	failed := func(st supervisor.Status) string {
-		switch st.State {
-		case supervisor.Fatal:
-			if st.SpawnErr != "" {
-				return "FATAL: " + st.SpawnErr
-			}
-			return "FATAL"
-		case supervisor.Exited:
-			if st.LastExit != nil {
-				return "EXITED: " + st.LastExit.String()
-			}
-			return "EXITED"
-		case supervisor.Stopped:
+		if !st.StaysDown() {
+			return ""
+		}
+		switch {
+		case st.State == supervisor.Fatal && st.SpawnErr != "":
+			return "FATAL: " + st.SpawnErr
+		case st.State == supervisor.Exited && st.LastExit != nil:
+			return "EXITED: " + st.LastExit.String()
+		case st.State == supervisor.Stopped:
 			return "STOPPED (stopped while starting)"
 		}
-		return ""
+		return st.State.String()
 	}
 	switch kind {
 	case "stop":
-		return func(st supervisor.Status) (bool, string) {
-			return !st.State.IsUp() && st.State != supervisor.Backoff, ""
-		}
+		return func(st supervisor.Status) (bool, string) { return st.StaysDown(), "" }
 	case "restart":
 		return func(st supervisor.Status) (bool, string) {
 			if st.State == supervisor.Running && st.Generation > before.Generation {
@@ -502,13 +458,19 @@ func targetOf(kind string, before supervisor.Status) func(supervisor.Status) (do
 
 func (s *Server) programLog(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if s.unknown(w, []string{name}) {
-		return
-	}
 	q := r.URL.Query()
 	stream := q.Get("stream")
 	if stream == "" {
 		stream = "stdout"
+	}
+	ls, err := s.opts.Programs.Log(name, stream)
+	if errors.Is(err, supervisor.ErrUnknownProgram) {
+		s.fail(w, err)
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error(), nil)
+		return
 	}
 	lines := 10
 	if v := q.Get("lines"); v != "" {
@@ -520,11 +482,6 @@ func (s *Server) programLog(w http.ResponseWriter, r *http.Request) {
 		lines = n
 	}
 	follow, _ := strconv.ParseBool(q.Get("follow"))
-	ls, err := s.opts.Programs.Log(name, stream)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error(), nil)
-		return
-	}
 	if ls == nil {
 		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("the %s of %s is not logged (%s_log = \"none\", or redirect_stderr)", stream, name, stream), nil)
 		return
@@ -593,17 +550,7 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	// half of the changed programs would leave neither config running.
 	res, err := s.opts.Reload(context.WithoutCancel(r.Context()))
 	if err != nil {
-		var list []string
-		var multi interface{ Unwrap() []error }
-		if errors.As(err, &multi) {
-			for _, e := range multi.Unwrap() {
-				list = append(list, e.Error())
-			}
-		} else if strings.Contains(err.Error(), "\n") {
-			list = strings.Split(err.Error(), "\n")
-		} else {
-			list = []string{err.Error()}
-		}
+		list := problems(err)
 		writeError(w, http.StatusUnprocessableEntity, CodeConfigInvalid,
 			fmt.Sprintf("reload failed; still running the previous config: %d problem(s)", len(list)), list)
 		return
@@ -613,9 +560,36 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 
 // --- helpers ---
 
+// problems lists the problems in err one by one: the errors it joins
+// (errors.Join, config.Errors), nested joins flattened, or else err.
+func problems(err error) []string {
+	multi, ok := errors.AsType[interface {
+		error
+		Unwrap() []error
+	}](err)
+	if !ok {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, e := range multi.Unwrap() {
+		out = append(out, problems(e)...)
+	}
+	return out
+}
+
+// fail answers with the status code of err: 404 for unknown programs
+// (listed in "errors"), 400 for "all" mixed with names, else 500.
 func (s *Server) fail(w http.ResponseWriter, err error) {
-	if errors.Is(err, supervisor.ErrUnknownProgram) {
-		writeError(w, http.StatusNotFound, CodeUnknownProgram, err.Error(), nil)
+	switch {
+	case errors.Is(err, supervisor.ErrUnknownProgram):
+		var names []string
+		if ue, ok := errors.AsType[*supervisor.UnknownProgramsError](err); ok {
+			names = ue.Names
+		}
+		writeError(w, http.StatusNotFound, CodeUnknownProgram, err.Error(), names)
+		return
+	case errors.Is(err, supervisor.ErrAllWithNames):
+		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error(), nil)
 		return
 	}
 	s.log.Warn("admin API request failed", zap.Error(err))

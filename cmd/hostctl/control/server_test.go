@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"go/build"
 	"io"
 	"net"
@@ -50,6 +51,16 @@ func (f *fakePrograms) Status(names ...string) ([]supervisor.Status, error) {
 		out = append(out, f.sts[i])
 	}
 	return out, nil
+}
+
+func (f *fakePrograms) Resolve(names ...string) ([]string, error) {
+	if len(names) == 1 && names[0] == "all" {
+		return f.Names(), nil
+	}
+	if _, err := f.Status(names...); err != nil {
+		return nil, err
+	}
+	return names, nil
 }
 
 func (f *fakePrograms) Dropped(string) uint64 { return 7 }
@@ -146,6 +157,133 @@ func TestAccessChecks(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != tc.want {
 				t.Errorf("%s %s: %d, want %d: %s", tc.method, tc.path, resp.StatusCode, tc.want, b)
+			}
+		})
+	}
+}
+
+// TestTargetOf: an action's wait ends at RUNNING (start, restart: a new
+// process) or when the program stays down (with the reason); a stop's
+// wait ends when it stays down.
+func TestTargetOf(t *testing.T) {
+	before := supervisor.Status{Name: "web", State: supervisor.Running, Generation: 3}
+	for _, tc := range []struct {
+		kind string
+		st   supervisor.Status
+		done bool
+		why  string
+	}{
+		{"start", supervisor.Status{State: supervisor.Running}, true, ""},
+		{"start", supervisor.Status{State: supervisor.Starting}, false, ""},
+		{"start", supervisor.Status{State: supervisor.Backoff}, false, ""},
+		{"start", supervisor.Status{State: supervisor.Fatal, SpawnErr: "exec: nope"}, true, "FATAL: exec: nope"},
+		{"start", supervisor.Status{State: supervisor.Fatal}, true, "FATAL"},
+		{"start", supervisor.Status{State: supervisor.Exited, LastExit: &supervisor.ExitStatus{Code: 1}}, true, "EXITED: exit status 1"},
+		{"start", supervisor.Status{State: supervisor.Stopped}, true, "STOPPED (stopped while starting)"},
+		{"restart", supervisor.Status{State: supervisor.Running, Generation: 3}, false, ""},
+		{"restart", supervisor.Status{State: supervisor.Stopping, Generation: 3}, false, ""},
+		{"restart", supervisor.Status{State: supervisor.Running, Generation: 4}, true, ""},
+		{"restart", supervisor.Status{State: supervisor.Fatal, Generation: 4, SpawnErr: "x"}, true, "FATAL: x"},
+		{"stop", supervisor.Status{State: supervisor.Stopping}, false, ""},
+		{"stop", supervisor.Status{State: supervisor.Backoff}, false, ""},
+		{"stop", supervisor.Status{State: supervisor.Stopped}, true, ""},
+		{"stop", supervisor.Status{State: supervisor.Fatal}, true, ""},
+		{"stop", supervisor.Status{State: supervisor.Exited}, true, ""},
+	} {
+		t.Run(tc.kind+" "+tc.st.State.String(), func(t *testing.T) {
+			done, why := targetOf(tc.kind, before)(tc.st)
+			if done != tc.done || why != tc.why {
+				t.Errorf("%s at %+v: done=%v why=%q, want %v %q", tc.kind, tc.st, done, why, tc.done, tc.why)
+			}
+		})
+	}
+}
+
+// TestProgramNames: the supervisor alone checks names; the API maps its
+// errors to 404 (with the unknown names listed) and 400.
+func TestProgramNames(t *testing.T) {
+	var cfgs []*supervisor.ProgramConfig
+	for _, name := range []string{"api", "worker"} {
+		c := supervisor.DefaultProgramConfig(name)
+		c.Command = supervisor.Command{"/bin/sh", "-c", "exit 0"}
+		c.Autostart = false
+		cfgs = append(cfgs, &c)
+	}
+	sup, err := supervisor.New(cfgs, supervisor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup.Start() // nothing is started: every program stays STOPPED
+	t.Cleanup(func() { sup.Shutdown(context.Background()) })
+	srv := httptest.NewServer(New(Options{Programs: sup}).Handler(false))
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		name, method, path, body string
+		code                     int
+		msg                      string   // the "error" field
+		list                     []string // the "errors" field
+	}{
+		{"stop all", "POST", "/v1/stop", `{"names":["all"]}`, 200, "", nil},
+		{"unknown names", "POST", "/v1/stop", `{"names":["api","zz","yy"]}`, 404,
+			`no such program: "zz", "yy" (known: api, worker)`, []string{"zz", "yy"}},
+		{"all with an unknown name", "POST", "/v1/start", `{"names":["all","zz"]}`, 400,
+			`"all" cannot be combined with program names`, nil},
+		{"all with a program", "POST", "/v1/signal", `{"names":["api","all"],"signal":"HUP"}`, 400,
+			`"all" cannot be combined with program names`, nil},
+		{"status of unknown names", "GET", "/v1/programs?name=api&name=zz", "", 404,
+			`no such program: "zz" (known: api, worker)`, []string{"zz"}},
+		{"status of all", "GET", "/v1/programs/all", "", 404, `no such program: "all" (known: api, worker)`, []string{"all"}},
+		{"log of an unknown program", "GET", "/v1/programs/zz/log?stream=nope", "", 404,
+			`no such program: "zz" (known: api, worker)`, []string{"zz"}},
+		{"log of an unknown stream", "GET", "/v1/programs/api/log?stream=nope", "", 400,
+			`unknown stream "nope" (stdout or stderr)`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body errorBody
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil && tc.code != 200 {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.code || body.Error != tc.msg || !slices.Equal(body.Errors, tc.list) {
+				t.Errorf("%s %s %s: %d %q %q, want %d %q %q", tc.method, tc.path, tc.body,
+					resp.StatusCode, body.Error, body.Errors, tc.code, tc.msg, tc.list)
+			}
+		})
+	}
+}
+
+// fileErrors is like config.Errors: its message is one problem per line,
+// and it unwraps to them.
+type fileErrors []error
+
+func (es fileErrors) Error() string   { return errors.Join(es...).Error() }
+func (es fileErrors) Unwrap() []error { return es }
+
+// TestProblems: a reload error is listed by its structure, never by
+// splitting its text.
+func TestProblems(t *testing.T) {
+	a, b, c := errors.New("a.toml:3: x: bad"), errors.New("a.toml:9: y: bad"), errors.New("proxy: z")
+	for _, tc := range []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"one", a, []string{"a.toml:3: x: bad"}},
+		{"joined", errors.Join(a, b), []string{"a.toml:3: x: bad", "a.toml:9: y: bad"}},
+		{"file errors", fileErrors{a, b}, []string{"a.toml:3: x: bad", "a.toml:9: y: bad"}},
+		{"nested", errors.Join(fileErrors{a, b}, c), []string{"a.toml:3: x: bad", "a.toml:9: y: bad", "proxy: z"}},
+		{"wrapped", fmt.Errorf("reload: %w", errors.Join(a, c)), []string{"a.toml:3: x: bad", "proxy: z"}},
+		{"lines in one error", errors.New("caddy says\nmore"), []string{"caddy says\nmore"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := problems(tc.err); !slices.Equal(got, tc.want) {
+				t.Errorf("problems = %q, want %q", got, tc.want)
 			}
 		})
 	}
