@@ -23,30 +23,21 @@ import (
 	"time"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 )
 
 var hostctlBin string
 
+// TestMain builds hostctl once (with -race when the tests have it: see
+// testbin).
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hostctl-cli-bin")
-	if err != nil {
-		panic(err)
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	hostctlBin = filepath.Join(dir, "hostctl")
-	build := exec.Command("go", "build", "-o", hostctlBin, "./cmd/hostctl")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
+	var err error
+	if hostctlBin, err = testbin.Hostctl(); err != nil {
 		fmt.Fprintln(os.Stderr, "building hostctl:", err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
@@ -124,7 +115,7 @@ func startDaemon(t testing.TB, programs string, o daemonOpts) *testDaemon {
 	}()
 
 	d.cmd = exec.Command(hostctlBin, "run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug")
-	d.cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="+notifyPath), o.env...)
+	d.cmd.Env = testbin.Env(append(append(os.Environ(), "NOTIFY_SOCKET="+notifyPath), o.env...))
 	d.cmd.Stdout = &lockedWriter{d: d}
 	d.cmd.Stderr = &lockedWriter{d: d}
 	if err := d.cmd.Start(); err != nil {
@@ -134,6 +125,7 @@ func startDaemon(t testing.TB, programs string, o daemonOpts) *testDaemon {
 	t.Cleanup(func() {
 		d.stop()
 		nl.Close()
+		testbin.CheckRace(t, "hostctl run", d.cmd.ProcessState, d.log())
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.log())
 		}
@@ -221,9 +213,11 @@ func runHostctl(t testing.TB, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, hostctlBin, args...)
+	cmd.Env = testbin.Env(nil)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	testbin.CheckRace(t, fmt.Sprintf("hostctl %q", args), cmd.ProcessState, errb.String())
 	code := 0
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)
