@@ -126,6 +126,11 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.log.Info("hostctl started", zap.String("config", cfg.Path), zap.Int("programs", len(cfg.Programs)),
 		zap.String("log_dir", cfg.Log.Dir), zap.String("socket", cfg.Admin.Socket), zap.Int("pid", os.Getpid()))
 	if err := d.sup.StartAutostart(ctx); err != nil {
+		if ctx.Err() != nil {
+			// SIGTERM while the start commands were being sent: serve
+			// sees ctx done and stops what started, in order.
+			return nil
+		}
 		return err
 	}
 	// The proxy starts in the background once its upstreams are ready; if
