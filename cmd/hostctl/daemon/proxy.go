@@ -354,6 +354,9 @@ func upstreamSettled(st supervisor.Status) bool {
 
 // settledNow reports whether every named program has settled already.
 func (o *proxyOwner) settledNow(names []string) bool {
+	if len(names) == 0 {
+		return true // Status() would list every program
+	}
 	sts, err := o.sup.Status(names...)
 	if err != nil {
 		return false // unknown to the supervisor: let the waiter say so
