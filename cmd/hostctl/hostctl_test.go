@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 	var err error
 	if hostctlBin, err = testbin.Hostctl(); err != nil {
 		fmt.Fprintln(os.Stderr, "building hostctl:", err)
+		testbin.Cleanup()
 		os.Exit(1)
 	}
 	code := m.Run()
