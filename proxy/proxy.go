@@ -64,6 +64,12 @@ var (
 	current   *Proxy
 )
 
+// caddyMu serializes what touches Caddy's process-global state: Apply,
+// Stop and validateCaddy (caddy.Validate provisions and cleans up modules,
+// which set up logging, metrics and the certificate cache). Lock order:
+// Proxy.mu, then caddyMu, then currentMu.
+var caddyMu sync.Mutex
+
 // New returns a stopped Proxy.
 func New(opts Options) *Proxy {
 	if opts.Logger == nil {
@@ -115,6 +121,8 @@ func (p *Proxy) env() buildEnv {
 func (p *Proxy) Apply(cfg Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	caddyMu.Lock()
+	defer caddyMu.Unlock()
 
 	currentMu.Lock()
 	other := current != nil && current != p
@@ -196,6 +204,8 @@ func (p *Proxy) Apply(cfg Config) error {
 func (p *Proxy) Stop() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	caddyMu.Lock()
+	defer caddyMu.Unlock()
 	if !p.running {
 		return nil
 	}
@@ -349,6 +359,8 @@ func (p *Proxy) certificates() []CertificateStatus {
 // (caddy.Validate replaces Caddy's global default logger and storage);
 // otherwise a temporary storage dir that is removed afterwards.
 func validateCaddy(c *Config, prefix string) error {
+	caddyMu.Lock()
+	defer caddyMu.Unlock()
 	currentMu.Lock()
 	p := current
 	currentMu.Unlock()

@@ -17,24 +17,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 )
 
 var hostctlBin string
 
+// TestMain builds hostctl once (with -race when the tests have it: see
+// testbin).
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hostctl-bin")
-	if err != nil {
-		panic(err)
-	}
-	hostctlBin = filepath.Join(dir, "hostctl")
-	build := exec.Command("go", "build", "-o", hostctlBin, ".")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
+	var err error
+	if hostctlBin, err = testbin.Hostctl(); err != nil {
 		fmt.Fprintln(os.Stderr, "building hostctl:", err)
+		testbin.Cleanup()
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
@@ -72,6 +71,7 @@ func startDaemon(t testing.TB, dir, config string) *daemon {
 	d := &daemon{t: t, dir: dir, done: make(chan struct{})}
 	d.cond = sync.NewCond(&d.mu)
 	d.cmd = exec.Command(hostctlBin, "run", "-c", config, "--log-format", "json", "--log-level", "debug")
+	d.cmd.Env = testbin.Env(nil)
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +103,9 @@ func startDaemon(t testing.TB, dir, config string) *daemon {
 		case <-d.done:
 		case <-time.After(30 * time.Second):
 			d.cmd.Process.Kill()
+			<-d.done
 		}
+		testbin.CheckRace(t, "hostctl run", d.cmd.ProcessState, d.log())
 		if t.Failed() {
 			t.Logf("hostctl log:\n%s", d.log())
 		}
@@ -318,7 +320,10 @@ command = "sleep 1"
 stop_timeout = "ten"
 depends_on = ["nope"]
 `, marker))
-	out, err := exec.Command(hostctlBin, "run", "-c", config).CombinedOutput()
+	run := exec.Command(hostctlBin, "run", "-c", config)
+	run.Env = testbin.Env(nil)
+	out, err := run.CombinedOutput()
+	testbin.CheckRace(t, "hostctl run", run.ProcessState, string(out))
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("exit %v, want 1; output:\n%s", err, out)
 	}

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
@@ -115,15 +117,24 @@ func TestTailFollowSeesNewLines(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, hostctlBin, "-c", d.cfg, "tail", "-f", "-n", "1", "web")
+	cmd.Env = testbin.Env(nil)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
+	var stderr bytes.Buffer // read after Wait
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Signal(syscall.SIGINT); cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+		testbin.CheckRace(t, "hostctl tail -f", cmd.ProcessState, stderr.String())
+		if stderr.Len() > 0 {
+			t.Logf("hostctl tail -f stderr:\n%s", stderr.String())
+		}
+	}()
 	lines := bufio.NewScanner(out)
 	next := func() string {
 		if !lines.Scan() {
@@ -348,7 +359,10 @@ func TestSecondDaemonOnTheSameSocketIsRefused(t *testing.T) {
 	pid := d.status(t)["web"].PID
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, hostctlBin, "run", "-c", d.cfg).CombinedOutput()
+	second := exec.CommandContext(ctx, hostctlBin, "run", "-c", d.cfg)
+	second.Env = testbin.Env(nil)
+	out, err := second.CombinedOutput()
+	testbin.CheckRace(t, "second hostctl run", second.ProcessState, string(out))
 	if err == nil || !strings.Contains(string(out), "another hostctl is already running") {
 		t.Fatalf("second hostctl run: %v\n%s", err, out)
 	}
@@ -366,11 +380,17 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 	}
 	// A new daemon on the same config proves the socket stale and takes it.
 	cmd := exec.Command(hostctlBin, "run", "-c", d.cfg)
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+filepath.Join(d.dir, "notify.sock"))
+	cmd.Env = testbin.Env(append(os.Environ(), "NOTIFY_SOCKET="+filepath.Join(d.dir, "notify.sock")))
+	var log bytes.Buffer // read after Wait
+	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		testbin.CheckRace(t, "the new hostctl run", cmd.ProcessState, log.String())
+	}()
 	deadline := time.After(30 * time.Second)
 	for ready := false; !ready; {
 		select {

@@ -23,30 +23,22 @@ import (
 	"time"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 )
 
 var hostctlBin string
 
+// TestMain builds hostctl once (with -race when the tests have it: see
+// testbin).
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hostctl-cli-bin")
-	if err != nil {
-		panic(err)
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	hostctlBin = filepath.Join(dir, "hostctl")
-	build := exec.Command("go", "build", "-o", hostctlBin, "./cmd/hostctl")
-	build.Dir = root
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
+	var err error
+	if hostctlBin, err = testbin.Hostctl(); err != nil {
 		fmt.Fprintln(os.Stderr, "building hostctl:", err)
+		testbin.Cleanup()
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
@@ -67,16 +59,18 @@ type testDaemon struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 
-	mu    sync.Mutex // guards logs and notes
-	logs  bytes.Buffer
-	notes []string // sd_notify messages, in order
-	noteC chan string
+	mu     sync.Mutex // guards logs, logged and notes
+	logs   bytes.Buffer
+	logged chan struct{} // closed (and replaced) at each write to logs
+	notes  []string      // sd_notify messages, in order
+	noteC  chan string
 }
 
 // daemonOpts adjust startDaemon.
 type daemonOpts struct {
-	admin string   // extra [admin] lines
-	env   []string // extra environment
+	admin   string   // extra [admin] lines
+	env     []string // extra environment
+	noReady bool     // return once started, without waiting for READY=1
 }
 
 // writeConfig writes the config for dir: sockets, state and logs inside it.
@@ -98,7 +92,7 @@ func startDaemon(t testing.TB, programs string, o daemonOpts) *testDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &testDaemon{t: t, dir: dir, done: make(chan struct{}), noteC: make(chan string, 1024)}
+	d := &testDaemon{t: t, dir: dir, done: make(chan struct{}), noteC: make(chan string, 1024), logged: make(chan struct{})}
 	d.cfg = writeConfig(t, dir, o.admin, programs)
 	d.socket = filepath.Join(dir, "run", "hostctl.sock")
 
@@ -124,7 +118,7 @@ func startDaemon(t testing.TB, programs string, o daemonOpts) *testDaemon {
 	}()
 
 	d.cmd = exec.Command(hostctlBin, "run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug")
-	d.cmd.Env = append(append(os.Environ(), "NOTIFY_SOCKET="+notifyPath), o.env...)
+	d.cmd.Env = testbin.Env(append(append(os.Environ(), "NOTIFY_SOCKET="+notifyPath), o.env...))
 	d.cmd.Stdout = &lockedWriter{d: d}
 	d.cmd.Stderr = &lockedWriter{d: d}
 	if err := d.cmd.Start(); err != nil {
@@ -134,12 +128,15 @@ func startDaemon(t testing.TB, programs string, o daemonOpts) *testDaemon {
 	t.Cleanup(func() {
 		d.stop()
 		nl.Close()
+		testbin.CheckRace(t, "hostctl run", d.cmd.ProcessState, d.log())
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.log())
 		}
 		os.RemoveAll(dir)
 	})
-	d.waitNote(t, "READY=1", 30*time.Second)
+	if !o.noReady {
+		d.waitNote(t, "READY=1", 30*time.Second)
+	}
 	return d
 }
 
@@ -148,7 +145,62 @@ type lockedWriter struct{ d *testDaemon }
 func (w *lockedWriter) Write(p []byte) (int, error) {
 	w.d.mu.Lock()
 	defer w.d.mu.Unlock()
+	close(w.d.logged)
+	w.d.logged = make(chan struct{})
 	return w.d.logs.Write(p)
+}
+
+// waitLog waits until hostctl's log has a line containing every part, and
+// returns it.
+func (d *testDaemon) waitLog(t testing.TB, timeout time.Duration, parts ...string) string {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		exited := false
+		select {
+		case <-d.done: // its log is complete
+			exited = true
+		default:
+		}
+		d.mu.Lock()
+		text, logged := d.logs.String(), d.logged
+		d.mu.Unlock()
+		for _, line := range strings.Split(text, "\n") {
+			if containsAll(line, parts) {
+				return line
+			}
+		}
+		if exited {
+			t.Fatalf("hostctl exited (%v) before logging %q", d.cmd.ProcessState, parts)
+		}
+		select {
+		case <-logged:
+		case <-d.done:
+		case <-deadline.C:
+			t.Fatalf("no log line with %q within %s", parts, timeout)
+		}
+	}
+}
+
+// logLines returns the lines of hostctl's log that contain every part.
+func (d *testDaemon) logLines(parts ...string) []string {
+	var out []string
+	for _, line := range strings.Split(d.log(), "\n") {
+		if containsAll(line, parts) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *testDaemon) log() string {
@@ -221,9 +273,11 @@ func runHostctl(t testing.TB, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, hostctlBin, args...)
+	cmd.Env = testbin.Env(nil)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	testbin.CheckRace(t, fmt.Sprintf("hostctl %q", args), cmd.ProcessState, errb.String())
 	code := 0
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)

@@ -71,7 +71,10 @@ type ActionResponse struct {
 type ReloadResponse struct {
 	supervisor.Diff
 	// Proxy is what happened to the proxy: "reloaded" (its generated
-	// config changed), "unchanged", "started", "stopped", or "" without one.
+	// config changed), "unchanged", "started", "waiting" (it starts with
+	// this config once the programs behind its upstreams are RUNNING or
+	// have given up; the proxy status says which it waits for), "stopped",
+	// or "" without one.
 	Proxy string `json:"proxy,omitempty"`
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
@@ -190,8 +191,13 @@ func BenchmarkStatus500(b *testing.B) {
 		var d []time.Duration
 		for b.Loop() {
 			t0 := time.Now()
-			out, err := exec.Command(bin, "status", "--socket", lv.socket).Output()
+			cmd := exec.Command(bin, "status", "--socket", lv.socket)
+			cmd.Env = testbin.Env(nil)
+			out, err := cmd.Output()
 			d = append(d, time.Since(t0))
+			if ee, ok := err.(*exec.ExitError); ok {
+				testbin.CheckRace(b, "hostctl status", ee.ProcessState, string(ee.Stderr))
+			}
 			if err != nil || strings.Count(string(out), "RUNNING") != 500 {
 				b.Fatalf("status: %v\n%.300s", err, out)
 			}
@@ -219,18 +225,19 @@ func reportP50(b *testing.B, d []time.Duration) {
 	b.ReportMetric(float64(d[len(d)-1].Microseconds())/1000, "max-ms")
 }
 
-// buildHostctl builds the hostctl binary once per benchmark run.
+// buildHostctl builds the hostctl binary once per test binary (testbin;
+// race-instrumented under -race, so measure without it).
 func buildHostctl(b *testing.B) string {
 	b.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	bin, err := testbin.Hostctl()
 	if err != nil {
-		b.Skip("go env GOMOD:", err)
-	}
-	bin := filepath.Join(b.TempDir(), "hostctl")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/hostctl")
-	build.Dir = filepath.Dir(strings.TrimSpace(string(out)))
-	if msg, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, msg)
+		b.Fatal(err)
 	}
 	return bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup() // what buildHostctl built
+	os.Exit(code)
 }

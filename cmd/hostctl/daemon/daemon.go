@@ -17,7 +17,6 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
-	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
@@ -41,13 +40,10 @@ type Daemon struct {
 	ownLog *logfile.Stream
 	sup    *supervisor.Supervisor
 
-	proxy     *proxy.Proxy    // nil without [proxy]
-	accessLog *logfile.Stream // the proxy's access log
+	proxy *proxyOwner // the web front (proxy.go); set before the admin API serves
 
-	mu        sync.Mutex // guards cfg (replaced on reload) and proxyInfo
-	cfg       *config.File
-	proxyInfo string        // why the proxy is not running ("" when it is)
-	proxyDone chan struct{} // closed once the first proxy start finished
+	mu  sync.Mutex // guards cfg (replaced on reload)
+	cfg *config.File
 
 	reloadMu sync.Mutex // one reload at a time
 
@@ -122,22 +118,22 @@ func (d *Daemon) start(ctx context.Context) error {
 		d.log.Warn("killed processes left over from an earlier hostctl", zap.Int("count", n))
 	}
 	d.sup.Start()
+	// The proxy starts in the background once its upstreams are ready; if
+	// it cannot (a port is taken), the programs keep running and status
+	// says why. Its owner exists before the admin API can ask about it or
+	// reload it.
+	d.proxy = newProxyOwner(ctx, d.log, d.logs, d.sup, cfg)
 	d.serveAdmin()
 	d.log.Info("hostctl started", zap.String("config", cfg.Path), zap.Int("programs", len(cfg.Programs)),
 		zap.String("log_dir", cfg.Log.Dir), zap.String("socket", cfg.Admin.Socket), zap.Int("pid", os.Getpid()))
 	if err := d.sup.StartAutostart(ctx); err != nil {
+		if ctx.Err() != nil {
+			// SIGTERM while the start commands were being sent: serve
+			// sees ctx done and stops what started, in order.
+			return nil
+		}
 		return err
 	}
-	// The proxy starts in the background once its upstreams are ready; if
-	// it cannot (a port is taken), the programs keep running and status
-	// says why.
-	d.proxyDone = make(chan struct{})
-	go func() {
-		defer close(d.proxyDone)
-		if err := d.startProxy(ctx, cfg); err != nil {
-			d.log.Error("the proxy did not start; programs keep running", zap.Error(err))
-		}
-	}()
 	return nil
 }
 
@@ -183,7 +179,7 @@ func (d *Daemon) shutdown() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	d.stopProxy() // first: no new requests for programs that are stopping
+	d.proxy.Stop() // first: no new requests for programs that are stopping
 	err := d.sup.Shutdown(ctx)
 	if err != nil {
 		d.log.Error("shutdown", zap.Error(err))
@@ -222,7 +218,8 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
-	proxyRes, perr := d.reloadProxy(ctx, old, cfg)
+	// The proxy last (see notify.go): it never waits for upstreams here.
+	proxyRes, perr := d.proxy.Reload(ctx, cfg)
 	if perr != nil {
 		err = errors.Join(err, perr)
 	}

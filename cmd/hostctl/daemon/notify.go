@@ -59,15 +59,15 @@ func (d *Daemon) statusLine() string {
 	return strings.Join(parts, ", ")
 }
 
-// notifyWhenReady sends READY=1 once the autostart programs have settled,
-// then keeps STATUS= up to date until ctx ends. start() has already
-// started the proxy (after the programs settled) when this runs.
+// notifyWhenReady sends READY=1 once the autostart programs have settled
+// and the proxy's first start is over, then keeps STATUS= up to date until
+// ctx ends.
 func (d *Daemon) notifyWhenReady(ctx context.Context) {
 	if err := d.sup.WaitSettled(ctx); err != nil {
 		return
 	}
 	select {
-	case <-d.proxyDone:
+	case <-d.proxy.Ready():
 	case <-ctx.Done():
 		return
 	}

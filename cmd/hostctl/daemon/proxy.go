@@ -3,10 +3,13 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -14,45 +17,300 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/supervisor/logfile"
 )
 
 // accessLogName is the proxy's access log inside [log] dir, rotated and
 // capped like program logs.
 const accessLogName = "access.log"
 
-// startProxy starts the web front as soon as the programs behind its
-// upstreams have settled (RUNNING, or given up: then the proxy serves the
-// error page rather than refusing connections), without waiting for
-// unrelated programs such as a slow rabbitmq. Without a [proxy] section it
-// does nothing. Caddy cannot tell systemd anything (HideNotifySocketFromCaddy).
-func (d *Daemon) startProxy(ctx context.Context, cfg *config.File) error {
-	if cfg.Proxy == nil {
-		return nil
+// upstreamWait bounds the wait for the programs behind the proxy's
+// upstreams; past it the proxy starts anyway (and serves the error page
+// until they answer).
+const upstreamWait = 5 * time.Minute
+
+// proxyOwner runs the web front. One goroutine (run) owns the proxy.Proxy,
+// its access log stream and the start that waits for the upstream
+// programs; starting, reloading and stopping are commands to it, so they
+// happen one at a time, in the order they were asked. Others read the
+// view it publishes.
+//
+// The proxy starts as soon as the programs behind its upstreams have
+// settled (RUNNING, or given up: then it serves the error page rather than
+// refusing connections), without waiting for unrelated programs such as a
+// slow rabbitmq. While it waits, status says "waiting for gunicorn". A
+// reload while it waits replaces the pending start: the reloaded config is
+// the one that starts, once the programs behind its own upstreams have
+// settled (the wait starts over), and the old config is never applied. A
+// stop while it waits starts nothing.
+type proxyOwner struct {
+	log  *zap.Logger
+	logs *logfile.Manager
+	sup  *supervisor.Supervisor
+	ctx  context.Context // the daemon's: when it ends, pending starts give up
+
+	cmds    chan proxyCmd
+	settled chan uint64   // from a waiter: the upstreams of start gen settled
+	done    chan struct{} // closed when run returns
+	ready   chan struct{} // closed when the first start is over (see Ready)
+	view    atomic.Pointer[proxyView]
+
+	// Owned by run (set up by newProxyOwner before run starts).
+	p         *proxy.Proxy    // nil until a [proxy] section is first seen
+	accessLog *logfile.Stream // p's access log; nil when off
+	cfg       *config.File    // the config last given
+	running   *config.File    // the config p runs; nil when it runs none
+	pending   *pendingStart   // the start waiting for upstreams, if any
+	gen       uint64          // of the last pending start
+	waiters   sync.WaitGroup  // pending starts' waiter goroutines
+	readyDone bool            // ready is closed
+}
+
+// proxyView is what the owner publishes for the admin API and systemd.
+type proxyView struct {
+	configured bool         // the config has a [proxy] section
+	p          *proxy.Proxy // nil before the first [proxy] section
+	info       string       // why the proxy is not running ("" when it is)
+}
+
+// pendingStart is a start waiting for the programs behind its upstreams.
+type pendingStart struct {
+	cfg    *config.File
+	gen    uint64
+	cancel context.CancelFunc // ends its waiter
+}
+
+type proxyCmd struct {
+	stop  bool         // stop the proxy and end run; else reload cfg
+	cfg   *config.File // the new config (reload)
+	reply chan proxyReply
+}
+
+type proxyReply struct {
+	res string
+	err error
+}
+
+// errProxyStopped answers a reload that comes after the proxy was stopped
+// (hostctl is shutting down).
+var errProxyStopped = errors.New("the proxy is stopped: hostctl is shutting down")
+
+// newProxyOwner sets up the proxy for cfg (its start waits for the
+// upstream programs in the background) and starts the owner goroutine.
+// Call it before the admin API serves, with the supervisor started.
+func newProxyOwner(ctx context.Context, log *zap.Logger, logs *logfile.Manager, sup *supervisor.Supervisor, cfg *config.File) *proxyOwner {
+	o := &proxyOwner{
+		log: log, logs: logs, sup: sup, ctx: ctx,
+		cmds:    make(chan proxyCmd),
+		settled: make(chan uint64),
+		done:    make(chan struct{}),
+		ready:   make(chan struct{}),
 	}
-	if d.proxy == nil {
-		opts := proxy.Options{Logger: d.log, StateDir: cfg.Admin.StateDir}
-		if cfg.Proxy.AccessLog == nil || *cfg.Proxy.AccessLog {
-			s, err := d.logs.Open(filepath.Join(cfg.Log.Dir, accessLogName), cfg.Log.Rotation(), false)
-			if err != nil {
-				return fmt.Errorf("proxy access log: %w", err)
+	o.publish("")
+	if _, err := o.reload(cfg); err != nil {
+		o.log.Error("the proxy did not start; programs keep running", zap.Error(err))
+	}
+	o.checkReady()
+	go o.run()
+	return o
+}
+
+func (o *proxyOwner) run() {
+	defer close(o.done)
+	for {
+		select {
+		case c := <-o.cmds:
+			if c.stop {
+				o.stop()
+				c.reply <- proxyReply{}
+				return
 			}
-			d.accessLog = s
+			res, err := o.reload(c.cfg)
+			c.reply <- proxyReply{res, err}
+		case gen := <-o.settled:
+			if o.pending == nil || o.pending.gen != gen {
+				break // a start that was replaced or cancelled
+			}
+			cfg := o.pending.cfg
+			o.cancelPending()
+			if err := o.apply(cfg); err != nil {
+				o.log.Error("the proxy did not start; programs keep running", zap.Error(err))
+			}
+		}
+		o.checkReady()
+	}
+}
+
+// Reload makes cfg the proxy's config and says what happened: "reloaded",
+// "unchanged", "started", "waiting" (it starts once the programs behind
+// its upstreams settle), "stopped", or "" without a proxy. A reload that
+// would change nothing (the same generated config) leaves Caddy alone: a
+// Caddy reload drops a few keep-alive requests.
+func (o *proxyOwner) Reload(ctx context.Context, cfg *config.File) (string, error) {
+	r, err := o.send(ctx, proxyCmd{cfg: cfg})
+	if err != nil {
+		return "", err
+	}
+	return r.res, r.err
+}
+
+// Stop stops the proxy (or its pending start) and the owner, and closes
+// the access log. Later reloads fail with errProxyStopped.
+func (o *proxyOwner) Stop() {
+	o.send(context.Background(), proxyCmd{stop: true})
+}
+
+func (o *proxyOwner) send(ctx context.Context, c proxyCmd) (proxyReply, error) {
+	c.reply = make(chan proxyReply, 1)
+	select {
+	case o.cmds <- c:
+	case <-o.done:
+		return proxyReply{}, errProxyStopped
+	case <-ctx.Done():
+		return proxyReply{}, ctx.Err()
+	}
+	return <-c.reply, nil // run answers every command it takes
+}
+
+// Ready is closed once the first start is over: the proxy listens, or
+// failed to start (status says why), or a reload removed it, or it was
+// stopped. A reload that replaces a pending first start moves this to the
+// end of the new start.
+func (o *proxyOwner) Ready() <-chan struct{} { return o.ready }
+
+// Status is the proxy's state and why it is not running; configured is
+// false without a [proxy] section.
+func (o *proxyOwner) Status() (st proxy.Status, info string, configured bool) {
+	v := o.view.Load()
+	if v.p != nil {
+		st = v.p.Status()
+	}
+	return st, v.info, v.configured
+}
+
+func (o *proxyOwner) publish(info string) {
+	o.view.Store(&proxyView{configured: o.cfg != nil && o.cfg.Proxy != nil, p: o.p, info: info})
+}
+
+func (o *proxyOwner) checkReady() {
+	if o.pending == nil && !o.readyDone {
+		close(o.ready)
+		o.readyDone = true
+	}
+}
+
+// reload is Reload in run.
+func (o *proxyOwner) reload(cfg *config.File) (string, error) {
+	old := o.cfg
+	o.cfg = cfg
+	switch {
+	case cfg.Proxy == nil && (old == nil || old.Proxy == nil):
+		o.publish("")
+		return "", nil
+	case cfg.Proxy == nil:
+		o.log.Info("[proxy] removed: stopping the proxy")
+		o.cancelPending()
+		o.running = nil
+		o.publish("")
+		if o.p == nil {
+			return "stopped", nil
+		}
+		return "stopped", o.p.Stop()
+	case o.running == nil:
+		// Not running: first start, a [proxy] section added, a start
+		// still waiting (replaced here) or one that failed.
+		return o.start(cfg)
+	}
+	// Apply reloads Caddy only if the generated config changed, which also
+	// covers an edited error page or Caddyfile behind an unchanged section;
+	// the same comparison tells the caller what happened.
+	before, _ := o.running.Proxy.CaddyJSON()
+	after, _ := cfg.Proxy.CaddyJSON()
+	if err := o.p.Apply(*cfg.Proxy); err != nil {
+		o.publish("") // the previous config keeps serving
+		return "", err
+	}
+	o.running = cfg
+	o.publish("")
+	if bytes.Equal(before, after) {
+		return "unchanged", nil
+	}
+	o.log.Info("[proxy] changed: proxy reloaded")
+	return "reloaded", nil
+}
+
+// start starts the proxy on cfg now if the programs behind its upstreams
+// have settled ("started"), else once they have ("waiting"), replacing any
+// start still waiting.
+func (o *proxyOwner) start(cfg *config.File) (string, error) {
+	o.cancelPending()
+	if o.p == nil {
+		opts := proxy.Options{Logger: o.log, StateDir: cfg.Admin.StateDir}
+		if cfg.Proxy.AccessLog == nil || *cfg.Proxy.AccessLog {
+			s, err := o.logs.Open(filepath.Join(cfg.Log.Dir, accessLogName), cfg.Log.Rotation(), false)
+			if err != nil {
+				err = fmt.Errorf("proxy access log: %w", err)
+				o.publish(err.Error())
+				return "", err
+			}
+			o.accessLog = s
 			opts.AccessLog = s
 		}
-		d.proxy = proxy.New(opts)
+		o.p = proxy.New(opts)
 	}
-	d.setProxyInfo("waiting for " + strings.Join(upstreamPrograms(cfg), ", "))
-	d.waitUpstreams(ctx, cfg)
-	if ctx.Err() != nil {
-		return nil // shutting down: start nothing
+	names := upstreamPrograms(cfg)
+	if o.settledNow(names) {
+		if err := o.apply(cfg); err != nil {
+			return "", err
+		}
+		return "started", nil
 	}
-	if err := d.proxy.Apply(*cfg.Proxy); err != nil {
-		d.setProxyInfo(err.Error())
+	o.gen++
+	ctx, cancel := context.WithCancel(o.ctx)
+	o.pending = &pendingStart{cfg: cfg, gen: o.gen, cancel: cancel}
+	o.publish("waiting for " + strings.Join(names, ", "))
+	o.log.Info("the proxy starts once its upstream programs are ready", zap.Strings("programs", names))
+	o.waiters.Add(1)
+	go o.waitUpstreams(ctx, o.gen, names)
+	return "waiting", nil
+}
+
+// apply starts Caddy on cfg; p is not running.
+func (o *proxyOwner) apply(cfg *config.File) error {
+	if err := o.p.Apply(*cfg.Proxy); err != nil {
+		o.publish(err.Error())
 		return err
 	}
-	d.setProxyInfo("")
-	d.log.Info("proxy listening", zap.Strings("listen", d.proxy.Status().Listen), zap.Strings("upstreams", cfg.Proxy.Upstreams()))
+	o.running = cfg
+	o.publish("")
+	o.log.Info("proxy listening", zap.Strings("listen", o.p.Status().Listen), zap.Strings("upstreams", cfg.Proxy.Upstreams()))
 	return nil
+}
+
+// cancelPending cancels the start waiting for upstreams, if any; its
+// waiter's report, should it come anyway, is ignored (another gen).
+func (o *proxyOwner) cancelPending() {
+	if o.pending != nil {
+		o.pending.cancel()
+		o.pending = nil
+	}
+}
+
+// stop is Stop in run: nothing starts after it.
+func (o *proxyOwner) stop() {
+	o.cancelPending()
+	o.waiters.Wait() // each returns once its context is cancelled
+	if o.p != nil {
+		if err := o.p.Stop(); err != nil {
+			o.log.Error("stopping the proxy", zap.Error(err))
+		}
+	}
+	if o.accessLog != nil {
+		o.accessLog.Close()
+	}
+	o.running = nil
+	o.publish("stopped")
+	o.checkReady()
 }
 
 // upstreamPrograms returns the programs that serve an upstream address of
@@ -82,88 +340,64 @@ func upstreamPrograms(cfg *config.File) []string {
 	return names
 }
 
-// waitUpstreams waits (bounded) until the upstream programs are RUNNING or
-// have given up.
-func (d *Daemon) waitUpstreams(ctx context.Context, cfg *config.File) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	for _, n := range upstreamPrograms(cfg) {
-		st, err := d.sup.WaitFor(ctx, n, func(st supervisor.Status) bool {
-			switch st.State {
-			case supervisor.Running, supervisor.Fatal, supervisor.Exited:
-				return true
-			case supervisor.Stopped:
-				return !st.Autostart
-			}
+// upstreamSettled reports whether an upstream program is RUNNING or has
+// given up (or is not meant to run).
+func upstreamSettled(st supervisor.Status) bool {
+	switch st.State {
+	case supervisor.Running, supervisor.Fatal, supervisor.Exited:
+		return true
+	case supervisor.Stopped:
+		return !st.Autostart
+	}
+	return false
+}
+
+// settledNow reports whether every named program has settled already.
+func (o *proxyOwner) settledNow(names []string) bool {
+	if len(names) == 0 {
+		return true // Status() would list every program
+	}
+	sts, err := o.sup.Status(names...)
+	if err != nil {
+		return false // unknown to the supervisor: let the waiter say so
+	}
+	for _, st := range sts {
+		if !upstreamSettled(st) {
 			return false
-		})
-		if err != nil && ctx.Err() == context.DeadlineExceeded {
-			d.log.Warn("starting the proxy before its upstream program is ready", zap.String("program", n), zap.Stringer("state", st.State))
 		}
 	}
+	return true
 }
 
-func (d *Daemon) setProxyInfo(s string) {
-	d.mu.Lock()
-	d.proxyInfo = s
-	d.mu.Unlock()
-}
-
-// reloadProxy applies a changed [proxy] section and starts or stops the
-// proxy when the section appears or goes. An unchanged section is left
-// alone: a Caddy reload drops a few keep-alive requests. It must stay the
-// last step of Reload (see notify.go).
-// It says what happened: "reloaded", "unchanged", "started", "stopped", or
-// "" without a proxy.
-func (d *Daemon) reloadProxy(ctx context.Context, old, cfg *config.File) (string, error) {
-	switch {
-	case cfg.Proxy == nil && old.Proxy == nil:
-		return "", nil
-	case cfg.Proxy == nil:
-		d.log.Info("[proxy] removed: stopping the proxy")
-		return "stopped", d.proxy.Stop()
-	case old.Proxy == nil || d.proxy == nil:
-		return "started", d.startProxy(ctx, cfg)
+// waitUpstreams waits (bounded by upstreamWait) until the named programs
+// have settled, then tells run that start gen may go ahead. A cancelled
+// ctx (the start was replaced or stopped, or hostctl is shutting down)
+// ends it without a word.
+func (o *proxyOwner) waitUpstreams(ctx context.Context, gen uint64, names []string) {
+	defer o.waiters.Done()
+	wctx, cancel := context.WithTimeout(ctx, upstreamWait)
+	defer cancel()
+	for _, n := range names {
+		st, err := o.sup.WaitFor(wctx, n, upstreamSettled)
+		if err != nil && ctx.Err() == nil && wctx.Err() == context.DeadlineExceeded {
+			o.log.Warn("starting the proxy before its upstream program is ready", zap.String("program", n), zap.Stringer("state", st.State))
+		}
 	}
-	// Apply reloads Caddy only if the generated config changed, which also
-	// covers an edited error page or Caddyfile behind an unchanged section;
-	// the same comparison tells the caller what happened.
-	before, _ := old.Proxy.CaddyJSON()
-	after, _ := cfg.Proxy.CaddyJSON()
-	if err := d.proxy.Apply(*cfg.Proxy); err != nil {
-		return "", err
-	}
-	if bytes.Equal(before, after) {
-		return "unchanged", nil
-	}
-	d.log.Info("[proxy] changed: proxy reloaded")
-	return "reloaded", nil
-}
-
-func (d *Daemon) stopProxy() {
-	if d.proxy == nil {
+	if ctx.Err() != nil {
 		return
 	}
-	if err := d.proxy.Stop(); err != nil {
-		d.log.Error("stopping the proxy", zap.Error(err))
-	}
-	if d.accessLog != nil {
-		d.accessLog.Close()
+	select {
+	case o.settled <- gen:
+	case <-ctx.Done():
 	}
 }
 
 // proxyStatus is the proxy's state for the admin API (nil without a proxy),
 // with the reason when it is not running.
 func (d *Daemon) proxyStatus() any {
-	if d.config().Proxy == nil {
+	st, info, configured := d.proxy.Status()
+	if !configured {
 		return nil
-	}
-	d.mu.Lock()
-	info := d.proxyInfo
-	d.mu.Unlock()
-	var st proxy.Status
-	if d.proxy != nil {
-		st = d.proxy.Status()
 	}
 	return struct {
 		proxy.Status
@@ -173,5 +407,6 @@ func (d *Daemon) proxyStatus() any {
 
 // proxyReady reports whether the proxy, if configured, is listening.
 func (d *Daemon) proxyReady() bool {
-	return d.config().Proxy == nil || (d.proxy != nil && d.proxy.Status().Running)
+	st, _, configured := d.proxy.Status()
+	return !configured || st.Running
 }

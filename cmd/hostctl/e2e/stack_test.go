@@ -24,7 +24,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Cleanup() // the hostctl binary the test built
+	os.Exit(code)
+}
 
 // moduleRoot is the directory holding go.mod (hostctl runs there, so the
 // relative paths in configs/webserver.toml resolve).

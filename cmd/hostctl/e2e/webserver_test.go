@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 )
 
 // TestDjangoWebserver is issue 6's end-to-end test: the seed's webserver
@@ -40,9 +42,11 @@ func TestDjangoWebserver(t *testing.T) {
 		}
 		os.RemoveAll(tmp)
 	})
-	bin := filepath.Join(tmp, "hostctl")
-	if out, err := run(root, os.Environ(), "go", "build", "-o", bin, "./cmd/hostctl"); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	// Built with -race when the test runs with it: a data race in the
+	// daemon fails the test (checked when it has exited, below).
+	bin, err := testbin.Hostctl()
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	ports := freePorts(t, 5)
@@ -59,6 +63,7 @@ func TestDjangoWebserver(t *testing.T) {
 	for k, v := range vars {
 		env = append(env, k+"="+v)
 	}
+	env = testbin.Env(env) // a race-built hostctl stops at its first data race
 	staticRoot := filepath.Join(runDir, "static")
 	if out, err := run(root, append(env, "HELLO_STATIC_ROOT="+staticRoot),
 		"/usr/bin/python3", "configs/django/manage.py", "collectstatic", "--noinput"); err != nil {
@@ -106,6 +111,7 @@ func TestDjangoWebserver(t *testing.T) {
 			d.cmd.Process.Kill()
 			<-d.done
 		}
+		testbin.CheckRace(t, "hostctl run", d.cmd.ProcessState, d.logText())
 		for _, p := range stack {
 			if p.alive() {
 				t.Errorf("left running: pid %d %s", p.pid, p.cmd)
@@ -130,7 +136,9 @@ func TestDjangoWebserver(t *testing.T) {
 		}
 	}
 	cli := func(args ...string) (string, error) {
-		return run(root, env, bin, append(args[:1:1], append([]string{"-c", config}, args[1:]...)...)...)
+		out, err := run(root, env, bin, append(args[:1:1], append([]string{"-c", config}, args[1:]...)...)...)
+		testbin.CheckRace(t, "hostctl "+args[0], nil, out)
+		return out, err
 	}
 
 	ok := t.Run("1 all RUNNING in dependency order", func(t *testing.T) {
