@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/supervisor"
 )
 
 // Version is reported by the admin API's /healthz; the CLI sets it.
@@ -33,11 +33,9 @@ func (d *Daemon) listenAdmin() error {
 	a := d.cfg.Admin
 	gid := -1
 	if a.Group != "" {
-		g, err := user.LookupGroup(a.Group)
+		g, err := supervisor.LookupGroup(a.Group)
 		if err != nil {
-			if g, err = user.LookupGroupId(a.Group); err != nil {
-				return fmt.Errorf("admin.group: unknown group %q", a.Group)
-			}
+			return fmt.Errorf("admin.group: %w", err)
 		}
 		if gid, err = strconv.Atoi(g.Gid); err != nil {
 			return fmt.Errorf("admin.group: %q has gid %q", a.Group, g.Gid)

@@ -341,7 +341,9 @@ func upstreamPrograms(cfg *config.File) []string {
 }
 
 // upstreamSettled reports whether an upstream program is RUNNING or has
-// given up (or is not meant to run).
+// given up (or is not meant to run). It is Status.StaysDown but for an
+// autostart program that is still STOPPED: the proxy's first start is set
+// up before StartAutostart has sent that program its start.
 func upstreamSettled(st supervisor.Status) bool {
 	switch st.State {
 	case supervisor.Running, supervisor.Fatal, supervisor.Exited:
