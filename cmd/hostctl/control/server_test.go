@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -322,8 +323,8 @@ func TestDashboardHeaders(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	s := New(Options{Programs: newFake(), Proxy: func() any {
-		return map[string]any{"running": true, "upstreams": []map[string]any{{"address": "127.0.0.1:8000", "healthy": true, "requests": 3}}}
+	s := New(Options{Programs: newFake(), Proxy: func() (ProxyStatus, bool) {
+		return ProxyStatus{Running: true, Upstreams: []ProxyUpstreamStatus{{Address: "127.0.0.1:8000", Healthy: true, Requests: 3}}}, true
 	}})
 	srv := httptest.NewServer(s.Handler(false))
 	defer srv.Close()
@@ -472,9 +473,9 @@ func TestClientErrors(t *testing.T) {
 	if err != nil || p.Name != "api" || p.DroppedLogBytes != 7 || p.UptimeSeconds < 59 {
 		t.Errorf("Program(api) = %+v, %v", p, err)
 	}
-	raw, configured, err := c.Proxy(ctx)
-	if err != nil || configured || string(raw) != "null" {
-		t.Errorf("Proxy() = %s, %v, %v; want not configured", raw, configured, err)
+	ps, configured, err := c.Proxy(ctx)
+	if err != nil || configured || !reflect.DeepEqual(ps, ProxyStatus{}) {
+		t.Errorf("Proxy() = %+v, %v, %v; want not configured", ps, configured, err)
 	}
 	var h Health
 	if h, err = c.Health(ctx); err != nil || !h.OK {
