@@ -45,15 +45,15 @@ Exit status: 0 when every autostart program shown is RUNNING, 3 otherwise,
 			if err != nil {
 				return apiErr(err)
 			}
-			proxyJSON, hasProxy, err := c.Proxy(ctx)
+			proxySt, hasProxy, err := c.Proxy(ctx)
 			if err != nil {
 				return apiErr(err)
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				var px any
+				var px *control.ProxyStatus // null without a proxy
 				if hasProxy {
-					px = proxyJSON
+					px = &proxySt
 				}
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
@@ -62,7 +62,7 @@ Exit status: 0 when every autostart program shown is RUNNING, 3 otherwise,
 				}
 			} else {
 				printStatus(out, progs, time.Now())
-				fmt.Fprintln(out, proxyLine(proxyJSON, hasProxy))
+				fmt.Fprintln(out, proxyLine(proxySt, hasProxy))
 			}
 			for _, p := range progs {
 				if p.Autostart && p.State != supervisor.Running {
@@ -125,13 +125,9 @@ func describe(p control.Program, now time.Time) string {
 }
 
 // proxyLine is the line under the table.
-func proxyLine(raw json.RawMessage, configured bool) string {
+func proxyLine(st control.ProxyStatus, configured bool) string {
 	if !configured {
 		return "proxy: not configured"
-	}
-	var st control.ProxySummary
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return "proxy: " + string(raw)
 	}
 	if !st.Running {
 		if st.Info != "" {
@@ -159,10 +155,8 @@ func proxyLine(raw json.RawMessage, configured bool) string {
 		}
 	}
 	for _, c := range st.Certificates {
-		if t, err := time.Parse(time.RFC3339, c.NotAfter); err == nil {
-			days := int(time.Until(t).Hours() / 24)
-			s += fmt.Sprintf("; cert %s expires in %dd", strings.Join(c.Names, " "), days)
-		}
+		days := int(time.Until(c.NotAfter).Hours() / 24)
+		s += fmt.Sprintf("; cert %s expires in %dd", strings.Join(c.Names, " "), days)
 	}
 	return s
 }

@@ -11,6 +11,8 @@
 package control
 
 import (
+	"time"
+
 	"github.com/hostctl/hostctl/supervisor"
 )
 
@@ -76,6 +78,49 @@ type ReloadResponse struct {
 	// have given up; the proxy status says which it waits for), "stopped",
 	// or "" without one.
 	Proxy string `json:"proxy,omitempty"`
+}
+
+// ProxyResponse is the answer to GET /v1/proxy.
+type ProxyResponse struct {
+	// Configured is false without a [proxy] section; Status is then null.
+	Configured bool         `json:"configured"`
+	Status     *ProxyStatus `json:"status"`
+}
+
+// ProxyStatus is the embedded proxy's state as the API reports it. It
+// mirrors proxy.Status field for field (same JSON) so that control need
+// not import the proxy and Caddy; the daemon copies one into the other.
+type ProxyStatus struct {
+	Running      bool                     `json:"running"`
+	Listen       []string                 `json:"listen"`
+	Upstreams    []ProxyUpstreamStatus    `json:"upstreams"`
+	Certificates []ProxyCertificateStatus `json:"certificates"`
+	// Info says why the proxy is not running ("waiting for app", a start
+	// error); "" when it runs.
+	Info string `json:"info,omitempty"`
+}
+
+// ProxyUpstreamStatus is one upstream as the reverse proxy sees it
+// (proxy.UpstreamStatus).
+type ProxyUpstreamStatus struct {
+	// Address as written in the config ("127.0.0.1:8000", "unix:/run/app.sock").
+	Address string `json:"address"`
+	// Healthy is false while active health checks fail; a single upstream
+	// is always healthy (see proxy.UpstreamStatus).
+	Healthy bool `json:"healthy"`
+	// Fails is the number of recent failed requests counted by passive
+	// health checking: normally 0.
+	Fails int `json:"fails"`
+	// Requests is the number of requests in flight to this upstream now.
+	Requests int `json:"requests"`
+}
+
+// ProxyCertificateStatus is one certificate in storage for a configured
+// host (proxy.CertificateStatus).
+type ProxyCertificateStatus struct {
+	Names    []string  `json:"names"`
+	Issuer   string    `json:"issuer"`
+	NotAfter time.Time `json:"not_after"`
 }
 
 // LogLine is one line of GET /v1/programs/{name}/log, which answers with

@@ -248,14 +248,17 @@ func (c *Client) Reload(ctx context.Context) (ReloadResponse, error) {
 	return out, err
 }
 
-// Proxy returns the proxy's status as JSON, and whether a proxy is configured.
-func (c *Client) Proxy(ctx context.Context) (json.RawMessage, bool, error) {
-	var out struct {
-		Configured bool            `json:"configured"`
-		Status     json.RawMessage `json:"status"`
+// Proxy returns the proxy's status, and whether a proxy is configured
+// (false: the status is zero).
+func (c *Client) Proxy(ctx context.Context) (ProxyStatus, bool, error) {
+	var out ProxyResponse
+	if err := c.do(ctx, "GET", "/v1/proxy", nil, &out); err != nil {
+		return ProxyStatus{}, false, err
 	}
-	err := c.do(ctx, "GET", "/v1/proxy", nil, &out)
-	return out.Status, out.Configured, err
+	if !out.Configured || out.Status == nil {
+		return ProxyStatus{}, false, nil
+	}
+	return *out.Status, true, nil
 }
 
 // Log calls fn with the last lines lines of a program's stream ("stdout"

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,7 +78,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(p.DroppedLogBytes), p.Name)
 		}
 	}
-	if ps, ok := c.s.proxyMetrics(); ok {
+	if ps, ok := c.s.proxy(); ok {
 		up := 0.0
 		if ps.Running {
 			up = 1
@@ -95,42 +94,6 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descUpFails, prometheus.GaugeValue, float64(u.Fails), u.Address)
 		}
 	}
-}
-
-// ProxySummary is the part of the proxy's status that hostctl reads
-// (the JSON of proxy.Status; control does not import the proxy).
-type ProxySummary struct {
-	Running   bool     `json:"running"`
-	Info      string   `json:"info,omitempty"` // why it is not running
-	Listen    []string `json:"listen"`
-	Upstreams []struct {
-		Address  string `json:"address"`
-		Healthy  bool   `json:"healthy"`
-		Fails    int    `json:"fails"`
-		Requests int    `json:"requests"`
-	} `json:"upstreams"`
-	Certificates []struct {
-		Names    []string `json:"names"`
-		Issuer   string   `json:"issuer"`
-		NotAfter string   `json:"not_after"`
-	} `json:"certificates"`
-}
-
-// proxyMetrics reads the proxy status through the callback.
-func (s *Server) proxyMetrics() (ProxySummary, bool) {
-	var ps ProxySummary
-	if s.opts.Proxy == nil {
-		return ps, false
-	}
-	st := s.opts.Proxy()
-	if st == nil {
-		return ps, false
-	}
-	b, err := json.Marshal(st)
-	if err != nil || json.Unmarshal(b, &ps) != nil {
-		return ps, false
-	}
-	return ps, true
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {

@@ -47,10 +47,10 @@ type Options struct {
 	// several errors (errors.Join, config.Errors) is reported one by one.
 	// nil: reload answers 503.
 	Reload func(ctx context.Context) (ReloadResponse, error)
-	// Proxy returns the proxy's status (any JSON-encodable value; nil when
-	// there is no proxy). Its JSON may hold "upstreams": [{"address",
-	// "healthy", "requests"}], which /metrics exports. nil: no proxy.
-	Proxy func() any
+	// Proxy returns the proxy's status, and false when no proxy is
+	// configured. GET /v1/proxy answers with it and /metrics exports its
+	// running state and upstreams. nil: no proxy.
+	Proxy func() (ProxyStatus, bool)
 	// Token is the bearer token required on TCP listeners. A TCP listener
 	// without a token is refused by ServeTCP.
 	Token string
@@ -534,11 +534,19 @@ func trimNL(b []byte) []byte {
 }
 
 func (s *Server) proxyStatus(w http.ResponseWriter, r *http.Request) {
-	var st any
-	if s.opts.Proxy != nil {
-		st = s.opts.Proxy()
+	var res ProxyResponse
+	if st, ok := s.proxy(); ok {
+		res = ProxyResponse{Configured: true, Status: &st}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"configured": st != nil, "status": st})
+	writeJSON(w, http.StatusOK, res)
+}
+
+// proxy is the proxy's status from Options.Proxy; false without a proxy.
+func (s *Server) proxy() (ProxyStatus, bool) {
+	if s.opts.Proxy == nil {
+		return ProxyStatus{}, false
+	}
+	return s.opts.Proxy()
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -322,8 +324,8 @@ func TestDashboardHeaders(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	s := New(Options{Programs: newFake(), Proxy: func() any {
-		return map[string]any{"running": true, "upstreams": []map[string]any{{"address": "127.0.0.1:8000", "healthy": true, "requests": 3}}}
+	s := New(Options{Programs: newFake(), Proxy: func() (ProxyStatus, bool) {
+		return ProxyStatus{Running: true, Upstreams: []ProxyUpstreamStatus{{Address: "127.0.0.1:8000", Healthy: true, Requests: 3}}}, true
 	}})
 	srv := httptest.NewServer(s.Handler(false))
 	defer srv.Close()
@@ -472,9 +474,9 @@ func TestClientErrors(t *testing.T) {
 	if err != nil || p.Name != "api" || p.DroppedLogBytes != 7 || p.UptimeSeconds < 59 {
 		t.Errorf("Program(api) = %+v, %v", p, err)
 	}
-	raw, configured, err := c.Proxy(ctx)
-	if err != nil || configured || string(raw) != "null" {
-		t.Errorf("Proxy() = %s, %v, %v; want not configured", raw, configured, err)
+	ps, configured, err := c.Proxy(ctx)
+	if err != nil || configured || !reflect.DeepEqual(ps, ProxyStatus{}) {
+		t.Errorf("Proxy() = %+v, %v, %v; want not configured", ps, configured, err)
 	}
 	var h Health
 	if h, err = c.Health(ctx); err != nil || !h.OK {
@@ -483,6 +485,54 @@ func TestClientErrors(t *testing.T) {
 	b, _ := json.Marshal(p)
 	if !strings.Contains(string(b), `"state":"RUNNING"`) {
 		t.Errorf("program JSON %s lacks the state by name", b)
+	}
+}
+
+// TestProxyStatus: GET /v1/proxy keeps its wire format (the one the
+// dashboard and `hostctl status --json` users read), and the client
+// decodes it back into the value the server was given.
+func TestProxyStatus(t *testing.T) {
+	running := ProxyStatus{
+		Running:      true,
+		Listen:       []string{":443", ":80"},
+		Upstreams:    []ProxyUpstreamStatus{{Address: "127.0.0.1:8000", Healthy: true, Fails: 1, Requests: 3}},
+		Certificates: []ProxyCertificateStatus{{Names: []string{"example.com"}, Issuer: "acme", NotAfter: time.Date(2030, 1, 2, 3, 4, 5, 600, time.UTC)}},
+	}
+	for _, tc := range []struct {
+		name       string
+		proxy      func() (ProxyStatus, bool)
+		configured bool
+		want       ProxyStatus
+		wire       string
+	}{
+		{"none", nil, false, ProxyStatus{}, `{"configured":false,"status":null}`},
+		{"not configured", func() (ProxyStatus, bool) { return ProxyStatus{}, false }, false, ProxyStatus{},
+			`{"configured":false,"status":null}`},
+		{"waiting", func() (ProxyStatus, bool) { return ProxyStatus{Info: "waiting for app"}, true }, true, ProxyStatus{Info: "waiting for app"},
+			`{"configured":true,"status":{"running":false,"listen":null,"upstreams":null,"certificates":null,"info":"waiting for app"}}`},
+		{"running", func() (ProxyStatus, bool) { return running, true }, true, running,
+			`{"configured":true,"status":{"running":true,"listen":[":443",":80"],` +
+				`"upstreams":[{"address":"127.0.0.1:8000","healthy":true,"fails":1,"requests":3}],` +
+				`"certificates":[{"names":["example.com"],"issuer":"acme","not_after":"2030-01-02T03:04:05.0000006Z"}]}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(New(Options{Programs: newFake(), Proxy: tc.proxy}).Handler(false))
+			defer srv.Close()
+			resp, err := http.Get(srv.URL + "/v1/proxy")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var wire bytes.Buffer
+			if err := json.Compact(&wire, b); err != nil || wire.String() != tc.wire {
+				t.Errorf("GET /v1/proxy = %s (%v)\nwant %s", b, err, tc.wire)
+			}
+			got, configured, err := (&Client{URL: srv.URL}).Proxy(context.Background())
+			if err != nil || configured != tc.configured || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Proxy() = %+v, %v, %v\nwant %+v, %v", got, configured, err, tc.want, tc.configured)
+			}
+		})
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
+	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
@@ -394,17 +395,33 @@ func (o *proxyOwner) waitUpstreams(ctx context.Context, gen uint64, names []stri
 	}
 }
 
-// proxyStatus is the proxy's state for the admin API (nil without a proxy),
-// with the reason when it is not running.
-func (d *Daemon) proxyStatus() any {
+// proxyStatus is the proxy's state for the admin API, with the reason
+// when it is not running; false without a proxy.
+func (d *Daemon) proxyStatus() (control.ProxyStatus, bool) {
 	st, info, configured := d.proxy.Status()
 	if !configured {
-		return nil
+		return control.ProxyStatus{}, false
 	}
-	return struct {
-		proxy.Status
-		Info string `json:"info,omitempty"`
-	}{st, info}
+	return apiProxyStatus(st, info), true
+}
+
+// apiProxyStatus copies st into the API's mirror of it. Nil slices stay
+// nil so that the JSON (null or []) is the proxy's own.
+func apiProxyStatus(st proxy.Status, info string) control.ProxyStatus {
+	out := control.ProxyStatus{Running: st.Running, Listen: st.Listen, Info: info}
+	if st.Upstreams != nil {
+		out.Upstreams = make([]control.ProxyUpstreamStatus, len(st.Upstreams))
+		for i, u := range st.Upstreams {
+			out.Upstreams[i] = control.ProxyUpstreamStatus(u)
+		}
+	}
+	if st.Certificates != nil {
+		out.Certificates = make([]control.ProxyCertificateStatus, len(st.Certificates))
+		for i, c := range st.Certificates {
+			out.Certificates[i] = control.ProxyCertificateStatus(c)
+		}
+	}
+	return out
 }
 
 // proxyReady reports whether the proxy, if configured, is listening.
