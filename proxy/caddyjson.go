@@ -44,13 +44,15 @@ type buildEnv struct {
 // it except for the storage path and log sinks, which Apply adds from its
 // Options. It fails on the first problem; Validate reports all of them.
 func (c *Config) CaddyJSON() ([]byte, error) {
-	return c.caddyJSON(buildEnv{})
-}
-
-func (c *Config) caddyJSON(env buildEnv) ([]byte, error) {
 	if errs := c.validateFields("proxy"); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	return c.caddyJSON(buildEnv{})
+}
+
+// caddyJSON is build's config as JSON. Like build it assumes c passed
+// validateFields: Apply checks first, so each Apply checks once.
+func (c *Config) caddyJSON(env buildEnv) ([]byte, error) {
 	cfg, err := c.build(env)
 	if err != nil {
 		return nil, err
