@@ -44,13 +44,15 @@ type buildEnv struct {
 // it except for the storage path and log sinks, which Apply adds from its
 // Options. It fails on the first problem; Validate reports all of them.
 func (c *Config) CaddyJSON() ([]byte, error) {
-	return c.caddyJSON(buildEnv{})
-}
-
-func (c *Config) caddyJSON(env buildEnv) ([]byte, error) {
 	if errs := c.validateFields("proxy"); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	return c.caddyJSON(buildEnv{})
+}
+
+// caddyJSON is build's config as JSON. Like build it assumes c passed
+// validateFields: Apply checks first, so each Apply checks once.
+func (c *Config) caddyJSON(env buildEnv) ([]byte, error) {
 	cfg, err := c.build(env)
 	if err != nil {
 		return nil, err
@@ -66,198 +68,36 @@ func portOf(addr string) int {
 	return n
 }
 
+// build returns the Caddy config for c, which must have passed
+// validateFields (build trusts its values; CaddyJSON and Apply check them
+// first). It reads the files the config names (the Caddyfile, error
+// pages) and fails with a *FieldError when one cannot be used.
 func (c *Config) build(env buildEnv) (obj, error) {
 	cc := c.withDefaults()
-	sites := cc.sites("proxy")
-
-	var userRoutes []json.RawMessage
-	if cc.Caddyfile != "" {
-		r, warns, err := caddyfileRoutes(cc.Caddyfile)
-		if err != nil {
-			return nil, &FieldError{Key: "proxy.caddyfile", Msg: err.Error()}
-		}
-		userRoutes = r
-		if env.warnings != nil {
-			*env.warnings = append(*env.warnings, warns...)
-		}
+	user, err := cc.userRoutes(env.warnings)
+	if err != nil {
+		return nil, err
 	}
-
-	var (
-		httpRoutes, tlsRoutes   []any // site routes per server
-		redirects               []any
-		httpErrors, tlsErrors   []any
-		httpCatch, httpErrCatch []any // the catch-all site goes last
-		internalHosts, acmeHost []string
-	)
-	httpsPort := portOf(cc.ListenTLS)
-	for _, s := range sites {
-		routes, err := cc.siteRoutes(&s)
-		if err != nil {
-			return nil, err
-		}
-		page := defaultErrorPage
-		if s.ErrorPage != "" {
-			page, err = os.ReadFile(s.ErrorPage)
-			if err != nil {
-				return nil, &FieldError{Key: s.key + ".error_page", Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))}
-			}
-		}
-		errRoute := errorRoute(s.Hosts, page)
-		var siteRoute obj
-		if len(s.Hosts) > 0 {
-			siteRoute = obj{
-				"match":    []any{obj{"host": s.Hosts}},
-				"handle":   []any{obj{"handler": "subroute", "routes": routes}},
-				"terminal": true,
-			}
-		} else {
-			siteRoute = obj{"handle": []any{obj{"handler": "subroute", "routes": routes}}, "terminal": true}
-		}
-		switch mode := s.tlsMode(); mode {
-		case TLSOff:
-			if len(s.Hosts) > 0 {
-				httpRoutes = append(httpRoutes, siteRoute)
-				httpErrors = append(httpErrors, errRoute)
-			} else {
-				httpCatch = append(httpCatch, siteRoute)
-				httpErrCatch = append(httpErrCatch, errRoute)
-			}
-		default:
-			tlsRoutes = append(tlsRoutes, siteRoute)
-			tlsErrors = append(tlsErrors, errRoute)
-			loc := "https://{http.request.host}{http.request.uri}"
-			if httpsPort != 443 {
-				loc = fmt.Sprintf("https://{http.request.host}:%d{http.request.uri}", httpsPort)
-			}
-			redirects = append(redirects, obj{
-				"match": []any{obj{"host": s.Hosts}},
-				"handle": []any{obj{
-					"handler": "static_response", "status_code": 308,
-					"headers": obj{"Location": []string{loc}},
-				}},
-				"terminal": true,
-			})
-			if mode == TLSInternal {
-				internalHosts = append(internalHosts, s.Hosts...)
-			} else {
-				acmeHost = append(acmeHost, s.Hosts...)
-			}
-		}
+	sr, err := cc.routeSites()
+	if err != nil {
+		return nil, err
 	}
-
-	protocols := []string{"h1", "h2"}
-	if cc.HTTP3 {
-		protocols = append(protocols, "h3")
-	}
-	server := func(listen string, routes, errRoutes []any, tls bool) obj {
-		srv := obj{
-			"listen":              []string{listen},
-			"read_header_timeout": dur(cc.ReadHeaderTimeout),
-			"read_timeout":        dur(cc.ReadTimeout),
-			"idle_timeout":        dur(cc.IdleTimeout),
-			"routes":              routes,
-			"errors":              obj{"routes": errRoutes},
-		}
-		if *cc.WriteTimeout > 0 {
-			srv["write_timeout"] = dur(*cc.WriteTimeout)
-		}
-		if tls {
-			srv["protocols"] = protocols
-			// hostctl writes its own redirects (on Listen, with the right port).
-			srv["automatic_https"] = obj{"disable_redirects": true}
-		} else {
-			srv["protocols"] = []string{"h1", "h2c"}
-		}
-		if *cc.AccessLog && env.accessLog {
-			srv["logs"] = obj{}
-		}
-		if len(cc.TrustedProxies) > 0 {
-			srv["trusted_proxies"] = obj{"source": "static", "ranges": cc.TrustedProxies}
-		}
-		return srv
-	}
-
-	addUser := func(routes []any) []any {
-		out := make([]any, 0, len(userRoutes)+len(routes))
-		for _, r := range userRoutes {
-			out = append(out, r)
-		}
-		return append(out, routes...)
-	}
-
-	servers := obj{}
-	// The HTTP server: redirects for TLS sites first, then the Caddyfile's
-	// routes, then plain-HTTP sites (the catch-all last).
-	httpAll := append(append([]any{}, redirects...), addUser(append(httpRoutes, httpCatch...))...)
-	servers["http"] = server(cc.Listen, httpAll, append(httpErrors, httpErrCatch...), false)
-	if len(tlsRoutes) > 0 {
-		servers["https"] = server(cc.ListenTLS, addUser(tlsRoutes), tlsErrors, true)
-	}
-
-	apps := obj{
-		"http": obj{
-			"http_port":    portOf(cc.Listen),
-			"https_port":   httpsPort,
-			"grace_period": dur(cc.GracePeriod),
-			"servers":      servers,
-		},
-	}
-	var policies []any
-	if len(internalHosts) > 0 {
-		policies = append(policies, obj{"subjects": internalHosts, "issuers": []any{obj{"module": "internal"}}})
+	apps := obj{"http": cc.httpApp(env, user, sr)}
+	if len(sr.internalHosts) > 0 {
+		// The local CA that issues tls = "internal" certificates.
 		apps["pki"] = obj{"certificate_authorities": obj{"local": obj{"install_trust": false}}}
 	}
-	if len(acmeHost) > 0 {
-		// The CA validates on ports 80 and 443; the alternate ports are
-		// where the challenges are answered here, which is always by
-		// hostctl's own servers on Listen and ListenTLS (Caddy's solvers
-		// find those ports taken and leave the answering to them). Caddy
-		// would copy http_port and https_port into the issuer too; saying
-		// it here keeps the mapping visible.
-		issuer := obj{
-			"module": "acme",
-			"ca":     cc.ACMECA,
-			"challenges": obj{
-				"http":     obj{"alternate_port": portOf(cc.Listen)},
-				"tls-alpn": obj{"alternate_port": httpsPort},
-			},
-		}
-		if cc.Email != "" {
-			issuer["email"] = cc.Email
-		}
-		if cc.ACMECARoot != "" {
-			root, err := filepath.Abs(cc.ACMECARoot)
-			if err != nil {
-				return nil, err
-			}
-			issuer["trusted_roots_pem_files"] = []string{root}
-		}
-		policies = append(policies, obj{"subjects": acmeHost, "issuers": []any{issuer}})
+	tlsApp, err := cc.tlsApp(sr.internalHosts, sr.acmeHosts)
+	if err != nil {
+		return nil, err
 	}
-	if len(policies) > 0 {
-		automation := obj{"policies": policies}
-		if renewCheckInterval > 0 {
-			automation["renew_interval"] = dur(renewCheckInterval)
-		}
-		apps["tls"] = obj{"automation": automation}
+	if tlsApp != nil {
+		apps["tls"] = tlsApp
 	}
-
 	cfg := obj{
-		"admin": obj{"disabled": true, "config": obj{"persist": false}},
-		"apps":  apps,
-		"logging": obj{"logs": obj{
-			"default": obj{
-				"writer":  obj{"output": "discard"},
-				"core":    obj{"module": "hostctl", "instance": env.instance},
-				"level":   "DEBUG",
-				"exclude": []string{"http.log.access"},
-			},
-			"access": obj{
-				"writer":  obj{"output": "hostctl_access", "instance": env.instance},
-				"encoder": obj{"format": "json"},
-				"include": []string{"http.log.access"},
-			},
-		}},
+		"admin":   obj{"disabled": true, "config": obj{"persist": false}},
+		"apps":    apps,
+		"logging": logging(env.instance),
 	}
 	if env.storageRoot != "" {
 		cfg["storage"] = obj{"module": "file_system", "root": env.storageRoot}
@@ -265,112 +105,382 @@ func (c *Config) build(env buildEnv) (obj, error) {
 	return cfg, nil
 }
 
-// siteRoutes returns the routes inside one site's subroute.
+// userRoutes returns the Caddyfile's routes, if there is a Caddyfile, and
+// adds the adapter's warnings to warnings if that is not nil.
+func (cc *Config) userRoutes(warnings *[]string) ([]json.RawMessage, error) {
+	if cc.Caddyfile == "" {
+		return nil, nil
+	}
+	r, warns, err := caddyfileRoutes(cc.Caddyfile)
+	if err != nil {
+		return nil, &FieldError{Key: "proxy.caddyfile", Msg: err.Error()}
+	}
+	if warnings != nil {
+		*warnings = append(*warnings, warns...)
+	}
+	return r, nil
+}
+
+// serverRoutes are the sites' routes and error routes sorted by the server
+// that serves them, and the host names that need certificates.
+type serverRoutes struct {
+	http, httpErrors         []any // plain-HTTP sites with host names
+	catchAll, catchAllErrors []any // the plain-HTTP site for every host, served last
+	tls, tlsErrors           []any // HTTPS sites
+	redirects                []any // HTTP->HTTPS, one per HTTPS site
+	internalHosts, acmeHosts []string
+}
+
+// routeSites builds every site's route and error route and sorts them by
+// server and TLS mode.
+func (cc *Config) routeSites() (serverRoutes, error) {
+	var sr serverRoutes
+	for _, s := range cc.sites("proxy") {
+		route, errRoute, err := cc.siteRoute(&s)
+		if err != nil {
+			return serverRoutes{}, err
+		}
+		switch mode := s.tlsMode(); mode {
+		case TLSOff:
+			if len(s.Hosts) > 0 {
+				sr.http = append(sr.http, route)
+				sr.httpErrors = append(sr.httpErrors, errRoute)
+			} else {
+				sr.catchAll = append(sr.catchAll, route)
+				sr.catchAllErrors = append(sr.catchAllErrors, errRoute)
+			}
+		default:
+			sr.tls = append(sr.tls, route)
+			sr.tlsErrors = append(sr.tlsErrors, errRoute)
+			sr.redirects = append(sr.redirects, httpsRedirect(s.Hosts, portOf(cc.ListenTLS)))
+			if mode == TLSInternal {
+				sr.internalHosts = append(sr.internalHosts, s.Hosts...)
+			} else {
+				sr.acmeHosts = append(sr.acmeHosts, s.Hosts...)
+			}
+		}
+	}
+	return sr, nil
+}
+
+// siteRoute returns the site's route (its host names' subroute) and its
+// error route (the error page for those host names).
+func (cc *Config) siteRoute(s *site) (route, errRoute obj, err error) {
+	routes, err := cc.siteRoutes(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	page := defaultErrorPage
+	if s.ErrorPage != "" {
+		page, err = os.ReadFile(s.ErrorPage)
+		if err != nil {
+			return nil, nil, &FieldError{Key: s.key + ".error_page", Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))}
+		}
+	}
+	route = obj{"handle": []any{obj{"handler": "subroute", "routes": routes}}, "terminal": true}
+	if len(s.Hosts) > 0 {
+		route["match"] = []any{obj{"host": s.Hosts}}
+	}
+	return route, errorRoute(s.Hosts, page), nil
+}
+
+// httpsRedirect sends requests for hosts to the same URL on HTTPS.
+func httpsRedirect(hosts []string, httpsPort int) obj {
+	loc := "https://{http.request.host}{http.request.uri}"
+	if httpsPort != 443 {
+		loc = fmt.Sprintf("https://{http.request.host}:%d{http.request.uri}", httpsPort)
+	}
+	return obj{
+		"match": []any{obj{"host": hosts}},
+		"handle": []any{obj{
+			"handler": "static_response", "status_code": 308,
+			"headers": obj{"Location": []string{loc}},
+		}},
+		"terminal": true,
+	}
+}
+
+// httpApp returns the http app: the server on Listen, and the one on
+// ListenTLS if a site has TLS.
+func (cc *Config) httpApp(env buildEnv, user []json.RawMessage, sr serverRoutes) obj {
+	servers := obj{}
+	// The HTTP server: redirects for TLS sites first, then the Caddyfile's
+	// routes, then plain-HTTP sites (the catch-all last).
+	httpAll := append(append([]any{}, sr.redirects...), withUserRoutes(user, append(sr.http, sr.catchAll...))...)
+	servers["http"] = cc.server(env, cc.Listen, httpAll, append(sr.httpErrors, sr.catchAllErrors...), false)
+	if len(sr.tls) > 0 {
+		servers["https"] = cc.server(env, cc.ListenTLS, withUserRoutes(user, sr.tls), sr.tlsErrors, true)
+	}
+	return obj{
+		"http_port":    portOf(cc.Listen),
+		"https_port":   portOf(cc.ListenTLS),
+		"grace_period": dur(cc.GracePeriod),
+		"servers":      servers,
+	}
+}
+
+// withUserRoutes returns the Caddyfile's routes followed by routes.
+func withUserRoutes(user []json.RawMessage, routes []any) []any {
+	out := make([]any, 0, len(user)+len(routes))
+	for _, r := range user {
+		out = append(out, r)
+	}
+	return append(out, routes...)
+}
+
+// server returns one http server: its listener, client timeouts,
+// protocols, access log and trusted proxies.
+func (cc *Config) server(env buildEnv, listen string, routes, errRoutes []any, tls bool) obj {
+	srv := obj{
+		"listen":              []string{listen},
+		"read_header_timeout": dur(cc.ReadHeaderTimeout),
+		"read_timeout":        dur(cc.ReadTimeout),
+		"idle_timeout":        dur(cc.IdleTimeout),
+		"routes":              routes,
+		"errors":              obj{"routes": errRoutes},
+	}
+	if *cc.WriteTimeout > 0 {
+		srv["write_timeout"] = dur(*cc.WriteTimeout)
+	}
+	if tls {
+		protocols := []string{"h1", "h2"}
+		if cc.HTTP3 {
+			protocols = append(protocols, "h3")
+		}
+		srv["protocols"] = protocols
+		// hostctl writes its own redirects (on Listen, with the right port).
+		srv["automatic_https"] = obj{"disable_redirects": true}
+	} else {
+		srv["protocols"] = []string{"h1", "h2c"}
+	}
+	if *cc.AccessLog && env.accessLog {
+		srv["logs"] = obj{}
+	}
+	if len(cc.TrustedProxies) > 0 {
+		srv["trusted_proxies"] = obj{"source": "static", "ranges": cc.TrustedProxies}
+	}
+	return srv
+}
+
+// tlsApp returns the tls app: one certificate automation policy for the
+// tls = "internal" hosts (Caddy's local CA) and one for the tls = "auto"
+// hosts (ACME). It is nil when no site has TLS.
+func (cc *Config) tlsApp(internalHosts, acmeHosts []string) (obj, error) {
+	var policies []any
+	if len(internalHosts) > 0 {
+		policies = append(policies, obj{"subjects": internalHosts, "issuers": []any{obj{"module": "internal"}}})
+	}
+	if len(acmeHosts) > 0 {
+		issuer, err := cc.acmeIssuer()
+		if err != nil {
+			return nil, err
+		}
+		policies = append(policies, obj{"subjects": acmeHosts, "issuers": []any{issuer}})
+	}
+	if len(policies) == 0 {
+		return nil, nil
+	}
+	automation := obj{"policies": policies}
+	if renewCheckInterval > 0 {
+		automation["renew_interval"] = dur(renewCheckInterval)
+	}
+	return obj{"automation": automation}, nil
+}
+
+// acmeIssuer returns the issuer of tls = "auto" certificates: the ACME
+// server ACMECA, trusted through ACMECARoot if set.
+func (cc *Config) acmeIssuer() (obj, error) {
+	// The CA validates on ports 80 and 443; the alternate ports are
+	// where the challenges are answered here, which is always by
+	// hostctl's own servers on Listen and ListenTLS (Caddy's solvers
+	// find those ports taken and leave the answering to them). Caddy
+	// would copy http_port and https_port into the issuer too; saying
+	// it here keeps the mapping visible.
+	issuer := obj{
+		"module": "acme",
+		"ca":     cc.ACMECA,
+		"challenges": obj{
+			"http":     obj{"alternate_port": portOf(cc.Listen)},
+			"tls-alpn": obj{"alternate_port": portOf(cc.ListenTLS)},
+		},
+	}
+	if cc.Email != "" {
+		issuer["email"] = cc.Email
+	}
+	if cc.ACMECARoot != "" {
+		root, err := filepath.Abs(cc.ACMECARoot)
+		if err != nil {
+			return nil, err
+		}
+		issuer["trusted_roots_pem_files"] = []string{root}
+	}
+	return issuer, nil
+}
+
+// logging returns the logging config: Caddy's own logs to the Proxy's
+// Logger, access logs to its access log writer (see logging.go).
+func logging(instance string) obj {
+	return obj{"logs": obj{
+		"default": obj{
+			"writer":  obj{"output": "discard"},
+			"core":    obj{"module": "hostctl", "instance": instance},
+			"level":   "DEBUG",
+			"exclude": []string{"http.log.access"},
+		},
+		"access": obj{
+			"writer":  obj{"output": "hostctl_access", "instance": instance},
+			"encoder": obj{"format": "json"},
+			"include": []string{"http.log.access"},
+		},
+	}}
+}
+
+// siteRoutes returns the routes inside one site's subroute, in order:
+// maintenance, the request body limit, static files, then the upstreams
+// (or 404 when there are none).
 func (cc *Config) siteRoutes(s *site) ([]any, error) {
 	var routes []any
 	if s.maintenance {
-		r := obj{"handle": []any{obj{"handler": "error", "status_code": 503, "error": "maintenance"}}}
-		if len(s.Allow) > 0 {
-			r["match"] = []any{obj{"not": []any{obj{"client_ip": obj{"ranges": s.Allow}}}}}
-		}
-		routes = append(routes, r)
+		routes = append(routes, maintenanceRoute(s.Allow))
 	}
 	if *cc.MaxBodySize > 0 {
 		routes = append(routes, obj{"handle": []any{obj{"handler": "request_body", "max_size": *cc.MaxBodySize}}})
 	}
 	for _, st := range s.Static {
-		maxAge := defaultStaticMaxAge
-		if st.MaxAge != nil {
-			maxAge = *st.MaxAge
-		}
-		cacheControl := "no-cache"
-		if maxAge > 0 {
-			cacheControl = fmt.Sprintf("public, max-age=%d", int64(maxAge/time.Second))
-		}
-		dir, err := filepath.Abs(st.Dir)
+		r, err := staticRoute(st)
 		if err != nil {
 			return nil, err
 		}
-		prefix := st.Path
-		match := []string{prefix + "*"}
-		if prefix[len(prefix)-1] == '/' {
-			// "/static/" also serves "/static" (the directory itself is never listed).
-			match = append(match, prefix[:len(prefix)-1])
-		}
-		routes = append(routes, obj{
-			"match": []any{obj{"path": match}},
-			"handle": []any{
-				obj{"handler": "headers", "response": obj{"set": obj{"Cache-Control": []string{cacheControl}}}},
-				obj{"handler": "rewrite", "strip_path_prefix": trimSlash(prefix)},
-				obj{"handler": "encode",
-					"encodings": obj{"zstd": obj{}, "gzip": obj{}},
-					"prefer":    []string{"zstd", "gzip"},
-				},
-				obj{"handler": "file_server", "root": dir,
-					"precompressed":       obj{"br": obj{}, "zstd": obj{}, "gzip": obj{}},
-					"precompressed_order": []string{"br", "zstd", "gzip"},
-					"index_names":         []string{},
-				},
-			},
-			"terminal": true,
-		})
+		routes = append(routes, r)
 	}
 	ups := s.upstreams()
 	if len(ups) == 0 {
 		return append(routes, obj{"handle": []any{obj{"handler": "error", "status_code": 404}}}), nil
 	}
+	return append(routes, obj{"handle": []any{cc.reverseProxy(s, ups)}}), nil
+}
+
+// maintenanceRoute answers 503 "maintenance" (the error page) to every
+// client not in allow.
+func maintenanceRoute(allow []string) obj {
+	r := obj{"handle": []any{obj{"handler": "error", "status_code": 503, "error": "maintenance"}}}
+	if len(allow) > 0 {
+		r["match"] = []any{obj{"not": []any{obj{"client_ip": obj{"ranges": allow}}}}}
+	}
+	return r
+}
+
+// staticRoute serves st.Dir under st.Path: Cache-Control, the prefix
+// stripped, compression, precompressed files, no directory listing.
+func staticRoute(st Static) (obj, error) {
+	maxAge := defaultStaticMaxAge
+	if st.MaxAge != nil {
+		maxAge = *st.MaxAge
+	}
+	cacheControl := "no-cache"
+	if maxAge > 0 {
+		cacheControl = fmt.Sprintf("public, max-age=%d", int64(maxAge/time.Second))
+	}
+	dir, err := filepath.Abs(st.Dir)
+	if err != nil {
+		return nil, err
+	}
+	prefix := st.Path
+	match := []string{prefix + "*"}
+	if prefix[len(prefix)-1] == '/' {
+		// "/static/" also serves "/static" (the directory itself is never listed).
+		match = append(match, prefix[:len(prefix)-1])
+	}
+	return obj{
+		"match": []any{obj{"path": match}},
+		"handle": []any{
+			obj{"handler": "headers", "response": obj{"set": obj{"Cache-Control": []string{cacheControl}}}},
+			obj{"handler": "rewrite", "strip_path_prefix": trimSlash(prefix)},
+			obj{"handler": "encode",
+				"encodings": obj{"zstd": obj{}, "gzip": obj{}},
+				"prefer":    []string{"zstd", "gzip"},
+			},
+			obj{"handler": "file_server", "root": dir,
+				"precompressed":       obj{"br": obj{}, "zstd": obj{}, "gzip": obj{}},
+				"precompressed_order": []string{"br", "zstd", "gzip"},
+				"index_names":         []string{},
+			},
+		},
+		"terminal": true,
+	}, nil
+}
+
+// reverseProxy returns the reverse_proxy handler for the site's upstreams
+// ups: its transport, request buffering, load balancing with retries, and
+// active health checks when there is more than one upstream.
+func (cc *Config) reverseProxy(s *site, ups []string) obj {
 	var upstreams []any
 	for _, u := range ups {
 		upstreams = append(upstreams, obj{"dial": dialAddress(u)})
 	}
-	keepAlive := obj{"enabled": cc.UpstreamKeepAlive}
-	if cc.UpstreamKeepAlive {
-		keepAlive["max_idle_conns_per_host"] = 64
-	}
 	rp := obj{
-		"handler":   "reverse_proxy",
-		"upstreams": upstreams,
-		"transport": obj{
-			"protocol":                "http",
-			"keep_alive":              keepAlive,
-			"dial_timeout":            dur(cc.DialTimeout),
-			"response_header_timeout": dur(cc.UpstreamTimeout),
-		},
+		"handler":        "reverse_proxy",
+		"upstreams":      upstreams,
+		"transport":      cc.upstreamTransport(),
+		"load_balancing": cc.loadBalancing(),
 	}
 	if *cc.RequestBuffer > 0 {
 		rp["request_buffers"] = *cc.RequestBuffer
 	}
-	if *cc.RetryFor > 0 {
-		rp["load_balancing"] = obj{
-			"selection_policy": obj{"policy": "least_conn"},
-			"try_duration":     dur(*cc.RetryFor),
-			"try_interval":     dur(250 * time.Millisecond),
-		}
-	} else {
-		rp["load_balancing"] = obj{"selection_policy": obj{"policy": "least_conn"}}
-	}
 	if len(ups) > 1 {
-		active := obj{
-			"uri":      cc.Health.Path,
-			"interval": dur(cc.Health.Interval),
-			"timeout":  dur(cc.Health.Timeout),
-		}
-		if st := cc.Health.Status; st != 2 {
-			active["expect_status"] = st
-		}
-		host := cc.Health.Host
-		if host == "" && len(s.Hosts) > 0 {
-			host = s.Hosts[0]
-		}
-		if host != "" {
-			active["headers"] = obj{"Host": []string{host}}
-		}
-		rp["health_checks"] = obj{"active": active}
+		rp["health_checks"] = obj{"active": cc.activeHealthCheck(s)}
 	}
 	if len(cc.TrustedProxies) > 0 {
 		rp["trusted_proxies"] = cc.TrustedProxies
 	}
-	return append(routes, obj{"handle": []any{rp}}), nil
+	return rp
+}
+
+// upstreamTransport is how the proxy connects to upstreams: plain HTTP,
+// keep-alive only if UpstreamKeepAlive, the dial and response timeouts.
+func (cc *Config) upstreamTransport() obj {
+	keepAlive := obj{"enabled": cc.UpstreamKeepAlive}
+	if cc.UpstreamKeepAlive {
+		keepAlive["max_idle_conns_per_host"] = 64
+	}
+	return obj{
+		"protocol":                "http",
+		"keep_alive":              keepAlive,
+		"dial_timeout":            dur(cc.DialTimeout),
+		"response_header_timeout": dur(cc.UpstreamTimeout),
+	}
+}
+
+// loadBalancing picks the upstream with the fewest requests in flight and,
+// unless RetryFor is 0, retries for RetryFor every 250 ms.
+func (cc *Config) loadBalancing() obj {
+	lb := obj{"selection_policy": obj{"policy": "least_conn"}}
+	if *cc.RetryFor > 0 {
+		lb["try_duration"] = dur(*cc.RetryFor)
+		lb["try_interval"] = dur(250 * time.Millisecond)
+	}
+	return lb
+}
+
+// activeHealthCheck checks each upstream at Health.Path, with the Host
+// header Health.Host or else the site's first host name.
+func (cc *Config) activeHealthCheck(s *site) obj {
+	active := obj{
+		"uri":      cc.Health.Path,
+		"interval": dur(cc.Health.Interval),
+		"timeout":  dur(cc.Health.Timeout),
+	}
+	if st := cc.Health.Status; st != 2 {
+		active["expect_status"] = st
+	}
+	host := cc.Health.Host
+	if host == "" && len(s.Hosts) > 0 {
+		host = s.Hosts[0]
+	}
+	if host != "" {
+		active["headers"] = obj{"Host": []string{host}}
+	}
+	return active
 }
 
 func trimSlash(p string) string {

@@ -504,27 +504,58 @@ func (c *Config) Validate(prefix string) []error {
 	return errs
 }
 
+// validateFields checks c's values, every section, and returns every
+// problem as a *FieldError whose key starts with prefix. It does not build
+// the Caddy config.
 func (c *Config) validateFields(prefix string) []error {
-	var errs []error
-	add := func(key, format string, args ...any) {
-		errs = append(errs, &FieldError{Key: prefix + key, Msg: fmt.Sprintf(format, args...)})
-	}
+	fe := &fieldErrors{prefix: prefix}
 	cc := c.withDefaults()
+	cc.checkListen(fe)
+	cc.checkACME(fe)
+	cc.checkLimits(fe)
+	cc.checkHealth(fe)
+	for i, p := range cc.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			fe.add(fmt.Sprintf(".trusted_proxies[%d]", i), "%q is not an IP address or CIDR range", p)
+		}
+	}
+	if cc.Caddyfile != "" {
+		if _, err := os.Stat(cc.Caddyfile); err != nil {
+			fe.add(".caddyfile", "cannot read: %v", unwrapPath(err))
+		}
+	}
+	cc.checkSites(fe)
+	return fe.errs
+}
 
+// fieldErrors collects the problems validateFields finds.
+type fieldErrors struct {
+	prefix string // put in front of every key: "proxy"
+	errs   []error
+}
+
+// add records a problem at prefix+key, such as ".listen".
+func (fe *fieldErrors) add(key, format string, args ...any) {
+	fe.errs = append(fe.errs, &FieldError{Key: fe.prefix + key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// checkListen checks listen and listen_tls: host:port with an IP address
+// or localhost, and different ports.
+func (cc *Config) checkListen(fe *fieldErrors) {
 	checkHostPort := func(key, v string) (port int) {
 		host, p, err := net.SplitHostPort(v)
 		if err != nil {
-			add(key, "%q is not host:port (for example \"127.0.0.1:8080\" or \":80\")", v)
+			fe.add(key, "%q is not host:port (for example \"127.0.0.1:8080\" or \":80\")", v)
 			return 0
 		}
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			add(key, "port %q is not a number from 1 to 65535", p)
+			fe.add(key, "port %q is not a number from 1 to 65535", p)
 			return 0
 		}
 		if host != "" {
 			if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
-				add(key, "host %q must be an IP address or localhost (host names go in hosts)", host)
+				fe.add(key, "host %q must be an IP address or localhost (host names go in hosts)", host)
 			}
 		}
 		return n
@@ -532,26 +563,34 @@ func (c *Config) validateFields(prefix string) []error {
 	httpPort := checkHostPort(".listen", cc.Listen)
 	tlsPort := checkHostPort(".listen_tls", cc.ListenTLS)
 	if httpPort != 0 && httpPort == tlsPort {
-		add(".listen_tls", "port %d is also the port of listen; HTTP and HTTPS need different ports", tlsPort)
+		fe.add(".listen_tls", "port %d is also the port of listen; HTTP and HTTPS need different ports", tlsPort)
 	}
+}
 
+// checkACME checks acme_ca (an https URL) and acme_ca_root (a readable
+// file of PEM certificates).
+func (cc *Config) checkACME(fe *fieldErrors) {
 	if u, err := url.Parse(cc.ACMECA); err != nil || u.Scheme != "https" || u.Host == "" {
-		add(".acme_ca", "%q is not an https URL (the ACME directory, such as %q)", cc.ACMECA, certmagic.LetsEncryptProductionCA)
+		fe.add(".acme_ca", "%q is not an https URL (the ACME directory, such as %q)", cc.ACMECA, certmagic.LetsEncryptProductionCA)
 	}
 	if cc.ACMECARoot != "" {
 		if err := checkPEMCerts(cc.ACMECARoot); err != nil {
-			add(".acme_ca_root", "%v", err)
+			fe.add(".acme_ca_root", "%v", err)
 		}
 	}
+}
 
+// checkLimits checks that retry_for, the size limits and the timeouts are
+// not negative.
+func (cc *Config) checkLimits(fe *fieldErrors) {
 	if *cc.RetryFor < 0 {
-		add(".retry_for", "must not be negative")
+		fe.add(".retry_for", "must not be negative")
 	}
 	if *cc.MaxBodySize < 0 {
-		add(".max_body_size", "must not be negative")
+		fe.add(".max_body_size", "must not be negative")
 	}
 	if *cc.RequestBuffer < 0 {
-		add(".request_buffer", "must not be negative")
+		fe.add(".request_buffer", "must not be negative")
 	}
 	for key, d := range map[string]time.Duration{
 		".read_header_timeout": cc.ReadHeaderTimeout, ".read_timeout": cc.ReadTimeout,
@@ -560,108 +599,128 @@ func (c *Config) validateFields(prefix string) []error {
 		".health.interval": cc.Health.Interval, ".health.timeout": cc.Health.Timeout,
 	} {
 		if d < 0 {
-			add(key, "must not be negative")
+			fe.add(key, "must not be negative")
 		}
 	}
+}
+
+// checkHealth checks [proxy.health]'s path and status (its durations are
+// in checkLimits).
+func (cc *Config) checkHealth(fe *fieldErrors) {
 	if !strings.HasPrefix(cc.Health.Path, "/") {
-		add(".health.path", "%q must start with /", cc.Health.Path)
+		fe.add(".health.path", "%q must start with /", cc.Health.Path)
 	}
 	if s := cc.Health.Status; !(s >= 1 && s <= 5) && !(s >= 100 && s <= 599) {
-		add(".health.status", "%d is neither a status code (100-599) nor a class (1-5)", s)
+		fe.add(".health.status", "%d is neither a status code (100-599) nor a class (1-5)", s)
 	}
-	for i, p := range cc.TrustedProxies {
-		if _, err := parsePrefix(p); err != nil {
-			add(fmt.Sprintf(".trusted_proxies[%d]", i), "%q is not an IP address or CIDR range", p)
-		}
-	}
-	if cc.Caddyfile != "" {
-		if _, err := os.Stat(cc.Caddyfile); err != nil {
-			add(".caddyfile", "cannot read: %v", unwrapPath(err))
-		}
-	}
-	if len(cc.Sites) > 0 && len(cc.Hosts) > 0 {
-		add(".hosts", "set hosts inside each [[%s.site]]; top-level hosts are only used without sites", prefix)
-	}
+}
 
-	sites := cc.sites("")
-	seenHost := map[string]string{}
+// checkSites checks every site, that no host name belongs to two sites,
+// and that at most one site has no host names.
+func (cc *Config) checkSites(fe *fieldErrors) {
+	if len(cc.Sites) > 0 && len(cc.Hosts) > 0 {
+		fe.add(".hosts", "set hosts inside each [[%s.site]]; top-level hosts are only used without sites", fe.prefix)
+	}
+	seenHost := map[string]string{} // lower-case host name -> key of its site
 	catchAll := 0
-	for _, s := range sites {
-		k := s.key // "" or ".site[i]"
-		switch s.TLS {
-		case "", TLSAuto, TLSInternal, TLSOff:
-		default:
-			add(k+".tls", "%q is not one of \"auto\", \"internal\", \"off\"", s.TLS)
-		}
+	for _, s := range cc.sites("") {
 		if len(s.Hosts) == 0 {
 			catchAll++
-			if s.TLS == TLSAuto || s.TLS == TLSInternal {
-				add(k+".hosts", "tls = %q needs host names to get certificates for", s.TLS)
-			}
 		}
-		for i, h := range s.Hosts {
-			hk := fmt.Sprintf("%s.hosts[%d]", k, i)
-			if err := checkHostName(h); err != nil {
-				add(hk, "%v", err)
-				continue
-			}
-			if strings.HasPrefix(h, "*.") && s.tlsMode() == TLSAuto {
-				add(hk, "%q: a wildcard certificate needs the ACME DNS challenge, which hostctl does not configure; list the names, or set tls = \"internal\" or \"off\"", h)
-			}
-			if prev, dup := seenHost[strings.ToLower(h)]; dup {
-				add(hk, "%q is also a host of %s", h, prefix+prev)
-			}
-			seenHost[strings.ToLower(h)] = k
-		}
-		if s.Upstream != "" && len(s.Upstreams) > 0 {
-			add(k+".upstreams", "set upstream or upstreams, not both")
-		}
-		ups := s.upstreams()
-		if len(ups) == 0 && len(s.Static) == 0 {
-			add(k+".upstream", "missing: set upstream (\"127.0.0.1:8000\" or \"unix:/run/app.sock\") or static")
-		}
-		for i, u := range ups {
-			uk := k + ".upstream"
-			if s.Upstream == "" {
-				uk = fmt.Sprintf("%s.upstreams[%d]", k, i)
-			}
-			if err := checkUpstream(u); err != nil {
-				add(uk, "%v", err)
-			}
-		}
+		s.checkTLS(fe)
+		s.checkHosts(fe, seenHost)
+		s.checkUpstreams(fe)
 		for i, st := range s.Static {
-			sk := fmt.Sprintf("%s.static[%d]", k, i)
-			if !strings.HasPrefix(st.Path, "/") {
-				add(sk+".path", "%q must be a URL prefix starting with / (for example \"/static/\")", st.Path)
-			}
-			if st.Dir == "" {
-				add(sk+".dir", "missing: the directory to serve")
-			} else if fi, err := os.Stat(st.Dir); err != nil {
-				add(sk+".dir", "cannot read: %v", unwrapPath(err))
-			} else if !fi.IsDir() {
-				add(sk+".dir", "%q is not a directory", st.Dir)
-			}
-			if st.MaxAge != nil && *st.MaxAge < 0 {
-				add(sk+".max_age", "must not be negative")
-			}
+			st.check(fe, fmt.Sprintf("%s.static[%d]", s.key, i))
 		}
 		if s.ErrorPage != "" {
 			if fi, err := os.Stat(s.ErrorPage); err != nil {
-				add(k+".error_page", "cannot read: %v", unwrapPath(err))
+				fe.add(s.key+".error_page", "cannot read: %v", unwrapPath(err))
 			} else if fi.Size() > maxErrorPage {
-				add(k+".error_page", "%q is %d bytes; the limit is %d", s.ErrorPage, fi.Size(), maxErrorPage)
+				fe.add(s.key+".error_page", "%q is %d bytes; the limit is %d", s.ErrorPage, fi.Size(), maxErrorPage)
 			}
 		}
 		for i, a := range s.Allow {
 			if _, err := parsePrefix(a); err != nil {
-				add(fmt.Sprintf("%s.allow[%d]", k, i), "%q is not an IP address or CIDR range", a)
+				fe.add(fmt.Sprintf("%s.allow[%d]", s.key, i), "%q is not an IP address or CIDR range", a)
 			}
 		}
 	}
 	if catchAll > 1 {
-		add(".site", "%d sites have no hosts; at most one site may match every host", catchAll)
+		fe.add(".site", "%d sites have no hosts; at most one site may match every host", catchAll)
 	}
-	return errs
+}
+
+// checkTLS checks the site's tls mode, and that a site with TLS has host
+// names to get certificates for. s.key is "" or ".site[i]".
+func (s *site) checkTLS(fe *fieldErrors) {
+	switch s.TLS {
+	case "", TLSAuto, TLSInternal, TLSOff:
+	default:
+		fe.add(s.key+".tls", "%q is not one of \"auto\", \"internal\", \"off\"", s.TLS)
+	}
+	if len(s.Hosts) == 0 && (s.TLS == TLSAuto || s.TLS == TLSInternal) {
+		fe.add(s.key+".hosts", "tls = %q needs host names to get certificates for", s.TLS)
+	}
+}
+
+// checkHosts checks the site's host names: no scheme, port or path; no
+// wildcard with tls = "auto"; none already in seenHost, to which it adds
+// them.
+func (s *site) checkHosts(fe *fieldErrors, seenHost map[string]string) {
+	for i, h := range s.Hosts {
+		hk := fmt.Sprintf("%s.hosts[%d]", s.key, i)
+		if err := checkHostName(h); err != nil {
+			fe.add(hk, "%v", err)
+			continue
+		}
+		if strings.HasPrefix(h, "*.") && s.tlsMode() == TLSAuto {
+			fe.add(hk, "%q: a wildcard certificate needs the ACME DNS challenge, which hostctl does not configure; list the names, or set tls = \"internal\" or \"off\"", h)
+		}
+		if prev, dup := seenHost[strings.ToLower(h)]; dup {
+			fe.add(hk, "%q is also a host of %s", h, fe.prefix+prev)
+		}
+		seenHost[strings.ToLower(h)] = s.key
+	}
+}
+
+// checkUpstreams checks that the site has upstream or upstreams (not
+// both), or static files only, and each upstream's address.
+func (s *site) checkUpstreams(fe *fieldErrors) {
+	if s.Upstream != "" && len(s.Upstreams) > 0 {
+		fe.add(s.key+".upstreams", "set upstream or upstreams, not both")
+	}
+	ups := s.upstreams()
+	if len(ups) == 0 && len(s.Static) == 0 {
+		fe.add(s.key+".upstream", "missing: set upstream (\"127.0.0.1:8000\" or \"unix:/run/app.sock\") or static")
+	}
+	for i, u := range ups {
+		uk := s.key + ".upstream"
+		if s.Upstream == "" {
+			uk = fmt.Sprintf("%s.upstreams[%d]", s.key, i)
+		}
+		if err := checkUpstream(u); err != nil {
+			fe.add(uk, "%v", err)
+		}
+	}
+}
+
+// check checks one static mount, whose key is key: a URL prefix, an
+// existing directory, a max_age that is not negative.
+func (st *Static) check(fe *fieldErrors, key string) {
+	if !strings.HasPrefix(st.Path, "/") {
+		fe.add(key+".path", "%q must be a URL prefix starting with / (for example \"/static/\")", st.Path)
+	}
+	if st.Dir == "" {
+		fe.add(key+".dir", "missing: the directory to serve")
+	} else if fi, err := os.Stat(st.Dir); err != nil {
+		fe.add(key+".dir", "cannot read: %v", unwrapPath(err))
+	} else if !fi.IsDir() {
+		fe.add(key+".dir", "%q is not a directory", st.Dir)
+	}
+	if st.MaxAge != nil && *st.MaxAge < 0 {
+		fe.add(key+".max_age", "must not be negative")
+	}
 }
 
 const maxErrorPage = 1 << 20
