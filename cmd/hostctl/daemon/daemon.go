@@ -54,6 +54,12 @@ type Daemon struct {
 // Run loads the config and runs until ctx ends (SIGTERM/SIGINT), then stops
 // every program in reverse dependency order. A bad config starts nothing.
 func Run(ctx context.Context, opts Options) error {
+	// SIGHUP and SIGUSR1 are caught from the start: while start() runs,
+	// Go's default action for them would kill hostctl (a reload or a
+	// logrotate during a slow boot). serve handles them once it runs.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
 	cfg, err := config.Load(opts.ConfigPath)
 	if err != nil {
 		return err
@@ -62,7 +68,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.start(ctx); err != nil {
 		return err
 	}
-	return d.serve(ctx)
+	return d.serve(ctx, sigs)
 }
 
 func (d *Daemon) start(ctx context.Context) error {
@@ -138,10 +144,7 @@ func (d *Daemon) start(ctx context.Context) error {
 }
 
 // serve handles signals until ctx ends, then shuts down.
-func (d *Daemon) serve(ctx context.Context) error {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
-	defer signal.Stop(sigs)
+func (d *Daemon) serve(ctx context.Context, sigs <-chan os.Signal) error {
 	go d.notifyWhenReady(ctx)
 	wd := d.startWatchdog()
 	defer wd.stop()
