@@ -59,6 +59,11 @@ type ProgramConfig struct {
 	StartRetries int `toml:"start_retries"`
 	// Backoff is the delay between failed starts and repeated crashes.
 	Backoff BackoffConfig `toml:"backoff"`
+	// FatalRetry is how long a FATAL program waits before hostctl tries
+	// again, with a fresh round of start_retries, exactly as `hostctl start`
+	// would. In the file "never" (RetryNever here) keeps it FATAL until
+	// someone starts it. Default 5m.
+	FatalRetry time.Duration `toml:"fatal_retry" never:"allowed"`
 	// StopSignal is sent to the whole process group to stop it. Default "TERM".
 	StopSignal string `toml:"stop_signal"`
 	// StopTimeout is how long to wait after StopSignal before SIGKILL to the
@@ -155,6 +160,9 @@ func (c *Command) UnmarshalTOML(v any) error {
 	return nil
 }
 
+// RetryNever is FatalRetry's value for "never".
+const RetryNever time.Duration = -1
+
 // DefaultProgramConfig returns a program config with every default set.
 func DefaultProgramConfig(name string) ProgramConfig {
 	return ProgramConfig{
@@ -165,6 +173,7 @@ func DefaultProgramConfig(name string) ProgramConfig {
 		StartSecs:    time.Second,
 		StartRetries: 3,
 		Backoff:      BackoffConfig{Initial: time.Second, Max: 60 * time.Second},
+		FatalRetry:   5 * time.Minute,
 		StopSignal:   "TERM",
 		StopTimeout:  10 * time.Second,
 	}
@@ -270,6 +279,9 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 	}
 	if p.Backoff.ResetAfter < 0 {
 		bad("backoff.reset_after", "must not be negative")
+	}
+	if p.FatalRetry <= 0 && p.FatalRetry != RetryNever {
+		bad("fatal_retry", "must be positive or \"never\" (example: \"5m\")")
 	}
 	if _, err := ParseSignal(p.StopSignal); err != nil {
 		bad("stop_signal", "%v", err)

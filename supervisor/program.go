@@ -15,20 +15,29 @@ import (
 
 // Status is an immutable snapshot of one program, safe to share.
 type Status struct {
-	Name        string      `json:"name"`
-	State       State       `json:"state"`
-	PID         int         `json:"pid,omitempty"`
-	StartedAt   time.Time   `json:"started_at,omitzero"` // when the current process was spawned
-	StateSince  time.Time   `json:"state_since"`         // when State was entered
-	Restarts    int         `json:"restarts"`            // automatic restarts since hostctl started
-	LastExit    *ExitStatus `json:"last_exit,omitempty"` // how the previous process ended
-	SpawnErr    string      `json:"spawn_error,omitempty"`
-	Info        string      `json:"info,omitempty"`      // why: "waiting for rabbitmq", "retry 2 in 4s", ...
-	NextStart   time.Time   `json:"next_start,omitzero"` // in BACKOFF: when the next try is due
-	Autostart   bool        `json:"autostart"`
-	Description string      `json:"description,omitempty"`
-	StdoutLog   string      `json:"stdout_log,omitempty"`
-	StderrLog   string      `json:"stderr_log,omitempty"`
+	Name       string      `json:"name"`
+	State      State       `json:"state"`
+	PID        int         `json:"pid,omitempty"`
+	StartedAt  time.Time   `json:"started_at,omitzero"` // when the current process was spawned
+	StateSince time.Time   `json:"state_since"`         // when State was entered
+	Restarts   int         `json:"restarts"`            // automatic restarts since hostctl started
+	LastExit   *ExitStatus `json:"last_exit,omitempty"` // how the previous process ended
+	SpawnErr   string      `json:"spawn_error,omitempty"`
+	Info       string      `json:"info,omitempty"`      // why: "waiting for rabbitmq", "retry 2 in 4s", ...
+	NextStart  time.Time   `json:"next_start,omitzero"` // in BACKOFF, or FATAL with fatal_retry: when the next try is due
+	// Tries is, in FATAL because start_retries were used up, how many
+	// starts failed in a row (LastExit is how the last one ended); 0 when
+	// FATAL has another cause (SpawnErr says which).
+	Tries int `json:"tries,omitempty"`
+	// LastStderr is, in BACKOFF and in FATAL with Tries, the last line the
+	// program wrote to its stderr log (its stdout log with
+	// redirect_stderr): usually the reason it failed. `hostctl tail NAME
+	// stderr` shows more.
+	LastStderr  string `json:"last_stderr,omitempty"`
+	Autostart   bool   `json:"autostart"`
+	Description string `json:"description,omitempty"`
+	StdoutLog   string `json:"stdout_log,omitempty"`
+	StderrLog   string `json:"stderr_log,omitempty"`
 	// Generation counts processes spawned for this program.
 	Generation uint64 `json:"generation"`
 }
@@ -45,7 +54,9 @@ func (s Status) Uptime(now time.Time) time.Duration {
 // started until someone asks: its state is FATAL, EXITED or STOPPED.
 //
 //   - FATAL: it could not start (spawn error, start_retries used up, or a
-//     dependency that gave up).
+//     dependency that gave up). hostctl tries again after fatal_retry
+//     (NextStart), but that is minutes away: waiting for it would hang
+//     whoever waits, so FATAL counts as down.
 //   - EXITED: it exited from RUNNING and autorestart will not restart it.
 //     A program that will be restarted is never seen in EXITED: it moves on
 //     to STARTING or BACKOFF in the same step, before its Status is
@@ -114,6 +125,7 @@ const (
 	evStopTimeout
 	evDepsDone
 	evGroupCheck
+	evFatalRetry
 )
 
 type event struct {
@@ -162,6 +174,7 @@ type program struct {
 	killedAt     time.Time // in STOPPING: when SIGKILL was sent to the group
 	restartAfter bool      // in STOPPING: start again when stopped
 	lastExit     *ExitStatus
+	tries        int // in FATAL: failed starts in a row that made it give up
 	spawnErr     string
 	info         string
 	nextStart    time.Time
@@ -205,7 +218,7 @@ func newProgram(sup *Supervisor, cfg *ProgramConfig, out *outputs) (*program, er
 func (p *program) snapshot() *Status {
 	st := &Status{
 		Name: p.cfg.Name, State: p.state, StateSince: p.stateSince, Restarts: p.restarts,
-		LastExit: p.lastExit, SpawnErr: p.spawnErr, Info: p.info, NextStart: p.nextStart,
+		LastExit: p.lastExit, SpawnErr: p.spawnErr, Info: p.info, NextStart: p.nextStart, Tries: p.tries,
 		Autostart: p.cfg.Autostart, Description: p.cfg.Description, Generation: p.spawns,
 	}
 	if p.out != nil {
@@ -347,7 +360,7 @@ func (p *program) handleCmd(c command) error {
 // beginStart enters STARTING: waits for dependencies when asked, then spawns.
 func (p *program) beginStart(waitDeps bool) {
 	p.gen++
-	p.spawnErr, p.info = "", ""
+	p.spawnErr, p.info, p.tries = "", "", 0
 	p.startSecsOK, p.probeOK = false, false
 	p.setState(Starting)
 	if waitDeps && len(p.cfg.DependsOn) > 0 {
@@ -371,7 +384,7 @@ func (p *program) spawn() {
 	if err != nil {
 		p.spawnErr = err.Error()
 		p.dirty = true
-		p.setState(Fatal, zap.String("error", p.spawnErr))
+		p.giveUp(0, zap.String("error", p.spawnErr))
 		return
 	}
 	p.spawns++
@@ -442,6 +455,11 @@ func (p *program) stop() {
 		p.clearTimers()
 		p.info = ""
 		p.setState(Stopped)
+	case Fatal:
+		if !p.nextStart.IsZero() { // a stop cancels the pending retry
+			p.clearTimers()
+			p.setState(Stopped, zap.String("reason", "stopped on request: no retry"))
+		}
 	}
 }
 
@@ -515,10 +533,30 @@ func (p *program) handleEvent(e event) {
 		if e.err != nil {
 			p.spawnErr = e.err.Error()
 			p.info = ""
-			p.setState(Fatal, zap.Error(e.err))
+			p.giveUp(0, zap.Error(e.err))
 			return
 		}
 		p.spawn()
+	case evFatalRetry:
+		if p.state == Fatal {
+			p.log.Info("trying again after fatal_retry", zap.Duration("fatal_retry", p.cfg.FatalRetry))
+			p.fails, p.crashes = 0, 0
+			p.clearTimers()
+			p.beginStart(true)
+		}
+	}
+}
+
+// giveUp enters FATAL after tries failed starts in a row (0: another
+// cause, in p.spawnErr) and, unless fatal_retry is "never", schedules the
+// next round of starts.
+func (p *program) giveUp(tries int, fields ...zap.Field) {
+	p.tries = tries
+	p.setState(Fatal, fields...)
+	if p.cfg.FatalRetry > 0 {
+		p.gen++ // the retry timer belongs to this FATAL only
+		p.nextStart = time.Now().Add(p.cfg.FatalRetry)
+		p.after(p.cfg.FatalRetry, event{kind: evFatalRetry, gen: p.gen})
 	}
 }
 
@@ -571,7 +609,7 @@ func (p *program) exited(ei exitInfo) {
 		if p.fails > p.cfg.StartRetries {
 			p.spawnErr = fmt.Sprintf("exited too quickly (%s) %d times in a row; fix it, then `hostctl start %s`", es, p.fails, p.cfg.Name)
 			p.info = ""
-			p.setState(Fatal, fields...)
+			p.giveUp(p.fails, fields...)
 			return
 		}
 		d := p.backoffDelay(p.fails)

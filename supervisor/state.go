@@ -30,8 +30,11 @@ const (
 	// restarted (autorestart said so). One that will be restarted passes
 	// through Exited within one step and is never published in it.
 	Exited
-	// Fatal: the program could not be started (spawn error, or start_retries
-	// exhausted). Stays so until an explicit start.
+	// Fatal: the program could not be started (spawn error, start_retries
+	// exhausted, or a dependency that is down). Stays so until an explicit
+	// start or, unless fatal_retry is "never", until fatal_retry has passed:
+	// then hostctl tries again as `hostctl start` would. A stop cancels
+	// that retry (FATAL -> STOPPED).
 	Fatal
 )
 
@@ -68,7 +71,7 @@ var transitions = map[State][]State{
 	Backoff:  {Starting, Stopped},
 	Stopping: {Stopped},
 	Exited:   {Starting, Backoff},
-	Fatal:    {Starting},
+	Fatal:    {Starting, Stopped},
 }
 
 // canTransition reports whether from -> to is in the table.

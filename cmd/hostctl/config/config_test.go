@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hostctl/hostctl/supervisor"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -32,6 +34,9 @@ func TestGoodConfig(t *testing.T) {
 	}
 	if !worker.Autostart || worker.StartRetries != 3 || worker.StopTimeout != 10*time.Second {
 		t.Errorf("worker defaults: %+v", worker)
+	}
+	if web.FatalRetry != supervisor.RetryNever || worker.FatalRetry != 5*time.Minute {
+		t.Errorf("fatal_retry: web %v (want never), worker %v (want the default 5m)", web.FatalRetry, worker.FatalRetry)
 	}
 	if len(worker.Command) != 3 || worker.Command[2] != "exec sleep 1000" {
 		t.Errorf("worker command %q", worker.Command)
