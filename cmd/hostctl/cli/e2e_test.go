@@ -484,3 +484,37 @@ func TestReloadReportsTheProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestFatalStatusSaysWhyAndWhen: for a program that gave up, `hostctl
+// status` shows the tries, how the last one ended with the last line it
+// wrote to stderr, when hostctl tries again and where to read more; the
+// same facts are in --json. Every attempt writes the same line, so the
+// first attempt's line is in the log well before the program goes FATAL.
+func TestFatalStatusSaysWhyAndWhen(t *testing.T) {
+	d := startDaemon(t, `
+[program.flaky]
+command = ["/bin/sh", "-c", "echo starting >&2; echo 'ImportError: no module named app' >&2; exit 1"]
+start_secs = "300ms"
+start_retries = 1
+backoff = { initial = "50ms", max = "100ms" }
+fatal_retry = "1h"
+`, daemonOpts{})
+	r := d.hostctl(t, "status", "flaky")
+	for _, want := range []string{"FATAL", "gave up after 2 tries that exited too quickly (exit 1: ImportError: no module named app)",
+		"next try in 59m", "more: hostctl tail flaky stderr"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	p := d.status(t)["flaky"]
+	if p.State != supervisor.Fatal || p.Tries != 2 || p.LastStderr != "ImportError: no module named app" || p.NextStart.IsZero() {
+		t.Errorf("status --json: state %s tries %d last_stderr %q next_start %v", p.State, p.Tries, p.LastStderr, p.NextStart)
+	}
+	// stop cancels the retry.
+	if r := d.hostctl(t, "stop", "flaky"); r.code != 0 {
+		t.Errorf("stop flaky: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if p := d.status(t)["flaky"]; p.State != supervisor.Stopped || !p.NextStart.IsZero() {
+		t.Errorf("after stop: %s next_start %v, want STOPPED with no retry", p.State, p.NextStart)
+	}
+}

@@ -95,13 +95,26 @@ func printStatus(w io.Writer, progs []control.Program, now time.Time) {
 }
 
 // describe is the last column: why the program is in its state when that
-// needs saying, else its description.
+// needs saying, else its description. A FATAL or BACKOFF program shows the
+// last line it wrote to stderr and the command that shows more.
 func describe(p control.Program, now time.Time) string {
 	var parts []string
 	switch p.State {
 	case supervisor.Fatal:
-		if p.SpawnErr != "" {
+		switch {
+		case p.Tries > 0 && p.LastExit != nil:
+			why := shortExit(*p.LastExit)
+			if p.LastStderr != "" {
+				why += ": " + p.LastStderr
+			}
+			parts = append(parts, fmt.Sprintf("gave up after %d tries that exited too quickly (%s)", p.Tries, why))
+		case p.SpawnErr != "":
 			parts = append(parts, p.SpawnErr)
+		}
+		if !p.NextStart.IsZero() {
+			parts = append(parts, "next try in "+untilNext(p.NextStart, now))
+		} else {
+			parts = append(parts, fmt.Sprintf("no retry (fatal_retry = \"never\"): fix it, then `hostctl start %s`", p.Name))
 		}
 	case supervisor.Exited:
 		if p.LastExit != nil {
@@ -109,11 +122,17 @@ func describe(p control.Program, now time.Time) string {
 		}
 	case supervisor.Backoff:
 		if !p.NextStart.IsZero() {
-			parts = append(parts, fmt.Sprintf("next try in %s", p.NextStart.Sub(now).Round(100*time.Millisecond)))
+			parts = append(parts, "next try in "+untilNext(p.NextStart, now))
 		}
 	}
 	if p.Info != "" {
 		parts = append(parts, p.Info)
+	}
+	if p.State == supervisor.Backoff && p.LastStderr != "" {
+		parts = append(parts, "stderr: "+p.LastStderr)
+	}
+	if p.LastStderr != "" {
+		parts = append(parts, fmt.Sprintf("more: hostctl tail %s stderr", p.Name))
 	}
 	if p.DroppedLogBytes > 0 {
 		parts = append(parts, fmt.Sprintf("%s of output dropped", fmtBytes(p.DroppedLogBytes)))
@@ -122,6 +141,27 @@ func describe(p control.Program, now time.Time) string {
 		return p.Description
 	}
 	return strings.Join(parts, "; ")
+}
+
+// shortExit is "exit 1", or "SIGKILL" for a process a signal killed.
+func shortExit(e supervisor.ExitStatus) string {
+	if e.Signal != "" {
+		return "SIG" + e.Signal
+	}
+	return fmt.Sprintf("exit %d", e.Code)
+}
+
+// untilNext is the time left until t: "1.4s", "4m12s" (whole seconds from
+// ten seconds on), "now" once due.
+func untilNext(t, now time.Time) string {
+	d := t.Sub(now)
+	switch {
+	case d <= 0:
+		return "now"
+	case d >= 10*time.Second:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
 }
 
 // proxyLine is the line under the table.

@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+func TestDescribe(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	prog := func(st supervisor.Status) control.Program {
+		if st.Name == "" {
+			st.Name = "web"
+		}
+		return control.Program{Status: st}
+	}
+	for _, tc := range []struct {
+		name string
+		p    control.Program
+		want string
+	}{
+		{"running shows the description", prog(supervisor.Status{State: supervisor.Running, Description: "the app"}), "the app"},
+		{"fatal after tries, retry due", prog(supervisor.Status{
+			State: supervisor.Fatal, Tries: 4, LastExit: &supervisor.ExitStatus{Code: 1},
+			LastStderr: "ImportError: No module named 'app'", NextStart: now.Add(4*time.Minute + 12*time.Second + 300*time.Millisecond),
+			SpawnErr: "exited too quickly (exit status 1) 4 times in a row; fix it, then `hostctl start web`",
+		}), "gave up after 4 tries that exited too quickly (exit 1: ImportError: No module named 'app'); next try in 4m12s; more: hostctl tail web stderr"},
+		{"fatal, killed, nothing on stderr", prog(supervisor.Status{
+			State: supervisor.Fatal, Tries: 2, LastExit: &supervisor.ExitStatus{Code: 137, Signal: "KILL"}, NextStart: now.Add(2 * time.Second),
+		}), "gave up after 2 tries that exited too quickly (SIGKILL); next try in 2s"},
+		{"fatal spawn error, never retried", prog(supervisor.Status{State: supervisor.Fatal, SpawnErr: `cannot execute "/srv/app": no such file or directory`}),
+			"cannot execute \"/srv/app\": no such file or directory; no retry (fatal_retry = \"never\"): fix it, then `hostctl start web`"},
+		{"backoff shows the last stderr line", prog(supervisor.Status{
+			State: supervisor.Backoff, NextStart: now.Add(1400 * time.Millisecond), Info: "exited too quickly (exit status 1); retry 1/3",
+			LastStderr: "redis: connection refused",
+		}), "next try in 1.4s; exited too quickly (exit status 1); retry 1/3; stderr: redis: connection refused; more: hostctl tail web stderr"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := describe(tc.p, now); got != tc.want {
+				t.Errorf("describe:\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
