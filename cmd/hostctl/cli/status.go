@@ -151,17 +151,25 @@ func shortExit(e supervisor.ExitStatus) string {
 	return fmt.Sprintf("exit %d", e.Code)
 }
 
-// untilNext is the time left until t: "1.4s", "4m12s" (whole seconds from
-// ten seconds on), "now" once due.
+// untilNext is the time left until t: "1.4s", "42s", "4m12s", "5m",
+// "1h" (whole seconds, cut not rounded, from ten seconds on), "now" once
+// due.
 func untilNext(t, now time.Time) string {
 	d := t.Sub(now)
 	switch {
 	case d <= 0:
 		return "now"
-	case d >= 10*time.Second:
-		return d.Round(time.Second).String()
+	case d < 10*time.Second:
+		return d.Round(100 * time.Millisecond).String()
 	}
-	return d.Round(100 * time.Millisecond).String()
+	s := d.Truncate(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // proxyLine is the line under the table.

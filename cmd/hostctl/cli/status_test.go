@@ -8,6 +8,22 @@ import (
 	"github.com/hostctl/hostctl/supervisor"
 )
 
+func TestUntilNext(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{-time.Second, "now"}, {1440 * time.Millisecond, "1.4s"}, {42*time.Second + 900*time.Millisecond, "42s"},
+		{4*time.Minute + 12*time.Second + 999*time.Millisecond, "4m12s"}, {5 * time.Minute, "5m"},
+		{time.Hour - 400*time.Millisecond, "59m59s"}, {time.Hour, "1h"}, {time.Hour + 30*time.Minute, "1h30m"},
+	} {
+		if got := untilNext(now.Add(tc.d), now); got != tc.want {
+			t.Errorf("untilNext(%s) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
+
 func TestDescribe(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	prog := func(st supervisor.Status) control.Program {
