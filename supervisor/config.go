@@ -77,6 +77,10 @@ type ProgramConfig struct {
 	DependsOn []string `toml:"depends_on"`
 	// Ready is an optional readiness probe; RUNNING also requires it to pass.
 	Ready *ProbeConfig `toml:"ready"`
+	// Health is an optional health check while RUNNING: after Failures
+	// failed checks in a row the program is restarted (stop_signal,
+	// stop_timeout, start), with backoff when that repeats.
+	Health *HealthConfig `toml:"health"`
 	// Description is a free text shown by `hostctl status`.
 	Description string `toml:"description"`
 
@@ -125,6 +129,37 @@ type ProbeConfig struct {
 	// the start counts as failed (the process group is killed and retried).
 	// Default 60s.
 	Deadline time.Duration `toml:"deadline"`
+}
+
+// HealthConfig is a health check of a RUNNING program. Exactly one of TCP,
+// HTTP, Exec, with the same forms as a ready probe.
+type HealthConfig struct {
+	// TCP is "host:port" that must accept a connection.
+	TCP string `toml:"tcp"`
+	// HTTP is a URL that must answer 2xx to GET.
+	HTTP string `toml:"http"`
+	// Exec is a command (shell-split) that must exit 0.
+	Exec Command `toml:"exec"`
+	// Interval between checks. Default 10s.
+	Interval time.Duration `toml:"interval"`
+	// Timeout of one check. Default 5s.
+	Timeout time.Duration `toml:"timeout"`
+	// Failures is how many checks in a row must fail before the program is
+	// restarted. Default 3.
+	Failures int `toml:"failures"`
+	// Grace is how long after RUNNING the checks start (the first one runs
+	// one Interval after that). Default 0.
+	Grace time.Duration `toml:"grace"`
+}
+
+// DefaultHealthConfig is what an empty [program.X.health] table holds.
+func DefaultHealthConfig() HealthConfig {
+	return HealthConfig{Interval: 10 * time.Second, Timeout: 5 * time.Second, Failures: 3}
+}
+
+// probe is the check as a ProbeConfig, for the probe code ready uses.
+func (h *HealthConfig) probe() *ProbeConfig {
+	return &ProbeConfig{TCP: h.TCP, HTTP: h.HTTP, Exec: h.Exec, Interval: h.Interval, Timeout: h.Timeout}
 }
 
 // Command is a program and its arguments. In TOML it is a string split like
@@ -305,28 +340,7 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 		seen[d] = true
 	}
 	if r := p.Ready; r != nil {
-		n := 0
-		if r.TCP != "" {
-			n++
-			if _, port, err := splitHostPort(r.TCP); err != nil || port == "" {
-				bad("ready.tcp", "%q is not host:port (example: \"127.0.0.1:8000\")", r.TCP)
-			}
-		}
-		if r.HTTP != "" {
-			n++
-			if !strings.HasPrefix(r.HTTP, "http://") && !strings.HasPrefix(r.HTTP, "https://") {
-				bad("ready.http", "%q is not an http:// or https:// URL", r.HTTP)
-			}
-		}
-		if len(r.Exec) > 0 {
-			n++
-			if _, err := lookPath(r.Exec[0], p.Directory); err != nil {
-				bad("ready.exec", "%v", err)
-			}
-		}
-		if n != 1 {
-			bad("ready", "set exactly one of tcp, http or exec (found %d)", n)
-		}
+		p.validateTarget(bad, "ready", r.TCP, r.HTTP, r.Exec)
 		if r.Interval <= 0 {
 			bad("ready.interval", "must be positive")
 		}
@@ -335,6 +349,21 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 		}
 		if r.Deadline <= 0 {
 			bad("ready.deadline", "must be positive")
+		}
+	}
+	if h := p.Health; h != nil {
+		p.validateTarget(bad, "health", h.TCP, h.HTTP, h.Exec)
+		if h.Interval <= 0 {
+			bad("health.interval", "must be positive (example: \"10s\")")
+		}
+		if h.Timeout <= 0 {
+			bad("health.timeout", "must be positive (example: \"5s\")")
+		}
+		if h.Failures < 1 {
+			bad("health.failures", "must be at least 1 (checks that fail in a row before a restart)")
+		}
+		if h.Grace < 0 {
+			bad("health.grace", "must not be negative")
 		}
 	}
 	for _, kv := range []struct{ key, v string }{{"stdout_log", p.StdoutLog}, {"stderr_log", p.StderrLog}} {
@@ -352,6 +381,34 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 		bad("max_age", "must not be negative")
 	}
 	return errs
+}
+
+// validateTarget checks the target of a ready probe or health check
+// (table is "ready" or "health"): exactly one of tcp, http, exec, each
+// well formed.
+func (p *ProgramConfig) validateTarget(bad func(key, format string, a ...any), table, tcp, http string, exec Command) {
+	n := 0
+	if tcp != "" {
+		n++
+		if _, port, err := splitHostPort(tcp); err != nil || port == "" {
+			bad(table+".tcp", "%q is not host:port (example: \"127.0.0.1:8000\")", tcp)
+		}
+	}
+	if http != "" {
+		n++
+		if !strings.HasPrefix(http, "http://") && !strings.HasPrefix(http, "https://") {
+			bad(table+".http", "%q is not an http:// or https:// URL", http)
+		}
+	}
+	if len(exec) > 0 {
+		n++
+		if _, err := lookPath(exec[0], p.Directory); err != nil {
+			bad(table+".exec", "%v", err)
+		}
+	}
+	if n != 1 {
+		bad(table, "set exactly one of tcp, http or exec (found %d)", n)
+	}
 }
 
 // ValidatePrograms checks what only the whole set can tell: unknown

@@ -33,13 +33,30 @@ type Status struct {
 	// program wrote to its stderr log (its stdout log with
 	// redirect_stderr): usually the reason it failed. `hostctl tail NAME
 	// stderr` shows more.
-	LastStderr  string `json:"last_stderr,omitempty"`
-	Autostart   bool   `json:"autostart"`
-	Description string `json:"description,omitempty"`
-	StdoutLog   string `json:"stdout_log,omitempty"`
-	StderrLog   string `json:"stderr_log,omitempty"`
+	LastStderr string `json:"last_stderr,omitempty"`
+	// Health is the health check's view; nil without [health].
+	Health      *HealthStatus `json:"health,omitempty"`
+	Autostart   bool          `json:"autostart"`
+	Description string        `json:"description,omitempty"`
+	StdoutLog   string        `json:"stdout_log,omitempty"`
+	StderrLog   string        `json:"stderr_log,omitempty"`
 	// Generation counts processes spawned for this program.
 	Generation uint64 `json:"generation"`
+}
+
+// HealthStatus is what a program's health checks found.
+type HealthStatus struct {
+	// Healthy is true while the program is RUNNING and fewer than
+	// health.failures checks in a row have failed.
+	Healthy bool `json:"healthy"`
+	// Failures is the number of checks in a row that failed (0 after one
+	// that passed, and when the program enters RUNNING).
+	Failures int `json:"failures"`
+	// LastError says why the last failed check failed: "GET /healthz: 500".
+	LastError string `json:"last_error,omitempty"`
+	// Restarts counts restarts because checks failed, since the program's
+	// config was loaded.
+	Restarts int `json:"restarts"`
 }
 
 // Uptime is how long the current process has run (0 when none).
@@ -126,6 +143,8 @@ const (
 	evDepsDone
 	evGroupCheck
 	evFatalRetry
+	evHealthCheck  // time for the next health check
+	evHealthResult // a health check ended (err nil: it passed)
 )
 
 type event struct {
@@ -178,9 +197,16 @@ type program struct {
 	spawnErr     string
 	info         string
 	nextStart    time.Time
-	cancelAsync  context.CancelFunc // cancels the deps wait or the probe of this attempt
+	cancelAsync  context.CancelFunc // cancels the deps wait, the probe of this attempt or its health check
 	timers       []*time.Timer
 	dirty        bool
+
+	// health checks (while RUNNING)
+	healthFails      int    // checks failed in a row
+	healthErr        string // why the last one failed
+	healthRuns       int    // health restarts since the last passing check
+	healthRestarts   int    // health restarts since the config was loaded
+	healthRestarting bool   // in STOPPING: the stop is a restart for health
 }
 
 func newProgram(sup *Supervisor, cfg *ProgramConfig, out *outputs) (*program, error) {
@@ -226,6 +252,12 @@ func (p *program) snapshot() *Status {
 	}
 	if p.proc != nil {
 		st.PID, st.StartedAt = p.proc.pid, p.proc.started
+	}
+	if h := p.cfg.Health; h != nil {
+		st.Health = &HealthStatus{
+			Healthy:  p.state == Running && p.healthFails < h.Failures,
+			Failures: p.healthFails, LastError: p.healthErr, Restarts: p.healthRestarts,
+		}
 	}
 	return st
 }
@@ -318,6 +350,7 @@ func (p *program) setState(to State, fields ...zap.Field) {
 func (p *program) handleCmd(c command) error {
 	switch c.kind {
 	case cmdStart, cmdStartNoDeps:
+		p.healthRuns, p.healthRestarting = 0, false
 		switch p.state {
 		case Stopped, Exited, Fatal, Backoff:
 			p.fails, p.crashes = 0, 0
@@ -328,10 +361,11 @@ func (p *program) handleCmd(c command) error {
 		}
 		return nil
 	case cmdStop:
-		p.restartAfter = false
+		p.restartAfter, p.healthRestarting = false, false
 		p.stop()
 		return nil
 	case cmdRestart:
+		p.healthRuns, p.healthRestarting = 0, false
 		switch p.state {
 		case Starting, Running:
 			p.restartAfter = true
@@ -537,6 +571,23 @@ func (p *program) handleEvent(e event) {
 			return
 		}
 		p.spawn()
+	case evHealthCheck:
+		if p.state == Running && p.proc != nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			p.cancelAsync = cancel
+			gen, h := p.gen, p.cfg.Health
+			go func() {
+				err := checkOnce(ctx, h, p.cfg.Directory, p.env)
+				if ctx.Err() == nil || err == nil {
+					p.send(event{kind: evHealthResult, gen: gen, err: err})
+				}
+			}()
+		}
+	case evHealthResult:
+		if p.state == Running && p.proc != nil {
+			p.clearAsync()
+			p.healthChecked(e.err)
+		}
 	case evFatalRetry:
 		if p.state == Fatal {
 			p.log.Info("trying again after fatal_retry", zap.Duration("fatal_retry", p.cfg.FatalRetry))
@@ -545,6 +596,37 @@ func (p *program) handleEvent(e event) {
 			p.beginStart(true)
 		}
 	}
+}
+
+// healthChecked counts the outcome of a health check of the running
+// process and restarts the program after health.failures failures in a row.
+func (p *program) healthChecked(err error) {
+	h := p.cfg.Health
+	if err == nil {
+		if p.healthFails > 0 {
+			p.log.Info("health check passes again", zap.Int("failures", p.healthFails))
+		}
+		p.healthFails, p.healthErr, p.healthRuns = 0, "", 0
+		p.dirty = true
+		p.after(h.Interval, event{kind: evHealthCheck, gen: p.gen})
+		return
+	}
+	p.healthFails++
+	p.healthErr = err.Error()
+	p.dirty = true
+	if p.healthFails < h.Failures {
+		p.log.Warn("health check failed", zap.Error(err), zap.Int("failures", p.healthFails), zap.Int("of", h.Failures))
+		p.after(h.Interval, event{kind: evHealthCheck, gen: p.gen})
+		return
+	}
+	p.healthRuns++
+	p.healthRestarts++
+	p.restarts++
+	p.info = "restarting: health check failed"
+	p.log.Warn("health check failed; restarting the program", zap.Error(err), zap.Int("failures", p.healthFails),
+		zap.Int("health_restarts_in_a_row", p.healthRuns))
+	p.restartAfter, p.healthRestarting = true, true
+	p.stop()
 }
 
 // giveUp enters FATAL after tries failed starts in a row (0: another
@@ -575,7 +657,11 @@ func (p *program) maybeRunning() {
 		p.fails = 0
 		p.runningSince = time.Now()
 		p.info = ""
+		p.healthFails, p.healthErr = 0, ""
 		p.setState(Running)
+		if h := p.cfg.Health; h != nil {
+			p.after(h.Grace+h.Interval, event{kind: evHealthCheck, gen: p.gen})
+		}
 	}
 }
 
@@ -656,6 +742,14 @@ func (p *program) finishStop() {
 	p.leaderGone = false
 	p.killedAt = time.Time{}
 	p.info = ""
+	if p.restartAfter && p.healthRestarting && p.healthRuns > 1 {
+		// Restarted for health before, and not healthy since: wait, the
+		// longer the more often in a row, as for repeated crashes.
+		p.restartAfter, p.healthRestarting = false, false
+		p.enterBackoff(p.backoffDelay(p.healthRuns-1), fmt.Sprintf("health check failed; restart %d in a row without a passing check", p.healthRuns))
+		return
+	}
+	p.healthRestarting = false
 	p.setState(Stopped)
 	if p.restartAfter {
 		p.restartAfter = false

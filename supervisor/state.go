@@ -21,8 +21,8 @@ const (
 	Starting
 	// Running: up for start_secs and ready.
 	Running
-	// Backoff: the last start failed or the program keeps crashing; waiting
-	// before the next try.
+	// Backoff: the last start failed, the program keeps crashing, or it
+	// keeps failing its health check; waiting before the next try.
 	Backoff
 	// Stopping: the stop signal was sent; waiting for the process group to exit.
 	Stopping
@@ -69,7 +69,7 @@ var transitions = map[State][]State{
 	Starting: {Running, Backoff, Stopping, Fatal, Stopped},
 	Running:  {Stopping, Exited},
 	Backoff:  {Starting, Stopped},
-	Stopping: {Stopped},
+	Stopping: {Stopped, Backoff},
 	Exited:   {Starting, Backoff},
 	Fatal:    {Starting, Stopped},
 }

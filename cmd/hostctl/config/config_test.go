@@ -38,6 +38,13 @@ func TestGoodConfig(t *testing.T) {
 	if web.FatalRetry != supervisor.RetryNever || worker.FatalRetry != 5*time.Minute {
 		t.Errorf("fatal_retry: web %v (want never), worker %v (want the default 5m)", web.FatalRetry, worker.FatalRetry)
 	}
+	if h := web.Health; h == nil || h.HTTP != "http://127.0.0.1:8000/healthz" || h.Grace != 30*time.Second ||
+		h.Interval != 10*time.Second || h.Timeout != 5*time.Second || h.Failures != 3 {
+		t.Errorf("web.health (defaults: interval 10s, timeout 5s, failures 3): %+v", h)
+	}
+	if worker.Health != nil {
+		t.Errorf("worker.health = %+v, want none", worker.Health)
+	}
 	if len(worker.Command) != 3 || worker.Command[2] != "exec sleep 1000" {
 		t.Errorf("worker command %q", worker.Command)
 	}
