@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -520,5 +521,55 @@ fatal_retry = "1h"
 	}
 	if p := d.status(t)["flaky"]; p.State != supervisor.Stopped || !p.NextStart.IsZero() {
 		t.Errorf("after stop: %s next_start %v, want STOPPED with no retry", p.State, p.NextStart)
+	}
+}
+
+// TestHealthCheckRestartsThroughTheDaemon: a program whose health check
+// starts failing is restarted, again with backoff when it stays unhealthy,
+// and status, status --json and /metrics say so.
+func TestHealthCheckRestartsThroughTheDaemon(t *testing.T) {
+	sick := filepath.Join(t.TempDir(), "sick")
+	d := startDaemon(t, fmt.Sprintf(`
+[program.app]
+command = ["/bin/sh", "-c", "exec sleep 1000"]
+start_secs = "0s"
+stop_timeout = "5s"
+backoff = { initial = "20s", max = "40s" }
+health = { exec = ["/bin/sh", "-c", %q], interval = "100ms", failures = 2 }
+`, "test ! -e "+sick), daemonOpts{})
+	if r := d.hostctl(t, "status", "app"); !strings.Contains(r.stdout, "RUNNING") || !strings.Contains(r.stdout, "healthy") {
+		t.Errorf("status before the check fails:\n%s", r.stdout)
+	}
+	if err := os.WriteFile(sick, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The first restart is immediate; the second, with no passing check in
+	// between, waits in BACKOFF (10s to 20s: long enough to look at it).
+	d.waitLog(t, 60*time.Second, `"health check failed; restarting the program"`, `"health_restarts_in_a_row":2`)
+	d.waitLog(t, 60*time.Second, `"msg":"state"`, `"to":"BACKOFF"`)
+	r := d.hostctl(t, "status", "app")
+	for _, want := range []string{"BACKOFF", "unhealthy (2 failures: sh: exit status 1)", "restart 2 in a row"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	p := d.status(t)["app"]
+	if p.Health == nil || p.Health.Healthy || p.Health.Restarts != 2 || p.Restarts != 2 {
+		t.Errorf("status --json: restarts %d health %+v; want 2 restarts, unhealthy", p.Restarts, p.Health)
+	}
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", d.socket)
+	}}}
+	resp, err := c.Get("http://hostctl/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`hostctl_program_healthy{program="app"} 0`, `hostctl_program_health_restarts_total{program="app"} 2`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

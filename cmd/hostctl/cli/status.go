@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -116,6 +117,10 @@ func describe(p control.Program, now time.Time) string {
 		} else {
 			parts = append(parts, fmt.Sprintf("no retry (fatal_retry = \"never\"): fix it, then `hostctl start %s`", p.Name))
 		}
+	case supervisor.Running:
+		if p.Health != nil {
+			parts = append(parts, healthText(*p.Health))
+		}
 	case supervisor.Exited:
 		if p.LastExit != nil {
 			parts = append(parts, p.LastExit.String())
@@ -124,6 +129,9 @@ func describe(p control.Program, now time.Time) string {
 		if !p.NextStart.IsZero() {
 			parts = append(parts, "next try in "+untilNext(p.NextStart, now))
 		}
+	}
+	if (p.State == supervisor.Stopping || p.State == supervisor.Backoff) && p.Health != nil && p.Health.Failures > 0 {
+		parts = append(parts, healthText(*p.Health))
 	}
 	if p.Info != "" {
 		parts = append(parts, p.Info)
@@ -137,10 +145,29 @@ func describe(p control.Program, now time.Time) string {
 	if p.DroppedLogBytes > 0 {
 		parts = append(parts, fmt.Sprintf("%s of output dropped", fmtBytes(p.DroppedLogBytes)))
 	}
-	if len(parts) == 0 {
-		return p.Description
+	if len(parts) == 0 || len(parts) == 1 && p.State == supervisor.Running && p.Health != nil && p.Health.Failures == 0 && p.Description != "" {
+		parts = append(parts, p.Description) // "healthy" says too little to hide it
 	}
-	return strings.Join(parts, "; ")
+	return strings.Join(slices.DeleteFunc(parts, func(s string) bool { return s == "" }), "; ")
+}
+
+// healthText is "healthy", "healthy (1 failed check: GET /healthz: 500)"
+// below the threshold, "unhealthy (3 failures: GET /healthz: 500)" at it.
+func healthText(h supervisor.HealthStatus) string {
+	switch {
+	case h.Failures == 0:
+		return "healthy"
+	case h.Healthy:
+		return fmt.Sprintf("healthy (%d failed %s: %s)", h.Failures, plural(h.Failures, "check", "checks"), h.LastError)
+	}
+	return fmt.Sprintf("unhealthy (%d %s: %s)", h.Failures, plural(h.Failures, "failure", "failures"), h.LastError)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // shortExit is "exit 1", or "SIGKILL" for a process a signal killed.

@@ -52,6 +52,14 @@ func TestDescribe(t *testing.T) {
 			State: supervisor.Backoff, NextStart: now.Add(1400 * time.Millisecond), Info: "exited too quickly (exit status 1); retry 1/3",
 			LastStderr: "redis: connection refused",
 		}), "next try in 1.4s; exited too quickly (exit status 1); retry 1/3; stderr: redis: connection refused; more: hostctl tail web stderr"},
+		{"running, healthy, with a description", prog(supervisor.Status{State: supervisor.Running, Description: "the app",
+			Health: &supervisor.HealthStatus{Healthy: true}}), "healthy; the app"},
+		{"running, one failed check", prog(supervisor.Status{State: supervisor.Running,
+			Health: &supervisor.HealthStatus{Healthy: true, Failures: 1, LastError: "GET /healthz: connection refused"}}),
+			"healthy (1 failed check: GET /healthz: connection refused)"},
+		{"restarting for health", prog(supervisor.Status{State: supervisor.Stopping, Info: "restarting: health check failed",
+			Health: &supervisor.HealthStatus{Failures: 3, LastError: "GET /healthz: 500", Restarts: 1}}),
+			"unhealthy (3 failures: GET /healthz: 500); restarting: health check failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := describe(tc.p, now); got != tc.want {

@@ -588,3 +588,45 @@ func TestFatalStatusFields(t *testing.T) {
 		t.Errorf("Program(web) = %+v, %v", p, err)
 	}
 }
+
+// TestHealthMetrics: programs with a health check export whether they are
+// healthy and how often they were restarted for it; others export neither.
+func TestHealthMetrics(t *testing.T) {
+	f := &fakePrograms{sts: []supervisor.Status{
+		{Name: "web", State: supervisor.Running, Health: &supervisor.HealthStatus{Healthy: true, Restarts: 2}},
+		{Name: "api", State: supervisor.Stopping, Health: &supervisor.HealthStatus{Failures: 3, LastError: "GET /healthz: 500", Restarts: 1}},
+		{Name: "cron", State: supervisor.Running},
+	}}
+	srv := httptest.NewServer(New(Options{Programs: f}).Handler(false))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`hostctl_program_healthy{program="web"} 1`,
+		`hostctl_program_health_restarts_total{program="web"} 2`,
+		`hostctl_program_healthy{program="api"} 0`,
+		`hostctl_program_health_restarts_total{program="api"} 1`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(string(b), `hostctl_program_healthy{program="cron"}`) {
+		t.Errorf("/metrics has health for a program without a health check")
+	}
+	resp, err = http.Get(srv.URL + "/v1/programs?name=api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var wire bytes.Buffer
+	json.Compact(&wire, raw)
+	if want := `"health":{"healthy":false,"failures":3,"last_error":"GET /healthz: 500","restarts":1}`; !strings.Contains(wire.String(), want) {
+		t.Errorf("GET /v1/programs?name=api = %s\nlacks %s", wire.String(), want)
+	}
+}
