@@ -59,6 +59,11 @@ type ProgramConfig struct {
 	StartRetries int `toml:"start_retries"`
 	// Backoff is the delay between failed starts and repeated crashes.
 	Backoff BackoffConfig `toml:"backoff"`
+	// FatalRetry is how long a FATAL program waits before hostctl tries
+	// again, with a fresh round of start_retries, exactly as `hostctl start`
+	// would. In the file "never" (RetryNever here) keeps it FATAL until
+	// someone starts it. Default 5m.
+	FatalRetry time.Duration `toml:"fatal_retry" never:"allowed"`
 	// StopSignal is sent to the whole process group to stop it. Default "TERM".
 	StopSignal string `toml:"stop_signal"`
 	// StopTimeout is how long to wait after StopSignal before SIGKILL to the
@@ -72,6 +77,10 @@ type ProgramConfig struct {
 	DependsOn []string `toml:"depends_on"`
 	// Ready is an optional readiness probe; RUNNING also requires it to pass.
 	Ready *ProbeConfig `toml:"ready"`
+	// Health is an optional health check while RUNNING: after Failures
+	// failed checks in a row the program is restarted (stop_signal,
+	// stop_timeout, start), with backoff when that repeats.
+	Health *HealthConfig `toml:"health"`
 	// Description is a free text shown by `hostctl status`.
 	Description string `toml:"description"`
 
@@ -122,6 +131,37 @@ type ProbeConfig struct {
 	Deadline time.Duration `toml:"deadline"`
 }
 
+// HealthConfig is a health check of a RUNNING program. Exactly one of TCP,
+// HTTP, Exec, with the same forms as a ready probe.
+type HealthConfig struct {
+	// TCP is "host:port" that must accept a connection.
+	TCP string `toml:"tcp"`
+	// HTTP is a URL that must answer 2xx to GET.
+	HTTP string `toml:"http"`
+	// Exec is a command (shell-split) that must exit 0.
+	Exec Command `toml:"exec"`
+	// Interval between checks. Default 10s.
+	Interval time.Duration `toml:"interval"`
+	// Timeout of one check. Default 5s.
+	Timeout time.Duration `toml:"timeout"`
+	// Failures is how many checks in a row must fail before the program is
+	// restarted. Default 3.
+	Failures int `toml:"failures"`
+	// Grace is how long after RUNNING the checks start (the first one runs
+	// one Interval after that). Default 0.
+	Grace time.Duration `toml:"grace"`
+}
+
+// DefaultHealthConfig is what an empty [program.X.health] table holds.
+func DefaultHealthConfig() HealthConfig {
+	return HealthConfig{Interval: 10 * time.Second, Timeout: 5 * time.Second, Failures: 3}
+}
+
+// probe is the check as a ProbeConfig, for the probe code ready uses.
+func (h *HealthConfig) probe() *ProbeConfig {
+	return &ProbeConfig{TCP: h.TCP, HTTP: h.HTTP, Exec: h.Exec, Interval: h.Interval, Timeout: h.Timeout}
+}
+
 // Command is a program and its arguments. In TOML it is a string split like
 // a shell would, or an array of strings.
 type Command []string
@@ -155,6 +195,9 @@ func (c *Command) UnmarshalTOML(v any) error {
 	return nil
 }
 
+// RetryNever is FatalRetry's value for "never".
+const RetryNever time.Duration = -1
+
 // DefaultProgramConfig returns a program config with every default set.
 func DefaultProgramConfig(name string) ProgramConfig {
 	return ProgramConfig{
@@ -165,6 +208,7 @@ func DefaultProgramConfig(name string) ProgramConfig {
 		StartSecs:    time.Second,
 		StartRetries: 3,
 		Backoff:      BackoffConfig{Initial: time.Second, Max: 60 * time.Second},
+		FatalRetry:   5 * time.Minute,
 		StopSignal:   "TERM",
 		StopTimeout:  10 * time.Second,
 	}
@@ -271,6 +315,9 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 	if p.Backoff.ResetAfter < 0 {
 		bad("backoff.reset_after", "must not be negative")
 	}
+	if p.FatalRetry <= 0 && p.FatalRetry != RetryNever {
+		bad("fatal_retry", "must be positive or \"never\" (example: \"5m\")")
+	}
 	if _, err := ParseSignal(p.StopSignal); err != nil {
 		bad("stop_signal", "%v", err)
 	}
@@ -293,28 +340,7 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 		seen[d] = true
 	}
 	if r := p.Ready; r != nil {
-		n := 0
-		if r.TCP != "" {
-			n++
-			if _, port, err := splitHostPort(r.TCP); err != nil || port == "" {
-				bad("ready.tcp", "%q is not host:port (example: \"127.0.0.1:8000\")", r.TCP)
-			}
-		}
-		if r.HTTP != "" {
-			n++
-			if !strings.HasPrefix(r.HTTP, "http://") && !strings.HasPrefix(r.HTTP, "https://") {
-				bad("ready.http", "%q is not an http:// or https:// URL", r.HTTP)
-			}
-		}
-		if len(r.Exec) > 0 {
-			n++
-			if _, err := lookPath(r.Exec[0], p.Directory); err != nil {
-				bad("ready.exec", "%v", err)
-			}
-		}
-		if n != 1 {
-			bad("ready", "set exactly one of tcp, http or exec (found %d)", n)
-		}
+		p.validateTarget(bad, "ready", r.TCP, r.HTTP, r.Exec)
 		if r.Interval <= 0 {
 			bad("ready.interval", "must be positive")
 		}
@@ -323,6 +349,21 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 		}
 		if r.Deadline <= 0 {
 			bad("ready.deadline", "must be positive")
+		}
+	}
+	if h := p.Health; h != nil {
+		p.validateTarget(bad, "health", h.TCP, h.HTTP, h.Exec)
+		if h.Interval <= 0 {
+			bad("health.interval", "must be positive (example: \"10s\")")
+		}
+		if h.Timeout <= 0 {
+			bad("health.timeout", "must be positive (example: \"5s\")")
+		}
+		if h.Failures < 1 {
+			bad("health.failures", "must be at least 1 (checks that fail in a row before a restart)")
+		}
+		if h.Grace < 0 {
+			bad("health.grace", "must not be negative")
 		}
 	}
 	for _, kv := range []struct{ key, v string }{{"stdout_log", p.StdoutLog}, {"stderr_log", p.StderrLog}} {
@@ -340,6 +381,34 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 		bad("max_age", "must not be negative")
 	}
 	return errs
+}
+
+// validateTarget checks the target of a ready probe or health check
+// (table is "ready" or "health"): exactly one of tcp, http, exec, each
+// well formed.
+func (p *ProgramConfig) validateTarget(bad func(key, format string, a ...any), table, tcp, http string, exec Command) {
+	n := 0
+	if tcp != "" {
+		n++
+		if _, port, err := splitHostPort(tcp); err != nil || port == "" {
+			bad(table+".tcp", "%q is not host:port (example: \"127.0.0.1:8000\")", tcp)
+		}
+	}
+	if http != "" {
+		n++
+		if !strings.HasPrefix(http, "http://") && !strings.HasPrefix(http, "https://") {
+			bad(table+".http", "%q is not an http:// or https:// URL", http)
+		}
+	}
+	if len(exec) > 0 {
+		n++
+		if _, err := lookPath(exec[0], p.Directory); err != nil {
+			bad(table+".exec", "%v", err)
+		}
+	}
+	if n != 1 {
+		bad(table, "set exactly one of tcp, http or exec (found %d)", n)
+	}
 }
 
 // ValidatePrograms checks what only the whole set can tell: unknown

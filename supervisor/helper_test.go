@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -53,6 +54,21 @@ func helperMain(mode string, args []string) int {
 			}
 			c.Close()
 		}
+	case "healthz": // healthz ADDR SICKFILE: /healthz answers 500 while SICKFILE exists, else 200
+		// It ignores SIGTERM, so that STOPPING lasts stop_timeout and a
+		// test can see it.
+		signal.Ignore(syscall.SIGTERM)
+		ln, err := net.Listen("tcp", args[0])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, err := os.Stat(args[1]); err == nil {
+				http.Error(w, "sick", http.StatusInternalServerError)
+			}
+		}))
+		return 1
 	case "require-tcp": // require-tcp ADDR RESULTFILE: records whether ADDR accepted at once
 		res := "OK"
 		if c, err := net.Dial("tcp", args[0]); err != nil {

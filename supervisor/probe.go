@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -38,6 +41,50 @@ func runProbe(ctx context.Context, r *ProbeConfig, dir string, env []string) err
 	}
 }
 
+// statusError is an HTTP probe's answer outside 2xx.
+type statusError int
+
+func (e statusError) Error() string { return fmt.Sprintf("status %d", int(e)) }
+
+// checkOnce runs one health check and returns nil or why it failed, in a
+// few words for `hostctl status`: "GET /healthz: 500", "GET /healthz:
+// connection refused", "connect 127.0.0.1:8000: timed out after 5s",
+// "check.sh: exit status 1".
+func checkOnce(ctx context.Context, h *HealthConfig, dir string, env []string) error {
+	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
+	defer cancel()
+	err := probeOnce(ctx, h.probe(), dir, env)
+	if err == nil {
+		return nil
+	}
+	what := ""
+	switch {
+	case h.HTTP != "":
+		what = "GET " + h.HTTP
+		if u, perr := url.Parse(h.HTTP); perr == nil {
+			what = "GET " + u.RequestURI()
+		}
+	case h.TCP != "":
+		what = "connect " + h.TCP
+	default:
+		what = filepath.Base(h.Exec[0])
+	}
+	var se statusError
+	var errno syscall.Errno
+	var ue *url.Error
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("%s: %d", what, int(se))
+	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%s: timed out after %s", what, h.Timeout)
+	case errors.As(err, &errno):
+		return fmt.Errorf("%s: %s", what, errno.Error())
+	case errors.As(err, &ue): // its text repeats the method and URL
+		return fmt.Errorf("%s: %s", what, ue.Err.Error())
+	}
+	return fmt.Errorf("%s: %s", what, strings.TrimPrefix(err.Error(), "probe "))
+}
+
 func probeOnce(ctx context.Context, r *ProbeConfig, dir string, env []string) error {
 	switch {
 	case r.TCP != "":
@@ -58,7 +105,7 @@ func probeOnce(ctx context.Context, r *ProbeConfig, dir string, env []string) er
 		}
 		resp.Body.Close()
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return fmt.Errorf("status %d", resp.StatusCode)
+			return statusError(resp.StatusCode)
 		}
 		return nil
 	case len(r.Exec) > 0:

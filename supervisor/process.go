@@ -17,6 +17,8 @@ type LogStream interface {
 	Path() string
 	Dropped() uint64
 	Tail(n int) ([]byte, error)
+	// LastLine is the last complete line written to the file, "" when none.
+	LastLine() string
 	Follow(ctx context.Context, lastLines int, fn func(line []byte) error) error
 	Close() error
 }

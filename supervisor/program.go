@@ -15,22 +15,48 @@ import (
 
 // Status is an immutable snapshot of one program, safe to share.
 type Status struct {
-	Name        string      `json:"name"`
-	State       State       `json:"state"`
-	PID         int         `json:"pid,omitempty"`
-	StartedAt   time.Time   `json:"started_at,omitzero"` // when the current process was spawned
-	StateSince  time.Time   `json:"state_since"`         // when State was entered
-	Restarts    int         `json:"restarts"`            // automatic restarts since hostctl started
-	LastExit    *ExitStatus `json:"last_exit,omitempty"` // how the previous process ended
-	SpawnErr    string      `json:"spawn_error,omitempty"`
-	Info        string      `json:"info,omitempty"`      // why: "waiting for rabbitmq", "retry 2 in 4s", ...
-	NextStart   time.Time   `json:"next_start,omitzero"` // in BACKOFF: when the next try is due
-	Autostart   bool        `json:"autostart"`
-	Description string      `json:"description,omitempty"`
-	StdoutLog   string      `json:"stdout_log,omitempty"`
-	StderrLog   string      `json:"stderr_log,omitempty"`
+	Name       string      `json:"name"`
+	State      State       `json:"state"`
+	PID        int         `json:"pid,omitempty"`
+	StartedAt  time.Time   `json:"started_at,omitzero"` // when the current process was spawned
+	StateSince time.Time   `json:"state_since"`         // when State was entered
+	Restarts   int         `json:"restarts"`            // automatic restarts since hostctl started
+	LastExit   *ExitStatus `json:"last_exit,omitempty"` // how the previous process ended
+	SpawnErr   string      `json:"spawn_error,omitempty"`
+	Info       string      `json:"info,omitempty"`      // why: "waiting for rabbitmq", "retry 2 in 4s", ...
+	NextStart  time.Time   `json:"next_start,omitzero"` // in BACKOFF, or FATAL with fatal_retry: when the next try is due
+	// Tries is, in FATAL because start_retries were used up, how many
+	// starts failed in a row (LastExit is how the last one ended); 0 when
+	// FATAL has another cause (SpawnErr says which).
+	Tries int `json:"tries,omitempty"`
+	// LastStderr is, in BACKOFF and in FATAL with Tries, the last line the
+	// program wrote to its stderr log (its stdout log with
+	// redirect_stderr): usually the reason it failed. `hostctl tail NAME
+	// stderr` shows more.
+	LastStderr string `json:"last_stderr,omitempty"`
+	// Health is the health check's view; nil without [health].
+	Health      *HealthStatus `json:"health,omitempty"`
+	Autostart   bool          `json:"autostart"`
+	Description string        `json:"description,omitempty"`
+	StdoutLog   string        `json:"stdout_log,omitempty"`
+	StderrLog   string        `json:"stderr_log,omitempty"`
 	// Generation counts processes spawned for this program.
 	Generation uint64 `json:"generation"`
+}
+
+// HealthStatus is what a program's health checks found.
+type HealthStatus struct {
+	// Healthy is true while the program is RUNNING and fewer than
+	// health.failures checks in a row have failed.
+	Healthy bool `json:"healthy"`
+	// Failures is the number of checks in a row that failed (0 after one
+	// that passed, and when the program enters RUNNING).
+	Failures int `json:"failures"`
+	// LastError says why the last failed check failed: "GET /healthz: 500".
+	LastError string `json:"last_error,omitempty"`
+	// Restarts counts restarts because checks failed, since the program's
+	// config was loaded.
+	Restarts int `json:"restarts"`
 }
 
 // Uptime is how long the current process has run (0 when none).
@@ -45,7 +71,9 @@ func (s Status) Uptime(now time.Time) time.Duration {
 // started until someone asks: its state is FATAL, EXITED or STOPPED.
 //
 //   - FATAL: it could not start (spawn error, start_retries used up, or a
-//     dependency that gave up).
+//     dependency that gave up). hostctl tries again after fatal_retry
+//     (NextStart), but that is minutes away: waiting for it would hang
+//     whoever waits, so FATAL counts as down.
 //   - EXITED: it exited from RUNNING and autorestart will not restart it.
 //     A program that will be restarted is never seen in EXITED: it moves on
 //     to STARTING or BACKOFF in the same step, before its Status is
@@ -114,6 +142,9 @@ const (
 	evStopTimeout
 	evDepsDone
 	evGroupCheck
+	evFatalRetry
+	evHealthCheck  // time for the next health check
+	evHealthResult // a health check ended (err nil: it passed)
 )
 
 type event struct {
@@ -162,12 +193,20 @@ type program struct {
 	killedAt     time.Time // in STOPPING: when SIGKILL was sent to the group
 	restartAfter bool      // in STOPPING: start again when stopped
 	lastExit     *ExitStatus
+	tries        int // in FATAL: failed starts in a row that made it give up
 	spawnErr     string
 	info         string
 	nextStart    time.Time
-	cancelAsync  context.CancelFunc // cancels the deps wait or the probe of this attempt
+	cancelAsync  context.CancelFunc // cancels the deps wait, the probe of this attempt or its health check
 	timers       []*time.Timer
 	dirty        bool
+
+	// health checks (while RUNNING)
+	healthFails      int    // checks failed in a row
+	healthErr        string // why the last one failed
+	healthRuns       int    // health restarts since the last passing check
+	healthRestarts   int    // health restarts since the config was loaded
+	healthRestarting bool   // in STOPPING: the stop is a restart for health
 }
 
 func newProgram(sup *Supervisor, cfg *ProgramConfig, out *outputs) (*program, error) {
@@ -205,7 +244,7 @@ func newProgram(sup *Supervisor, cfg *ProgramConfig, out *outputs) (*program, er
 func (p *program) snapshot() *Status {
 	st := &Status{
 		Name: p.cfg.Name, State: p.state, StateSince: p.stateSince, Restarts: p.restarts,
-		LastExit: p.lastExit, SpawnErr: p.spawnErr, Info: p.info, NextStart: p.nextStart,
+		LastExit: p.lastExit, SpawnErr: p.spawnErr, Info: p.info, NextStart: p.nextStart, Tries: p.tries,
 		Autostart: p.cfg.Autostart, Description: p.cfg.Description, Generation: p.spawns,
 	}
 	if p.out != nil {
@@ -213,6 +252,12 @@ func (p *program) snapshot() *Status {
 	}
 	if p.proc != nil {
 		st.PID, st.StartedAt = p.proc.pid, p.proc.started
+	}
+	if h := p.cfg.Health; h != nil {
+		st.Health = &HealthStatus{
+			Healthy:  p.state == Running && p.healthFails < h.Failures,
+			Failures: p.healthFails, LastError: p.healthErr, Restarts: p.healthRestarts,
+		}
 	}
 	return st
 }
@@ -305,6 +350,7 @@ func (p *program) setState(to State, fields ...zap.Field) {
 func (p *program) handleCmd(c command) error {
 	switch c.kind {
 	case cmdStart, cmdStartNoDeps:
+		p.healthRuns, p.healthRestarting = 0, false
 		switch p.state {
 		case Stopped, Exited, Fatal, Backoff:
 			p.fails, p.crashes = 0, 0
@@ -315,10 +361,11 @@ func (p *program) handleCmd(c command) error {
 		}
 		return nil
 	case cmdStop:
-		p.restartAfter = false
+		p.restartAfter, p.healthRestarting = false, false
 		p.stop()
 		return nil
 	case cmdRestart:
+		p.healthRuns, p.healthRestarting = 0, false
 		switch p.state {
 		case Starting, Running:
 			p.restartAfter = true
@@ -347,7 +394,7 @@ func (p *program) handleCmd(c command) error {
 // beginStart enters STARTING: waits for dependencies when asked, then spawns.
 func (p *program) beginStart(waitDeps bool) {
 	p.gen++
-	p.spawnErr, p.info = "", ""
+	p.spawnErr, p.info, p.tries = "", "", 0
 	p.startSecsOK, p.probeOK = false, false
 	p.setState(Starting)
 	if waitDeps && len(p.cfg.DependsOn) > 0 {
@@ -371,7 +418,7 @@ func (p *program) spawn() {
 	if err != nil {
 		p.spawnErr = err.Error()
 		p.dirty = true
-		p.setState(Fatal, zap.String("error", p.spawnErr))
+		p.giveUp(0, zap.String("error", p.spawnErr))
 		return
 	}
 	p.spawns++
@@ -442,6 +489,11 @@ func (p *program) stop() {
 		p.clearTimers()
 		p.info = ""
 		p.setState(Stopped)
+	case Fatal:
+		if !p.nextStart.IsZero() { // a stop cancels the pending retry
+			p.clearTimers()
+			p.setState(Stopped, zap.String("reason", "stopped on request: no retry"))
+		}
 	}
 }
 
@@ -515,10 +567,78 @@ func (p *program) handleEvent(e event) {
 		if e.err != nil {
 			p.spawnErr = e.err.Error()
 			p.info = ""
-			p.setState(Fatal, zap.Error(e.err))
+			p.giveUp(0, zap.Error(e.err))
 			return
 		}
 		p.spawn()
+	case evHealthCheck:
+		if p.state == Running && p.proc != nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			p.cancelAsync = cancel
+			gen, h := p.gen, p.cfg.Health
+			go func() {
+				err := checkOnce(ctx, h, p.cfg.Directory, p.env)
+				if ctx.Err() == nil || err == nil {
+					p.send(event{kind: evHealthResult, gen: gen, err: err})
+				}
+			}()
+		}
+	case evHealthResult:
+		if p.state == Running && p.proc != nil {
+			p.clearAsync()
+			p.healthChecked(e.err)
+		}
+	case evFatalRetry:
+		if p.state == Fatal {
+			p.log.Info("trying again after fatal_retry", zap.Duration("fatal_retry", p.cfg.FatalRetry))
+			p.fails, p.crashes = 0, 0
+			p.clearTimers()
+			p.beginStart(true)
+		}
+	}
+}
+
+// healthChecked counts the outcome of a health check of the running
+// process and restarts the program after health.failures failures in a row.
+func (p *program) healthChecked(err error) {
+	h := p.cfg.Health
+	if err == nil {
+		if p.healthFails > 0 {
+			p.log.Info("health check passes again", zap.Int("failures", p.healthFails))
+		}
+		p.healthFails, p.healthErr, p.healthRuns = 0, "", 0
+		p.dirty = true
+		p.after(h.Interval, event{kind: evHealthCheck, gen: p.gen})
+		return
+	}
+	p.healthFails++
+	p.healthErr = err.Error()
+	p.dirty = true
+	if p.healthFails < h.Failures {
+		p.log.Warn("health check failed", zap.Error(err), zap.Int("failures", p.healthFails), zap.Int("of", h.Failures))
+		p.after(h.Interval, event{kind: evHealthCheck, gen: p.gen})
+		return
+	}
+	p.healthRuns++
+	p.healthRestarts++
+	p.restarts++
+	p.info = "restarting: health check failed"
+	p.log.Warn("health check failed; restarting the program", zap.Error(err), zap.Int("failures", p.healthFails),
+		zap.Int("health_restarts_in_a_row", p.healthRuns))
+	p.restartAfter, p.healthRestarting = true, true
+	p.stop()
+}
+
+// giveUp enters FATAL after tries failed starts in a row (0: another
+// cause, in p.spawnErr) and, unless fatal_retry is "never", schedules the
+// next round of starts.
+func (p *program) giveUp(tries int, fields ...zap.Field) {
+	p.tries = tries
+	p.setState(Fatal, fields...)
+	if p.cfg.FatalRetry > 0 {
+		p.gen++ // the retry timer belongs to this FATAL only
+		p.nextStart = time.Now().Add(p.cfg.FatalRetry)
+		p.after(p.cfg.FatalRetry, event{kind: evFatalRetry, gen: p.gen})
 	}
 }
 
@@ -537,7 +657,11 @@ func (p *program) maybeRunning() {
 		p.fails = 0
 		p.runningSince = time.Now()
 		p.info = ""
+		p.healthFails, p.healthErr = 0, ""
 		p.setState(Running)
+		if h := p.cfg.Health; h != nil {
+			p.after(h.Grace+h.Interval, event{kind: evHealthCheck, gen: p.gen})
+		}
 	}
 }
 
@@ -571,7 +695,7 @@ func (p *program) exited(ei exitInfo) {
 		if p.fails > p.cfg.StartRetries {
 			p.spawnErr = fmt.Sprintf("exited too quickly (%s) %d times in a row; fix it, then `hostctl start %s`", es, p.fails, p.cfg.Name)
 			p.info = ""
-			p.setState(Fatal, fields...)
+			p.giveUp(p.fails, fields...)
 			return
 		}
 		d := p.backoffDelay(p.fails)
@@ -618,6 +742,14 @@ func (p *program) finishStop() {
 	p.leaderGone = false
 	p.killedAt = time.Time{}
 	p.info = ""
+	if p.restartAfter && p.healthRestarting && p.healthRuns > 1 {
+		// Restarted for health before, and not healthy since: wait, the
+		// longer the more often in a row, as for repeated crashes.
+		p.restartAfter, p.healthRestarting = false, false
+		p.enterBackoff(p.backoffDelay(p.healthRuns-1), fmt.Sprintf("health check failed; restart %d in a row without a passing check", p.healthRuns))
+		return
+	}
+	p.healthRestarting = false
 	p.setState(Stopped)
 	if p.restartAfter {
 		p.restartAfter = false

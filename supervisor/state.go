@@ -21,8 +21,8 @@ const (
 	Starting
 	// Running: up for start_secs and ready.
 	Running
-	// Backoff: the last start failed or the program keeps crashing; waiting
-	// before the next try.
+	// Backoff: the last start failed, the program keeps crashing, or it
+	// keeps failing its health check; waiting before the next try.
 	Backoff
 	// Stopping: the stop signal was sent; waiting for the process group to exit.
 	Stopping
@@ -30,8 +30,11 @@ const (
 	// restarted (autorestart said so). One that will be restarted passes
 	// through Exited within one step and is never published in it.
 	Exited
-	// Fatal: the program could not be started (spawn error, or start_retries
-	// exhausted). Stays so until an explicit start.
+	// Fatal: the program could not be started (spawn error, start_retries
+	// exhausted, or a dependency that is down). Stays so until an explicit
+	// start or, unless fatal_retry is "never", until fatal_retry has passed:
+	// then hostctl tries again as `hostctl start` would. A stop cancels
+	// that retry (FATAL -> STOPPED).
 	Fatal
 )
 
@@ -66,9 +69,9 @@ var transitions = map[State][]State{
 	Starting: {Running, Backoff, Stopping, Fatal, Stopped},
 	Running:  {Stopping, Exited},
 	Backoff:  {Starting, Stopped},
-	Stopping: {Stopped},
+	Stopping: {Stopped, Backoff},
 	Exited:   {Starting, Backoff},
-	Fatal:    {Starting},
+	Fatal:    {Starting, Stopped},
 }
 
 // canTransition reports whether from -> to is in the table.

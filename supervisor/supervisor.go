@@ -213,10 +213,23 @@ func (s *Supervisor) Status(names ...string) ([]Status, error) {
 	}
 	out := make([]Status, 0, len(progs))
 	for _, p := range progs {
-		st, _ := p.watch.get()
-		out = append(out, *st)
+		st, _ := p.current()
+		out = append(out, st)
 	}
 	return out, nil
+}
+
+// current returns the program's latest Status, with LastStderr filled in
+// where it applies, and a channel closed at its next change. The line is
+// read from the stream now, not when the program failed: the stream's
+// writer may still have been on its way to the file then.
+func (p *program) current() (Status, <-chan struct{}) {
+	st, ch := p.watch.get()
+	out := *st
+	if (out.State == Backoff || out.State == Fatal && out.Tries > 0) && p.out != nil && p.out.stderr != nil {
+		out.LastStderr = p.out.stderr.LastLine()
+	}
+	return out, ch
 }
 
 // Dropped returns the bytes of output dropped for a program.
@@ -251,16 +264,16 @@ func (s *Supervisor) WaitFor(ctx context.Context, name string, cond func(Status)
 		return Status{}, err
 	}
 	for {
-		st, ch := p.watch.get()
-		if cond(*st) {
-			return *st, nil
+		st, ch := p.current()
+		if cond(st) {
+			return st, nil
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return *st, ctx.Err()
+			return st, ctx.Err()
 		case <-p.done:
-			return *st, fmt.Errorf("program %q was removed", name)
+			return st, fmt.Errorf("program %q was removed", name)
 		}
 	}
 }
@@ -588,8 +601,9 @@ type Diff struct {
 }
 
 // Reload applies a new, validated set of programs: removed ones stop and go,
-// changed ones are stopped and replaced (restarted if they were up or are
-// autostart), new ones start if autostart, unchanged ones are not touched.
+// changed ones are stopped and replaced (restarted if they were up, in
+// BACKOFF, FATAL with a retry pending, or are autostart), new ones start if
+// autostart, unchanged ones are not touched (a pending fatal_retry stays).
 func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, error) {
 	var d Diff
 	next := map[string]*ProgramConfig{}
@@ -614,7 +628,9 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 			d.Changed = append(d.Changed, n)
 			toStop[n] = p
 			st, _ := p.watch.get()
-			wasUp[n] = st.State.IsUp() || st.State == Backoff
+			// A FATAL program with a retry pending is one hostctl is still
+			// trying to run: the new config (maybe the fix) gets a start now.
+			wasUp[n] = st.State.IsUp() || st.State == Backoff || st.State == Fatal && !st.NextStart.IsZero()
 		}
 	}
 	for n := range next {

@@ -33,7 +33,7 @@ func TestTransitionTable(t *testing.T) {
 	}{
 		{Stopped, Starting, true}, {Starting, Running, true}, {Running, Exited, true},
 		{Exited, Starting, true}, {Running, Stopping, true}, {Stopping, Stopped, true},
-		{Starting, Fatal, true}, {Backoff, Starting, true},
+		{Starting, Fatal, true}, {Backoff, Starting, true}, {Fatal, Stopped, true}, {Stopping, Backoff, true},
 		{Stopped, Running, false}, {Fatal, Running, false}, {Stopping, Running, false}, {Running, Backoff, false},
 	} {
 		if got := canTransition(tc.from, tc.to); got != tc.ok {

@@ -484,3 +484,40 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestLastLine(t *testing.T) {
+	long := strings.Repeat("x", 300) + "END"
+	for _, tc := range []struct {
+		name       string
+		writes     []string
+		timestamps bool
+		want       string
+	}{
+		{"nothing", nil, false, ""},
+		{"no newline yet", []string{"half a line"}, false, ""},
+		{"one line", []string{"boom\n"}, false, "boom"},
+		{"last of several", []string{"a\nb\nc\n"}, false, "c"},
+		{"partial after it", []string{"a\nb\nc"}, false, "b"},
+		{"line across writes", []string{"Value", "Error: ", "bad\n"}, false, "ValueError: bad"},
+		{"crlf", []string{"dos\r\n"}, false, "dos"},
+		{"long line keeps its end", []string{long + "\n"}, false, long[len(long)-lastLineMax:]},
+		{"long line across writes", []string{long[:200], long[200:] + "\n"}, false, long[len(long)-lastLineMax:]},
+		{"timestamp stripped", []string{"first\nlast words\n"}, true, "last words"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, _ := testManager(t, nil)
+			s := open(t, m, "app.err.log", Rotation{}, tc.timestamps)
+			for _, w := range tc.writes {
+				if _, err := s.Write([]byte(w)); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Sync(); err != nil { // one write to the file each
+					t.Fatal(err)
+				}
+			}
+			if got := s.LastLine(); got != tc.want {
+				t.Errorf("LastLine() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -95,13 +96,18 @@ type Stream struct {
 	dropped   atomic.Uint64
 	fileBytes atomic.Int64 // size of the current file, for the manager
 
-	// mu guards cur, notify, notifyTaken and finished; a leaf lock
-	// (feeders take it after feedMu when they drop).
+	// partial is the end of the line being written (no newline yet), at
+	// most lastLineMax bytes. Owned by the writer goroutine.
+	partial []byte
+
+	// mu guards cur, notify, notifyTaken, finished and lastLine; a leaf
+	// lock (feeders take it after feedMu when they drop).
 	mu          sync.Mutex
 	cur         *gen
 	notify      chan struct{} // closed and replaced when the file grows or rotates
 	notifyTaken bool
 	finished    bool
+	lastLine    []byte // the last complete line written, see LastLine
 
 	closeOnce sync.Once
 	closeErr  error
@@ -486,10 +492,65 @@ func (s *Stream) account(p []byte) {
 	s.written.Add(uint64(n))
 	s.fileBytes.Store(s.size)
 	s.mu.Lock()
+	s.noteLastLineLocked(p)
 	s.cur.size = s.size
 	s.notifyLocked()
 	s.mu.Unlock()
 	s.m.consume(s, n)
+}
+
+// lastLineMax bounds the line LastLine remembers; a longer line keeps its
+// last lastLineMax bytes.
+const lastLineMax = 256
+
+// noteLastLineLocked remembers the last complete line of what has been
+// written, p being the latest write. It costs one backward scan per write
+// (a batch of many lines), not per line: from the end of p to its last
+// newline, then at most lastLineMax bytes further back, and a copy of at
+// most lastLineMax bytes. Writer goroutine; s.mu is held.
+func (s *Stream) noteLastLineLocked(p []byte) {
+	i := bytes.LastIndexByte(p, '\n')
+	if i < 0 {
+		s.partial = appendTail(s.partial, p)
+		return
+	}
+	from := max(0, i-lastLineMax)
+	if j := bytes.LastIndexByte(p[from:i], '\n'); j >= 0 {
+		s.lastLine = append(s.lastLine[:0], p[from+j+1:i]...)
+	} else if from > 0 {
+		s.lastLine = append(s.lastLine[:0], p[from:i]...)
+	} else {
+		s.lastLine = appendTail(append(s.lastLine[:0], s.partial...), p[:i])
+	}
+	s.partial = appendTail(s.partial[:0], p[i+1:])
+}
+
+// appendTail appends p to b and keeps the last lastLineMax bytes.
+func appendTail(b, p []byte) []byte {
+	if len(p) >= lastLineMax {
+		return append(b[:0], p[len(p)-lastLineMax:]...)
+	}
+	if over := len(b) + len(p) - lastLineMax; over > 0 {
+		b = append(b[:0], b[over:]...)
+	}
+	return append(b, p...)
+}
+
+// LastLine returns the last complete line written to the log file, without
+// its newline and (with timestamps on) its timestamp; "" when none has been
+// written since the stream opened. A line longer than 256 bytes comes back
+// as its last 256 bytes. Lines still on their way to the file (the writer
+// batches for a few milliseconds) are not seen yet.
+func (s *Stream) LastLine() string {
+	s.mu.Lock()
+	line := string(s.lastLine)
+	s.mu.Unlock()
+	if s.timestamps && len(line) > len("2006-01-02T15:04:05") && line[4] == '-' && line[10] == 'T' {
+		if _, rest, ok := strings.Cut(line, " "); ok {
+			line = rest
+		}
+	}
+	return strings.TrimSuffix(line, "\r")
 }
 
 // notifyLocked wakes followers waiting for the file to change. s.mu is held.

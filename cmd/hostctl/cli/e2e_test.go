@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -481,6 +483,93 @@ func TestReloadReportsTheProxy(t *testing.T) {
 	for name, p := range d.status(t) {
 		if before[name].PID != p.PID {
 			t.Errorf("%s was restarted by a proxy-only reload", name)
+		}
+	}
+}
+
+// TestFatalStatusSaysWhyAndWhen: for a program that gave up, `hostctl
+// status` shows the tries, how the last one ended with the last line it
+// wrote to stderr, when hostctl tries again and where to read more; the
+// same facts are in --json. Every attempt writes the same line, so the
+// first attempt's line is in the log well before the program goes FATAL.
+func TestFatalStatusSaysWhyAndWhen(t *testing.T) {
+	d := startDaemon(t, `
+[program.flaky]
+command = ["/bin/sh", "-c", "echo starting >&2; echo 'ImportError: no module named app' >&2; exit 1"]
+start_secs = "300ms"
+start_retries = 1
+backoff = { initial = "50ms", max = "100ms" }
+fatal_retry = "1h"
+`, daemonOpts{})
+	r := d.hostctl(t, "status", "flaky")
+	for _, want := range []string{"FATAL", "gave up after 2 tries that exited too quickly (exit 1: ImportError: no module named app)",
+		"more: hostctl tail flaky stderr"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !regexp.MustCompile(`next try in [0-9hms]+;`).MatchString(r.stdout) {
+		t.Errorf("status lacks when the next try is due (about an hour):\n%s", r.stdout)
+	}
+	p := d.status(t)["flaky"]
+	if p.State != supervisor.Fatal || p.Tries != 2 || p.LastStderr != "ImportError: no module named app" || p.NextStart.IsZero() {
+		t.Errorf("status --json: state %s tries %d last_stderr %q next_start %v", p.State, p.Tries, p.LastStderr, p.NextStart)
+	}
+	// stop cancels the retry.
+	if r := d.hostctl(t, "stop", "flaky"); r.code != 0 {
+		t.Errorf("stop flaky: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if p := d.status(t)["flaky"]; p.State != supervisor.Stopped || !p.NextStart.IsZero() {
+		t.Errorf("after stop: %s next_start %v, want STOPPED with no retry", p.State, p.NextStart)
+	}
+}
+
+// TestHealthCheckRestartsThroughTheDaemon: a program whose health check
+// starts failing is restarted, again with backoff when it stays unhealthy,
+// and status, status --json and /metrics say so.
+func TestHealthCheckRestartsThroughTheDaemon(t *testing.T) {
+	sick := filepath.Join(t.TempDir(), "sick")
+	d := startDaemon(t, fmt.Sprintf(`
+[program.app]
+command = ["/bin/sh", "-c", "exec sleep 1000"]
+start_secs = "0s"
+stop_timeout = "5s"
+backoff = { initial = "20s", max = "40s" }
+health = { exec = ["/bin/sh", "-c", %q], interval = "100ms", failures = 2 }
+`, "test ! -e "+sick), daemonOpts{})
+	if r := d.hostctl(t, "status", "app"); !strings.Contains(r.stdout, "RUNNING") || !strings.Contains(r.stdout, "healthy") {
+		t.Errorf("status before the check fails:\n%s", r.stdout)
+	}
+	if err := os.WriteFile(sick, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The first restart is immediate; the second, with no passing check in
+	// between, waits in BACKOFF (10s to 20s: long enough to look at it).
+	d.waitLog(t, 60*time.Second, `"health check failed; restarting the program"`, `"health_restarts_in_a_row":2`)
+	d.waitLog(t, 60*time.Second, `"msg":"state"`, `"to":"BACKOFF"`)
+	r := d.hostctl(t, "status", "app")
+	for _, want := range []string{"BACKOFF", "unhealthy (2 failures: sh: exit status 1)", "restart 2 in a row"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	p := d.status(t)["app"]
+	if p.Health == nil || p.Health.Healthy || p.Health.Restarts != 2 || p.Restarts != 2 {
+		t.Errorf("status --json: restarts %d health %+v; want 2 restarts, unhealthy", p.Restarts, p.Health)
+	}
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", d.socket)
+	}}}
+	resp, err := c.Get("http://hostctl/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`hostctl_program_healthy{program="app"} 0`, `hostctl_program_health_restarts_total{program="app"} 2`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
 		}
 	}
 }

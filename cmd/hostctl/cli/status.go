@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -95,13 +96,30 @@ func printStatus(w io.Writer, progs []control.Program, now time.Time) {
 }
 
 // describe is the last column: why the program is in its state when that
-// needs saying, else its description.
+// needs saying, else its description. A FATAL or BACKOFF program shows the
+// last line it wrote to stderr and the command that shows more.
 func describe(p control.Program, now time.Time) string {
 	var parts []string
 	switch p.State {
 	case supervisor.Fatal:
-		if p.SpawnErr != "" {
+		switch {
+		case p.Tries > 0 && p.LastExit != nil:
+			why := shortExit(*p.LastExit)
+			if p.LastStderr != "" {
+				why += ": " + p.LastStderr
+			}
+			parts = append(parts, fmt.Sprintf("gave up after %d tries that exited too quickly (%s)", p.Tries, why))
+		case p.SpawnErr != "":
 			parts = append(parts, p.SpawnErr)
+		}
+		if !p.NextStart.IsZero() {
+			parts = append(parts, "next try in "+untilNext(p.NextStart, now))
+		} else {
+			parts = append(parts, fmt.Sprintf("no retry (fatal_retry = \"never\"): fix it, then `hostctl start %s`", p.Name))
+		}
+	case supervisor.Running:
+		if p.Health != nil {
+			parts = append(parts, healthText(*p.Health))
 		}
 	case supervisor.Exited:
 		if p.LastExit != nil {
@@ -109,19 +127,76 @@ func describe(p control.Program, now time.Time) string {
 		}
 	case supervisor.Backoff:
 		if !p.NextStart.IsZero() {
-			parts = append(parts, fmt.Sprintf("next try in %s", p.NextStart.Sub(now).Round(100*time.Millisecond)))
+			parts = append(parts, "next try in "+untilNext(p.NextStart, now))
 		}
+	}
+	if (p.State == supervisor.Stopping || p.State == supervisor.Backoff) && p.Health != nil && p.Health.Failures > 0 {
+		parts = append(parts, healthText(*p.Health))
 	}
 	if p.Info != "" {
 		parts = append(parts, p.Info)
 	}
+	if p.State == supervisor.Backoff && p.LastStderr != "" {
+		parts = append(parts, "stderr: "+p.LastStderr)
+	}
+	if p.LastStderr != "" {
+		parts = append(parts, fmt.Sprintf("more: hostctl tail %s stderr", p.Name))
+	}
 	if p.DroppedLogBytes > 0 {
 		parts = append(parts, fmt.Sprintf("%s of output dropped", fmtBytes(p.DroppedLogBytes)))
 	}
-	if len(parts) == 0 {
-		return p.Description
+	if len(parts) == 0 || len(parts) == 1 && p.State == supervisor.Running && p.Health != nil && p.Health.Failures == 0 && p.Description != "" {
+		parts = append(parts, p.Description) // "healthy" says too little to hide it
 	}
-	return strings.Join(parts, "; ")
+	return strings.Join(slices.DeleteFunc(parts, func(s string) bool { return s == "" }), "; ")
+}
+
+// healthText is "healthy", "healthy (1 failed check: GET /healthz: 500)"
+// below the threshold, "unhealthy (3 failures: GET /healthz: 500)" at it.
+func healthText(h supervisor.HealthStatus) string {
+	switch {
+	case h.Failures == 0:
+		return "healthy"
+	case h.Healthy:
+		return fmt.Sprintf("healthy (%d failed %s: %s)", h.Failures, plural(h.Failures, "check", "checks"), h.LastError)
+	}
+	return fmt.Sprintf("unhealthy (%d %s: %s)", h.Failures, plural(h.Failures, "failure", "failures"), h.LastError)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// shortExit is "exit 1", or "SIGKILL" for a process a signal killed.
+func shortExit(e supervisor.ExitStatus) string {
+	if e.Signal != "" {
+		return "SIG" + e.Signal
+	}
+	return fmt.Sprintf("exit %d", e.Code)
+}
+
+// untilNext is the time left until t: "1.4s", "42s", "4m12s", "5m",
+// "1h" (whole seconds, cut not rounded, from ten seconds on), "now" once
+// due.
+func untilNext(t, now time.Time) string {
+	d := t.Sub(now)
+	switch {
+	case d <= 0:
+		return "now"
+	case d < 10*time.Second:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	s := d.Truncate(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // proxyLine is the line under the table.

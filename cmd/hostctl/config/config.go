@@ -97,7 +97,8 @@ func Parse(path string, data []byte) (*File, error) {
 		return nil, Errors{{File: path, Msg: err.Error()}}
 	}
 	d := &decoder{md: md, file: path, lines: map[string]int{}, defaults: map[reflect.Type]func() reflect.Value{
-		reflect.TypeOf(supervisor.ProbeConfig{}): func() reflect.Value { return reflect.ValueOf(supervisor.DefaultProbeConfig()) },
+		reflect.TypeOf(supervisor.ProbeConfig{}):  func() reflect.Value { return reflect.ValueOf(supervisor.DefaultProbeConfig()) },
+		reflect.TypeOf(supervisor.HealthConfig{}): func() reflect.Value { return reflect.ValueOf(supervisor.DefaultHealthConfig()) },
 	}}
 	sections := map[string]func(toml.Primitive){
 		"admin": func(p toml.Primitive) { d.table(p, "admin", reflect.ValueOf(&f.Admin).Elem()) },

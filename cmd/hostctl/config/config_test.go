@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hostctl/hostctl/supervisor"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -32,6 +34,16 @@ func TestGoodConfig(t *testing.T) {
 	}
 	if !worker.Autostart || worker.StartRetries != 3 || worker.StopTimeout != 10*time.Second {
 		t.Errorf("worker defaults: %+v", worker)
+	}
+	if web.FatalRetry != supervisor.RetryNever || worker.FatalRetry != 5*time.Minute {
+		t.Errorf("fatal_retry: web %v (want never), worker %v (want the default 5m)", web.FatalRetry, worker.FatalRetry)
+	}
+	if h := web.Health; h == nil || h.HTTP != "http://127.0.0.1:8000/healthz" || h.Grace != 30*time.Second ||
+		h.Interval != 10*time.Second || h.Timeout != 5*time.Second || h.Failures != 3 {
+		t.Errorf("web.health (defaults: interval 10s, timeout 5s, failures 3): %+v", h)
+	}
+	if worker.Health != nil {
+		t.Errorf("worker.health = %+v, want none", worker.Health)
 	}
 	if len(worker.Command) != 3 || worker.Command[2] != "exec sleep 1000" {
 		t.Errorf("worker command %q", worker.Command)

@@ -162,8 +162,17 @@ func (d *decoder) value(prim toml.Primitive, key string, line int, rv reflect.Va
 		if !ok {
 			return
 		}
+		// `never:"allowed"`: the key also takes "never" (supervisor.RetryNever).
+		if tag.Get("never") != "" && s == "never" {
+			rv.SetInt(int64(supervisor.RetryNever))
+			return
+		}
 		v, err := ParseDuration(s)
 		if err != nil {
+			if tag.Get("never") != "" {
+				d.fail(key, line, "%q is not a duration or \"never\" (example: \"5m\")", s)
+				return
+			}
 			d.fail(key, line, "%q is not a duration (example: \"10s\")", s)
 			return
 		}

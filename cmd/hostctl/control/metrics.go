@@ -25,6 +25,10 @@ var (
 		"Live processes in the program's process group.", []string{"program"}, nil)
 	descDropped = prometheus.NewDesc("hostctl_program_log_dropped_bytes_total",
 		"Program output dropped because the disk could not keep up or was full.", []string{"program"}, nil)
+	descHealthy = prometheus.NewDesc("hostctl_program_healthy",
+		"1 while the program is RUNNING and passing its health check ([program.NAME.health]); only programs with one.", []string{"program"}, nil)
+	descHealthRestarts = prometheus.NewDesc("hostctl_program_health_restarts_total",
+		"Restarts of the program because its health check failed, since its config was loaded; only programs with one.", []string{"program"}, nil)
 	descUpHealthy = prometheus.NewDesc("hostctl_proxy_upstream_healthy",
 		"1 when the proxy considers the upstream healthy.", []string{"upstream"}, nil)
 	descUpRequests = prometheus.NewDesc("hostctl_proxy_upstream_requests_in_flight",
@@ -54,7 +58,7 @@ func newRegistry(s *Server) *prometheus.Registry {
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRestarts, descUptime, descRSS, descCPU, descProcs,
-		descDropped, descUpHealthy, descUpRequests, descUpFails, descProxyUp} {
+		descDropped, descHealthy, descHealthRestarts, descUpHealthy, descUpRequests, descUpFails, descProxyUp} {
 		ch <- d
 	}
 }
@@ -76,6 +80,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, p.CPUSeconds, p.Name)
 			ch <- prometheus.MustNewConstMetric(descProcs, prometheus.GaugeValue, float64(p.Processes), p.Name)
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(p.DroppedLogBytes), p.Name)
+			if h := p.Health; h != nil {
+				v := 0.0
+				if h.Healthy {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, v, p.Name)
+				ch <- prometheus.MustNewConstMetric(descHealthRestarts, prometheus.CounterValue, float64(h.Restarts), p.Name)
+			}
 		}
 	}
 	if ps, ok := c.s.proxy(); ok {

@@ -558,3 +558,75 @@ func BenchmarkScanGroups(b *testing.B) {
 		supervisor.GroupUsage(want)
 	}
 }
+
+// TestFatalStatusFields: GET /v1/programs carries what `hostctl status`
+// needs to say why a FATAL program gave up and when it is tried again.
+func TestFatalStatusFields(t *testing.T) {
+	next := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	f := &fakePrograms{sts: []supervisor.Status{{
+		Name: "web", State: supervisor.Fatal, Tries: 4, LastExit: &supervisor.ExitStatus{Code: 1},
+		LastStderr: "ImportError: no module named app", NextStart: next,
+	}}}
+	srv := httptest.NewServer(New(Options{Programs: f}).Handler(false))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/programs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var wire bytes.Buffer
+	json.Compact(&wire, raw)
+	b := wire.Bytes()
+	for _, want := range []string{`"tries":4`, `"last_stderr":"ImportError: no module named app"`, `"next_start":"2030-01-02T03:04:05Z"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("GET /v1/programs = %s\nlacks %s", b, want)
+		}
+	}
+	p, err := (&Client{URL: srv.URL}).Program(context.Background(), "web")
+	if err != nil || p.Tries != 4 || p.LastStderr != "ImportError: no module named app" || !p.NextStart.Equal(next) {
+		t.Errorf("Program(web) = %+v, %v", p, err)
+	}
+}
+
+// TestHealthMetrics: programs with a health check export whether they are
+// healthy and how often they were restarted for it; others export neither.
+func TestHealthMetrics(t *testing.T) {
+	f := &fakePrograms{sts: []supervisor.Status{
+		{Name: "web", State: supervisor.Running, Health: &supervisor.HealthStatus{Healthy: true, Restarts: 2}},
+		{Name: "api", State: supervisor.Stopping, Health: &supervisor.HealthStatus{Failures: 3, LastError: "GET /healthz: 500", Restarts: 1}},
+		{Name: "cron", State: supervisor.Running},
+	}}
+	srv := httptest.NewServer(New(Options{Programs: f}).Handler(false))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`hostctl_program_healthy{program="web"} 1`,
+		`hostctl_program_health_restarts_total{program="web"} 2`,
+		`hostctl_program_healthy{program="api"} 0`,
+		`hostctl_program_health_restarts_total{program="api"} 1`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(string(b), `hostctl_program_healthy{program="cron"}`) {
+		t.Errorf("/metrics has health for a program without a health check")
+	}
+	resp, err = http.Get(srv.URL + "/v1/programs?name=api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var wire bytes.Buffer
+	json.Compact(&wire, raw)
+	if want := `"health":{"healthy":false,"failures":3,"last_error":"GET /healthz: 500","restarts":1}`; !strings.Contains(wire.String(), want) {
+		t.Errorf("GET /v1/programs?name=api = %s\nlacks %s", wire.String(), want)
+	}
+}

@@ -13,6 +13,18 @@ const $ = (sel) => document.querySelector(sel);
 
 class Unauthorized extends Error {}
 
+// infoText is the program's reason column: why it is in its state (with
+// the last line it wrote to stderr, and failed health checks), else its
+// description.
+function infoText(p) {
+  const parts = [p.spawn_error || p.info];
+  if (p.health && p.health.failures) {
+    parts.push((p.health.healthy ? 'healthy' : 'unhealthy') + ' (' + p.health.failures + ' failed: ' + p.health.last_error + ')');
+  }
+  if (p.last_stderr) parts.push('stderr: ' + p.last_stderr);
+  return parts.filter(Boolean).join('; ') || p.description || '';
+}
+
 async function api(method, path, body) {
   const headers = {};
   if (token) headers['Authorization'] = 'Bearer ' + token;
@@ -85,7 +97,7 @@ function render(programs) {
     cell(tr, String(p.restarts), 'num');
     cell(tr, fmtBytes(p.rss_bytes), 'num');
     cell(tr, p.pid ? p.cpu_seconds.toFixed(1) + 's' : '', 'num');
-    cell(tr, p.spawn_error || p.info || p.description || '', 'info');
+    cell(tr, infoText(p), 'info');
     const td = cell(tr, '');
     for (const action of ['start', 'stop', 'restart']) {
       const b = document.createElement('button');

@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+func TestUntilNext(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{-time.Second, "now"}, {1440 * time.Millisecond, "1.4s"}, {42*time.Second + 900*time.Millisecond, "42s"},
+		{4*time.Minute + 12*time.Second + 999*time.Millisecond, "4m12s"}, {5 * time.Minute, "5m"},
+		{time.Hour - 400*time.Millisecond, "59m59s"}, {time.Hour, "1h"}, {time.Hour + 30*time.Minute, "1h30m"},
+	} {
+		if got := untilNext(now.Add(tc.d), now); got != tc.want {
+			t.Errorf("untilNext(%s) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	prog := func(st supervisor.Status) control.Program {
+		if st.Name == "" {
+			st.Name = "web"
+		}
+		return control.Program{Status: st}
+	}
+	for _, tc := range []struct {
+		name string
+		p    control.Program
+		want string
+	}{
+		{"running shows the description", prog(supervisor.Status{State: supervisor.Running, Description: "the app"}), "the app"},
+		{"fatal after tries, retry due", prog(supervisor.Status{
+			State: supervisor.Fatal, Tries: 4, LastExit: &supervisor.ExitStatus{Code: 1},
+			LastStderr: "ImportError: No module named 'app'", NextStart: now.Add(4*time.Minute + 12*time.Second + 300*time.Millisecond),
+			SpawnErr: "exited too quickly (exit status 1) 4 times in a row; fix it, then `hostctl start web`",
+		}), "gave up after 4 tries that exited too quickly (exit 1: ImportError: No module named 'app'); next try in 4m12s; more: hostctl tail web stderr"},
+		{"fatal, killed, nothing on stderr", prog(supervisor.Status{
+			State: supervisor.Fatal, Tries: 2, LastExit: &supervisor.ExitStatus{Code: 137, Signal: "KILL"}, NextStart: now.Add(2 * time.Second),
+		}), "gave up after 2 tries that exited too quickly (SIGKILL); next try in 2s"},
+		{"fatal spawn error, never retried", prog(supervisor.Status{State: supervisor.Fatal, SpawnErr: `cannot execute "/srv/app": no such file or directory`}),
+			"cannot execute \"/srv/app\": no such file or directory; no retry (fatal_retry = \"never\"): fix it, then `hostctl start web`"},
+		{"backoff shows the last stderr line", prog(supervisor.Status{
+			State: supervisor.Backoff, NextStart: now.Add(1400 * time.Millisecond), Info: "exited too quickly (exit status 1); retry 1/3",
+			LastStderr: "redis: connection refused",
+		}), "next try in 1.4s; exited too quickly (exit status 1); retry 1/3; stderr: redis: connection refused; more: hostctl tail web stderr"},
+		{"running, healthy, with a description", prog(supervisor.Status{State: supervisor.Running, Description: "the app",
+			Health: &supervisor.HealthStatus{Healthy: true}}), "healthy; the app"},
+		{"running, one failed check", prog(supervisor.Status{State: supervisor.Running,
+			Health: &supervisor.HealthStatus{Healthy: true, Failures: 1, LastError: "GET /healthz: connection refused"}}),
+			"healthy (1 failed check: GET /healthz: connection refused)"},
+		{"restarting for health", prog(supervisor.Status{State: supervisor.Stopping, Info: "restarting: health check failed",
+			Health: &supervisor.HealthStatus{Failures: 3, LastError: "GET /healthz: 500", Restarts: 1}}),
+			"unhealthy (3 failures: GET /healthz: 500); restarting: health check failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := describe(tc.p, now); got != tc.want {
+				t.Errorf("describe:\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
