@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -39,6 +40,8 @@ func helperMain(mode string, args []string) int {
 			os.WriteFile(args[0], []byte("ready"), 0o644)
 		}
 		select {}
+	case "child-sigign": // started with SIGHUP and SIGINT ignored
+		return childSigIgn()
 	case "listen": // listen ADDR DELAY
 		d, _ := time.ParseDuration(args[1])
 		time.Sleep(d)
@@ -202,4 +205,35 @@ func waitFile(t *testing.T, path string, timeout time.Duration) []byte {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// childSigIgn runs, through the spawner, a shell that prints the SigIgn
+// line of its /proc status, and then sends SIGHUP to itself: the caller
+// started it with SIGHUP and SIGINT ignored, and it must keep ignoring them.
+func childSigIgn() int {
+	if !signal.Ignored(syscall.SIGHUP) || !signal.Ignored(syscall.SIGINT) {
+		fmt.Fprintln(os.Stderr, "helper: SIGHUP and SIGINT are not ignored; start it through trap '' HUP INT")
+		return 2
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	exited := make(chan exitInfo, 1)
+	argv := []string{"/bin/sh", "-c", "grep ^SigIgn: /proc/$$/status"}
+	attr := &syscall.ProcAttr{Files: []uintptr{0, w.Fd(), 2}, Sys: &syscall.SysProcAttr{Setpgid: true}}
+	if _, err := theSpawner().start(argv[0], argv, attr, func(ei exitInfo) { exited <- ei }); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	w.Close()
+	out, _ := io.ReadAll(r)
+	<-exited
+	os.Stdout.Write(out)
+	// Still ignored by this process: it survives the signal.
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	syscall.Kill(os.Getpid(), syscall.SIGINT)
+	fmt.Println("survived")
+	return 0
 }

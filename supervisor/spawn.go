@@ -91,9 +91,32 @@ func newSpawner() *spawner {
 		sigs:  make(chan os.Signal, 1),
 	}
 	signal.Notify(s.sigs, syscall.SIGCHLD)
+	unignoreForChildren()
 	go s.forkLoop()
 	go s.reapLoop()
 	return s
+}
+
+// inheritedIgnores receives SIGHUP and SIGINT when hostctl was started
+// with them ignored; nothing reads it (signal.Notify never blocks).
+var inheritedIgnores = make(chan os.Signal, 1)
+
+// unignoreForChildren makes programs start with the default action for
+// SIGHUP and SIGINT even when hostctl itself was started with them ignored
+// (nohup, some CI runners and init scripts). The Go runtime keeps those
+// two ignored in that case, and an ignored signal stays ignored across
+// exec: a program would then never see `hostctl signal HUP`, and a POSIX
+// shell may not even trap it (its trap is silently a no-op). A caught
+// signal is reset to the default in the child, so catching them here, and
+// dropping what arrives, keeps hostctl ignoring them while its children
+// get the default, as systemd gives its services. Every other signal Go
+// catches already, so children get the default for it anyway.
+func unignoreForChildren() {
+	for _, sig := range []os.Signal{syscall.SIGHUP, syscall.SIGINT} {
+		if signal.Ignored(sig) {
+			signal.Notify(inheritedIgnores, sig)
+		}
+	}
 }
 
 // EnableReapAll makes hostctl reap every child that exits, not just its

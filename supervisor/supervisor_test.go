@@ -3,7 +3,9 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -405,6 +407,32 @@ func TestSignalAndRestart(t *testing.T) {
 	}
 	if st2.Restarts != 1 {
 		t.Errorf("restarts = %d, want 1", st2.Restarts)
+	}
+}
+
+// TestProgramsDoNotInheritIgnoredHUP: hostctl started with SIGHUP and
+// SIGINT ignored (nohup, some CI runners) keeps ignoring them itself, but
+// its programs start with the default action, so that `hostctl signal HUP`
+// reaches them and a shell can trap it.
+func TestProgramsDoNotInheritIgnoredHUP(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", `trap '' HUP INT; exec "$0"`, exe)
+	cmd.Env = append(os.Environ(), "HOSTCTL_HELPER=child-sigign")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	var mask uint64
+	if _, err := fmt.Sscanf(string(out), "SigIgn: %x\nsurvived\n", &mask); err != nil {
+		t.Fatalf("helper output %q: %v", out, err)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT} {
+		if mask&(1<<(sig-1)) != 0 {
+			t.Errorf("program started with SIG%s ignored (SigIgn %016x)", SignalName(sig), mask)
+		}
 	}
 }
 

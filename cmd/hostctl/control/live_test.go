@@ -94,8 +94,9 @@ func startLive(tb testing.TB, progs map[string]string, startSecs time.Duration) 
 }
 
 func TestLiveActionsAndLogs(t *testing.T) {
+	// web says hello with its pid ($$$$: commands expand $$ to $).
 	lv := startLive(t, map[string]string{
-		"web":  "trap 'echo got-hup' HUP; echo hello; sleep 1000 & while :; do sleep 1 & wait $!; done",
+		"web":  "trap 'echo got-hup' HUP; echo hello $$$$; sleep 1000 & while :; do sleep 1 & wait $!; done",
 		"dead": "echo dying >&2; exit 1",
 	}, 200*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -116,6 +117,7 @@ func TestLiveActionsAndLogs(t *testing.T) {
 	if err != nil || len(res) != 1 || !res[0].OK || res[0].Status.PID == web.PID || res[0].Status.State != supervisor.Running {
 		t.Fatalf("Restart(web) = %+v, %v", res, err)
 	}
+	webPID := res[0].Status.PID
 
 	// Start of a program that cannot start says why.
 	res, err = c.Start(ctx, []string{"dead"}, 30*time.Second)
@@ -128,8 +130,19 @@ func TestLiveActionsAndLogs(t *testing.T) {
 	fctx, fcancel := context.WithCancel(ctx)
 	defer fcancel()
 	go c.Log(fctx, "web", "stdout", 1, true, func(l string) error { lines <- l; return nil })
-	if l := <-lines; l != "hello" {
-		t.Fatalf("first followed line %q, want hello", l)
+	// The log keeps the old process's output, so the tail may be its
+	// hello. RUNNING (200 ms alive) does not mean the new shell has run a
+	// line yet: its hello says its trap is set, so wait for that one.
+	want := fmt.Sprintf("hello %d", webPID)
+	for l := ""; l != want; {
+		select {
+		case l = <-lines:
+			if !strings.HasPrefix(l, "hello ") {
+				t.Fatalf("followed line %q, want %q", l, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %q", want)
+		}
 	}
 	if res, err := c.Signal(ctx, "HUP", []string{"web"}); err != nil || !res[0].OK {
 		t.Fatalf("Signal: %+v %v", res, err)
