@@ -37,8 +37,9 @@ func (o logOpener) OpenLog(p *supervisor.ProgramConfig, stream, path string) (su
 }
 
 // startLive runs progs (name -> shell script) under a real supervisor with
-// the API on a temp socket, and waits until they settle.
-func startLive(tb testing.TB, progs map[string]string, startSecs time.Duration) *live {
+// the API on a temp socket, and waits until they settle. startSecs gives a
+// program's startsecs (0 when missing).
+func startLive(tb testing.TB, progs map[string]string, startSecs map[string]time.Duration) *live {
 	tb.Helper()
 	dir, err := os.MkdirTemp("", "ctl")
 	if err != nil {
@@ -55,7 +56,7 @@ func startLive(tb testing.TB, progs map[string]string, startSecs time.Duration) 
 	for name, script := range progs {
 		c := supervisor.DefaultProgramConfig(name)
 		c.Command = supervisor.Command{"/bin/sh", "-c", script}
-		c.StartSecs = startSecs
+		c.StartSecs = startSecs[name]
 		c.StartRetries = 0
 		c.StopTimeout = 5 * time.Second
 		cfgs = append(cfgs, &c)
@@ -98,7 +99,12 @@ func TestLiveActionsAndLogs(t *testing.T) {
 	lv := startLive(t, map[string]string{
 		"web":  "trap 'echo got-hup' HUP; echo hello $$$$; sleep 1000 & while :; do sleep 1 & wait $!; done",
 		"dead": "echo dying >&2; exit 1",
-	}, 200*time.Millisecond)
+	}, map[string]time.Duration{
+		"web": 200 * time.Millisecond,
+		// dead must fail to start however busy the machine is: it
+		// counts as started only after a minute, and exits long before.
+		"dead": time.Minute,
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c := lv.client
@@ -183,7 +189,7 @@ func BenchmarkStatus500(b *testing.B) {
 	for i := range 500 {
 		progs[fmt.Sprintf("p%03d", i)] = "exec sleep 3600"
 	}
-	lv := startLive(b, progs, 0)
+	lv := startLive(b, progs, nil)
 	ctx := context.Background()
 
 	b.Run("api", func(b *testing.B) {
