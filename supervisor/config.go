@@ -81,6 +81,14 @@ type ProgramConfig struct {
 	// failed checks in a row the program is restarted (stop_signal,
 	// stop_timeout, start), with backoff when that repeats.
 	Health *HealthConfig `toml:"health"`
+	// MemoryLimit is the most resident memory (RSS, summed over the
+	// program's whole process group, as `hostctl status` shows it) the
+	// program may use, in bytes; in the file a size like "512MB". Measured
+	// every 5s (Options.MemoryCheckInterval); above it for two checks in a
+	// row, the program is restarted like for a failed health check
+	// (stop_signal, stop_timeout, start; backoff when that repeats).
+	// Default 0: no limit.
+	MemoryLimit int64 `toml:"memory_limit" unit:"bytes"`
 	// Description is a free text shown by `hostctl status`.
 	Description string `toml:"description"`
 
@@ -218,6 +226,10 @@ func DefaultProgramConfig(name string) ProgramConfig {
 func DefaultProbeConfig() ProbeConfig {
 	return ProbeConfig{Interval: 250 * time.Millisecond, Timeout: 2 * time.Second, Deadline: 60 * time.Second}
 }
+
+// minMemoryLimit is the smallest memory_limit accepted: anything less is
+// a number written without its unit.
+const minMemoryLimit = 1 << 20
 
 // FieldError is a problem with one config key.
 type FieldError struct {
@@ -365,6 +377,12 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 		if h.Grace < 0 {
 			bad("health.grace", "must not be negative")
 		}
+	}
+	switch {
+	case p.MemoryLimit < 0:
+		bad("memory_limit", "must not be negative (example: \"512MB\"; leave it out for no limit)")
+	case p.MemoryLimit > 0 && p.MemoryLimit < minMemoryLimit:
+		bad("memory_limit", "%d bytes is too little for any program; give a unit (example: \"512MB\")", p.MemoryLimit)
 	}
 	for _, kv := range []struct{ key, v string }{{"stdout_log", p.StdoutLog}, {"stderr_log", p.StderrLog}} {
 		if kv.v != "" && kv.v != "none" && !filepath.IsAbs(kv.v) {

@@ -27,12 +27,28 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// hog keeps the "alloc" helper's memory reachable.
+var hog []byte
+
 func helperMain(mode string, args []string) int {
 	switch mode {
 	case "exit": // exit CODE
 		n, _ := strconv.Atoi(args[0])
 		return n
 	case "sleep":
+		select {}
+	case "alloc": // alloc MB [ONCEFILE]: holds MB megabytes of touched memory; with ONCEFILE only if it did not exist
+		if len(args) > 1 {
+			if _, err := os.Stat(args[1]); err == nil {
+				select {}
+			}
+			os.WriteFile(args[1], []byte("allocated"), 0o644)
+		}
+		n, _ := strconv.Atoi(args[0])
+		hog = make([]byte, n<<20)
+		for i := 0; i < len(hog); i += 4096 {
+			hog[i] = 1
+		}
 		select {}
 	case "ignore-term": // ignore-term [READYFILE]
 		signal.Ignore(syscall.SIGTERM)
@@ -115,13 +131,20 @@ func shProg(name, script string) *ProgramConfig {
 // test. It returns the supervisor and an observer of its log.
 func newSup(t *testing.T, progs ...*ProgramConfig) (*Supervisor, *observer.ObservedLogs) {
 	t.Helper()
+	return newSupWith(t, Options{}, progs...)
+}
+
+// newSupWith is newSup with opts (its Logger and StateDir are the test's).
+func newSupWith(t *testing.T, opts Options, progs ...*ProgramConfig) (*Supervisor, *observer.ObservedLogs) {
+	t.Helper()
 	for _, p := range progs {
 		if errs := p.Validate("program." + p.Name); len(errs) > 0 {
 			t.Fatalf("invalid test config: %v", errs)
 		}
 	}
 	core, logs := observer.New(zap.DebugLevel)
-	s, err := New(progs, Options{Logger: zap.New(core), StateDir: t.TempDir()})
+	opts.Logger, opts.StateDir = zap.New(core), t.TempDir()
+	s, err := New(progs, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

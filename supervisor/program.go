@@ -35,11 +35,16 @@ type Status struct {
 	// stderr` shows more.
 	LastStderr string `json:"last_stderr,omitempty"`
 	// Health is the health check's view; nil without [health].
-	Health      *HealthStatus `json:"health,omitempty"`
-	Autostart   bool          `json:"autostart"`
-	Description string        `json:"description,omitempty"`
-	StdoutLog   string        `json:"stdout_log,omitempty"`
-	StderrLog   string        `json:"stderr_log,omitempty"`
+	Health *HealthStatus `json:"health,omitempty"`
+	// MemoryLimit is memory_limit in bytes; 0: no limit.
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
+	// MemoryRestarts counts restarts because the process group's memory
+	// stayed above MemoryLimit, since the program's config was loaded.
+	MemoryRestarts int    `json:"memory_restarts"`
+	Autostart      bool   `json:"autostart"`
+	Description    string `json:"description,omitempty"`
+	StdoutLog      string `json:"stdout_log,omitempty"`
+	StderrLog      string `json:"stderr_log,omitempty"`
 	// Generation counts processes spawned for this program.
 	Generation uint64 `json:"generation"`
 }
@@ -145,6 +150,7 @@ const (
 	evFatalRetry
 	evHealthCheck  // time for the next health check
 	evHealthResult // a health check ended (err nil: it passed)
+	evMemory       // the memory sampler measured the process group pid (any gen)
 )
 
 type event struct {
@@ -152,6 +158,8 @@ type event struct {
 	gen  uint64 // attempt the event belongs to; stale events are ignored
 	exit exitInfo
 	err  error
+	pid  int    // evMemory: the process group measured
+	rss  uint64 // evMemory: its resident memory, bytes
 }
 
 // process is the running process of a program.
@@ -202,12 +210,28 @@ type program struct {
 	dirty        bool
 
 	// health checks (while RUNNING)
-	healthFails      int    // checks failed in a row
-	healthErr        string // why the last one failed
-	healthRuns       int    // health restarts since the last passing check
-	healthRestarts   int    // health restarts since the config was loaded
-	healthRestarting bool   // in STOPPING: the stop is a restart for health
+	healthFails    int    // checks failed in a row
+	healthErr      string // why the last one failed
+	healthRuns     int    // health restarts since the last passing check
+	healthRestarts int    // health restarts since the config was loaded
+
+	// memory_limit (while RUNNING)
+	memOver     int // checks in a row above the limit
+	memRuns     int // memory restarts in a row (reset once below the limit for backoff.reset_after)
+	memRestarts int // memory restarts since the config was loaded
+
+	checkRestart restartCause // in STOPPING: the stop is a restart for health or memory
 }
+
+// restartCause says why a program is being restarted by hostctl itself
+// while it runs: such restarts back off when they repeat.
+type restartCause uint8
+
+const (
+	causeNone   restartCause = iota
+	causeHealth              // health.failures checks in a row failed
+	causeMemory              // memory stayed above memory_limit
+)
 
 func newProgram(sup *Supervisor, cfg *ProgramConfig, out *outputs) (*program, error) {
 	argv, err := cfg.expandedCommand()
@@ -246,6 +270,7 @@ func (p *program) snapshot() *Status {
 		Name: p.cfg.Name, State: p.state, StateSince: p.stateSince, Restarts: p.restarts,
 		LastExit: p.lastExit, SpawnErr: p.spawnErr, Info: p.info, NextStart: p.nextStart, Tries: p.tries,
 		Autostart: p.cfg.Autostart, Description: p.cfg.Description, Generation: p.spawns,
+		MemoryLimit: p.cfg.MemoryLimit, MemoryRestarts: p.memRestarts,
 	}
 	if p.out != nil {
 		st.StdoutLog, st.StderrLog = p.out.stdoutPath, p.out.stderrPath
@@ -350,7 +375,7 @@ func (p *program) setState(to State, fields ...zap.Field) {
 func (p *program) handleCmd(c command) error {
 	switch c.kind {
 	case cmdStart, cmdStartNoDeps:
-		p.healthRuns, p.healthRestarting = 0, false
+		p.healthRuns, p.memRuns, p.checkRestart = 0, 0, causeNone
 		switch p.state {
 		case Stopped, Exited, Fatal, Backoff:
 			p.fails, p.crashes = 0, 0
@@ -361,11 +386,11 @@ func (p *program) handleCmd(c command) error {
 		}
 		return nil
 	case cmdStop:
-		p.restartAfter, p.healthRestarting = false, false
+		p.restartAfter, p.checkRestart = false, causeNone
 		p.stop()
 		return nil
 	case cmdRestart:
-		p.healthRuns, p.healthRestarting = 0, false
+		p.healthRuns, p.memRuns, p.checkRestart = 0, 0, causeNone
 		switch p.state {
 		case Starting, Running:
 			p.restartAfter = true
@@ -511,6 +536,10 @@ func (p *program) handleEvent(e event) {
 		p.exited(e.exit)
 		return
 	}
+	if e.kind == evMemory {
+		p.memoryMeasured(e.pid, e.rss) // checked against the current pid
+		return
+	}
 	if e.gen != p.gen {
 		return // stale timer or probe of an earlier attempt
 	}
@@ -625,7 +654,7 @@ func (p *program) healthChecked(err error) {
 	p.info = "restarting: health check failed"
 	p.log.Warn("health check failed; restarting the program", zap.Error(err), zap.Int("failures", p.healthFails),
 		zap.Int("health_restarts_in_a_row", p.healthRuns))
-	p.restartAfter, p.healthRestarting = true, true
+	p.restartAfter, p.checkRestart = true, causeHealth
 	p.stop()
 }
 
@@ -658,6 +687,7 @@ func (p *program) maybeRunning() {
 		p.runningSince = time.Now()
 		p.info = ""
 		p.healthFails, p.healthErr = 0, ""
+		p.memOver = 0
 		p.setState(Running)
 		if h := p.cfg.Health; h != nil {
 			p.after(h.Grace+h.Interval, event{kind: evHealthCheck, gen: p.gen})
@@ -742,14 +772,21 @@ func (p *program) finishStop() {
 	p.leaderGone = false
 	p.killedAt = time.Time{}
 	p.info = ""
-	if p.restartAfter && p.healthRestarting && p.healthRuns > 1 {
-		// Restarted for health before, and not healthy since: wait, the
-		// longer the more often in a row, as for repeated crashes.
-		p.restartAfter, p.healthRestarting = false, false
-		p.enterBackoff(p.backoffDelay(p.healthRuns-1), fmt.Sprintf("health check failed; restart %d in a row without a passing check", p.healthRuns))
+	runs, why := 0, ""
+	switch p.checkRestart {
+	case causeHealth:
+		runs, why = p.healthRuns, "health check failed; restart %d in a row without a passing check"
+	case causeMemory:
+		runs, why = p.memRuns, "memory above memory_limit; restart %d in a row without a check below it"
+	}
+	p.checkRestart = causeNone
+	if p.restartAfter && runs > 1 {
+		// Restarted for the same reason before, and not well since: wait,
+		// the longer the more often in a row, as for repeated crashes.
+		p.restartAfter = false
+		p.enterBackoff(p.backoffDelay(runs-1), fmt.Sprintf(why, runs))
 		return
 	}
-	p.healthRestarting = false
 	p.setState(Stopped)
 	if p.restartAfter {
 		p.restartAfter = false

@@ -34,6 +34,10 @@ type Options struct {
 	// process group at once if hostctl dies without stopping them
 	// (kill -9, OOM killer): grandchildren that Pdeathsig cannot reach.
 	Guard bool
+	// MemoryCheckInterval is how often the memory of programs with a
+	// memory_limit is measured. Default DefaultMemoryCheckInterval (5s);
+	// tests make it shorter.
+	MemoryCheckInterval time.Duration
 }
 
 // Supervisor runs a set of programs.
@@ -127,6 +131,15 @@ func (s *Supervisor) Start() {
 	for _, p := range s.progs {
 		s.launch(p)
 	}
+	interval := s.opts.MemoryCheckInterval
+	if interval <= 0 {
+		interval = DefaultMemoryCheckInterval
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.sampleMemory(interval)
+	}()
 }
 
 func (s *Supervisor) launch(p *program) {

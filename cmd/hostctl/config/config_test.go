@@ -45,6 +45,9 @@ func TestGoodConfig(t *testing.T) {
 	if worker.Health != nil {
 		t.Errorf("worker.health = %+v, want none", worker.Health)
 	}
+	if web.MemoryLimit != 512e6 || worker.MemoryLimit != 0 {
+		t.Errorf("memory_limit: web %d (want 512MB = 512000000), worker %d (want 0: no limit)", web.MemoryLimit, worker.MemoryLimit)
+	}
 	if len(worker.Command) != 3 || worker.Command[2] != "exec sleep 1000" {
 		t.Errorf("worker command %q", worker.Command)
 	}
