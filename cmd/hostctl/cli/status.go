@@ -84,12 +84,12 @@ func printStatus(w io.Writer, progs []control.Program, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tMEMORY\tDESCRIPTION")
 	for _, p := range progs {
-		pid, up, mem := "-", "-", "-"
+		pid, up := "-", "-"
 		if p.PID > 0 {
 			pid = fmt.Sprint(p.PID)
 			up = fmtUptime(time.Duration(p.UptimeSeconds * float64(time.Second)))
-			mem = fmtBytes(p.RSSBytes)
 		}
+		mem := fmtMemory(p)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.State, pid, up, p.Restarts, mem, describe(p, now))
 	}
 	tw.Flush()
@@ -245,6 +245,39 @@ func fmtUptime(d time.Duration) string {
 		return fmt.Sprintf("%dd %02d:%02d:%02d", days, h, m, s)
 	}
 	return fmt.Sprintf("%d:%02d:%02d", h, m, s)
+}
+
+// fmtMemory is the MEMORY cell: the process group's RSS ("-" without a
+// process), and against memory_limit when there is one ("410M/512M").
+// With a limit both figures are in decimal units, the ones memory_limit
+// is written in ("512MB" is 512,000,000 bytes), so the limit reads as
+// written; without, binary units as always.
+func fmtMemory(p control.Program) string {
+	if p.MemoryLimit <= 0 {
+		if p.PID == 0 {
+			return "-"
+		}
+		return fmtBytes(p.RSSBytes)
+	}
+	used := "-"
+	if p.PID > 0 {
+		used = fmtDecimal(p.RSSBytes)
+	}
+	return used + "/" + fmtDecimal(uint64(p.MemoryLimit))
+}
+
+// fmtDecimal formats n bytes in decimal units with at most one decimal:
+// "512M", "410.2M", "1.5G", "900K", "12B".
+func fmtDecimal(n uint64) string {
+	v, u := float64(n), 0
+	for v >= 1000 && u < 4 {
+		v /= 1000
+		u++
+	}
+	if u == 0 {
+		return fmt.Sprintf("%dB", n)
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0") + string("BKMGT"[u])
 }
 
 func fmtBytes(n uint64) string {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +67,30 @@ func TestDescribe(t *testing.T) {
 				t.Errorf("describe:\n got %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestMemoryColumn(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		p    control.Program
+		want string
+	}{
+		{"no limit", control.Program{Status: supervisor.Status{PID: 7}, RSSBytes: 410 << 20}, "410.0M"},
+		{"no limit, no process", control.Program{}, "-"},
+		{"against the limit", control.Program{Status: supervisor.Status{PID: 7, MemoryLimit: 512e6}, RSSBytes: 410e6}, "410M/512M"},
+		{"above it, in decimal units like the limit", control.Program{Status: supervisor.Status{PID: 7, MemoryLimit: 512e6}, RSSBytes: 612_340_000}, "612.3M/512M"},
+		{"a limit, no process", control.Program{Status: supervisor.Status{MemoryLimit: 1.5e9}}, "-/1.5G"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fmtMemory(tc.p); got != tc.want {
+				t.Errorf("fmtMemory = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	var b strings.Builder
+	printStatus(&b, []control.Program{{Status: supervisor.Status{Name: "web", State: supervisor.Running, PID: 7, MemoryLimit: 512e6}, RSSBytes: 410e6}}, time.Now())
+	if !strings.Contains(b.String(), " 410M/512M ") {
+		t.Errorf("status table lacks the MEMORY cell 410M/512M:\n%s", b.String())
 	}
 }

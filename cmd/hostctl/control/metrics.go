@@ -29,6 +29,10 @@ var (
 		"1 while the program is RUNNING and passing its health check ([program.NAME.health]); only programs with one.", []string{"program"}, nil)
 	descHealthRestarts = prometheus.NewDesc("hostctl_program_health_restarts_total",
 		"Restarts of the program because its health check failed, since its config was loaded; only programs with one.", []string{"program"}, nil)
+	descMemLimit = prometheus.NewDesc("hostctl_program_memory_limit_bytes",
+		"The program's memory_limit: the most resident memory its process group may hold; only programs with one.", []string{"program"}, nil)
+	descMemRestarts = prometheus.NewDesc("hostctl_program_memory_restarts_total",
+		"Restarts of the program because its process group stayed above memory_limit, since its config was loaded; only programs with one.", []string{"program"}, nil)
 	descUpHealthy = prometheus.NewDesc("hostctl_proxy_upstream_healthy",
 		"1 when the proxy considers the upstream healthy.", []string{"upstream"}, nil)
 	descUpRequests = prometheus.NewDesc("hostctl_proxy_upstream_requests_in_flight",
@@ -58,7 +62,7 @@ func newRegistry(s *Server) *prometheus.Registry {
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRestarts, descUptime, descRSS, descCPU, descProcs,
-		descDropped, descHealthy, descHealthRestarts, descUpHealthy, descUpRequests, descUpFails, descProxyUp} {
+		descDropped, descHealthy, descHealthRestarts, descMemLimit, descMemRestarts, descUpHealthy, descUpRequests, descUpFails, descProxyUp} {
 		ch <- d
 	}
 }
@@ -87,6 +91,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				}
 				ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, v, p.Name)
 				ch <- prometheus.MustNewConstMetric(descHealthRestarts, prometheus.CounterValue, float64(h.Restarts), p.Name)
+			}
+			if p.MemoryLimit > 0 {
+				ch <- prometheus.MustNewConstMetric(descMemLimit, prometheus.GaugeValue, float64(p.MemoryLimit), p.Name)
+				ch <- prometheus.MustNewConstMetric(descMemRestarts, prometheus.CounterValue, float64(p.MemoryRestarts), p.Name)
 			}
 		}
 	}

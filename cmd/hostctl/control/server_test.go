@@ -630,3 +630,42 @@ func TestHealthMetrics(t *testing.T) {
 		t.Errorf("GET /v1/programs?name=api = %s\nlacks %s", wire.String(), want)
 	}
 }
+
+// TestMemoryLimitMetrics: programs with a memory_limit export it and their
+// restarts for it; others export neither. The JSON counts the restarts.
+func TestMemoryLimitMetrics(t *testing.T) {
+	f := &fakePrograms{sts: []supervisor.Status{
+		{Name: "web", State: supervisor.Running, MemoryLimit: 512e6, MemoryRestarts: 3},
+		{Name: "cron", State: supervisor.Running},
+	}}
+	srv := httptest.NewServer(New(Options{Programs: f}).Handler(false))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`hostctl_program_memory_limit_bytes{program="web"} 5.12e+08`,
+		`hostctl_program_memory_restarts_total{program="web"} 3`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(string(b), `hostctl_program_memory_limit_bytes{program="cron"}`) || strings.Contains(string(b), `hostctl_program_memory_restarts_total{program="cron"}`) {
+		t.Errorf("/metrics has a memory limit for a program without one")
+	}
+	resp, err = http.Get(srv.URL + "/v1/programs?name=web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var wire bytes.Buffer
+	json.Compact(&wire, raw)
+	if want := `"memory_limit":512000000,"memory_restarts":3`; !strings.Contains(wire.String(), want) {
+		t.Errorf("GET /v1/programs?name=web = %s\nlacks %s", wire.String(), want)
+	}
+}
