@@ -573,3 +573,58 @@ health = { exec = ["/bin/sh", "-c", %q], interval = "100ms", failures = 2 }
 		}
 	}
 }
+
+// TestMemoryLimitThroughTheDaemon: a program that holds more memory than
+// its memory_limit is restarted after two checks (5s apart) above it, and
+// status, status --json and /metrics say so.
+func TestMemoryLimitThroughTheDaemon(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, fmt.Sprintf(`
+[program.hog]
+command = [%q]
+environment = { HOSTCTL_TEST_ALLOC_MB = "200" }
+start_secs = "0s"
+memory_limit = "100MB"
+backoff = { initial = "30s", max = "60s" }
+
+[program.quiet]
+command = ["/bin/sh", "-c", "exec sleep 1000"]
+start_secs = "0s"
+memory_limit = "1GB"
+`, exe), daemonOpts{})
+	if r := d.hostctl(t, "status", "quiet"); !strings.Contains(r.stdout, "/1G ") {
+		t.Errorf("status of a program with memory_limit 1GB lacks used/1G:\n%s", r.stdout)
+	}
+	d.waitLog(t, 60*time.Second, `above memory_limit 100MB for 2 checks: restarting`, `"program":"hog"`)
+	p := d.status(t)
+	if hog := p["hog"]; hog.MemoryRestarts < 1 || hog.MemoryLimit != 100e6 {
+		t.Errorf("status --json hog: memory_restarts %d memory_limit %d; want >= 1 and 100000000", hog.MemoryRestarts, hog.MemoryLimit)
+	}
+	if q := p["quiet"]; q.MemoryRestarts != 0 || q.Restarts != 0 {
+		t.Errorf("quiet, under its limit, was restarted: %+v", q)
+	}
+	if r := d.hostctl(t, "status", "hog"); !strings.Contains(r.stdout, "/100M") {
+		t.Errorf("status lacks used/100M:\n%s", r.stdout)
+	}
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", d.socket)
+	}}}
+	resp, err := c.Get("http://hostctl/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`hostctl_program_memory_limit_bytes{program="hog"} 1e+08`, `hostctl_program_memory_restarts_total{program="hog"} `} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(string(b), `hostctl_program_memory_restarts_total{program="hog"} 0`) {
+		t.Errorf("/metrics counts no memory restart of hog")
+	}
+}

@@ -28,9 +28,25 @@ import (
 
 var hostctlBin string
 
+// hogged keeps holdMemory's memory reachable.
+var hogged []byte
+
+// holdMemory allocates and touches mb megabytes, then waits to be killed.
+func holdMemory(mb string) {
+	n, _ := strconv.Atoi(mb)
+	hogged = make([]byte, n<<20)
+	for i := 0; i < len(hogged); i += 4096 {
+		hogged[i] = 1
+	}
+	select {}
+}
+
 // TestMain builds hostctl once (with -race when the tests have it: see
 // testbin).
 func TestMain(m *testing.M) {
+	if mb := os.Getenv("HOSTCTL_TEST_ALLOC_MB"); mb != "" {
+		holdMemory(mb) // the test binary as a program that uses memory
+	}
 	var err error
 	if hostctlBin, err = testbin.Hostctl(); err != nil {
 		fmt.Fprintln(os.Stderr, "building hostctl:", err)
