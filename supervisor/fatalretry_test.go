@@ -26,23 +26,7 @@ func newSupWithLogs(t *testing.T, progs ...*ProgramConfig) *Supervisor {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	for _, p := range progs {
-		if errs := p.Validate("program." + p.Name); len(errs) > 0 {
-			t.Fatalf("invalid test config: %v", errs)
-		}
-	}
-	s, err := New(progs, Options{LogDir: dir, Logs: managerOpener{m}, StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	s, _ := newSupWith(t, Options{LogDir: dir, Logs: managerOpener{m}}, progs...)
 	return s
 }
 
