@@ -329,12 +329,7 @@ func TestMetrics(t *testing.T) {
 	}})
 	srv := httptest.NewServer(s.Handler(false))
 	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	b := getBody(t, srv.URL+"/metrics")
 	for _, want := range []string{
 		`hostctl_program_state{program="api",state="RUNNING"} 1`,
 		`hostctl_program_state{program="api",state="FATAL"} 0`,
@@ -518,12 +513,7 @@ func TestProxyStatus(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(New(Options{Programs: newFake(), Proxy: tc.proxy}).Handler(false))
 			defer srv.Close()
-			resp, err := http.Get(srv.URL + "/v1/proxy")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			b := getBody(t, srv.URL+"/v1/proxy")
 			var wire bytes.Buffer
 			if err := json.Compact(&wire, b); err != nil || wire.String() != tc.wire {
 				t.Errorf("GET /v1/proxy = %s (%v)\nwant %s", b, err, tc.wire)
@@ -569,12 +559,7 @@ func TestFatalStatusFields(t *testing.T) {
 	}}}
 	srv := httptest.NewServer(New(Options{Programs: f}).Handler(false))
 	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/v1/programs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	raw := getBody(t, srv.URL+"/v1/programs")
 	var wire bytes.Buffer
 	json.Compact(&wire, raw)
 	b := wire.Bytes()
@@ -599,12 +584,7 @@ func TestHealthMetrics(t *testing.T) {
 	}}
 	srv := httptest.NewServer(New(Options{Programs: f}).Handler(false))
 	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	b := getBody(t, srv.URL+"/metrics")
 	for _, want := range []string{
 		`hostctl_program_healthy{program="web"} 1`,
 		`hostctl_program_health_restarts_total{program="web"} 2`,
@@ -618,12 +598,7 @@ func TestHealthMetrics(t *testing.T) {
 	if strings.Contains(string(b), `hostctl_program_healthy{program="cron"}`) {
 		t.Errorf("/metrics has health for a program without a health check")
 	}
-	resp, err = http.Get(srv.URL + "/v1/programs?name=api")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	raw := getBody(t, srv.URL+"/v1/programs?name=api")
 	var wire bytes.Buffer
 	json.Compact(&wire, raw)
 	if want := `"health":{"healthy":false,"failures":3,"last_error":"GET /healthz: 500","restarts":1}`; !strings.Contains(wire.String(), want) {
@@ -640,12 +615,7 @@ func TestMemoryLimitMetrics(t *testing.T) {
 	}}
 	srv := httptest.NewServer(New(Options{Programs: f}).Handler(false))
 	defer srv.Close()
-	resp, err := http.Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	b := getBody(t, srv.URL+"/metrics")
 	for _, want := range []string{
 		`hostctl_program_memory_limit_bytes{program="web"} 5.12e+08`,
 		`hostctl_program_memory_restarts_total{program="web"} 3`,
@@ -657,15 +627,25 @@ func TestMemoryLimitMetrics(t *testing.T) {
 	if strings.Contains(string(b), `hostctl_program_memory_limit_bytes{program="cron"}`) || strings.Contains(string(b), `hostctl_program_memory_restarts_total{program="cron"}`) {
 		t.Errorf("/metrics has a memory limit for a program without one")
 	}
-	resp, err = http.Get(srv.URL + "/v1/programs?name=web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	raw := getBody(t, srv.URL+"/v1/programs?name=web")
 	var wire bytes.Buffer
 	json.Compact(&wire, raw)
 	if want := `"memory_limit":512000000,"memory_restarts":3`; !strings.Contains(wire.String(), want) {
 		t.Errorf("GET /v1/programs?name=web = %s\nlacks %s", wire.String(), want)
 	}
+}
+
+// getBody GETs url and returns the body; a transport error fails the test.
+func getBody(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
