@@ -557,16 +557,7 @@ health = { exec = ["/bin/sh", "-c", %q], interval = "100ms", failures = 2 }
 	if p.Health == nil || p.Health.Healthy || p.Health.Restarts != 2 || p.Restarts != 2 {
 		t.Errorf("status --json: restarts %d health %+v; want 2 restarts, unhealthy", p.Restarts, p.Health)
 	}
-	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var dl net.Dialer
-		return dl.DialContext(ctx, "unix", d.socket)
-	}}}
-	resp, err := c.Get("http://hostctl/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	b := d.metrics(t)
 	for _, want := range []string{`hostctl_program_healthy{program="app"} 0`, `hostctl_program_health_restarts_total{program="app"} 2`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -609,16 +600,7 @@ memory_limit = "1GB"
 	if r := d.hostctl(t, "status", "hog"); !strings.Contains(r.stdout, "/100M") {
 		t.Errorf("status lacks used/100M:\n%s", r.stdout)
 	}
-	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var dl net.Dialer
-		return dl.DialContext(ctx, "unix", d.socket)
-	}}}
-	resp, err := c.Get("http://hostctl/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	b := d.metrics(t)
 	for _, want := range []string{`hostctl_program_memory_limit_bytes{program="hog"} 1e+08`, `hostctl_program_memory_restarts_total{program="hog"} `} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -627,4 +609,23 @@ memory_limit = "1GB"
 	if strings.Contains(string(b), `hostctl_program_memory_restarts_total{program="hog"} 0`) {
 		t.Errorf("/metrics counts no memory restart of hog")
 	}
+}
+
+// metrics returns the daemon's /metrics, read over its admin socket.
+func (d *testDaemon) metrics(t *testing.T) []byte {
+	t.Helper()
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", d.socket)
+	}}}
+	resp, err := c.Get("http://hostctl/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
