@@ -72,9 +72,9 @@ type Alert struct {
 	Command string `json:"command,omitempty"`
 
 	// Set by the Manager.
-	Since     time.Time `json:"since"`               // when it was triggered
-	LastSent  time.Time `json:"last_sent,omitzero"`  // when the trigger was last queued (first or repeat)
-	Notified  int       `json:"notified"`            // triggers queued: 1, then +1 per repeat
+	Since    time.Time `json:"since"`              // when it was triggered
+	LastSent time.Time `json:"last_sent,omitzero"` // when the trigger was last queued (first or repeat)
+	Notified int       `json:"notified"`           // triggers queued: 1, then +1 per repeat
 }
 
 // Action is what an Event does to the alert at the receiver.
