@@ -16,6 +16,7 @@ import (
 	"net/mail"
 	"net/smtp"
 	"net/textproto"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,8 +84,8 @@ func (e *email) Send(ctx context.Context, ev Event) error {
 	defer stop()
 
 	fail := func(step string, err error) error {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %s: no answer in time (%v)", where, step, context.Cause(ctx))
+		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("%s: %s: no answer in time: %w", where, step, err)
 		}
 		var te *textproto.Error
 		if errors.As(err, &te) {
