@@ -162,12 +162,19 @@ func (w *alertWatcher) checkProgram(cfg alert.Config, pa *progAlerts, st supervi
 		cut++
 	}
 	pa.restartTimes = pa.restartTimes[cut:]
-	if n := len(pa.restartTimes); n > cfg.CrashLoopRestarts {
+	n := len(pa.restartTimes)
+	switch {
+	case stopped:
+		// Stopped on request: the loop is over; a later start counts
+		// afresh.
+		pa.restartTimes = nil
+		w.m.Clear(key(alert.CondCrashLoop), name+" was stopped on request")
+	case n > cfg.CrashLoopRestarts:
 		w.set(alert.Alert{Key: key(alert.CondCrashLoop), Condition: alert.CondCrashLoop, Program: name, Severity: alert.Error,
 			Summary: fmt.Sprintf("%s on %s is in a crash loop: restarted %d times in %s%s", name, w.m.Host(), n,
 				fmtDuration(cfg.CrashLoopWindow), lastExitText(st)),
 			Details: programDetails(st)}, st)
-	} else if stopped || ranSettled && n <= cfg.CrashLoopRestarts/2 {
+	case ranSettled && n <= cfg.CrashLoopRestarts/2:
 		// Hysteresis: a program that keeps crashing just under the
 		// threshold does not resolve and trigger in turn.
 		w.m.Clear(key(alert.CondCrashLoop), fmt.Sprintf("%s has run %s, with %d restarts in the last %s", name, fmtDuration(st.Uptime(now)), n, fmtDuration(cfg.CrashLoopWindow)))
