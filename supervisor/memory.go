@@ -94,6 +94,7 @@ func (p *program) memoryMeasured(pid int, rss uint64) {
 	}
 	p.memRuns++
 	p.memRestarts++
+	p.memLastRSS = rss
 	p.restarts++
 	p.dirty = true
 	p.info = fmt.Sprintf("restarting: memory %s above memory_limit %s", used, lim)

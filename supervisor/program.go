@@ -40,11 +40,14 @@ type Status struct {
 	MemoryLimit int64 `json:"memory_limit,omitempty"`
 	// MemoryRestarts counts restarts because the process group's memory
 	// stayed above MemoryLimit, since the program's config was loaded.
-	MemoryRestarts int    `json:"memory_restarts"`
-	Autostart      bool   `json:"autostart"`
-	Description    string `json:"description,omitempty"`
-	StdoutLog      string `json:"stdout_log,omitempty"`
-	StderrLog      string `json:"stderr_log,omitempty"`
+	MemoryRestarts int `json:"memory_restarts"`
+	// MemoryRestartRSS is what the process group used (bytes) at the last
+	// check before the last memory restart; 0 before any.
+	MemoryRestartRSS uint64 `json:"memory_restart_rss,omitempty"`
+	Autostart        bool   `json:"autostart"`
+	Description      string `json:"description,omitempty"`
+	StdoutLog        string `json:"stdout_log,omitempty"`
+	StderrLog        string `json:"stderr_log,omitempty"`
 	// Generation counts processes spawned for this program.
 	Generation uint64 `json:"generation"`
 }
@@ -216,9 +219,10 @@ type program struct {
 	healthRestarts int    // health restarts since the config was loaded
 
 	// memory_limit (while RUNNING)
-	memOver     int // checks in a row above the limit
-	memRuns     int // memory restarts in a row (reset once below the limit for backoff.reset_after)
-	memRestarts int // memory restarts since the config was loaded
+	memOver     int    // checks in a row above the limit
+	memRuns     int    // memory restarts in a row (reset once below the limit for backoff.reset_after)
+	memRestarts int    // memory restarts since the config was loaded
+	memLastRSS  uint64 // RSS that caused the last memory restart
 
 	checkRestart restartCause // in STOPPING: the stop is a restart for health or memory
 }
@@ -270,7 +274,7 @@ func (p *program) snapshot() *Status {
 		Name: p.cfg.Name, State: p.state, StateSince: p.stateSince, Restarts: p.restarts,
 		LastExit: p.lastExit, SpawnErr: p.spawnErr, Info: p.info, NextStart: p.nextStart, Tries: p.tries,
 		Autostart: p.cfg.Autostart, Description: p.cfg.Description, Generation: p.spawns,
-		MemoryLimit: p.cfg.MemoryLimit, MemoryRestarts: p.memRestarts,
+		MemoryLimit: p.cfg.MemoryLimit, MemoryRestarts: p.memRestarts, MemoryRestartRSS: p.memLastRSS,
 	}
 	if p.out != nil {
 		st.StdoutLog, st.StderrLog = p.out.stdoutPath, p.out.stderrPath

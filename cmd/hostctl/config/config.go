@@ -13,6 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
@@ -43,6 +44,8 @@ type File struct {
 	Programs map[string]*supervisor.ProgramConfig `toml:"-"`
 	// Proxy is the [proxy] section; nil when there is none (no web front).
 	Proxy *proxy.Config `toml:"proxy"`
+	// Alerts is the [alerts] section: who is told when something breaks.
+	Alerts alert.Config `toml:"alerts"`
 
 	// Path is the file this was read from.
 	Path string `toml:"-"`
@@ -68,8 +71,9 @@ type Admin struct {
 // Default returns a File with every default set and no programs.
 func Default() *File {
 	return &File{
-		Admin: Admin{Socket: "/run/hostctl/hostctl.sock", StateDir: "/var/lib/hostctl"},
-		Log:   logfile.DefaultConfig(),
+		Admin:  Admin{Socket: "/run/hostctl/hostctl.sock", StateDir: "/var/lib/hostctl"},
+		Log:    logfile.DefaultConfig(),
+		Alerts: alert.DefaultConfig(),
 	}
 }
 
@@ -99,10 +103,12 @@ func Parse(path string, data []byte) (*File, error) {
 	d := &decoder{md: md, file: path, lines: map[string]int{}, defaults: map[reflect.Type]func() reflect.Value{
 		reflect.TypeOf(supervisor.ProbeConfig{}):  func() reflect.Value { return reflect.ValueOf(supervisor.DefaultProbeConfig()) },
 		reflect.TypeOf(supervisor.HealthConfig{}): func() reflect.Value { return reflect.ValueOf(supervisor.DefaultHealthConfig()) },
+		reflect.TypeOf(alert.SinkConfig{}):        func() reflect.Value { return reflect.ValueOf(alert.DefaultSinkConfig()) },
 	}}
 	sections := map[string]func(toml.Primitive){
-		"admin": func(p toml.Primitive) { d.table(p, "admin", reflect.ValueOf(&f.Admin).Elem()) },
-		"log":   func(p toml.Primitive) { d.table(p, "log", reflect.ValueOf(&f.Log).Elem()) },
+		"admin":  func(p toml.Primitive) { d.table(p, "admin", reflect.ValueOf(&f.Admin).Elem()) },
+		"log":    func(p toml.Primitive) { d.table(p, "log", reflect.ValueOf(&f.Log).Elem()) },
+		"alerts": func(p toml.Primitive) { d.table(p, "alerts", reflect.ValueOf(&f.Alerts).Elem()) },
 		"proxy": func(p toml.Primitive) {
 			f.Proxy = &proxy.Config{} // unset fields take proxy's defaults
 			d.table(p, "proxy", reflect.ValueOf(f.Proxy).Elem())
@@ -192,6 +198,7 @@ func (f *File) validate(d *decoder) {
 	if f.Proxy != nil {
 		errs = append(errs, f.Proxy.Validate("proxy")...)
 	}
+	errs = append(errs, f.Alerts.Validate("alerts")...)
 	for _, err := range errs {
 		if fe, ok := errors.AsType[fieldError](err); ok {
 			key, msg := fe.Field()
@@ -217,6 +224,7 @@ var (
 	_ fieldError = (*supervisor.FieldError)(nil)
 	_ fieldError = (*logfile.FieldError)(nil)
 	_ fieldError = (*proxy.FieldError)(nil)
+	_ fieldError = (*alert.FieldError)(nil)
 )
 
 // ProgramNames returns the program names, sorted.

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/supervisor"
@@ -47,8 +48,9 @@ type Daemon struct {
 
 	reloadMu sync.Mutex // one reload at a time
 
-	admin  *admin   // the admin API (admin.go)
-	notify notifier // what systemd was told (notify.go)
+	alerts *alert.Manager // active alerts and their delivery (alerts.go)
+	admin  *admin         // the admin API (admin.go)
+	notify notifier       // what systemd was told (notify.go)
 }
 
 // Run loads the config and runs until ctx ends (SIGTERM/SIGINT), then stops
@@ -94,6 +96,10 @@ func (d *Daemon) start(ctx context.Context) error {
 		if d.log, d.level, err = NewLogger(d.opts.LogFormat, d.opts.LogLevel, d.ownLog); err != nil {
 			return err
 		}
+	}
+
+	if d.alerts, err = alert.New(cfg.Alerts, alert.Options{Logger: d.log.Named("alerts")}); err != nil {
+		return err
 	}
 
 	// Claim the admin socket before touching any program: if another
@@ -146,6 +152,7 @@ func (d *Daemon) start(ctx context.Context) error {
 // serve handles signals until ctx ends, then shuts down.
 func (d *Daemon) serve(ctx context.Context, sigs <-chan os.Signal) error {
 	go d.notifyWhenReady(ctx)
+	go d.watchAlerts(ctx)
 	wd := d.startWatchdog()
 	defer wd.stop()
 	for {
@@ -188,6 +195,10 @@ func (d *Daemon) shutdown() error {
 		d.log.Error("shutdown", zap.Error(err))
 	}
 	d.closeAdmin()
+	// Deliver what is queued (a FATAL seen just before the stop), briefly.
+	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+	d.alerts.Close(actx)
+	acancel()
 	d.log.Info("all programs stopped; bye")
 	d.log.Sync()
 	if d.ownLog != nil {
@@ -216,6 +227,9 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
 	}
 	if cfg.Log != old.Log || cfg.Admin != old.Admin {
 		d.log.Warn("[log] and [admin] changes take effect at the next start of hostctl")
+	}
+	if aerr := d.alerts.Apply(cfg.Alerts); aerr != nil {
+		return control.ReloadResponse{}, aerr
 	}
 	diff, err := d.sup.Reload(ctx, cfg.ProgramList())
 	d.mu.Lock()

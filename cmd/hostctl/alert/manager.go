@@ -1,0 +1,449 @@
+package alert
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Options configure a Manager.
+type Options struct {
+	// Logger gets one line per trigger, resolve and failed delivery.
+	// Default: no logging.
+	Logger *zap.Logger
+	// Host is the host name sent with every event. Default: os.Hostname.
+	Host string
+	// QueueSize is how many events each sink holds while it cannot
+	// deliver (a receiver down, retries pending); past it new events are
+	// dropped and counted as failed. Default: 256.
+	QueueSize int
+	// MinBackoff and MaxBackoff bound the wait between delivery attempts
+	// (doubling, with jitter). Defaults: 1s and 1m.
+	MinBackoff, MaxBackoff time.Duration
+
+	// newSink builds a sink (tests put fakes in); default newSink.
+	newSink func(SinkConfig) (Sink, error)
+}
+
+// Manager keeps the active alerts and delivers their triggers and
+// resolves to the sinks. Set and Clear never block: each sink has its own
+// goroutine and bounded queue, so a receiver that hangs delays only its
+// own messages, and never supervision or the proxy.
+type Manager struct {
+	log  *zap.Logger
+	host string
+	opts Options
+
+	mu     sync.Mutex // guards cfg, active, sinks, closed
+	cfg    Config
+	active map[string]*Alert
+	sinks  []*worker
+	closed bool
+
+	kick chan struct{} // wakes the repeat loop after Apply
+	stop chan struct{}
+	done chan struct{}
+}
+
+// worker delivers the events of one sink, in order.
+type worker struct {
+	cfg   SinkConfig
+	sink  Sink
+	queue chan Event
+	stop  chan struct{} // closed to stop the worker (Apply replaced it, Close)
+	done  chan struct{}
+
+	sent, failed atomic.Uint64
+	queued       atomic.Int64
+	lastErr      atomic.Pointer[string]
+}
+
+// New builds the sinks of cfg (validated by Config.Validate) and starts
+// delivering. Close stops it.
+func New(cfg Config, opts Options) (*Manager, error) {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Host == "" {
+		opts.Host, _ = os.Hostname()
+	}
+	if opts.newSink == nil {
+		opts.newSink = newSink
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 256
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = time.Second
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(time.Minute, opts.MinBackoff)
+	}
+	m := &Manager{
+		log:    opts.Logger,
+		host:   opts.Host,
+		opts:   opts,
+		active: map[string]*Alert{},
+		kick:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	if err := m.Apply(cfg); err != nil {
+		return nil, err
+	}
+	go m.repeatLoop()
+	return m, nil
+}
+
+// Host is the host name sent with every event.
+func (m *Manager) Host() string { return m.host }
+
+// Apply replaces the config (a reload). Sinks whose config did not change
+// keep their queue; the others are replaced, and the events still queued
+// for a replaced sink are dropped with a log line. Active alerts are kept
+// and are not sent again to new sinks until they repeat.
+func (m *Manager) Apply(cfg Config) error {
+	var built []*worker
+	m.mu.Lock()
+	old := m.sinks
+	for _, sc := range cfg.Sinks {
+		if i := slices.IndexFunc(old, func(w *worker) bool { return w != nil && reflect.DeepEqual(w.cfg, sc) }); i >= 0 {
+			built = append(built, old[i])
+			old[i] = nil
+			continue
+		}
+		s, err := m.opts.newSink(sc)
+		if err != nil {
+			m.mu.Unlock()
+			for _, w := range built {
+				if !slices.Contains(m.sinks, w) {
+					close(w.stop)
+				}
+			}
+			return fmt.Errorf("alerts: sink %s: %w", sc.String(), err)
+		}
+		w := &worker{cfg: sc, sink: s, queue: make(chan Event, m.opts.QueueSize), stop: make(chan struct{}), done: make(chan struct{})}
+		go m.deliver(w)
+		built = append(built, w)
+	}
+	m.cfg = cfg
+	m.sinks = built
+	m.mu.Unlock()
+	for _, w := range old {
+		if w != nil {
+			if n := w.queued.Load(); n > 0 {
+				m.log.Warn("alerts: sink removed or changed by a reload; dropping its queued events",
+					zap.String("sink", w.cfg.Name), zap.Int64("events", n))
+			}
+			close(w.stop)
+		}
+	}
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Set triggers the alert a.Key, unless it is already active: then its
+// summary, severity, details, lines and command are updated and nothing is
+// sent (a receiver hears once per condition until it resolves, and again
+// every Repeat while it lasts).
+func (m *Manager) Set(a Alert) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	if cur, ok := m.active[a.Key]; ok {
+		cur.Summary, cur.Severity, cur.Details, cur.LastLines, cur.Command = a.Summary, a.Severity, a.Details, a.LastLines, a.Command
+		return
+	}
+	now := time.Now()
+	a.Since, a.LastSent, a.Notified = now, now, 1
+	if a.Severity == "" {
+		a.Severity = Error
+	}
+	m.active[a.Key] = &a
+	m.log.Warn("alert: "+a.Summary, zap.String("alert", a.Key), zap.String("condition", a.Condition), zap.String("severity", string(a.Severity)))
+	m.sendLocked(Event{Action: Trigger, Alert: a, Host: m.host, Time: now})
+}
+
+// Clear resolves the alert key if it is active; how says how it cleared
+// ("gunicorn is RUNNING again"). It reports whether it was active.
+func (m *Manager) Clear(key, how string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.active[key]
+	if !ok || m.closed {
+		return false
+	}
+	delete(m.active, key)
+	now := time.Now()
+	m.log.Info("alert resolved: "+how, zap.String("alert", key), zap.Duration("lasted", now.Sub(a.Since).Round(time.Second)))
+	m.sendLocked(Event{Action: Resolve, Alert: *a, Host: m.host, Time: now, ResolveSummary: how})
+	return true
+}
+
+// IsActive reports whether key is active.
+func (m *Manager) IsActive(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.active[key]
+	return ok
+}
+
+// Keys returns the keys of the active alerts.
+func (m *Manager) Keys() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keys := make([]string, 0, len(m.active))
+	for k := range m.active {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+var severityRank = map[Severity]int{Critical: 0, Error: 1, Warning: 2, Info: 3}
+
+// Active returns copies of the active alerts, the most severe first, then
+// the oldest.
+func (m *Manager) Active() []Alert {
+	m.mu.Lock()
+	out := make([]Alert, 0, len(m.active))
+	for _, a := range m.active {
+		out = append(out, *a)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b Alert) int {
+		return cmp.Or(cmp.Compare(severityRank[a.Severity], severityRank[b.Severity]), a.Since.Compare(b.Since), cmp.Compare(a.Key, b.Key))
+	})
+	return out
+}
+
+// Sinks returns each sink's delivery counters.
+func (m *Manager) Sinks() []SinkStatus {
+	m.mu.Lock()
+	sinks := slices.Clone(m.sinks)
+	m.mu.Unlock()
+	out := make([]SinkStatus, 0, len(sinks))
+	for _, w := range sinks {
+		st := SinkStatus{Name: w.cfg.Name, Type: w.cfg.Type, Sent: w.sent.Load(), Failed: w.failed.Load(), Queued: int(w.queued.Load())}
+		if e := w.lastErr.Load(); e != nil {
+			st.LastError = *e
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// Test sends a test alert to every sink at once, bypassing the queues,
+// and waits for each answer (each bounded by its sink's timeout). A
+// PagerDuty test is resolved right after, so that no incident stays open.
+func (m *Manager) Test(ctx context.Context) []TestResult {
+	m.mu.Lock()
+	sinks := slices.Clone(m.sinks)
+	m.mu.Unlock()
+	out := make([]TestResult, len(sinks))
+	var wg sync.WaitGroup
+	for i, w := range sinks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			now := time.Now()
+			a := Alert{
+				Key: "test", Condition: CondTest, Severity: Info, Since: now, LastSent: now, Notified: 1,
+				Summary: fmt.Sprintf("Test alert from hostctl on %s: alerts reach you through sink %q", m.host, w.cfg.Name),
+				Command: "hostctl alerts",
+			}
+			start := time.Now()
+			err := m.attempt(ctx, w, Event{Action: Trigger, Alert: a, Host: m.host, Time: now})
+			if err == nil && w.cfg.Type == TypePagerDuty {
+				err = m.attempt(ctx, w, Event{Action: Resolve, Alert: a, Host: m.host, Time: time.Now(), ResolveSummary: "test over"})
+			}
+			r := TestResult{Sink: w.cfg.Name, Type: w.cfg.Type, OK: err == nil, Milliseconds: time.Since(start).Milliseconds()}
+			if err != nil {
+				r.Error = err.Error()
+			}
+			out[i] = r
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Close stops accepting alerts, gives the queued events until ctx ends to
+// be delivered (one attempt each, no more retries), then stops.
+func (m *Manager) Close(ctx context.Context) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	sinks := m.sinks
+	m.mu.Unlock()
+	close(m.stop)
+	<-m.done
+	for _, w := range sinks {
+		close(w.queue) // no sender left: sendLocked checks closed
+	}
+	for _, w := range sinks {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+		}
+	}
+	for _, w := range sinks {
+		close(w.stop)
+	}
+}
+
+// sendLocked queues ev for every sink that wants its condition; a full
+// queue drops it and counts a failure.
+func (m *Manager) sendLocked(ev Event) {
+	for _, w := range m.sinks {
+		if !w.cfg.Wants(ev.Alert.Condition) {
+			continue
+		}
+		select {
+		case w.queue <- ev:
+			w.queued.Add(1)
+		default:
+			w.failed.Add(1)
+			msg := fmt.Sprintf("queue full (%d events): dropped the %s of %s", cap(w.queue), ev.Action, ev.Alert.Key)
+			w.lastErr.Store(&msg)
+			m.log.Error("alerts: "+msg, zap.String("sink", w.cfg.Name))
+		}
+	}
+}
+
+// deliver is a sink's goroutine: it sends its events in order, retrying
+// each with backoff for RetryFor.
+func (m *Manager) deliver(w *worker) {
+	defer close(w.done)
+	for {
+		select {
+		case <-w.stop:
+			return
+		case ev, ok := <-w.queue:
+			if !ok {
+				return
+			}
+			m.deliverOne(w, ev)
+			w.queued.Add(-1)
+		}
+	}
+}
+
+func (m *Manager) deliverOne(w *worker, ev Event) {
+	m.mu.Lock()
+	retryFor, closing := m.cfg.RetryFor, m.closed
+	m.mu.Unlock()
+	deadline := time.Now().Add(retryFor)
+	wait := m.opts.MinBackoff
+	for try := 1; ; try++ {
+		err := m.attempt(context.Background(), w, ev)
+		if err == nil {
+			w.sent.Add(1)
+			w.lastErr.Store(nil)
+			m.log.Debug("alerts: delivered", zap.String("sink", w.cfg.Name), zap.String("action", string(ev.Action)), zap.String("alert", ev.Alert.Key), zap.Int("try", try))
+			return
+		}
+		msg := err.Error()
+		w.lastErr.Store(&msg)
+		// Half to all of wait, so that sinks of many hosts that failed
+		// together do not retry together.
+		d := wait/2 + rand.N(wait/2+1)
+		if IsPermanent(err) || closing || time.Now().Add(d).After(deadline) {
+			w.failed.Add(1)
+			why := "gave up after retrying for " + retryFor.String()
+			if IsPermanent(err) {
+				why = "the receiver refused it; not retrying"
+			} else if closing {
+				why = "hostctl is stopping"
+			}
+			m.log.Error("alerts: could not deliver the "+string(ev.Action)+" of "+ev.Alert.Key+": "+why,
+				zap.String("sink", w.cfg.Name), zap.Int("tries", try), zap.Error(err))
+			return
+		}
+		m.log.Warn("alerts: delivery failed; retrying", zap.String("sink", w.cfg.Name), zap.String("alert", ev.Alert.Key),
+			zap.Int("try", try), zap.Duration("retry_in", d.Round(time.Millisecond)), zap.Error(err))
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-w.stop:
+			t.Stop()
+			w.failed.Add(1)
+			return
+		}
+		wait = min(wait*2, m.opts.MaxBackoff)
+		m.mu.Lock()
+		closing = m.closed
+		m.mu.Unlock()
+	}
+}
+
+// attempt is one delivery, bounded by the sink's timeout and ctx.
+func (m *Manager) attempt(ctx context.Context, w *worker, ev Event) error {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
+	defer cancel()
+	err := w.sink.Send(ctx, ev)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		return fmt.Errorf("no answer within %s", w.cfg.Timeout)
+	}
+	return err
+}
+
+// repeatLoop re-sends the trigger of every alert that lasts Repeat past
+// its last sending.
+func (m *Manager) repeatLoop() {
+	defer close(m.done)
+	for {
+		m.mu.Lock()
+		repeat := m.cfg.Repeat
+		m.mu.Unlock()
+		var t *time.Timer
+		var tc <-chan time.Time
+		if repeat > 0 {
+			// Check often enough that a repeat is at most a tenth late.
+			t = time.NewTimer(min(max(repeat/10, 10*time.Millisecond), time.Minute))
+			tc = t.C
+		}
+		select {
+		case <-m.stop:
+			if t != nil {
+				t.Stop()
+			}
+			return
+		case <-m.kick:
+			if t != nil {
+				t.Stop()
+			}
+			continue
+		case <-tc:
+		}
+		m.mu.Lock()
+		now := time.Now()
+		for _, a := range m.active {
+			if m.cfg.Repeat > 0 && now.Sub(a.LastSent) >= m.cfg.Repeat {
+				a.LastSent = now
+				a.Notified++
+				m.log.Warn("alert still active: "+a.Summary, zap.String("alert", a.Key), zap.Duration("for", now.Sub(a.Since).Round(time.Second)))
+				m.sendLocked(Event{Action: Trigger, Alert: *a, Host: m.host, Time: now, Repeat: true})
+			}
+		}
+		m.mu.Unlock()
+	}
+}
