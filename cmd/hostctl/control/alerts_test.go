@@ -14,6 +14,9 @@ import (
 	"github.com/hostctl/hostctl/supervisor"
 )
 
+// The daemon passes its *alert.Manager as Options.Alerts.
+var _ Alerts = (*alert.Manager)(nil)
+
 // fakeAlerts serves fixed alerts and sinks; Test answers results, or,
 // when ended is set, blocks until its context ends and then closes ended.
 type fakeAlerts struct {
