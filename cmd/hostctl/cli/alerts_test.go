@@ -1,292 +1,91 @@
-package cli_test
+package cli
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/control"
 )
 
-// hookEvent is one webhook POST as the receiver decoded it.
-type hookEvent struct {
-	Action         string         `json:"action"`
-	Key            string         `json:"key"`
-	DedupKey       string         `json:"dedup_key"`
-	Condition      string         `json:"condition"`
-	Program        string         `json:"program"`
-	Severity       string         `json:"severity"`
-	Summary        string         `json:"summary"`
-	Host           string         `json:"host"`
-	Time           time.Time      `json:"time"`
-	Since          time.Time      `json:"since"`
-	Details        map[string]any `json:"details"`
-	LastLines      []string       `json:"last_lines"`
-	Command        string         `json:"command"`
-	ResolveSummary string         `json:"resolve_summary"`
-
-	received time.Time
+func TestAgo(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{-time.Second, "0s ago"}, {40 * time.Second, "40s ago"}, {12*time.Minute + 59*time.Second, "12m ago"},
+		{3*time.Hour + 5*time.Minute, "3h05m ago"}, {52 * time.Hour, "2d4h ago"},
+	} {
+		if got := ago(now.Add(-tc.d), now); got != tc.want {
+			t.Errorf("ago(%s) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
 }
 
-// hookReceiver is a real HTTP receiver on 127.0.0.1 that checks every
-// request's signature and keeps what it got.
-type hookReceiver struct {
-	t      *testing.T
-	secret []byte
-	url    string
+func TestPrintAlerts(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	fatal := alert.Alert{Key: "fatal:web", Condition: alert.CondFatal, Program: "web", Severity: alert.Critical,
+		Summary: "web is FATAL: gave up after 4 tries (exit 1: ImportError)", Command: "hostctl status web; hostctl tail web stderr",
+		Since: now.Add(-12 * time.Minute)}
+	disk := alert.Alert{Key: "disk_free:/var/log", Condition: alert.CondDiskFree, Severity: alert.Warning,
+		Summary: "/var/log has 8% free", Since: now.Add(-3*time.Hour - 5*time.Minute)}
+	for _, tc := range []struct {
+		name string
+		res  control.AlertsResponse
+		want string
+	}{
+		{"nothing", control.AlertsResponse{}, "no active alerts\n\n" + noSinksHelp + "\n"},
+		{"alerts and sinks", control.AlertsResponse{
+			Alerts: []alert.Alert{fatal, disk},
+			Sinks: []alert.SinkStatus{{Name: "oncall", Type: "pagerduty", Sent: 4, Failed: 1, Queued: 2, LastError: "HTTP 429: rate limited"},
+				{Name: "team", Type: "slack", Sent: 3}},
+		}, `SEVERITY  CONDITION  SINCE      SUMMARY
+critical  fatal      12m ago    web is FATAL: gave up after 4 tries (exit 1: ImportError)
+                                $ hostctl status web; hostctl tail web stderr
+warning   disk_free  3h05m ago  /var/log has 8% free
 
-	mu     sync.Mutex
-	events []hookEvent
-	bad    []string
-	more   chan struct{} // closed and replaced on every event
-}
-
-func newHookReceiver(t *testing.T, secret string) *hookReceiver {
-	h := &hookReceiver{t: t, secret: []byte(secret), more: make(chan struct{})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	h.url = "http://" + ln.Addr().String() + "/hook"
-	return h
-}
-
-func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if err := alert.VerifySignature(h.secret, body, r.Header); err != nil {
-		h.bad = append(h.bad, "bad signature: "+err.Error())
-		http.Error(w, "bad signature", http.StatusUnauthorized)
-		return
-	}
-	var ev hookEvent
-	if err := json.Unmarshal(body, &ev); err != nil {
-		h.bad = append(h.bad, "bad JSON: "+err.Error())
-		http.Error(w, "bad JSON", http.StatusBadRequest)
-		return
-	}
-	if ev.Action != "trigger" && ev.Action != "resolve" || ev.Key == "" || ev.Host == "" || ev.Summary == "" || ev.DedupKey != ev.Host+"/"+ev.Key {
-		h.bad = append(h.bad, "incomplete event: "+string(body))
-	}
-	ev.received = time.Now()
-	h.events = append(h.events, ev)
-	close(h.more)
-	h.more = make(chan struct{})
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// wait returns the first event with action and key, waiting up to timeout.
-func (h *hookReceiver) wait(action, key string, timeout time.Duration) hookEvent {
-	h.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		h.mu.Lock()
-		for _, ev := range h.events {
-			if ev.Action == action && ev.Key == key {
-				h.mu.Unlock()
-				return ev
+SINK    TYPE       SENT  FAILED  QUEUED  LAST ERROR
+oncall  pagerduty  4     1       2       HTTP 429: rate limited
+team    slack      3     0       0       -
+`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			printAlerts(&b, tc.res, now)
+			if b.String() != tc.want {
+				t.Errorf("printAlerts:\n%s\nwant:\n%s", b.String(), tc.want)
 			}
-		}
-		more := h.more
-		h.mu.Unlock()
-		select {
-		case <-more:
-		case <-deadline:
-			h.t.Fatalf("no %s of %s within %s; received:\n%s", action, key, timeout, h.dump())
-		}
+		})
 	}
-}
 
-func (h *hookReceiver) count(action, key string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, ev := range h.events {
-		if ev.Action == action && ev.Key == key {
-			n++
-		}
-	}
-	return n
-}
-
-func (h *hookReceiver) dump() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	var b strings.Builder
-	for _, ev := range h.events {
-		fmt.Fprintf(&b, "  %s %s: %s %s\n", ev.Action, ev.Key, ev.Summary, ev.ResolveSummary)
+	printAlertLines(&b, []alert.Alert{fatal, disk}, now)
+	want := `alerts: 2 active (hostctl alerts)
+  critical 12m ago: web is FATAL: gave up after 4 tries (exit 1: ImportError)
+  warning 3h05m ago: /var/log has 8% free
+`
+	if b.String() != want {
+		t.Errorf("status alert lines:\n%s\nwant:\n%s", b.String(), want)
 	}
-	for _, s := range h.bad {
-		fmt.Fprintf(&b, "  REJECTED %s\n", s)
+	b.Reset()
+	if printAlertLines(&b, nil, now); b.Len() != 0 {
+		t.Errorf("status alert lines without alerts: %q, want nothing", b.String())
 	}
-	return b.String()
 }
 
-// TestAlertsThroughTheDaemon drives the real daemon into each program and
-// host condition and checks that a signed webhook receives one trigger and
-// then the resolve for each, with the same key.
-func TestAlertsThroughTheDaemon(t *testing.T) {
-	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "secret")
-	secret := "webhook-secret-0123456789"
-	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	hook := newHookReceiver(t, secret)
-	broken := filepath.Join(dir, "broken")
-	sick := filepath.Join(dir, "sick")
-	if err := os.WriteFile(broken, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	upPort, webPort := freePort(t), freePort(t)
-	alerts := func(hostChecks string) string {
-		return fmt.Sprintf(`
-[alerts]
-settle = "1s"
-check_interval = "1s"
-crash_loop_restarts = 3
-crash_loop_window = "1m"
-%s
-
-[[alerts.sink]]
-name = "hook"
-type = "webhook"
-url = %q
-secret_file = %q
-`, hostChecks, hook.url, secretFile)
-	}
-	programs := fmt.Sprintf(`
-[program.flaky]
-command = ["/bin/sh", "-c", "if [ -e %[1]s ]; then echo 'ImproperlyConfigured: the flag file is there' >&2; exit 3; fi; exec sleep 1000"]
-start_secs = "1s"
-start_retries = 1
-fatal_retry = "1s"
-backoff = { initial = "100ms", max = "100ms" }
-
-[program.sick]
-command = ["/bin/sh", "-c", "exec sleep 1000"]
-start_secs = "0s"
-[program.sick.health]
-exec = ["/bin/sh", "-c", "test ! -e %[2]s"]
-interval = "200ms"
-failures = 2
-
-[program.crashy]
-command = ["/bin/sh", "-c", "sleep 0.2; exit 1"]
-start_secs = "0s"
-backoff = { initial = "100ms", max = "200ms" }
-
-[program.hog]
-command = [%[3]q]
-environment = { HOSTCTL_TEST_ALLOC_MB = "200" }
-start_secs = "0s"
-memory_limit = "100MB"
-backoff = { initial = "30s", max = "60s" }
-
-[proxy]
-listen = "127.0.0.1:%[4]d"
-upstream = "127.0.0.1:%[5]d"
-`, broken, sick, exe, webPort, upPort)
-	d := startDaemon(t, alerts(`memory_available_below = "1000TB"
-disk_free_below = "1000TB"`)+programs, daemonOpts{})
-	logDir := filepath.Join(d.dir, "log")
-
-	// hostctl started: a trigger at start, resolved once everything settled.
-	hook.wait("trigger", "hostctl_started", 30*time.Second)
-	hook.wait("resolve", "hostctl_started", 30*time.Second)
-
-	// FATAL: the trigger carries the reason (the last stderr line), the
-	// last lines and the command to run.
-	fatal := hook.wait("trigger", "fatal:flaky", 30*time.Second)
-	if fatal.Severity != "critical" || fatal.Program != "flaky" || fatal.Condition != "fatal" ||
-		!strings.Contains(fatal.Summary, "ImproperlyConfigured: the flag file is there") || !strings.Contains(fatal.Summary, "keeps trying") ||
-		len(fatal.LastLines) == 0 || !strings.Contains(fatal.Command, "hostctl tail flaky stderr") {
-		t.Errorf("fatal trigger = %+v", fatal)
-	}
-	// Fixed: the fatal_retry brings it back by itself, and the resolve
-	// follows with the same key.
-	if err := os.Remove(broken); err != nil {
-		t.Fatal(err)
-	}
-	res := hook.wait("resolve", "fatal:flaky", 30*time.Second)
-	if res.DedupKey != fatal.DedupKey || !strings.Contains(res.ResolveSummary, "RUNNING again") {
-		t.Errorf("fatal resolve = %+v", res)
-	}
-	if n := hook.count("trigger", "fatal:flaky"); n != 1 {
-		t.Errorf("%d triggers of fatal:flaky, want 1 (one per condition until it resolves)", n)
-	}
-
-	// A health check that fails restarts the program and alerts; once it
-	// passes again for settle, the alert resolves.
-	if err := os.WriteFile(sick, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h := hook.wait("trigger", "health_restart:sick", 30*time.Second)
-	if !strings.Contains(h.Summary, "health check failed") {
-		t.Errorf("health trigger = %+v", h)
-	}
-	if err := os.Remove(sick); err != nil {
-		t.Fatal(err)
-	}
-	hook.wait("resolve", "health_restart:sick", 30*time.Second)
-
-	// A crash loop alerts; stopping the program on request resolves it.
-	hook.wait("trigger", "crash_loop:crashy", 30*time.Second)
-	if r := d.hostctl(t, "stop", "crashy"); r.code != 0 {
-		t.Fatalf("hostctl stop crashy: %d %s", r.code, r.stderr)
-	}
-	hook.wait("resolve", "crash_loop:crashy", 30*time.Second)
-
-	// Memory: two checks 5s apart above memory_limit restart it.
-	m := hook.wait("trigger", "memory_limit:hog", 60*time.Second)
-	if !strings.Contains(m.Summary, "stayed above memory_limit (100M") || m.Severity != "warning" {
-		t.Errorf("memory trigger = %+v", m)
-	}
-
-	// Nothing listens on the site's upstream: visitors see the error page.
-	hook.wait("trigger", "upstreams_down:*", 30*time.Second)
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", upPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	hook.wait("resolve", "upstreams_down:*", 30*time.Second)
-
-	// Host memory and disk under absurd thresholds alert; a reload with
-	// them off resolves them.
-	hook.wait("trigger", "host_memory", 30*time.Second)
-	disk := hook.wait("trigger", "disk_free:"+logDir, 30*time.Second)
-	if !strings.Contains(disk.Summary, "disk almost full") {
-		t.Errorf("disk trigger = %+v", disk)
-	}
-	writeConfig(t, d.dir, "", alerts(`memory_available_below = ""
-disk_free_below = ""`)+programs)
-	if r := d.hostctl(t, "reload"); r.code != 0 {
-		t.Fatalf("hostctl reload: %d %s %s", r.code, r.stdout, r.stderr)
-	}
-	hook.wait("resolve", "host_memory", 30*time.Second)
-	hook.wait("resolve", "disk_free:"+logDir, 30*time.Second)
-
-	hook.mu.Lock()
-	bad := hook.bad
-	hook.mu.Unlock()
-	if len(bad) > 0 {
-		t.Errorf("the receiver rejected requests:\n%s", hook.dump())
+func TestPrintTestResults(t *testing.T) {
+	var b strings.Builder
+	failed := printTestResults(&b, []alert.TestResult{
+		{Sink: "oncall", Type: "pagerduty", OK: true, Milliseconds: 120},
+		{Sink: "team", Type: "slack", Error: "HTTP 404: no_service", Milliseconds: 80},
+	})
+	want := `SINK    TYPE       RESULT  TIME   ERROR
+oncall  pagerduty  ok      120ms  -
+team    slack      FAILED  80ms   HTTP 404: no_service
+`
+	if failed != 1 || b.String() != want {
+		t.Errorf("printTestResults = %d:\n%q\nwant 1:\n%q", failed, b.String(), want)
 	}
 }
