@@ -156,8 +156,8 @@ func (m *Manager) Apply(cfg Config) error {
 }
 
 // Set triggers the alert a.Key, unless it is already active: then its
-// summary, severity, details, lines and command are updated and nothing is
-// sent (a receiver hears once per condition until it resolves, and again
+// summary, severity and details are updated (lines and command too, when
+// given) and nothing is sent (a receiver hears once per condition until it resolves, and again
 // every Repeat while it lasts).
 func (m *Manager) Set(a Alert) {
 	m.mu.Lock()
@@ -166,7 +166,15 @@ func (m *Manager) Set(a Alert) {
 		return
 	}
 	if cur, ok := m.active[a.Key]; ok {
-		cur.Summary, cur.Severity, cur.Details, cur.LastLines, cur.Command = a.Summary, a.Severity, a.Details, a.LastLines, a.Command
+		// Lines and command are costly to gather: a caller may leave
+		// them out of an update.
+		cur.Summary, cur.Severity, cur.Details = a.Summary, cmp.Or(a.Severity, cur.Severity), a.Details
+		if a.LastLines != nil {
+			cur.LastLines = a.LastLines
+		}
+		if a.Command != "" {
+			cur.Command = a.Command
+		}
 		return
 	}
 	now := time.Now()

@@ -118,7 +118,9 @@ func TestOneTriggerPerConditionUntilResolved(t *testing.T) {
 	rec := newRec()
 	m := newTestManager(t, Config{Sinks: []SinkConfig{sink("hook")}}, map[string]Sink{"hook": rec})
 
-	m.Set(fatal("gunicorn"))
+	first := fatal("gunicorn")
+	first.Command, first.LastLines = "hostctl tail gunicorn stderr", []string{"ImportError"}
+	m.Set(first)
 	ev := rec.next(t)
 	if ev.Action != Trigger || ev.Alert.Key != "fatal:gunicorn" || ev.Host != "web1" || ev.DedupKey() != "web1/fatal:gunicorn" || ev.Repeat {
 		t.Fatalf("trigger = %+v", ev)
@@ -128,7 +130,8 @@ func TestOneTriggerPerConditionUntilResolved(t *testing.T) {
 	a.Summary = "gunicorn is FATAL: next try in 4m"
 	m.Set(a)
 	rec.none(t, m)
-	if act := m.Active(); len(act) != 1 || act[0].Summary != a.Summary || act[0].Notified != 1 {
+	// An update without lines and command keeps those of the trigger.
+	if act := m.Active(); len(act) != 1 || act[0].Summary != a.Summary || act[0].Notified != 1 || act[0].Command != first.Command || len(act[0].LastLines) != 1 {
 		t.Fatalf("active = %+v", act)
 	}
 	if !m.Clear("fatal:gunicorn", "gunicorn is RUNNING again") {

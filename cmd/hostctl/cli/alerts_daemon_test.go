@@ -219,6 +219,24 @@ disk_free_below = "1000TB"`)+programs, daemonOpts{})
 		len(fatal.LastLines) == 0 || !strings.Contains(fatal.Command, "hostctl tail flaky stderr") {
 		t.Errorf("fatal trigger = %+v", fatal)
 	}
+	// The person on call sees it in `hostctl alerts`, at the end of
+	// `hostctl status`, and can check that alerts reach them.
+	if r := d.hostctl(t, "alerts"); r.code != 0 || !strings.Contains(r.stdout, "flaky is FATAL") || !strings.Contains(r.stdout, "hostctl tail flaky stderr") || !strings.Contains(r.stdout, "hook") {
+		t.Errorf("hostctl alerts: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := d.hostctl(t, "status"); !strings.Contains(r.stdout, "flaky is FATAL") {
+		t.Errorf("hostctl status does not end with the alerts:\n%s", r.stdout)
+	}
+	if r := d.hostctl(t, "alerts", "test"); r.code != 0 || !strings.Contains(r.stdout, "hook") {
+		t.Errorf("hostctl alerts test: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if ev := hook.wait("trigger", "test", 10*time.Second); ev.Condition != "test" || ev.Severity != "info" {
+		t.Errorf("test alert = %+v", ev)
+	}
+	if strings.Contains(d.log(), secret) {
+		t.Error("the webhook secret appears in hostctl's log")
+	}
+
 	// Fixed: the fatal_retry brings it back by itself, and the resolve
 	// follows with the same key.
 	if err := os.Remove(broken); err != nil {
@@ -283,10 +301,23 @@ disk_free_below = ""`)+programs)
 	hook.wait("resolve", "host_memory", 30*time.Second)
 	hook.wait("resolve", "disk_free:"+logDir, 30*time.Second)
 
+	if b := string(d.metrics(t)); !strings.Contains(b, `hostctl_alerts_sent_total{sink="hook"}`) || !strings.Contains(b, `hostctl_alerts_failed_total{sink="hook"} 0`) {
+		t.Errorf("/metrics lacks the sink's counters (or counts failures):\n%s", grepLines(b, "hostctl_alerts"))
+	}
 	hook.mu.Lock()
 	bad := hook.bad
 	hook.mu.Unlock()
 	if len(bad) > 0 {
 		t.Errorf("the receiver rejected requests:\n%s", hook.dump())
 	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

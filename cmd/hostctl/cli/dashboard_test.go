@@ -136,7 +136,8 @@ health = { exec = "true", interval = "1s" }
 // onCall checks what the dashboard tells a person on call about the
 // programs of TestDashboardRestart: bad is FATAL with the line it wrote to
 // stderr, capped shows its memory against its 1GB memory_limit and its
-// health check's verdict, and each program has its memory sparkline (one
+// health check's verdict, the FATAL alert is at the top of the page, and
+// each program has its memory sparkline (one
 // point so far: the daemon samples every 30s; cmd/hostctl/control's
 // TestDashboardOnCall checks a line of several).
 func onCall(t *testing.T, bctx context.Context) {
@@ -146,6 +147,7 @@ func onCall(t *testing.T, bctx context.Context) {
 		chromedp.WaitVisible(chromedp.CSS(bad+`[data-state="FATAL"] td.info code.stderr`)),
 		chromedp.WaitVisible(chromedp.CSS(capped+`[data-state="RUNNING"] td.health[data-healthy="true"]`)),
 		chromedp.WaitReady(chromedp.CSS(capped+` svg.spark:not([data-points="0"])`)),
+		chromedp.WaitVisible(chromedp.CSS(`#alerts:not([hidden]) li.sev-critical[data-key="fatal:bad"] .summary`)),
 	)
 	if err != nil {
 		t.Fatalf("on-call view: %v", err)
@@ -165,6 +167,8 @@ func onCall(t *testing.T, bctx context.Context) {
 		{"FATAL's last stderr line", bad + ` td.info code.stderr`, regexp.MustCompile(`^failing$`)},
 		{"memory against memory_limit", capped + ` td.mem .mem-text`, regexp.MustCompile(`^[\d.]+[KM]/1G$`)},
 		{"health", capped + ` td.health`, regexp.MustCompile(`^healthy$`)},
+		{"alert summary", `#alerts li[data-key="fatal:bad"] .summary`, regexp.MustCompile(`^bad is FATAL on .*failing`)},
+		{"alerts above the programs", `#main > :first-child`, regexp.MustCompile(`bad is FATAL`)},
 	} {
 		if got := text(tc.sel); !tc.want.MatchString(got) {
 			t.Errorf("%s (%s) = %q, want %s", tc.what, tc.sel, got, tc.want)
