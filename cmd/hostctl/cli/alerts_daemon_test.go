@@ -2,14 +2,17 @@ package cli_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -320,4 +323,67 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestDiskAlertsThroughTheDaemon fills a small tmpfs holding the logs:
+// disk_free, keep_free (log writing paused) and log_dropped (a chatty
+// program's output dropped) trigger, and resolve once space is back.
+func TestDiskAlertsThroughTheDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts a tmpfs: run the tests as root (make test does)")
+	}
+	logDir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", logDir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", logDir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", logDir, err, out)
+		}
+	})
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	secret := "webhook-secret-abcdefghij"
+	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hook := newHookReceiver(t, secret)
+	d := startDaemon(t, fmt.Sprintf(`
+[alerts]
+settle = "1s"
+check_interval = "1s"
+disk_free_below = "40%%"
+memory_available_below = ""
+started = false
+
+[[alerts.sink]]
+name = "hook"
+type = "webhook"
+url = %q
+secret_file = %q
+
+[program.chatty]
+command = ["/bin/sh", "-c", "while :; do echo 'a line of output that goes to the log'; sleep 0.01; done"]
+start_secs = "0s"
+`, hook.url, secretFile), daemonOpts{logDir: logDir})
+	d.waitLog(t, 30*time.Second, `"to":"RUNNING"`, `"program":"chatty"`)
+	// Fill the disk to the last byte, as a runaway file would; [log]
+	// keep_free (5%) pauses log writing.
+	filler := filepath.Join(logDir, "filler")
+	if err := os.WriteFile(filler, make([]byte, 8<<20), 0o644); err == nil || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the tmpfs: %v, want ENOSPC", err)
+	}
+	df := hook.wait("trigger", "disk_free:"+logDir, 30*time.Second)
+	if !strings.Contains(df.Summary, "free of 8") {
+		t.Errorf("disk_free trigger = %+v", df)
+	}
+	hook.wait("trigger", "keep_free", 60*time.Second)
+	hook.wait("trigger", "log_dropped:chatty", 60*time.Second)
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	hook.wait("resolve", "disk_free:"+logDir, 30*time.Second)
+	hook.wait("resolve", "keep_free", 60*time.Second)
+	hook.wait("resolve", "log_dropped:chatty", 60*time.Second)
 }
