@@ -387,3 +387,69 @@ start_secs = "0s"
 	hook.wait("resolve", "keep_free", 60*time.Second)
 	hook.wait("resolve", "log_dropped:chatty", 60*time.Second)
 }
+
+// TestTLSAlertsThroughTheDaemon: a certificate that expires within
+// tls_expires_within (the local CA's last 12h) raises tls_expiring, and a
+// certificate that cannot be obtained (the ACME server does not answer)
+// raises tls_renewal_failed; a reload that no longer asks for them
+// resolves both.
+func TestTLSAlertsThroughTheDaemon(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	secret := "webhook-secret-tls-0123456"
+	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hook := newHookReceiver(t, secret)
+	closed := freePort(t) // nothing listens: the ACME server is down
+	cfg := func(within, sites string) string {
+		return fmt.Sprintf(`
+[alerts]
+settle = "1s"
+check_interval = "1s"
+tls_expires_within = %q
+memory_available_below = ""
+disk_free_below = ""
+started = false
+
+[[alerts.sink]]
+name = "hook"
+type = "webhook"
+url = %q
+secret_file = %q
+
+[proxy]
+listen = "127.0.0.1:%d"
+listen_tls = "127.0.0.1:%d"
+acme_ca = "https://127.0.0.1:%d/dir"
+%s
+`, within, hook.url, secretFile, freePort(t), freePort(t), closed, sites)
+	}
+	internal := `
+[[proxy.site]]
+hosts = ["internal.test"]
+tls = "internal"
+upstream = "127.0.0.1:9"
+`
+	acme := `
+[[proxy.site]]
+hosts = ["www.example.com"]
+tls = "auto"
+upstream = "127.0.0.1:9"
+`
+	d := startDaemon(t, cfg("30d", internal+acme), daemonOpts{})
+	exp := hook.wait("trigger", "tls_expiring:internal.test", 60*time.Second)
+	if !strings.Contains(exp.Summary, "internal.test") || !strings.Contains(exp.Summary, "expires in") {
+		t.Errorf("tls_expiring trigger = %+v", exp)
+	}
+	fail := hook.wait("trigger", "tls_renewal_failed:www.example.com", 60*time.Second)
+	if !strings.Contains(fail.Summary, "obtaining the TLS certificate of www.example.com") {
+		t.Errorf("tls_renewal_failed trigger = %+v", fail)
+	}
+	writeConfig(t, d.dir, "", cfg("1h", internal))
+	if r := d.hostctl(t, "reload"); r.code != 0 {
+		t.Fatalf("hostctl reload: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	hook.wait("resolve", "tls_expiring:internal.test", 30*time.Second)
+	hook.wait("resolve", "tls_renewal_failed:www.example.com", 30*time.Second)
+}
