@@ -42,9 +42,10 @@ type hookEvent struct {
 // hookReceiver is a real HTTP receiver on 127.0.0.1 that checks every
 // request's signature and keeps what it got.
 type hookReceiver struct {
-	t      *testing.T
-	secret []byte
-	url    string
+	t          *testing.T
+	secret     []byte
+	secretFile string // holds secret, for the sink's secret_file
+	url        string
 
 	mu     sync.Mutex
 	events []hookEvent
@@ -52,8 +53,12 @@ type hookReceiver struct {
 	more   chan struct{} // closed and replaced on every event
 }
 
-func newHookReceiver(t *testing.T, secret string) *hookReceiver {
-	h := &hookReceiver{t: t, secret: []byte(secret), more: make(chan struct{})}
+func newHookReceiver(t *testing.T) *hookReceiver {
+	secret := "webhook-secret-" + t.Name()
+	h := &hookReceiver{t: t, secret: []byte(secret), secretFile: filepath.Join(t.TempDir(), "secret"), more: make(chan struct{})}
+	if err := os.WriteFile(h.secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -142,12 +147,7 @@ func (h *hookReceiver) dump() string {
 // then the resolve for each, with the same key.
 func TestAlertsThroughTheDaemon(t *testing.T) {
 	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "secret")
-	secret := "webhook-secret-0123456789"
-	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	hook := newHookReceiver(t, secret)
+	hook := newHookReceiver(t)
 	broken := filepath.Join(dir, "broken")
 	sick := filepath.Join(dir, "sick")
 	if err := os.WriteFile(broken, nil, 0o644); err != nil {
@@ -172,7 +172,7 @@ name = "hook"
 type = "webhook"
 url = %q
 secret_file = %q
-`, hostChecks, hook.url, secretFile)
+`, hostChecks, hook.url, hook.secretFile)
 	}
 	programs := fmt.Sprintf(`
 [program.flaky]
@@ -236,7 +236,7 @@ disk_free_below = "1000TB"`)+programs, daemonOpts{})
 	if ev := hook.wait("trigger", "test", 10*time.Second); ev.Condition != "test" || ev.Severity != "info" {
 		t.Errorf("test alert = %+v", ev)
 	}
-	if strings.Contains(d.log(), secret) {
+	if strings.Contains(d.log(), string(hook.secret)) {
 		t.Error("the webhook secret appears in hostctl's log")
 	}
 
@@ -341,13 +341,7 @@ func TestDiskAlertsThroughTheDaemon(t *testing.T) {
 			t.Errorf("umount %s: %v: %s", logDir, err, out)
 		}
 	})
-	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "secret")
-	secret := "webhook-secret-abcdefghij"
-	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	hook := newHookReceiver(t, secret)
+	hook := newHookReceiver(t)
 	d := startDaemon(t, fmt.Sprintf(`
 [alerts]
 settle = "1s"
@@ -365,7 +359,7 @@ secret_file = %q
 [program.chatty]
 command = ["/bin/sh", "-c", "while :; do echo 'a line of output that goes to the log'; sleep 0.01; done"]
 start_secs = "0s"
-`, hook.url, secretFile), daemonOpts{logDir: logDir})
+`, hook.url, hook.secretFile), daemonOpts{logDir: logDir})
 	d.waitLog(t, 30*time.Second, `"to":"RUNNING"`, `"program":"chatty"`)
 	// Fill the disk to the last byte, as a runaway file would; [log]
 	// keep_free (5%) pauses log writing.
@@ -394,13 +388,7 @@ start_secs = "0s"
 // raises tls_renewal_failed; a reload that no longer asks for them
 // resolves both.
 func TestTLSAlertsThroughTheDaemon(t *testing.T) {
-	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "secret")
-	secret := "webhook-secret-tls-0123456"
-	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	hook := newHookReceiver(t, secret)
+	hook := newHookReceiver(t)
 	closed := freePort(t) // nothing listens: the ACME server is down
 	cfg := func(within, sites string) string {
 		return fmt.Sprintf(`
@@ -423,7 +411,7 @@ listen = "127.0.0.1:%d"
 listen_tls = "127.0.0.1:%d"
 acme_ca = "https://127.0.0.1:%d/dir"
 %s
-`, within, hook.url, secretFile, freePort(t), freePort(t), closed, sites)
+`, within, hook.url, hook.secretFile, freePort(t), freePort(t), closed, sites)
 	}
 	internal := `
 [[proxy.site]]
