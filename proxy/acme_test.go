@@ -50,10 +50,14 @@ func TestACMEObtainServeRestart(t *testing.T) {
 	}
 	state := t.TempDir()
 
-	p, caddyLog := startACMEProxy(t, state, cfg)
+	p, caddyLog, certs := startACMEProxy(t, state, cfg)
 	start := time.Now()
 	caddyLog.waitFor(t, 3*time.Minute, 1, `"msg":"certificate obtained successfully"`)
 	t.Logf("certificate obtained in %v", time.Since(start).Round(time.Millisecond))
+	ev := waitCertEvent(t, certs, time.Minute, "obtained", func(e CertEvent) bool { return e.Obtained })
+	if ev.Name != acmeHost || ev.Renewal || ev.Error != "" || ev.Time.Before(start) || ev.Time.After(time.Now()) {
+		t.Errorf("OnCertEvent got %+v; want %s obtained, not a renewal, no error, at a time since Apply", ev, acmeHost)
+	}
 	checkChallenge(t, caddyLog, "http-01")
 	if caddyLog.count(`"msg":"served key authentication"`) == 0 {
 		t.Error("Caddy's HTTP server on listen logged no HTTP-01 answer")
@@ -93,7 +97,7 @@ func TestACMEObtainServeRestart(t *testing.T) {
 	if err := p.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	p2, caddyLog2 := startACMEProxy(t, state, cfg)
+	p2, caddyLog2, _ := startACMEProxy(t, state, cfg)
 	leaf2 := waitServedCert(t, httpsAddr, roots)
 	if !leaf2.Equal(leaf) {
 		t.Errorf("after restart the served certificate is serial %s, want the stored %s", serialHex(leaf2), serialHex(leaf))
@@ -127,7 +131,7 @@ func TestACMERenewal(t *testing.T) {
 		Listen: httpAddr, ListenTLS: httpsAddr, Hosts: []string{acmeHost}, Upstream: up.addr,
 		ACMECA: ca.directory, ACMECARoot: ca.caRoot,
 	}
-	p, caddyLog := startACMEProxy(t, t.TempDir(), cfg)
+	p, caddyLog, certs := startACMEProxy(t, t.TempDir(), cfg)
 	start := time.Now()
 	caddyLog.waitFor(t, 3*time.Minute, 1, `"msg":"certificate obtained successfully"`)
 	t.Logf("certificate obtained in %v", time.Since(start).Round(time.Millisecond))
@@ -145,6 +149,9 @@ func TestACMERenewal(t *testing.T) {
 	}
 
 	caddyLog.waitFor(t, 2*lifetime+time.Minute, 1, `"msg":"certificate renewed successfully"`)
+	if ev := waitCertEvent(t, certs, time.Minute, "renewed", func(e CertEvent) bool { return e.Obtained && e.Renewal }); ev.Name != acmeHost || ev.Error != "" {
+		t.Errorf("OnCertEvent got %+v for the renewal; want %s, no error", ev, acmeHost)
+	}
 	renewing := caddyLog.entries(`"msg":"renewing certificate"`)
 	if len(renewing) == 0 {
 		t.Fatal("no \"renewing certificate\" entry before the renewal")
@@ -171,16 +178,24 @@ func TestACMERenewal(t *testing.T) {
 }
 
 // startACMEProxy applies cfg to a new Proxy on state whose Caddy log (JSON
-// lines) can be waited on; the Proxy stops when the test ends. The level is
-// info: at debug, Caddy's event logging reads its TLS app while the app
-// starts (a data race in Caddy 2.11.9 that -race reports).
-func startACMEProxy(t *testing.T, state string, cfg Config) (*Proxy, *watchLog) {
+// lines) can be waited on, and whose certificate events arrive on certs
+// (the first 64 not yet received; later ones are dropped); the Proxy stops
+// when the test ends. The level is info: at debug, Caddy's event logging
+// reads its TLS app while the app starts (a data race in Caddy 2.11.9 that
+// -race reports).
+func startACMEProxy(t *testing.T, state string, cfg Config) (p *Proxy, caddyLog *watchLog, certs <-chan CertEvent) {
 	t.Helper()
 	logs := newWatchLog()
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(logs), zapcore.InfoLevel)
-	p := New(Options{Logger: zap.New(core), StateDir: state})
+	ch := make(chan CertEvent, 64)
+	p = New(Options{Logger: zap.New(core), StateDir: state, OnCertEvent: func(e CertEvent) {
+		select {
+		case ch <- e:
+		default:
+		}
+	}})
 	if err := p.Apply(cfg); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
@@ -192,7 +207,27 @@ func startACMEProxy(t *testing.T, state string, cfg Config) (*Proxy, *watchLog) 
 			t.Logf("Caddy's log:\n%s", logs)
 		}
 	})
-	return p, logs
+	return p, logs, ch
+}
+
+// waitCertEvent receives certificate events until one satisfies match,
+// which it returns, and fails the test if none does within d. Events that
+// do not match are logged (an obtain may fail before it succeeds).
+func waitCertEvent(t *testing.T, certs <-chan CertEvent, d time.Duration, what string, match func(CertEvent) bool) CertEvent {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case e := <-certs:
+			if match(e) {
+				return e
+			}
+			t.Logf("certificate event while waiting for %s: %+v", what, e)
+		case <-timer.C:
+			t.Fatalf("no %s certificate event within %v", what, d)
+		}
+	}
 }
 
 // checkChallenge checks that the last challenge Caddy tried before its last

@@ -32,6 +32,7 @@ var (
 type sink struct {
 	logger *zap.Logger
 	access io.Writer
+	onCert func(CertEvent) // nil: certificate events are dropped (see certevents.go)
 }
 
 func registerSink(s *sink) string {
@@ -55,9 +56,12 @@ func lookupSink(name string) *sink {
 // logCore is the Caddy log core module "caddy.logging.cores.hostctl": it
 // passes Caddy's entries to the Proxy's zap.Logger, which decides by level
 // (Caddy offers every level to a core), and names them "caddy.<logger>".
+// Certificate outcomes also go to the Proxy's OnCertEvent, at any level
+// (see certevents.go).
 type logCore struct {
 	Instance string `json:"instance,omitempty"`
 	zapcore.Core
+	onCert func(CertEvent) // nil: none wanted
 }
 
 func (logCore) CaddyModule() caddy.ModuleInfo {
@@ -65,15 +69,20 @@ func (logCore) CaddyModule() caddy.ModuleInfo {
 }
 
 func (c *logCore) Provision(caddy.Context) error {
-	c.Core = lookupSink(c.Instance).logger.Core()
+	s := lookupSink(c.Instance)
+	c.Core = s.logger.Core()
+	c.onCert = s.onCert
 	return nil
 }
 
 func (c *logCore) With(fields []zapcore.Field) zapcore.Core {
-	return &logCore{Instance: c.Instance, Core: c.Core.With(fields)}
+	return &logCore{Instance: c.Instance, Core: c.Core.With(fields), onCert: c.onCert}
 }
 
 func (c *logCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.onCert != nil && isCertEntry(e) {
+		ce = ce.AddCore(e, certCore{onCert: c.onCert})
+	}
 	if !c.Core.Enabled(e.Level) {
 		return ce
 	}

@@ -37,6 +37,18 @@ type Options struct {
 	// AccessLog receives one JSON line per request when access_log is on.
 	// If nil, there is no access log. It is not closed by the Proxy.
 	AccessLog io.Writer
+
+	// OnCertEvent, if set, is called after each attempt to obtain or renew
+	// a certificate for a site with TLS, successful or not (Caddy retries
+	// failed attempts on its own, with growing intervals, and reports each
+	// one), whatever level Logger keeps. It is called on the goroutine
+	// that manages that certificate, which waits for it: it must return
+	// quickly and must not call the Proxy; hand the event to another
+	// goroutine, for example by a non-blocking send on a buffered channel.
+	// Calls may come from several goroutines at once (one per
+	// certificate), and for an attempt that was under way, until Stop or
+	// the reload that ends it returns.
+	OnCertEvent func(CertEvent)
 }
 
 // Proxy runs the embedded Caddy. Caddy is global to the process: only one
@@ -83,7 +95,7 @@ func New(opts Options) *Proxy {
 		access = io.Discard
 	}
 	p := &Proxy{opts: opts}
-	p.instance = registerSink(&sink{logger: opts.Logger, access: access})
+	p.instance = registerSink(&sink{logger: opts.Logger, access: access, onCert: opts.OnCertEvent})
 	return p
 }
 

@@ -64,8 +64,8 @@ func TestKeepFreeOnSmallFilesystem(t *testing.T) {
 	if got := backupNames(listDir(t, logDir), "app.log"); fmt.Sprint(got) != fmt.Sprint(initial[3:]) {
 		t.Errorf("after the first squeeze, backups %v, want the newest two %v", got, initial[3:])
 	}
-	if m.paused.Load() {
-		t.Fatal("writing paused although deleting backups freed enough")
+	if paused, reason := m.KeepFreePaused(); paused {
+		t.Fatalf("writing paused (%q) although deleting backups freed enough", reason)
 	}
 	if n := logs.FilterMessage("deleted rotated log").FilterField(zapString("reason", "keep_free")).Len(); n != 3 {
 		t.Errorf("%d keep_free deletions logged, want 3", n)
@@ -82,8 +82,9 @@ func TestKeepFreeOnSmallFilesystem(t *testing.T) {
 	if got := backupNames(listDir(t, logDir), "app.log"); len(got) != 0 {
 		t.Errorf("backups %v left on a full filesystem", got)
 	}
-	if !m.paused.Load() {
-		t.Fatal("writing not paused on a full filesystem")
+	wantReason := fmt.Sprintf("keep_free: less than 2MB free on the filesystem of %s", logDir)
+	if paused, reason := m.KeepFreePaused(); !paused || reason != wantReason {
+		t.Fatalf("KeepFreePaused() = %v, %q on a full filesystem; want true, %q", paused, reason, wantReason)
 	}
 	if logs.FilterMessage("log filesystem low on space; dropping log output there until space returns").Len() != 1 {
 		t.Error("no warning logged about pausing")
@@ -101,8 +102,8 @@ func TestKeepFreeOnSmallFilesystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Check()
-	if m.paused.Load() {
-		t.Fatal("still paused after space returned")
+	if paused, reason := m.KeepFreePaused(); paused || reason != "" {
+		t.Fatalf("KeepFreePaused() = %v, %q after space returned; want false, \"\"", paused, reason)
 	}
 	run(t, s, "echo resumed")
 	waitStream(t, s, "the resumed line written", func() bool {
@@ -156,5 +157,22 @@ func TestDiskFullDropsAndResumes(t *testing.T) {
 	marker := fmt.Sprintf("[hostctl: dropped %d bytes of output: ENOSPC: no space left on device]\nback\n", s.Dropped())
 	if !strings.HasPrefix(data, "first\n") || !strings.HasSuffix(data, marker) {
 		t.Errorf("log = %.80q ... %q\nwant it to end with %q", data, data[max(0, len(data)-120):], marker)
+	}
+}
+
+// TestKeepFreePausedReported needs no root: a keep_free larger than any
+// filesystem pauses writing on the real one under t.TempDir() at the
+// first check, and keep_free off never does.
+func TestKeepFreePausedReported(t *testing.T) {
+	m, _ := testManager(t, func(c *Config) { c.KeepFree = "9000000TB" })
+	want := fmt.Sprintf("keep_free: less than 9000000TB free on the filesystem of %s", m.cfg.Dir)
+	if paused, reason := m.KeepFreePaused(); !paused || reason != want {
+		t.Errorf("KeepFreePaused() = %v, %q; want true, %q", paused, reason, want)
+	}
+
+	off, _ := testManager(t, nil) // keep_free = ""
+	off.Check()
+	if paused, reason := off.KeepFreePaused(); paused || reason != "" {
+		t.Errorf("keep_free off: KeepFreePaused() = %v, %q; want false, \"\"", paused, reason)
 	}
 }

@@ -174,6 +174,19 @@ func (m *Manager) consume(s *Stream, n int64) {
 	}
 }
 
+// KeepFreePaused reports whether keep_free has paused writing on the log
+// filesystem, and if so why, as the marker written when writing resumes
+// says it ("keep_free: less than 5% free on the filesystem of /var/log/hostctl").
+// It reflects the last check (every CheckInterval, on rotations, and when
+// the bytes written since the last check could have crossed the limit);
+// it is cheap enough to poll.
+func (m *Manager) KeepFreePaused() (paused bool, reason string) {
+	if !m.paused.Load() {
+		return false, ""
+	}
+	return true, m.pauseReason()
+}
+
 func (m *Manager) pauseReason() string {
 	if p := m.pauseMsg.Load(); p != nil {
 		return *p

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net/mail"
 	"net/url"
@@ -107,8 +108,10 @@ type SinkConfig struct {
 	// ("Authorization" = "Bearer ...").
 	Headers map[string]string `toml:"headers"`
 	// SecretFile (webhook) holds a secret: every request then carries
-	// "X-Hostctl-Signature: sha256=HEX", the HMAC-SHA256 of the body with
-	// that secret, so that the receiver can check where it came from.
+	// "X-Hostctl-Timestamp: UNIX" and "X-Hostctl-Signature: sha256=HEX",
+	// the HMAC-SHA256 with that secret of the timestamp, ".", and the body,
+	// so that the receiver can check where it came from and when (see
+	// VerifySignature).
 	SecretFile string `toml:"secret_file"`
 
 	// SMTP (email): Host (required), Port (default 587; 25 for a local
@@ -123,6 +126,10 @@ type SinkConfig struct {
 	Username     string   `toml:"username"`
 	PasswordFile string   `toml:"password_file"`
 	StartTLS     *bool    `toml:"starttls"`
+	// CAFile (email, optional) is a PEM file of the certificates to trust
+	// for the server's STARTTLS certificate instead of the system's roots:
+	// for a relay with a private CA or a self-signed certificate.
+	CAFile string `toml:"ca_file"`
 
 	// Conditions limits the sink to these conditions (e.g. ["fatal",
 	// "disk_free"] for a pager, everything to email); default: all.
@@ -134,6 +141,7 @@ type SinkConfig struct {
 	routingKey string
 	secret     []byte
 	password   string
+	rootCAs    *x509.CertPool // from CAFile; nil: the system's roots
 }
 
 // DefaultSinkConfig returns a sink table's defaults (the config reader
@@ -241,6 +249,7 @@ var applies = []struct {
 	{"username", []string{TypeEmail}, func(s *SinkConfig) bool { return s.Username != "" }},
 	{"password_file", []string{TypeEmail}, func(s *SinkConfig) bool { return s.PasswordFile != "" }},
 	{"starttls", []string{TypeEmail}, func(s *SinkConfig) bool { return s.StartTLS != nil }},
+	{"ca_file", []string{TypeEmail}, func(s *SinkConfig) bool { return s.CAFile != "" }},
 }
 
 func (s *SinkConfig) validate(fe *fieldErrors, key string) {
@@ -345,6 +354,18 @@ func (s *SinkConfig) validate(fe *fieldErrors, key string) {
 		if s.StartTLS == nil {
 			t := true
 			s.StartTLS = &t
+		}
+		if s.CAFile != "" {
+			if b, err := os.ReadFile(s.CAFile); err != nil {
+				fe.add(k("ca_file"), "cannot read %q: %v", s.CAFile, unwrapPath(err))
+			} else if pool := x509.NewCertPool(); !pool.AppendCertsFromPEM(b) {
+				fe.add(k("ca_file"), "%q holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")", s.CAFile)
+			} else {
+				s.rootCAs = pool
+			}
+			if !*s.StartTLS {
+				fe.add(k("ca_file"), "applies only with starttls = true")
+			}
 		}
 	}
 }

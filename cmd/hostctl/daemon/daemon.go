@@ -134,7 +134,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	// it cannot (a port is taken), the programs keep running and status
 	// says why. Its owner exists before the admin API can ask about it or
 	// reload it.
-	d.proxy = newProxyOwner(ctx, d.log, d.logs, d.sup, cfg)
+	d.proxy = newProxyOwner(ctx, d.log, d.logs, d.sup, cfg, d.certEvent)
 	d.serveAdmin()
 	d.log.Info("hostctl started", zap.String("config", cfg.Path), zap.Int("programs", len(cfg.Programs)),
 		zap.String("log_dir", cfg.Log.Dir), zap.String("socket", cfg.Admin.Socket), zap.Int("pid", os.Getpid()))

@@ -49,6 +49,8 @@ type proxyOwner struct {
 	logs *logfile.Manager
 	sup  *supervisor.Supervisor
 	ctx  context.Context // the daemon's: when it ends, pending starts give up
+	// onCert gets the proxy's certificate outcomes (tls_renewal_failed).
+	onCert func(proxy.CertEvent)
 
 	cmds    chan proxyCmd
 	settled chan uint64   // from a waiter: the upstreams of start gen settled
@@ -99,9 +101,9 @@ var errProxyStopped = errors.New("the proxy is stopped: hostctl is shutting down
 // newProxyOwner sets up the proxy for cfg (its start waits for the
 // upstream programs in the background) and starts the owner goroutine.
 // Call it before the admin API serves, with the supervisor started.
-func newProxyOwner(ctx context.Context, log *zap.Logger, logs *logfile.Manager, sup *supervisor.Supervisor, cfg *config.File) *proxyOwner {
+func newProxyOwner(ctx context.Context, log *zap.Logger, logs *logfile.Manager, sup *supervisor.Supervisor, cfg *config.File, onCert func(proxy.CertEvent)) *proxyOwner {
 	o := &proxyOwner{
-		log: log, logs: logs, sup: sup, ctx: ctx,
+		log: log, logs: logs, sup: sup, ctx: ctx, onCert: onCert,
 		cmds:    make(chan proxyCmd),
 		settled: make(chan uint64),
 		done:    make(chan struct{}),
@@ -246,7 +248,7 @@ func (o *proxyOwner) reload(cfg *config.File) (string, error) {
 func (o *proxyOwner) start(cfg *config.File) (string, error) {
 	o.cancelPending()
 	if o.p == nil {
-		opts := proxy.Options{Logger: o.log, StateDir: cfg.Admin.StateDir}
+		opts := proxy.Options{Logger: o.log, StateDir: cfg.Admin.StateDir, OnCertEvent: o.onCert}
 		if cfg.Proxy.AccessLog == nil || *cfg.Proxy.AccessLog {
 			s, err := o.logs.Open(filepath.Join(cfg.Log.Dir, accessLogName), cfg.Log.Rotation(), false)
 			if err != nil {
