@@ -3,6 +3,7 @@ package alert
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -31,6 +32,12 @@ type Options struct {
 	// (doubling, with jitter). Defaults: 1s and 1m.
 	MinBackoff, MaxBackoff time.Duration
 
+	// StatePath is a file where the active alerts are kept, so that a
+	// hostctl that restarts knows what it had told the receivers: an
+	// alert that is still true is not sent again, and one that cleared
+	// while hostctl was down is resolved (ResolveInherited). "": not kept.
+	StatePath string
+
 	// newSink builds a sink (tests put fakes in); default newSink.
 	newSink func(SinkConfig) (Sink, error)
 }
@@ -50,9 +57,15 @@ type Manager struct {
 	sinks  []*worker
 	closed bool
 
-	kick chan struct{} // wakes the repeat loop after Apply
-	stop chan struct{}
-	done chan struct{}
+	// inherited are the alerts active when the previous hostctl stopped
+	// (read from StatePath), until they are triggered again or resolved.
+	inherited map[string]*Alert
+
+	persist     chan struct{} // wakes the persist loop
+	persistDone chan struct{} // closed when it has saved for the last time
+	kick        chan struct{} // wakes the repeat loop after Apply
+	stop        chan struct{}
+	done        chan struct{}
 }
 
 // worker delivers the events of one sink, in order.
@@ -90,19 +103,123 @@ func New(cfg Config, opts Options) (*Manager, error) {
 		opts.MaxBackoff = max(time.Minute, opts.MinBackoff)
 	}
 	m := &Manager{
-		log:    opts.Logger,
-		host:   opts.Host,
-		opts:   opts,
-		active: map[string]*Alert{},
-		kick:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		log:         opts.Logger,
+		host:        opts.Host,
+		opts:        opts,
+		active:      map[string]*Alert{},
+		kick:        make(chan struct{}, 1),
+		persist:     make(chan struct{}, 1),
+		persistDone: make(chan struct{}),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
+	m.inherited = m.load()
 	if err := m.Apply(cfg); err != nil {
 		return nil, err
 	}
 	go m.repeatLoop()
+	if opts.StatePath != "" {
+		go m.persistLoop()
+	} else {
+		close(m.persistDone)
+	}
 	return m, nil
+}
+
+// stateFile is what StatePath holds.
+type stateFile struct {
+	Host   string  `json:"host"`
+	Alerts []Alert `json:"alerts"`
+}
+
+// load reads the alerts a previous hostctl left active.
+func (m *Manager) load() map[string]*Alert {
+	out := map[string]*Alert{}
+	if m.opts.StatePath == "" {
+		return out
+	}
+	b, err := os.ReadFile(m.opts.StatePath)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			m.log.Warn("alerts: cannot read the alerts of the previous run", zap.Error(err))
+		}
+		return out
+	}
+	var sf stateFile
+	if err := json.Unmarshal(b, &sf); err != nil {
+		m.log.Warn("alerts: the alerts of the previous run are unreadable; starting afresh", zap.String("file", m.opts.StatePath), zap.Error(err))
+		return out
+	}
+	if sf.Host != m.host {
+		return out // another host's dedup keys: never resolve them from here
+	}
+	for i := range sf.Alerts {
+		a := sf.Alerts[i]
+		out[a.Key] = &a
+	}
+	return out
+}
+
+// persistLoop writes the active alerts to StatePath after each change, off
+// the callers' goroutines (a slow disk never delays Set).
+func (m *Manager) persistLoop() {
+	defer close(m.persistDone)
+	for {
+		select {
+		case <-m.stop:
+			m.save()
+			return
+		case <-m.persist:
+			m.save()
+		}
+	}
+}
+
+func (m *Manager) save() {
+	m.mu.Lock()
+	sf := stateFile{Host: m.host, Alerts: make([]Alert, 0, len(m.active)+len(m.inherited))}
+	for _, a := range m.active {
+		sf.Alerts = append(sf.Alerts, *a)
+	}
+	for _, a := range m.inherited {
+		sf.Alerts = append(sf.Alerts, *a)
+	}
+	m.mu.Unlock()
+	b, err := json.Marshal(sf)
+	if err == nil {
+		tmp := m.opts.StatePath + ".tmp"
+		if err = os.WriteFile(tmp, b, 0o600); err == nil {
+			err = os.Rename(tmp, m.opts.StatePath)
+		}
+	}
+	if err != nil {
+		m.log.Warn("alerts: cannot save the active alerts", zap.Error(err))
+	}
+}
+
+func (m *Manager) changedLocked() {
+	select {
+	case m.persist <- struct{}{}:
+	default:
+	}
+}
+
+// ResolveInherited sends the resolve of every alert the previous hostctl
+// left active that has not been triggered again since: the daemon calls it
+// once its programs have settled and a round of checks has run.
+func (m *Manager) ResolveInherited(how string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	now := time.Now()
+	for key, a := range m.inherited {
+		delete(m.inherited, key)
+		m.log.Info("alert resolved: "+how, zap.String("alert", key), zap.Duration("lasted", now.Sub(a.Since).Round(time.Second)))
+		m.sendLocked(Event{Action: Resolve, Alert: *a, Host: m.host, Time: now, ResolveSummary: how})
+	}
+	m.changedLocked()
 }
 
 // Host is the host name sent with every event.
@@ -156,8 +273,8 @@ func (m *Manager) Apply(cfg Config) error {
 }
 
 // Set triggers the alert a.Key, unless it is already active: then its
-// summary, severity, details, lines and command are updated and nothing is
-// sent (a receiver hears once per condition until it resolves, and again
+// summary, severity and details are updated (lines and command too, when
+// given) and nothing is sent (a receiver hears once per condition until it resolves, and again
 // every Repeat while it lasts).
 func (m *Manager) Set(a Alert) {
 	m.mu.Lock()
@@ -166,13 +283,31 @@ func (m *Manager) Set(a Alert) {
 		return
 	}
 	if cur, ok := m.active[a.Key]; ok {
-		cur.Summary, cur.Severity, cur.Details, cur.LastLines, cur.Command = a.Summary, a.Severity, a.Details, a.LastLines, a.Command
+		// Lines and command are costly to gather: a caller may leave
+		// them out of an update.
+		cur.Summary, cur.Severity, cur.Details = a.Summary, cmp.Or(a.Severity, cur.Severity), a.Details
+		if a.LastLines != nil {
+			cur.LastLines = a.LastLines
+		}
+		if a.Command != "" {
+			cur.Command = a.Command
+		}
 		return
 	}
 	now := time.Now()
 	a.Since, a.LastSent, a.Notified = now, now, 1
 	if a.Severity == "" {
 		a.Severity = Error
+	}
+	defer m.changedLocked()
+	if old, ok := m.inherited[a.Key]; ok {
+		// Still true after a restart of hostctl: the receivers were told
+		// already; keep the count, and let repeat remind them.
+		delete(m.inherited, a.Key)
+		a.Since, a.LastSent, a.Notified = old.Since, old.LastSent, old.Notified
+		m.active[a.Key] = &a
+		m.log.Warn("alert still active after a restart of hostctl: "+a.Summary, zap.String("alert", a.Key))
+		return
 	}
 	m.active[a.Key] = &a
 	m.log.Warn("alert: "+a.Summary, zap.String("alert", a.Key), zap.String("condition", a.Condition), zap.String("severity", string(a.Severity)))
@@ -185,10 +320,16 @@ func (m *Manager) Clear(key, how string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	a, ok := m.active[key]
+	if !ok {
+		// Left active by the previous hostctl and clear now.
+		a, ok = m.inherited[key]
+		delete(m.inherited, key)
+	}
 	if !ok || m.closed {
 		return false
 	}
 	delete(m.active, key)
+	m.changedLocked()
 	now := time.Now()
 	m.log.Info("alert resolved: "+how, zap.String("alert", key), zap.Duration("lasted", now.Sub(a.Since).Round(time.Second)))
 	m.sendLocked(Event{Action: Resolve, Alert: *a, Host: m.host, Time: now, ResolveSummary: how})
@@ -296,6 +437,7 @@ func (m *Manager) Close(ctx context.Context) {
 	m.mu.Unlock()
 	close(m.stop)
 	<-m.done
+	<-m.persistDone
 	for _, w := range sinks {
 		close(w.queue) // no sender left: sendLocked checks closed
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -82,11 +83,16 @@ func waitFor(t *testing.T, cond func() bool) {
 
 func newTestManager(t *testing.T, cfg Config, sinks map[string]Sink) *Manager {
 	t.Helper()
+	return newTestManagerAt(t, "", cfg, sinks)
+}
+
+func newTestManagerAt(t *testing.T, statePath string, cfg Config, sinks map[string]Sink) *Manager {
+	t.Helper()
 	if cfg.RetryFor == 0 {
 		cfg.RetryFor = 5 * time.Second
 	}
 	m, err := New(cfg, Options{
-		Host: "web1", MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		Host: "web1", MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, StatePath: statePath,
 		newSink: func(c SinkConfig) (Sink, error) {
 			s, ok := sinks[c.Name]
 			if !ok {
@@ -118,7 +124,9 @@ func TestOneTriggerPerConditionUntilResolved(t *testing.T) {
 	rec := newRec()
 	m := newTestManager(t, Config{Sinks: []SinkConfig{sink("hook")}}, map[string]Sink{"hook": rec})
 
-	m.Set(fatal("gunicorn"))
+	first := fatal("gunicorn")
+	first.Command, first.LastLines = "hostctl tail gunicorn stderr", []string{"ImportError"}
+	m.Set(first)
 	ev := rec.next(t)
 	if ev.Action != Trigger || ev.Alert.Key != "fatal:gunicorn" || ev.Host != "web1" || ev.DedupKey() != "web1/fatal:gunicorn" || ev.Repeat {
 		t.Fatalf("trigger = %+v", ev)
@@ -128,7 +136,8 @@ func TestOneTriggerPerConditionUntilResolved(t *testing.T) {
 	a.Summary = "gunicorn is FATAL: next try in 4m"
 	m.Set(a)
 	rec.none(t, m)
-	if act := m.Active(); len(act) != 1 || act[0].Summary != a.Summary || act[0].Notified != 1 {
+	// An update without lines and command keeps those of the trigger.
+	if act := m.Active(); len(act) != 1 || act[0].Summary != a.Summary || act[0].Notified != 1 || act[0].Command != first.Command || len(act[0].LastLines) != 1 {
 		t.Fatalf("active = %+v", act)
 	}
 	if !m.Clear("fatal:gunicorn", "gunicorn is RUNNING again") {
@@ -345,4 +354,49 @@ func TestCloseFlushesQueued(t *testing.T) {
 		t.Fatalf("delivered %d of 20 before Close returned", len(rec.events))
 	}
 	m.Set(fatal("late")) // after Close: ignored, no panic
+}
+
+// A restarted hostctl remembers what it told the receivers: an alert that
+// is still true is not sent again, one that cleared meanwhile is resolved.
+func TestActiveAlertsSurviveARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "alerts.json")
+	rec := newRec()
+	cfg := Config{Sinks: []SinkConfig{sink("hook")}}
+	m := newTestManagerAt(t, path, cfg, map[string]Sink{"hook": rec})
+	m.Set(fatal("gunicorn"))
+	m.Set(fatal("celery"))
+	m.Set(Alert{Key: "disk_free:/", Condition: CondDiskFree, Severity: Warning, Summary: "disk"})
+	first := rec.next(t)
+	rec.next(t)
+	rec.next(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m.Close(ctx)
+
+	rec2 := newRec()
+	m2 := newTestManagerAt(t, path, cfg, map[string]Sink{"hook": rec2})
+	m2.Set(fatal("gunicorn")) // still true: not sent again
+	act := m2.Active()
+	if len(act) != 1 || act[0].Key != "fatal:gunicorn" || !act[0].Since.Equal(first.Alert.Since) {
+		t.Fatalf("active after restart = %+v, want gunicorn since %s", act, first.Alert.Since)
+	}
+	m2.Clear("fatal:celery", "celery is RUNNING again") // cleared: resolved at once
+	if ev := rec2.next(t); ev.Action != Resolve || ev.Alert.Key != "fatal:celery" {
+		t.Fatalf("got %+v, want the resolve of fatal:celery", ev)
+	}
+	m2.ResolveInherited("cleared while hostctl was restarting")
+	if ev := rec2.next(t); ev.Action != Resolve || ev.Alert.Key != "disk_free:/" || ev.ResolveSummary != "cleared while hostctl was restarting" {
+		t.Fatalf("got %+v, want the resolve of disk_free:/", ev)
+	}
+	rec2.none(t, m2)
+
+	// Another host's file is not ours to resolve.
+	m3, err := New(cfg, Options{Host: "web2", StatePath: path, newSink: func(SinkConfig) (Sink, error) { return newRec(), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m3.Close(ctx)
+	if len(m3.inherited) != 0 {
+		t.Fatalf("web2 inherited web1's alerts: %v", m3.inherited)
+	}
 }

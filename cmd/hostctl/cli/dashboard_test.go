@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -16,8 +17,10 @@ import (
 )
 
 // TestDashboardRestart loads the dashboard in headless Chromium through the
-// TCP listener, signs in with the token, clicks restart on a program and
-// sees its pid change, then follows its log live.
+// TCP listener, signs in with the token, reads what a person on call needs
+// (why the FATAL program is down, memory against memory_limit, health, the
+// memory sparkline), clicks restart on a program and sees its pid change,
+// then follows its log live.
 func TestDashboardRestart(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
@@ -29,7 +32,13 @@ func TestDashboardRestart(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d := startDaemon(t, webProgram+badProgram, daemonOpts{admin: fmt.Sprintf("listen = \"127.0.0.1:%d\"\ntoken_file = %q\n", port, tokFile)})
+	d := startDaemon(t, webProgram+badProgram+`
+[program.capped]
+command = ["/bin/sh", "-c", "exec sleep 1000"]
+start_secs = "0s"
+memory_limit = "1GB"
+health = { exec = "true", interval = "1s" }
+`, daemonOpts{admin: fmt.Sprintf("listen = \"127.0.0.1:%d\"\ntoken_file = %q\n", port, tokFile)})
 	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -63,6 +72,8 @@ func TestDashboardRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("loading the dashboard: %v", err)
 	}
+	onCall(t, bctx)
+
 	attr, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.CSS(row), "data-pid"))
 	if err != nil {
 		t.Fatal(err)
@@ -119,5 +130,48 @@ func TestDashboardRestart(t *testing.T) {
 	web := d.status(t)["web"]
 	if newPID == pid || newPID != strconv.Itoa(web.PID) || web.State != supervisor.Running {
 		t.Errorf("after restart: dashboard pid %s (was %s), API: %s pid %d", newPID, pid, web.State, web.PID)
+	}
+}
+
+// onCall checks what the dashboard tells a person on call about the
+// programs of TestDashboardRestart: bad is FATAL with the line it wrote to
+// stderr, capped shows its memory against its 1GB memory_limit and its
+// health check's verdict, the FATAL alert is at the top of the page, and
+// each program has its memory sparkline (one
+// point so far: the daemon samples every 30s; cmd/hostctl/control's
+// TestDashboardOnCall checks a line of several).
+func onCall(t *testing.T, bctx context.Context) {
+	t.Helper()
+	const bad, capped = `tr[data-name="bad"]`, `tr[data-name="capped"]`
+	err := chromedp.Do(bctx,
+		chromedp.WaitVisible(chromedp.CSS(bad+`[data-state="FATAL"] td.info code.stderr`)),
+		chromedp.WaitVisible(chromedp.CSS(capped+`[data-state="RUNNING"] td.health[data-healthy="true"]`)),
+		chromedp.WaitReady(chromedp.CSS(capped+` svg.spark:not([data-points="0"])`)),
+		chromedp.WaitVisible(chromedp.CSS(`#alerts:not([hidden]) li.sev-critical[data-key="fatal:bad"] .summary`)),
+	)
+	if err != nil {
+		t.Fatalf("on-call view: %v", err)
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(bctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {textContent: "<missing>"}).textContent`, sel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		what, sel string
+		want      *regexp.Regexp
+	}{
+		{"FATAL's last stderr line", bad + ` td.info code.stderr`, regexp.MustCompile(`^failing$`)},
+		{"memory against memory_limit", capped + ` td.mem .mem-text`, regexp.MustCompile(`^[\d.]+[KM]/1G$`)},
+		{"health", capped + ` td.health`, regexp.MustCompile(`^healthy$`)},
+		{"alert summary", `#alerts li[data-key="fatal:bad"] .summary`, regexp.MustCompile(`^bad is FATAL on .*failing`)},
+		{"alerts above the programs", `#main > :first-child`, regexp.MustCompile(`bad is FATAL`)},
+	} {
+		if got := text(tc.sel); !tc.want.MatchString(got) {
+			t.Errorf("%s (%s) = %q, want %s", tc.what, tc.sel, got, tc.want)
+		}
 	}
 }

@@ -87,6 +87,7 @@ type daemonOpts struct {
 	admin   string   // extra [admin] lines
 	env     []string // extra environment
 	noReady bool     // return once started, without waiting for READY=1
+	logDir  string   // [log] dir instead of DIR/log
 }
 
 // writeConfig writes the config for dir: sockets, state and logs inside it.
@@ -110,6 +111,16 @@ func startDaemon(t testing.TB, programs string, o daemonOpts) *testDaemon {
 	}
 	d := &testDaemon{t: t, dir: dir, done: make(chan struct{}), noteC: make(chan string, 1024), logged: make(chan struct{})}
 	d.cfg = writeConfig(t, dir, o.admin, programs)
+	if o.logDir != "" {
+		b, err := os.ReadFile(d.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = []byte(strings.Replace(string(b), fmt.Sprintf("dir = %q", filepath.Join(dir, "log")), fmt.Sprintf("dir = %q", o.logDir), 1))
+		if err := os.WriteFile(d.cfg, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d.socket = filepath.Join(dir, "run", "hostctl.sock")
 
 	notifyPath := filepath.Join(dir, "notify.sock")

@@ -31,7 +31,8 @@ func newStatus(g *globals) *cobra.Command {
 		Use:   "status [NAME...]",
 		Short: "Show the programs (all, or the named ones) and the proxy",
 		Long: `Show each program's state, pid, uptime, restarts, memory (resident, whole
-process group) and description or reason, then one line about the proxy.
+process group) and description or reason, then one line about the proxy
+and, without names, one line per active alert (hostctl alerts shows more).
 
 Exit status: 0 when every autostart program shown is RUNNING, 3 otherwise,
 4 when a name is not in the config, 1 when the daemon cannot be reached.`,
@@ -62,8 +63,12 @@ Exit status: 0 when every autostart program shown is RUNNING, 3 otherwise,
 					return err
 				}
 			} else {
-				printStatus(out, progs, time.Now())
+				now := time.Now()
+				printStatus(out, progs, now)
 				fmt.Fprintln(out, proxyLine(proxySt, hasProxy))
+				if len(names) == 0 {
+					statusAlerts(ctx, out, c, now)
+				}
 			}
 			for _, p := range progs {
 				if p.Autostart && p.State != supervisor.Running {

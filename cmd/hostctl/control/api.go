@@ -13,6 +13,7 @@ package control
 import (
 	"time"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
@@ -128,6 +129,21 @@ type ProxyCertificateStatus struct {
 type LogLine struct {
 	// Line is the text without its trailing newline.
 	Line string `json:"line"`
+}
+
+// AlertsResponse is the answer to GET /v1/alerts.
+type AlertsResponse struct {
+	// Alerts are the active alerts, by severity (critical first), then
+	// oldest first; empty, never null, when there are none.
+	Alerts []alert.Alert `json:"alerts"`
+	// Sinks are the configured [[alerts.sink]]s; empty without any.
+	Sinks []alert.SinkStatus `json:"sinks"`
+}
+
+// AlertsTestResponse is the answer to POST /v1/alerts/test.
+type AlertsTestResponse struct {
+	// Results has one entry per sink, in config order; empty without sinks.
+	Results []alert.TestResult `json:"results"`
 }
 
 // Health is the answer to GET /healthz.

@@ -293,3 +293,26 @@ func (c *Client) Log(ctx context.Context, name, stream string, lines int, follow
 	}
 	return nil
 }
+
+// Alerts returns the active alerts and the sinks' delivery counters.
+func (c *Client) Alerts(ctx context.Context) (AlertsResponse, error) {
+	var out AlertsResponse
+	err := c.do(ctx, "GET", "/v1/alerts", nil, &out)
+	return out, err
+}
+
+// TestAlerts sends a test alert to every sink and returns each sink's
+// answer; it takes as long as the slowest sink (at most a minute). Without
+// alerts in the daemon the error is an *APIError with Code CodeUnavailable.
+func (c *Client) TestAlerts(ctx context.Context) (AlertsTestResponse, error) {
+	var out AlertsTestResponse
+	err := c.do(ctx, "POST", "/v1/alerts/test", struct{}{}, &out)
+	return out, err
+}
+
+// History returns every program's samples of the last hour.
+func (c *Client) History(ctx context.Context) (HistoryResponse, error) {
+	var out HistoryResponse
+	err := c.do(ctx, "GET", "/v1/history", nil, &out)
+	return out, err
+}

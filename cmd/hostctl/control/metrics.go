@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
@@ -41,6 +42,14 @@ var (
 		"Recent failed requests to the upstream counted by passive health checks.", []string{"upstream"}, nil)
 	descProxyUp = prometheus.NewDesc("hostctl_proxy_running",
 		"1 when the embedded proxy is running.", nil, nil)
+	descAlertsActive = prometheus.NewDesc("hostctl_alerts_active",
+		"Active alerts of the condition (fatal, disk_free, ...).", []string{"condition"}, nil)
+	descAlertsSent = prometheus.NewDesc("hostctl_alerts_sent_total",
+		"Alert events (triggers and resolves) delivered to the sink since hostctl started.", []string{"sink"}, nil)
+	descAlertsFailed = prometheus.NewDesc("hostctl_alerts_failed_total",
+		"Alert events given up on (after retry_for, or dropped from a full queue) since hostctl started.", []string{"sink"}, nil)
+	descAlertsQueued = prometheus.NewDesc("hostctl_alerts_queued",
+		"Alert events waiting for delivery to the sink, retries included.", []string{"sink"}, nil)
 )
 
 var allStates = []supervisor.State{supervisor.Stopped, supervisor.Starting, supervisor.Running,
@@ -62,7 +71,8 @@ func newRegistry(s *Server) *prometheus.Registry {
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRestarts, descUptime, descRSS, descCPU, descProcs,
-		descDropped, descHealthy, descHealthRestarts, descMemLimit, descMemRestarts, descUpHealthy, descUpRequests, descUpFails, descProxyUp} {
+		descDropped, descHealthy, descHealthRestarts, descMemLimit, descMemRestarts, descUpHealthy, descUpRequests, descUpFails, descProxyUp,
+		descAlertsActive, descAlertsSent, descAlertsFailed, descAlertsQueued} {
 		ch <- d
 	}
 }
@@ -112,6 +122,26 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descUpHealthy, prometheus.GaugeValue, h, u.Address)
 			ch <- prometheus.MustNewConstMetric(descUpRequests, prometheus.GaugeValue, float64(u.Requests), u.Address)
 			ch <- prometheus.MustNewConstMetric(descUpFails, prometheus.GaugeValue, float64(u.Fails), u.Address)
+		}
+	}
+	if a := c.s.opts.Alerts; a != nil {
+		// Every condition, 0 included: an alerting rule can then tell "no
+		// alert" from "no data".
+		active := make(map[string]int, len(alert.Conditions))
+		for _, al := range a.Active() {
+			active[al.Condition]++
+		}
+		for _, cond := range alert.Conditions {
+			ch <- prometheus.MustNewConstMetric(descAlertsActive, prometheus.GaugeValue, float64(active[cond]), cond)
+			delete(active, cond)
+		}
+		for cond, n := range active { // a condition this build does not list
+			ch <- prometheus.MustNewConstMetric(descAlertsActive, prometheus.GaugeValue, float64(n), cond)
+		}
+		for _, sk := range a.Sinks() {
+			ch <- prometheus.MustNewConstMetric(descAlertsSent, prometheus.CounterValue, float64(sk.Sent), sk.Name)
+			ch <- prometheus.MustNewConstMetric(descAlertsFailed, prometheus.CounterValue, float64(sk.Failed), sk.Name)
+			ch <- prometheus.MustNewConstMetric(descAlertsQueued, prometheus.GaugeValue, float64(sk.Queued), sk.Name)
 		}
 	}
 }

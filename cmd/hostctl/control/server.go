@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
@@ -39,6 +41,18 @@ type Programs interface {
 	WaitFor(ctx context.Context, name string, cond func(supervisor.Status) bool) (supervisor.Status, error)
 }
 
+// Alerts is the alert manager as the API sees it; *alert.Manager
+// implements it.
+type Alerts interface {
+	// Active returns the active alerts sorted by severity, then Since.
+	Active() []alert.Alert
+	// Sinks returns every configured sink's delivery counters.
+	Sinks() []alert.SinkStatus
+	// Test sends a test alert to every sink and waits for each answer
+	// (until ctx ends).
+	Test(ctx context.Context) []alert.TestResult
+}
+
 // Options configure a Server.
 type Options struct {
 	// Programs is the supervisor. Required.
@@ -51,6 +65,14 @@ type Options struct {
 	// configured. GET /v1/proxy answers with it and /metrics exports its
 	// running state and upstreams. nil: no proxy.
 	Proxy func() (ProxyStatus, bool)
+	// Alerts is the alert manager: GET /v1/alerts and /metrics report it,
+	// POST /v1/alerts/test uses it. nil: no alerts are listed and the
+	// test answers 503.
+	Alerts Alerts
+	// HistoryInterval is how often every program's memory, restarts and
+	// state are sampled for GET /v1/history (the dashboard's sparklines),
+	// which keeps the last hour. Default: 30s.
+	HistoryInterval time.Duration
 	// Token is the bearer token required on TCP listeners. A TCP listener
 	// without a token is refused by ServeTCP.
 	Token string
@@ -64,6 +86,10 @@ type Options struct {
 // maxWait bounds ActionRequest.WaitSeconds.
 const maxWait = 10 * time.Minute
 
+// alertTestTimeout bounds POST /v1/alerts/test: every sink has its own
+// timeout (10s by default); this is the cap above them all.
+const alertTestTimeout = 60 * time.Second
+
 // Server is the admin API. Create it with New, serve listeners with
 // ServeUnix/ServeTCP, end it with Close.
 type Server struct {
@@ -76,6 +102,9 @@ type Server struct {
 	// log follows end and Shutdown does not wait for them.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	hist     *history
+	histOnce sync.Once // starts sampleHistory with the first listener
 
 	mu      sync.Mutex // guards servers
 	servers []*http.Server
@@ -92,6 +121,7 @@ func New(opts Options) *Server {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.registry = newRegistry(s)
+	s.hist = newHistory(opts.HistoryInterval)
 	return s
 }
 
@@ -109,6 +139,9 @@ var routes = []route{
 	{"GET", "/dashboard.js", true, (*Server).dashboardAsset},
 	{"GET", "/healthz", true, (*Server).healthz},
 	{"GET", "/metrics", false, (*Server).metrics},
+	{"GET", "/v1/alerts", false, (*Server).listAlerts},
+	{"POST", "/v1/alerts/test", false, (*Server).testAlerts},
+	{"GET", "/v1/history", false, (*Server).getHistory},
 	{"GET", "/v1/programs", false, (*Server).listPrograms},
 	{"GET", "/v1/programs/{name}", false, (*Server).getProgram},
 	{"GET", "/v1/programs/{name}/log", false, (*Server).programLog},
@@ -212,6 +245,7 @@ func (s *Server) ServeTCP(l net.Listener) error {
 }
 
 func (s *Server) serve(l net.Listener, tcp bool) {
+	s.histOnce.Do(func() { go s.sampleHistory() })
 	srv := &http.Server{
 		Handler:           s.Handler(tcp),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -245,6 +279,8 @@ func (s *Server) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	s.histOnce.Do(func() { close(s.hist.done) }) // never started: nothing to wait for
+	<-s.hist.done
 	return errors.Join(errs...)
 }
 
@@ -547,6 +583,34 @@ func (s *Server) proxy() (ProxyStatus, bool) {
 		return ProxyStatus{}, false
 	}
 	return s.opts.Proxy()
+}
+
+func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
+	res := AlertsResponse{Alerts: []alert.Alert{}, Sinks: []alert.SinkStatus{}}
+	if s.opts.Alerts != nil {
+		res.Alerts = append(res.Alerts, s.opts.Alerts.Active()...)
+		res.Sinks = append(res.Sinks, s.opts.Alerts.Sinks()...)
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) testAlerts(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Alerts == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "alerts are not available", nil)
+		return
+	}
+	// No body is needed; reading it to its end also lets the server notice
+	// a caller that goes away, which ends ctx and with it the test.
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, CodeBadRequest, "send Content-Type: application/json", nil)
+		return
+	}
+	io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 1<<20))
+	ctx, cancel := context.WithTimeout(r.Context(), alertTestTimeout)
+	defer cancel()
+	res := AlertsTestResponse{Results: []alert.TestResult{}}
+	res.Results = append(res.Results, s.opts.Alerts.Test(ctx)...)
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {

@@ -58,9 +58,7 @@ func (d *Daemon) alertConfig() alert.Config { return d.config().Alerts }
 // watchAlerts runs until ctx ends.
 func (d *Daemon) watchAlerts(ctx context.Context) {
 	w := &alertWatcher{d: d, m: d.alerts, progs: map[string]*progAlerts{}}
-	if cfg := d.alertConfig(); cfg.Started {
-		go d.alertStarted(ctx)
-	}
+	go d.alertStarted(ctx)
 	for {
 		ch := d.sup.Changed()
 		cfg := d.alertConfig()
@@ -81,15 +79,20 @@ func (d *Daemon) watchAlerts(ctx context.Context) {
 	}
 }
 
-// alertStarted sends "hostctl started" and resolves it once the autostart
-// programs have settled and the proxy's first start is over.
+// alertStarted sends "hostctl started" (unless [alerts] started = false)
+// and resolves it once the autostart programs have settled and the
+// proxy's first start is over. Then, after two rounds of host checks and
+// settle, it resolves the alerts the previous hostctl left active that no
+// check raised again.
 func (d *Daemon) alertStarted(ctx context.Context) {
 	cfg := d.config()
-	d.alerts.Set(alert.Alert{
-		Key: alert.CondStarted, Condition: alert.CondStarted, Severity: alert.Info,
-		Summary: fmt.Sprintf("hostctl started on %s (%d programs): the machine rebooted, or hostctl was restarted", d.alerts.Host(), len(cfg.Programs)),
-		Command: "hostctl status",
-	})
+	if cfg.Alerts.Started {
+		d.alerts.Set(alert.Alert{
+			Key: alert.CondStarted, Condition: alert.CondStarted, Severity: alert.Info,
+			Summary: fmt.Sprintf("hostctl started on %s (%d programs): the machine rebooted, or hostctl was restarted", d.alerts.Host(), len(cfg.Programs)),
+			Command: "hostctl status",
+		})
+	}
 	if d.sup.WaitSettled(ctx) != nil {
 		return
 	}
@@ -99,6 +102,13 @@ func (d *Daemon) alertStarted(ctx context.Context) {
 		return
 	}
 	d.alerts.Clear(alert.CondStarted, "hostctl is up: "+d.statusLine())
+	t := time.NewTimer(2*cfg.Alerts.CheckInterval + cfg.Alerts.Settle)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		d.alerts.ResolveInherited("cleared while hostctl was restarting")
+	case <-ctx.Done():
+	}
 }
 
 func (w *alertWatcher) checkPrograms(cfg alert.Config, now time.Time) {
@@ -162,12 +172,19 @@ func (w *alertWatcher) checkProgram(cfg alert.Config, pa *progAlerts, st supervi
 		cut++
 	}
 	pa.restartTimes = pa.restartTimes[cut:]
-	if n := len(pa.restartTimes); n > cfg.CrashLoopRestarts {
+	n := len(pa.restartTimes)
+	switch {
+	case stopped:
+		// Stopped on request: the loop is over; a later start counts
+		// afresh.
+		pa.restartTimes = nil
+		w.m.Clear(key(alert.CondCrashLoop), name+" was stopped on request")
+	case n > cfg.CrashLoopRestarts:
 		w.set(alert.Alert{Key: key(alert.CondCrashLoop), Condition: alert.CondCrashLoop, Program: name, Severity: alert.Error,
 			Summary: fmt.Sprintf("%s on %s is in a crash loop: restarted %d times in %s%s", name, w.m.Host(), n,
 				fmtDuration(cfg.CrashLoopWindow), lastExitText(st)),
 			Details: programDetails(st)}, st)
-	} else if stopped || ranSettled && n <= cfg.CrashLoopRestarts/2 {
+	case ranSettled && n <= cfg.CrashLoopRestarts/2:
 		// Hysteresis: a program that keeps crashing just under the
 		// threshold does not resolve and trigger in turn.
 		w.m.Clear(key(alert.CondCrashLoop), fmt.Sprintf("%s has run %s, with %d restarts in the last %s", name, fmtDuration(st.Uptime(now)), n, fmtDuration(cfg.CrashLoopWindow)))

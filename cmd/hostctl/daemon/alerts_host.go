@@ -213,6 +213,25 @@ func (w *alertWatcher) checkCerts(cfg alert.Config, now time.Time) {
 		}
 	}
 	w.host.certs = active
+
+	// A renewal failure for a host the proxy no longer serves (a reload
+	// removed it) would never see its "obtained": resolve it here.
+	hosts := map[string]bool{}
+	if pc := w.d.config().Proxy; pc != nil && configured {
+		for _, h := range pc.Hosts {
+			hosts[strings.ToLower(h)] = true
+		}
+		for _, site := range pc.Sites {
+			for _, h := range site.Hosts {
+				hosts[strings.ToLower(h)] = true
+			}
+		}
+	}
+	for _, key := range w.m.Keys() {
+		if name, ok := strings.CutPrefix(key, alert.CondTLSRenewalFailed+":"); ok && !hosts[strings.ToLower(name)] {
+			w.m.Clear(key, "the proxy no longer serves "+name)
+		}
+	}
 }
 
 // certEvent turns the proxy's certificate events into tls_renewal_failed

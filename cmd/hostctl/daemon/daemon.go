@@ -98,7 +98,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		}
 	}
 
-	if d.alerts, err = alert.New(cfg.Alerts, alert.Options{Logger: d.log.Named("alerts")}); err != nil {
+	if d.alerts, err = alert.New(cfg.Alerts, alert.Options{Logger: d.log.Named("alerts"), StatePath: filepath.Join(cfg.Admin.StateDir, "alerts.json")}); err != nil {
 		return err
 	}
 

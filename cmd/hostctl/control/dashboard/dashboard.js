@@ -1,5 +1,7 @@
-// hostctl dashboard: the program table, start/stop/restart, a live log
-// view and the proxy status, over the admin API of the same origin.
+// hostctl dashboard: the active alerts, the program table (health, memory
+// against its limit, why a program is down, an hour of memory and
+// restarts), start/stop/restart, a live log view and the proxy status,
+// over the admin API of the same origin.
 'use strict';
 
 const TOKEN_KEY = 'hostctl-token';
@@ -13,16 +15,54 @@ const $ = (sel) => document.querySelector(sel);
 
 class Unauthorized extends Error {}
 
-// infoText is the program's reason column: why it is in its state (with
-// the last line it wrote to stderr, and failed health checks), else its
-// description.
-function infoText(p) {
-  const parts = [p.spawn_error || p.info];
-  if (p.health && p.health.failures) {
-    parts.push((p.health.healthy ? 'healthy' : 'unhealthy') + ' (' + p.health.failures + ' failed: ' + p.health.last_error + ')');
+// healthText is the Health column, as `hostctl status` says it: "healthy",
+// "healthy (1 failed check: ...)" below the threshold, "unhealthy (3
+// failures: ...)" at it; "" without a health check.
+function healthText(h) {
+  if (!h) return '';
+  if (!h.failures) return 'healthy';
+  if (h.healthy) return 'healthy (' + h.failures + ' failed check' + (h.failures === 1 ? '' : 's') + ': ' + h.last_error + ')';
+  return 'unhealthy (' + h.failures + ' failure' + (h.failures === 1 ? '' : 's') + ': ' + h.last_error + ')';
+}
+
+// untilText is the time left until an RFC 3339 time: "4m12s", "now".
+function untilText(t) {
+  const s = Math.floor((Date.parse(t) - Date.now()) / 1000);
+  if (!(s > 0)) return 'now';
+  const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), sec = s % 60;
+  return (h ? h + 'h' : '') + (h || m ? m + 'm' : '') + (h ? '' : sec + 's');
+}
+
+// agoText is how long ago an RFC 3339 time was: "40s ago", "12m ago",
+// "3h05m ago", "2d4h ago".
+function agoText(t) {
+  const s = Math.max(0, Math.floor((Date.now() - Date.parse(t)) / 1000));
+  if (s < 60) return s + 's ago';
+  if (s < 3600) return Math.floor(s / 60) + 'm ago';
+  if (s < 86400) return Math.floor(s / 3600) + 'h' + String(Math.floor(s % 3600 / 60)).padStart(2, '0') + 'm ago';
+  return Math.floor(s / 86400) + 'd' + Math.floor(s % 86400 / 3600) + 'h ago';
+}
+
+// fillInfo fills the Info cell: for a program that is down or about to
+// retry, why (with the last line it wrote to stderr) and when it is tried
+// again; else its reason or description.
+function fillInfo(td, p) {
+  const down = p.state === 'FATAL' || p.state === 'BACKOFF';
+  const why = p.spawn_error || p.info;
+  if (!down) { td.textContent = why || p.description || ''; return; }
+  if (why) td.append(why);
+  if (p.last_stderr) {
+    const c = document.createElement('code');
+    c.className = 'stderr';
+    c.textContent = p.last_stderr;
+    td.append(td.childNodes.length ? '; stderr: ' : 'stderr: ', c);
   }
-  if (p.last_stderr) parts.push('stderr: ' + p.last_stderr);
-  return parts.filter(Boolean).join('; ') || p.description || '';
+  if (p.next_start) {
+    const n = document.createElement('span');
+    n.className = 'next';
+    n.textContent = 'next try in ' + untilText(p.next_start);
+    td.append(td.childNodes.length ? '; ' : '', n);
+  }
 }
 
 async function api(method, path, body) {
@@ -72,6 +112,86 @@ function fmtBytes(n) {
   return (i ? n.toFixed(1) : n) + units[i];
 }
 
+// fmtDecimal is n bytes in decimal units, the ones memory_limit is
+// written in ("512MB" is 512,000,000 bytes): "410M", "1.5G".
+function fmtDecimal(n) {
+  const units = ['B', 'K', 'M', 'G', 'T'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return (i ? String(+n.toFixed(1)) : String(n)) + units[i];
+}
+
+// fillMemory fills the Memory cell: the RSS, and against memory_limit
+// when there is one ("410M/512M" over a bar).
+function fillMemory(td, p) {
+  if (!(p.memory_limit > 0)) { td.textContent = fmtBytes(p.rss_bytes); return; }
+  const used = p.pid ? p.rss_bytes : 0;
+  const text = document.createElement('span');
+  text.className = 'mem-text';
+  text.textContent = (p.pid ? fmtDecimal(used) : '-') + '/' + fmtDecimal(p.memory_limit);
+  const bar = document.createElement('meter');
+  bar.min = 0;
+  bar.max = p.memory_limit;
+  bar.low = p.memory_limit * 0.75;
+  bar.high = p.memory_limit * 0.9;
+  bar.optimum = 0;
+  bar.value = Math.min(used, p.memory_limit);
+  bar.title = Math.round(100 * used / p.memory_limit) + '% of memory_limit';
+  td.append(text, bar);
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+const SPARK_W = 120, SPARK_H = 24;
+
+// sparkline draws a program's memory over the last hour, newest at the
+// right edge (one step per sample, so that an hour fills the width),
+// scaled to its peak or memory_limit, with a red mark where it restarted
+// and a dashed line at the limit.
+function sparkline(points, p, hist) {
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('class', 'spark');
+  svg.setAttribute('width', SPARK_W);
+  svg.setAttribute('height', SPARK_H);
+  svg.setAttribute('viewBox', '0 0 ' + SPARK_W + ' ' + SPARK_H);
+  points = points || [];
+  svg.dataset.points = points.length;
+  if (!points.length) return svg;
+  const slots = Math.max(2, Math.min(720, Math.floor(3600 / hist.interval_seconds)));
+  const step = SPARK_W / (slots - 1);
+  const limit = p.memory_limit > 0 ? p.memory_limit : 0;
+  const top = Math.max(limit, ...points.map((q) => q.rss_bytes), 1);
+  const x = (i) => SPARK_W - (points.length - 1 - i) * step;
+  const y = (v) => SPARK_H - 1 - (SPARK_H - 2) * v / top;
+  if (limit) {
+    const l = document.createElementNS(SVG, 'line');
+    l.setAttribute('class', 'limit');
+    l.setAttribute('x1', 0); l.setAttribute('x2', SPARK_W);
+    l.setAttribute('y1', y(limit)); l.setAttribute('y2', y(limit));
+    svg.appendChild(l);
+  }
+  let restarts = 0;
+  points.forEach((q, i) => {
+    if (i && q.restarts > points[i - 1].restarts) {
+      restarts += q.restarts - points[i - 1].restarts;
+      const m = document.createElementNS(SVG, 'line');
+      m.setAttribute('class', 'restart');
+      m.setAttribute('x1', x(i)); m.setAttribute('x2', x(i));
+      m.setAttribute('y1', 0); m.setAttribute('y2', SPARK_H);
+      svg.appendChild(m);
+    }
+  });
+  const line = document.createElementNS(SVG, 'polyline');
+  line.setAttribute('points', points.map((q, i) => x(i).toFixed(1) + ',' + y(q.rss_bytes).toFixed(1)).join(' '));
+  svg.appendChild(line);
+  const peak = Math.max(...points.map((q) => q.rss_bytes));
+  const title = document.createElementNS(SVG, 'title');
+  const mins = Math.round(points.length * hist.interval_seconds / 60);
+  title.textContent = 'memory over the last ' + (mins < 60 ? mins + ' min' : 'hour') + ': peak ' + (fmtBytes(peak) || '0') +
+    (limit ? ' of ' + fmtDecimal(limit) : '') + '; ' + restarts + ' restart' + (restarts === 1 ? '' : 's');
+  svg.appendChild(title);
+  return svg;
+}
+
 function cell(tr, text, cls) {
   const td = document.createElement('td');
   td.textContent = text;
@@ -80,7 +200,7 @@ function cell(tr, text, cls) {
   return td;
 }
 
-function render(programs) {
+function render(programs, hist) {
   const tbody = $('#programs tbody');
   const rows = [];
   const counts = {};
@@ -95,9 +215,12 @@ function render(programs) {
     cell(tr, p.pid ? String(p.pid) : '', 'num pid');
     cell(tr, fmtDuration(p.uptime_seconds), 'num');
     cell(tr, String(p.restarts), 'num');
-    cell(tr, fmtBytes(p.rss_bytes), 'num');
+    fillMemory(cell(tr, '', 'num mem'), p);
+    cell(tr, '', 'hist').appendChild(sparkline(hist.programs[p.name], p, hist));
     cell(tr, p.pid ? p.cpu_seconds.toFixed(1) + 's' : '', 'num');
-    cell(tr, infoText(p), 'info');
+    const h = cell(tr, healthText(p.health), 'health');
+    if (p.health) h.dataset.healthy = p.health.healthy;
+    fillInfo(cell(tr, '', 'info'), p);
     const td = cell(tr, '');
     for (const action of ['start', 'stop', 'restart']) {
       const b = document.createElement('button');
@@ -117,7 +240,42 @@ function render(programs) {
     rows.push(tr);
   }
   tbody.replaceChildren(...rows);
-  $('#summary').textContent = Object.entries(counts).map(([s, n]) => n + ' ' + s.toLowerCase()).join(', ');
+  const parts = Object.entries(counts).map(([s, n]) => n + ' ' + s.toLowerCase());
+  if (alertCount) parts.push(alertCount + ' alert' + (alertCount === 1 ? '' : 's'));
+  $('#summary').textContent = parts.join(', ');
+}
+
+// renderAlerts shows the active alerts above everything, most severe
+// first (the API's order), and the sinks that have trouble.
+function renderAlerts(a) {
+  const items = a.alerts.map((al) => {
+    const li = document.createElement('li');
+    li.className = 'alert sev-' + al.severity;
+    li.dataset.key = al.key;
+    const sev = document.createElement('span');
+    sev.className = 'sev';
+    sev.textContent = al.severity;
+    const sum = document.createElement('span');
+    sum.className = 'summary';
+    sum.textContent = al.summary;
+    const since = document.createElement('span');
+    since.className = 'since';
+    since.textContent = 'since ' + agoText(al.since);
+    li.append(sev, sum, since);
+    if (al.command) {
+      const c = document.createElement('code');
+      c.className = 'command';
+      c.textContent = al.command;
+      li.append(c);
+    }
+    return li;
+  });
+  $('#alert-list').replaceChildren(...items);
+  const troubled = a.sinks.filter((s) => s.last_error || s.failed || s.queued);
+  $('#sinks').textContent = troubled.map((s) => 'sink ' + s.name + ' (' + s.type + '): ' + s.sent + ' sent, ' + s.failed + ' failed, ' +
+    s.queued + ' queued' + (s.last_error ? ', last error: ' + s.last_error : '')).join('; ');
+  $('#alerts').hidden = !items.length && !troubled.length;
+  alertCount = items.length;
 }
 
 function renderProxy(p) {
@@ -137,12 +295,24 @@ function renderProxy(p) {
   box.textContent = parts.join('; ');
 }
 
+// alertCount is the number of active alerts, for the header.
+let alertCount = 0;
+
+// history is the last GET /v1/history, fetched again once a new sample
+// is due.
+let history = { interval_seconds: 30, programs: {} };
+let historyAt = 0;
+
 async function refresh() {
   clearTimeout(refreshTimer);
   try {
-    const [programs, proxy] = await Promise.all([api('GET', '/v1/programs'), api('GET', '/v1/proxy')]);
+    const histDue = Date.now() - historyAt >= history.interval_seconds * 1000;
+    const [programs, proxy, alerts, hist] = await Promise.all([api('GET', '/v1/programs'), api('GET', '/v1/proxy'),
+      api('GET', '/v1/alerts'), histDue ? api('GET', '/v1/history') : null]);
+    if (hist) { history = hist; historyAt = Date.now(); }
     showMain();
-    render(programs);
+    renderAlerts(alerts);
+    render(programs, history);
     renderProxy(proxy);
     if (!busy.size) setError('');
   } catch (e) {
