@@ -127,6 +127,12 @@ type ProbeConfig struct {
 	TCP string `toml:"tcp"`
 	// HTTP is a URL that must answer 2xx to GET.
 	HTTP string `toml:"http"`
+	// Socket, with HTTP only, is the absolute path of a unix socket to send
+	// the request to (like `curl --unix-socket`), for a server such as
+	// gunicorn that listens on one; the URL then gives the path and the
+	// Host header ("http://localhost/healthz"). Default "": dial the URL's
+	// host.
+	Socket string `toml:"socket"`
 	// Exec is a command (shell-split) that must exit 0.
 	Exec Command `toml:"exec"`
 	// Interval between attempts. Default 250ms.
@@ -146,6 +152,9 @@ type HealthConfig struct {
 	TCP string `toml:"tcp"`
 	// HTTP is a URL that must answer 2xx to GET.
 	HTTP string `toml:"http"`
+	// Socket, with HTTP only, is the absolute path of a unix socket to send
+	// the request to, as for a ready probe. Default "": dial the URL's host.
+	Socket string `toml:"socket"`
 	// Exec is a command (shell-split) that must exit 0.
 	Exec Command `toml:"exec"`
 	// Interval between checks. Default 10s.
@@ -167,7 +176,7 @@ func DefaultHealthConfig() HealthConfig {
 
 // probe is the check as a ProbeConfig, for the probe code ready uses.
 func (h *HealthConfig) probe() *ProbeConfig {
-	return &ProbeConfig{TCP: h.TCP, HTTP: h.HTTP, Exec: h.Exec, Interval: h.Interval, Timeout: h.Timeout}
+	return &ProbeConfig{TCP: h.TCP, HTTP: h.HTTP, Socket: h.Socket, Exec: h.Exec, Interval: h.Interval, Timeout: h.Timeout}
 }
 
 // Command is a program and its arguments. In TOML it is a string split like
@@ -352,7 +361,7 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 		seen[d] = true
 	}
 	if r := p.Ready; r != nil {
-		p.validateTarget(bad, "ready", r.TCP, r.HTTP, r.Exec)
+		p.validateTarget(bad, "ready", r.TCP, r.HTTP, r.Socket, r.Exec)
 		if r.Interval <= 0 {
 			bad("ready.interval", "must be positive")
 		}
@@ -364,7 +373,7 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 		}
 	}
 	if h := p.Health; h != nil {
-		p.validateTarget(bad, "health", h.TCP, h.HTTP, h.Exec)
+		p.validateTarget(bad, "health", h.TCP, h.HTTP, h.Socket, h.Exec)
 		if h.Interval <= 0 {
 			bad("health.interval", "must be positive (example: \"10s\")")
 		}
@@ -403,8 +412,8 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 
 // validateTarget checks the target of a ready probe or health check
 // (table is "ready" or "health"): exactly one of tcp, http, exec, each
-// well formed.
-func (p *ProgramConfig) validateTarget(bad func(key, format string, a ...any), table, tcp, http string, exec Command) {
+// well formed, and socket only with http.
+func (p *ProgramConfig) validateTarget(bad func(key, format string, a ...any), table, tcp, http, socket string, exec Command) {
 	n := 0
 	if tcp != "" {
 		n++
@@ -427,7 +436,20 @@ func (p *ProgramConfig) validateTarget(bad func(key, format string, a ...any), t
 	if n != 1 {
 		bad(table, "set exactly one of tcp, http or exec (found %d)", n)
 	}
+	switch {
+	case socket == "":
+	case http == "":
+		bad(table+".socket", "applies only to an http check (it is the unix socket the request goes to)")
+	case !filepath.IsAbs(socket):
+		bad(table+".socket", "%q must be an absolute path (example: \"/run/hello/gunicorn.sock\")", socket)
+	case len(socket) > maxSocketPath:
+		bad(table+".socket", "%q is %d bytes long; a unix socket path has at most %d", socket, len(socket), maxSocketPath)
+	}
 }
+
+// maxSocketPath is the longest path a unix socket address holds on Linux
+// (sun_path is 108 bytes, one for the terminating NUL).
+const maxSocketPath = 107
 
 // ValidatePrograms checks what only the whole set can tell: unknown
 // dependencies and dependency cycles. prefix is the table of programs

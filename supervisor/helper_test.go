@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -56,6 +57,12 @@ func helperMain(mode string, args []string) int {
 			os.WriteFile(args[0], []byte("ready"), 0o644)
 		}
 		select {}
+	case "graceful": // graceful READYFILE: exits 0 on SIGTERM, like a server that finishes its work first
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		os.WriteFile(args[0], []byte("ready"), 0o644)
+		<-term
+		return 0
 	case "child-sigign": // started with SIGHUP and SIGINT ignored
 		return childSigIgn()
 	case "listen": // listen ADDR DELAY
@@ -75,9 +82,13 @@ func helperMain(mode string, args []string) int {
 		}
 	case "healthz": // healthz ADDR SICKFILE: /healthz answers 500 while SICKFILE exists, else 200
 		// It ignores SIGTERM, so that STOPPING lasts stop_timeout and a
-		// test can see it.
+		// test can see it. An ADDR that starts with / is a unix socket.
 		signal.Ignore(syscall.SIGTERM)
-		ln, err := net.Listen("tcp", args[0])
+		network := "tcp"
+		if strings.HasPrefix(args[0], "/") {
+			network = "unix"
+		}
+		ln, err := net.Listen(network, args[0])
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

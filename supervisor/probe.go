@@ -16,10 +16,26 @@ import (
 )
 
 var probeClient = &http.Client{
-	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-	CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	},
+	Transport:     &http.Transport{DisableKeepAlives: true, Proxy: nil},
+	CheckRedirect: noRedirects,
+}
+
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// unixClient returns a client that sends every request to the unix socket
+// at path, whatever the URL's host (which stays the Host header).
+func unixClient(path string) *http.Client {
+	var d net.Dialer
+	return &http.Client{
+		Transport: &http.Transport{
+			DisableKeepAlives: true,
+			Proxy:             nil,
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, "unix", path)
+			},
+		},
+		CheckRedirect: noRedirects,
+	}
 }
 
 // runProbe tries the probe every interval until it passes (nil) or ctx ends.
@@ -99,7 +115,11 @@ func probeOnce(ctx context.Context, r *ProbeConfig, dir string, env []string) er
 		if err != nil {
 			return err
 		}
-		resp, err := probeClient.Do(req)
+		client := probeClient
+		if r.Socket != "" {
+			client = unixClient(r.Socket)
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}

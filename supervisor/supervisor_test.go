@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -513,3 +514,49 @@ func TestParseProcStat(t *testing.T) {
 }
 
 func mustAtoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+// A hung program in the classic sense, stopped with SIGSTOP (or ^Z), holds
+// its stop signal pending until it runs again: hostctl follows the stop
+// signal with SIGCONT to the group, as systemd does, so the program acts
+// on it and exits gracefully long before stop_timeout.
+func TestStopASIGSTOPpedProgram(t *testing.T) {
+	ready := filepath.Join(t.TempDir(), "ready")
+	p := helper(t, "frozen", "graceful", ready)
+	p.StopTimeout = 20 * time.Second
+	// RUNNING once its SIGTERM handler is installed.
+	p.Ready = &ProbeConfig{Exec: Command{"/usr/bin/test", "-f", ready}, Interval: 20 * time.Millisecond, Timeout: time.Second, Deadline: 20 * time.Second}
+	s, _ := newSup(t, p)
+	s.StartPrograms(context.Background(), "frozen")
+	st := waitState(t, s, "frozen", Running, 10*time.Second)
+	if err := syscall.Kill(-st.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// Stopped ("T" in /proc/PID/stat) before the stop request.
+	deadline := time.Now().Add(10 * time.Second)
+	for procState(st.PID) != 'T' {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d not stopped after SIGSTOP (state %q)", st.PID, procState(st.PID))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	s.StopPrograms(context.Background(), "frozen")
+	st = waitState(t, s, "frozen", Stopped, 15*time.Second)
+	if st.LastExit == nil || st.LastExit.Code != 0 || st.LastExit.Signal != "" {
+		t.Errorf("last exit %v, want 0: its own graceful exit on TERM, not SIGKILL", st.LastExit)
+	}
+	t.Logf("a SIGSTOPped program stopped gracefully in %s (stop_timeout %s)", time.Since(start).Round(time.Millisecond), p.StopTimeout)
+}
+
+// procState is the state letter of /proc/PID/stat, 0 if it is gone.
+func procState(pid int) byte {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
+}

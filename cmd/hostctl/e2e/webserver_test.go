@@ -88,6 +88,66 @@ func TestDjangoWebserver(t *testing.T) {
 		}
 	})
 
+	// The on-call loop: the same config with an [alerts] block whose sinks
+	// are real receivers here (PagerDuty Events v2, SMTP), short timings,
+	// and a program that outgrows its memory_limit on request.
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	routingKey := "R0UT1NGKEY0123456789abcdefghijkl"
+	keyFile := filepath.Join(tmp, "pagerduty.key")
+	os.WriteFile(keyFile, []byte(routingKey+"\n"), 0o600)
+	pd := startPagerDuty(t, routingKey, host)
+	mailbox := startSMTP(t, freePorts(t, 1)[0])
+	// Django's secret key from a file, as in production: removing it is
+	// the broken setting of step 7a.
+	secretKey := filepath.Join(tmp, "secret_key")
+	os.WriteFile(secretKey, []byte("e2e-not-secret\n"), 0o600)
+	memhogReady := filepath.Join(tmp, "memhog.ready")
+	src := config
+	if !filepath.IsAbs(src) {
+		src = filepath.Join(root, src)
+	}
+	onCallConfig(t, src, filepath.Join(tmp, "webserver-oncall.toml"), map[string]string{
+		// The default 5m would outlast the test.
+		"[program.gunicorn]":             `fatal_retry = "15s"`,
+		"[program.gunicorn.environment]": "HELLO_SECRET_KEY_FILE = " + strconv.Quote(secretKey),
+	}, fmt.Sprintf(`
+[alerts]
+settle = "2s"
+check_interval = "1s"
+
+[[alerts.sink]]
+name = "oncall"
+type = "pagerduty"
+url = %q
+routing_key_file = %q
+
+[[alerts.sink]]
+name = "mail"
+type = "email"
+host = "127.0.0.1"
+port = %d
+starttls = false
+from = "hostctl@example.com"
+to = ["oncall@example.com"]
+conditions = ["fatal", "health_restart", "memory_limit"]
+
+# Test only: on SIGUSR1 it grows by 4 MB every 100 ms up to 128 MB, far
+# past its memory_limit; a restarted one waits for the signal again.
+[program.memhog]
+command = ["/usr/bin/python3", "-c", "import signal, sys, time; signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1}); open(sys.argv[1], 'w').close(); signal.sigwait({signal.SIGUSR1}); hog = [(b'x' * (4 << 20), time.sleep(0.1)) for _ in range(32)]; time.sleep(1e9)", %q]
+ready = { exec = ["/usr/bin/test", "-f", %q], interval = "100ms", deadline = "20s" }
+start_secs = "0s"
+stop_timeout = "5s"
+memory_limit = "48MB"
+`, pd.url, keyFile, mailbox.port, memhogReady, memhogReady))
+	config = filepath.Join(tmp, "webserver-oncall.toml")
+	if out, err := run(root, env, bin, "check", "-c", config); err != nil {
+		t.Fatalf("hostctl check -c %s (the on-call copy): %v\n%s", config, err, out)
+	}
+
 	s := &site{
 		base:   "http://127.0.0.1:" + vars["WEBSERVER_HTTP_PORT"],
 		client: &http.Client{Timeout: 20 * time.Second},
@@ -366,6 +426,9 @@ func TestDjangoWebserver(t *testing.T) {
 		}
 		snapshot()
 	})
+
+	onCall(t, d, s, cli, pd, mailbox, secretKey, host)
+	snapshot()
 
 	t.Run("6 SIGTERM stops everything", func(t *testing.T) {
 		snapshot()

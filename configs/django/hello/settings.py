@@ -8,12 +8,20 @@ machines comes from the environment, which configs/webserver.toml sets:
   HELLO_BROKER_URL    rabbitmq's AMQP URL
   HELLO_ALLOWED_HOSTS comma-separated host names (default 127.0.0.1,localhost)
   HELLO_SECRET_KEY    Django's secret key (set it in production)
+  HELLO_SECRET_KEY_FILE
+                      or a file holding it (read at start; a missing or
+                      empty file stops the workers from booting)
 """
 import os
 
 BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SECRET_KEY = os.environ.get("HELLO_SECRET_KEY", "hello-example-not-secret")
+if os.environ.get("HELLO_SECRET_KEY_FILE"):
+    with open(os.environ["HELLO_SECRET_KEY_FILE"]) as f:
+        SECRET_KEY = f.read().strip()
+    if not SECRET_KEY:
+        raise ValueError("HELLO_SECRET_KEY_FILE %s is empty" % os.environ["HELLO_SECRET_KEY_FILE"])
 DEBUG = False
 ALLOWED_HOSTS = os.environ.get("HELLO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 

@@ -23,6 +23,15 @@ def hello(request):
 
 
 @require_GET
+def healthz(request):
+    """Liveness for hostctl's ready probe and health check: answered by a
+    worker without touching memcached, rabbitmq or a database, so that it
+    fails only when gunicorn itself cannot serve (workers hung, not booted)
+    and costs next to nothing every few seconds."""
+    return HttpResponse("ok\n", content_type="text/plain")
+
+
+@require_GET
 def cache_hits(request):
     """Counts hits in memcached."""
     try:
