@@ -189,14 +189,19 @@ func heloName(h string) string {
 // maxSubject is roughly where mail clients cut a subject anyway.
 const maxSubject = 150
 
-// subject is "[hostctl HOST] TRIGGER: summary" or "... RESOLVED: ...",
-// on one line.
+// subject is "[hostctl HOST] TRIGGER: summary" or, for a resolve, how it
+// cleared ("[hostctl HOST] RESOLVED: gunicorn is RUNNING again (was:
+// gunicorn is FATAL ...)"), on one line: "RESOLVED: gunicorn is FATAL"
+// read as if it still were.
 func subject(ev Event) string {
-	what := "TRIGGER" // a repeat too: mail filters match on it; the body says it is a reminder
+	what, text := "TRIGGER", ev.Alert.Summary // a repeat too: mail filters match on it; the body says it is a reminder
 	if ev.Action == Resolve {
 		what = "RESOLVED"
+		if ev.ResolveSummary != "" {
+			text = ev.ResolveSummary + " (was: " + ev.Alert.Summary + ")"
+		}
 	}
-	s := fmt.Sprintf("[hostctl %s] %s: %s", ev.Host, what, ev.Alert.Summary)
+	s := fmt.Sprintf("[hostctl %s] %s: %s", ev.Host, what, text)
 	return cut(strings.Join(strings.Fields(s), " "), maxSubject)
 }
 

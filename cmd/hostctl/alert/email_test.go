@@ -297,7 +297,7 @@ func TestEmailPlain(t *testing.T) {
 		t.Fatal(err)
 	}
 	p = parseMail(t, srv.next(t).Data)
-	if !strings.HasPrefix(p.subject, "[hostctl web1] RESOLVED: ") {
+	if !strings.HasPrefix(p.subject, "[hostctl web1] RESOLVED: gunicorn is RUNNING again after 12m0s (was: ") {
 		t.Errorf("subject %q", p.subject)
 	}
 	for _, want := range []string{"How it cleared: gunicorn is RUNNING again after 12m0s", "Lasted:         12m"} {

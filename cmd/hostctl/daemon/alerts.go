@@ -145,8 +145,9 @@ func (w *alertWatcher) checkProgram(cfg alert.Config, pa *progAlerts, st supervi
 	name := st.Name
 	key := func(cond string) string { return cond + ":" + name }
 	stopped := st.State == supervisor.Stopped
-	// ranSettled: a process has run settle since its start.
-	ranSettled := st.State == supervisor.Running && st.Uptime(now) >= cfg.Settle
+	// ranSettled: the program has been RUNNING (past start_secs and its
+	// ready probe) for settle.
+	ranSettled := st.State == supervisor.Running && now.Sub(st.StateSince) >= cfg.Settle
 	healthy := st.Health == nil || st.Health.Healthy
 
 	// fatal
@@ -238,7 +239,7 @@ func (w *alertWatcher) checkProgram(cfg alert.Config, pa *progAlerts, st supervi
 // the last lines of the program's stderr and the commands to look closer.
 func (w *alertWatcher) set(a alert.Alert, st supervisor.Status) {
 	if st.Name != "" && !w.m.IsActive(a.Key) {
-		a.LastLines = w.lastLines(st.Name, 10)
+		a.LastLines = w.lastLines(st.Name, 20)
 		if a.Command == "" {
 			a.Command = fmt.Sprintf("hostctl status %s; hostctl tail %s stderr", st.Name, st.Name)
 		}
