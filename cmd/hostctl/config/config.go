@@ -100,7 +100,7 @@ func Parse(path string, data []byte) (*File, error) {
 		}
 		return nil, Errors{{File: path, Msg: err.Error()}}
 	}
-	d := &decoder{md: md, file: path, lines: map[string]int{}, defaults: map[reflect.Type]func() reflect.Value{
+	d := &decoder{md: md, file: path, lines: map[string]int{}, fixed: map[string]int{}, src: strings.Split(string(data), "\n"), defaults: map[reflect.Type]func() reflect.Value{
 		reflect.TypeOf(supervisor.ProbeConfig{}):  func() reflect.Value { return reflect.ValueOf(supervisor.DefaultProbeConfig()) },
 		reflect.TypeOf(supervisor.HealthConfig{}): func() reflect.Value { return reflect.ValueOf(supervisor.DefaultHealthConfig()) },
 		reflect.TypeOf(alert.SinkConfig{}):        func() reflect.Value { return reflect.ValueOf(alert.DefaultSinkConfig()) },

@@ -192,3 +192,48 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Every element of an array of tables gets its own lines, not the last
+// element's (the TOML library keeps one position per key path).
+func TestArrayOfTablesLines(t *testing.T) {
+	src := `[admin]
+socket = "/tmp/hostctl-lines.sock"
+state_dir = "/tmp/hostctl-lines"
+
+[[alerts.sink]]
+name = "a"
+type = "webhok"
+urll = "http://127.0.0.1/"
+
+[[ alerts.sink ]] # the second
+name = "a"
+type = "slack"
+url = "x"
+
+[[proxy.site]]
+hosts = ["a.example.com"]
+tls = "sometimes"
+upstream = "127.0.0.1:8000"
+
+[[proxy.site]]
+hosts = ["b.example.com"]
+upstream = "127.0.0.1:8000"
+tls = "never"
+`
+	_, err := Parse("lines.toml", []byte(src))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		"lines.toml:7: alerts.sink[0].type:",
+		"lines.toml:8: alerts.sink[0].urll: unknown key",
+		"lines.toml:11: alerts.sink[1].name:",
+		"lines.toml:13: alerts.sink[1].url:",
+		"lines.toml:17: proxy.site[0].tls:",
+		"lines.toml:23: proxy.site[1].tls:",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}

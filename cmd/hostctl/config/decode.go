@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,6 +74,10 @@ type decoder struct {
 	lines    map[string]int // key path -> line
 	errs     Errors
 	defaults map[reflect.Type]func() reflect.Value
+	// src is the file's lines, for arrayTableLines; fixed holds the lines
+	// it found, by key path ("alerts.sink[1].name").
+	src   []string
+	fixed map[string]int
 }
 
 func (d *decoder) fail(key string, line int, format string, a ...any) {
@@ -123,7 +128,10 @@ func (d *decoder) table(prim toml.Primitive, path string, rv reflect.Value) {
 	fields := tomlFields(rv.Type())
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		key := join(path, k)
-		line := d.lineOf(m[k])
+		line, ok := d.fixed[key]
+		if !ok {
+			line = d.lineOf(m[k])
+		}
 		d.lines[key] = line
 		idx, ok := fields[k]
 		if !ok {
@@ -209,6 +217,12 @@ func (d *decoder) value(prim toml.Primitive, key string, line int, rv reflect.Va
 		for i, p := range ps {
 			k := fmt.Sprintf("%s[%d]", key, i)
 			d.lines[k] = d.lineOf(p)
+			if hdr, keys, ok := d.arrayTableLines(key, i); ok {
+				d.lines[k] = hdr
+				for name, l := range keys {
+					d.fixed[k+"."+name] = l
+				}
+			}
 			if mk, ok := d.defaults[t.Elem()]; ok {
 				out.Index(i).Set(mk())
 			}
@@ -243,6 +257,53 @@ func (d *decoder) value(prim toml.Primitive, key string, line int, rv reflect.Va
 		rv.Set(nv.Elem())
 	}
 }
+
+// arrayTableLines finds the i-th "[[path]]" header in the source and the
+// lines of the keys written directly under it. The TOML library keeps one
+// position per key path without the index, so every element of an array
+// of tables would get the last element's lines ("alerts.sink.name" is the
+// same key for sink[0] and sink[1]). Only top-level paths written as
+// [[a.b]] headers are looked up (not inline arrays of tables, not nested
+// arrays); ok is false otherwise, and the library's line stands.
+func (d *decoder) arrayTableLines(path string, i int) (header int, keys map[string]int, ok bool) {
+	if strings.ContainsAny(path, "[]") || d.src == nil {
+		return 0, nil, false
+	}
+	parts := strings.Split(path, ".")
+	for j, p := range parts {
+		parts[j] = regexp.QuoteMeta(p)
+	}
+	hdr := regexp.MustCompile(`^\s*\[\[\s*` + strings.Join(parts, `\s*\.\s*`) + `\s*\]\]\s*(#.*)?$`)
+	n := -1
+	for l, text := range d.src {
+		if !hdr.MatchString(text) {
+			continue
+		}
+		if n++; n != i {
+			continue
+		}
+		keys = map[string]int{}
+		for m := l + 1; m < len(d.src); m++ {
+			text := d.src[m]
+			if tableHeader.MatchString(text) {
+				break
+			}
+			if km := keyLine.FindStringSubmatch(text); km != nil {
+				name := km[2]
+				if _, seen := keys[name]; !seen {
+					keys[name] = m + 1
+				}
+			}
+		}
+		return l + 1, keys, true
+	}
+	return 0, nil, false
+}
+
+var (
+	tableHeader = regexp.MustCompile(`^\s*\[\[?\s*[A-Za-z0-9_"'-]`)
+	keyLine     = regexp.MustCompile(`^\s*(["']?)([A-Za-z0-9_-]+)(["']?)\s*=`)
+)
 
 // expand expands ${VAR} in a string value from hostctl's environment.
 func (d *decoder) expand(key string, line int, s string) (string, bool) {
