@@ -400,11 +400,7 @@ func staticRoute(st Static) (obj, error) {
 				"encodings": obj{"zstd": obj{}, "gzip": obj{}},
 				"prefer":    []string{"zstd", "gzip"},
 			},
-			obj{"handler": "file_server", "root": dir,
-				"precompressed":       obj{"br": obj{}, "zstd": obj{}, "gzip": obj{}},
-				"precompressed_order": []string{"br", "zstd", "gzip"},
-				"index_names":         []string{},
-			},
+			obj{"handler": "hostctl_static", "root": dir, "precompressed": []string{"br", "zstd", "gzip"}},
 		},
 		"terminal": true,
 	}, nil

@@ -195,8 +195,11 @@ type Config struct {
 	// What it can do: add request handling with any directive compiled into
 	// hostctl (handle, handle_path, route, redir, respond, rewrite, uri,
 	// header, request_header, basic_auth, reverse_proxy to other backends,
-	// file_server, encode, request_body, map, vars, intercept, forward_auth,
-	// error, abort, ...), matched by path, header, method, remote IP or host.
+	// encode, request_body, map, vars, intercept, forward_auth, timeouts,
+	// log_append, error, abort), matched by path, header, method, remote IP
+	// or host. Not built in (a clear error names them): file_server,
+	// try_files, templates, php_fastcgi, metrics, tracing, push and
+	// acme_server; serve files with [[proxy.static]] instead.
 	// Its routes run before hostctl's sites on every listener (after the
 	// HTTP->HTTPS redirects on the plain-HTTP one); a matching route that
 	// writes a response ends the request there, otherwise the request goes

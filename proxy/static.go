@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"errors"
+	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/encode"
+)
+
+func init() {
+	caddy.RegisterModule(StaticFiles{})
+}
+
+// StaticFiles is the handler that serves a [[proxy.static]] mount
+// (http.handlers.hostctl_static). It does what hostctl's generated config
+// asked of Caddy's file_server: files under Root, no index files and no
+// directory listings, precompressed siblings, conditional and range
+// requests. It exists because Caddy's file_server imports the templates
+// module (for its directory listings), which links a Markdown renderer and
+// a syntax highlighter whose package init cost every hostctl process
+// (including each CLI command) about 35 ms and 5 MB of binary.
+type StaticFiles struct {
+	// Root is the directory files are served from. The request path,
+	// cleaned, is joined to it; symbolic links are followed (as Caddy's
+	// file_server does: Django's collectstatic --link makes them).
+	Root string `json:"root"`
+	// Precompressed lists the encodings ("br", "zstd", "gzip") whose
+	// sibling files (app.js.br, app.js.zst, app.js.gz) are served as is to
+	// clients that accept them, in order of preference. Empty: never.
+	Precompressed []string `json:"precompressed,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (StaticFiles) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.hostctl_static",
+		New: func() caddy.Module { return new(StaticFiles) },
+	}
+}
+
+// precompressedSuffix is the file name suffix of each encoding's sibling.
+var precompressedSuffix = map[string]string{"br": ".br", "zstd": ".zst", "gzip": ".gz"}
+
+// Validate checks the encodings.
+func (s *StaticFiles) Validate() error {
+	if s.Root == "" {
+		return errors.New("root is required")
+	}
+	for _, e := range s.Precompressed {
+		if precompressedSuffix[e] == "" {
+			return errors.New("precompressed: unknown encoding " + strconv.Quote(e) + " (br, zstd, gzip)")
+		}
+	}
+	return nil
+}
+
+// ServeHTTP serves the file named by the request path, or a 404 error (405
+// for methods other than GET and HEAD) for Caddy's error routes.
+func (s *StaticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return caddyhttp.Error(http.StatusMethodNotAllowed, nil)
+	}
+	name := caddyhttp.SanitizedPathJoin(s.Root, r.URL.Path)
+	f, info, err := openFile(name)
+	if err != nil {
+		return caddyhttp.Error(http.StatusNotFound, err)
+	}
+	defer f.Close()
+
+	h := w.Header()
+	if len(s.Precompressed) > 0 {
+		// The response depends on Accept-Encoding even when it is not
+		// compressed: caches must not give the plain file to a client that
+		// accepts gzip, or the reverse.
+		h.Add("Vary", "Accept-Encoding")
+		for _, enc := range encode.AcceptedEncodings(r, s.Precompressed) {
+			cf, cinfo, err := openFile(name + precompressedSuffix[enc])
+			if err != nil {
+				continue
+			}
+			defer cf.Close()
+			f, info = cf, cinfo
+			h.Set("Content-Encoding", enc)
+			if h.Get("Content-Type") == "" {
+				// The type is the original file's, never sniffed from
+				// compressed bytes.
+				ct := mime.TypeByExtension(filepath.Ext(name))
+				if ct == "" {
+					ct = "application/octet-stream"
+				}
+				h.Set("Content-Type", ct)
+			}
+			break
+		}
+	}
+	if etag := fileETag(info); etag != "" {
+		h.Set("ETag", etag)
+	}
+	http.ServeContent(w, r, info.Name(), info.ModTime(), f)
+	return nil
+}
+
+// openFile opens name if it is a regular file (directories are not
+// served).
+func openFile(name string) (*os.File, fs.FileInfo, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, info, nil
+}
+
+// fileETag is a strong ETag from the file's modification time and size,
+// the same as Caddy's file_server makes (so upgrading hostctl does not
+// invalidate every client's cache): "" when the time is unknown.
+func fileETag(info fs.FileInfo) string {
+	mt := info.ModTime()
+	if mt.IsZero() || mt.Unix() == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	b.WriteString(strconv.FormatInt(mt.UnixNano(), 36))
+	b.WriteByte('-')
+	b.WriteString(strconv.FormatInt(info.Size(), 36))
+	b.WriteByte('"')
+	return b.String()
+}
+
+// Interface guards.
+var (
+	_ caddy.Validator             = (*StaticFiles)(nil)
+	_ caddyhttp.MiddlewareHandler = (*StaticFiles)(nil)
+)
