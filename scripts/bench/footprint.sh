@@ -6,14 +6,15 @@
 #   idle      VmRSS / RssAnon of `hostctl run` with the proxy running, 3 s
 #             after everything is RUNNING
 #   load      the same after 10 s of wrk (2 threads, 50 connections) through
-#             the proxy to a python3 http.server upstream (skipped without wrk)
+#             the proxy to a python3 http.server upstream (skipped without
+#             wrk), and the req/s of that load (bound by python3 here)
 # Each figure is the median of ROUNDS (default 3) rounds; each round holds
 # /tmp/hostctl-bench.lock so that benchmarks on a shared machine do not overlap.
 set -eu
 bin=$(realpath "$1")
 rounds=${2:-3}
 dir=$(mktemp -d /tmp/hostctl-footprint.XXXXXX)
-trap 'kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill "$pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"' EXIT
 pid=
 
 cat >"$dir/hostctl.toml" <<EOF
@@ -70,15 +71,16 @@ round() {
 	sleep 3
 	idle=$(mem $pid)
 	load="- -"
+	rps=-
 	if command -v wrk >/dev/null; then
-		wrk -t2 -c50 -d10s http://127.0.0.1:18080/ >/dev/null 2>&1
+		rps=$(wrk -t2 -c50 -d10s http://127.0.0.1:18080/ 2>&1 | awk '/Requests\/sec/ {printf "%.0f", $2}')
 		sleep 3
 		load=$(mem $pid)
 	fi
 	kill -TERM $pid
 	wait $pid || true
 	rm -rf "$dir/state" "$dir/log"
-	echo "$version $status $idle $load"
+	echo "$version $status $idle $load $rps"
 }
 
 i=0
@@ -98,5 +100,6 @@ printf '%-28s %s ms\n' "hostctl version" "$(col 1)"
 printf '%-28s %s ms\n' "hostctl status (10 programs)" "$(col 2)"
 printf '%-28s %s MB / %s MB\n' "idle VmRSS / RssAnon" "$(col 3)" "$(col 4)"
 printf '%-28s %s MB / %s MB\n' "after load VmRSS / RssAnon" "$(col 5)" "$(col 6)"
-echo "rounds (version status idle-rss idle-anon load-rss load-anon):"
+printf '%-28s %s\n' "req/s during the load" "$(col 7)"
+echo "rounds (version status idle-rss idle-anon load-rss load-anon req/s):"
 cat "$dir/rounds"
