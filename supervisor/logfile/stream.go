@@ -87,6 +87,7 @@ type Stream struct {
 	pending       uint64
 	pendingReason string
 	lastNL        bool
+	tailLen       int // bytes written since the last newline (when !lastNL)
 	lastRotate    time.Time
 	rotateRetryAt time.Time
 	errWarned     time.Time
@@ -382,8 +383,11 @@ func (s *Stream) dropW(n int, reason string) {
 }
 
 // writeData writes p, rotating first whenever p would take the file past
-// MaxSize. Rotation happens after the last whole line that fits; a file
-// holding no newline before the limit is cut at the limit.
+// MaxSize. Rotation happens after the last whole line that fits. If the
+// file ends inside a line, that line is finished first, past MaxSize if
+// need be but by at most MaxLine bytes, so that every file ends at a line
+// boundary; a longer line, or a file holding no newline before the limit,
+// is cut there.
 func (s *Stream) writeData(p []byte) {
 	for len(p) > 0 {
 		room := s.rot.MaxSize - s.size
@@ -395,10 +399,23 @@ func (s *Stream) writeData(p []byte) {
 			if i := bytes.LastIndexByte(p[:room], '\n'); i >= 0 {
 				s.writeFile(p[:i+1])
 				p = p[i+1:]
-			} else if s.size == 0 {
-				s.writeFile(p[:room])
-				p = p[room:]
+				s.rotate()
+				continue
 			}
+		}
+		if s.size > 0 && !s.lastNL && s.tailLen < MaxLine {
+			seg := p[:min(len(p), MaxLine-s.tailLen)]
+			if i := bytes.IndexByte(seg, '\n'); i >= 0 {
+				seg = seg[:i+1]
+			}
+			s.writeFile(seg)
+			p = p[len(seg):]
+			if len(p) == 0 || (!s.lastNL && s.tailLen < MaxLine) {
+				continue // the line goes on in the next write
+			}
+		} else if room > 0 && s.size == 0 {
+			s.writeFile(p[:room])
+			p = p[room:]
 		}
 		s.rotate()
 	}
@@ -489,6 +506,11 @@ func (s *Stream) account(p []byte) {
 	n := int64(len(p))
 	s.size += n
 	s.lastNL = p[len(p)-1] == '\n'
+	if i := bytes.LastIndexByte(p, '\n'); i >= 0 {
+		s.tailLen = len(p) - i - 1
+	} else {
+		s.tailLen = min(s.tailLen+len(p), MaxLine)
+	}
 	s.written.Add(uint64(n))
 	s.fileBytes.Store(s.size)
 	s.mu.Lock()
