@@ -18,7 +18,7 @@ type ring struct {
 	max      int
 	r, w     uint64
 	gaps     []gap // dropped output at positions >= r, in order
-	dropping bool  // set when a feeder found the ring full; cleared once a quarter is free
+	dropping bool  // set when a feeder found the ring full; cleared once a quarter is free, so feeders wait or drop in batches
 }
 
 // gap records output dropped at position pos of the ring.
@@ -70,6 +70,13 @@ func (q *ring) growLocked(need int) {
 		pos += uint64(n)
 	}
 	q.buf = nb
+}
+
+// hasRoom reports whether a feeder would get room from reserve.
+func (q *ring) hasRoom() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.freeLocked(64<<10) > 0
 }
 
 // reserve returns a contiguous free region of at most max bytes for the

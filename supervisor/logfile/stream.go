@@ -45,11 +45,16 @@ type fileWriter interface {
 // Stream captures one output stream (a program's stdout or stderr, or an
 // in-process log) into one rotated log file.
 //
-// Two goroutines run per stream. The reader reads the pipe continuously
-// into a bounded ring buffer and never waits for the disk: when the ring
-// is full it reads and drops, counting the bytes. The writer drains the
-// ring into the file, rotates it, and where output was lost writes one
-// marker line: "[hostctl: dropped N bytes of output: REASON]".
+// Two goroutines run per stream. The reader reads the pipe into a
+// bounded ring buffer; the writer drains the ring into the file, rotates
+// it, and where output was lost writes one marker line: "[hostctl:
+// dropped N bytes of output: REASON]". When the ring is full the reader
+// stops reading the pipe, so the program blocks in write(2) as on any
+// full pipe, for as long as the writer keeps finishing writes. Once the
+// writer has been stuck in one write for the Manager's hold timeout
+// ([HoldTimeout]), the reader reads and drops (counting the bytes) until
+// the writer moves again. A full or failing disk does not stall the
+// writer: its writes fail fast and it drops what it cannot write.
 type Stream struct {
 	m          *Manager
 	path       string
@@ -73,6 +78,8 @@ type Stream struct {
 	tsBuf       []byte
 	rdN         int
 	rdErr       error
+	rdFull      bool  // the ring was full and the writer is not stalled: wait for room
+	fullSince   int64 // unix nanos when the reader found the ring full; 0 when it has room (reader only)
 	ring        *ring
 
 	wake       chan struct{}   // cap 1: data or a state change for the writer
@@ -93,6 +100,10 @@ type Stream struct {
 	errWarned     time.Time
 	errCount      int
 
+	// busy is when the writer last started or finished a write (unix
+	// nanos): the reader drops output only when the ring is full and both
+	// busy and fullSince are older than the hold timeout.
+	busy      atomic.Int64
 	written   atomic.Uint64
 	dropped   atomic.Uint64
 	fileBytes atomic.Int64 // size of the current file, for the manager
@@ -130,10 +141,11 @@ func (s *Stream) Dropped() uint64 { return s.dropped.Load() }
 // opened, markers and timestamps included.
 func (s *Stream) Written() uint64 { return s.written.Load() }
 
-// Write queues p for the log file, like output read from the pipe: it
-// never blocks on the disk and never fails while the stream is open. If
-// the buffer is full, p is dropped and counted. It returns ErrClosed
-// after Close.
+// Write queues p for the log file, like output read from the pipe, but
+// it is never held back: it never blocks on the disk (hostctl's own logs,
+// written from its disk writers too, must not wait for them) and never
+// fails while the stream is open. If the buffer is full, p is dropped and
+// counted. It returns ErrClosed after Close.
 func (s *Stream) Write(p []byte) (int, error) {
 	s.feedMu.Lock()
 	defer s.feedMu.Unlock()
@@ -219,6 +231,11 @@ func (s *Stream) readLoop() {
 		if err := s.rawR.Read(s.readFn); err != nil {
 			return // the deadline set by Close, or the file closed
 		}
+		if s.rdFull {
+			s.rdFull = false
+			s.waitRoom()
+			continue
+		}
 		if s.rdErr != nil || s.rdN == 0 {
 			if s.rdErr != nil {
 				s.log.Warn("reading program output failed", zap.Error(s.rdErr))
@@ -244,10 +261,14 @@ func (s *Stream) readOnce(fd uintptr) bool {
 				s.feedLocked(s.scratch[:n])
 			}
 		} else if buf := s.ring.reserve(64<<10, readMax); buf != nil {
+			s.fullSince = 0
 			n, err = syscall.Read(int(fd), buf)
 			if n > 0 {
 				s.ring.commit(n)
 			}
+		} else if !s.writerStalled() {
+			s.rdFull = true // leave the bytes in the pipe; readLoop waits
+			return true
 		} else {
 			s.allocScratch()
 			n, err = syscall.Read(int(fd), s.scratch)
@@ -269,6 +290,62 @@ func (s *Stream) readOnce(fd uintptr) bool {
 	}
 }
 
+// writerStalled reports whether the ring has been full, and the disk
+// writer in one write (or one rotation), for longer than the hold
+// timeout. Reader goroutine; the ring is full.
+func (s *Stream) writerStalled() bool {
+	now := time.Now().UnixNano()
+	if s.fullSince == 0 {
+		s.fullSince = now
+	}
+	return now >= s.stallAt()
+}
+
+// stallAt is when the writer counts as stalled if it neither finishes a
+// write nor frees room before (unix nanos). Reader goroutine.
+func (s *Stream) stallAt() int64 {
+	return max(s.busy.Load(), s.fullSince) + int64(s.m.holdTimeout)
+}
+
+// waitRoom waits until the ring has room for the reader, or the writer
+// stalls, or the writer is gone. Meanwhile the pipe fills and then holds
+// the program back.
+func (s *Stream) waitRoom() {
+	if s.m.onHold != nil {
+		s.m.onHold()
+	}
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		s.mu.Lock()
+		ch := s.notify
+		s.notifyTaken = true
+		s.mu.Unlock()
+		if s.ring.hasRoom() {
+			return
+		}
+		left := time.Duration(s.stallAt() - time.Now().UnixNano())
+		if left <= 0 {
+			return // stalled: readOnce drops
+		}
+		if t == nil {
+			t = time.NewTimer(left)
+		} else {
+			t.Reset(left)
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-s.writerDone:
+			return
+		}
+	}
+}
+
 // writeLoop is the disk writer goroutine.
 func (s *Stream) writeLoop() {
 	defer s.finish()
@@ -287,7 +364,9 @@ func (s *Stream) writeLoop() {
 			continue
 		}
 		if len(p) > 0 {
+			s.busy.Store(time.Now().UnixNano())
 			s.writeData(p)
+			s.busy.Store(time.Now().UnixNano())
 			s.ring.release(len(p))
 			s.mu.Lock()
 			s.notifyLocked() // for Sync, which waits for the release
