@@ -40,47 +40,64 @@ func stallingManager(t *testing.T, sw *stallWriter, hold time.Duration) (*Manage
 }
 
 // TestFastWriterOnHealthyDiskLosesNothing: a program writing faster than
-// the disk writer is held back, not dropped, across rotations too.
+// the disk writer is held back, not dropped, across rotations too, with
+// and without timestamps.
 func TestFastWriterOnHealthyDiskLosesNothing(t *testing.T) {
-	sw := &stallWriter{release: make(chan struct{}), stalled: make(chan struct{})}
-	m, held := stallingManager(t, sw, time.Hour) // slow, never stalled
-	s := open(t, m, "fast.log", Rotation{MaxSize: 1 << 20}, false)
-	const total = 20_000_000
-	cmd := yesCmd(s, total)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// The disk writer is stuck in its first write until release: the
-	// ring fills and the reader must hold the program back.
-	select {
-	case <-held:
-	case <-time.After(deadline):
-		t.Fatal("the reader never held the program back")
-	}
-	close(sw.release)
-	wait(t, cmd)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if d := s.Dropped(); d != 0 {
-		t.Fatalf("dropped %d bytes on a healthy disk", d)
-	}
-	files := allLogs(t, s)
-	if len(files) < 10 {
-		t.Fatalf("%d files, want about %d (rotation at 1 MiB)", len(files), total>>20)
-	}
-	var got int
-	for i, f := range files {
-		got += len(f)
-		if len(f) > 1<<20+len(testLine) {
-			t.Errorf("file %d holds %d bytes, over max_size by more than a line", i, len(f))
-		}
-		if len(f)%len(testLine) != 0 || strings.Count(string(f), testLine) != len(f)/len(testLine) {
-			t.Errorf("file %d (%d bytes) is not whole lines: %q ... %q", i, len(f), f[:min(len(f), 120)], f[max(0, len(f)-120):])
-		}
-	}
-	if got != total || s.Written() != total {
-		t.Errorf("%d bytes on disk, Written %d; want %d", got, s.Written(), total)
+	for _, timestamps := range []bool{false, true} {
+		t.Run(fmt.Sprintf("timestamps=%v", timestamps), func(t *testing.T) {
+			sw := &stallWriter{release: make(chan struct{}), stalled: make(chan struct{})}
+			m, held := stallingManager(t, sw, time.Hour) // slow, never stalled
+			s := open(t, m, "fast.log", Rotation{MaxSize: 1 << 20}, timestamps)
+			const total = 20_000_000
+			cmd := yesCmd(s, total)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// The disk writer is stuck in its first write until release:
+			// the ring fills and the reader must hold the program back.
+			select {
+			case <-held:
+			case <-time.After(deadline):
+				t.Fatal("the reader never held the program back")
+			}
+			close(sw.release)
+			wait(t, cmd)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if d := s.Dropped(); d != 0 {
+				t.Fatalf("dropped %d bytes on a healthy disk", d)
+			}
+			files := allLogs(t, s)
+			if len(files) < 10 {
+				t.Fatalf("%d files, want about %d (rotation at 1 MiB)", len(files), total>>20)
+			}
+			var lines, size int
+			for i, f := range files {
+				size += len(f)
+				if len(f) > 1<<20+len(testLine)+40 {
+					t.Errorf("file %d holds %d bytes, over max_size by more than a line", i, len(f))
+				}
+				if len(f) > 0 && f[len(f)-1] != '\n' {
+					t.Errorf("file %d (%d bytes) ends inside a line: %q", i, len(f), f[max(0, len(f)-120):])
+				}
+				for _, l := range strings.SplitAfter(string(f), "\n") {
+					if l == "" {
+						continue
+					}
+					if timestamps {
+						_, l, _ = strings.Cut(l, " ")
+					}
+					if l != testLine {
+						t.Fatalf("file %d: line %q", i, l)
+					}
+					lines++
+				}
+			}
+			if lines != total/len(testLine) || uint64(size) != s.Written() {
+				t.Errorf("%d lines on disk (%d bytes, Written %d); want %d", lines, size, s.Written(), total/len(testLine))
+			}
+		})
 	}
 }
 

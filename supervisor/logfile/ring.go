@@ -120,6 +120,25 @@ func (q *ring) put(p []byte) bool {
 	return true
 }
 
+// putSome copies as much of p into the ring as fits and returns how much.
+func (q *ring) putSome(p []byte) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	free := q.freeLocked(len(p))
+	if free == 0 {
+		q.dropping = true
+		return 0
+	}
+	n := min(free, len(p))
+	for p = p[:n]; len(p) > 0; {
+		start := int(q.w % uint64(len(q.buf)))
+		k := copy(q.buf[start:], p)
+		p = p[k:]
+		q.w += uint64(k)
+	}
+	return n
+}
+
 // drop records n bytes of output lost at the current end of the ring.
 func (q *ring) drop(n int, reason string) {
 	q.mu.Lock()

@@ -78,8 +78,9 @@ type Stream struct {
 	tsBuf       []byte
 	rdN         int
 	rdErr       error
-	rdFull      bool  // the ring was full and the writer is not stalled: wait for room
-	fullSince   int64 // unix nanos when the reader found the ring full; 0 when it has room (reader only)
+	rdFull      bool   // the ring was full and the writer is not stalled: wait for room
+	held        []byte // timestamps: read and stamped, not yet in the ring (in tsBuf)
+	fullSince   int64  // unix nanos when the reader found the ring full; 0 when it has room (reader only)
 	ring        *ring
 
 	wake       chan struct{}   // cap 1: data or a state change for the writer
@@ -172,6 +173,16 @@ func (s *Stream) signal() {
 // feedLocked queues p (at most readScratch bytes), adding timestamps if
 // enabled, or drops it. s.feedMu is held.
 func (s *Stream) feedLocked(p []byte) {
+	out := s.stampLocked(p)
+	if !s.ring.put(out) {
+		s.dropFeedLocked(len(out))
+		s.atLineStart = true // the writer puts a marker line here
+	}
+}
+
+// stampLocked returns p with timestamps added if enabled (in s.tsBuf,
+// valid until the next call), else p. s.feedMu is held.
+func (s *Stream) stampLocked(p []byte) []byte {
 	out := p
 	if s.timestamps {
 		var tsArr [40]byte
@@ -200,10 +211,33 @@ func (s *Stream) feedLocked(p []byte) {
 		}
 		s.tsBuf = out
 	}
-	if !s.ring.put(out) {
-		s.dropFeedLocked(len(out))
-		s.atLineStart = true // the writer puts a marker line here
+	return out
+}
+
+// heldLocked puts what the reader holds (timestamped output that did not
+// fit the ring) into the ring, and reports whether some is still held:
+// then the reader waits for room, or drops it if the writer stalled.
+// s.feedMu is held.
+func (s *Stream) heldLocked() bool {
+	if len(s.held) == 0 {
+		return false
 	}
+	n := s.ring.putSome(s.held)
+	s.held = s.held[n:]
+	if n > 0 {
+		s.signal()
+	}
+	if len(s.held) == 0 {
+		s.held, s.fullSince = nil, 0
+		return false
+	}
+	if !s.writerStalled() {
+		return true
+	}
+	s.dropFeedLocked(len(s.held))
+	s.held = nil
+	s.atLineStart = true // the writer puts a marker line here
+	return false
 }
 
 // dropFeedLocked counts n bytes a feeder dropped because the ring is
@@ -255,10 +289,15 @@ func (s *Stream) readOnce(fd uintptr) bool {
 		var n int
 		var err error
 		if s.timestamps {
+			if s.heldLocked() {
+				s.rdFull = true // leave the bytes in the pipe; readLoop waits
+				return true
+			}
 			s.allocScratch()
 			n, err = syscall.Read(int(fd), s.scratch)
 			if n > 0 {
-				s.feedLocked(s.scratch[:n])
+				s.held = s.stampLocked(s.scratch[:n])
+				s.rdFull = s.heldLocked()
 			}
 		} else if buf := s.ring.reserve(64<<10, readMax); buf != nil {
 			s.fullSince = 0
