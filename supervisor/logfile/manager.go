@@ -24,6 +24,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -267,9 +268,9 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 	if err != nil {
 		return nil, fmt.Errorf("opening log %s: %w", path, err)
 	}
-	raw, err := r.SyscallConn()
+	stop, err := newEventFd()
 	if err != nil {
-		r.Close()
+		syscall.Close(r)
 		w.Close()
 		return nil, fmt.Errorf("opening log %s: %w", path, err)
 	}
@@ -289,9 +290,9 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 		timestamps:  timestamps,
 		onLogFS:     dev == m.dirDev,
 		log:         m.log.With(zap.String("log", path)),
-		rEnd:        r,
+		rFd:         r,
+		stopFd:      stop,
 		wEnd:        w,
-		rawR:        raw,
 		fw:          m.newWriter(lj),
 		atLineStart: true,
 		ring:        newRing(ringInitial, m.ringMax),
@@ -303,9 +304,9 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 		notify:      make(chan struct{}),
 		lastNL:      true,
 	}
-	s.readFn = s.readOnce
 	if err := s.openGen(); err != nil {
-		r.Close()
+		syscall.Close(r)
+		syscall.Close(stop)
 		w.Close()
 		return nil, fmt.Errorf("opening log %s: %w", path, err)
 	}

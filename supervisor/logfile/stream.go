@@ -63,10 +63,11 @@ type Stream struct {
 	onLogFS    bool // the file is on the filesystem of Config.Dir (keep_free applies)
 	log        *zap.Logger
 
-	rEnd, wEnd *os.File
-	rawR       syscall.RawConn
-	readFn     func(fd uintptr) bool // s.readOnce, bound once to avoid an allocation per read
-	fw         fileWriter
+	rFd      int         // the pipe's read end, non-blocking, outside the Go poller (see newPipe)
+	stopFd   int         // eventfd: Close wakes the reader with it
+	stopping atomic.Bool // Close gave up waiting for EOF
+	wEnd     *os.File
+	fw       fileWriter
 
 	// feedMu serializes feeders (the pipe reader and Write callers) and
 	// guards the fields up to ring. Lock order: feedMu, then ring.mu.
@@ -258,12 +259,29 @@ func (s *Stream) allocScratch() {
 	}
 }
 
-// readLoop is the pipe reader goroutine.
+// Reading in batches: a read that finds less than pauseBelow bytes in
+// the pipe means the program writes slowly compared with hostctl, maybe
+// a line per write(2); waiting readPause before the next read lets the
+// pipe collect a batch, where reading at once would cost a wake-up (of
+// hostctl and in the program's write) per line. A program's output
+// reaches the file at most readPause later. Faster output is read
+// without pausing, and a quiet pipe is waited for with poll(2), which
+// wakes at the first byte.
+const (
+	pauseBelow = 64 << 10
+	readPause  = time.Millisecond
+)
+
+// readLoop is the pipe reader goroutine. It waits for the pipe in
+// poll(2), so a stream whose program is quiet holds an OS thread.
 func (s *Stream) readLoop() {
 	defer close(s.readerDone)
-	for {
-		if err := s.rawR.Read(s.readFn); err != nil {
-			return // the deadline set by Close, or the file closed
+	for !s.stopping.Load() {
+		if !s.readOnce(uintptr(s.rFd)) {
+			if pollIn(s.rFd, s.stopFd) {
+				return // Close stopped waiting for EOF
+			}
+			continue
 		}
 		if s.rdFull {
 			s.rdFull = false
@@ -275,6 +293,9 @@ func (s *Stream) readLoop() {
 				s.log.Warn("reading program output failed", zap.Error(s.rdErr))
 			}
 			return // EOF: every write end is closed
+		}
+		if s.rdN < pauseBelow {
+			time.Sleep(readPause)
 		}
 	}
 }
@@ -739,10 +760,12 @@ func (s *Stream) close() error {
 		t.Stop()
 	case <-t.C:
 		// Someone else (a leftover grandchild) still holds a write end.
-		s.rEnd.SetReadDeadline(time.Now())
+		s.stopping.Store(true)
+		signalFd(s.stopFd)
 		<-s.readerDone
 	}
-	s.rEnd.Close()
+	syscall.Close(s.rFd)
+	syscall.Close(s.stopFd)
 	s.feedMu.Lock()
 	s.feedClosed = true
 	s.feedMu.Unlock()
