@@ -196,4 +196,19 @@ func (w *stallWriter) Write(p []byte) (int, error) {
 	return w.fileWriter.Write(p)
 }
 
+// testLine is the 100-byte line the writers in these tests repeat.
+var testLine = strings.Repeat("x", 99) + "\n"
+
+// allLogs returns the stream's rotated files, oldest first, then its
+// current file, each file's content as one element.
+func allLogs(t *testing.T, s *Stream) [][]byte {
+	t.Helper()
+	dir, base := filepath.Dir(s.Path()), filepath.Base(s.Path())
+	var out [][]byte
+	for _, name := range backupNames(listDir(t, dir), base) {
+		out = append(out, readLog(t, filepath.Join(dir, name)))
+	}
+	return append(out, readLog(t, s.Path()))
+}
+
 func zapString(key, val string) zap.Field { return zap.String(key, val) }

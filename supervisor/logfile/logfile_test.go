@@ -521,3 +521,25 @@ func TestLastLine(t *testing.T) {
 		})
 	}
 }
+
+// TestRotationFinishesTheLine: when a write fills the file to max_size
+// in the middle of a line, the rest of that line still goes into the file
+// before it rotates, so every file holds whole lines.
+func TestRotationFinishesTheLine(t *testing.T) {
+	m, _ := testManager(t, nil)
+	s := open(t, m, "cut.log", Rotation{MaxSize: 1000}, false)
+	first := strings.Repeat(testLine, 9) + strings.Repeat("y", 100) // 1000 bytes, ends mid-line
+	for _, p := range []string{first, "end\n" + testLine} {
+		s.Write([]byte(p))
+		if err := s.Sync(); err != nil { // one disk write each
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := allLogs(t, s)
+	if len(files) != 2 || string(files[0]) != first+"end\n" || string(files[1]) != testLine {
+		t.Errorf("files = %q, want %q", files, []string{first + "end\n", testLine})
+	}
+}

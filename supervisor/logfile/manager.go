@@ -5,9 +5,11 @@
 // A [Manager] owns every [Stream] in hostctl. Each Stream owns a pipe
 // whose write end a child gets as stdout/stderr; hostctl reads it into a
 // bounded buffer and a separate goroutine writes it to disk through
-// lumberjack, which names, compresses and prunes rotated files. If the
-// disk is slow, full or failing, output is dropped and counted rather
-// than blocking the program, and one marker line records the gap. The
+// lumberjack, which names, compresses and prunes rotated files. A program
+// writing faster than the disk is held back, as a full pipe would hold
+// it; if the disk stalls (no write finishes for [HoldTimeout]), is full or
+// fails, output is dropped and counted rather than blocking the program,
+// and one marker line records the gap. The
 // Manager enforces two global limits: max_total (all logs together, the
 // oldest rotated files deleted first) and keep_free (free space on the log
 // filesystem, like journald's SystemKeepFree).
@@ -22,6 +24,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -57,6 +60,8 @@ type Manager struct {
 	interval      time.Duration
 	drainTimeout  time.Duration
 	writerTimeout time.Duration
+	holdTimeout   time.Duration // see HoldTimeout
+	onHold        func()        // if set, called when a reader starts holding a program back
 	ringMax       int
 	newWriter     func(*lumberjack.Logger) fileWriter
 
@@ -77,6 +82,14 @@ type Manager struct {
 	stop     chan struct{}
 	loopDone chan struct{}
 }
+
+// HoldTimeout is the longest a program's write to its stdout/stderr waits
+// for hostctl's disk writer. While the disk keeps up, a program that
+// writes faster than the disk is held back the way a full pipe holds back
+// its writer, and nothing is lost; once the disk writer has been stuck in
+// one write for HoldTimeout, output is dropped (counted, and marked in the
+// log) until the writer moves again.
+const HoldTimeout = time.Second
 
 // CheckInterval is how often the Manager checks free space and max_total.
 const CheckInterval = 10 * time.Second
@@ -111,6 +124,7 @@ func NewManager(cfg Config, logger *zap.Logger) (*Manager, error) {
 		interval:      CheckInterval,
 		drainTimeout:  time.Second,
 		writerTimeout: 5 * time.Second,
+		holdTimeout:   HoldTimeout,
 		ringMax:       ringMax,
 		newWriter:     func(l *lumberjack.Logger) fileWriter { return l },
 		streams:       make(map[*Stream]struct{}),
@@ -254,9 +268,9 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 	if err != nil {
 		return nil, fmt.Errorf("opening log %s: %w", path, err)
 	}
-	raw, err := r.SyscallConn()
+	stop, err := newEventFd()
 	if err != nil {
-		r.Close()
+		syscall.Close(r)
 		w.Close()
 		return nil, fmt.Errorf("opening log %s: %w", path, err)
 	}
@@ -276,9 +290,9 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 		timestamps:  timestamps,
 		onLogFS:     dev == m.dirDev,
 		log:         m.log.With(zap.String("log", path)),
-		rEnd:        r,
+		rFd:         r,
+		stopFd:      stop,
 		wEnd:        w,
-		rawR:        raw,
 		fw:          m.newWriter(lj),
 		atLineStart: true,
 		ring:        newRing(ringInitial, m.ringMax),
@@ -290,9 +304,9 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 		notify:      make(chan struct{}),
 		lastNL:      true,
 	}
-	s.readFn = s.readOnce
 	if err := s.openGen(); err != nil {
-		r.Close()
+		syscall.Close(r)
+		syscall.Close(stop)
 		w.Close()
 		return nil, fmt.Errorf("opening log %s: %w", path, err)
 	}

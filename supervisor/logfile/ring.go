@@ -18,7 +18,7 @@ type ring struct {
 	max      int
 	r, w     uint64
 	gaps     []gap // dropped output at positions >= r, in order
-	dropping bool  // set when a feeder found the ring full; cleared once a quarter is free
+	dropping bool  // set when a feeder found the ring full; cleared once a quarter is free, so feeders wait or drop in batches
 }
 
 // gap records output dropped at position pos of the ring.
@@ -72,6 +72,13 @@ func (q *ring) growLocked(need int) {
 	q.buf = nb
 }
 
+// hasRoom reports whether a feeder would get room from reserve.
+func (q *ring) hasRoom() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.freeLocked(64<<10) > 0
+}
+
 // reserve returns a contiguous free region of at most max bytes for the
 // caller to fill and then commit, or nil if the ring is full (the caller
 // then drops). want is the size worth growing the ring for.
@@ -111,6 +118,25 @@ func (q *ring) put(p []byte) bool {
 		q.w += uint64(n)
 	}
 	return true
+}
+
+// putSome copies as much of p into the ring as fits and returns how much.
+func (q *ring) putSome(p []byte) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	free := q.freeLocked(len(p))
+	if free == 0 {
+		q.dropping = true
+		return 0
+	}
+	n := min(free, len(p))
+	for p = p[:n]; len(p) > 0; {
+		start := int(q.w % uint64(len(q.buf)))
+		k := copy(q.buf[start:], p)
+		p = p[k:]
+		q.w += uint64(k)
+	}
+	return n
 }
 
 // drop records n bytes of output lost at the current end of the ring.

@@ -45,11 +45,16 @@ type fileWriter interface {
 // Stream captures one output stream (a program's stdout or stderr, or an
 // in-process log) into one rotated log file.
 //
-// Two goroutines run per stream. The reader reads the pipe continuously
-// into a bounded ring buffer and never waits for the disk: when the ring
-// is full it reads and drops, counting the bytes. The writer drains the
-// ring into the file, rotates it, and where output was lost writes one
-// marker line: "[hostctl: dropped N bytes of output: REASON]".
+// Two goroutines run per stream. The reader reads the pipe into a
+// bounded ring buffer; the writer drains the ring into the file, rotates
+// it, and where output was lost writes one marker line: "[hostctl:
+// dropped N bytes of output: REASON]". When the ring is full the reader
+// stops reading the pipe, so the program blocks in write(2) as on any
+// full pipe, for as long as the writer keeps finishing writes. Once the
+// writer has been stuck in one write for the Manager's hold timeout
+// ([HoldTimeout]), the reader reads and drops (counting the bytes) until
+// the writer moves again. A full or failing disk does not stall the
+// writer: its writes fail fast and it drops what it cannot write.
 type Stream struct {
 	m          *Manager
 	path       string
@@ -58,10 +63,11 @@ type Stream struct {
 	onLogFS    bool // the file is on the filesystem of Config.Dir (keep_free applies)
 	log        *zap.Logger
 
-	rEnd, wEnd *os.File
-	rawR       syscall.RawConn
-	readFn     func(fd uintptr) bool // s.readOnce, bound once to avoid an allocation per read
-	fw         fileWriter
+	rFd      int         // the pipe's read end, non-blocking, outside the Go poller (see newPipe)
+	stopFd   int         // eventfd: Close wakes the reader with it
+	stopping atomic.Bool // Close gave up waiting for EOF
+	wEnd     *os.File
+	fw       fileWriter
 
 	// feedMu serializes feeders (the pipe reader and Write callers) and
 	// guards the fields up to ring. Lock order: feedMu, then ring.mu.
@@ -73,6 +79,9 @@ type Stream struct {
 	tsBuf       []byte
 	rdN         int
 	rdErr       error
+	rdFull      bool   // the ring was full and the writer is not stalled: wait for room
+	held        []byte // timestamps: read and stamped, not yet in the ring (in tsBuf)
+	fullSince   int64  // unix nanos when the reader found the ring full; 0 when it has room (reader only)
 	ring        *ring
 
 	wake       chan struct{}   // cap 1: data or a state change for the writer
@@ -87,11 +96,16 @@ type Stream struct {
 	pending       uint64
 	pendingReason string
 	lastNL        bool
+	tailLen       int // bytes written since the last newline (when !lastNL)
 	lastRotate    time.Time
 	rotateRetryAt time.Time
 	errWarned     time.Time
 	errCount      int
 
+	// busy is when the writer last started or finished a write (unix
+	// nanos): the reader drops output only when the ring is full and both
+	// busy and fullSince are older than the hold timeout.
+	busy      atomic.Int64
 	written   atomic.Uint64
 	dropped   atomic.Uint64
 	fileBytes atomic.Int64 // size of the current file, for the manager
@@ -129,10 +143,11 @@ func (s *Stream) Dropped() uint64 { return s.dropped.Load() }
 // opened, markers and timestamps included.
 func (s *Stream) Written() uint64 { return s.written.Load() }
 
-// Write queues p for the log file, like output read from the pipe: it
-// never blocks on the disk and never fails while the stream is open. If
-// the buffer is full, p is dropped and counted. It returns ErrClosed
-// after Close.
+// Write queues p for the log file, like output read from the pipe, but
+// it is never held back: it never blocks on the disk (hostctl's own logs,
+// written from its disk writers too, must not wait for them) and never
+// fails while the stream is open. If the buffer is full, p is dropped and
+// counted. It returns ErrClosed after Close.
 func (s *Stream) Write(p []byte) (int, error) {
 	s.feedMu.Lock()
 	defer s.feedMu.Unlock()
@@ -159,6 +174,16 @@ func (s *Stream) signal() {
 // feedLocked queues p (at most readScratch bytes), adding timestamps if
 // enabled, or drops it. s.feedMu is held.
 func (s *Stream) feedLocked(p []byte) {
+	out := s.stampLocked(p)
+	if !s.ring.put(out) {
+		s.dropFeedLocked(len(out))
+		s.atLineStart = true // the writer puts a marker line here
+	}
+}
+
+// stampLocked returns p with timestamps added if enabled (in s.tsBuf,
+// valid until the next call), else p. s.feedMu is held.
+func (s *Stream) stampLocked(p []byte) []byte {
 	out := p
 	if s.timestamps {
 		var tsArr [40]byte
@@ -187,10 +212,33 @@ func (s *Stream) feedLocked(p []byte) {
 		}
 		s.tsBuf = out
 	}
-	if !s.ring.put(out) {
-		s.dropFeedLocked(len(out))
-		s.atLineStart = true // the writer puts a marker line here
+	return out
+}
+
+// heldLocked puts what the reader holds (timestamped output that did not
+// fit the ring) into the ring, and reports whether some is still held:
+// then the reader waits for room, or drops it if the writer stalled.
+// s.feedMu is held.
+func (s *Stream) heldLocked() bool {
+	if len(s.held) == 0 {
+		return false
 	}
+	n := s.ring.putSome(s.held)
+	s.held = s.held[n:]
+	if n > 0 {
+		s.signal()
+	}
+	if len(s.held) == 0 {
+		s.held, s.fullSince = nil, 0
+		return false
+	}
+	if !s.writerStalled() {
+		return true
+	}
+	s.dropFeedLocked(len(s.held))
+	s.held = nil
+	s.atLineStart = true // the writer puts a marker line here
+	return false
 }
 
 // dropFeedLocked counts n bytes a feeder dropped because the ring is
@@ -211,18 +259,43 @@ func (s *Stream) allocScratch() {
 	}
 }
 
-// readLoop is the pipe reader goroutine.
+// Reading in batches: a read that finds less than pauseBelow bytes in
+// the pipe means the program writes slowly compared with hostctl, maybe
+// a line per write(2); waiting readPause before the next read lets the
+// pipe collect a batch, where reading at once would cost a wake-up (of
+// hostctl and in the program's write) per line. A program's output
+// reaches the file at most readPause later. Faster output is read
+// without pausing, and a quiet pipe is waited for with poll(2), which
+// wakes at the first byte.
+const (
+	pauseBelow = 64 << 10
+	readPause  = time.Millisecond
+)
+
+// readLoop is the pipe reader goroutine. It waits for the pipe in
+// poll(2), so a stream whose program is quiet holds an OS thread.
 func (s *Stream) readLoop() {
 	defer close(s.readerDone)
-	for {
-		if err := s.rawR.Read(s.readFn); err != nil {
-			return // the deadline set by Close, or the file closed
+	for !s.stopping.Load() {
+		if !s.readOnce(uintptr(s.rFd)) {
+			if pollIn(s.rFd, s.stopFd) {
+				return // Close stopped waiting for EOF
+			}
+			continue
+		}
+		if s.rdFull {
+			s.rdFull = false
+			s.waitRoom()
+			continue
 		}
 		if s.rdErr != nil || s.rdN == 0 {
 			if s.rdErr != nil {
 				s.log.Warn("reading program output failed", zap.Error(s.rdErr))
 			}
 			return // EOF: every write end is closed
+		}
+		if s.rdN < pauseBelow {
+			time.Sleep(readPause)
 		}
 	}
 }
@@ -237,16 +310,25 @@ func (s *Stream) readOnce(fd uintptr) bool {
 		var n int
 		var err error
 		if s.timestamps {
+			if s.heldLocked() {
+				s.rdFull = true // leave the bytes in the pipe; readLoop waits
+				return true
+			}
 			s.allocScratch()
 			n, err = syscall.Read(int(fd), s.scratch)
 			if n > 0 {
-				s.feedLocked(s.scratch[:n])
+				s.held = s.stampLocked(s.scratch[:n])
+				s.rdFull = s.heldLocked()
 			}
 		} else if buf := s.ring.reserve(64<<10, readMax); buf != nil {
+			s.fullSince = 0
 			n, err = syscall.Read(int(fd), buf)
 			if n > 0 {
 				s.ring.commit(n)
 			}
+		} else if !s.writerStalled() {
+			s.rdFull = true // leave the bytes in the pipe; readLoop waits
+			return true
 		} else {
 			s.allocScratch()
 			n, err = syscall.Read(int(fd), s.scratch)
@@ -268,6 +350,62 @@ func (s *Stream) readOnce(fd uintptr) bool {
 	}
 }
 
+// writerStalled reports whether the ring has been full, and the disk
+// writer in one write (or one rotation), for longer than the hold
+// timeout. Reader goroutine; the ring is full.
+func (s *Stream) writerStalled() bool {
+	now := time.Now().UnixNano()
+	if s.fullSince == 0 {
+		s.fullSince = now
+	}
+	return now >= s.stallAt()
+}
+
+// stallAt is when the writer counts as stalled if it neither finishes a
+// write nor frees room before (unix nanos). Reader goroutine.
+func (s *Stream) stallAt() int64 {
+	return max(s.busy.Load(), s.fullSince) + int64(s.m.holdTimeout)
+}
+
+// waitRoom waits until the ring has room for the reader, or the writer
+// stalls, or the writer is gone. Meanwhile the pipe fills and then holds
+// the program back.
+func (s *Stream) waitRoom() {
+	if s.m.onHold != nil {
+		s.m.onHold()
+	}
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		s.mu.Lock()
+		ch := s.notify
+		s.notifyTaken = true
+		s.mu.Unlock()
+		if s.ring.hasRoom() {
+			return
+		}
+		left := time.Duration(s.stallAt() - time.Now().UnixNano())
+		if left <= 0 {
+			return // stalled: readOnce drops
+		}
+		if t == nil {
+			t = time.NewTimer(left)
+		} else {
+			t.Reset(left)
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-s.writerDone:
+			return
+		}
+	}
+}
+
 // writeLoop is the disk writer goroutine.
 func (s *Stream) writeLoop() {
 	defer s.finish()
@@ -286,7 +424,9 @@ func (s *Stream) writeLoop() {
 			continue
 		}
 		if len(p) > 0 {
+			s.busy.Store(time.Now().UnixNano())
 			s.writeData(p)
+			s.busy.Store(time.Now().UnixNano())
 			s.ring.release(len(p))
 			s.mu.Lock()
 			s.notifyLocked() // for Sync, which waits for the release
@@ -382,8 +522,11 @@ func (s *Stream) dropW(n int, reason string) {
 }
 
 // writeData writes p, rotating first whenever p would take the file past
-// MaxSize. Rotation happens after the last whole line that fits; a file
-// holding no newline before the limit is cut at the limit.
+// MaxSize. Rotation happens after the last whole line that fits. If the
+// file ends inside a line, that line is finished first, past MaxSize if
+// need be but by at most MaxLine bytes, so that every file ends at a line
+// boundary; a longer line, or a file holding no newline before the limit,
+// is cut there.
 func (s *Stream) writeData(p []byte) {
 	for len(p) > 0 {
 		room := s.rot.MaxSize - s.size
@@ -395,10 +538,23 @@ func (s *Stream) writeData(p []byte) {
 			if i := bytes.LastIndexByte(p[:room], '\n'); i >= 0 {
 				s.writeFile(p[:i+1])
 				p = p[i+1:]
-			} else if s.size == 0 {
-				s.writeFile(p[:room])
-				p = p[room:]
+				s.rotate()
+				continue
 			}
+		}
+		if s.size > 0 && !s.lastNL && s.tailLen < MaxLine {
+			seg := p[:min(len(p), MaxLine-s.tailLen)]
+			if i := bytes.IndexByte(seg, '\n'); i >= 0 {
+				seg = seg[:i+1]
+			}
+			s.writeFile(seg)
+			p = p[len(seg):]
+			if len(p) == 0 || (!s.lastNL && s.tailLen < MaxLine) {
+				continue // the line goes on in the next write
+			}
+		} else if room > 0 && s.size == 0 {
+			s.writeFile(p[:room])
+			p = p[room:]
 		}
 		s.rotate()
 	}
@@ -489,6 +645,11 @@ func (s *Stream) account(p []byte) {
 	n := int64(len(p))
 	s.size += n
 	s.lastNL = p[len(p)-1] == '\n'
+	if i := bytes.LastIndexByte(p, '\n'); i >= 0 {
+		s.tailLen = len(p) - i - 1
+	} else {
+		s.tailLen = min(s.tailLen+len(p), MaxLine)
+	}
 	s.written.Add(uint64(n))
 	s.fileBytes.Store(s.size)
 	s.mu.Lock()
@@ -599,10 +760,12 @@ func (s *Stream) close() error {
 		t.Stop()
 	case <-t.C:
 		// Someone else (a leftover grandchild) still holds a write end.
-		s.rEnd.SetReadDeadline(time.Now())
+		s.stopping.Store(true)
+		signalFd(s.stopFd)
 		<-s.readerDone
 	}
-	s.rEnd.Close()
+	syscall.Close(s.rFd)
+	syscall.Close(s.stopFd)
 	s.feedMu.Lock()
 	s.feedClosed = true
 	s.feedMu.Unlock()

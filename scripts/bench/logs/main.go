@@ -146,6 +146,8 @@ func bench(ctx context.Context, args []string) error {
 	reps := fs.Int("reps", 3, "runs per row; the median is shown")
 	sup := fs.String("supervisord", "/usr/bin/supervisord", "supervisord to compare with (\"\" to skip)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	only := fs.String("captures", "", "run only the captures whose names contain this, e.g. \"hostctl\"")
+	modeList := fs.String("modes", "lines,buffered", "writer modes to run, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -186,8 +188,9 @@ func bench(ctx context.Context, args []string) error {
 			return supervisord(ctx, self, *sup, tmp, mode, n)
 		}})
 	}
+	captures = slices.DeleteFunc(captures, func(c capture) bool { return !strings.Contains(c.name, *only) })
 	var results []result
-	for _, mode := range []string{"lines", "buffered"} {
+	for _, mode := range strings.Split(*modeList, ",") {
 		size := *n
 		if mode == "lines" {
 			size = *lineBytes
