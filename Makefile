@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/hostctl/hostctl/cmd/hostctl/cli.Version=$(VERSI
 # Test timeouts: the whole suite stays well under CI's budget.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: help build run run-django test e2e lint clean bench bench-logs bench-proxy bench-supervisor
+.PHONY: help build run run-django test e2e lint clean bench bench-logs bench-proxy bench-proxy-daemon bench-supervisor
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ bench-supervisor: ## supervisor benchmarks: respawn latency, 100 programs
 
 bench-proxy: ## proxy req/s, p50/p99: hostctl vs nginx before a Go server and gunicorn/Django (installs nginx, gunicorn, python3-django, wrk as root)
 	scripts/bench/proxy.sh
+
+bench-proxy-daemon: ## the hostctl daemon vs nginx (access logs on) before gunicorn on a unix socket: req/s, p99, CPU/request, RSS
+	scripts/bench/proxy_daemon.sh
 
 bench-logs: ## log capture MB/s: /dev/null, cat, hostctl, supervisord (installs supervisor as root)
 	scripts/bench/logs.sh
