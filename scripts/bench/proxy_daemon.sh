@@ -117,10 +117,10 @@ NG_PID=$!
 
 for port in $P_HC $P_NG; do
 	for _ in $(seq 200); do
-		curl -fs -o /dev/null "http://127.0.0.1:$port/" && break
+		curl -fs -m 2 -o /dev/null "http://127.0.0.1:$port/" && break
 		sleep 0.1
 	done
-	curl -fs -o /dev/null "http://127.0.0.1:$port/" || { echo "port $port does not answer"; cat "$tmp/hostctl.stderr"; exit 1; }
+	curl -fs -m 2 -o /dev/null "http://127.0.0.1:$port/" || { echo "port $port does not answer"; cat "$tmp/hostctl.stderr"; exit 1; }
 done
 
 # ticks PID...: utime+stime of the processes, in clock ticks.
