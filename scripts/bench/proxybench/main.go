@@ -16,8 +16,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/caddyserver/caddy/v2"
