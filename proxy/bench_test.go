@@ -1,0 +1,136 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// BenchmarkProxy measures the real handler chain: the config hostctl
+// generates, served by an in-process Proxy, in front of a tiny upstream on
+// a unix socket that closes every connection (as gunicorn's sync workers
+// do). 64 clients keep their connections to the proxy alive, like wrk -c64.
+//
+//	go test -run '^$' -bench Proxy -benchmem ./proxy/
+//
+// Client, proxy and upstream share the process, so ns/op, cpu-us/op and
+// allocs/op include the client and the upstream: "direct" is that part
+// alone, and a proxy case minus "direct" is what the proxy costs. cpu-us/op
+// is user+system CPU of the whole process per request.
+func BenchmarkProxy(b *testing.B) {
+	sock := filepath.Join(b.TempDir(), "up.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "Hello, world!")
+	})}
+	up.SetKeepAlivesEnabled(false)
+	go up.Serve(l)
+	b.Cleanup(func() { up.Close() })
+
+	direct := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}
+	b.Run("direct", func(b *testing.B) { benchGet(b, direct, "http://up/") })
+
+	for _, c := range []struct {
+		name      string
+		accessLog bool
+		edit      func(cfg obj) // changes the generated config before it is loaded (experiments)
+	}{
+		{"proxy", false, nil},
+		{"proxy_accesslog", true, nil},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			addr := freeAddrB(b)
+			opts := Options{Logger: zap.New(zapcore.NewNopCore()), StateDir: b.TempDir()}
+			if c.accessLog {
+				opts.AccessLog = io.Discard
+			}
+			p := New(opts)
+			on := c.accessLog
+			if err := p.Apply(Config{Listen: addr, Upstream: "unix:" + sock, AccessLog: &on}); err != nil {
+				b.Fatal(err)
+			}
+			defer p.Stop()
+			if c.edit != nil {
+				var cfg obj
+				if err := json.Unmarshal(p.lastJSON, &cfg); err != nil {
+					b.Fatal(err)
+				}
+				c.edit(cfg)
+				js, _ := json.Marshal(cfg)
+				if err := caddy.Load(js, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+			benchGet(b, &http.Transport{MaxIdleConnsPerHost: 64}, "http://"+addr+"/")
+		})
+	}
+}
+
+// benchGet GETs url from 64 goroutines and reports CPU per request.
+func benchGet(b *testing.B, tr *http.Transport, url string) {
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	get := func() error {
+		resp, err := c.Get(url)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	if err := get(); err != nil { // warm up, and fail early
+		b.Fatal(err)
+	}
+	b.SetParallelism(32) // x GOMAXPROCS goroutines
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := get(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-us/op")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func freeAddrB(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
