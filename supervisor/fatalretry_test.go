@@ -59,6 +59,16 @@ func waitStderr(t *testing.T, s *Supervisor, name, want string) {
 	if err != errFound {
 		t.Fatalf("no line %q in the stderr log of %s: %v", want, name, err)
 	}
+	// A follower can read the bytes a moment before the writer has
+	// recorded them as the stream's last line (it writes, then accounts):
+	// wait for LastLine too, with the same deadline.
+	for !strings.Contains(log.LastLine(), want) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the last line of %s's stderr is %q, never one with %q", name, log.LastLine(), want)
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // stillNot asserts that no status change makes cond true within d. It is
