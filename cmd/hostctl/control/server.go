@@ -79,8 +79,11 @@ type Options struct {
 	// Logger gets one line per failed request and per listener.
 	// Default: no logging.
 	Logger *zap.Logger
-	// Version is reported by /healthz.
+	// Version is reported by /healthz (and by supervisord's
+	// getSupervisorVersion).
 	Version string
+	// Supervisord serves supervisord's XML-RPC API (supervisord.go).
+	Supervisord Supervisord
 }
 
 // maxWait bounds ActionRequest.WaitSeconds.
@@ -108,6 +111,9 @@ type Server struct {
 
 	mu      sync.Mutex // guards servers
 	servers []*http.Server
+
+	rpcMu  sync.Mutex  // guards reread; taken before no other lock
+	reread *rereadPlan // what supervisord's reloadConfig last found
 }
 
 // New returns a Server; nothing listens until ServeUnix or ServeTCP.
@@ -135,9 +141,12 @@ type route struct {
 // routes is the one table of endpoints, sorted by path then method (a test
 // keeps it so). Paths use http.ServeMux patterns.
 var routes = []route{
+	{"POST", "/RPC2", false, (*Server).rpc},
 	{"GET", "/dashboard.css", true, (*Server).dashboardAsset},
 	{"GET", "/dashboard.js", true, (*Server).dashboardAsset},
 	{"GET", "/healthz", true, (*Server).healthz},
+	{"GET", "/logtail/{name}/{channel}", false, (*Server).logtail},
+	{"GET", "/mainlogtail", false, (*Server).mainlogtail},
 	{"GET", "/metrics", false, (*Server).metrics},
 	{"GET", "/v1/alerts", false, (*Server).listAlerts},
 	{"POST", "/v1/alerts/test", false, (*Server).testAlerts},
@@ -199,8 +208,12 @@ func (s *Server) allowed(w http.ResponseWriter, r *http.Request, tcp, public boo
 			return false
 		}
 	}
-	if tcp && !public && !s.tokenOK(r) {
+	if tcp && !public && !s.tokenOK(r) && !s.basicOK(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hostctl"`)
+		if supervisordPath(r.URL.Path) {
+			// supervisorctl -u/-p send Basic auth; the password is the token.
+			w.Header().Set("WWW-Authenticate", `Basic realm="hostctl"`)
+		}
 		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong token: send Authorization: Bearer TOKEN ([admin] token_file)", nil)
 		return false
 	}

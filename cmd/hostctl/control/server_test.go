@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,6 +138,15 @@ func TestAccessChecks(t *testing.T) {
 		{"tcp: same Origin POST", tcp, "POST", "/v1/signal", map[string]string{"Authorization": "Bearer " + token, "Origin": "http://" + host}, `{"names":["api"],"signal":"HUP"}`, 200},
 		{"tcp: cross-site fetch", tcp, "GET", "/v1/programs", map[string]string{"Authorization": "Bearer " + token, "Sec-Fetch-Site": "cross-site"}, "", 403},
 		{"tcp: form post", tcp, "POST", "/v1/signal", map[string]string{"Authorization": "Bearer " + token, "Content-Type": "text/plain"}, `{"names":["api"],"signal":"HUP"}`, 415},
+		{"tcp: RPC2 needs auth", tcp, "POST", "/RPC2", nil, rpcCall, 401},
+		{"tcp: RPC2 basic auth with the token", tcp, "POST", "/RPC2", map[string]string{"Authorization": basic("user", token)}, rpcCall, 200},
+		{"tcp: RPC2 basic auth, wrong password", tcp, "POST", "/RPC2", map[string]string{"Authorization": basic(token, "nope")}, rpcCall, 401},
+		{"tcp: RPC2 bearer token", tcp, "POST", "/RPC2", map[string]string{"Authorization": "Bearer " + token}, rpcCall, 200},
+		{"tcp: basic auth only for supervisord's paths", tcp, "GET", "/v1/programs", map[string]string{"Authorization": basic("user", token)}, "", 401},
+		{"tcp: logtail needs auth", tcp, "GET", "/logtail/api/stdout", nil, "", 401},
+		{"tcp: RPC2 form post", tcp, "POST", "/RPC2", map[string]string{"Authorization": basic("u", token), "Content-Type": "text/plain"}, rpcCall, 415},
+		{"tcp: RPC2 foreign Origin", tcp, "POST", "/RPC2", map[string]string{"Authorization": basic("u", token), "Origin": "https://evil.example"}, rpcCall, 403},
+		{"unix: RPC2", unix, "POST", "/RPC2", nil, rpcCall, 200},
 		{"unix: no token needed", unix, "GET", "/v1/programs", nil, "", 200},
 		{"unix: foreign Origin refused", unix, "POST", "/v1/stop", map[string]string{"Origin": "http://localhost:8000"}, `{"names":["api"]}`, 403},
 		{"unix: null Origin refused", unix, "POST", "/v1/stop", map[string]string{"Origin": "null"}, `{"names":["api"]}`, 403},
@@ -162,6 +172,12 @@ func TestAccessChecks(t *testing.T) {
 			}
 		})
 	}
+}
+
+const rpcCall = "<?xml version='1.0'?><methodCall><methodName>supervisor.getVersion</methodName></methodCall>"
+
+func basic(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }
 
 // TestTargetOf: an action's wait ends at RUNNING (start, restart: a new

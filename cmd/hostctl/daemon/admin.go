@@ -82,6 +82,11 @@ func (d *Daemon) serveAdmin() {
 		Token:   d.admin.tok,
 		Logger:  d.log.Named("admin"),
 		Version: Version,
+		Supervisord: control.Supervisord{
+			Plan:    d.planReload,
+			Configs: d.sup.Configs,
+			MainLog: d.mainLog(),
+		},
 	})
 	d.admin.srv.ServeUnix(d.admin.unix)
 	if d.admin.tcp != nil {

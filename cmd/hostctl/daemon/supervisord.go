@@ -1,0 +1,27 @@
+package daemon
+
+import (
+	"github.com/hostctl/hostctl/cmd/hostctl/config"
+	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+// planReload reads and checks the config file and says what Reload would
+// change, changing nothing: supervisord's reread (the XML-RPC reloadConfig).
+func (d *Daemon) planReload() (supervisor.Diff, []*supervisor.ProgramConfig, error) {
+	cfg, err := config.Load(d.config().Path)
+	if err != nil {
+		return supervisor.Diff{}, nil, err
+	}
+	progs := cfg.ProgramList()
+	return d.sup.Plan(progs), progs, nil
+}
+
+// mainLog is hostctl's own log file for supervisord's maintail, nil
+// without one ([log] file = false).
+func (d *Daemon) mainLog() control.MainLog {
+	if d.ownLog == nil {
+		return nil // not a typed nil in the interface
+	}
+	return d.ownLog
+}
