@@ -18,7 +18,10 @@ full="chromium systemd"
 lean="python3 procps pebble gunicorn python3-django python3-celery python3-pylibmc memcached rabbitmq-server erlang-base"
 # The alert email test delivers to a real SMTP server (aiosmtpd).
 lean="$lean python3-aiosmtpd"
-[ "${1:-}" = "--bench" ] && lean="$lean nginx-light supervisor wrk"
+# hostctl serves supervisord's XML-RPC API: tested with the real supervisorctl
+# (supervisord's own service is kept from starting, as below).
+lean="$lean supervisor"
+[ "${1:-}" = "--bench" ] && lean="$lean nginx-light wrk"
 
 missing() {
 	out=""

@@ -1,0 +1,514 @@
+package cli_test
+
+// Debian's real supervisorctl and Python's own xmlrpc.client against a
+// real `hostctl run`: supervisord's XML-RPC API as its clients use it.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/control/xmlrpc"
+)
+
+// supervisorctlPrograms: web answers HUP, ticker writes a line every
+// 0.2s (for tail -f), manual is not autostarted, crash fails to start.
+const supervisorctlPrograms = `file = true
+
+[program.web]
+command = ["sh", "-c", "n=0; trap 'n=$((n+1)); echo got-hup-$n' HUP; echo web-hello; echo web-oops >&2; while :; do sleep 0.1; done"]
+start_secs = "0.3s"
+
+[program.ticker]
+command = ["sh", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.2; done"]
+start_secs = "0.3s"
+
+[program.manual]
+command = ["sleep", "1000"]
+autostart = false
+start_secs = "0.3s"
+
+[program.crash]
+command = ["sh", "-c", "echo dying >&2; exit 3"]
+autostart = false
+start_secs = "1s"
+fatal_retry = "never"
+`
+
+// sctl runs Debian's supervisorctl against one server URL.
+type sctl struct {
+	bin  string
+	args []string // -s URL [-u USER -p PASS]
+}
+
+func (c sctl) run(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.bin, append(append([]string{}, c.args...), args...)...)
+	cmd.Env = append(os.Environ(), "PYTHONIOENCODING=utf-8")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("supervisorctl %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// expect runs args and checks the exit code and that every pattern
+// matches a line of the output.
+func (c sctl) expect(t *testing.T, code int, args []string, patterns ...string) result {
+	t.Helper()
+	r := c.run(t, args...)
+	if r.code != code {
+		t.Errorf("supervisorctl %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, code, r.stdout, r.stderr)
+	}
+	for _, p := range patterns {
+		if !regexp.MustCompile("(?m)" + p).MatchString(r.stdout) {
+			t.Errorf("supervisorctl %s: no line matches %q in\n%s%s", strings.Join(args, " "), p, r.stdout, r.stderr)
+		}
+	}
+	return r
+}
+
+// follow runs `supervisorctl tail -f ...` (or maintail -f) until a line of
+// its output matches want, then ends it: the bounded tail -f. With then,
+// once the first line from the server has arrived (the follow is
+// connected), it calls then and waits for a line matching what then
+// returns instead: a line written after the follow started.
+func (c sctl) follow(t *testing.T, want string, then func() string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.bin, append(append([]string{}, c.args...), args...)...)
+	cmd.Env = append(os.Environ(), "PYTHONIOENCODING=utf-8")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cancel()
+		cmd.Wait()
+	}()
+	sc := bufio.NewScanner(out)
+	var seen []string
+	for sc.Scan() {
+		line := sc.Text()
+		seen = append(seen, line)
+		if line == "==> Press Ctrl-C to exit <==" {
+			continue
+		}
+		if then != nil {
+			want, then = then(), nil
+		}
+		if regexp.MustCompile(want).MatchString(line) {
+			return
+		}
+	}
+	t.Errorf("supervisorctl %s: no line matched %q before it ended (%v):\n%s", strings.Join(args, " "), want, ctx.Err(), strings.Join(seen, "\n"))
+}
+
+func lookSupervisorctl(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("supervisorctl")
+	if err != nil {
+		t.Fatalf("supervisorctl is needed (Debian's supervisor package; scripts/test-deps.sh installs it): %v", err)
+	}
+	return bin
+}
+
+// startSupervisordAPI starts hostctl with a TCP admin listener and returns
+// the daemon, a supervisorctl for its unix socket, one for TCP with
+// -u/-p, the TCP address and the token.
+func startSupervisordAPI(t *testing.T) (d *testDaemon, unix, tcp sctl, addr, token string) {
+	bin := lookSupervisorctl(t)
+	token = "xmlrpc-test-token-0123456789abcdef"
+	tokFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d = startDaemon(t, supervisorctlPrograms, daemonOpts{admin: fmt.Sprintf("listen = \"127.0.0.1:0\"\ntoken_file = %q\n", tokFile)})
+	line := d.waitLog(t, 10*time.Second, "admin API listening", `"token_required":true`)
+	m := regexp.MustCompile(`"addr":"([^"]+)"`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no address in %s", line)
+	}
+	addr = m[1]
+	unix = sctl{bin: bin, args: []string{"-s", "unix://" + d.socket}}
+	tcp = sctl{bin: bin, args: []string{"-s", "http://" + addr, "-u", "ops", "-p", token}}
+	for _, n := range []string{"web", "ticker"} {
+		d.waitLog(t, 10*time.Second, `"program":"`+n+`"`, `"to":"RUNNING"`)
+	}
+	return d, unix, tcp, addr, token
+}
+
+func TestSupervisorctl(t *testing.T) {
+	d, unix, tcp, _, _ := startSupervisordAPI(t)
+
+	for _, c := range []struct {
+		name string
+		ctl  sctl
+	}{{"unix", unix}, {"tcp", tcp}} {
+		t.Run("status over "+c.name, func(t *testing.T) {
+			// manual and crash are STOPPED: LSB status 3.
+			c.ctl.expect(t, 3, []string{"status"},
+				`^web +RUNNING +pid \d+, uptime 0:00:\d\d$`,
+				`^ticker +RUNNING +pid \d+, uptime \d:\d\d:\d\d$`,
+				`^manual +STOPPED +Not started$`,
+				`^crash +STOPPED +Not started$`)
+			c.ctl.expect(t, 0, []string{"status", "web"}, `^web +RUNNING +pid \d+`)
+			c.ctl.expect(t, 0, []string{"status", "web:web", "ticker:*"}, `^web +RUNNING`, `^ticker +RUNNING`)
+			c.ctl.expect(t, 4, []string{"status", "nope"}, `^nope: ERROR \(no such process\)$`)
+			c.ctl.expect(t, 0, []string{"version"}, `^\S+$`)
+		})
+	}
+	t.Run("bad credentials", func(t *testing.T) {
+		bad := sctl{bin: tcp.bin, args: append(append([]string{}, tcp.args[:4]...), "-p", "wrong")}
+		bad.expect(t, 1, []string{"status"}, `^Server requires authentication$`)
+	})
+
+	t.Run("pid", func(t *testing.T) {
+		pid := strconv.Itoa(d.status(t)["web"].PID)
+		unix.expect(t, 0, []string{"pid", "web"}, "^"+pid+"$")
+		unix.expect(t, 7, []string{"pid", "manual"}, `^0$`)
+		unix.expect(t, 0, []string{"pid"}, `^\d+$`)
+		unix.expect(t, 1, []string{"pid", "nope"}, `^No such process nope$`)
+	})
+
+	t.Run("start and stop", func(t *testing.T) {
+		tcp.expect(t, 0, []string{"start", "manual"}, `^manual: started$`)
+		if st := d.status(t)["manual"]; st.State.String() != "RUNNING" {
+			t.Errorf("after start, manual is %s", st.State)
+		}
+		tcp.expect(t, 0, []string{"start", "manual"}, `^manual: ERROR \(already started\)$`)
+		tcp.expect(t, 1, []string{"start", "nope"}, `^nope: ERROR \(no such process\)$`)
+		tcp.expect(t, 0, []string{"stop", "manual"}, `^manual: stopped$`)
+		if st := d.status(t)["manual"]; st.State.String() != "STOPPED" {
+			t.Errorf("after stop, manual is %s", st.State)
+		}
+		tcp.expect(t, 0, []string{"stop", "manual"}, `^manual: ERROR \(not running\)$`)
+		unix.expect(t, 0, []string{"start", "manual:*"}, `^manual: started$`)
+		unix.expect(t, 0, []string{"stop", "manual:*"}, `^manual: stopped$`)
+		// A program that exits at once: supervisord's "spawn error", LSB 7.
+		unix.expect(t, 7, []string{"start", "crash"}, `^crash: ERROR \(spawn error\)$`)
+		if r := unix.run(t, "status", "crash"); !regexp.MustCompile(`^crash +(BACKOFF|STARTING) +Exited too quickly \(process log may have details\)|^crash +FATAL `).MatchString(r.stdout) {
+			t.Errorf("status crash after its failed start: %s", r.stdout)
+		}
+		unix.expect(t, 0, []string{"stop", "crash"})
+	})
+
+	t.Run("restart", func(t *testing.T) {
+		before := d.status(t)["web"].PID
+		unix.expect(t, 0, []string{"restart", "web"}, `^web: stopped$`, `^web: started$`)
+		if after := d.status(t)["web"].PID; after == before || after == 0 {
+			t.Errorf("restart web: pid %d -> %d", before, after)
+		}
+		before = d.status(t)["ticker"].PID
+		r := unix.expect(t, 7, []string{"restart", "all"}, `^web: stopped$`, `^ticker: stopped$`, `^web: started$`, `^ticker: started$`, `^manual: started$`, `^crash: ERROR \(spawn error\)$`)
+		if strings.Contains(r.stdout, "manual: stopped") {
+			t.Errorf("restart all stopped a program that was not running:\n%s", r.stdout)
+		}
+		if after := d.status(t)["ticker"].PID; after == before || after == 0 {
+			t.Errorf("restart all: ticker pid %d -> %d", before, after)
+		}
+		unix.expect(t, 0, []string{"stop", "manual", "crash"})
+	})
+
+	t.Run("signal", func(t *testing.T) {
+		tcp.expect(t, 0, []string{"signal", "HUP", "web"}, `^web: signalled$`)
+		unix.follow(t, "^got-hup-1$", nil, "tail", "-f", "web")
+		unix.expect(t, 1, []string{"signal", "NOPE", "web"}, `^web: ERROR \(bad signal name\)$`)
+		unix.expect(t, 7, []string{"signal", "HUP", "manual"}, `^manual: ERROR \(not running\)$`)
+	})
+
+	t.Run("tail", func(t *testing.T) {
+		unix.expect(t, 0, []string{"tail", "web"}, `web-hello`)
+		tcp.expect(t, 0, []string{"tail", "web", "stderr"}, `web-oops`)
+		r := unix.expect(t, 0, []string{"tail", "-8", "ticker"})
+		if n := len(strings.TrimRight(r.stdout, "\n")); n < 1 || n > 8 {
+			t.Errorf("tail -8 gave %d bytes: %q", n, r.stdout)
+		}
+		unix.expect(t, 1, []string{"tail", "nope"}, `^nope: ERROR \(no such process name\)$`)
+		unix.follow(t, `^tick \d+$`, nil, "tail", "-f", "ticker")
+		tcp.follow(t, `^web-oops$`, nil, "tail", "-f", "web", "stderr")
+		// tail -f follows: a line written after it started arrives.
+		tcp.follow(t, "", func() string {
+			unix.expect(t, 0, []string{"signal", "HUP", "web"}, `^web: signalled$`)
+			return "^got-hup-2$"
+		}, "tail", "-f", "web")
+	})
+
+	t.Run("maintail", func(t *testing.T) {
+		unix.expect(t, 0, []string{"maintail"}, `"msg":`)
+		tcp.expect(t, 0, []string{"maintail", "-200"}, `"level":`)
+		// A line logged after the follow started reaches it.
+		unix.follow(t, "", func() string {
+			unix.expect(t, 0, []string{"start", "manual"}, `^manual: started$`)
+			return fmt.Sprintf(`"program":"manual".*"pid":%d`, d.status(t)["manual"].PID)
+		}, "maintail", "-f")
+		unix.expect(t, 0, []string{"stop", "manual"})
+	})
+}
+
+// TestSupervisorctlRereadUpdate: reread shows what the changed file
+// would change, changing nothing; update applies it; avail lists both.
+func TestSupervisorctlRereadUpdate(t *testing.T) {
+	d, unix, _, _, _ := startSupervisordAPI(t)
+	unix.expect(t, 0, []string{"reread"}, `^No config updates to processes$`)
+	webPID := d.status(t)["web"].PID
+
+	b, err := os.ReadFile(d.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	cfg = strings.Replace(cfg, `[program.manual]
+command = ["sleep", "1000"]
+autostart = false
+start_secs = "0.3s"
+`, "", 1)
+	cfg = strings.Replace(cfg, `sleep 0.2; done"]`, `sleep 0.25; done"]`, 1)
+	cfg += "\n[program.extra]\ncommand = [\"sleep\", \"1000\"]\nstart_secs = \"0.3s\"\n"
+	if err := os.WriteFile(d.cfg, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tickerPID := d.status(t)["ticker"].PID
+
+	unix.expect(t, 0, []string{"reread"}, `^extra: available$`, `^manual: disappeared$`, `^ticker: changed$`)
+	st := d.status(t)
+	if _, ok := st["extra"]; ok || st["ticker"].PID != tickerPID {
+		t.Fatalf("reread applied the change: %v", st)
+	}
+	unix.expect(t, 0, []string{"avail"},
+		`^extra +avail +auto +999:999$`, `^web +in use +auto +999:999$`, `^manual +in use +manual +999:999$`)
+
+	unix.expect(t, 0, []string{"update"},
+		`^manual: stopped$`, `^manual: removed process group$`,
+		`^ticker: stopped$`, `^ticker: updated process group$`,
+		`^extra: added process group$`)
+	unix.expect(t, 3, []string{"status"}, `^extra +RUNNING`, `^ticker +RUNNING`, `^web +RUNNING`)
+	st = d.status(t)
+	if _, ok := st["manual"]; ok {
+		t.Errorf("manual is still configured after update")
+	}
+	if st["ticker"].PID == tickerPID {
+		t.Errorf("ticker was not restarted with its new config")
+	}
+	if st["web"].PID != webPID {
+		t.Errorf("update restarted web, which did not change")
+	}
+	unix.expect(t, 0, []string{"update"})
+	unix.expect(t, 0, []string{"reread"}, `^No config updates to processes$`)
+
+	// A config with an error: reread says so and nothing changes.
+	if err := os.WriteFile(d.cfg, []byte(cfg+"\n[program.bad]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unix.expect(t, 1, []string{"reread"}, `^ERROR: CANT_REREAD: .*program\.bad`)
+	unix.expect(t, 1, []string{"update"})
+	if _, ok := d.status(t)["bad"]; ok {
+		t.Errorf("a bad config was applied")
+	}
+}
+
+// rpcPost sends body to /RPC2 on the daemon's unix socket.
+func rpcPost(t *testing.T, d *testDaemon, body string) (any, error) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.socket)
+	}}}
+	resp, err := c.Post("http://localhost/RPC2", "text/xml", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/xml" {
+		t.Fatalf("HTTP %d %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	return xmlrpc.DecodeResponse(bytes.NewReader(b))
+}
+
+// TestXMLRPCFaults: what is not a valid call gets a Fault in an HTTP 200,
+// as supervisord answers, and never breaks the daemon.
+func TestXMLRPCFaults(t *testing.T) {
+	d := startDaemon(t, "[program.web]\ncommand = [\"sleep\", \"1000\"]\nstart_secs = \"0.3s\"\n", daemonOpts{})
+	call := func(method string, params ...any) string {
+		b, err := xmlrpc.EncodeCall(method, params...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, c := range []struct {
+		name, body string
+		code       int
+	}{
+		{"not XML", "hello", 2},
+		{"truncated", call("supervisor.getState")[:60], 2},
+		{"no method name", "<methodCall><params/></methodCall>", 2},
+		{"unknown method", call("supervisor.nope"), 1},
+		{"unknown namespace", call("nope.getState"), 1},
+		{"too few params", call("supervisor.getProcessInfo"), 2},
+		{"too many params", call("supervisor.getPID", 1), 2},
+		{"wrong type", call("supervisor.getProcessInfo", 3), 2},
+		{"bad name", call("supervisor.getProcessInfo", "nope"), 10},
+		{"bad group", call("supervisor.startProcessGroup", "nope"), 10},
+		{"bad signal", call("supervisor.signalProcess", "web", "NOPE"), 11},
+		{"negative offset with length", call("supervisor.readProcessStdoutLog", "web", -10, 5), 3},
+		{"already started", call("supervisor.startProcess", "web"), 60},
+		{"unsupported", call("supervisor.shutdown"), 30},
+		{"methodHelp of nothing", call("system.methodHelp", "nope"), 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := rpcPost(t, d, c.body)
+			f, ok := err.(*xmlrpc.Fault)
+			if !ok || f.Code != c.code {
+				t.Fatalf("got %v, %v; want fault %d", v, err, c.code)
+			}
+		})
+	}
+	if v, err := rpcPost(t, d, call("supervisor.getAPIVersion")); err != nil || v != "3.0" {
+		t.Errorf("after the faults: getAPIVersion = %v, %v", v, err)
+	}
+}
+
+// pythonXMLRPC is run by Debian's python3 with the TCP URL: it reads the
+// API with xmlrpc.client as Datadog's check and supervisorctl do, and
+// prints what it found as JSON: type names per field.
+const pythonXMLRPC = `
+import json, sys, xmlrpc.client
+s = xmlrpc.client.ServerProxy(sys.argv[1])
+def types(d): return {k: type(v).__name__ for k, v in d.items()}
+out = {}
+out["all"] = [types(i) for i in s.supervisor.getAllProcessInfo()]
+out["names"] = [(i["group"], i["name"], i["statename"], i["state"]) for i in s.supervisor.getAllProcessInfo()]
+web = s.supervisor.getProcessInfo("web")
+out["web"] = types(web)
+out["web_values"] = web
+out["web_alias"] = s.supervisor.getProcessInfo("web:web")["pid"] == web["pid"]
+out["multicall"] = s.system.multicall([
+    {"methodName": "supervisor.getAPIVersion", "params": []},
+    {"methodName": "supervisor.getProcessInfo", "params": ["web"]},
+    {"methodName": "supervisor.nope", "params": []},
+    {"methodName": "system.multicall", "params": [[]]},
+    {"params": []},
+])
+out["methods"] = s.system.listMethods()
+out["sig"] = s.system.methodSignature("supervisor.startProcess")
+out["state"] = s.supervisor.getState()
+out["tail"] = s.supervisor.tailProcessStdoutLog("web", 0, 5)
+try:
+    s.supervisor.getProcessInfo("nope")
+except xmlrpc.client.Fault as f:
+    out["fault"] = [f.faultCode, f.faultString]
+print(json.dumps(out))
+`
+
+func TestPythonXMLRPCClient(t *testing.T) {
+	d, _, _, addr, token := startSupervisordAPI(t)
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 is needed: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "-c", pythonXMLRPC, "http://ops:"+token+"@"+addr+"/RPC2").CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	var got struct {
+		All       []map[string]string
+		Names     [][]any
+		Web       map[string]string
+		WebValues map[string]any `json:"web_values"`
+		WebAlias  bool           `json:"web_alias"`
+		Multicall []any
+		Methods   []string
+		Sig       []string
+		State     map[string]any
+		Tail      []any
+		Fault     []any
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// supervisord's getProcessInfo, field for field, with its types.
+	want := map[string]string{
+		"name": "str", "group": "str", "start": "int", "stop": "int", "now": "int", "state": "int",
+		"statename": "str", "spawnerr": "str", "exitstatus": "int", "logfile": "str",
+		"stdout_logfile": "str", "stderr_logfile": "str", "pid": "int", "description": "str",
+	}
+	if fmt.Sprint(got.Web) != fmt.Sprint(want) {
+		t.Errorf("getProcessInfo field types:\n got %v\nwant %v", got.Web, want)
+	}
+	if len(got.All) != 4 {
+		t.Errorf("getAllProcessInfo: %d processes, want 4", len(got.All))
+	}
+	for _, a := range got.All {
+		if fmt.Sprint(a) != fmt.Sprint(want) {
+			t.Errorf("getAllProcessInfo field types: %v", a)
+		}
+	}
+	if fmt.Sprint(got.Names) != "[[crash crash STOPPED 0] [manual manual STOPPED 0] [ticker ticker RUNNING 20] [web web RUNNING 20]]" {
+		t.Errorf("getAllProcessInfo order and states: %v", got.Names)
+	}
+	w := got.WebValues
+	st := d.status(t)["web"]
+	if w["pid"] != float64(st.PID) || w["state"] != float64(20) || w["statename"] != "RUNNING" || w["group"] != "web" ||
+		w["stdout_logfile"] != st.StdoutLog || w["logfile"] != st.StdoutLog || w["stderr_logfile"] != st.StderrLog ||
+		w["start"] != float64(st.StartedAt.Unix()) || w["spawnerr"] != "" ||
+		!regexp.MustCompile(`^pid \d+, uptime 0:00:\d\d$`).MatchString(w["description"].(string)) {
+		t.Errorf("getProcessInfo(web) = %v; hostctl status: %+v", w, st)
+	}
+	if !got.WebAlias {
+		t.Errorf("web:web is not web")
+	}
+	mc := fmt.Sprint(got.Multicall)
+	for _, part := range []string{"3.0", "description:pid ", "map[faultCode:1 faultString:UNKNOWN_METHOD]",
+		"map[faultCode:2 faultString:INCORRECT_PARAMETERS: Recursive system.multicall forbidden]",
+		"map[faultCode:2 faultString:INCORRECT_PARAMETERS: No methodName]"} {
+		if !strings.Contains(mc, part) {
+			t.Errorf("multicall answer lacks %q: %s", part, mc)
+		}
+	}
+	for _, m := range []string{"supervisor.getAllProcessInfo", "supervisor.getVersion", "supervisor.reloadConfig", "system.multicall"} {
+		if !strings.Contains(fmt.Sprint(got.Methods), m) {
+			t.Errorf("listMethods lacks %s: %v", m, got.Methods)
+		}
+	}
+	if fmt.Sprint(got.Sig) != "[boolean string boolean]" {
+		t.Errorf("methodSignature(startProcess) = %v", got.Sig)
+	}
+	if fmt.Sprint(got.State) != "map[statecode:1 statename:RUNNING]" {
+		t.Errorf("getState = %v", got.State)
+	}
+	if len(got.Tail) != 3 || got.Tail[2] != true {
+		t.Errorf("tailProcessStdoutLog(web, 0, 5) = %v (want overflow)", got.Tail)
+	}
+	if fmt.Sprint(got.Fault) != "[10 BAD_NAME: nope]" {
+		t.Errorf("getProcessInfo(nope) fault = %v", got.Fault)
+	}
+}
