@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -393,6 +394,164 @@ func TestXMLRPCFaults(t *testing.T) {
 	if v, err := rpcPost(t, d, call("supervisor.getAPIVersion")); err != nil || v != "3.0" {
 		t.Errorf("after the faults: getAPIVersion = %v, %v", v, err)
 	}
+}
+
+// pythonShapes is run by python3 with a server URL and a process name:
+// the shapes of supervisord's answers as xmlrpc.client reads them, (key,
+// type) pairs in order, for comparing hostctl with the real supervisord.
+const pythonShapes = `
+import json, sys, xmlrpc.client
+s = xmlrpc.client.ServerProxy(sys.argv[1])
+name = sys.argv[2]
+def shape(v):
+    if isinstance(v, dict): return [[k, shape(x)] for k, x in v.items()]
+    if isinstance(v, list): return [shape(x) for x in v]
+    return type(v).__name__
+out = {}
+out["getProcessInfo"] = shape(s.supervisor.getProcessInfo(name))
+out["getAllProcessInfo"] = shape(s.supervisor.getAllProcessInfo()[0])
+out["getState"] = s.supervisor.getState()
+out["getVersion"] = s.supervisor.getVersion()
+out["getAPIVersion"] = s.supervisor.getAPIVersion()
+out["sig"] = s.system.methodSignature("supervisor.startProcess")
+out["tail"] = shape(s.supervisor.tailProcessStdoutLog(name, 0, 5))
+out["multicall"] = s.system.multicall([
+    {"methodName": "supervisor.getAPIVersion", "params": []},
+    {"methodName": "supervisor.nope", "params": []},
+    {"methodName": "system.multicall", "params": [[]]},
+    {"params": []},
+    {"methodName": "supervisor.getProcessInfo", "params": ["nope"]},
+])
+out["group"] = shape(s.supervisor.stopProcessGroup(name))
+out["stopped"] = s.supervisor.getProcessInfo(name)["description"]
+def fault(f, *a):
+    try:
+        f(*a)
+    except xmlrpc.client.Fault as e:
+        return [e.faultCode, e.faultString]
+out["faults"] = [
+    fault(s.supervisor.getProcessInfo, "nope"),
+    fault(s.supervisor.stopProcess, name),
+    fault(s.supervisor.signalProcess, name, "HUP"),
+    fault(s.supervisor.startProcessGroup, "nope"),
+    fault(s.supervisor.readProcessStdoutLog, name, -5, 5),
+    fault(s.supervisor.nope),
+    fault(s.supervisor.getProcessInfo),
+]
+print(json.dumps(out, sort_keys=True))
+`
+
+// TestSameShapesAsSupervisord asks the real supervisord (Debian's) and
+// hostctl the same questions with xmlrpc.client and compares the answers'
+// shapes: struct keys in order, value types, fixed values, fault codes
+// and strings.
+func TestSameShapesAsSupervisord(t *testing.T) {
+	sd, err := exec.LookPath("supervisord")
+	if err != nil {
+		t.Fatalf("supervisord is needed (Debian's supervisor package): %v", err)
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 is needed: %v", err)
+	}
+	shapes := func(url string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, py, "-c", pythonShapes, url, "web").CombinedOutput()
+		if err != nil {
+			t.Fatalf("python on %s: %v\n%s", url, err, out)
+		}
+		return string(out)
+	}
+
+	// The real supervisord, on a loopback port, with the same program.
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := fmt.Sprintf(`[supervisord]
+nodaemon = true
+logfile = %[1]s/supervisord.log
+pidfile = %[1]s/supervisord.pid
+childlogdir = %[1]s
+
+[inet_http_server]
+port = 127.0.0.1:%[2]d
+username = ops
+password = secret
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[program:web]
+command = sh -c "echo web-hello; exec sleep 1000"
+startsecs = 0
+stdout_logfile = %[1]s/web.out
+stderr_logfile = %[1]s/web.err
+`, dir, port)
+	if err := os.WriteFile(filepath.Join(dir, "supervisord.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(sd, "-c", filepath.Join(dir, "supervisord.conf"))
+	logs, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	running := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(logs)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "success: web entered RUNNING state") {
+				close(running)
+			}
+		}
+	}()
+	select {
+	case <-running:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("supervisord did not start web within 30s")
+	}
+	want := shapes(fmt.Sprintf("http://ops:secret@127.0.0.1:%d/RPC2", port))
+
+	d := startDaemon(t, "[program.web]\ncommand = [\"sh\", \"-c\", \"echo web-hello; exec sleep 1000\"]\nstart_secs = \"0.3s\"\n",
+		daemonOpts{admin: "listen = \"127.0.0.1:0\"\ntoken_file = \"" + writeToken(t, "xmlrpc-test-token-0123456789abcdef") + "\"\n"})
+	line := d.waitLog(t, 10*time.Second, "admin API listening", `"token_required":true`)
+	addr := regexp.MustCompile(`"addr":"([^"]+)"`).FindStringSubmatch(line)[1]
+	got := shapes("http://ops:xmlrpc-test-token-0123456789abcdef@" + addr + "/RPC2")
+
+	var w, g map[string]any
+	json.Unmarshal([]byte(want), &w)
+	json.Unmarshal([]byte(got), &g)
+	// What legitimately differs: the stopped date is the same format.
+	date := regexp.MustCompile(`^[A-Z][a-z]{2} \d\d \d\d:\d\d [AP]M$`)
+	for _, m := range []map[string]any{w, g} {
+		if s, _ := m["stopped"].(string); date.MatchString(s) {
+			m["stopped"] = "DATE"
+		}
+	}
+	for k := range w {
+		if a, b := fmt.Sprint(w[k]), fmt.Sprint(g[k]); a != b {
+			t.Errorf("%s:\nsupervisord: %s\n    hostctl: %s", k, a, b)
+		}
+	}
+	if len(g) != len(w) {
+		t.Errorf("answers: supervisord %v, hostctl %v", w, g)
+	}
+}
+
+func writeToken(t *testing.T, token string) string {
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // pythonXMLRPC is run by Debian's python3 with the TCP URL: it reads the

@@ -474,7 +474,7 @@ func (s *Server) dispatch(ctx context.Context, method string, args []any) (any, 
 	}
 	params := m.sig[1:]
 	if len(args) > len(params) || len(args) < len(params)-m.optional {
-		return nil, fault(faultIncorrectParameters, fmt.Sprintf("%s takes %d arguments, got %d", method, len(params), len(args)))
+		return nil, fault(faultIncorrectParameters, "") // as Python's TypeError in supervisord
 	}
 	for i, a := range args {
 		ok := true
