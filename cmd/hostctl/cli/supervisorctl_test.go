@@ -166,7 +166,22 @@ func startSupervisordAPI(t *testing.T) (d *testDaemon, unix, tcp sctl, addr, tok
 }
 
 func TestSupervisorctl(t *testing.T) {
-	d, unix, tcp, _, _ := startSupervisordAPI(t)
+	d, unix, tcp, addr, token := startSupervisordAPI(t)
+
+	t.Run("supervisord.conf with only [supervisorctl]", func(t *testing.T) {
+		// What the README tells to leave in /etc/supervisor/supervisord.conf.
+		dir := t.TempDir()
+		for name, body := range map[string]string{
+			"unix.conf": "[supervisorctl]\nserverurl = unix://" + d.socket + "\n",
+			"tcp.conf":  "[supervisorctl]\nserverurl = http://" + addr + "\nusername = ops\npassword = " + token + "\n",
+		} {
+			conf := filepath.Join(dir, name)
+			if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sctl{bin: unix.bin, args: []string{"-c", conf}}.expect(t, 0, []string{"status", "web"}, `^web +RUNNING +pid \d+`)
+		}
+	})
 
 	for _, c := range []struct {
 		name string
