@@ -168,11 +168,15 @@ func (p proc) namespec() string {
 // when the supervisor sets one (programs in a [group.X], instances), else
 // the program's name. Read by reflection so that this file works the same
 // before and after that field exists.
-func processGroup(st supervisor.Status) string {
-	if f := reflect.ValueOf(st).FieldByName("ProcessGroup"); f.IsValid() && f.Kind() == reflect.String && f.String() != "" {
+func processGroup(st supervisor.Status) string { return groupField(st, st.Name) }
+
+// groupField is the string field ProcessGroup of the struct v when it has
+// one and it is set, else def.
+func groupField(v any, def string) string {
+	if f := reflect.ValueOf(v).FieldByName("ProcessGroup"); f.IsValid() && f.Kind() == reflect.String && f.String() != "" {
 		return f.String()
 	}
-	return st.Name
+	return def
 }
 
 // procs returns every process, sorted by group then name (supervisord's
@@ -1056,10 +1060,14 @@ func (s *Server) rpcTailProcessLog(args []any, channel string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	offset, length := args[1].(int64), args[2].(int64)
+	return tailFile(path, args[1].(int64), args[2].(int64)), nil
+}
+
+// tailFile is supervisord's tailFile: [bytes, offset, overflow].
+func tailFile(path string, offset, length int64) []any {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return []any{"", capped(offset), false}, nil
+		return []any{"", capped(offset), false}
 	}
 	sz := fi.Size()
 	overflow := false
@@ -1076,10 +1084,10 @@ func (s *Server) rpcTailProcessLog(args []any, channel string) (any, error) {
 	data := []byte{}
 	if length > 0 {
 		if data, err = readFile(path, offset, min(length, maxLogRead)); err != nil {
-			return []any{"", capped(offset), false}, nil
+			return []any{"", capped(offset), false}
 		}
 	}
-	return []any{string(data), capped(sz), overflow}, nil
+	return []any{string(data), capped(sz), overflow}
 }
 
 func (s *Server) rpcReadLog(ctx context.Context, args []any) (any, error) {
