@@ -1,0 +1,668 @@
+package control
+
+// The methods of supervisord's XML-RPC API (the table is in supervisord.go).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/control/xmlrpc"
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+// --- methods: info ---
+
+func (s *Server) rpcGetAllProcessInfo(ctx context.Context, _ []any) (any, error) {
+	all, err := s.procs()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := make([]xmlrpc.Struct, len(all))
+	for i, p := range all {
+		out[i] = processInfo(p, now)
+	}
+	return out, nil
+}
+
+func (s *Server) rpcGetProcessInfo(ctx context.Context, args []any) (any, error) {
+	p, err := s.findOne(args[0].(string))
+	if err != nil {
+		return nil, err
+	}
+	return processInfo(p, time.Now()), nil
+}
+
+// rpcGetAllConfigInfo answers with supervisord's config info struct for
+// every running program, and for the programs a reread found added
+// (inuse false until update adds them).
+func (s *Server) rpcGetAllConfigInfo(ctx context.Context, _ []any) (any, error) {
+	groups := map[string]string{}
+	if all, err := s.procs(); err == nil {
+		for _, p := range all {
+			groups[p.st.Name] = p.group
+		}
+	}
+	var cfgs []*supervisor.ProgramConfig
+	if f := s.opts.Supervisord.Configs; f != nil {
+		cfgs = f()
+	}
+	out := []xmlrpc.Struct{}
+	for _, c := range cfgs {
+		g := groups[c.Name]
+		if g == "" {
+			g = c.Name
+		}
+		out = append(out, configInfo(c, g, true))
+	}
+	s.rpcMu.Lock()
+	if pl := s.reread; pl != nil && !pl.applied {
+		for _, c := range pl.configs {
+			if pl.added[c.Name] {
+				out = append(out, configInfo(c, c.Name, false))
+			}
+		}
+	}
+	s.rpcMu.Unlock()
+	slices.SortFunc(out, func(a, b xmlrpc.Struct) int {
+		an, _ := a.Get("name")
+		bn, _ := b.Get("name")
+		return strings.Compare(an.(string), bn.(string))
+	})
+	return out, nil
+}
+
+// configInfo is one entry of getAllConfigInfo, with supervisord's keys;
+// hostctl has no priorities (start order follows depends_on), so both are
+// supervisord's default 999.
+func configInfo(c *supervisor.ProgramConfig, group string, inuse bool) xmlrpc.Struct {
+	none := func(s string) string {
+		if s == "" {
+			return "none"
+		}
+		return s
+	}
+	exit := []any{}
+	for _, e := range c.ExitCodes {
+		exit = append(exit, e)
+	}
+	stopSig := 15
+	if sig, err := supervisor.ParseSignal(c.StopSignal); err == nil {
+		stopSig = int(sig)
+	}
+	secs := func(d time.Duration) int { return capped(int64(d / time.Second)) }
+	return xmlrpc.Struct{
+		{Name: "autostart", Value: c.Autostart},
+		{Name: "directory", Value: none(c.Directory)},
+		{Name: "uid", Value: none(c.User)},
+		{Name: "command", Value: strings.Join(c.Command, " ")},
+		{Name: "exitcodes", Value: exit},
+		{Name: "group", Value: group},
+		{Name: "group_prio", Value: 999},
+		{Name: "inuse", Value: inuse},
+		{Name: "killasgroup", Value: true},
+		{Name: "name", Value: c.Name},
+		{Name: "process_prio", Value: 999},
+		{Name: "redirect_stderr", Value: c.RedirectStderr},
+		{Name: "startretries", Value: c.StartRetries},
+		{Name: "startsecs", Value: secs(c.StartSecs)},
+		{Name: "stopsignal", Value: stopSig},
+		{Name: "stopwaitsecs", Value: secs(c.StopTimeout)},
+		{Name: "stdout_logfile", Value: none(c.StdoutLog)},
+		{Name: "stderr_logfile", Value: none(c.StderrLog)},
+	}
+}
+
+// --- methods: start, stop, signal ---
+
+// rpcMaxWait bounds how long startProcess and stopProcess wait (hostctl's
+// admin API bound): supervisord waits forever, but a start that waits for
+// a dependency could.
+const rpcMaxWait = maxWait
+
+func (s *Server) rpcStartProcess(ctx context.Context, args []any) (any, error) {
+	name, wait := args[0].(string), truthy(args, 1)
+	group, p, err := s.find(name)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return s.groupCall(ctx, group, func(p proc) bool { return !runningState(p.st.State) }, func(p proc) error {
+			return s.startOne(ctx, p, wait)
+		}), nil
+	}
+	if err := s.startOne(ctx, *p, wait); err != nil {
+		return nil, err
+	}
+	return true, nil
+}
+
+// startOne is supervisord's startProcess for one process: ALREADY_STARTED
+// when it is up or retrying; with wait, until RUNNING (true), or
+// SPAWN_ERROR / ABNORMAL_TERMINATION when it fails on the way.
+func (s *Server) startOne(ctx context.Context, p proc, wait bool) error {
+	if runningState(p.st.State) {
+		return fault(faultAlreadyStarted, p.namespec())
+	}
+	t0 := time.Now()
+	if err := s.opts.Programs.StartPrograms(context.WithoutCancel(ctx), p.st.Name); err != nil {
+		return fault(faultFailed, err.Error())
+	}
+	if !wait {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, rpcMaxWait)
+	defer cancel()
+	st, err := s.opts.Programs.WaitFor(wctx, p.st.Name, func(st supervisor.Status) bool {
+		return st.State == supervisor.Running ||
+			st.StateSince.After(t0) && st.State != supervisor.Starting && st.State != supervisor.Stopping
+	})
+	switch {
+	case err != nil:
+		return fault(faultFailed, fmt.Sprintf("%s: still %s: %v", p.namespec(), st.State, err))
+	case st.State == supervisor.Running:
+		return nil
+	case spawnError(st) != "":
+		return fault(faultSpawnError, p.namespec())
+	}
+	return fault(faultAbnormalTermination, p.namespec())
+}
+
+func (s *Server) rpcStartProcessGroup(ctx context.Context, args []any) (any, error) {
+	group, err := s.wholeGroup(args[0].(string))
+	if err != nil {
+		return nil, err
+	}
+	wait := truthy(args, 1)
+	return s.groupCall(ctx, group, func(p proc) bool { return !runningState(p.st.State) }, func(p proc) error {
+		return s.startOne(ctx, p, wait)
+	}), nil
+}
+
+func (s *Server) rpcStartAllProcesses(ctx context.Context, args []any) (any, error) {
+	all, err := s.procs()
+	if err != nil {
+		return nil, err
+	}
+	wait := truthy(args, 0)
+	return s.groupCall(ctx, all, func(p proc) bool { return !runningState(p.st.State) }, func(p proc) error {
+		return s.startOne(ctx, p, wait)
+	}), nil
+}
+
+func (s *Server) rpcStopProcess(ctx context.Context, args []any) (any, error) {
+	name, wait := args[0].(string), truthy(args, 1)
+	group, p, err := s.find(name)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return s.groupCall(ctx, group, func(p proc) bool { return runningState(p.st.State) }, func(p proc) error {
+			return s.stopOne(ctx, p, wait)
+		}), nil
+	}
+	if err := s.stopOne(ctx, *p, wait); err != nil {
+		return nil, err
+	}
+	return true, nil
+}
+
+// stopOne is supervisord's stopProcess for one process: NOT_RUNNING
+// unless it is up or retrying; with wait, until it is down.
+func (s *Server) stopOne(ctx context.Context, p proc, wait bool) error {
+	if !runningState(p.st.State) {
+		return fault(faultNotRunning, p.namespec())
+	}
+	if err := s.opts.Programs.StopPrograms(context.WithoutCancel(ctx), p.st.Name); err != nil {
+		return fault(faultFailed, err.Error())
+	}
+	if !wait {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, rpcMaxWait)
+	defer cancel()
+	if st, err := s.opts.Programs.WaitFor(wctx, p.st.Name, supervisor.Status.StaysDown); err != nil {
+		return fault(faultFailed, fmt.Sprintf("%s: still %s: %v", p.namespec(), st.State, err))
+	}
+	return nil
+}
+
+func (s *Server) rpcStopProcessGroup(ctx context.Context, args []any) (any, error) {
+	group, err := s.wholeGroup(args[0].(string))
+	if err != nil {
+		return nil, err
+	}
+	wait := truthy(args, 1)
+	return s.groupCall(ctx, group, func(p proc) bool { return runningState(p.st.State) }, func(p proc) error {
+		return s.stopOne(ctx, p, wait)
+	}), nil
+}
+
+func (s *Server) rpcStopAllProcesses(ctx context.Context, args []any) (any, error) {
+	all, err := s.procs()
+	if err != nil {
+		return nil, err
+	}
+	wait := truthy(args, 0)
+	return s.groupCall(ctx, all, func(p proc) bool { return runningState(p.st.State) }, func(p proc) error {
+		return s.stopOne(ctx, p, wait)
+	}), nil
+}
+
+func (s *Server) rpcSignalProcess(ctx context.Context, args []any) (any, error) {
+	name, sig := args[0].(string), args[1].(string)
+	group, p, err := s.find(name)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return s.groupCall(ctx, group, func(p proc) bool { return signallableState(p.st.State) }, func(p proc) error {
+			return s.signalOne(ctx, p, sig)
+		}), nil
+	}
+	if err := s.signalOne(ctx, *p, sig); err != nil {
+		return nil, err
+	}
+	return true, nil
+}
+
+// signalOne is supervisord's signalProcess for one process.
+func (s *Server) signalOne(ctx context.Context, p proc, sigName string) error {
+	sig, err := supervisor.ParseSignal(sigName)
+	if err != nil {
+		return fault(faultBadSignal, sigName)
+	}
+	if !signallableState(p.st.State) {
+		return fault(faultNotRunning, p.namespec())
+	}
+	if err := s.opts.Programs.Signal(context.WithoutCancel(ctx), sig, p.st.Name); err != nil {
+		return fault(faultFailed, err.Error())
+	}
+	return nil
+}
+
+func (s *Server) rpcSignalProcessGroup(ctx context.Context, args []any) (any, error) {
+	group, err := s.wholeGroup(args[0].(string))
+	if err != nil {
+		return nil, err
+	}
+	sig := args[1].(string)
+	return s.groupCall(ctx, group, func(p proc) bool { return signallableState(p.st.State) }, func(p proc) error {
+		return s.signalOne(ctx, p, sig)
+	}), nil
+}
+
+func (s *Server) rpcSignalAllProcesses(ctx context.Context, args []any) (any, error) {
+	all, err := s.procs()
+	if err != nil {
+		return nil, err
+	}
+	sig := args[0].(string)
+	return s.groupCall(ctx, all, func(p proc) bool { return signallableState(p.st.State) }, func(p proc) error {
+		return s.signalOne(ctx, p, sig)
+	}), nil
+}
+
+// wholeGroup returns the processes of the group called name (the Group
+// methods take a group name, not a namespec), or BAD_NAME.
+func (s *Server) wholeGroup(name string) ([]proc, error) {
+	all, err := s.procs()
+	if err != nil {
+		return nil, fault(faultFailed, err.Error())
+	}
+	var out []proc
+	for _, p := range all {
+		if p.group == name {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fault(faultBadName, name)
+	}
+	return out, nil
+}
+
+// groupCall is supervisord's make_allfunc: fn for every process that
+// pred selects, all at once, answering one {name, group, status,
+// description} per process (status 80 SUCCESS and "OK", or the fault).
+func (s *Server) groupCall(ctx context.Context, procs []proc, pred func(proc) bool, fn func(proc) error) []xmlrpc.Struct {
+	var sel []proc
+	for _, p := range procs {
+		if pred(p) {
+			sel = append(sel, p)
+		}
+	}
+	errs := make([]error, len(sel))
+	var wg sync.WaitGroup
+	for i, p := range sel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(p)
+		}()
+	}
+	wg.Wait()
+	out := make([]xmlrpc.Struct, len(sel))
+	for i, p := range sel {
+		code, desc := faultSuccess, "OK"
+		if errs[i] != nil {
+			code, desc = faultFailed, errs[i].Error()
+			if f, ok := errors.AsType[*xmlrpc.Fault](errs[i]); ok {
+				code, desc = f.Code, f.String
+			}
+		}
+		out[i] = xmlrpc.Struct{
+			{Name: "name", Value: p.st.Name},
+			{Name: "group", Value: p.group},
+			{Name: "status", Value: code},
+			{Name: "description", Value: desc},
+		}
+	}
+	return out
+}
+
+// --- methods: logs ---
+
+// readFile is supervisord's readFile: length bytes from offset; a
+// negative offset counts from the end (length must then be 0); length 0
+// reads to the end. Errors are BAD_ARGUMENTS or FAILED.
+func readFile(path string, offset, length int64) ([]byte, error) {
+	if offset < 0 && length != 0 || length < 0 {
+		return nil, fault(faultBadArguments, "")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fault(faultFailed, "")
+	}
+	defer f.Close()
+	if offset < 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, fault(faultFailed, "")
+		}
+		pos := max(fi.Size()+offset, 0)
+		b := make([]byte, min(-offset, fi.Size()-pos))
+		n, err := f.ReadAt(b, pos)
+		if err != nil && err != io.EOF {
+			return nil, fault(faultFailed, "")
+		}
+		return b[:n], nil
+	}
+	var r io.Reader = io.NewSectionReader(f, offset, 1<<62)
+	if length > 0 {
+		r = io.LimitReader(r, length)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxLogRead))
+	if err != nil {
+		return nil, fault(faultFailed, "")
+	}
+	return b, nil
+}
+
+// maxLogRead bounds one read of a log through the API (supervisord has no
+// bound; a reply of gigabytes would not help anyone).
+const maxLogRead = 64 << 20
+
+// logPath is the file of a process's stream, or NO_FILE.
+func (s *Server) logPath(name, channel string) (string, error) {
+	p, err := s.findOne(name)
+	if err != nil {
+		return "", err
+	}
+	ls, err := s.opts.Programs.Log(p.st.Name, channel)
+	if err != nil {
+		return "", fault(faultFailed, err.Error())
+	}
+	if ls == nil {
+		return "", fault(faultNoFile, "none")
+	}
+	if _, err := os.Stat(ls.Path()); err != nil {
+		return "", fault(faultNoFile, ls.Path())
+	}
+	return ls.Path(), nil
+}
+
+func (s *Server) rpcReadProcessLog(args []any, channel string) (any, error) {
+	path, err := s.logPath(args[0].(string), channel)
+	if err != nil {
+		return nil, err
+	}
+	b, err := readFile(path, args[1].(int64), args[2].(int64))
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// rpcTailProcessLog is supervisord's tailProcessLog: [bytes, offset,
+// overflow], reading at most length bytes at offset and skipping ahead
+// when the log has grown past offset+length. A missing log is [”, 0,
+// false].
+func (s *Server) rpcTailProcessLog(args []any, channel string) (any, error) {
+	path, err := s.logPath(args[0].(string), channel)
+	if ferr, ok := errors.AsType[*xmlrpc.Fault](err); ok && ferr.Code == faultNoFile {
+		return []any{"", 0, false}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return tailFile(path, args[1].(int64), args[2].(int64)), nil
+}
+
+// tailFile is supervisord's tailFile: [bytes, offset, overflow].
+func tailFile(path string, offset, length int64) []any {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return []any{"", capped(offset), false}
+	}
+	sz := fi.Size()
+	overflow := false
+	if sz > offset+length {
+		overflow, offset = true, sz-1
+	}
+	if offset+length > sz {
+		if offset > sz-1 {
+			length = 0
+		}
+		offset = sz - length
+	}
+	offset, length = max(offset, 0), max(length, 0)
+	data := []byte{}
+	if length > 0 {
+		if data, err = readFile(path, offset, min(length, maxLogRead)); err != nil {
+			return []any{"", capped(offset), false}
+		}
+	}
+	return []any{string(data), capped(sz), overflow}
+}
+
+func (s *Server) rpcReadLog(ctx context.Context, args []any) (any, error) {
+	ml := s.opts.Supervisord.MainLog
+	if ml == nil {
+		return nil, fault(faultNoFile, "none")
+	}
+	if _, err := os.Stat(ml.Path()); err != nil {
+		return nil, fault(faultNoFile, ml.Path())
+	}
+	b, err := readFile(ml.Path(), args[0].(int64), args[1].(int64))
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// --- methods: reread and update ---
+
+// rereadPlan is what the last reloadConfig found, by supervisord group.
+// supervisorctl update calls reloadConfig, then removeProcessGroup and
+// addProcessGroup for each change: the first of those applies the whole
+// plan with a hostctl reload (hostctl applies a config as a whole), the
+// others find their change done.
+type rereadPlan struct {
+	added, changed, removed map[string]bool
+	configs                 []*supervisor.ProgramConfig // the file's programs
+	applied                 bool
+}
+
+func (s *Server) rpcReloadConfig(ctx context.Context, _ []any) (any, error) {
+	plan := s.opts.Supervisord.Plan
+	if plan == nil {
+		return nil, fault(faultCantReread, "this server cannot reread its config")
+	}
+	diff, cfgs, err := plan()
+	if err != nil {
+		return nil, fault(faultCantReread, strings.Join(problems(err), "; "))
+	}
+	groups := map[string]string{}
+	if all, err := s.procs(); err == nil {
+		for _, p := range all {
+			groups[p.st.Name] = p.group
+		}
+	}
+	groupOf := func(name string) string {
+		if g := groups[name]; g != "" {
+			return g
+		}
+		return name
+	}
+	pl := &rereadPlan{added: map[string]bool{}, changed: map[string]bool{}, removed: map[string]bool{}, configs: cfgs}
+	for _, n := range diff.Added {
+		pl.added[groupOf(n)] = true
+	}
+	for _, n := range diff.Changed {
+		pl.changed[groupOf(n)] = true
+	}
+	for _, n := range diff.Removed {
+		pl.removed[groupOf(n)] = true
+	}
+	s.rpcMu.Lock()
+	s.reread = pl
+	s.rpcMu.Unlock()
+	list := func(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }
+	return []any{[]any{list(pl.added), list(pl.changed), list(pl.removed)}}, nil
+}
+
+// applyLocked applies the reread plan once (with s.rpcMu held).
+func (s *Server) applyLocked(ctx context.Context) error {
+	if s.reread.applied {
+		return nil
+	}
+	if s.opts.Reload == nil {
+		return fault(faultFailed, "this server cannot reload its config")
+	}
+	if _, err := s.opts.Reload(context.WithoutCancel(ctx)); err != nil {
+		return fault(faultFailed, "reload failed; still running the previous config: "+strings.Join(problems(err), "; "))
+	}
+	s.reread.applied = true
+	return nil
+}
+
+func (s *Server) rpcRemoveProcessGroup(ctx context.Context, args []any) (any, error) {
+	name := args[0].(string)
+	group, _ := s.wholeGroup(name)
+	for _, p := range group {
+		if runningState(p.st.State) || p.st.State == supervisor.Stopping {
+			return nil, fault(faultStillRunning, name)
+		}
+	}
+	s.rpcMu.Lock()
+	defer s.rpcMu.Unlock()
+	if pl := s.reread; pl != nil && (pl.removed[name] || pl.changed[name]) {
+		if err := s.applyLocked(ctx); err != nil {
+			return nil, err
+		}
+		delete(pl.removed, name)
+		return true, nil
+	}
+	if len(group) == 0 {
+		return nil, fault(faultBadName, name)
+	}
+	return nil, fault(faultFailed, name+" is still in the config file: remove it there, then reread and update")
+}
+
+func (s *Server) rpcAddProcessGroup(ctx context.Context, args []any) (any, error) {
+	name := args[0].(string)
+	s.rpcMu.Lock()
+	pl := s.reread
+	pending := pl != nil && (pl.added[name] || pl.changed[name])
+	if pending {
+		if err := s.applyLocked(ctx); err != nil {
+			s.rpcMu.Unlock()
+			return nil, err
+		}
+		delete(pl.added, name)
+		delete(pl.changed, name)
+	}
+	s.rpcMu.Unlock()
+	group, err := s.wholeGroup(name)
+	if !pending {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fault(faultAlreadyAdded, name)
+	}
+	// supervisord starts an added group's autostart processes.
+	for _, p := range group {
+		if p.st.Autostart && p.st.StaysDown() {
+			if err := s.opts.Programs.StartPrograms(context.WithoutCancel(ctx), p.st.Name); err != nil {
+				return nil, fault(faultFailed, err.Error())
+			}
+		}
+	}
+	return true, nil
+}
+
+// --- system.multicall ---
+
+// rpcMulticall is supervisord's multicall: the calls in order, each result
+// as the value itself (not wrapped in a one-element array as other
+// servers do) or a {faultCode, faultString} struct.
+func (s *Server) rpcMulticall(ctx context.Context, args []any) (any, error) {
+	calls := args[0].([]any)
+	out := make([]any, 0, len(calls))
+	for _, c := range calls {
+		out = append(out, s.multicallOne(ctx, c))
+	}
+	return out, nil
+}
+
+func (s *Server) multicallOne(ctx context.Context, c any) any {
+	faultStruct := func(f *xmlrpc.Fault) any {
+		return xmlrpc.Struct{{Name: "faultCode", Value: f.Code}, {Name: "faultString", Value: f.String}}
+	}
+	st, ok := c.(xmlrpc.Struct)
+	if !ok {
+		return faultStruct(fault(faultIncorrectParameters, "a call is a struct {methodName, params}"))
+	}
+	nv, _ := st.Get("methodName")
+	name, ok := nv.(string)
+	if !ok || name == "" {
+		return faultStruct(fault(faultIncorrectParameters, "No methodName"))
+	}
+	if name == "system.multicall" {
+		return faultStruct(fault(faultIncorrectParameters, "Recursive system.multicall forbidden"))
+	}
+	params := []any{}
+	if pv, ok := st.Get("params"); ok {
+		if params, ok = pv.([]any); !ok {
+			return faultStruct(fault(faultIncorrectParameters, "params must be an array"))
+		}
+	}
+	v, err := s.dispatch(ctx, name, params)
+	if err != nil {
+		f, ok := errors.AsType[*xmlrpc.Fault](err)
+		if !ok {
+			f = fault(faultFailed, err.Error())
+		}
+		return faultStruct(f)
+	}
+	return v
+}
