@@ -334,6 +334,11 @@ func TestApplyKeepsUnchangedSinksAndAlerts(t *testing.T) {
 	if ev := b.next(t); ev.Action != Resolve {
 		t.Fatalf("b got %+v", ev)
 	}
+	// A sink counts an event as sent after its Send returned, a moment
+	// after the receiver saw it: Close waits for the sinks' goroutines.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m.Close(ctx)
 	if st := m.Sinks(); len(st) != 2 || st[0].Sent != 2 {
 		t.Fatalf("sinks = %+v (the unchanged sink keeps its counters)", st)
 	}
