@@ -181,6 +181,12 @@ func (p *Proxy) Apply(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("proxy: adding the reload hook to the Caddy config: %w", err)
 	}
+	// One webserver at a time sets up a local CA in shared storage (calock.go).
+	loadJS, lockKey, err := withCALock(loadJS)
+	if err != nil {
+		return fmt.Errorf("proxy: adding the local CA lock to the Caddy config: %w", err)
+	}
+	defer releaseCALock(lockKey)
 
 	var orig *zap.Logger
 	if !p.running {

@@ -18,6 +18,9 @@ full="chromium systemd"
 lean="python3 procps pebble gunicorn python3-django python3-celery python3-pylibmc memcached rabbitmq-server erlang-base"
 # The alert email test delivers to a real SMTP server (aiosmtpd).
 lean="$lean python3-aiosmtpd"
+# The fleet tests share certificates through a real Redis server
+# (redis-server; its own service does not start, see policy-rc.d below).
+lean="$lean redis-server"
 [ "${1:-}" = "--bench" ] && lean="$lean nginx-light supervisor wrk"
 
 missing() {
@@ -43,7 +46,7 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "test-deps: installing$need"
 apt-get update -qq >/dev/null
-# The packages' own services (memcached, rabbitmq) must not start: they
+# The packages' own services (memcached, rabbitmq, redis) must not start: they
 # would take the default ports. policy-rc.d exit 101 tells invoke-rc.d "not now".
 prc=/usr/sbin/policy-rc.d
 if [ ! -e $prc ]; then
