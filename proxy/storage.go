@@ -296,10 +296,17 @@ func (s Storage) storageJSON(defaultDir string, secrets bool) (obj, error) {
 // (caddy.Load's error says only "loading storage module: ..."), and what
 // to check.
 func storageError(cc *Config, err error) error {
-	if cc.Storage.Type != StorageRedis || !strings.Contains(err.Error(), "loading storage module") {
+	msg := err.Error()
+	if cc.Storage.Type != StorageRedis || !strings.Contains(msg, "loading storage module") {
 		return err
 	}
+	// The module's own error, without Caddy's (and hostctl_ca_lock's)
+	// "loading storage module: loading module ...: provision ..." chain.
+	const mod = "provision caddy.storage.redis: "
+	if i := strings.LastIndex(msg, mod); i >= 0 {
+		msg = msg[i+len(mod):]
+	}
 	return &FieldError{Key: "proxy.storage", Msg: fmt.Sprintf(
-		"cannot use the redis server at %s (is it running and reachable, and do password_file and tls match it?): %v",
-		cc.Storage.Address, err)}
+		"cannot use the redis server at %s (is it running and reachable, and do password_file and tls match it?): %s",
+		cc.Storage.Address, msg)}
 }

@@ -41,7 +41,7 @@ func TestFleetSharedCertificates(t *testing.T) {
 	t.Run("redis", func(t *testing.T) {
 		dir := filepath.Join(tmp, "redis")
 		os.MkdirAll(dir, 0o700)
-		rd := startTestRedis(t, dir)
+		rd := startTestRedis(t, dir, "")
 		storage := fmt.Sprintf("type = \"redis\"\naddress = %q\npassword_file = %q\nkey_prefix = \"fleet\"", rd.addr, rd.passwordFile)
 		chains := twoWebserversTLS(t, bin, dir, host, storage)
 
@@ -74,11 +74,15 @@ func TestFleetSharedCertificates(t *testing.T) {
 
 	t.Run("redis unreachable", func(t *testing.T) {
 		// A closed port: the proxy's start fails at once with an error
-		// naming the storage; hostctl runs on and status says why.
+		// naming the storage; hostctl runs on and status says why. Once
+		// Redis is there, hostctl reload starts the proxy.
 		dir := filepath.Join(tmp, "down")
 		os.MkdirAll(dir, 0o700)
 		closed := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePorts(t, 1)[0]))
-		n := startTLSWebserver(t, bin, dir, "127.0.0.2", host, fmt.Sprintf("type = \"redis\"\naddress = %q\ntimeout = \"2s\"", closed))
+		passwordFile := filepath.Join(dir, "redis.password")
+		os.WriteFile(passwordFile, []byte("later-"+strconv.Itoa(os.Getpid())+"\n"), 0o600)
+		n := startTLSWebserver(t, bin, filepath.Join(dir, "web"), "127.0.0.2", host,
+			fmt.Sprintf("type = \"redis\"\naddress = %q\npassword_file = %q\ntimeout = \"2s\"", closed, passwordFile))
 		t0 := time.Now()
 		e, err := n.d.wait(0, 20*time.Second, "the proxy's failed start", func(e entry) bool {
 			return e.Msg == "the proxy did not start; programs keep running"
@@ -91,6 +95,14 @@ func TestFleetSharedCertificates(t *testing.T) {
 		want := "proxy: NOT RUNNING: proxy: starting: proxy.storage: cannot use the redis server at " + closed
 		if !strings.Contains(out, want) {
 			t.Errorf("hostctl status does not say %q:\n%s", want, out)
+		}
+
+		startTestRedis(t, dir, closed)
+		if out, err := run(n.dir, testbin.Env(os.Environ()), bin, "reload", "-c", n.config); err != nil {
+			t.Fatalf("hostctl reload with redis up: %v\n%s", err, out)
+		}
+		if _, err := eventually(30*time.Second, func() error { _, err := servedChain(n.tlsAddr, host); return err }); err != nil {
+			t.Fatalf("no certificate after redis came back and hostctl reload: %v", err)
 		}
 	})
 }
@@ -240,21 +252,26 @@ type testRedis struct {
 	addr, password, passwordFile string
 }
 
-// startTestRedis runs redis-server on 127.0.0.1 (a port that was free),
-// nothing saved to disk, requiring a password, and stops it when the test
+// startTestRedis runs redis-server on addr, or else on 127.0.0.1 at a
+// port that was free, nothing saved to disk, requiring the password in
+// dir/redis.password (written if missing), and stops it when the test
 // ends.
-func startTestRedis(t *testing.T, dir string) *testRedis {
+func startTestRedis(t *testing.T, dir, addr string) *testRedis {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server is not installed: run scripts/test-deps.sh (as root) (%v)", err)
 	}
-	rd := &testRedis{
-		addr:         net.JoinHostPort("127.0.0.1", strconv.Itoa(freePorts(t, 1)[0])),
-		password:     "fleet-test-" + strconv.Itoa(os.Getpid()),
-		passwordFile: filepath.Join(dir, "redis.password"),
+	if addr == "" {
+		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePorts(t, 1)[0]))
 	}
-	os.WriteFile(rd.passwordFile, []byte(rd.password+"\n"), 0o600)
+	rd := &testRedis{addr: addr, passwordFile: filepath.Join(dir, "redis.password")}
+	if b, err := os.ReadFile(rd.passwordFile); err == nil {
+		rd.password = strings.TrimSpace(string(b))
+	} else {
+		rd.password = "fleet-test-" + strconv.Itoa(os.Getpid())
+		os.WriteFile(rd.passwordFile, []byte(rd.password+"\n"), 0o600)
+	}
 	_, port, _ := net.SplitHostPort(rd.addr)
 	conf := filepath.Join(dir, "redis.conf")
 	os.WriteFile(conf, []byte(fmt.Sprintf("bind 127.0.0.1\nport %s\nrequirepass %s\nsave \"\"\nappendonly no\ndir %s\ndaemonize no\n", port, rd.password, dir)), 0o600)
