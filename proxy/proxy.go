@@ -34,7 +34,8 @@ type Options struct {
 	Logger *zap.Logger
 
 	// StateDir is hostctl's state directory. Certificates, ACME accounts
-	// and the local CA live in <StateDir>/caddy. If empty, DefaultStateDir.
+	// and the local CA live in <StateDir>/caddy unless Config.Storage
+	// says otherwise. If empty, DefaultStateDir.
 	StateDir string
 
 	// AccessLog receives one JSON line per request when access_log is on,

@@ -259,19 +259,21 @@ func (s Storage) storageJSON(defaultDir string, secrets bool) (obj, error) {
 		}
 		return obj{"module": "file_system", "root": dir}, nil
 	}
+	// The module expands Caddy placeholders ({env.X}, {file.PATH}) in
+	// its string values; these are taken as written.
 	st := obj{
 		"module":      "redis",
-		"address":     []string{s.Address},
+		"address":     []string{escapeBraces(s.Address)},
 		"db":          s.DB,
-		"key_prefix":  s.KeyPrefix,
+		"key_prefix":  escapeBraces(s.KeyPrefix),
 		"timeout":     strconv.Itoa(int(s.Timeout / time.Second)),
 		"tls_enabled": s.TLS,
 	}
 	if s.Username != "" {
-		st["username"] = s.Username
+		st["username"] = escapeBraces(s.Username)
 	}
 	if s.TLSCAFile != "" {
-		st["tls_server_certs_path"] = s.TLSCAFile
+		st["tls_server_certs_path"] = escapeBraces(s.TLSCAFile)
 	}
 	if !secrets {
 		return st, nil
@@ -287,9 +289,15 @@ func (s Storage) storageJSON(defaultDir string, secrets bool) (obj, error) {
 		if err != nil {
 			return nil, &FieldError{Key: sec.key, Msg: err.Error()}
 		}
-		st[sec.field] = v
+		st[sec.field] = escapeBraces(v)
 	}
 	return st, nil
+}
+
+// escapeBraces escapes { and } for Caddy's placeholder replacer, which
+// turns "\{" back into "{" (and an unknown "{x}" into nothing).
+func escapeBraces(v string) string {
+	return strings.NewReplacer("{", `\{`, "}", `\}`).Replace(v)
 }
 
 // storageError says which storage failed when Caddy could not set it up

@@ -72,14 +72,14 @@ func TestStorageJSONSecrets(t *testing.T) {
 	dir := t.TempDir()
 	s := Storage{
 		Type: "redis", Address: "10.0.0.5:6379",
-		PasswordFile:      writeFile(t, dir, "pw", " p4ss\n"),
+		PasswordFile:      writeFile(t, dir, "pw", " p4ss{env.HOME}\n"),
 		EncryptionKeyFile: writeFile(t, dir, "key", "0123456789abcdef0123456789abcdef\n"),
 	}.withDefaults()
 	got, err := s.storageJSON("/state/caddy", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got["password"] != "p4ss" || got["encryption_key"] != "0123456789abcdef0123456789abcdef" ||
+	if got["password"] != `p4ss\{env.HOME\}` || got["encryption_key"] != "0123456789abcdef0123456789abcdef" ||
 		got["key_prefix"] != "hostctl" || got["timeout"] != "5" {
 		t.Errorf("storage for Apply = %v", got)
 	}

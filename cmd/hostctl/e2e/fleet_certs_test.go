@@ -269,7 +269,7 @@ func startTestRedis(t *testing.T, dir, addr string) *testRedis {
 	if b, err := os.ReadFile(rd.passwordFile); err == nil {
 		rd.password = strings.TrimSpace(string(b))
 	} else {
-		rd.password = "fleet-test-" + strconv.Itoa(os.Getpid())
+		rd.password = "fleet-{test}-" + strconv.Itoa(os.Getpid()) // braces: taken as written, not as a Caddy placeholder
 		os.WriteFile(rd.passwordFile, []byte(rd.password+"\n"), 0o600)
 	}
 	_, port, _ := net.SplitHostPort(rd.addr)
