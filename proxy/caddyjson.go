@@ -34,15 +34,18 @@ var renewCheckInterval time.Duration
 
 // buildEnv is what the generated JSON needs from the running process.
 type buildEnv struct {
-	storageRoot string    // where certificates and the local CA live; empty: Caddy's default
+	storageRoot string    // the default file storage dir (<state_dir>/caddy); empty: Caddy's default
+	validating  bool      // storageRoot is a temporary dir to use whatever Config.Storage says
+	secrets     bool      // read the storage's secrets from their files (not for CaddyJSON)
 	instance    string    // key of the Proxy whose logger and access log the log modules use
 	accessLog   bool      // the Proxy has an access log writer
 	warnings    *[]string // if set, gets the Caddyfile adapter's warnings
 }
 
 // CaddyJSON returns the Caddy config generated from c, as Apply would load
-// it except for the storage path and log sinks, which Apply adds from its
-// Options. It fails on the first problem; Validate reports all of them.
+// it except for the default storage path and log sinks, which Apply adds
+// from its Options, and the Redis storage's password and encryption key,
+// which Apply reads from their files. It fails on the first problem; Validate reports all of them.
 func (c *Config) CaddyJSON() ([]byte, error) {
 	if errs := c.validateFields("proxy"); len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -99,8 +102,17 @@ func (c *Config) build(env buildEnv) (obj, error) {
 		"apps":    apps,
 		"logging": logging(env.instance),
 	}
-	if env.storageRoot != "" {
-		cfg["storage"] = obj{"module": "file_system", "root": env.storageRoot}
+	storage, err := cc.Storage.storageJSON(env.storageRoot, env.secrets)
+	if err != nil {
+		return nil, err
+	}
+	if env.validating {
+		// Validating provisions every module: it must neither reach a
+		// shared storage nor write a local CA into it.
+		storage = obj{"module": "file_system", "root": env.storageRoot}
+	}
+	if storage != nil {
+		cfg["storage"] = storage
 	}
 	return cfg, nil
 }

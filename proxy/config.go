@@ -184,6 +184,11 @@ type Config struct {
 	// than one upstream.
 	Health Health `toml:"health"`
 
+	// Storage ([proxy.storage]) is where certificates, ACME accounts and
+	// the local CA live: a directory (default <state_dir>/caddy) or a
+	// Redis server that several webservers share. See Storage.
+	Storage Storage `toml:"storage"`
+
 	// AccessLog writes one JSON line per request to the access log writer
 	// given to the proxy (rotated with the [log] limits). About 10% of
 	// proxy throughput. Default true.
@@ -368,6 +373,7 @@ func (c Config) withDefaults() Config {
 	if c.Health.Timeout == 0 {
 		c.Health.Timeout = d.Health.Timeout
 	}
+	c.Storage = c.Storage.withDefaults()
 	return c
 }
 
@@ -517,6 +523,7 @@ func (c *Config) validateFields(prefix string) []error {
 	cc.checkACME(fe)
 	cc.checkLimits(fe)
 	cc.checkHealth(fe)
+	cc.Storage.check(fe)
 	for i, p := range cc.TrustedProxies {
 		if _, err := parsePrefix(p); err != nil {
 			fe.add(fmt.Sprintf(".trusted_proxies[%d]", i), "%q is not an IP address or CIDR range", p)

@@ -8,7 +8,8 @@
 // default: request bodies are buffered before the upstream is dialed, no
 // idle upstream connection is kept, and requests wait up to retry_for for
 // an upstream that is restarting. Caddy's admin endpoint is disabled and
-// its config is never autosaved; storage lives under the state dir.
+// its config is never autosaved; storage lives under the state dir unless
+// [proxy.storage] names a shared directory or a Redis server.
 //
 // Caddy's state is global to the process: one Proxy runs at a time.
 package proxy

@@ -36,6 +36,10 @@ func goldenConfigs() map[string]Config {
 			Listen: ":8080", ListenTLS: ":8443", Hosts: []string{"app.example.com"}, Upstream: "127.0.0.1:8000",
 			Email: "ops@example.com", ACMECA: "https://ca.internal:9000/acme/acme/directory", ACMECARoot: "/etc/hostctl/ca-root.pem",
 		},
+		"redis_storage": {
+			Listen: ":80", ListenTLS: ":443", Hosts: []string{"app.example.com"}, Upstream: "127.0.0.1:8000",
+			Storage: Storage{Type: StorageRedis, Address: "10.0.0.5:6379", PasswordFile: "/etc/hostctl/redis.password", DB: 1, TLS: true},
+		},
 		"balanced": {
 			Listen: ":8080", UpstreamList: []string{"10.0.0.1:8000", "10.0.0.2:8000"},
 			Hosts: []string{"app.lan"}, RetryFor: ptr(2 * time.Second), UpstreamKeepAlive: true,

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
 
@@ -31,7 +34,8 @@ type Options struct {
 	Logger *zap.Logger
 
 	// StateDir is hostctl's state directory. Certificates, ACME accounts
-	// and the local CA live in <StateDir>/caddy. If empty, DefaultStateDir.
+	// and the local CA live in <StateDir>/caddy unless Config.Storage
+	// says otherwise. If empty, DefaultStateDir.
 	StateDir string
 
 	// AccessLog receives one JSON line per request when access_log is on,
@@ -98,12 +102,14 @@ func New(opts Options) *Proxy {
 		p.access = newAccessBuffer(opts.AccessLog)
 	}
 	p.instance = registerSink(&sink{logger: opts.Logger, access: p.access, onCert: opts.OnCertEvent})
+	redisLogger.Store(opts.Logger.Named("caddy.storage.redis"))
 	return p
 }
 
 func (p *Proxy) env() buildEnv {
 	return buildEnv{
 		storageRoot: filepath.Join(p.opts.StateDir, "caddy"),
+		secrets:     true,
 		instance:    p.instance,
 		accessLog:   p.opts.AccessLog != nil,
 	}
@@ -161,8 +167,10 @@ func (p *Proxy) Apply(cfg Config) error {
 	for _, w := range warnings {
 		p.opts.Logger.Warn("caddyfile: "+w, zap.String("key", "proxy.caddyfile"))
 	}
-	if err := os.MkdirAll(env.storageRoot, 0o700); err != nil {
-		return fmt.Errorf("proxy: creating storage dir: %w", err)
+	if st := cfg.Storage.withDefaults(); st.Type == StorageFile {
+		if err := os.MkdirAll(st.fileDir(env.storageRoot), 0o700); err != nil {
+			return fmt.Errorf("proxy: creating storage dir: %w", err)
+		}
 	}
 	if os.Getenv("XDG_DATA_HOME") == "" && cfg.hasTLS() {
 		os.Setenv("XDG_DATA_HOME", p.opts.StateDir)
@@ -174,6 +182,12 @@ func (p *Proxy) Apply(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("proxy: adding the reload hook to the Caddy config: %w", err)
 	}
+	// One webserver at a time sets up a local CA in shared storage (calock.go).
+	loadJS, lockKey, err := withCALock(loadJS)
+	if err != nil {
+		return fmt.Errorf("proxy: adding the local CA lock to the Caddy config: %w", err)
+	}
+	defer releaseCALock(lockKey)
 
 	var orig *zap.Logger
 	if !p.running {
@@ -185,6 +199,8 @@ func (p *Proxy) Apply(cfg Config) error {
 		if orig != nil {
 			caddy.UnbufferDefaultLogger(orig)
 		}
+		cc := cfg.withDefaults()
+		err = storageError(&cc, err)
 		if p.running {
 			return fmt.Errorf("proxy: reload failed, the previous config keeps serving: %w", err)
 		}
@@ -344,16 +360,22 @@ func activeProxyHandlers() []*reverseproxy.Handler {
 	return out
 }
 
-// certificates reads the certificates of the configured TLS hosts from
-// storage (<StateDir>/caddy/certificates/<issuer>/<name>/<name>.crt).
+// certificates reads the certificates of the configured TLS hosts from the
+// running config's storage (certificates/<issuer>/<name>/<name>.crt), the
+// file system or Redis, giving a shared storage up to two seconds.
 func (p *Proxy) certificates() []CertificateStatus {
+	stor := caddy.ActiveContext().Storage()
+	if stor == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
 	var out []CertificateStatus
-	base := filepath.Join(p.env().storageRoot, "certificates")
-	issuers, _ := os.ReadDir(base)
+	issuers, _ := stor.List(ctx, "certificates", false)
 	for _, host := range p.tlsHosts {
-		name := strings.ToLower(host)
 		for _, iss := range issuers {
-			b, err := os.ReadFile(filepath.Join(base, iss.Name(), name, name+".crt"))
+			issuer := path.Base(iss)
+			b, err := stor.Load(ctx, certmagic.StorageKeys.SiteCert(issuer, strings.ToLower(host)))
 			if err != nil {
 				continue
 			}
@@ -365,38 +387,42 @@ func (p *Proxy) certificates() []CertificateStatus {
 			if err != nil {
 				continue
 			}
-			out = append(out, CertificateStatus{Names: cert.DNSNames, Issuer: iss.Name(), NotAfter: cert.NotAfter})
+			out = append(out, CertificateStatus{Names: cert.DNSNames, Issuer: issuer, NotAfter: cert.NotAfter})
 		}
 	}
 	return out
 }
 
-// validateCaddy provisions the generated config with caddy.Validate. In a
-// process where a Proxy runs, it uses that Proxy's storage and log sinks
-// (caddy.Validate replaces Caddy's global default logger and storage);
-// otherwise a temporary storage dir that is removed afterwards.
+// validateCaddy provisions the generated config with caddy.Validate, on a
+// temporary storage dir that is removed afterwards: validating neither
+// reaches a shared storage ([proxy.storage] type = "redis": an unreachable
+// server fails the proxy's start instead) nor writes a local CA into it.
+// In a process where a Proxy runs, it uses that Proxy's log sinks
+// (caddy.Validate replaces Caddy's global default logger) and puts back
+// CertMagic's default storage, which caddy.Validate replaces too.
 func validateCaddy(c *Config, prefix string) error {
 	caddyMu.Lock()
 	defer caddyMu.Unlock()
 	currentMu.Lock()
 	p := current
 	currentMu.Unlock()
+	dir, err := os.MkdirTemp("", "hostctl-check-")
+	if err != nil {
+		return &FieldError{Key: prefix, Msg: err.Error()}
+	}
+	defer os.RemoveAll(dir)
 	var env buildEnv
 	if p != nil {
 		env = p.env()
+		defer func(s certmagic.Storage) { certmagic.Default.Storage = s }(certmagic.Default.Storage)
 	} else {
-		dir, err := os.MkdirTemp("", "hostctl-check-")
-		if err != nil {
-			return &FieldError{Key: prefix, Msg: err.Error()}
-		}
-		defer os.RemoveAll(dir)
-		env.storageRoot = dir
 		// Validating sets up Caddy's logging, whose first line ("redirected
 		// default logger") would go to stderr: hold it and drop it.
 		_, _, _ = caddy.BufferedLog()
 		defer caddy.UnbufferDefaultLogger(zap.NewNop())
 	}
-	err := provision(c, env)
+	env.storageRoot, env.validating, env.secrets = dir, true, false
+	err = provision(c, env)
 	if err == nil {
 		return nil
 	}

@@ -21,6 +21,9 @@ lean="$lean python3-aiosmtpd"
 # hostctl serves supervisord's XML-RPC API: tested with the real supervisorctl
 # (supervisord's own service is kept from starting, as below).
 lean="$lean supervisor"
+# The fleet tests share certificates through a real Redis server
+# (redis-server; its own service does not start, see policy-rc.d below).
+lean="$lean redis-server"
 [ "${1:-}" = "--bench" ] && lean="$lean nginx-light wrk"
 
 missing() {
@@ -46,7 +49,7 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "test-deps: installing$need"
 apt-get update -qq >/dev/null
-# The packages' own services (memcached, rabbitmq) must not start: they
+# The packages' own services (memcached, rabbitmq, redis) must not start: they
 # would take the default ports. policy-rc.d exit 101 tells invoke-rc.d "not now".
 prc=/usr/sbin/policy-rc.d
 if [ ! -e $prc ]; then

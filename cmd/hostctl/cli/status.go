@@ -25,7 +25,7 @@ const (
 )
 
 func newStatus(g *globals) *cobra.Command {
-	var asJSON bool
+	var asJSON, fleetFlag bool
 	var f *clientFlags
 	cmd := &cobra.Command{
 		Use:   "status [NAME...]",
@@ -35,8 +35,18 @@ process group) and description or reason, then one line about the proxy
 and, without names, one line per active alert (hostctl alerts shows more).
 
 Exit status: 0 when every autostart program shown is RUNNING, 3 otherwise,
-4 when a name is not in the config, 1 when the daemon cannot be reached.`,
+4 when a name is not in the config, 1 when the daemon cannot be reached.
+
+With --fleet: the programs of every [[fleet.host]] of the config, read
+from each host's TCP admin API with its token, all at once, in one table
+with a HOST column; a host that does not answer within [fleet] timeout
+(default 5s) is one line saying why (refused, timeout, bad token). Exit
+status 1 when a host did not answer, else 3 when an autostart program is
+not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 		RunE: func(cmd *cobra.Command, names []string) error {
+			if fleetFlag {
+				return statusFleet(cmd, g, names, asJSON)
+			}
 			c, err := f.client()
 			if err != nil {
 				return err
@@ -81,6 +91,7 @@ Exit status: 0 when every autostart program shown is RUNNING, 3 otherwise,
 	f = addClientFlags(cmd, g)
 	cmd.ValidArgsFunction = completeProgramNames(f)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: {\"programs\": [...], \"proxy\": ...}")
+	cmd.Flags().BoolVar(&fleetFlag, "fleet", false, "every [[fleet.host]] of the config in one table, read from their TCP admin APIs (see hostctl status --help)")
 	return cmd
 }
 
@@ -89,15 +100,20 @@ func printStatus(w io.Writer, progs []control.Program, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tMEMORY\tDESCRIPTION")
 	for _, p := range progs {
-		pid, up := "-", "-"
-		if p.PID > 0 {
-			pid = fmt.Sprint(p.PID)
-			up = fmtUptime(time.Duration(p.UptimeSeconds * float64(time.Second)))
-		}
-		mem := fmtMemory(p)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.Name, p.State, pid, up, p.Restarts, mem, describe(p, now))
+		fmt.Fprintln(tw, programRow(p, now))
 	}
 	tw.Flush()
+}
+
+// programRow is one program's tab-separated cells under printStatus's
+// header (from NAME to DESCRIPTION).
+func programRow(p control.Program, now time.Time) string {
+	pid, up := "-", "-"
+	if p.PID > 0 {
+		pid = fmt.Sprint(p.PID)
+		up = fmtUptime(time.Duration(p.UptimeSeconds * float64(time.Second)))
+	}
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s", p.Name, p.State, pid, up, p.Restarts, fmtMemory(p), describe(p, now))
 }
 
 // describe is the last column: why the program is in its state when that

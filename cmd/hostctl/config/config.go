@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/fleet"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
@@ -46,6 +47,9 @@ type File struct {
 	Proxy *proxy.Config `toml:"proxy"`
 	// Alerts is the [alerts] section: who is told when something breaks.
 	Alerts alert.Config `toml:"alerts"`
+	// Fleet is the [fleet] section: the hostctl daemons that
+	// `hostctl status --fleet` shows.
+	Fleet fleet.Config `toml:"fleet"`
 
 	// Path is the file this was read from.
 	Path string `toml:"-"`
@@ -74,6 +78,7 @@ func Default() *File {
 		Admin:  Admin{Socket: "/run/hostctl/hostctl.sock", StateDir: "/var/lib/hostctl"},
 		Log:    logfile.DefaultConfig(),
 		Alerts: alert.DefaultConfig(),
+		Fleet:  fleet.DefaultConfig(),
 	}
 }
 
@@ -109,6 +114,7 @@ func Parse(path string, data []byte) (*File, error) {
 		"admin":  func(p toml.Primitive) { d.table(p, "admin", reflect.ValueOf(&f.Admin).Elem()) },
 		"log":    func(p toml.Primitive) { d.table(p, "log", reflect.ValueOf(&f.Log).Elem()) },
 		"alerts": func(p toml.Primitive) { d.table(p, "alerts", reflect.ValueOf(&f.Alerts).Elem()) },
+		"fleet":  func(p toml.Primitive) { d.table(p, "fleet", reflect.ValueOf(&f.Fleet).Elem()) },
 		"proxy": func(p toml.Primitive) {
 			f.Proxy = &proxy.Config{} // unset fields take proxy's defaults
 			d.table(p, "proxy", reflect.ValueOf(f.Proxy).Elem())
@@ -199,6 +205,7 @@ func (f *File) validate(d *decoder) {
 		errs = append(errs, f.Proxy.Validate("proxy")...)
 	}
 	errs = append(errs, f.Alerts.Validate("alerts")...)
+	errs = append(errs, f.Fleet.Validate("fleet")...)
 	for _, err := range errs {
 		if fe, ok := errors.AsType[fieldError](err); ok {
 			key, msg := fe.Field()
@@ -225,6 +232,7 @@ var (
 	_ fieldError = (*logfile.FieldError)(nil)
 	_ fieldError = (*proxy.FieldError)(nil)
 	_ fieldError = (*alert.FieldError)(nil)
+	_ fieldError = (*fleet.FieldError)(nil)
 )
 
 // ProgramNames returns the program names, sorted.

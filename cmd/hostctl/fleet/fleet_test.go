@@ -1,0 +1,109 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	os.WriteFile(token, []byte("0123456789abcdef0123\n"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	good := Host{Name: "web1", URL: "http://10.0.0.11:9001", TokenFile: token}
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		keys []string
+	}{
+		{"none", DefaultConfig(), nil},
+		{"good", Config{Timeout: time.Second, Hosts: []Host{good, {Name: "web2", URL: "https://web2.example.com/", TokenFile: token}}}, nil},
+		{"missing", Config{Timeout: time.Second, Hosts: []Host{{}}},
+			[]string{"fleet.host[0].name", "fleet.host[0].url", "fleet.host[0].token_file"}},
+		{"bad values", Config{Hosts: []Host{good, {Name: "web1", URL: "10.0.0.12:9001", TokenFile: empty}, {Name: "web 3", URL: "http://h:1/v1", TokenFile: filepath.Join(dir, "missing")}}},
+			[]string{"fleet.timeout", "fleet.host[1].name", "fleet.host[1].url", "fleet.host[1].token_file", "fleet.host[2].name", "fleet.host[2].url", "fleet.host[2].token_file"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := tt.cfg.Validate("fleet")
+			var keys []string
+			for _, err := range errs {
+				var fe *FieldError
+				if !errors.As(err, &fe) {
+					t.Fatalf("%v is not a *FieldError", err)
+				}
+				keys = append(keys, fe.Key)
+			}
+			if strings.Join(keys, " ") != strings.Join(tt.keys, " ") {
+				t.Errorf("error keys %q, want %q\n%v", keys, tt.keys, errors.Join(errs...))
+			}
+		})
+	}
+}
+
+// TestStatusReasons: each way a host can fail to answer is named, and
+// Status returns within about the timeout whatever the hosts do.
+func TestStatusReasons(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer good-token" {
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"error": "missing or wrong bearer token", "code": "unauthorized"}`))
+			return
+		}
+		w.Write([]byte(`[{"name": "web", "state": "RUNNING", "autostart": true}]`))
+	}))
+	defer ok.Close()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedURL := "http://" + closed.Addr().String()
+	closed.Close()
+
+	cfg := Config{Timeout: 500 * time.Millisecond, Hosts: []Host{
+		{Name: "ok", URL: ok.URL, token: "good-token"},
+		{Name: "badtoken", URL: ok.URL, token: "wrong"},
+		{Name: "closed", URL: closedURL, token: "x"},
+		{Name: "silent", URL: "http://" + silent.Addr().String(), token: "x"},
+	}}
+	t0 := time.Now()
+	got := Status(context.Background(), cfg)
+	if took := time.Since(t0); took > 3*time.Second {
+		t.Errorf("Status took %s with a 500ms timeout", took)
+	}
+	want := []struct {
+		ok     bool
+		reason Reason
+	}{{true, ""}, {false, BadToken}, {false, Refused}, {false, Timeout}}
+	for i, w := range want {
+		h := got[i]
+		if h.Name != cfg.Hosts[i].Name || h.OK != w.ok || h.Reason != w.reason {
+			t.Errorf("%s: ok %v reason %q (%s), want ok %v reason %q", h.Name, h.OK, h.Reason, h.Error, w.ok, w.reason)
+		}
+	}
+	if len(got[0].Programs) != 1 || got[0].Programs[0].Name != "web" {
+		t.Errorf("programs of ok: %+v", got[0].Programs)
+	}
+}
