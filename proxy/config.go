@@ -325,8 +325,8 @@ func DefaultConfig() Config {
 		UpstreamTimeout:   60 * time.Second,
 		AccessLog:         &accessLog,
 		Health: Health{
-			Path:     "/",
-			Status:   2,
+			Path:         "/",
+			Status:       2,
 			Interval:     5 * time.Second,
 			Timeout:      3 * time.Second,
 			MaxFails:     3,
