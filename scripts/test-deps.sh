@@ -16,9 +16,10 @@ full="chromium systemd"
 # The Django example (configs/webserver.toml) and its end-to-end test.
 # Without recommends: they pull in services and documentation.
 lean="python3 procps pebble gunicorn python3-django python3-celery python3-pylibmc memcached rabbitmq-server erlang-base"
-# The alert email test delivers to a real SMTP server (aiosmtpd).
-lean="$lean python3-aiosmtpd"
-[ "${1:-}" = "--bench" ] && lean="$lean nginx-light supervisor wrk"
+# The alert email test delivers to a real SMTP server (aiosmtpd); the
+# fleet test (make e2e-fleet) loads its front with wrk.
+lean="$lean python3-aiosmtpd wrk"
+[ "${1:-}" = "--bench" ] && lean="$lean nginx-light supervisor"
 
 missing() {
 	out=""
