@@ -118,35 +118,37 @@ func TestFleetFront(t *testing.T) {
 		t.Fatalf("through the front: %v", err)
 	}
 
+	// cli runs the hostctl command line against host h.
+	cli := func(h *fleetHost, args ...string) (string, error) {
+		out, err := run(root, h.env, bin, append(args[:1:1], append([]string{"-c", h.config}, args[1:]...)...)...)
+		testbin.CheckRace(t, "hostctl "+args[0], nil, out)
+		return out, err
+	}
+
 	ok := t.Run("rolling restart under load", func(t *testing.T) {
 		load := startWrk(t, url, 16, 5*time.Minute)
 		load.waitTraffic(t, webs)
+		// The README's deploy loop, with the CLI, on each webserver in turn.
 		for _, w := range webs {
 			t0 := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			dr, err := w.client().StartDrain(ctx, 60*time.Second, 3*time.Second)
-			cancel()
-			if err != nil || !dr.Quiet {
-				t.Fatalf("%s: drain --wait: %v %+v", w.name, err, dr)
+			if out, err := cli(w, "drain", "--wait", "--quiet", "3s", "--timeout", "1m"); err != nil {
+				t.Fatalf("%s: hostctl drain --wait: %v\n%s", w.name, err, out)
 			}
 			drained := time.Since(t0)
 			if err := front.poolDown(w); err != nil {
 				t.Errorf("%s drained and quiet, but %v", w.name, err)
 			}
+			if out, err := cli(w, "status"); err != nil || !strings.Contains(out, "DRAINING since") {
+				t.Errorf("%s: hostctl status while draining: %v\n%s", w.name, err, out)
+			}
 			t1 := time.Now()
-			ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute)
-			res, err := w.client().Restart(ctx, []string{"gunicorn"}, 60*time.Second)
-			cancel()
-			if err != nil || len(res) != 1 || !res[0].OK {
-				t.Fatalf("%s: restart gunicorn: %v %+v", w.name, err, res)
+			if out, err := cli(w, "restart", "gunicorn"); err != nil {
+				t.Fatalf("%s: hostctl restart gunicorn: %v\n%s", w.name, err, out)
 			}
 			restarted := time.Since(t1)
 			t2 := time.Now()
-			ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
-			un, err := w.client().Undrain(ctx, 30*time.Second)
-			cancel()
-			if err != nil || !un.SeenHealthy {
-				t.Fatalf("%s: undrain --wait: %v %+v", w.name, err, un)
+			if out, err := cli(w, "undrain", "--wait", "--timeout", "30s"); err != nil {
+				t.Fatalf("%s: hostctl undrain --wait: %v\n%s", w.name, err, out)
 			}
 			if _, err := eventually(10*time.Second, func() error { return front.poolUp(webs...) }); err != nil {
 				t.Fatalf("%s undrained and seen healthy, but the front's pool: %v", w.name, err)
@@ -187,6 +189,11 @@ func TestFleetFront(t *testing.T) {
 			t.Error(err)
 		}
 		why := front.upstream(t, victim).Down
+		if out, err := cli(front, "status"); err != nil || !strings.Contains(out, "DOWN") {
+			t.Errorf("hostctl status on the front: %v\n%s", err, out)
+		} else {
+			t.Logf("hostctl status on the front, the killed webserver out of its pool:\n%s", out)
+		}
 		r := load.wait(t)
 		t.Logf("killed %s's hostctl and its %d programs' processes with SIGKILL (%d requests in flight to it just before); "+
 			"the front took it out of its pool %s later (%s)", victim.name, len(procs)-1, inFlight, outAfter.Round(time.Millisecond), why)
