@@ -91,8 +91,10 @@ type Config struct {
 	Upstream string `toml:"upstream"`
 
 	// UpstreamList is the key "upstreams": a list of upstreams, load
-	// balanced (fewest requests in flight) with active health checks (see
-	// Health). Default empty. (Named so because Upstreams is a method.)
+	// balanced (fewest requests in flight) with active and passive health
+	// checks (see Health): other hosts' addresses make this hostctl a
+	// front for several webservers. Default empty. (Named so because
+	// Upstreams is a method.)
 	UpstreamList []string `toml:"upstreams"`
 
 	// Static lists static file mounts ([[proxy.static]]), tried before the
