@@ -591,7 +591,7 @@ func (r wrkResult) String() string {
 }
 
 var (
-	wrkRequests = regexp.MustCompile(`(\d+) requests in ([\d.]+)(m?s)`)
+	wrkRequests = regexp.MustCompile(`(\d+) requests in ([\d.]+)(us|ms|s|m|h),`)
 	wrkRate     = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
 	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 	wrkSocket   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
@@ -606,9 +606,7 @@ func parseWrk(t *testing.T, out string) wrkResult {
 	}
 	r.requests, _ = strconv.Atoi(m[1])
 	r.seconds, _ = strconv.ParseFloat(m[2], 64)
-	if m[3] == "ms" {
-		r.seconds /= 1000
-	}
+	r.seconds *= map[string]float64{"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}[m[3]]
 	if m := wrkRate.FindStringSubmatch(out); m != nil {
 		r.perSecond, _ = strconv.ParseFloat(m[1], 64)
 	}
