@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/hostctl/hostctl/cmd/hostctl/cli.Version=$(VERSI
 # Test timeouts: the whole suite stays well under CI's budget.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: help build run run-django test e2e lint clean bench bench-footprint bench-logs bench-proxy bench-proxy-daemon bench-supervisor
+.PHONY: help build run run-django test e2e e2e-fleet lint clean bench bench-footprint bench-logs bench-proxy bench-proxy-daemon bench-supervisor
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -17,9 +17,16 @@ build: ## build bin/hostctl
 run: build ## run hostctl in the foreground on configs/demo.toml
 	@scripts/run-demo.sh $(BIN)
 
-test: ## run every test (with -race)
+# The fleet's load test (TestFleetFront: four hostctl and wrk, a few
+# minutes) is its own step, e2e-fleet, which CI runs after test; the other
+# fleet tests (shared certificates, status --fleet) run in both.
+test: ## run every test (with -race) but the fleet's load test
 	scripts/test-deps.sh
-	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test $(TESTFLAGS) -skip '^TestFleetFront$$' ./...
+
+e2e-fleet: ## three webservers and a front under load: balancing, draining, a webserver killed; shared certificates, status --fleet (CI runs it after test)
+	scripts/test-deps.sh
+	$(GO) test $(TESTFLAGS) -v -run '^TestFleet' ./cmd/hostctl/e2e/
 
 e2e: ## the Django example end to end under the real hostctl (installs Debian packages as root)
 	scripts/e2e-deps.sh

@@ -81,7 +81,7 @@ func (c *Config) build(env buildEnv) (obj, error) {
 	if err != nil {
 		return nil, err
 	}
-	sr, err := cc.routeSites()
+	sr, err := cc.routeSites(env.instance)
 	if err != nil {
 		return nil, err
 	}
@@ -144,11 +144,12 @@ type serverRoutes struct {
 }
 
 // routeSites builds every site's route and error route and sorts them by
-// server and TLS mode.
-func (cc *Config) routeSites() (serverRoutes, error) {
+// server and TLS mode. instance names the Proxy whose health answers and
+// traffic counts the sites' hostctl_site handlers use.
+func (cc *Config) routeSites(instance string) (serverRoutes, error) {
 	var sr serverRoutes
 	for _, s := range cc.sites("proxy") {
-		route, errRoute, err := cc.siteRoute(&s)
+		route, errRoute, err := cc.siteRoute(&s, instance)
 		if err != nil {
 			return serverRoutes{}, err
 		}
@@ -177,8 +178,8 @@ func (cc *Config) routeSites() (serverRoutes, error) {
 
 // siteRoute returns the site's route (its host names' subroute) and its
 // error route (the error page for those host names).
-func (cc *Config) siteRoute(s *site) (route, errRoute obj, err error) {
-	routes, err := cc.siteRoutes(s)
+func (cc *Config) siteRoute(s *site, instance string) (route, errRoute obj, err error) {
+	routes, err := cc.siteRoutes(s, instance)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -359,11 +360,20 @@ func logging(instance string) obj {
 	}}
 }
 
-// siteRoutes returns the routes inside one site's subroute, in order:
-// maintenance, the request body limit, static files, then the upstreams
-// (or 404 when there are none).
-func (cc *Config) siteRoutes(s *site) ([]any, error) {
+// siteRoutes returns the routes inside one site's subroute, in order: the
+// health endpoint and traffic count (with health_path), maintenance, the
+// request body limit, static files, then the upstreams (or 404 when there
+// are none).
+func (cc *Config) siteRoutes(s *site, instance string) ([]any, error) {
 	var routes []any
+	if cc.HealthPath != "" {
+		routes = append(routes, obj{"handle": []any{obj{
+			"handler":     "hostctl_site",
+			"instance":    instance,
+			"health_path": cc.HealthPath,
+			"upstreams":   s.upstreams(),
+		}}})
+	}
 	if s.maintenance {
 		routes = append(routes, maintenanceRoute(s.Allow))
 	}
@@ -432,7 +442,7 @@ func staticRoute(st Static) (obj, error) {
 
 // reverseProxy returns the reverse_proxy handler for the site's upstreams
 // ups: its transport, request buffering, load balancing with retries, and
-// active health checks when there is more than one upstream.
+// active and passive health checks when there is more than one upstream.
 func (cc *Config) reverseProxy(s *site, ups []string) obj {
 	var upstreams []any
 	for _, u := range ups {
@@ -448,7 +458,13 @@ func (cc *Config) reverseProxy(s *site, ups []string) obj {
 		rp["request_buffers"] = *cc.RequestBuffer
 	}
 	if len(ups) > 1 {
-		rp["health_checks"] = obj{"active": cc.activeHealthCheck(s)}
+		checks := obj{"active": cc.activeHealthCheck(s)}
+		if fd := *cc.Health.FailDuration; fd > 0 {
+			// Caddy counts a failed request against its upstream
+			// for fail_duration; max_fails of them take it out.
+			checks["passive"] = obj{"fail_duration": dur(fd), "max_fails": cc.Health.MaxFails}
+		}
+		rp["health_checks"] = checks
 	}
 	if len(cc.TrustedProxies) > 0 {
 		rp["trusted_proxies"] = cc.TrustedProxies

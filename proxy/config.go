@@ -91,8 +91,10 @@ type Config struct {
 	Upstream string `toml:"upstream"`
 
 	// UpstreamList is the key "upstreams": a list of upstreams, load
-	// balanced (fewest requests in flight) with active health checks (see
-	// Health). Default empty. (Named so because Upstreams is a method.)
+	// balanced (fewest requests in flight) with active and passive health
+	// checks (see Health): other hosts' addresses make this hostctl a
+	// front for several webservers. Default empty. (Named so because
+	// Upstreams is a method.)
 	UpstreamList []string `toml:"upstreams"`
 
 	// Static lists static file mounts ([[proxy.static]]), tried before the
@@ -180,14 +182,26 @@ type Config struct {
 	// X-Forwarded-Host toward the upstream. Default empty.
 	TrustedProxies []string `toml:"trusted_proxies"`
 
-	// Health configures the active health checks used when there is more
-	// than one upstream.
+	// Health configures the health checks of sites with more than one
+	// upstream: active checks (a request to each upstream every interval)
+	// and passive ones (failed requests take an upstream out).
 	Health Health `toml:"health"`
 
 	// Storage ([proxy.storage]) is where certificates, ACME accounts and
 	// the local CA live: a directory (default <state_dir>/caddy) or a
 	// Redis server that several webservers share. See Storage.
 	Storage Storage `toml:"storage"`
+
+	// HealthPath is a URL path, such as "/.hostctl/health", that hostctl
+	// answers itself on every site, for a load balancer or a hostctl in
+	// front (its [proxy.health] path): 200 when at least one program
+	// behind the site's upstreams is RUNNING (and passing its health check,
+	// if it has one) and hostctl is not draining (hostctl drain), else 503;
+	// the body says which. A site whose upstreams no program of this
+	// hostctl serves is healthy unless draining. Requests to it are not
+	// passed to the upstream and do not count as traffic for hostctl drain
+	// --wait. Default empty (none; hostctl drain needs it).
+	HealthPath string `toml:"health_path"`
 
 	// AccessLog writes one JSON line per request to the access log writer
 	// given to the proxy (rotated with the [log] limits). About 10% of
@@ -259,9 +273,16 @@ type Static struct {
 	MaxAge *time.Duration `toml:"max_age"`
 }
 
-// Health configures active health checks ([proxy.health]). They run only
-// when a site has more than one upstream; an unhealthy upstream gets no
-// requests until it passes again.
+// Health configures the health checks ([proxy.health]) of sites with more
+// than one upstream (a pool). Active checks request Path from each
+// upstream every Interval; an upstream that fails one gets no requests
+// until it passes one again. Passive checks count failed requests (the
+// connection refused or reset, no response headers within
+// upstream_timeout): an upstream with MaxFails of them within
+// FailDuration gets no requests until they are older than FailDuration.
+// A request that failed before reaching an upstream (connection refused)
+// is retried on another one, and a GET that failed in any way too, for up
+// to retry_for.
 type Health struct {
 	// Path is the URI requested from each upstream. Default "/".
 	Path string `toml:"path"`
@@ -276,6 +297,12 @@ type Health struct {
 	Interval time.Duration `toml:"interval"`
 	// Timeout of one check. Default 3s.
 	Timeout time.Duration `toml:"timeout"`
+	// MaxFails is how many failed requests within FailDuration take an
+	// upstream out of the pool (passive checks). Default 3.
+	MaxFails int `toml:"max_fails"`
+	// FailDuration is how long a failed request counts against its
+	// upstream. Default 10s; "0s" turns passive checks off.
+	FailDuration *time.Duration `toml:"fail_duration"`
 }
 
 // DefaultConfig returns the defaults documented on each field. They are safe
@@ -288,6 +315,7 @@ func DefaultConfig() Config {
 	buf := maxBody
 	write := time.Duration(0)
 	accessLog := true
+	failDuration := 10 * time.Second
 	return Config{
 		Listen:            ":80",
 		ListenTLS:         ":443",
@@ -304,10 +332,12 @@ func DefaultConfig() Config {
 		UpstreamTimeout:   60 * time.Second,
 		AccessLog:         &accessLog,
 		Health: Health{
-			Path:     "/",
-			Status:   2,
-			Interval: 5 * time.Second,
-			Timeout:  3 * time.Second,
+			Path:         "/",
+			Status:       2,
+			Interval:     5 * time.Second,
+			Timeout:      3 * time.Second,
+			MaxFails:     3,
+			FailDuration: &failDuration,
 		},
 	}
 }
@@ -374,6 +404,12 @@ func (c Config) withDefaults() Config {
 		c.Health.Timeout = d.Health.Timeout
 	}
 	c.Storage = c.Storage.withDefaults()
+	if c.Health.MaxFails == 0 {
+		c.Health.MaxFails = d.Health.MaxFails
+	}
+	if c.Health.FailDuration == nil {
+		c.Health.FailDuration = d.Health.FailDuration
+	}
 	return c
 }
 
@@ -607,6 +643,7 @@ func (cc *Config) checkLimits(fe *fieldErrors) {
 		".write_timeout": *cc.WriteTimeout, ".idle_timeout": cc.IdleTimeout,
 		".dial_timeout": cc.DialTimeout, ".grace_period": cc.GracePeriod, ".upstream_timeout": cc.UpstreamTimeout,
 		".health.interval": cc.Health.Interval, ".health.timeout": cc.Health.Timeout,
+		".health.fail_duration": *cc.Health.FailDuration,
 	} {
 		if d < 0 {
 			fe.add(key, "must not be negative")
@@ -614,14 +651,20 @@ func (cc *Config) checkLimits(fe *fieldErrors) {
 	}
 }
 
-// checkHealth checks [proxy.health]'s path and status (its durations are
-// in checkLimits).
+// checkHealth checks [proxy.health]'s path, status and max_fails (its
+// durations are in checkLimits), and health_path.
 func (cc *Config) checkHealth(fe *fieldErrors) {
 	if !strings.HasPrefix(cc.Health.Path, "/") {
 		fe.add(".health.path", "%q must start with /", cc.Health.Path)
 	}
 	if s := cc.Health.Status; !(s >= 1 && s <= 5) && !(s >= 100 && s <= 599) {
 		fe.add(".health.status", "%d is neither a status code (100-599) nor a class (1-5)", s)
+	}
+	if cc.Health.MaxFails < 0 {
+		fe.add(".health.max_fails", "%d: must be 1 or more (failed requests within fail_duration that take an upstream out)", cc.Health.MaxFails)
+	}
+	if p := cc.HealthPath; p != "" && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#* ")) {
+		fe.add(".health_path", "%q must be a URL path starting with / (for example \"/.hostctl/health\")", p)
 	}
 }
 

@@ -30,13 +30,15 @@ var (
 	sinksMu sync.Mutex
 	sinks   = map[string]*sink{}
 	sinkSeq int
-	nopSink = &sink{logger: zap.NewNop()}
+	nopSink = &sink{logger: zap.NewNop(), traffic: newTraffic()}
 )
 
 type sink struct {
-	logger *zap.Logger
-	access *accessBuffer   // nil: no access log
-	onCert func(CertEvent) // nil: certificate events are dropped (see certevents.go)
+	logger  *zap.Logger
+	access  *accessBuffer                                  // nil: no access log
+	onCert  func(CertEvent)                                // nil: certificate events are dropped (see certevents.go)
+	health  func(upstreams []string) (ok bool, why string) // nil: health_path always answers 200 (see sitehealth.go)
+	traffic *traffic                                       // never nil
 }
 
 func registerSink(s *sink) string {

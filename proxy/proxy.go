@@ -55,6 +55,14 @@ type Options struct {
 	// certificate), and for an attempt that was under way, until Stop or
 	// the reload that ends it returns.
 	OnCertEvent func(CertEvent)
+
+	// SiteHealth, if set, answers health_path for a site whose upstreams
+	// (as written in the config) are given: ok, and why in a few words
+	// ("gunicorn RUNNING", "draining since 10:04:05"), which the answer's
+	// body carries. It is called for each request to health_path, on the
+	// request's goroutine, and must return quickly without calling the
+	// Proxy. If nil, health_path always answers 200.
+	SiteHealth func(upstreams []string) (ok bool, why string)
 }
 
 // Proxy runs the embedded Caddy. Caddy is global to the process: only one
@@ -63,6 +71,7 @@ type Proxy struct {
 	opts     Options
 	instance string
 	access   *accessBuffer // holds access log lines for opts.AccessLog; nil without
+	traffic  *traffic      // requests to sites with health_path (sitehealth.go)
 
 	// mu serializes Apply, Stop and Status and guards the fields below.
 	mu       sync.Mutex
@@ -97,11 +106,12 @@ func New(opts Options) *Proxy {
 	if opts.StateDir == "" {
 		opts.StateDir = DefaultStateDir
 	}
-	p := &Proxy{opts: opts}
+	p := &Proxy{opts: opts, traffic: newTraffic()}
 	if opts.AccessLog != nil {
 		p.access = newAccessBuffer(opts.AccessLog)
 	}
-	p.instance = registerSink(&sink{logger: opts.Logger, access: p.access, onCert: opts.OnCertEvent})
+	p.instance = registerSink(&sink{logger: opts.Logger, access: p.access, onCert: opts.OnCertEvent,
+		health: opts.SiteHealth, traffic: p.traffic})
 	redisLogger.Store(opts.Logger.Named("caddy.storage.redis"))
 	return p
 }
@@ -270,13 +280,19 @@ type Status struct {
 type UpstreamStatus struct {
 	// Address as written in the config ("127.0.0.1:8000", "unix:/run/app.sock").
 	Address string `json:"address"`
-	// Healthy is false while the active health checks fail. They run only
-	// for sites with several upstreams; a single upstream is always
-	// "healthy" here (requests to it are retried for retry_for instead), so
-	// check its address directly to know whether it is up.
+	// Healthy is false while the upstream is out of its pool: its active
+	// health check fails, or it failed max_fails requests within
+	// fail_duration (passive checks). Both run only for sites with several
+	// upstreams; a single upstream is always "healthy" here (requests to
+	// it are retried for retry_for instead), so check its address directly
+	// to know whether it is up.
 	Healthy bool `json:"healthy"`
-	// Fails is the number of recent failed requests counted by passive
-	// health checking, which hostctl does not configure: normally 0.
+	// Down says why the upstream is out of its pool ("health check
+	// failing", "3 failed requests within 10s"); empty while it is healthy.
+	Down string `json:"down,omitempty"`
+	// Fails is the number of failed requests to the upstream within the
+	// last fail_duration (passive health checks; always 0 for a single
+	// upstream).
 	Fails int `json:"fails"`
 	// Requests is the number of requests in flight to this upstream now.
 	Requests int `json:"requests"`
@@ -308,15 +324,23 @@ func (p *Proxy) Status() Status {
 				continue
 			}
 			seen[addr] = true
-			st.Upstreams = append(st.Upstreams, UpstreamStatus{
-				Address:  addr,
-				Healthy:  u.Healthy(),
-				Fails:    u.Fails(),
-				Requests: u.NumRequests(),
-			})
+			st.Upstreams = append(st.Upstreams, upstreamStatus(h, u, addr))
 		}
 	}
 	st.Certificates = p.certificates()
+	return st
+}
+
+// upstreamStatus is u, an upstream of h, written addr, as Status reports it.
+func upstreamStatus(h *reverseproxy.Handler, u *reverseproxy.Upstream, addr string) UpstreamStatus {
+	st := UpstreamStatus{Address: addr, Healthy: u.Healthy(), Fails: u.Fails(), Requests: u.NumRequests()}
+	if st.Healthy {
+		return st
+	}
+	st.Down = "health check failing"
+	if hc := h.HealthChecks; hc != nil && hc.Passive != nil && hc.Passive.FailDuration > 0 && st.Fails >= hc.Passive.MaxFails {
+		st.Down = fmt.Sprintf("%d failed requests within %s", st.Fails, time.Duration(hc.Passive.FailDuration))
+	}
 	return st
 }
 

@@ -16,15 +16,16 @@ full="chromium systemd"
 # The Django example (configs/webserver.toml) and its end-to-end test.
 # Without recommends: they pull in services and documentation.
 lean="python3 procps pebble gunicorn python3-django python3-celery python3-pylibmc memcached rabbitmq-server erlang-base"
-# The alert email test delivers to a real SMTP server (aiosmtpd).
-lean="$lean python3-aiosmtpd"
+# The alert email test delivers to a real SMTP server (aiosmtpd); the
+# fleet test (make e2e-fleet) loads its front with wrk.
+lean="$lean python3-aiosmtpd wrk"
 # hostctl serves supervisord's XML-RPC API: tested with the real supervisorctl
 # (supervisord's own service is kept from starting, as below).
 lean="$lean supervisor"
 # The fleet tests share certificates through a real Redis server
 # (redis-server; its own service does not start, see policy-rc.d below).
 lean="$lean redis-server"
-[ "${1:-}" = "--bench" ] && lean="$lean nginx-light wrk"
+[ "${1:-}" = "--bench" ] && lean="$lean nginx-light"
 
 missing() {
 	out=""

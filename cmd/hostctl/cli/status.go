@@ -76,6 +76,8 @@ not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 				now := time.Now()
 				printStatus(out, progs, now)
 				fmt.Fprintln(out, proxyLine(proxySt, hasProxy))
+				printPool(out, proxySt.Upstreams)
+				printDrain(out, proxySt.Drain, now)
 				if len(names) == 0 {
 					statusAlerts(ctx, out, c, now)
 				}
@@ -255,6 +257,24 @@ func proxyLine(st control.ProxyStatus, configured bool) string {
 		s += fmt.Sprintf("; cert %s expires in %dd", strings.Join(c.Names, " "), days)
 	}
 	return s
+}
+
+// printPool prints the upstream pool, one line each, when there are
+// several upstreams (a front balancing across webservers).
+func printPool(w io.Writer, ups []control.ProxyUpstreamStatus) {
+	if len(ups) < 2 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  UPSTREAM\tSTATE\tIN FLIGHT\tFAILS\tWHY")
+	for _, u := range ups {
+		state := "up"
+		if !u.Healthy {
+			state = "DOWN"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", u.Address, state, u.Requests, u.Fails, u.Down)
+	}
+	tw.Flush()
 }
 
 func fmtUptime(d time.Duration) string {

@@ -94,3 +94,38 @@ func TestMemoryColumn(t *testing.T) {
 		t.Errorf("status table lacks the MEMORY cell 410M/512M:\n%s", b.String())
 	}
 }
+
+// TestPoolAndDrainLines: status shows a pool of several upstreams one
+// line each, with why one is out, and a DRAINING line while draining;
+// nothing for a single upstream or when not draining.
+func TestPoolAndDrainLines(t *testing.T) {
+	var b strings.Builder
+	printPool(&b, []control.ProxyUpstreamStatus{{Address: "unix:/run/app.sock", Healthy: true}})
+	if b.Len() != 0 {
+		t.Errorf("one upstream: %q, want nothing", b.String())
+	}
+	printPool(&b, []control.ProxyUpstreamStatus{
+		{Address: "10.0.0.11:80", Fails: 7, Down: "7 failed requests within 10s"},
+		{Address: "10.0.0.12:80", Healthy: true, Requests: 3},
+	})
+	want := "" +
+		"  UPSTREAM      STATE  IN FLIGHT  FAILS  WHY\n" +
+		"  10.0.0.11:80  DOWN   0          7      7 failed requests within 10s\n" +
+		"  10.0.0.12:80  up     3          0      \n"
+	if b.String() != want {
+		t.Errorf("pool:\n%s\nwant:\n%s", b.String(), want)
+	}
+
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.Local)
+	since, last := now.Add(-90*time.Second), now.Add(-1500*time.Millisecond)
+	b.Reset()
+	printDrain(&b, &control.DrainStatus{HealthPath: "/.hostctl/health"}, now)
+	printDrain(&b, nil, now)
+	if b.Len() != 0 {
+		t.Errorf("not draining: %q, want nothing", b.String())
+	}
+	printDrain(&b, &control.DrainStatus{Draining: true, Since: &since, HealthPath: "/.hostctl/health", LastRequest: &last, InFlight: 2}, now)
+	if want := "DRAINING since 09:58:30 (1m30s ago): /.hostctl/health answers 503; last request 1.5s ago, 2 in flight; hostctl undrain ends it\n"; b.String() != want {
+		t.Errorf("draining: %q, want %q", b.String(), want)
+	}
+}

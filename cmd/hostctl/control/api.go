@@ -99,6 +99,53 @@ type ProxyStatus struct {
 	// Info says why the proxy is not running ("waiting for app", a start
 	// error); "" when it runs.
 	Info string `json:"info,omitempty"`
+	// Drain is the drain state and the sites' traffic; null without
+	// health_path.
+	Drain *DrainStatus `json:"drain,omitempty"`
+}
+
+// DrainStatus is the answer to GET /v1/drain, POST /v1/drain and POST
+// /v1/undrain: whether this hostctl is draining (its health_path answers
+// 503 so that load balancers send it no new requests) and what its sites
+// still receive.
+type DrainStatus struct {
+	// Draining is true from hostctl drain to hostctl undrain, hostctl
+	// restarts included.
+	Draining bool `json:"draining"`
+	// Since is when the drain began (null when not draining).
+	Since *time.Time `json:"since,omitempty"`
+	// HealthPath is [proxy] health_path.
+	HealthPath string `json:"health_path"`
+	// LastRequest is when the last request (health checks left out)
+	// arrived since hostctl started; null if none.
+	LastRequest *time.Time `json:"last_request,omitempty"`
+	// InFlight is the number of requests being answered now.
+	InFlight int `json:"in_flight"`
+	// LastHealthOK is when health_path last answered 200; null if never.
+	LastHealthOK *time.Time `json:"last_health_ok,omitempty"`
+
+	// The outcome of a wait (wait_seconds > 0).
+
+	// WaitedSeconds is how long the request waited.
+	WaitedSeconds float64 `json:"waited_seconds,omitempty"`
+	// Quiet (drain): no request was in flight and none had arrived for
+	// quiet_seconds when the answer was made.
+	Quiet bool `json:"quiet,omitempty"`
+	// SeenHealthy (undrain): health_path answered 200 after the undrain,
+	// so a load balancer's check has seen this host healthy again.
+	SeenHealthy bool `json:"seen_healthy,omitempty"`
+	// TimedOut: wait_seconds passed first.
+	TimedOut bool `json:"timed_out,omitempty"`
+}
+
+// DrainRequest is the body of POST /v1/drain and POST /v1/undrain.
+type DrainRequest struct {
+	// WaitSeconds: drain waits until no request is in flight and none has
+	// arrived for QuietSeconds; undrain waits until health_path has
+	// answered 200. At most this long; 0 answers at once; at most 600.
+	WaitSeconds float64 `json:"wait_seconds,omitempty"`
+	// QuietSeconds is drain's quiet period. Default 5.
+	QuietSeconds float64 `json:"quiet_seconds,omitempty"`
 }
 
 // ProxyUpstreamStatus is one upstream as the reverse proxy sees it
@@ -106,11 +153,14 @@ type ProxyStatus struct {
 type ProxyUpstreamStatus struct {
 	// Address as written in the config ("127.0.0.1:8000", "unix:/run/app.sock").
 	Address string `json:"address"`
-	// Healthy is false while active health checks fail; a single upstream
-	// is always healthy (see proxy.UpstreamStatus).
+	// Healthy is false while the upstream is out of its pool (active or
+	// passive health checks); a single upstream is always healthy (see
+	// proxy.UpstreamStatus).
 	Healthy bool `json:"healthy"`
-	// Fails is the number of recent failed requests counted by passive
-	// health checking: normally 0.
+	// Down says why it is out of its pool; empty while healthy.
+	Down string `json:"down,omitempty"`
+	// Fails is the number of failed requests to it within the last
+	// fail_duration (passive health checks).
 	Fails int `json:"fails"`
 	// Requests is the number of requests in flight to this upstream now.
 	Requests int `json:"requests"`

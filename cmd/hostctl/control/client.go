@@ -316,3 +316,28 @@ func (c *Client) History(ctx context.Context) (HistoryResponse, error) {
 	err := c.do(ctx, "GET", "/v1/history", nil, &out)
 	return out, err
 }
+
+// Drain returns the drain state.
+func (c *Client) Drain(ctx context.Context) (DrainStatus, error) {
+	var out DrainStatus
+	err := c.do(ctx, "GET", "/v1/drain", nil, &out)
+	return out, err
+}
+
+// StartDrain makes the daemon drain: its health_path answers 503. With
+// wait > 0 it answers once no request is in flight and none has arrived
+// for quiet (0: the daemon's default), or after wait (TimedOut).
+func (c *Client) StartDrain(ctx context.Context, wait, quiet time.Duration) (DrainStatus, error) {
+	var out DrainStatus
+	err := c.do(ctx, "POST", "/v1/drain", DrainRequest{WaitSeconds: wait.Seconds(), QuietSeconds: quiet.Seconds()}, &out)
+	return out, err
+}
+
+// Undrain ends the drain. With wait > 0 it answers once health_path has
+// answered 200 (a load balancer saw the host healthy), or after wait
+// (TimedOut).
+func (c *Client) Undrain(ctx context.Context, wait time.Duration) (DrainStatus, error) {
+	var out DrainStatus
+	err := c.do(ctx, "POST", "/v1/undrain", DrainRequest{WaitSeconds: wait.Seconds()}, &out)
+	return out, err
+}

@@ -40,6 +40,10 @@ var (
 		"Requests the proxy has in flight to the upstream.", []string{"upstream"}, nil)
 	descUpFails = prometheus.NewDesc("hostctl_proxy_upstream_fails",
 		"Recent failed requests to the upstream counted by passive health checks.", []string{"upstream"}, nil)
+	descDraining = prometheus.NewDesc("hostctl_proxy_draining",
+		"1 while hostctl drains (health_path answers 503); only with health_path.", nil, nil)
+	descSiteInFlight = prometheus.NewDesc("hostctl_proxy_requests_in_flight",
+		"Requests the sites with health_path are answering now.", nil, nil)
 	descProxyUp = prometheus.NewDesc("hostctl_proxy_running",
 		"1 when the embedded proxy is running.", nil, nil)
 	descAlertsActive = prometheus.NewDesc("hostctl_alerts_active",
@@ -71,7 +75,7 @@ func newRegistry(s *Server) *prometheus.Registry {
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRestarts, descUptime, descRSS, descCPU, descProcs,
-		descDropped, descHealthy, descHealthRestarts, descMemLimit, descMemRestarts, descUpHealthy, descUpRequests, descUpFails, descProxyUp,
+		descDropped, descHealthy, descHealthRestarts, descMemLimit, descMemRestarts, descUpHealthy, descUpRequests, descUpFails, descProxyUp, descDraining, descSiteInFlight,
 		descAlertsActive, descAlertsSent, descAlertsFailed, descAlertsQueued} {
 		ch <- d
 	}
@@ -114,6 +118,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descProxyUp, prometheus.GaugeValue, up)
+		if dr := ps.Drain; dr != nil {
+			v := 0.0
+			if dr.Draining {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descDraining, prometheus.GaugeValue, v)
+			ch <- prometheus.MustNewConstMetric(descSiteInFlight, prometheus.GaugeValue, float64(dr.InFlight))
+		}
 		for _, u := range ps.Upstreams {
 			h := 0.0
 			if u.Healthy {

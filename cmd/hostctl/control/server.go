@@ -53,6 +53,27 @@ type Alerts interface {
 	Test(ctx context.Context) []alert.TestResult
 }
 
+// Drainer is hostctl drain as the API sees it; the daemon implements it.
+// Its methods fail with an error wrapping ErrNoHealthPath when the config
+// has no [proxy] health_path (nothing would tell a load balancer).
+type Drainer interface {
+	// DrainStatus returns the drain state and the sites' traffic.
+	DrainStatus() (DrainStatus, error)
+	// Drain starts draining (again: no change) and, with wait > 0, waits
+	// up to wait until no request is in flight and none has arrived for
+	// quiet, or ctx ends.
+	Drain(ctx context.Context, wait, quiet time.Duration) (DrainStatus, error)
+	// Undrain ends the drain and, with wait > 0, waits up to wait until
+	// health_path has answered 200, or ctx ends.
+	Undrain(ctx context.Context, wait time.Duration) (DrainStatus, error)
+}
+
+// ErrNoHealthPath: drain needs [proxy] health_path.
+var ErrNoHealthPath = errors.New("hostctl drain needs [proxy] health_path (the path a load balancer checks, such as \"/.hostctl/health\"), answered by hostctl itself; add it and reload")
+
+// defaultQuiet is drain's quiet period when the request sets none.
+const defaultQuiet = 5 * time.Second
+
 // Options configure a Server.
 type Options struct {
 	// Programs is the supervisor. Required.
@@ -69,6 +90,9 @@ type Options struct {
 	// POST /v1/alerts/test uses it. nil: no alerts are listed and the
 	// test answers 503.
 	Alerts Alerts
+	// Drain is hostctl drain: GET/POST /v1/drain, POST /v1/undrain. nil:
+	// they answer 503.
+	Drain Drainer
 	// HistoryInterval is how often every program's memory, restarts and
 	// state are sampled for GET /v1/history (the dashboard's sparklines),
 	// which keeps the last hour. Default: 30s.
@@ -150,6 +174,8 @@ var routes = []route{
 	{"GET", "/metrics", false, (*Server).metrics},
 	{"GET", "/v1/alerts", false, (*Server).listAlerts},
 	{"POST", "/v1/alerts/test", false, (*Server).testAlerts},
+	{"GET", "/v1/drain", false, (*Server).drainStatus},
+	{"POST", "/v1/drain", false, (*Server).drain},
 	{"GET", "/v1/history", false, (*Server).getHistory},
 	{"GET", "/v1/programs", false, (*Server).listPrograms},
 	{"GET", "/v1/programs/{name}", false, (*Server).getProgram},
@@ -160,6 +186,7 @@ var routes = []route{
 	{"POST", "/v1/signal", false, (*Server).action},
 	{"POST", "/v1/start", false, (*Server).action},
 	{"POST", "/v1/stop", false, (*Server).action},
+	{"POST", "/v1/undrain", false, (*Server).drain},
 	{"GET", "/{$}", true, (*Server).dashboardIndex},
 }
 
@@ -596,6 +623,64 @@ func (s *Server) proxy() (ProxyStatus, bool) {
 		return ProxyStatus{}, false
 	}
 	return s.opts.Proxy()
+}
+
+func (s *Server) drainStatus(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Drain == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "drain is not available", nil)
+		return
+	}
+	st, err := s.opts.Drain.DrainStatus()
+	if err != nil {
+		s.drainFailed(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// drain is POST /v1/drain and /v1/undrain.
+func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Drain == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "drain is not available", nil)
+		return
+	}
+	var req DrainRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	wait := time.Duration(req.WaitSeconds * float64(time.Second))
+	quiet := time.Duration(req.QuietSeconds * float64(time.Second))
+	if wait < 0 || wait > maxWait {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("wait_seconds must be between 0 and %d", int(maxWait.Seconds())), nil)
+		return
+	}
+	if quiet < 0 || quiet > maxWait {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("quiet_seconds must be between 0 and %d", int(maxWait.Seconds())), nil)
+		return
+	}
+	if quiet == 0 {
+		quiet = defaultQuiet
+	}
+	var st DrainStatus
+	var err error
+	if r.URL.Path == "/v1/undrain" {
+		st, err = s.opts.Drain.Undrain(r.Context(), wait)
+	} else {
+		st, err = s.opts.Drain.Drain(r.Context(), wait, quiet)
+	}
+	if err != nil {
+		s.drainFailed(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) drainFailed(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrNoHealthPath) {
+		writeError(w, http.StatusConflict, CodeUnavailable, err.Error(), nil)
+		return
+	}
+	s.fail(w, err)
 }
 
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {

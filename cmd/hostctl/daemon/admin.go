@@ -78,6 +78,7 @@ func (d *Daemon) serveAdmin() {
 			return res, err
 		},
 		Proxy:   d.proxyStatus,
+		Drain:   drainer{d},
 		Alerts:  d.alerts,
 		Token:   d.admin.tok,
 		Logger:  d.log.Named("admin"),

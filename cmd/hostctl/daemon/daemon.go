@@ -43,6 +43,7 @@ type Daemon struct {
 	sup    *supervisor.Supervisor
 
 	proxy *proxyOwner // the web front (proxy.go); set before the admin API serves
+	drain *drainState // hostctl drain (drain.go)
 
 	mu  sync.Mutex // guards cfg (replaced on reload)
 	cfg *config.File
@@ -100,6 +101,13 @@ func (d *Daemon) start(ctx context.Context) error {
 		}
 	}
 
+	if d.drain, err = loadDrain(drainPath(cfg.Admin.StateDir)); err != nil {
+		return err
+	}
+	if d.drain.draining {
+		d.log.Warn("draining (hostctl drain before the last stop): health_path answers 503 until hostctl undrain", zap.Time("since", d.drain.since))
+	}
+
 	if d.alerts, err = alert.New(cfg.Alerts, alert.Options{Logger: d.log.Named("alerts"), StatePath: filepath.Join(cfg.Admin.StateDir, "alerts.json")}); err != nil {
 		return err
 	}
@@ -136,7 +144,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	// it cannot (a port is taken), the programs keep running and status
 	// says why. Its owner exists before the admin API can ask about it or
 	// reload it.
-	d.proxy = newProxyOwner(ctx, d.log, d.logs, d.sup, cfg, d.certEvent)
+	d.proxy = newProxyOwner(ctx, d.log, d.logs, d.sup, cfg, d.certEvent, d.siteHealth)
 	d.serveAdmin()
 	d.log.Info("hostctl started", zap.String("config", cfg.Path), zap.Int("programs", len(cfg.Programs)),
 		zap.String("log_dir", cfg.Log.Dir), zap.String("socket", cfg.Admin.Socket), zap.Int("pid", os.Getpid()))

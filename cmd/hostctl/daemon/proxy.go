@@ -52,6 +52,8 @@ type proxyOwner struct {
 	ctx  context.Context // the daemon's: when it ends, pending starts give up
 	// onCert gets the proxy's certificate outcomes (tls_renewal_failed).
 	onCert func(proxy.CertEvent)
+	// siteHealth answers health_path (drain.go).
+	siteHealth func(upstreams []string) (bool, string)
 
 	cmds    chan proxyCmd
 	settled chan uint64   // from a waiter: the upstreams of start gen settled
@@ -102,9 +104,10 @@ var errProxyStopped = errors.New("the proxy is stopped: hostctl is shutting down
 // newProxyOwner sets up the proxy for cfg (its start waits for the
 // upstream programs in the background) and starts the owner goroutine.
 // Call it before the admin API serves, with the supervisor started.
-func newProxyOwner(ctx context.Context, log *zap.Logger, logs *logfile.Manager, sup *supervisor.Supervisor, cfg *config.File, onCert func(proxy.CertEvent)) *proxyOwner {
+func newProxyOwner(ctx context.Context, log *zap.Logger, logs *logfile.Manager, sup *supervisor.Supervisor, cfg *config.File,
+	onCert func(proxy.CertEvent), siteHealth func([]string) (bool, string)) *proxyOwner {
 	o := &proxyOwner{
-		log: log, logs: logs, sup: sup, ctx: ctx, onCert: onCert,
+		log: log, logs: logs, sup: sup, ctx: ctx, onCert: onCert, siteHealth: siteHealth,
 		cmds:    make(chan proxyCmd),
 		settled: make(chan uint64),
 		done:    make(chan struct{}),
@@ -182,6 +185,10 @@ func (o *proxyOwner) send(ctx context.Context, c proxyCmd) (proxyReply, error) {
 // end of the new start.
 func (o *proxyOwner) Ready() <-chan struct{} { return o.ready }
 
+// Proxy returns the proxy, nil before a config with a [proxy] section.
+// Its traffic counts (Traffic, WaitQuiet) outlive reloads.
+func (o *proxyOwner) Proxy() *proxy.Proxy { return o.view.Load().p }
+
 // Status is the proxy's state and why it is not running; configured is
 // false without a [proxy] section.
 func (o *proxyOwner) Status() (st proxy.Status, info string, configured bool) {
@@ -251,6 +258,7 @@ func (o *proxyOwner) start(cfg *config.File) (string, error) {
 	o.cancelPending()
 	if o.p == nil {
 		opts := proxy.Options{Logger: o.log, StateDir: cfg.Admin.StateDir, OnCertEvent: o.onCert}
+		opts.SiteHealth = o.siteHealth
 		if cfg.Proxy.AccessLog == nil || *cfg.Proxy.AccessLog {
 			s, err := o.logs.Open(filepath.Join(cfg.Log.Dir, accessLogName), cfg.Log.Rotation(), false)
 			if err != nil {
@@ -330,8 +338,14 @@ func (o *proxyOwner) stop() {
 // the proxy: a tcp ready probe on that address, or the unix socket path in
 // the program's command line (gunicorn --bind unix:PATH) or ready probe.
 func upstreamPrograms(cfg *config.File) []string {
+	return programsServing(cfg, cfg.Proxy.Upstreams())
+}
+
+// programsServing returns the programs that serve one of the upstream
+// addresses ups (see upstreamPrograms).
+func programsServing(cfg *config.File, ups []string) []string {
 	var names []string
-	for _, up := range cfg.Proxy.Upstreams() {
+	for _, up := range ups {
 		sock, isUnix := strings.CutPrefix(up, "unix:")
 		for _, n := range cfg.ProgramNames() {
 			p := cfg.Programs[n]
@@ -414,7 +428,9 @@ func (d *Daemon) proxyStatus() (control.ProxyStatus, bool) {
 	if !configured {
 		return control.ProxyStatus{}, false
 	}
-	return apiProxyStatus(st, info), true
+	out := apiProxyStatus(st, info)
+	out.Drain = d.proxyDrain(d.config().Proxy)
+	return out, true
 }
 
 // apiProxyStatus copies st into the API's mirror of it. Nil slices stay

@@ -23,7 +23,7 @@ func TestAPIProxyStatus(t *testing.T) {
 		{"running", proxy.Status{
 			Running:      true,
 			Listen:       []string{":443", ":80"},
-			Upstreams:    []proxy.UpstreamStatus{{Address: "127.0.0.1:8000", Healthy: true, Fails: 1, Requests: 3}, {Address: "unix:/run/app.sock"}},
+			Upstreams:    []proxy.UpstreamStatus{{Address: "127.0.0.1:8000", Healthy: true, Fails: 1, Requests: 3}, {Address: "unix:/run/app.sock", Down: "health check failing"}},
 			Certificates: []proxy.CertificateStatus{{Names: []string{"example.com", "www.example.com"}, Issuer: "acme", NotAfter: time.Date(2030, 1, 2, 3, 4, 5, 600, time.UTC)}},
 		}, ""},
 	} {

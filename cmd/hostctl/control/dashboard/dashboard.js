@@ -293,6 +293,38 @@ function renderProxy(p) {
     parts.push('certificate ' + c.names.join(' ') + ' by ' + c.issuer + ' until ' + c.not_after);
   }
   box.textContent = parts.join('; ');
+  renderDrain(st.drain);
+}
+
+// renderDrain shows the drain state and its button (with health_path only).
+function renderDrain(d) {
+  $('#drain').hidden = !d;
+  if (!d) return;
+  $('#drain-state').textContent = d.draining
+    ? 'DRAINING since ' + agoText(d.since) + ': ' + d.health_path + ' answers 503; ' + d.in_flight + ' in flight'
+    : 'in rotation: ' + d.health_path + ' answers as the programs are';
+  const b = $('#drain-button');
+  b.textContent = d.draining ? 'Undrain' : 'Drain';
+  b.dataset.action = d.draining ? 'undrain' : 'drain';
+  if (!busy.has('drain')) b.disabled = false;
+}
+
+async function toggleDrain() {
+  const b = $('#drain-button');
+  const action = b.dataset.action;
+  busy.add('drain');
+  b.disabled = true;
+  setError(action + '…');
+  try {
+    await api('POST', '/v1/' + action, {});
+    setError('');
+  } catch (e) {
+    if (e instanceof Unauthorized) { showLogin(); return; }
+    setError(action + ' failed: ' + e.message);
+  } finally {
+    busy.delete('drain');
+  }
+  refresh();
 }
 
 // alertCount is the number of active alerts, for the header.
@@ -396,6 +428,7 @@ document.addEventListener('DOMContentLoaded', () => {
     showLogin();
   });
   $('#log-stop').addEventListener('click', () => { if (logAbort) logAbort.abort(); });
+  $('#drain-button').addEventListener('click', toggleDrain);
   $('#log-stream').addEventListener('change', () => { if (logProgram) followLog(logProgram); });
   refresh();
 });

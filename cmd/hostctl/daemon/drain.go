@@ -1,0 +1,242 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/proxy"
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+// drainFile holds the drain state inside the state dir. A drain survives
+// a restart of hostctl: a host taken out of its pool for maintenance must
+// not rejoin it because it rebooted; hostctl undrain ends it, and status
+// and the log say it is on.
+const drainFile = "drain.json"
+
+// drainState is whether hostctl drains: its health_path answers 503. It
+// survives proxy reloads (it is not the proxy's) and restarts (the file).
+type drainState struct {
+	path string
+
+	mu       sync.Mutex // guards the fields below
+	draining bool
+	since    time.Time
+}
+
+// drainRecord is drain.json.
+type drainRecord struct {
+	Draining bool      `json:"draining"`
+	Since    time.Time `json:"since"`
+}
+
+func loadDrain(path string) (*drainState, error) {
+	d := &drainState{path: path}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return d, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("drain state: %w", err)
+	}
+	var rec drainRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("drain state %s: %w (remove the file to start undrained)", path, err)
+	}
+	d.draining, d.since = rec.Draining, rec.Since
+	return d, nil
+}
+
+// set records the drain state, on disk first: a state that could not be
+// saved is not taken.
+func (d *drainState) set(draining bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.draining == draining {
+		return nil
+	}
+	rec := drainRecord{Draining: draining}
+	if draining {
+		rec.Since = time.Now()
+	}
+	b, _ := json.Marshal(rec)
+	tmp := d.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+		return fmt.Errorf("saving the drain state: %w", err)
+	}
+	if err := os.Rename(tmp, d.path); err != nil {
+		return fmt.Errorf("saving the drain state: %w", err)
+	}
+	d.draining, d.since = rec.Draining, rec.Since
+	return nil
+}
+
+func (d *drainState) get() (bool, time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.draining, d.since
+}
+
+// siteHealth answers health_path for a site with the upstreams ups: not
+// while draining; else healthy when a program behind them is RUNNING and
+// passing its health check, or when no program of this hostctl serves them.
+func (d *Daemon) siteHealth(ups []string) (bool, string) {
+	if draining, since := d.drain.get(); draining {
+		return false, "draining since " + since.Format(time.RFC3339) + " (hostctl undrain ends it)"
+	}
+	names := programsServing(d.config(), ups)
+	if len(names) == 0 {
+		return true, "no program of this hostctl serves " + strings.Join(ups, ", ")
+	}
+	sts, err := d.sup.Status(names...)
+	if err != nil {
+		return false, err.Error()
+	}
+	var down []string
+	for _, st := range sts {
+		switch {
+		case st.State != supervisor.Running:
+			down = append(down, st.Name+" "+st.State.String())
+		case st.Health != nil && !st.Health.Healthy:
+			down = append(down, st.Name+" RUNNING but failing its health check")
+		default:
+			return true, st.Name + " RUNNING"
+		}
+	}
+	return false, strings.Join(down, ", ")
+}
+
+// healthPath returns [proxy] health_path, or ErrNoHealthPath.
+func (d *Daemon) healthPath() (string, error) {
+	cfg := d.config()
+	if cfg.Proxy == nil || cfg.Proxy.HealthPath == "" {
+		return "", control.ErrNoHealthPath
+	}
+	return cfg.Proxy.HealthPath, nil
+}
+
+// drainer is the admin API's view of the drain (control.Drainer).
+type drainer struct{ d *Daemon }
+
+func (dr drainer) DrainStatus() (control.DrainStatus, error) {
+	path, err := dr.d.healthPath()
+	if err != nil {
+		return control.DrainStatus{}, err
+	}
+	return dr.d.drainStatus(path), nil
+}
+
+// drainStatus is the drain state and the proxy's traffic.
+func (d *Daemon) drainStatus(healthPath string) control.DrainStatus {
+	st := control.DrainStatus{HealthPath: healthPath}
+	draining, since := d.drain.get()
+	if draining {
+		st.Draining, st.Since = true, &since
+	}
+	if p := d.proxy.Proxy(); p != nil {
+		tr := p.Traffic()
+		st.InFlight = tr.InFlight
+		st.LastRequest = timePtr(tr.LastRequest)
+		st.LastHealthOK = timePtr(tr.LastHealthOK)
+	}
+	return st
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func (dr drainer) Drain(ctx context.Context, wait, quiet time.Duration) (control.DrainStatus, error) {
+	d := dr.d
+	path, err := d.healthPath()
+	if err != nil {
+		return control.DrainStatus{}, err
+	}
+	was, _ := d.drain.get()
+	if err := d.drain.set(true); err != nil {
+		return control.DrainStatus{}, err
+	}
+	if !was {
+		d.log.Info("draining: health_path answers 503; requests that still arrive are served", zap.String("health_path", path))
+	}
+	t0 := time.Now()
+	st := d.drainStatus(path)
+	if wait <= 0 {
+		return st, nil
+	}
+	p := d.proxy.Proxy()
+	if p == nil {
+		st.Quiet = true // no proxy: no request arrives
+		return st, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	_, werr := p.WaitQuiet(wctx, quiet)
+	st = d.drainStatus(path)
+	st.WaitedSeconds = time.Since(t0).Seconds()
+	st.Quiet = werr == nil
+	st.TimedOut = werr != nil && ctx.Err() == nil
+	return st, nil
+}
+
+func (dr drainer) Undrain(ctx context.Context, wait time.Duration) (control.DrainStatus, error) {
+	d := dr.d
+	path, err := d.healthPath()
+	if err != nil {
+		return control.DrainStatus{}, err
+	}
+	was, _ := d.drain.get()
+	t0 := time.Now()
+	if err := d.drain.set(false); err != nil {
+		return control.DrainStatus{}, err
+	}
+	if was {
+		d.log.Info("undrained: health_path answers as the programs are", zap.String("health_path", path))
+	}
+	st := d.drainStatus(path)
+	if wait <= 0 {
+		return st, nil
+	}
+	p := d.proxy.Proxy()
+	if p == nil {
+		st.TimedOut = true
+		return st, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	werr := p.WaitHealthOK(wctx, t0)
+	st = d.drainStatus(path)
+	st.WaitedSeconds = time.Since(t0).Seconds()
+	st.SeenHealthy = werr == nil
+	st.TimedOut = werr != nil && ctx.Err() == nil
+	return st, nil
+}
+
+var _ control.Drainer = drainer{}
+
+// proxyDrain is the drain part of the proxy status; nil without
+// health_path.
+func (d *Daemon) proxyDrain(cfgProxy *proxy.Config) *control.DrainStatus {
+	if cfgProxy == nil || cfgProxy.HealthPath == "" {
+		return nil
+	}
+	st := d.drainStatus(cfgProxy.HealthPath)
+	return &st
+}
+
+// drainPath is where drain.json goes: the state dir.
+func drainPath(stateDir string) string { return filepath.Join(stateDir, drainFile) }
