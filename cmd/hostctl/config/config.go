@@ -42,6 +42,10 @@ type File struct {
 	Log logfile.Config `toml:"log"`
 	// Programs are the [program.NAME] tables.
 	Programs map[string]*supervisor.ProgramConfig `toml:"-"`
+	// Groups are the [group.NAME] tables: named groups of programs. Once
+	// the file is valid, each program listed in one has its ProcessGroup
+	// set to the group's name.
+	Groups map[string]*supervisor.GroupConfig `toml:"-"`
 	// Proxy is the [proxy] section; nil when there is none (no web front).
 	Proxy *proxy.Config `toml:"proxy"`
 	// Alerts is the [alerts] section: who is told when something breaks.
@@ -128,6 +132,21 @@ func Parse(path string, data []byte) (*File, error) {
 				f.Programs[name] = &pc
 			}
 		},
+		"group": func(p toml.Primitive) {
+			var groups map[string]toml.Primitive
+			if err := md.PrimitiveDecode(p, &groups); err != nil {
+				d.fail("group", d.lineOf(p), "must be tables like [group.NAME] with programs = [...]")
+				return
+			}
+			f.Groups = map[string]*supervisor.GroupConfig{}
+			for _, name := range slices.Sorted(maps.Keys(groups)) {
+				g := &supervisor.GroupConfig{Name: name}
+				key := "group." + name
+				d.lines[key] = d.lineOf(groups[name])
+				d.table(groups[name], key, reflect.ValueOf(g).Elem())
+				f.Groups[name] = g
+			}
+		},
 	}
 	for _, k := range slices.Sorted(maps.Keys(top)) {
 		fn, ok := sections[k]
@@ -159,6 +178,11 @@ func Parse(path string, data []byte) (*File, error) {
 		}
 		sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
 		return nil, out
+	}
+	for _, g := range f.Groups {
+		for _, pn := range g.Programs {
+			f.Programs[pn].ProcessGroup = g.Name
+		}
 	}
 	return f, nil
 }
@@ -195,6 +219,7 @@ func (f *File) validate(d *decoder) {
 		errs = append(errs, f.Programs[name].Validate("program."+name)...)
 	}
 	errs = append(errs, supervisor.ValidatePrograms("program", f.Programs)...)
+	errs = append(errs, supervisor.ValidateGroups("group", f.Groups, f.Programs)...)
 	if f.Proxy != nil {
 		errs = append(errs, f.Proxy.Validate("proxy")...)
 	}
@@ -229,6 +254,20 @@ var (
 
 // ProgramNames returns the program names, sorted.
 func (f *File) ProgramNames() []string { return slices.Sorted(maps.Keys(f.Programs)) }
+
+// Processes returns the config of every process (one per instance of
+// each program), sorted by program name, then instance.
+func (f *File) Processes() []*supervisor.ProgramConfig {
+	var out []*supervisor.ProgramConfig
+	for _, p := range f.ProgramList() {
+		procs, err := p.Processes()
+		if err != nil {
+			continue // not in a validated File
+		}
+		out = append(out, procs...)
+	}
+	return out
+}
 
 // ProgramList returns the programs sorted by name.
 func (f *File) ProgramList() []*supervisor.ProgramConfig {
