@@ -93,7 +93,7 @@ func (s *Supervisor) unroll(ctx context.Context, procs []*program) error {
 func (s *Supervisor) roll(r *roller) {
 	log := s.log.With(zap.String("program", r.program))
 	var pending []*program
-	var cur *program   // the instance being restarted
+	var cur *program  // the instance being restarted
 	var before uint64 // its Generation before the restart
 	for {
 		var changed, gone <-chan struct{}

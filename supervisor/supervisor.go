@@ -67,10 +67,10 @@ func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 		opts.Logger = zap.NewNop()
 	}
 	s := &Supervisor{
-		opts:    opts,
-		log:     opts.Logger,
-		spawner: theSpawner(),
-		groups:  &groupRecords{log: opts.Logger},
+		opts:     opts,
+		log:      opts.Logger,
+		spawner:  theSpawner(),
+		groups:   &groupRecords{log: opts.Logger},
 		progs:    map[string]*program{},
 		programs: map[string]*ProgramConfig{},
 		rollers:  map[string]*roller{},

@@ -21,7 +21,7 @@ func newTail(g *globals) *cobra.Command {
 
 Each instance of a program with instances has its own logs: name the
 process ("celery_0" or "celery:celery_0").`,
-		Args:  cobra.RangeArgs(1, 2),
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stream := "stdout"
 			if len(args) == 2 {
