@@ -318,7 +318,7 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 	if p.InstanceStart < 0 {
 		bad("instance_start", "must not be negative")
 	}
-	if p.Instances > 1 {
+	if p.Instances > 1 && p.Program == "" { // a process's config (Processes) is past these
 		if p.ProcessName != "" && !mentions(p.ProcessName, "INSTANCE") {
 			bad("process_name", "%q must contain ${INSTANCE} with instances = %d: each instance needs its own name (example: \"${NAME}_${INSTANCE}\")", p.ProcessName, p.Instances)
 		}

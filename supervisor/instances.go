@@ -259,9 +259,11 @@ func validateNames(progs map[string]*ProgramConfig) []error {
 		p := progs[pn]
 		type name struct{ name, key string }
 		names := []name{{pn, "program." + pn}}
-		procs, _ := p.processes("program." + pn)
+		procs, perrs := p.processes("program." + pn)
 		for _, c := range procs {
-			names = append(names, name{c.Name, processNameKey(p)})
+			if c.Name != pn {
+				names = append(names, name{c.Name, processNameKey(p)})
+			}
 		}
 		for _, n := range names {
 			d, ok := defs[n.name]
@@ -275,6 +277,9 @@ func validateNames(progs map[string]*ProgramConfig) []error {
 			}
 		}
 		for _, c := range procs {
+			if len(perrs) > 0 {
+				break // the paths may not be expanded; Validate reports why
+			}
 			for _, f := range []struct{ key, path string }{{"stdout_log", c.StdoutLog}, {"stderr_log", c.StderrLog}} {
 				if f.path == "" || f.path == "none" || f.key == "stderr_log" && c.RedirectStderr {
 					continue

@@ -119,7 +119,8 @@ func Parse(path string, data []byte) (*File, error) {
 		},
 		"program": func(p toml.Primitive) {
 			var progs map[string]toml.Primitive
-			if err := md.PrimitiveDecode(p, &progs); err != nil {
+			// A value that is not a table decodes into an empty map.
+			if err := md.PrimitiveDecode(p, &progs); err != nil || !isTable(md, "program") {
 				d.fail("program", d.lineOf(p), "must be tables like [program.NAME]")
 				return
 			}
@@ -134,7 +135,7 @@ func Parse(path string, data []byte) (*File, error) {
 		},
 		"group": func(p toml.Primitive) {
 			var groups map[string]toml.Primitive
-			if err := md.PrimitiveDecode(p, &groups); err != nil {
+			if err := md.PrimitiveDecode(p, &groups); err != nil || !isTable(md, "group") {
 				d.fail("group", d.lineOf(p), "must be tables like [group.NAME] with programs = [...]")
 				return
 			}
@@ -276,4 +277,11 @@ func (f *File) ProgramList() []*supervisor.ProgramConfig {
 		out = append(out, f.Programs[n])
 	}
 	return out
+}
+
+// isTable reports whether the top-level key is a table: "Hash" when
+// written as one, "" when implied by [key.NAME] headers.
+func isTable(md toml.MetaData, key string) bool {
+	t := md.Type(key)
+	return t == "Hash" || t == ""
 }
