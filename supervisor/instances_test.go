@@ -561,3 +561,34 @@ func TestProcessesExpansion(t *testing.T) {
 		t.Errorf("one instance: %+v", procs[0])
 	}
 }
+
+// TestHealthCheckPerInstance: each instance has its own health check
+// (${INSTANCE} in its socket and in what makes it sick); a failing one is
+// restarted alone.
+func TestHealthCheckPerInstance(t *testing.T) {
+	dir := t.TempDir()
+	p := helper(t, "web", "healthz", filepath.Join(dir, "h${INSTANCE}.sock"), filepath.Join(dir, "sick-${INSTANCE}"))
+	p.Instances = 2
+	p.StopTimeout = 300 * time.Millisecond
+	p.Ready = &ProbeConfig{HTTP: "http://localhost/healthz", Socket: filepath.Join(dir, "h${INSTANCE}.sock"),
+		Interval: 20 * time.Millisecond, Timeout: time.Second, Deadline: 10 * time.Second}
+	h := DefaultHealthConfig()
+	h.HTTP, h.Socket = "http://localhost/healthz", filepath.Join(dir, "h${INSTANCE}.sock")
+	h.Interval, h.Failures = 50*time.Millisecond, 2
+	p.Health = &h
+	s, _ := newSup(t, p)
+	s.StartPrograms(context.Background(), "web")
+	first0 := waitState(t, s, "web_0", Running, 10*time.Second)
+	first1 := waitState(t, s, "web_1", Running, 10*time.Second)
+	os.WriteFile(filepath.Join(dir, "sick-1"), nil, 0o644)
+	st := waitCond(t, s, "web_1", 10*time.Second, "a restart for health", func(x Status) bool { return x.Health != nil && x.Health.Restarts == 1 })
+	os.Remove(filepath.Join(dir, "sick-1"))
+	waitCond(t, s, "web_1", 10*time.Second, "RUNNING with a new process", func(x Status) bool { return x.State == Running && x.PID != first1.PID })
+	if st.Health.LastError != "GET /healthz: 500" {
+		t.Errorf("web_1's health: %+v", st.Health)
+	}
+	st0, _ := s.Status("web_0")
+	if st0[0].PID != first0.PID || st0[0].Health.Restarts != 0 || !st0[0].Health.Healthy {
+		t.Errorf("web_0: pid %d (was %d), health %+v: web_1's failing checks touched it", st0[0].PID, first0.PID, st0[0].Health)
+	}
+}
