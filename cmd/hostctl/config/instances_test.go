@@ -50,8 +50,8 @@ func TestInstancesAndGroups(t *testing.T) {
 		{"instances", prog("celery", "instances = 3\n"), ""},
 		{"process name pattern", prog("celery", "instances = 2\nprocess_name = \"w-${INSTANCE}\"\n"), ""},
 		{"instance in command, environment, logs, directory, probes",
-			"\n[program.celery]\ninstances = 2\ncommand = \"/bin/sh -c 'exec sleep 100${INSTANCE}'\"\nenvironment = { W = \"w${INSTANCE}\" }\n"+
-				"stdout_log = \"/var/log/c-${INSTANCE}.log\"\ndirectory = \"TMP/${INSTANCE}\"\n"+
+			"\n[program.celery]\ninstances = 2\ncommand = \"/bin/sh -c 'exec sleep 100${INSTANCE}'\"\nenvironment = { W = \"w${INSTANCE}\" }\n" +
+				"stdout_log = \"/var/log/c-${INSTANCE}.log\"\ndirectory = \"TMP/${INSTANCE}\"\n" +
 				"ready = { tcp = \"127.0.0.1:800${INSTANCE}\" }\nhealth = { http = \"http://127.0.0.1:800${INSTANCE}/\", socket = \"/run/s${INSTANCE}.sock\" }\n", ""},
 		{"zero instances", prog("celery", "instances = 0\n"), "x.toml:7: program.celery.instances: must be at least 1"},
 		{"name without instance", prog("celery", "instances = 2\nprocess_name = \"w\"\n"), "x.toml:8: program.celery.process_name: \"w\" must contain ${INSTANCE} with instances = 2"},
