@@ -23,7 +23,8 @@ type Status struct {
 	// ProcessGroup is supervisord's group of the process: the [group.X]
 	// its program is listed in, else the program name.
 	ProcessGroup string `json:"process_group,omitempty"`
-	// Instance is the instance number (${INSTANCE}); 0 without instances.
+	// Instance is the instance number (${INSTANCE}): from instance_start,
+	// which is 0 unless set, also for a program with one instance.
 	Instance   int         `json:"instance"`
 	State      State       `json:"state"`
 	PID        int         `json:"pid,omitempty"`
