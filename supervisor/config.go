@@ -22,15 +22,48 @@ import (
 // decoder fills a DefaultProgramConfig() with the keys present in the file,
 // then Validate checks it.
 type ProgramConfig struct {
-	// Name is the table name (program.NAME); not a TOML key.
+	// Name is the table name (program.NAME); not a TOML key. In the
+	// config of one process (Processes) it is the process name.
 	Name string `toml:"-"`
+
+	// Instances is how many copies of the program run (supervisord's
+	// numprocs), each its own process: supervised, logged (its own log
+	// files, named by process name) and restarted on its own. ${INSTANCE}
+	// is the instance number in Command, Environment, ProcessName,
+	// Directory, StdoutLog, StderrLog and the Ready and Health targets
+	// ($${INSTANCE} is a literal ${INSTANCE}); anywhere else it is an
+	// error. At most 1000. Default 1.
+	Instances int `toml:"instances"`
+	// InstanceStart is the number of the first instance (supervisord's
+	// numprocs_start): instances are InstanceStart, InstanceStart+1, ...
+	// Default 0.
+	InstanceStart int `toml:"instance_start"`
+	// ProcessName names each instance's process; ${NAME} is the program
+	// name, ${INSTANCE} the instance number. Process names share one
+	// namespace with program and group names. Default "${NAME}_${INSTANCE}"
+	// with instances > 1 (where it must contain ${INSTANCE}), else "${NAME}".
+	ProcessName string `toml:"process_name" instance:"expand"`
+	// Rolling makes a restart of several instances of this program
+	// (`hostctl restart NAME`) go one instance at a time, each RUNNING (and
+	// ready) again before the next is stopped, so that the program never
+	// has every instance down at once. Default false: all at once.
+	Rolling bool `toml:"rolling"`
+
+	// Program, Instance and ProcessGroup are set in the config of one
+	// process (Processes); they are not TOML keys. Program is the program
+	// name, Instance the instance number, ProcessGroup supervisord's group
+	// (the [group.X] the program is listed in, else the program name).
+	// The config reader sets ProcessGroup on a program to its [group.X].
+	Program      string `toml:"-"`
+	Instance     int    `toml:"-"`
+	ProcessGroup string `toml:"-"`
 
 	// Command is the program and its arguments: a string split like a shell
 	// would ("gunicorn -w 3 app:wsgi"), or an array. ${VAR} expands from
 	// hostctl's environment merged with Environment. Required.
 	Command Command `toml:"command"`
 	// Directory is the working directory. Default: hostctl's.
-	Directory string `toml:"directory"`
+	Directory string `toml:"directory" instance:"expand"`
 	// User to run as (hostctl must be root): uid, gid and supplementary
 	// groups of that user; HOME, USER and LOGNAME are set for it unless
 	// Environment sets them.
@@ -94,10 +127,10 @@ type ProgramConfig struct {
 
 	// StdoutLog is the file for stdout. Default <log.dir>/NAME.out.log;
 	// "none" discards.
-	StdoutLog string `toml:"stdout_log"`
+	StdoutLog string `toml:"stdout_log" instance:"expand"`
 	// StderrLog is the file for stderr. Default <log.dir>/NAME.err.log;
 	// "none" discards. Ignored with RedirectStderr.
-	StderrLog string `toml:"stderr_log"`
+	StderrLog string `toml:"stderr_log" instance:"expand"`
 	// RedirectStderr sends stderr into the stdout log. Default false.
 	RedirectStderr bool `toml:"redirect_stderr"`
 	// Timestamps prefixes each captured line with an RFC 3339 time.
@@ -124,15 +157,15 @@ type BackoffConfig struct {
 // ProbeConfig is a readiness probe. Exactly one of TCP, HTTP, Exec.
 type ProbeConfig struct {
 	// TCP is "host:port" that must accept a connection.
-	TCP string `toml:"tcp"`
+	TCP string `toml:"tcp" instance:"expand"`
 	// HTTP is a URL that must answer 2xx to GET.
-	HTTP string `toml:"http"`
+	HTTP string `toml:"http" instance:"expand"`
 	// Socket, with HTTP only, is the absolute path of a unix socket to send
 	// the request to (like `curl --unix-socket`), for a server such as
 	// gunicorn that listens on one; the URL then gives the path and the
 	// Host header ("http://localhost/healthz"). Default "": dial the URL's
 	// host.
-	Socket string `toml:"socket"`
+	Socket string `toml:"socket" instance:"expand"`
 	// Exec is a command (shell-split) that must exit 0.
 	Exec Command `toml:"exec"`
 	// Interval between attempts. Default 250ms.
@@ -149,12 +182,12 @@ type ProbeConfig struct {
 // HTTP, Exec, with the same forms as a ready probe.
 type HealthConfig struct {
 	// TCP is "host:port" that must accept a connection.
-	TCP string `toml:"tcp"`
+	TCP string `toml:"tcp" instance:"expand"`
 	// HTTP is a URL that must answer 2xx to GET.
-	HTTP string `toml:"http"`
+	HTTP string `toml:"http" instance:"expand"`
 	// Socket, with HTTP only, is the absolute path of a unix socket to send
 	// the request to, as for a ready probe. Default "": dial the URL's host.
-	Socket string `toml:"socket"`
+	Socket string `toml:"socket" instance:"expand"`
 	// Exec is a command (shell-split) that must exit 0.
 	Exec Command `toml:"exec"`
 	// Interval between checks. Default 10s.
@@ -219,6 +252,7 @@ const RetryNever time.Duration = -1
 func DefaultProgramConfig(name string) ProgramConfig {
 	return ProgramConfig{
 		Name:         name,
+		Instances:    1,
 		Autostart:    true,
 		Autorestart:  "always",
 		ExitCodes:    []int{0},
@@ -259,9 +293,14 @@ const (
 	RestartNever     = "never"
 )
 
+// MaxInstances is the most instances a program may have.
+const MaxInstances = 1000
+
 // Validate checks one program on its own; ValidatePrograms checks the set
-// (dependencies). prefix is the key path of the table ("program.web").
-// It returns every problem found, each a *FieldError.
+// (dependencies, names). prefix is the key path of the table
+// ("program.web"). It returns every problem found, each a *FieldError.
+// What depends on the instance is checked for every instance, and a
+// problem they share is reported once.
 func (p *ProgramConfig) Validate(prefix string) []error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
@@ -269,6 +308,53 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 	}
 	if !validName(p.Name) {
 		errs = append(errs, &FieldError{Key: prefix, Msg: fmt.Sprintf("program name %q may only use letters, digits, '-', '_' and '.'", p.Name)})
+	}
+	switch {
+	case p.Instances < 1:
+		bad("instances", "must be at least 1 (the number of processes to run)")
+	case p.Instances > MaxInstances:
+		bad("instances", "%d is more than %d; each instance is a process with its own log files", p.Instances, MaxInstances)
+	}
+	if p.InstanceStart < 0 {
+		bad("instance_start", "must not be negative")
+	}
+	if p.Instances > 1 && p.Program == "" { // a process's config (Processes) is past these
+		if p.ProcessName != "" && !mentions(p.ProcessName, "INSTANCE") {
+			bad("process_name", "%q must contain ${INSTANCE} with instances = %d: each instance needs its own name (example: \"${NAME}_${INSTANCE}\")", p.ProcessName, p.Instances)
+		}
+		for _, kv := range []struct{ key, v string }{{"stdout_log", p.StdoutLog}, {"stderr_log", p.StderrLog}} {
+			if kv.v != "" && kv.v != "none" && !mentions(kv.v, "INSTANCE") {
+				bad(kv.key, "%q must contain ${INSTANCE} with instances = %d: each instance writes its own file (example: \"/var/log/%s-${INSTANCE}.log\"), or leave it out for <log.dir>/PROCESS.out.log", kv.v, p.Instances, p.Name)
+			}
+		}
+	}
+	procs, perrs := p.processes(prefix)
+	errs = append(errs, perrs...)
+	seen := map[string]bool{}
+	for _, e := range errs {
+		seen[e.Error()] = true
+	}
+	for _, c := range procs {
+		var cerrs []error
+		if !validName(c.Name) {
+			cerrs = append(cerrs, &FieldError{Key: prefix + ".process_name",
+				Msg: fmt.Sprintf("gives the name %q for instance %d; a process name may only use letters, digits, '-', '_' and '.'", c.Name, c.Instance)})
+		}
+		for _, e := range append(cerrs, c.validateProcess(prefix)...) {
+			if !seen[e.Error()] {
+				seen[e.Error()] = true
+				errs = append(errs, e)
+			}
+		}
+	}
+	return errs
+}
+
+// validateProcess checks the config of one process (from Processes).
+func (p *ProgramConfig) validateProcess(prefix string) []error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &FieldError{Key: prefix + "." + key, Msg: fmt.Sprintf(format, a...)})
 	}
 	if len(p.Command) == 0 {
 		bad("command", "is required (example: command = \"gunicorn -w 3 app.wsgi\")")
@@ -352,7 +438,7 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 	}
 	seen := map[string]bool{}
 	for _, d := range p.DependsOn {
-		if d == p.Name {
+		if d == p.Program {
 			bad("depends_on", "a program cannot depend on itself")
 		}
 		if seen[d] {
@@ -452,8 +538,10 @@ func (p *ProgramConfig) validateTarget(bad func(key, format string, a ...any), t
 const maxSocketPath = 107
 
 // ValidatePrograms checks what only the whole set can tell: unknown
-// dependencies and dependency cycles. prefix is the table of programs
-// ("program").
+// dependencies, dependency cycles, names given twice (program and process
+// names) and log files written by two processes. prefix is the table of
+// programs ("program"); the keys of the messages about names assume it is
+// "program".
 func ValidatePrograms(prefix string, progs map[string]*ProgramConfig) []error {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(progs)) {
@@ -468,7 +556,7 @@ func ValidatePrograms(prefix string, progs map[string]*ProgramConfig) []error {
 		errs = append(errs, &FieldError{Key: prefix + "." + cyc[0] + ".depends_on",
 			Msg: "dependency cycle: " + strings.Join(cyc, " -> ") + " (remove one of these depends_on entries)"})
 	}
-	return errs
+	return append(errs, validateNames(progs)...)
 }
 
 // findCycles returns each dependency cycle once, as a path that starts and

@@ -87,6 +87,7 @@ func helperMain(mode string, args []string) int {
 		network := "tcp"
 		if strings.HasPrefix(args[0], "/") {
 			network = "unix"
+			os.Remove(args[0]) // left by a predecessor that was killed
 		}
 		ln, err := net.Listen(network, args[0])
 		if err != nil {

@@ -22,7 +22,13 @@ func TestPlanIsReloadsDiff(t *testing.T) {
 	change2.Environment = map[string]string{"HOSTCTL_HELPER": "sleep", "X": "1"}
 	next := []*ProgramConfig{&keep2, &change2, helper(t, "added", "sleep")}
 
-	plan := s.Plan(next)
+	plan, procs, err := s.Plan(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(procs) != 3 || procs[0].Name != "added" || procs[0].ProcessGroup != "added" {
+		t.Fatalf("Plan's processes = %v", procs)
+	}
 	if want := (Diff{Added: []string{"added"}, Changed: []string{"change"}, Removed: []string{"gone"}}); !reflect.DeepEqual(plan, want) {
 		t.Fatalf("Plan = %+v, want %+v", plan, want)
 	}
@@ -37,10 +43,10 @@ func TestPlanIsReloadsDiff(t *testing.T) {
 		t.Errorf("Plan = %+v, Reload did %+v", plan, diff)
 	}
 	cfgs := s.Configs()
-	if len(cfgs) != 3 || cfgs[0].Name != "added" || cfgs[1] != &change2 || cfgs[2].Name != "keep" {
+	if len(cfgs) != 3 || cfgs[0].Name != "added" || cfgs[1].Name != "change" || cfgs[1].Environment["X"] != "1" || cfgs[2].Name != "keep" {
 		t.Errorf("Configs after reload = %v", cfgs)
 	}
-	if again := s.Plan(next); len(again.Added)+len(again.Changed)+len(again.Removed) != 0 {
+	if again, _, _ := s.Plan(next); len(again.Added)+len(again.Changed)+len(again.Removed) != 0 {
 		t.Errorf("Plan after the reload = %+v, want nothing", again)
 	}
 }

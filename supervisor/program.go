@@ -15,7 +15,17 @@ import (
 
 // Status is an immutable snapshot of one program, safe to share.
 type Status struct {
-	Name       string      `json:"name"`
+	// Name is the process name: the program name, or with instances the
+	// instance's process_name ("celery_0"). It is unique in hostctl.
+	Name string `json:"name"`
+	// Program is the name of the program (its [program.NAME] table).
+	Program string `json:"program,omitempty"`
+	// ProcessGroup is supervisord's group of the process: the [group.X]
+	// its program is listed in, else the program name.
+	ProcessGroup string `json:"process_group,omitempty"`
+	// Instance is the instance number (${INSTANCE}): from instance_start,
+	// which is 0 unless set, also for a program with one instance.
+	Instance   int         `json:"instance"`
 	State      State       `json:"state"`
 	PID        int         `json:"pid,omitempty"`
 	StartedAt  time.Time   `json:"started_at,omitzero"` // when the current process was spawned
@@ -271,7 +281,7 @@ func newProgram(sup *Supervisor, cfg *ProgramConfig, out *outputs) (*program, er
 
 func (p *program) snapshot() *Status {
 	st := &Status{
-		Name: p.cfg.Name, State: p.state, StateSince: p.stateSince, Restarts: p.restarts,
+		Name: p.cfg.Name, Program: p.cfg.Program, ProcessGroup: p.cfg.ProcessGroup, Instance: p.cfg.Instance, State: p.state, StateSince: p.stateSince, Restarts: p.restarts,
 		LastExit: p.lastExit, SpawnErr: p.spawnErr, Info: p.info, NextStart: p.nextStart, Tries: p.tries,
 		Autostart: p.cfg.Autostart, Description: p.cfg.Description, Generation: p.spawns,
 		MemoryLimit: p.cfg.MemoryLimit, MemoryRestarts: p.memRestarts, MemoryRestartRSS: p.memLastRSS,

@@ -51,25 +51,30 @@ type Supervisor struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// mu guards progs (the set changes only on Reload) and notify.
-	mu     sync.Mutex
-	progs  map[string]*program
-	notify chan struct{} // closed and replaced on every change of any program
+	// mu guards progs and programs (the sets change only on Reload),
+	// rollers and notify.
+	mu       sync.Mutex
+	progs    map[string]*program       // by process name
+	programs map[string]*ProgramConfig // by program name, as configured
+	rollers  map[string]*roller        // by program name, once one was needed
+	notify   chan struct{}             // closed and replaced on every change of any program
 }
 
-// New creates a supervisor for progs (validated configs). Nothing starts
-// until Run.
+// New creates a supervisor for progs (validated configs), one process per
+// instance of each (ProgramConfig.Processes). Nothing starts until Run.
 func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
 	s := &Supervisor{
-		opts:    opts,
-		log:     opts.Logger,
-		spawner: theSpawner(),
-		groups:  &groupRecords{log: opts.Logger},
-		progs:   map[string]*program{},
-		notify:  make(chan struct{}),
+		opts:     opts,
+		log:      opts.Logger,
+		spawner:  theSpawner(),
+		groups:   &groupRecords{log: opts.Logger},
+		progs:    map[string]*program{},
+		programs: map[string]*ProgramConfig{},
+		rollers:  map[string]*roller{},
+		notify:   make(chan struct{}),
 	}
 	if opts.StateDir != "" {
 		dir := opts.StateDir + "/pgroups"
@@ -87,7 +92,13 @@ func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 		s.log.Debug("guard process started", zap.Int("guard_pid", g.pid))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	for _, cfg := range progs {
+	programs, procs, err := expand(progs)
+	if err != nil {
+		s.groups.guard.close()
+		return nil, err
+	}
+	s.programs = programs
+	for _, cfg := range procs {
 		p, err := s.newProgram(cfg)
 		if err != nil {
 			s.closeAll()
@@ -97,6 +108,33 @@ func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 		s.progs[cfg.Name] = p
 	}
 	return s, nil
+}
+
+// expand returns the programs by name and the config of each of their
+// processes.
+func expand(progs []*ProgramConfig) (map[string]*ProgramConfig, []*ProgramConfig, error) {
+	programs := make(map[string]*ProgramConfig, len(progs))
+	var procs []*ProgramConfig
+	names := map[string]bool{}
+	for _, cfg := range progs {
+		ps, err := cfg.Processes()
+		if err != nil {
+			return nil, nil, err
+		}
+		name := cfg.Name
+		if cfg.Program != "" { // one process already
+			name = cfg.Program
+		}
+		programs[name] = cfg
+		for _, c := range ps {
+			if names[c.Name] {
+				return nil, nil, fmt.Errorf("program %q: process name %q is used twice", name, c.Name)
+			}
+			names[c.Name] = true
+		}
+		procs = append(procs, ps...)
+	}
+	return programs, procs, nil
 }
 
 func (s *Supervisor) newProgram(cfg *ProgramConfig) (*program, error) {
@@ -206,30 +244,76 @@ func (e *UnknownProgramsError) Error() string {
 // Is makes errors.Is(err, ErrUnknownProgram) true.
 func (e *UnknownProgramsError) Is(target error) bool { return target == ErrUnknownProgram }
 
-// Names returns the program names, sorted.
+// Names returns the process names, by program name, then instance.
 func (s *Supervisor) Names() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Sorted(maps.Keys(s.progs))
+	procs := s.ordered()
+	out := make([]string, len(procs))
+	for i, p := range procs {
+		out[i] = p.cfg.Name
+	}
+	return out
 }
 
-// Status returns snapshots of the named programs in the order given, or of
-// all, sorted by name, when names is empty ("all" is not special here).
-// Unknown names give an *UnknownProgramsError.
+// ordered returns every process by program name, then instance. s.mu must
+// be held.
+func (s *Supervisor) ordered() []*program {
+	out := slices.Collect(maps.Values(s.progs))
+	slices.SortFunc(out, func(a, b *program) int {
+		if c := strings.Compare(a.cfg.Program, b.cfg.Program); c != 0 {
+			return c
+		}
+		if c := a.cfg.Instance - b.cfg.Instance; c != 0 {
+			return c
+		}
+		return strings.Compare(a.cfg.Name, b.cfg.Name)
+	})
+	return out
+}
+
+// Status returns snapshots of the processes names stand for (see
+// Resolve; "all" is not special here) in the order given, or of all, by
+// program name, then instance, when names is empty. Unknown names give an
+// *UnknownProgramsError.
 func (s *Supervisor) Status(names ...string) ([]Status, error) {
+	var progs []*program
 	if len(names) == 0 {
-		names = s.Names()
-	}
-	progs, err := s.lookup(names)
-	if err != nil {
-		return nil, err
+		s.mu.Lock()
+		progs = s.ordered()
+		s.mu.Unlock()
+	} else {
+		var err error
+		if progs, err = s.lookup(names); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]Status, 0, len(progs))
 	for _, p := range progs {
-		st, _ := p.current()
+		st, _ := s.current(p)
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// current is p.current with the process group of p's program now: a
+// reload may have moved the program into another [group] without
+// touching its processes.
+func (s *Supervisor) current(p *program) (Status, <-chan struct{}) {
+	st, ch := p.current()
+	s.mu.Lock()
+	st.ProcessGroup = s.groupOf(p.cfg.Program)
+	s.mu.Unlock()
+	return st, ch
+}
+
+// groupOf returns the process group of program prog: its [group], else
+// its name. s.mu must be held.
+func (s *Supervisor) groupOf(prog string) string {
+	if c := s.programs[prog]; c != nil && c.ProcessGroup != "" {
+		return c.ProcessGroup
+	}
+	return prog
 }
 
 // current returns the program's latest Status, with LastStderr filled in
@@ -269,15 +353,21 @@ func (s *Supervisor) Log(name, stream string) (LogStream, error) {
 	return nil, fmt.Errorf("unknown stream %q (stdout or stderr)", stream)
 }
 
-// WaitFor waits until cond holds for the named program's status, or ctx
-// ends (then it returns the last status and ctx's error).
+// WaitFor waits until cond holds for the status of the process name
+// stands for (a process name, or a name that stands for one process), or
+// ctx ends (then it returns the last status and ctx's error).
 func (s *Supervisor) WaitFor(ctx context.Context, name string, cond func(Status) bool) (Status, error) {
 	p, err := s.find(name)
 	if err != nil {
 		return Status{}, err
 	}
+	return s.waitFor(ctx, p, cond)
+}
+
+// waitFor is WaitFor for p.
+func (s *Supervisor) waitFor(ctx context.Context, p *program, cond func(Status) bool) (Status, error) {
 	for {
-		st, ch := p.current()
+		st, ch := s.current(p)
 		if cond(st) {
 			return st, nil
 		}
@@ -286,14 +376,17 @@ func (s *Supervisor) WaitFor(ctx context.Context, name string, cond func(Status)
 		case <-ctx.Done():
 			return st, ctx.Err()
 		case <-p.done:
-			return st, fmt.Errorf("program %q was removed", name)
+			return st, fmt.Errorf("program %q was removed", p.cfg.Name)
 		}
 	}
 }
 
-// Resolve returns the program names that names stand for: ["all"] is
-// every program, sorted; otherwise each name must be a program. It is the
-// one place that checks names: StartPrograms, StopPrograms,
+// Resolve returns the process names that names stand for, each once, in
+// the order given: ["all"] is every process; otherwise a name is a process
+// name, a program name (every instance), a group name (every process of
+// its programs), GROUP:* or GROUP:NAME, where GROUP is a [group] or a
+// program name and NAME a process or program name in it. It is the one
+// place that checks names: Status, StartPrograms, StopPrograms,
 // RestartPrograms and Signal take the same names with the same errors.
 // The error is an *UnknownProgramsError listing every unknown name, or
 // ErrAllWithNames.
@@ -320,38 +413,91 @@ func (s *Supervisor) resolve(names []string) ([]*program, error) {
 	return s.lookup(names)
 }
 
-// lookup returns the named programs ("all" is not special here), or an
-// *UnknownProgramsError listing every name that is not one.
+// lookup returns the processes names stand for ("all" is not special
+// here; see Resolve), each once, or an *UnknownProgramsError listing every
+// name that stands for none.
 func (s *Supervisor) lookup(names []string) ([]*program, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	all := s.ordered()
 	out := make([]*program, 0, len(names))
+	seen := map[*program]bool{}
 	var unknown []string
 	for _, n := range names {
-		if p, ok := s.progs[n]; ok {
-			out = append(out, p)
-		} else {
+		match := s.match(n, all)
+		if len(match) == 0 {
 			unknown = append(unknown, n)
+		}
+		for _, p := range match {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
 		}
 	}
 	if len(unknown) > 0 {
-		return nil, &UnknownProgramsError{Names: unknown, Known: slices.Sorted(maps.Keys(s.progs))}
+		known := map[string]bool{}
+		for _, p := range all {
+			known[p.cfg.Name], known[p.cfg.Program], known[s.groupOf(p.cfg.Program)] = true, true, true
+		}
+		return nil, &UnknownProgramsError{Names: unknown, Known: slices.Sorted(maps.Keys(known))}
 	}
 	return out, nil
 }
 
-// find returns the named program, or an *UnknownProgramsError.
+// match returns the processes of all (in that order) that name stands
+// for. s.mu must be held.
+func (s *Supervisor) match(name string, all []*program) []*program {
+	var out []*program
+	if group, rest, ok := strings.Cut(name, ":"); ok {
+		for _, p := range all {
+			inGroup := s.groupOf(p.cfg.Program) == group || p.cfg.Program == group
+			if inGroup && (rest == "*" || rest == p.cfg.Name || rest == p.cfg.Program) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	if p, ok := s.progs[name]; ok {
+		return []*program{p}
+	}
+	for _, p := range all {
+		if p.cfg.Program == name {
+			out = append(out, p)
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	for _, p := range all {
+		if s.groupOf(p.cfg.Program) == name {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// find returns the one process name stands for, or an
+// *UnknownProgramsError, or an error when it stands for several.
 func (s *Supervisor) find(name string) (*program, error) {
 	progs, err := s.lookup([]string{name})
 	if err != nil {
 		return nil, err
 	}
+	if len(progs) > 1 {
+		names := make([]string, len(progs))
+		for i, p := range progs {
+			names[i] = p.cfg.Name
+		}
+		return nil, fmt.Errorf("%q stands for %d processes (%s): name one of them", name, len(progs), strings.Join(names, ", "))
+	}
 	return progs[0], nil
 }
 
-// StartPrograms asks the named programs ("all" for every one) to start,
-// together with the programs they depend on that are not up. It returns
-// once the requests are accepted; use WaitFor to see the outcome.
+// StartPrograms asks the processes names stand for ("all" for every one;
+// see Resolve) to start, together with the programs they depend on that
+// are not up. It returns once the requests are accepted; use WaitFor to
+// see the outcome.
 func (s *Supervisor) StartPrograms(ctx context.Context, names ...string) error {
 	progs, err := s.resolve(names)
 	if err != nil {
@@ -363,31 +509,44 @@ func (s *Supervisor) StartPrograms(ctx context.Context, names ...string) error {
 // StartAutostart starts every autostart program (and its dependencies).
 func (s *Supervisor) StartAutostart(ctx context.Context) error {
 	var progs []*program
-	for _, n := range s.Names() {
-		if p, ok := s.get(n); ok && p.cfg.Autostart {
+	for _, p := range s.topoOrder() {
+		if p.cfg.Autostart {
 			progs = append(progs, p)
 		}
 	}
 	return s.startWithDeps(ctx, progs)
 }
 
-// startWithDeps sends start to progs and their not-yet-up dependencies,
-// dependencies first, so a dependent never sees its dependency as STOPPED
-// merely because its start was not yet sent.
+// instancesOf returns the processes of the named programs, in the order
+// of s.ordered.
+func (s *Supervisor) instancesOf(programs ...string) []*program {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*program
+	for _, p := range s.ordered() {
+		if slices.Contains(programs, p.cfg.Program) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// startWithDeps sends start to progs and their not-yet-up dependencies
+// (every instance of a program depended on), dependencies first, so a
+// dependent never sees its dependency as STOPPED merely because its start
+// was not yet sent.
 func (s *Supervisor) startWithDeps(ctx context.Context, progs []*program) error {
-	want := map[string]bool{}
+	want := map[*program]bool{}
 	var add func(p *program)
 	add = func(p *program) {
-		if want[p.cfg.Name] {
+		if want[p] {
 			return
 		}
-		want[p.cfg.Name] = true
-		for _, d := range p.cfg.DependsOn {
-			if dp, ok := s.get(d); ok {
-				st, _ := dp.watch.get()
-				if st.State != Running && st.State != Starting {
-					add(dp)
-				}
+		want[p] = true
+		for _, dp := range s.instancesOf(p.cfg.DependsOn...) {
+			st, _ := dp.watch.get()
+			if st.State != Running && st.State != Starting {
+				add(dp)
 			}
 		}
 	}
@@ -396,18 +555,17 @@ func (s *Supervisor) startWithDeps(ctx context.Context, progs []*program) error 
 	}
 	// Send level by level (a program's level is one more than its deepest
 	// dependency's); within a level, in parallel.
-	level := map[string]int{}
+	level := map[string]int{} // by program name
 	var levels [][]*program
-	for _, name := range s.topoOrder() {
-		p, _ := s.get(name)
+	for _, p := range s.topoOrder() {
 		l := 0
 		for _, d := range p.cfg.DependsOn {
 			if dl, ok := level[d]; ok {
 				l = max(l, dl+1)
 			}
 		}
-		level[name] = l
-		if !want[name] {
+		level[p.cfg.Program] = l
+		if !want[p] {
 			continue
 		}
 		for len(levels) <= l {
@@ -433,16 +591,23 @@ func (s *Supervisor) startWithDeps(ctx context.Context, progs []*program) error 
 	return nil
 }
 
-// topoOrder lists programs so that every program comes after its
-// dependencies (ties by name).
-func (s *Supervisor) topoOrder() []string {
+// topoOrder lists the processes so that every program's processes come
+// after those of its dependencies (ties by program name, then instance).
+func (s *Supervisor) topoOrder() []*program {
 	s.mu.Lock()
-	progs := make(map[string]*ProgramConfig, len(s.progs))
-	for n, p := range s.progs {
-		progs[n] = p.cfg
-	}
+	all := s.ordered()
 	s.mu.Unlock()
-	return topoOrder(progs)
+	cfgs := map[string]*ProgramConfig{}
+	byProgram := map[string][]*program{}
+	for _, p := range all {
+		cfgs[p.cfg.Program] = p.cfg // depends_on is the same in every instance
+		byProgram[p.cfg.Program] = append(byProgram[p.cfg.Program], p)
+	}
+	out := make([]*program, 0, len(all))
+	for _, n := range topoOrder(cfgs) {
+		out = append(out, byProgram[n]...)
+	}
+	return out
 }
 
 func topoOrder(progs map[string]*ProgramConfig) []string {
@@ -467,26 +632,29 @@ func topoOrder(progs map[string]*ProgramConfig) []string {
 	return out
 }
 
-// waitDeps waits until every named dependency is RUNNING. It fails when one
-// stays down (Status.StaysDown): it would not get there without help.
+// waitDeps waits until every instance of every named program is RUNNING.
+// It fails when one stays down (Status.StaysDown): it would not get there
+// without help.
 func (s *Supervisor) waitDeps(ctx context.Context, deps []string) error {
 	for {
 		ch := s.Changed()
 		ready := true
 		for _, d := range deps {
-			p, ok := s.get(d)
-			if !ok {
+			procs := s.instancesOf(d)
+			if len(procs) == 0 {
 				return fmt.Errorf("dependency %q is not configured", d)
 			}
-			st, _ := p.watch.get()
-			switch {
-			case st.State == Running:
-			case !st.StaysDown():
-				ready = false
-			case st.State == Exited && st.LastExit != nil:
-				return fmt.Errorf("dependency %q exited (%s) and will not restart; start it, then start this", d, st.LastExit)
-			default:
-				return fmt.Errorf("dependency %q is %s; start it, then start this", d, st.State)
+			for _, p := range procs {
+				st, _ := p.watch.get()
+				switch {
+				case st.State == Running:
+				case !st.StaysDown():
+					ready = false
+				case st.State == Exited && st.LastExit != nil:
+					return fmt.Errorf("dependency %q exited (%s) and will not restart; start it, then start this", st.Name, st.LastExit)
+				default:
+					return fmt.Errorf("dependency %q is %s; start it, then start this", st.Name, st.State)
+				}
 			}
 		}
 		if ready {
@@ -500,10 +668,14 @@ func (s *Supervisor) waitDeps(ctx context.Context, deps []string) error {
 	}
 }
 
-// StopPrograms asks the named programs ("all" for every one) to stop.
+// StopPrograms asks the processes names stand for ("all" for every one)
+// to stop. A rolling restart under way leaves them alone from now on.
 func (s *Supervisor) StopPrograms(ctx context.Context, names ...string) error {
 	progs, err := s.resolve(names)
 	if err != nil {
+		return err
+	}
+	if err := s.unroll(ctx, progs); err != nil {
 		return err
 	}
 	for _, p := range progs {
@@ -514,21 +686,38 @@ func (s *Supervisor) StopPrograms(ctx context.Context, names ...string) error {
 	return nil
 }
 
-// RestartPrograms stops (if up) and starts the named programs.
+// RestartPrograms stops (if up) and starts the processes names stand
+// for. The instances of a program with rolling = true go one at a time,
+// each RUNNING again before the next is stopped (see roller); the others
+// all at once. It returns once the requests are accepted.
 func (s *Supervisor) RestartPrograms(ctx context.Context, names ...string) error {
 	progs, err := s.resolve(names)
 	if err != nil {
 		return err
 	}
+	rolls := map[string][]*program{}
+	var order []string
 	for _, p := range progs {
+		if s.rolling(p.cfg.Program) {
+			if rolls[p.cfg.Program] == nil {
+				order = append(order, p.cfg.Program)
+			}
+			rolls[p.cfg.Program] = append(rolls[p.cfg.Program], p)
+			continue
+		}
 		if err := p.do(ctx, command{kind: cmdRestart}); err != nil {
+			return err
+		}
+	}
+	for _, prog := range order {
+		if err := s.sendRoll(ctx, prog, rollMsg{restart: rolls[prog]}); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Signal sends sig to the main process of each named program.
+// Signal sends sig to the main process of each process names stand for.
 func (s *Supervisor) Signal(ctx context.Context, sig syscall.Signal, names ...string) error {
 	progs, err := s.resolve(names)
 	if err != nil {
@@ -543,10 +732,15 @@ func (s *Supervisor) Signal(ctx context.Context, sig syscall.Signal, names ...st
 	return errors.Join(errs...)
 }
 
-// stopInOrder stops progs, each only after every program in the set that
-// depends on it is down, and waits until all are down or ctx ends.
+// stopInOrder stops progs, each only after every process in the set whose
+// program depends on its program is down, and waits until all are down
+// or ctx ends.
 func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*program) error {
-	dependents := map[string][]*program{}
+	list := slices.Collect(maps.Values(progs))
+	if err := s.unroll(ctx, list); err != nil {
+		return err
+	}
+	dependents := map[string][]*program{} // by the program depended on
 	for _, p := range progs {
 		for _, d := range p.cfg.DependsOn {
 			dependents[d] = append(dependents[d], p)
@@ -559,8 +753,8 @@ func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*program)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, dp := range dependents[name] {
-				if _, err := s.WaitFor(ctx, dp.cfg.Name, down); err != nil {
+			for _, dp := range dependents[p.cfg.Program] {
+				if _, err := s.waitFor(ctx, dp, down); err != nil {
 					errc <- err
 					return
 				}
@@ -569,7 +763,7 @@ func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*program)
 				errc <- err
 				return
 			}
-			if _, err := s.WaitFor(ctx, name, down); err != nil {
+			if _, err := s.waitFor(ctx, p, down); err != nil {
 				errc <- fmt.Errorf("stopping %q: %w", name, err)
 			}
 		}()
@@ -606,54 +800,107 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Diff is what a Reload changed.
+// Diff is what a Reload changed: process names (a program's name when it
+// has one instance).
 type Diff struct {
 	Added   []string `json:"added"`
 	Changed []string `json:"changed"`
 	Removed []string `json:"removed"`
 }
 
-// Reload applies a new, validated set of programs: removed ones stop and go,
-// changed ones are stopped and replaced (restarted if they were up, in
-// BACKOFF, FATAL with a retry pending, or are autostart), new ones start if
-// autostart, unchanged ones are not touched (a pending fatal_retry stays).
-func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, error) {
-	var d Diff
-	next := map[string]*ProgramConfig{}
-	for _, c := range cfgs {
-		next[c.Name] = c
+// reloadPlan is what Reload would do with a set of program configs.
+type reloadPlan struct {
+	Diff
+	programs map[string]*ProgramConfig // the new programs, by name
+	next     map[string]*ProgramConfig // the new processes, by name
+	old      map[string]*program       // the processes now, by name
+}
+
+// diff compares the processes of cfgs with those running now: a process
+// whose config differs in anything but the program-wide settings that do
+// not concern it (instances, instance_start, process_name, rolling, the
+// [group] it is in) is changed. It changes nothing.
+func (s *Supervisor) diff(cfgs []*ProgramConfig) (reloadPlan, error) {
+	programs, procs, err := expand(cfgs)
+	if err != nil {
+		return reloadPlan{}, err
+	}
+	pl := reloadPlan{programs: programs, next: map[string]*ProgramConfig{}, old: map[string]*program{}}
+	for _, c := range procs {
+		pl.next[c.Name] = c
 	}
 	s.mu.Lock()
-	old := make(map[string]*program, len(s.progs))
-	for n, p := range s.progs {
-		old[n] = p
-	}
+	maps.Copy(pl.old, s.progs)
 	s.mu.Unlock()
-	toStop := map[string]*program{}
-	wasUp := map[string]bool{}
-	for n, p := range old {
-		c, ok := next[n]
+	for n, p := range pl.old {
+		c, ok := pl.next[n]
 		switch {
 		case !ok:
-			d.Removed = append(d.Removed, n)
-			toStop[n] = p
-		case !reflect.DeepEqual(c, p.cfg):
-			d.Changed = append(d.Changed, n)
-			toStop[n] = p
-			st, _ := p.watch.get()
-			// A FATAL program with a retry pending is one hostctl is still
-			// trying to run: the new config (maybe the fix) gets a start now.
-			wasUp[n] = st.State.IsUp() || st.State == Backoff || st.State == Fatal && !st.NextStart.IsZero()
+			pl.Removed = append(pl.Removed, n)
+		case !sameProcess(c, p.cfg):
+			pl.Changed = append(pl.Changed, n)
 		}
 	}
-	for n := range next {
-		if _, ok := old[n]; !ok {
-			d.Added = append(d.Added, n)
+	for n := range pl.next {
+		if _, ok := pl.old[n]; !ok {
+			pl.Added = append(pl.Added, n)
 		}
 	}
-	sort.Strings(d.Added)
-	sort.Strings(d.Changed)
-	sort.Strings(d.Removed)
+	sort.Strings(pl.Added)
+	sort.Strings(pl.Changed)
+	sort.Strings(pl.Removed)
+	return pl, nil
+}
+
+// sameProcess reports whether a and b, configs of one process, run it the
+// same way.
+func sameProcess(a, b *ProgramConfig) bool {
+	norm := func(c *ProgramConfig) ProgramConfig {
+		n := *c
+		n.Instances, n.InstanceStart, n.ProcessName, n.Rolling, n.ProcessGroup = 0, 0, "", false, ""
+		return n
+	}
+	na, nb := norm(a), norm(b)
+	return reflect.DeepEqual(&na, &nb)
+}
+
+// Reload applies a new, validated set of programs, process by process:
+// removed ones stop and go, changed ones are stopped and replaced
+// (restarted if they were up, in BACKOFF, FATAL with a retry pending, or
+// are autostart), new ones start if autostart or if another instance of
+// their program was up, unchanged ones are not touched (a pending
+// fatal_retry stays). Changing a program's instances from 2 to 3 adds one
+// process; from 3 to 2 removes the last.
+func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, error) {
+	pl, err := s.diff(cfgs)
+	if err != nil {
+		return Diff{}, err
+	}
+	d, next, old := pl.Diff, pl.next, pl.old
+	toStop := map[string]*program{}
+	wasUp := map[string]bool{}
+	up := func(p *program) bool {
+		st, _ := p.watch.get()
+		// A FATAL program with a retry pending is one hostctl is still
+		// trying to run: the new config (maybe the fix) gets a start now.
+		return st.State.IsUp() || st.State == Backoff || st.State == Fatal && !st.NextStart.IsZero()
+	}
+	programUp := map[string]bool{} // some instance of the program is up
+	for _, p := range old {
+		if up(p) {
+			programUp[p.cfg.Program] = true
+		}
+	}
+	for _, n := range d.Removed {
+		toStop[n] = old[n]
+	}
+	for _, n := range d.Changed {
+		toStop[n] = old[n]
+		wasUp[n] = up(old[n])
+	}
+	for _, n := range d.Added {
+		wasUp[n] = programUp[next[n].Program]
+	}
 
 	// Create what can be created before anything stops, so that a log file
 	// that cannot be opened fails the reload with nothing changed. A
@@ -694,6 +941,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	for n := range toStop {
 		delete(s.progs, n)
 	}
+	s.programs = pl.programs
 	s.mu.Unlock()
 	for n, p := range toStop {
 		p.retire()

@@ -341,6 +341,19 @@ depends_on = ["nope"]
 	}
 }
 
+// TestDemoConfigChecks: configs/demo.toml, the example of instances and
+// groups that `make run` starts, is a valid config.
+func TestDemoConfigChecks(t *testing.T) {
+	cmd := exec.Command(hostctlBin, "check", "-c", "configs/demo.toml")
+	cmd.Dir = filepath.Join("..", "..")
+	cmd.Env = testbin.Env(nil)
+	out, err := cmd.CombinedOutput()
+	testbin.CheckRace(t, "hostctl check", cmd.ProcessState, string(out))
+	if want := "configs/demo.toml: OK: 2 programs (2 autostart, 3 processes, 1 group)"; err != nil || !bytes.Contains(out, []byte(want)) {
+		t.Errorf("hostctl check configs/demo.toml: %v\n%s\nwant %q", err, out, want)
+	}
+}
+
 // TestShutdownStopsAllAndExitsZero: SIGTERM stops every program (dependents
 // first) and hostctl exits 0 with no process of theirs left.
 func TestShutdownStopsAllAndExitsZero(t *testing.T) {

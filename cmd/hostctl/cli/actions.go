@@ -28,9 +28,14 @@ func newAction(g *globals, kind string) *cobra.Command {
 	var wait time.Duration
 	var f *clientFlags
 	cmd := &cobra.Command{
-		Use:   kind + " NAME...|all",
+		Use:   kind + " NAME...|GROUP:*|all",
 		Short: actionHelp[kind],
 		Long: actionHelp[kind] + `.
+
+A NAME is a program (every instance of it), a process (one instance,
+"celery_0" or "celery:celery_0"), a [group] (every program in it), or
+GROUP:* as supervisorctl takes it. A program with rolling = true restarts
+one instance at a time, each RUNNING again before the next is stopped.
 
 Waits at most --wait; a program that does not get there is reported with
 its state and the reason (FATAL with the spawn error, BACKOFF with the
@@ -72,10 +77,10 @@ func printResults(cmd *cobra.Command, res []control.ActionResult, waited bool) e
 	for _, r := range res {
 		if !r.OK {
 			failed++
-			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", r.Name, r.Error)
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", resultName(r), r.Error)
 			continue
 		}
-		line := fmt.Sprintf("%s: %s", r.Name, r.Status.State)
+		line := fmt.Sprintf("%s: %s", resultName(r), r.Status.State)
 		if r.Status.PID > 0 && r.Status.State != supervisor.Stopping {
 			line += fmt.Sprintf(" (pid %d)", r.Status.PID)
 		}
@@ -93,7 +98,7 @@ func printResults(cmd *cobra.Command, res []control.ActionResult, waited bool) e
 func newSignal(g *globals) *cobra.Command {
 	var f *clientFlags
 	cmd := &cobra.Command{
-		Use:   "signal SIGNAL NAME...|all",
+		Use:   "signal SIGNAL NAME...|GROUP:*|all",
 		Short: "Send a signal (HUP, USR1, TERM, 15, ...) to the main process of programs",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -111,10 +116,10 @@ func newSignal(g *globals) *cobra.Command {
 			for _, r := range res {
 				if !r.OK {
 					failed++
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", r.Name, r.Error)
+					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", resultName(r), r.Error)
 					continue
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: sent %s to pid %d\n", r.Name, args[0], r.Status.PID)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: sent %s to pid %d\n", resultName(r), args[0], r.Status.PID)
 			}
 			if failed > 0 {
 				return &ExitError{Code: 1}

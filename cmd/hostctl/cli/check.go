@@ -35,5 +35,13 @@ func summary(f *config.File) string {
 			auto++
 		}
 	}
-	return fmt.Sprintf("%d programs (%d autostart), logs in %s", len(f.Programs), auto, f.Log.Dir)
+	procs := ""
+	if n := len(f.Processes()); n != len(f.Programs) {
+		procs = fmt.Sprintf(", %d processes", n)
+	}
+	groups := ""
+	if len(f.Groups) > 0 {
+		groups = fmt.Sprintf(", %d %s", len(f.Groups), plural(len(f.Groups), "group", "groups"))
+	}
+	return fmt.Sprintf("%d programs (%d autostart%s%s), logs in %s", len(f.Programs), auto, procs, groups, f.Log.Dir)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,8 +116,17 @@ func completeProgramNames(f *clientFlags, extra ...string) func(*cobra.Command, 
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		names := append([]string{}, extra...)
+		more := map[string]bool{} // program and group names that are not process names
 		for _, p := range progs {
 			names = append(names, p.Name+"\t"+p.State.String())
+			more[p.Program], more[p.ProcessGroup] = true, true
+		}
+		for _, p := range progs {
+			delete(more, p.Name)
+		}
+		delete(more, "")
+		for _, n := range slices.Sorted(maps.Keys(more)) {
+			names = append(names, n+"\tprogram or group")
 		}
 		return names, cobra.ShellCompDirectiveNoFileComp
 	}

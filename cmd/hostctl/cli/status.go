@@ -34,6 +34,10 @@ func newStatus(g *globals) *cobra.Command {
 process group) and description or reason, then one line about the proxy
 and, without names, one line per active alert (hostctl alerts shows more).
 
+A program with instances shows one line per instance, and a program in a
+[group] shows as GROUP:NAME ("celery:celery_0", "web:gunicorn"), as
+supervisorctl shows it. NAME is a program, a process, a group or GROUP:*.
+
 Exit status: 0 when every autostart program shown is RUNNING, 3 otherwise,
 4 when a name is not in the config, 1 when the daemon cannot be reached.
 
@@ -115,7 +119,26 @@ func programRow(p control.Program, now time.Time) string {
 		pid = fmt.Sprint(p.PID)
 		up = fmtUptime(time.Duration(p.UptimeSeconds * float64(time.Second)))
 	}
-	return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s", p.Name, p.State, pid, up, p.Restarts, fmtMemory(p), describe(p, now))
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s", displayName(p.Status), p.State, pid, up, p.Restarts, fmtMemory(p), describe(p, now))
+}
+
+// displayName is how a process is shown: GROUP:NAME when its group (its
+// [group], or its program when it is one of several instances) differs
+// from its name, as supervisorctl shows it ("celery:celery_0",
+// "web:gunicorn"); else NAME. Every command takes either form.
+func displayName(st supervisor.Status) string {
+	if st.ProcessGroup != "" && st.ProcessGroup != st.Name {
+		return st.ProcessGroup + ":" + st.Name
+	}
+	return st.Name
+}
+
+// resultName is displayName for the process of an action result.
+func resultName(r control.ActionResult) string {
+	if r.Status.Name == r.Name {
+		return displayName(r.Status)
+	}
+	return r.Name
 }
 
 // describe is the last column: why the program is in its state when that

@@ -17,7 +17,11 @@ func newTail(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tail [-f] [-n LINES] NAME [stdout|stderr]",
 		Short: "Print the last lines of a program's log; -f follows new lines",
-		Args:  cobra.RangeArgs(1, 2),
+		Long: `Print the last lines of a program's log; -f follows new lines.
+
+Each instance of a program with instances has its own logs: name the
+process ("celery_0" or "celery:celery_0").`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stream := "stdout"
 			if len(args) == 2 {

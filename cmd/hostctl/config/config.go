@@ -43,6 +43,10 @@ type File struct {
 	Log logfile.Config `toml:"log"`
 	// Programs are the [program.NAME] tables.
 	Programs map[string]*supervisor.ProgramConfig `toml:"-"`
+	// Groups are the [group.NAME] tables: named groups of programs. Once
+	// the file is valid, each program listed in one has its ProcessGroup
+	// set to the group's name.
+	Groups map[string]*supervisor.GroupConfig `toml:"-"`
 	// Proxy is the [proxy] section; nil when there is none (no web front).
 	Proxy *proxy.Config `toml:"proxy"`
 	// Alerts is the [alerts] section: who is told when something breaks.
@@ -121,7 +125,8 @@ func Parse(path string, data []byte) (*File, error) {
 		},
 		"program": func(p toml.Primitive) {
 			var progs map[string]toml.Primitive
-			if err := md.PrimitiveDecode(p, &progs); err != nil {
+			// A value that is not a table decodes into an empty map.
+			if err := md.PrimitiveDecode(p, &progs); err != nil || !isTable(md, "program") {
 				d.fail("program", d.lineOf(p), "must be tables like [program.NAME]")
 				return
 			}
@@ -132,6 +137,21 @@ func Parse(path string, data []byte) (*File, error) {
 				d.lines[key] = d.lineOf(progs[name])
 				d.table(progs[name], key, reflect.ValueOf(&pc).Elem())
 				f.Programs[name] = &pc
+			}
+		},
+		"group": func(p toml.Primitive) {
+			var groups map[string]toml.Primitive
+			if err := md.PrimitiveDecode(p, &groups); err != nil || !isTable(md, "group") {
+				d.fail("group", d.lineOf(p), "must be tables like [group.NAME] with programs = [...]")
+				return
+			}
+			f.Groups = map[string]*supervisor.GroupConfig{}
+			for _, name := range slices.Sorted(maps.Keys(groups)) {
+				g := &supervisor.GroupConfig{Name: name}
+				key := "group." + name
+				d.lines[key] = d.lineOf(groups[name])
+				d.table(groups[name], key, reflect.ValueOf(g).Elem())
+				f.Groups[name] = g
 			}
 		},
 	}
@@ -165,6 +185,11 @@ func Parse(path string, data []byte) (*File, error) {
 		}
 		sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
 		return nil, out
+	}
+	for _, g := range f.Groups {
+		for _, pn := range g.Programs {
+			f.Programs[pn].ProcessGroup = g.Name
+		}
 	}
 	return f, nil
 }
@@ -201,6 +226,7 @@ func (f *File) validate(d *decoder) {
 		errs = append(errs, f.Programs[name].Validate("program."+name)...)
 	}
 	errs = append(errs, supervisor.ValidatePrograms("program", f.Programs)...)
+	errs = append(errs, supervisor.ValidateGroups("group", f.Groups, f.Programs)...)
 	if f.Proxy != nil {
 		errs = append(errs, f.Proxy.Validate("proxy")...)
 	}
@@ -238,6 +264,20 @@ var (
 // ProgramNames returns the program names, sorted.
 func (f *File) ProgramNames() []string { return slices.Sorted(maps.Keys(f.Programs)) }
 
+// Processes returns the config of every process (one per instance of
+// each program), sorted by program name, then instance.
+func (f *File) Processes() []*supervisor.ProgramConfig {
+	var out []*supervisor.ProgramConfig
+	for _, p := range f.ProgramList() {
+		procs, err := p.Processes()
+		if err != nil {
+			continue // not in a validated File
+		}
+		out = append(out, procs...)
+	}
+	return out
+}
+
 // ProgramList returns the programs sorted by name.
 func (f *File) ProgramList() []*supervisor.ProgramConfig {
 	out := make([]*supervisor.ProgramConfig, 0, len(f.Programs))
@@ -245,4 +285,11 @@ func (f *File) ProgramList() []*supervisor.ProgramConfig {
 		out = append(out, f.Programs[n])
 	}
 	return out
+}
+
+// isTable reports whether the top-level key is a table: "Hash" when
+// written as one, "" when implied by [key.NAME] headers.
+func isTable(md toml.MetaData, key string) bool {
+	t := md.Type(key)
+	return t == "Hash" || t == ""
 }

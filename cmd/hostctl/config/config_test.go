@@ -175,7 +175,7 @@ func TestParseDuration(t *testing.T) {
 // FuzzParse: no input makes the parser panic, and an accepted config
 // always has a command for every program.
 func FuzzParse(f *testing.F) {
-	for _, p := range []string{"testdata/good.toml", "testdata/bad.toml"} {
+	for _, p := range []string{"testdata/good.toml", "testdata/bad.toml", "testdata/instances_bad.toml"} {
 		b, _ := os.ReadFile(p)
 		f.Add(b)
 	}

@@ -239,6 +239,9 @@ func (d *decoder) value(prim toml.Primitive, key string, line int, rv reflect.Va
 		// Tables of strings (a program's environment) and commands expand
 		// later, with the program's own variables in scope.
 		switch {
+		case t.Kind() == reflect.String && tag.Get("instance") != "":
+			// Expanded per instance, with ${INSTANCE}: see
+			// supervisor.ProgramConfig.Processes.
 		case t.Kind() == reflect.String:
 			s, ok := d.expand(key, line, nv.Elem().String())
 			if !ok {
@@ -306,9 +309,16 @@ var (
 )
 
 // expand expands ${VAR} in a string value from hostctl's environment.
+// ${INSTANCE} is not an environment variable: in the keys where it means
+// something the value is not expanded here, and anywhere else it is an
+// error.
 func (d *decoder) expand(key string, line int, s string) (string, bool) {
 	if !strings.Contains(s, "$") {
 		return s, true
+	}
+	if slices.Contains(supervisor.VarRefs(s), "INSTANCE") {
+		d.fail(key, line, "${INSTANCE} is the instance number of a program with instances, expanded only in its command, environment, process_name, directory, stdout_log, stderr_log and ready/health tcp, http, socket and exec (write $${INSTANCE} for the text itself)")
+		return "", false
 	}
 	v, err := supervisor.ExpandVars(s, os.LookupEnv)
 	if err != nil {

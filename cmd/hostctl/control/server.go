@@ -340,9 +340,19 @@ func (s *Server) listPrograms(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getProgram(w http.ResponseWriter, r *http.Request) {
-	progs, err := s.snapshot([]string{r.PathValue("name")})
+	name := r.PathValue("name")
+	progs, err := s.snapshot([]string{name})
 	if err != nil {
 		s.fail(w, err)
+		return
+	}
+	if len(progs) > 1 {
+		names := make([]string, len(progs))
+		for i, p := range progs {
+			names[i] = p.Name
+		}
+		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("%q stands for %d processes (%s): name one, or list them with GET /v1/programs?name=%s",
+			name, len(progs), strings.Join(names, ", "), url.QueryEscape(name)), nil)
 		return
 	}
 	writeJSON(w, http.StatusOK, progs[0])

@@ -665,3 +665,50 @@ func getBody(t *testing.T, url string) []byte {
 	}
 	return b
 }
+
+// TestProgramWithInstances: a name that stands for several processes
+// lists them all, answers an action for each, and is refused where one
+// process is asked for.
+func TestProgramWithInstances(t *testing.T) {
+	c := supervisor.DefaultProgramConfig("pool")
+	c.Command = supervisor.Command{"/bin/sh", "-c", "exit 0"}
+	c.Autostart, c.Instances = false, 2
+	sup, err := supervisor.New([]*supervisor.ProgramConfig{&c}, supervisor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup.Start()
+	t.Cleanup(func() { sup.Shutdown(context.Background()) })
+	srv := httptest.NewServer(New(Options{Programs: sup}).Handler(false))
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/v1/programs/pool"); code != 400 || !strings.Contains(body, `\"pool\" stands for 2 processes (pool_0, pool_1)`) {
+		t.Errorf("GET /v1/programs/pool: %d %s", code, body)
+	}
+	var one Program
+	if code, body := get("/v1/programs/pool:pool_1"); code != 200 || json.Unmarshal([]byte(body), &one) != nil ||
+		one.Name != "pool_1" || one.Program != "pool" || one.ProcessGroup != "pool" || one.Instance != 1 {
+		t.Errorf("GET /v1/programs/pool:pool_1: %d %s", code, body)
+	}
+	var list []Program
+	if code, body := get("/v1/programs?name=pool"); code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list) != 2 {
+		t.Errorf("GET /v1/programs?name=pool: %d %s", code, body)
+	}
+	resp, err := http.Post(srv.URL+"/v1/stop", "application/json", strings.NewReader(`{"names":["pool:*"],"wait_seconds":5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ar ActionResponse
+	if err := json.NewDecoder(resp.Body).Decode(&ar); err != nil || len(ar.Results) != 2 || ar.Results[0].Name != "pool_0" || !ar.Results[1].OK {
+		t.Errorf("stop pool:*: %v %+v", err, ar)
+	}
+}

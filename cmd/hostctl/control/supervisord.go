@@ -24,7 +24,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -162,19 +161,22 @@ func (p proc) namespec() string {
 	return p.group + ":" + p.st.Name
 }
 
-// processGroup is supervisord's group of a program: Status.ProcessGroup
-// when the supervisor sets one (programs in a [group.X], instances), else
-// the program's name. Read by reflection so that this file works the same
-// before and after that field exists.
-func processGroup(st supervisor.Status) string { return groupField(st, st.Name) }
-
-// groupField is the string field ProcessGroup of the struct v when it has
-// one and it is set, else def.
-func groupField(v any, def string) string {
-	if f := reflect.ValueOf(v).FieldByName("ProcessGroup"); f.IsValid() && f.Kind() == reflect.String && f.String() != "" {
-		return f.String()
+// processGroup is supervisord's group of a process: Status.ProcessGroup
+// (its [group.X], or its program for an instance), else its own name.
+func processGroup(st supervisor.Status) string {
+	if st.ProcessGroup != "" {
+		return st.ProcessGroup
 	}
-	return def
+	return st.Name
+}
+
+// configGroup is processGroup for a process's config (supervisor.Plan's
+// and Configs' are one per process).
+func configGroup(c *supervisor.ProgramConfig) string {
+	if c.ProcessGroup != "" {
+		return c.ProcessGroup
+	}
+	return c.Name
 }
 
 // procs returns every process, sorted by group then name (supervisord's

@@ -56,18 +56,20 @@ func (s *Server) rpcGetAllConfigInfo(ctx context.Context, _ []any) (any, error) 
 		cfgs = f()
 	}
 	out := []xmlrpc.Struct{}
+	running := map[string]bool{}
 	for _, c := range cfgs {
+		running[c.Name] = true
 		g := groups[c.Name]
 		if g == "" {
-			g = c.Name
+			g = configGroup(c)
 		}
 		out = append(out, configInfo(c, g, true))
 	}
 	s.rpcMu.Lock()
 	if pl := s.reread; pl != nil && !pl.applied {
 		for _, c := range pl.configs {
-			if pl.added[c.Name] {
-				out = append(out, configInfo(c, c.Name, false))
+			if g := configGroup(c); pl.added[g] && !running[c.Name] {
+				out = append(out, configInfo(c, g, false))
 			}
 		}
 	}
@@ -522,26 +524,42 @@ func (s *Server) rpcReloadConfig(ctx context.Context, _ []any) (any, error) {
 		return nil, fault(faultCantReread, strings.Join(problems(err), "; "))
 	}
 	groups := map[string]string{}
+	// A group is added when none of its processes runs now, removed when
+	// none is left in the file, else changed (an instance added or gone
+	// changes its group, as numprocs does in supervisord).
+	before, after := map[string]bool{}, map[string]bool{}
 	if all, err := s.procs(); err == nil {
 		for _, p := range all {
 			groups[p.st.Name] = p.group
+			before[p.group] = true
 		}
 	}
-	groupOf := func(name string) string {
-		if g := groups[name]; g != "" {
-			return g
+	for _, c := range cfgs { // the processes the file configures
+		g := configGroup(c)
+		after[g] = true
+		if groups[c.Name] == "" {
+			groups[c.Name] = g
 		}
-		return name
 	}
 	pl := &rereadPlan{added: map[string]bool{}, changed: map[string]bool{}, removed: map[string]bool{}, configs: cfgs}
-	for _, n := range diff.Added {
-		pl.added[groupOf(n)] = true
+	mark := func(name string) {
+		g := groups[name]
+		if g == "" {
+			g = name
+		}
+		switch {
+		case before[g] && after[g]:
+			pl.changed[g] = true
+		case after[g]:
+			pl.added[g] = true
+		default:
+			pl.removed[g] = true
+		}
 	}
-	for _, n := range diff.Changed {
-		pl.changed[groupOf(n)] = true
-	}
-	for _, n := range diff.Removed {
-		pl.removed[groupOf(n)] = true
+	for _, l := range [][]string{diff.Added, diff.Changed, diff.Removed} {
+		for _, n := range l {
+			mark(n)
+		}
 	}
 	s.rpcMu.Lock()
 	s.reread = pl

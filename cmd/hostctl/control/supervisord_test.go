@@ -114,21 +114,14 @@ func TestSplitNamespec(t *testing.T) {
 	}
 }
 
-// TestGroupField: a status that carries a process group (programs in a
+// TestProcessGroup: a status that carries a process group (programs in a
 // [group.X], instances) is in that group; one without is its own group.
-func TestGroupField(t *testing.T) {
+func TestProcessGroup(t *testing.T) {
 	if g := processGroup(supervisor.Status{Name: "web"}); g != "web" {
 		t.Errorf("processGroup without a group = %q", g)
 	}
-	type withGroup struct {
-		Name         string
-		ProcessGroup string
-	}
-	if g := groupField(withGroup{"celery_0", "celery"}, "celery_0"); g != "celery" {
-		t.Errorf("groupField = %q, want celery", g)
-	}
-	if g := groupField(withGroup{"web", ""}, "web"); g != "web" {
-		t.Errorf("groupField of an empty group = %q, want web", g)
+	if g := processGroup(supervisor.Status{Name: "celery_0", ProcessGroup: "celery"}); g != "celery" {
+		t.Errorf("processGroup = %q, want celery", g)
 	}
 	if n := (proc{st: supervisor.Status{Name: "celery_0"}, group: "celery"}).namespec(); n != "celery:celery_0" {
 		t.Errorf("namespec = %q", n)

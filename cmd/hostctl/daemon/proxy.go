@@ -334,9 +334,10 @@ func (o *proxyOwner) stop() {
 	o.checkReady()
 }
 
-// upstreamPrograms returns the programs that serve an upstream address of
-// the proxy: a tcp ready probe on that address, or the unix socket path in
-// the program's command line (gunicorn --bind unix:PATH) or ready probe.
+// upstreamPrograms returns the processes that serve an upstream address
+// of the proxy: a tcp ready probe on that address, or the unix socket path
+// in the process's command line (gunicorn --bind unix:PATH) or ready
+// probe. Each instance of a program is looked at with its ${INSTANCE}.
 func upstreamPrograms(cfg *config.File) []string {
 	return programsServing(cfg, cfg.Proxy.Upstreams())
 }
@@ -347,8 +348,8 @@ func programsServing(cfg *config.File, ups []string) []string {
 	var names []string
 	for _, up := range ups {
 		sock, isUnix := strings.CutPrefix(up, "unix:")
-		for _, n := range cfg.ProgramNames() {
-			p := cfg.Programs[n]
+		for _, p := range cfg.Processes() {
+			n := p.Name
 			match := p.Ready != nil && p.Ready.TCP == up
 			if isUnix {
 				args := append([]string{}, p.Command...)

@@ -14,7 +14,7 @@ func (d *Daemon) planReload() (supervisor.Diff, []*supervisor.ProgramConfig, err
 		return supervisor.Diff{}, nil, err
 	}
 	progs := cfg.ProgramList()
-	return d.sup.Plan(progs), progs, nil
+	return d.sup.Plan(progs)
 }
 
 // mainLog is hostctl's own log file for supervisord's maintail, nil

@@ -1,0 +1,300 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The fields tagged `instance:"expand"` (process_name, directory, the log
+// paths, the ready and health targets) are left alone by the config file
+// reader: Processes expands ${INSTANCE} and hostctl's environment in them
+// together, so that an instance number is never looked up as an
+// environment variable. Command, Environment and the probes' exec get
+// their ${INSTANCE} here and their ${VAR} when the process is prepared, as
+// before.
+
+// Processes returns the config of each process of the program, one per
+// instance, in instance order: a copy of p whose Name is the process name,
+// Program the program name, Instance the instance number and ProcessGroup
+// the group (p.ProcessGroup, else the program name), with ${INSTANCE}
+// expanded. A config that is already one process (Program set) is
+// returned as it is. p must be valid (Validate): the error is for configs
+// that were not.
+func (p *ProgramConfig) Processes() ([]*ProgramConfig, error) {
+	out, errs := p.processes("program." + p.Name)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// processes is Processes, with errors as *FieldErrors under prefix, each
+// problem once. An out-of-range Instances gives one process (Validate
+// reports it).
+func (p *ProgramConfig) processes(prefix string) ([]*ProgramConfig, []error) {
+	if p.Program != "" {
+		return []*ProgramConfig{p}, nil
+	}
+	n := p.Instances
+	if n < 1 || n > MaxInstances {
+		n = 1
+	}
+	pattern := p.ProcessName
+	if pattern == "" {
+		pattern = "${NAME}"
+		if n > 1 {
+			pattern = "${NAME}_${INSTANCE}"
+		}
+	}
+	group := p.ProcessGroup
+	if group == "" {
+		group = p.Name
+	}
+	var errs []error
+	seen := map[string]bool{}
+	out := make([]*ProgramConfig, 0, n)
+	for i := range n {
+		num := p.InstanceStart + i
+		inst := strconv.Itoa(num)
+		// full expands ${INSTANCE} (and ${NAME} where name is set) and
+		// hostctl's environment in a field the config reader left alone.
+		full := func(key, v string, name bool) string {
+			if !strings.Contains(v, "$") {
+				return v
+			}
+			s, err := ExpandVars(v, func(k string) (string, bool) {
+				switch {
+				case k == "INSTANCE":
+					return inst, true
+				case k == "NAME" && name:
+					return p.Name, true
+				}
+				return os.LookupEnv(k)
+			})
+			if err != nil {
+				e := &FieldError{Key: prefix + "." + key, Msg: err.Error()}
+				if !seen[e.Error()] {
+					seen[e.Error()] = true
+					errs = append(errs, e)
+				}
+				return v
+			}
+			return s
+		}
+		c := *p
+		c.Program, c.Instance, c.ProcessGroup = p.Name, num, group
+		c.Name = full("process_name", pattern, true)
+		c.Command = expandInstanceArgs(p.Command, inst)
+		if p.Environment != nil {
+			c.Environment = make(map[string]string, len(p.Environment))
+			for k, v := range p.Environment {
+				c.Environment[k] = expandInstance(v, inst)
+			}
+		}
+		c.Directory = full("directory", p.Directory, false)
+		c.StdoutLog = full("stdout_log", p.StdoutLog, false)
+		c.StderrLog = full("stderr_log", p.StderrLog, false)
+		if r := p.Ready; r != nil {
+			rc := *r
+			rc.TCP, rc.HTTP, rc.Socket = full("ready.tcp", r.TCP, false), full("ready.http", r.HTTP, false), full("ready.socket", r.Socket, false)
+			rc.Exec = expandInstanceArgs(r.Exec, inst)
+			c.Ready = &rc
+		}
+		if h := p.Health; h != nil {
+			hc := *h
+			hc.TCP, hc.HTTP, hc.Socket = full("health.tcp", h.TCP, false), full("health.http", h.HTTP, false), full("health.socket", h.Socket, false)
+			hc.Exec = expandInstanceArgs(h.Exec, inst)
+			c.Health = &hc
+		}
+		out = append(out, &c)
+	}
+	return out, errs
+}
+
+// expandInstance replaces ${INSTANCE} with inst and leaves everything else,
+// $$ included, for the expansion of ${VAR} that follows.
+func expandInstance(s, inst string) string {
+	if !strings.Contains(s, "${INSTANCE}") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case strings.HasPrefix(s[i:], "$$"):
+			b.WriteString("$$")
+			i++
+		case strings.HasPrefix(s[i:], "${INSTANCE}"):
+			b.WriteString(inst)
+			i += len("${INSTANCE}") - 1
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+func expandInstanceArgs(args Command, inst string) Command {
+	if args == nil {
+		return nil
+	}
+	out := make(Command, len(args))
+	for i, a := range args {
+		out[i] = expandInstance(a, inst)
+	}
+	return out
+}
+
+// VarRefs returns the names of the ${VAR}s in s, in order ($$ is not one).
+func VarRefs(s string) []string {
+	var names []string
+	ExpandVars(s, func(k string) (string, bool) {
+		names = append(names, k)
+		return "", true
+	})
+	return names
+}
+
+// mentions reports whether s refers to ${name}.
+func mentions(s, name string) bool { return slices.Contains(VarRefs(s), name) }
+
+// GroupConfig is one [group.NAME] table: a named group of programs, like
+// supervisord's [group:NAME]. Its name stands for every process of its
+// programs on the command line and the admin API (`hostctl restart NAME`,
+// `NAME:*`, `NAME:PROCESS`), and is the ProcessGroup of their processes.
+type GroupConfig struct {
+	// Name is the table name (group.NAME); not a TOML key.
+	Name string `toml:"-"`
+	// Programs are the names of the programs in the group. A program is in
+	// one group at most. Required.
+	Programs []string `toml:"programs"`
+}
+
+// ValidateGroups checks the [group.NAME] tables against the programs:
+// known programs, each in one group at most, and group names that are not
+// also program or process names. prefix is the table of groups ("group").
+func ValidateGroups(prefix string, groups map[string]*GroupConfig, progs map[string]*ProgramConfig) []error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &FieldError{Key: key, Msg: fmt.Sprintf(format, a...)})
+	}
+	owner := programNames(progs)
+	member := map[string]string{} // program -> the first group that lists it
+	for _, gname := range slices.Sorted(maps.Keys(groups)) {
+		g := groups[gname]
+		key := prefix + "." + gname
+		if !validName(gname) {
+			bad(key, "group name %q may only use letters, digits, '-', '_' and '.'", gname)
+		}
+		if o, ok := owner[gname]; ok {
+			bad(key, "%q is also %s; program, process and group names share one namespace (`hostctl restart %s` must mean one thing): rename one", gname, o, gname)
+		}
+		if len(g.Programs) == 0 {
+			bad(key+".programs", "must list at least one program (example: programs = [\"gunicorn\", \"celery\"])")
+		}
+		listed := map[string]bool{}
+		for _, pn := range g.Programs {
+			switch {
+			case listed[pn]:
+				bad(key+".programs", "%q is listed twice", pn)
+				continue
+			case progs[pn] == nil:
+				bad(key+".programs", "%q is not a program in this file (programs: %s)", pn, strings.Join(slices.Sorted(maps.Keys(progs)), ", "))
+			case member[pn] != "":
+				bad(key+".programs", "%q is also in %s.%s.programs; a program belongs to one group at most", pn, prefix, member[pn])
+			default:
+				member[pn] = gname
+			}
+			listed[pn] = true
+		}
+	}
+	return errs
+}
+
+// programNames maps every program name and process name to where it is
+// defined ("program.celery", "program.celery.process_name"), for the
+// messages about names defined twice.
+func programNames(progs map[string]*ProgramConfig) map[string]string {
+	out := map[string]string{}
+	for _, pn := range slices.Sorted(maps.Keys(progs)) {
+		p := progs[pn]
+		if _, ok := out[pn]; !ok {
+			out[pn] = "program." + pn
+		}
+		procs, _ := p.processes("program." + pn)
+		for _, c := range procs {
+			if _, ok := out[c.Name]; !ok {
+				out[c.Name] = processNameKey(p) + fmt.Sprintf(" (a process of program %s)", pn)
+			}
+		}
+	}
+	return out
+}
+
+// processNameKey is the key that gives a program's process names.
+func processNameKey(p *ProgramConfig) string {
+	switch {
+	case p.ProcessName != "":
+		return "program." + p.Name + ".process_name"
+	case p.Instances > 1:
+		return "program." + p.Name + ".instances"
+	}
+	return "program." + p.Name
+}
+
+// validateNames checks that no name stands for two things: a program's
+// name and process names must not be another program's name or process
+// name (a program with one instance is its own process), and no two
+// processes may write the same log file.
+func validateNames(progs map[string]*ProgramConfig) []error {
+	var errs []error
+	type def struct{ prog, key string }
+	defs := map[string]def{}  // name -> where it is defined
+	files := map[string]def{} // log file -> who writes it
+	for _, pn := range slices.Sorted(maps.Keys(progs)) {
+		p := progs[pn]
+		type name struct{ name, key string }
+		names := []name{{pn, "program." + pn}}
+		procs, perrs := p.processes("program." + pn)
+		for _, c := range procs {
+			if c.Name != pn {
+				names = append(names, name{c.Name, processNameKey(p)})
+			}
+		}
+		for _, n := range names {
+			d, ok := defs[n.name]
+			switch {
+			case !ok:
+				defs[n.name] = def{pn, n.key}
+			case d.prog != pn:
+				errs = append(errs, &FieldError{Key: n.key, Msg: fmt.Sprintf(
+					"the name %q is also given at %s; every program and process needs its own name (`hostctl restart %s` must mean one thing): rename one",
+					n.name, d.key, n.name)})
+			}
+		}
+		for _, c := range procs {
+			if len(perrs) > 0 {
+				break // the paths may not be expanded; Validate reports why
+			}
+			for _, f := range []struct{ key, path string }{{"stdout_log", c.StdoutLog}, {"stderr_log", c.StderrLog}} {
+				if f.path == "" || f.path == "none" || f.key == "stderr_log" && c.RedirectStderr {
+					continue
+				}
+				key := "program." + pn + "." + f.key
+				d, ok := files[f.path]
+				switch {
+				case !ok:
+					files[f.path] = def{c.Name, key}
+				case d.key != key || d.prog != c.Name:
+					errs = append(errs, &FieldError{Key: key, Msg: fmt.Sprintf(
+						"%s of %s would write %q, which %s of %s writes already; give each its own file", f.key, c.Name, f.path, d.key, d.prog)})
+				}
+			}
+		}
+	}
+	return errs
+}
