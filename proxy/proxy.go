@@ -327,6 +327,8 @@ func activeProxyHandlers() []*reverseproxy.Handler {
 				switch h := h.(type) {
 				case *reverseproxy.Handler:
 					out = append(out, h)
+				case *UpstreamHandler:
+					out = append(out, h.proxy)
 				case *caddyhttp.Subroute:
 					walk(h.Routes)
 				}
