@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -28,7 +29,7 @@ import (
 )
 
 func init() {
-	caddy.RegisterModule(UpstreamHandler{})
+	caddy.RegisterModule(new(UpstreamHandler))
 }
 
 // UpstreamHandler proxies a site's requests to its one upstream, a new
@@ -63,10 +64,11 @@ type UpstreamHandler struct {
 	trusted     []netip.Prefix
 	logger      *zap.Logger
 	ctx         caddy.Context
+	inFlight    atomic.Int64 // requests proxied now, for Proxy.Status
 }
 
 // CaddyModule returns the Caddy module information.
-func (UpstreamHandler) CaddyModule() caddy.ModuleInfo {
+func (*UpstreamHandler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  "http.handlers.hostctl_upstream",
 		New: func() caddy.Module { return new(UpstreamHandler) },
@@ -175,6 +177,8 @@ func (u *UpstreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 	if body != nil {
 		defer body.release()
 	}
+	u.inFlight.Add(1)
+	defer u.inFlight.Add(-1)
 	start := time.Now()
 	for {
 		res, conn, err := u.attempt(w, r, body)

@@ -311,6 +311,11 @@ func TestUpstreamHandlerOwnsEdgeCases(t *testing.T) {
 		if err != nil || line != "first\n" {
 			t.Fatalf("first part: %q, %v (the upstream holds the rest until the test lets it go)", line, err)
 		}
+		// While it streams, the request is in flight for Status (and the
+		// hostctl_proxy_upstream_requests_in_flight metric).
+		if st := h.p.Status(); len(st.Upstreams) != 1 || st.Upstreams[0].Requests != 1 {
+			t.Errorf("Status upstreams while streaming = %+v, want 1 request in flight", st.Upstreams)
+		}
 	})
 
 	t.Run("a client that goes away ends the upstream request", func(t *testing.T) {
