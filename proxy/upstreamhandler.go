@@ -55,7 +55,7 @@ type UpstreamHandler struct {
 	proxy       *reverseproxy.Handler
 	network     string // "tcp" or "unix"
 	address     string // what to dial
-	hostHeader  string // Host sent when the request has none, as net/http's Transport would
+	hostHeader  string // Host sent when the request has none (HTTP/1.0)
 	dialTimeout time.Duration
 	headerWait  time.Duration // response_header_timeout; 0: none
 	tryFor      time.Duration
@@ -97,7 +97,9 @@ func (u *UpstreamHandler) Provision(ctx caddy.Context) error {
 	}
 	switch {
 	case addr.IsUnixNetwork():
-		u.network, u.address, u.hostHeader = "unix", addr.Host, addr.Host
+		// net/http's Transport would send the socket's path, which is
+		// not a valid Host: reverse_proxy answers such requests 502.
+		u.network, u.address, u.hostHeader = "unix", addr.Host, "localhost"
 	case addr.Network == "tcp" && addr.PortRangeSize() == 1:
 		u.network, u.address = "tcp", addr.JoinHostPort(0)
 		u.hostHeader = u.address
