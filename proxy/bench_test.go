@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,49 +24,46 @@ import (
 //
 //	go test -run '^$' -bench Proxy -benchmem ./proxy/
 //
+// "caddy_reverse_proxy" is the site proxied by Caddy's reverse_proxy, as
+// before hostctl_upstream, for comparison.
+//
 // Client, proxy and upstream share the process, so ns/op, cpu-us/op and
 // allocs/op include the client and the upstream: "direct" is that part
 // alone, and a proxy case minus "direct" is what the proxy costs. cpu-us/op
 // is user+system CPU of the whole process per request.
 func BenchmarkProxy(b *testing.B) {
-	sock := filepath.Join(b.TempDir(), "up.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		b.Fatal(err)
-	}
-	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "Hello, world!")
-	})}
-	up.SetKeepAlivesEnabled(false)
-	go up.Serve(l)
-	b.Cleanup(func() { up.Close() })
-
-	direct := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-	}
-	b.Run("direct", func(b *testing.B) { benchGet(b, direct, "http://up/") })
+	up := benchUpstream(b, false)
+	b.Run("direct", func(b *testing.B) { benchGet(b, up.transport(), "http://up/") })
 
 	for _, c := range []struct {
 		name      string
 		accessLog bool
+		keepAlive bool          // the upstream keeps connections alive, upstream_keepalive = true
+		caddyOnly bool          // Caddy's reverse_proxy instead of hostctl_upstream (caddyReverseProxyOnly)
 		edit      func(cfg obj) // changes the generated config before it is loaded (experiments)
 	}{
-		{"proxy", false, nil},
-		{"proxy_accesslog", true, nil},
+		{"proxy", false, false, false, nil},
+		{"proxy_accesslog", true, false, false, nil},
+		{"proxy_keepalive", false, true, false, nil},
+		{"caddy_reverse_proxy", false, false, true, nil},
+		{"caddy_reverse_proxy_accesslog", true, false, true, nil},
 	} {
 		b.Run(c.name, func(b *testing.B) {
+			up := up
+			if c.keepAlive {
+				up = benchUpstream(b, true)
+			}
 			addr := freeAddrB(b)
 			opts := Options{Logger: zap.New(zapcore.NewNopCore()), StateDir: b.TempDir()}
 			if c.accessLog {
 				opts.AccessLog = io.Discard
 			}
 			p := New(opts)
+			caddyReverseProxyOnly = c.caddyOnly
+			defer func() { caddyReverseProxyOnly = false }()
 			on := c.accessLog
-			if err := p.Apply(Config{Listen: addr, Upstream: "unix:" + sock, AccessLog: &on}); err != nil {
+			cfg := Config{Listen: addr, Upstream: "unix:" + up.sock, AccessLog: &on, UpstreamKeepAlive: c.keepAlive}
+			if err := p.Apply(cfg); err != nil {
 				b.Fatal(err)
 			}
 			defer p.Stop()
@@ -80,8 +78,53 @@ func BenchmarkProxy(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			conns0 := up.conns.Load()
 			benchGet(b, &http.Transport{MaxIdleConnsPerHost: 64}, "http://"+addr+"/")
+			b.ReportMetric(float64(up.conns.Load()-conns0)/float64(b.N), "upconns/op")
 		})
+	}
+}
+
+// benchUpstreamServer is the tiny upstream of BenchmarkProxy on a unix
+// socket; conns counts the connections it accepted.
+type benchUpstreamServer struct {
+	sock  string
+	conns atomic.Int64
+}
+
+// benchUpstream starts a tiny upstream that answers "Hello, world!" and,
+// unless keepAlive, closes every connection after one response (as
+// gunicorn's sync workers do).
+func benchUpstream(b *testing.B, keepAlive bool) *benchUpstreamServer {
+	up := &benchUpstreamServer{sock: filepath.Join(b.TempDir(), "up.sock")}
+	l, err := net.Listen("unix", up.sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "Hello, world!")
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				up.conns.Add(1)
+			}
+		},
+	}
+	srv.SetKeepAlivesEnabled(keepAlive)
+	go srv.Serve(l)
+	b.Cleanup(func() { srv.Close() })
+	return up
+}
+
+// transport returns a client transport that dials the upstream directly.
+func (up *benchUpstreamServer) transport() *http.Transport {
+	return &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", up.sock)
+		},
 	}
 }
 

@@ -391,7 +391,24 @@ func (cc *Config) siteRoutes(s *site, instance string) ([]any, error) {
 	if len(ups) == 0 {
 		return append(routes, obj{"handle": []any{obj{"handler": "error", "status_code": 404}}}), nil
 	}
-	return append(routes, obj{"handle": []any{cc.reverseProxy(s, ups)}}), nil
+	return append(routes, obj{"handle": []any{cc.proxyHandler(s, ups)}}), nil
+}
+
+// caddyReverseProxyOnly, if set, has every site proxied by Caddy's
+// reverse_proxy, as before hostctl_upstream; only benchmarks set it, to
+// compare the two.
+var caddyReverseProxyOnly bool
+
+// proxyHandler returns the handler that proxies to the site's upstreams:
+// for one upstream without keep-alive, hostctl_upstream (UpstreamHandler),
+// which hands what it does not handle itself to the reverse_proxy inside
+// it; else Caddy's reverse_proxy.
+func (cc *Config) proxyHandler(s *site, ups []string) obj {
+	rp := cc.reverseProxy(s, ups)
+	if len(ups) != 1 || cc.UpstreamKeepAlive || caddyReverseProxyOnly {
+		return rp
+	}
+	return obj{"handler": "hostctl_upstream", "proxy": rp}
 }
 
 // maintenanceRoute answers 503 "maintenance" (the error page) to every

@@ -314,8 +314,8 @@ func (p *Proxy) Status() Status {
 		return st
 	}
 	seen := map[string]bool{}
-	for _, h := range activeProxyHandlers() {
-		for _, u := range h.Upstreams {
+	for _, ph := range activeProxyHandlers() {
+		for _, u := range ph.Upstreams {
 			addr := u.Dial
 			if path, ok := strings.CutPrefix(addr, "unix/"); ok {
 				addr = "unix:" + path
@@ -324,7 +324,7 @@ func (p *Proxy) Status() Status {
 				continue
 			}
 			seen[addr] = true
-			st.Upstreams = append(st.Upstreams, upstreamStatus(h, u, addr))
+			st.Upstreams = append(st.Upstreams, upstreamStatus(ph, u, addr))
 		}
 	}
 	st.Certificates = p.certificates()
@@ -332,8 +332,8 @@ func (p *Proxy) Status() Status {
 }
 
 // upstreamStatus is u, an upstream of h, written addr, as Status reports it.
-func upstreamStatus(h *reverseproxy.Handler, u *reverseproxy.Upstream, addr string) UpstreamStatus {
-	st := UpstreamStatus{Address: addr, Healthy: u.Healthy(), Fails: u.Fails(), Requests: u.NumRequests()}
+func upstreamStatus(h proxyHandler, u *reverseproxy.Upstream, addr string) UpstreamStatus {
+	st := UpstreamStatus{Address: addr, Healthy: u.Healthy(), Fails: u.Fails(), Requests: u.NumRequests() + h.ownInFlight()}
 	if st.Healthy {
 		return st
 	}
@@ -344,9 +344,25 @@ func upstreamStatus(h *reverseproxy.Handler, u *reverseproxy.Upstream, addr stri
 	return st
 }
 
+// proxyHandler is a reverse_proxy handler of the running config, and the
+// hostctl_upstream handler that wraps it, if one does.
+type proxyHandler struct {
+	*reverseproxy.Handler
+	own *UpstreamHandler
+}
+
+// ownInFlight is the number of requests hostctl_upstream has in flight
+// itself (those it hands to reverse_proxy are counted by reverse_proxy).
+func (ph proxyHandler) ownInFlight() int {
+	if ph.own == nil {
+		return 0
+	}
+	return int(ph.own.inFlight.Load())
+}
+
 // activeProxyHandlers walks the running http app's routes, subroutes
 // included, to its reverse proxy handlers.
-func activeProxyHandlers() []*reverseproxy.Handler {
+func activeProxyHandlers() []proxyHandler {
 	ctx := caddy.ActiveContext()
 	if ctx.Context == nil {
 		return nil
@@ -359,14 +375,16 @@ func activeProxyHandlers() []*reverseproxy.Handler {
 	if !ok {
 		return nil
 	}
-	var out []*reverseproxy.Handler
+	var out []proxyHandler
 	var walk func(caddyhttp.RouteList)
 	walk = func(routes caddyhttp.RouteList) {
 		for _, r := range routes {
 			for _, h := range r.Handlers {
 				switch h := h.(type) {
 				case *reverseproxy.Handler:
-					out = append(out, h)
+					out = append(out, proxyHandler{Handler: h})
+				case *UpstreamHandler:
+					out = append(out, proxyHandler{Handler: h.proxy, own: h})
 				case *caddyhttp.Subroute:
 					walk(h.Routes)
 				}

@@ -5,7 +5,9 @@
 # no upstream keep-alive on either side; or with UPSTREAM=go the tiny Go
 # server on a unix socket with upstream keep-alive on both sides.
 # Prints req/s, p50/p99, proxy CPU per request (utime+stime of hostctl /
-# of nginx's processes, over the run) and hostctl's RSS. Rounds alternate.
+# of nginx's processes, over the run), the connections the Go upstream
+# accepted per 1,000 requests (near 0 when a proxy reuses them) and
+# hostctl's RSS. Rounds alternate.
 #
 #   ROUNDS=3 scripts/bench/proxy_daemon.sh
 #   HC_ENV="GOGC=400" HC_BIN=/path/hostctl CONNS=2000 scripts/bench/proxy_daemon.sh
@@ -128,15 +130,23 @@ ticks() { for p in "$@"; do awk '{print $14+$15}' "/proc/$p/stat"; done | awk '{
 ngpids() { echo "$NG_PID $(pgrep -P "$NG_PID" | tr '\n' ' ')"; }
 HZ=$(getconf CLK_TCK)
 
+# upconns URL: the connections the Go upstream has accepted so far, or "-"
+# for gunicorn (which closes every connection).
+upconns() {
+	if [ "$UPSTREAM" = go ]; then curl -fs -m 2 "${1}conns"; else echo -; fi
+}
+
 bench() { # setup url pids...
 	local setup=$1 url=$2
 	shift 2
 	wrk -t"$THREADS" -c"$CONNS" -d2s "$url" >/dev/null 2>&1 || true
-	local t0 out t1
+	local t0 out t1 c0 c1
+	c0=$(upconns "$url")
 	t0=$(ticks "$@")
 	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$url")
 	t1=$(ticks "$@")
-	echo "$out" | awk -v setup="$setup" -v dt=$((t1 - t0)) -v hz="$HZ" '
+	c1=$(upconns "$url")
+	echo "$out" | awk -v setup="$setup" -v dt=$((t1 - t0)) -v hz="$HZ" -v c0="$c0" -v c1="$c1" '
 		function ms(v) {
 			if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
 			if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
@@ -149,7 +159,11 @@ bench() { # setup url pids...
 		$1 == "Requests/sec:" { rps = $2 }
 		/Non-2xx/ { bad += $NF }
 		/Socket errors/ { bad += $4 + $6 + $8 + $10 }
-		END { printf "%s %s %s %s %.0f %d\n", setup, rps, p50, p99, dt / hz * 1e6 / n, bad }'
+		END {
+			conns = "-"
+			if (c0 != "-") conns = sprintf("%.1f", (c1 - c0) / n * 1000)
+			printf "%s %s %s %s %.0f %d %s\n", setup, rps, p50, p99, dt / hz * 1e6 / n, bad, conns
+		}'
 }
 
 echo "wrk -t$THREADS -c$CONNS -d$DURATION, upstream $UPSTREAM, $ROUNDS round(s), hostctl env: ${HC_ENV:-none}; $(uptime | sed 's/.*load/load/')" >&2
@@ -166,10 +180,10 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 rss=$(awk '/VmRSS/ {print $2/1024}' "/proc/$HC_PID/status")
-echo "| setup | req/s | p50 ms | p99 ms | proxy CPU us/req | errors |"
-echo "|---|---:|---:|---:|---:|---:|"
+echo "| setup | req/s | p50 ms | p99 ms | proxy CPU us/req | errors | upstream conns per 1k req |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 for s in $SETUPS; do
 	awk -v s="$s" '$1 == s' "$results" | sort -k2 -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}' |
-		awk '{printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6}'
+		awk '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}'
 done
 echo "hostctl RSS after the runs: ${rss} MB"

@@ -2,7 +2,7 @@
 // proxy (package proxy, embedded Caddy) in front of an upstream, or the
 // tiny Go upstream itself. It runs until SIGINT or SIGTERM.
 //
-//	proxybench -mode upstream -listen 127.0.0.1:18001
+//	proxybench -mode upstream -listen 127.0.0.1:18001   # GET /conns: connections accepted so far
 //	proxybench -mode proxy -listen 127.0.0.1:18011 -upstream 127.0.0.1:18001 -keepalive
 package main
 
@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/caddyserver/caddy/v2"
@@ -73,10 +74,24 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain")
-			io.WriteString(w, "Hello, world!")
-		})}
+		// GET /conns answers how many connections the upstream has
+		// accepted, to tell whether a proxy reuses them.
+		var conns atomic.Int64
+		srv := &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/plain")
+				if r.URL.Path == "/conns" {
+					fmt.Fprintln(w, conns.Load())
+					return
+				}
+				io.WriteString(w, "Hello, world!")
+			}),
+			ConnState: func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			},
+		}
 		go func() { <-ctx.Done(); srv.Close() }()
 		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 			return err
