@@ -29,6 +29,7 @@ type prog struct {
 	group     string // supervisord group: [group:x], else the program name
 	priority  [2]int // group priority, program priority
 	explicit  bool   // priority was set (on the program or its group)
+	prioWhere string // where priority was set, for notes
 	autostart bool
 	oneShot   bool // autorestart=false: may exit for good
 	instances int
@@ -143,7 +144,11 @@ func (im *importer) supervisord() error {
 		if !grouped {
 			group = super
 		}
-		p, err := im.program(ps, super, group, groupPrio[group], globalEnv, globalEnvVars)
+		gp, ok := groupPrio[group]
+		if !ok {
+			gp = defaultPriority
+		}
+		p, err := im.program(ps, super, group, gp, globalEnv, globalEnvVars)
 		if err != nil {
 			return err
 		}
@@ -811,6 +816,10 @@ func (im *importer) program(ps *iniSection, super, group string, groupPriority i
 	} else {
 		p.priority = [2]int{groupPriority, n}
 		p.explicit = v != nil && n != defaultPriority
+		p.prioWhere = fmt.Sprintf("%s:%d [%s] priority", im.rel(ps.file), ps.line, ps.name)
+		if v != nil {
+			p.prioWhere = im.where(v, ps.name, "priority")
+		}
 	}
 	for _, k := range []string{"stdout_capture_maxbytes", "stderr_capture_maxbytes", "stdout_events_enabled", "stderr_events_enabled"} {
 		if v, ok := raw(k); ok {
@@ -961,7 +970,7 @@ func (im *importer) priorities(progs []*prog) {
 	for _, p := range progs {
 		if !p.autostart || p.oneShot {
 			if p.explicit {
-				p.sec.comments = append(p.sec.comments, im.note(fmt.Sprintf("[program:%s] priority", p.super), Approximated,
+				p.sec.comments = append(p.sec.comments, im.note(p.prioWhere, Approximated,
 					"priority %d is not a start order here: the program does not stay running on its own (autostart or autorestart is false), so no program depends on it", p.priority[1]))
 			}
 			continue
@@ -988,7 +997,7 @@ func (im *importer) priorities(progs []*prog) {
 		for _, d := range prevLevel {
 			deps = append(deps, d.name)
 		}
-		p.sec.set("depends_on", tomlStrings(deps), im.note(fmt.Sprintf("[program:%s] priority", p.super), Approximated,
+		p.sec.set("depends_on", tomlStrings(deps), im.note(p.prioWhere, Approximated,
 			"priority %s: supervisord started lower priorities first (without waiting) and stopped them last; here this program starts once %s is RUNNING, stops before it, and goes FATAL if it does. Remove depends_on if the order does not matter",
 			prioString(p.priority), strings.Join(deps, ", ")))
 	}
