@@ -20,12 +20,12 @@ func (im *importer) eventListener(es *iniSection, byName map[string]*prog, inGro
 	cv, ok := es.get(ini, "command")
 	im.markAll(es)
 	if !ok {
-		im.doc.header = append(im.doc.header, im.note(where, NotTranslated, "an event listener without a command"))
+		im.doc.header = append(im.doc.header, im.headerNote(where, NotTranslated, "an event listener without a command"))
 		return
 	}
 	argv, err := posixSplit(cv.raw)
 	if err != nil || len(argv) == 0 {
-		im.doc.header = append(im.doc.header, im.note(where, NotTranslated, "hostctl has no event listeners (command %q)", cv.raw))
+		im.doc.header = append(im.doc.header, im.headerNote(where, NotTranslated, "hostctl has no event listeners (command %q)", cv.raw))
 		return
 	}
 	tool := filepath.Base(argv[0])
@@ -76,11 +76,11 @@ func (im *importer) eventListener(es *iniSection, byName map[string]*prog, inGro
 		im.mailSink(where, es, flags, []string{"memory_limit"})
 	case "httpok":
 		if len(args) == 0 {
-			im.doc.header = append(im.doc.header, im.note(where, NotTranslated, "httpok without a URL"))
+			im.doc.header = append(im.doc.header, im.headerNote(where, NotTranslated, "httpok without a URL"))
 			return
 		}
 		for _, p := range targets() {
-			h := im.doc.add("program."+tomlKey(p.name)+".health", false,
+			h := im.doc.addAfter(p.sec, "program."+tomlKey(p.name)+".health",
 				im.note(where, Approximated, "httpok checked %s on every TICK_60 event and restarted %s at the first failure; here a health check every 60s, restart after 1 failure", args[0], p.name))
 			h.set("http", tomlString(args[0]))
 			h.set("interval", tomlString("60s"))
@@ -100,12 +100,12 @@ func (im *importer) eventListener(es *iniSection, byName map[string]*prog, inGro
 		im.mailSink(where, es, flags, []string{"health_restart"})
 	case "crashmail", "crashmailbatch", "crashsms":
 		im.mailSink(where, es, flags, []string{"crash_loop", "fatal"})
-		im.doc.header = append(im.doc.header, im.note(where, Approximated,
+		im.doc.header = append(im.doc.header, im.headerNote(where, Approximated,
 			"%s mailed every unexpected exit; hostctl alerts on a crash loop (more than [alerts] crash_loop_restarts restarts within crash_loop_window) and on FATAL, for every program (an alert sink cannot be limited to -p programs)", tool))
 	case "fatalmailbatch":
 		im.mailSink(where, es, flags, []string{"fatal"})
 	default:
-		im.doc.header = append(im.doc.header, im.note(where, NotTranslated,
+		im.doc.header = append(im.doc.header, im.headerNote(where, NotTranslated,
 			"hostctl has no event listeners (%s); its [alerts] (README) cover crashes, FATAL programs, memory and health restarts", tool))
 	}
 }
@@ -172,9 +172,16 @@ func (im *importer) memmon(where string, flags map[string][]string, byName map[s
 	set := func(p *prog, size string) {
 		n, err := byteSize(size)
 		if err != nil {
-			im.doc.header = append(im.doc.header, im.note(where, NotTranslated, "memmon size %q: %v", size, err))
+			im.doc.header = append(im.doc.header, im.headerNote(where, NotTranslated, "memmon size %q: %v", size, err))
 			return
 		}
+		if p.memLimit != 0 && p.memLimit <= n {
+			return // memmon restarted at the smallest size that applied
+		}
+		if e := p.sec.get("memory_limit"); e != nil {
+			e.comments = nil
+		}
+		p.memLimit = n
 		p.sec.set("memory_limit", tomlString(sizeString(n)), im.note(where, Approximated,
 			"from memmon %s: hostctl measures the process group's RSS every 5s and restarts after 2 checks above it; memmon checked on TICK_60 events", size))
 	}
@@ -194,7 +201,7 @@ func (im *importer) memmon(where string, flags map[string][]string, byName map[s
 			}
 		}
 		if !found {
-			im.doc.header = append(im.doc.header, im.note(where, NotTranslated, "memmon -p %s: no such program", spec))
+			im.doc.header = append(im.doc.header, im.headerNote(where, NotTranslated, "memmon -p %s: no such program", spec))
 		}
 	}
 	for _, spec := range flags["g"] {
@@ -214,7 +221,7 @@ func (im *importer) memmon(where string, flags map[string][]string, byName map[s
 		}
 	}
 	if len(flags["u"]) > 0 {
-		im.doc.header = append(im.doc.header, im.note(where, NotTranslated, "memmon -u (restart only after some uptime): hostctl restarts whenever the limit is passed"))
+		im.doc.header = append(im.doc.header, im.headerNote(where, NotTranslated, "memmon -u (restart only after some uptime): hostctl restarts whenever the limit is passed"))
 	}
 }
 

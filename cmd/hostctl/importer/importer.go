@@ -120,6 +120,13 @@ func (im *importer) note(where, kind, format string, a ...any) string {
 	return fmt.Sprintf("import: %s: %s", kind, n.Msg)
 }
 
+// headerNote is note for a comment at the top of the output, where the
+// setting's place is not obvious: the comment names it.
+func (im *importer) headerNote(where, kind, format string, a ...any) string {
+	im.note(where, kind, format, a...)
+	return "import: " + im.notes[len(im.notes)-1].String()
+}
+
 // rel shortens a path for messages: relative to the supervisord.conf's
 // directory when inside it.
 func (im *importer) rel(path string) string {
@@ -162,6 +169,26 @@ type entry struct {
 func (d *doc) add(name string, array bool, comments ...string) *section {
 	s := &section{name: name, array: array, comments: comments}
 	d.sections = append(d.sections, s)
+	return s
+}
+
+// addAfter adds a section right after after (and after the sections
+// already added after it that belong to it: names under after's name).
+func (d *doc) addAfter(after *section, name string, comments ...string) *section {
+	s := &section{name: name, comments: comments}
+	i := 0
+	for i < len(d.sections) && d.sections[i] != after {
+		i++
+	}
+	if i == len(d.sections) {
+		d.sections = append(d.sections, s)
+		return s
+	}
+	i++
+	for i < len(d.sections) && strings.HasPrefix(d.sections[i].name, after.name+".") {
+		i++
+	}
+	d.sections = append(d.sections[:i], append([]*section{s}, d.sections[i:]...)...)
 	return s
 }
 

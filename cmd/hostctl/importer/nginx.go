@@ -30,6 +30,9 @@ type ngSite struct {
 	statics   []ngStatic
 	errorPage string
 	comments  []string
+	// defaultServer is the listen directive that made this server
+	// nginx's default for its address.
+	defaultServer *crossplane.Directive
 }
 
 type ngStatic struct {
@@ -224,6 +227,9 @@ func (n *nginxImport) server(d *crossplane.Directive, outer ngContext) {
 	if len(s.plain) == 0 && len(s.tls) == 0 {
 		s.plain = []string{":80"} // nginx's default: listen *:80
 	}
+	if s.defaultServer != nil && len(s.names) > 0 {
+		s.comments = append(s.comments, n.note(s.defaultServer, Approximated, "default_server: hostctl answers requests for other host names only from a site without hosts; nginx answered them from this one"))
+	}
 	// A server that only sends HTTP to HTTPS is hostctl's automatic redirect.
 	if ret := n.redirectOnly(d); ret != nil && len(s.tls) == 0 {
 		s.redirect = true
@@ -239,20 +245,21 @@ func (n *nginxImport) server(d *crossplane.Directive, outer ngContext) {
 			s.key = k.Args[0]
 		}
 	}
-	n.siteWide(s, ctx)
-	var errorPage *crossplane.Directive
+	n.siteWide(s, ctx, false)
+	var errorPages []*crossplane.Directive
 	for _, x := range d.Block {
 		switch x.Directive {
 		case "location":
 			n.location(s, x, ctx)
 		case "error_page":
-			errorPage = x
+			errorPages = append(errorPages, x)
 		case "return":
 			s.comments = append(s.comments, n.note(x, NotTranslated, "return %s in a server that also serves pages; write it in a caddyfile (redir)", strings.Join(x.Args, " ")))
 		}
 	}
-	if errorPage != nil {
-		n.errorPage(s, errorPage, d, ctx)
+	// After the locations: the page may be a static file.
+	for _, e := range errorPages {
+		n.errorPage(s, e, d, ctx)
 	}
 	n.sites = append(n.sites, s)
 }
@@ -288,10 +295,7 @@ func (n *nginxImport) listen(s *ngSite, x *crossplane.Directive) {
 		case o == "quic":
 			s.quic = true
 		case o == "default_server" || o == "default":
-			if len(s.names) == 0 {
-				continue
-			}
-			s.comments = append(s.comments, n.note(x, Approximated, "%s: hostctl answers a request for an unknown host name only from a site without hosts", o))
+			s.defaultServer = x
 		case strings.HasPrefix(o, "ipv6only="):
 			s.comments = append(s.comments, n.note(x, Approximated, "%s: hostctl's listener takes IPv4 and IPv6 together", o))
 		default:
@@ -340,7 +344,8 @@ func (n *nginxImport) redirectOnly(d *crossplane.Directive) *crossplane.Directiv
 }
 
 // siteWide collects the values that are proxy-wide in hostctl.
-func (n *nginxImport) siteWide(s *ngSite, ctx ngContext) {
+// local is true for a location's own settings (no defaults added).
+func (n *nginxImport) siteWide(s *ngSite, ctx ngContext, local bool) {
 	add := func(key, value string, d *crossplane.Directive) {
 		n.used[d] = true
 		n.wide[key] = append(n.wide[key], wideValue{value, n.where(d)})
@@ -354,7 +359,7 @@ func (n *nginxImport) siteWide(s *ngSite, ctx ngContext) {
 		} else {
 			s.comments = append(s.comments, n.note(d, NotTranslated, "client_max_body_size %s: %v", d.Args[0], err))
 		}
-	} else {
+	} else if !local {
 		n.wide["max_body_size"] = append(n.wide["max_body_size"], wideValue{tomlString("1MiB"), "nginx's default client_max_body_size 1m"})
 	}
 	for _, kv := range []struct{ nginx, hostctl string }{{"proxy_read_timeout", "upstream_timeout"}, {"proxy_connect_timeout", "dial_timeout"}, {"keepalive_timeout", "idle_timeout"}} {
@@ -367,12 +372,12 @@ func (n *nginxImport) siteWide(s *ngSite, ctx ngContext) {
 			s.comments = append(s.comments, n.note(d, NotTranslated, "%s %s: %v", kv.nginx, d.Args[0], err))
 			continue
 		}
-		add(kv.hostctl, tomlString(v.String()), d)
+		add(kv.hostctl, tomlString(durString(v)), d)
 		if kv.nginx == "keepalive_timeout" && len(d.Args) > 1 {
 			s.comments = append(s.comments, n.note(d, NotTranslated, "keepalive_timeout's second value (the Keep-Alive header)"))
 		}
 	}
-	if d := ctx.vals["gzip"]; d != nil && len(d.Args) == 1 && d.Args[0] == "on" {
+	if d := ctx.vals["gzip"]; d != nil && len(d.Args) == 1 && d.Args[0] == "on" && !n.used[d] {
 		s.comments = append(s.comments, n.note(d, Approximated, "gzip on: hostctl compresses static files (gzip, zstd) on the fly; responses from the upstream are passed on as they come (add `encode gzip` in a caddyfile to compress them)"))
 	} else if d != nil {
 		n.used[d] = true
@@ -386,7 +391,8 @@ func (n *nginxImport) location(s *ngSite, d *crossplane.Directive, outer ngConte
 		if len(d.Args) == 2 && d.Args[0] == "=" {
 			return // exact locations are used by error_page, or listed as not translated
 		}
-		s.comments = append(s.comments, n.note(d, NotTranslated, "location %s: only prefix locations are translated", strings.Join(d.Args, " ")))
+		s.comments = append(s.comments, n.note(d, NotTranslated, "location %s { ... }: only prefix locations are translated", strings.Join(d.Args, " ")))
+		n.whole(d)
 		return
 	}
 	prefix := d.Args[0]
@@ -415,11 +421,20 @@ func (n *nginxImport) location(s *ngSite, d *crossplane.Directive, outer ngConte
 		}
 		s.upstreams = ups
 		n.proxyHeaders(s, d)
+		// Settings written in the proxied location itself.
+		local := ngContext{vals: map[string]*crossplane.Directive{}}
+		for k, v := range ctx.vals {
+			if slices.Contains(d.Block, v) {
+				local.vals[k] = v
+			}
+		}
+		n.siteWide(s, local, true)
 		return
 	}
 	alias, root := directive(d.Block, "alias"), ctx.vals["root"]
 	if alias == nil && root == nil {
-		s.comments = append(s.comments, n.note(d, NotTranslated, "location %s: neither proxy_pass nor files", prefix))
+		s.comments = append(s.comments, n.note(d, NotTranslated, "location %s { ... }: neither proxy_pass nor files", prefix))
+		n.whole(d)
 		return
 	}
 	n.used[d] = true
@@ -687,7 +702,14 @@ func durString(d time.Duration) string {
 	if d >= day && d%day == 0 {
 		return fmt.Sprintf("%dd", d/day)
 	}
-	return d.String()
+	str := d.String()
+	if strings.HasSuffix(str, "m0s") {
+		str = strings.TrimSuffix(str, "0s")
+	}
+	if strings.HasSuffix(str, "h0m") {
+		str = strings.TrimSuffix(str, "0m")
+	}
+	return str
 }
 
 // emit writes [proxy] and its sites.
@@ -838,11 +860,20 @@ func (n *nginxImport) site(sec *section, s *ngSite, prefix string) {
 	}
 }
 
+// whole marks a block's directives as seen: the block was reported as a
+// whole.
+func (n *nginxImport) whole(d *crossplane.Directive) {
+	for _, x := range d.Block {
+		n.used[x] = true
+		n.whole(x)
+	}
+}
+
 // unused lists every directive that nothing translated.
 func (n *nginxImport) unused(block crossplane.Directives) {
 	for _, d := range block {
 		if !n.used[d] {
-			msg := fmt.Sprintf("%s %s", d.Directive, strings.Join(d.Args, " "))
+			msg := strings.TrimSpace(d.Directive + " " + strings.Join(d.Args, " "))
 			if d.IsBlock() {
 				msg += " { ... }"
 			}

@@ -33,6 +33,7 @@ type prog struct {
 	autostart bool
 	oneShot   bool // autorestart=false: may exit for good
 	instances int
+	memLimit  int64 // from memmon, 0 for none
 }
 
 func (im *importer) supervisord() error {
@@ -71,7 +72,7 @@ func (im *importer) supervisord() error {
 		"  SUPERVISOR_GROUP_NAME or SUPERVISOR_SERVER_URL in their environment.",
 	)
 	for _, w := range ini.warnings {
-		d.header = append(d.header, im.note(im.rel(ini.files[0])+" [include] files", Approximated, "supervisord would warn: %s", w))
+		d.header = append(d.header, im.headerNote(im.rel(ini.files[0])+" [include] files", Approximated, "supervisord would warn: %s", w))
 	}
 	admin := d.add("admin", false)
 	logs := d.add("log", false)
@@ -197,10 +198,10 @@ func (im *importer) supervisord() error {
 				im.unusedNote(s, nil)
 				continue
 			}
-			d.header = append(d.header, im.note(fmt.Sprintf("%s:%d [%s]", im.rel(s.file), s.line, name), NotTranslated, "an XML-RPC plugin; hostctl serves only supervisord's own API"))
+			d.header = append(d.header, im.headerNote(fmt.Sprintf("%s:%d [%s]", im.rel(s.file), s.line, name), NotTranslated, "an XML-RPC plugin; hostctl serves only supervisord's own API"))
 			im.markAll(s)
 		default:
-			d.header = append(d.header, im.note(fmt.Sprintf("%s:%d [%s]", im.rel(s.file), s.line, name), NotTranslated, "hostctl has no equivalent of this section"))
+			d.header = append(d.header, im.headerNote(fmt.Sprintf("%s:%d [%s]", im.rel(s.file), s.line, name), NotTranslated, "hostctl has no equivalent of this section"))
 			im.markAll(s)
 		}
 	}
@@ -209,7 +210,7 @@ func (im *importer) supervisord() error {
 	}
 	for _, v := range ini.defaults.keys {
 		if !v.used {
-			d.header = append(d.header, im.note(im.where(v, "DEFAULT", "?"), NotTranslated, "a [DEFAULT] value no translated section used"))
+			d.header = append(d.header, im.headerNote(im.where(v, "DEFAULT", "?"), NotTranslated, "a [DEFAULT] value no translated section used"))
 		}
 	}
 	return nil
@@ -234,7 +235,7 @@ func (im *importer) unused(s *iniSection, out *section) {
 		if out != nil {
 			out.trailer = append(out.trailer, c)
 		} else {
-			im.doc.header = append(im.doc.header, c)
+			im.doc.header = append(im.doc.header, "import: "+im.notes[len(im.notes)-1].String())
 		}
 	}
 }
@@ -323,7 +324,7 @@ func (im *importer) supervisordSection(sd *iniSection, logs, admin *section) ([]
 	if u, v, err := get("umask"); err != nil {
 		return nil, nil, err
 	} else if v != nil {
-		im.doc.header = append(im.doc.header, im.note(im.where(v, "supervisord", "umask"), Approximated,
+		im.doc.header = append(im.doc.header, im.headerNote(im.where(v, "supervisord", "umask"), Approximated,
 			"umask %s applied to supervisord and so to every program; hostctl sets umask per program: it is set on each program without its own", u))
 		im.globalUmask = u
 	}
@@ -353,7 +354,7 @@ func (im *importer) supervisordSection(sd *iniSection, logs, admin *section) ([]
 		case "nocleanup":
 			msg = "hostctl's log directory is not cleaned of AUTO logs"
 		}
-		im.doc.header = append(im.doc.header, im.note(im.where(v, "supervisord", k), NotTranslated, "%s = %s: %s", k, oneLine(v.raw), msg))
+		im.doc.header = append(im.doc.header, im.headerNote(im.where(v, "supervisord", k), NotTranslated, "%s = %s: %s", k, oneLine(v.raw), msg))
 	}
 	return env, vars, nil
 }
@@ -371,9 +372,10 @@ func (im *importer) serverSections(admin *section) {
 		pv.here = v.here()
 		e, err := expandPy(v.raw, pv, nil)
 		if err != nil {
+			admin.trailer = append(admin.trailer, im.note(im.where(v, s.name, key), NotTranslated, "%v (supervisord refuses it); the value is used as written", err))
 			return v.raw, v
 		}
-		return e.literal(), v
+		return e.hostctl(), v
 	}
 	if s := ini.section("unix_http_server"); s != nil {
 		if f, v := val(s, "file"); v != nil {
@@ -654,7 +656,8 @@ func (im *importer) program(ps *iniSection, super, group string, groupPriority i
 		cmdComments = append(cmdComments, notef(cmdV, "command", Approximated,
 			"%s is relative: supervisord looked for it from its own working directory, hostctl from the program's directory", argv[0]))
 	}
-	if cmdString := cmdE.hostctl(); sameSplit(cmdString, argv) {
+	// Continuation lines are part of the command: one line reads better.
+	if cmdString := strings.ReplaceAll(cmdE.hostctl(), "\n", " "); sameSplit(cmdString, argv) {
 		s.set("command", tomlString(cmdString), cmdComments...)
 	} else {
 		s.set("command", tomlStrings(argv), append(cmdComments, "an array: the string would split differently in hostctl (shell-style quotes and # comments)")...)
