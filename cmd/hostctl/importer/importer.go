@@ -262,8 +262,15 @@ func (d *doc) render() []byte {
 	return []byte(b.String())
 }
 
-// writeComment writes c as comment lines, one per line of c.
+// writeComment writes c as comment lines, one per line of c. Control
+// characters (which TOML forbids in comments) are written escaped.
 func writeComment(b *strings.Builder, c string) {
+	c = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || (r >= 0x20 && r != 0x7f) {
+			return r
+		}
+		return '?'
+	}, strings.ToValidUTF8(c, "?"))
 	for _, l := range strings.Split(c, "\n") {
 		if l == "" {
 			b.WriteString("#\n")

@@ -83,7 +83,6 @@ type pyVars struct {
 	envAsRef bool
 }
 
-
 // expandPy expands s as supervisord does. note is told about what is
 // only approximated (a zero-padded instance number); it may be nil.
 func expandPy(s string, v pyVars, note func(string)) (expanded, error) {

@@ -382,7 +382,7 @@ func (im *importer) serverSections(admin *section) {
 			admin.set("socket", tomlString(absFrom(f, v.here())), fmt.Sprintf("from [unix_http_server] file: supervisorctl -s unix://%s keeps working (see README: \"supervisorctl and supervisord's XML-RPC API\")", absFrom(f, v.here())))
 		}
 		if c, v := val(s, "chmod"); v != nil {
-			admin.get("socket").comments = append(admin.get("socket").comments, im.note(im.where(v, s.name, "chmod"), Approximated,
+			admin.trailer = append(admin.trailer, im.note(im.where(v, s.name, "chmod"), Approximated,
 				"chmod %s: hostctl's socket is always 0660 in a 0750 directory; who may use it is set with group", c))
 		}
 		if c, v := val(s, "chown"); v != nil {
