@@ -83,6 +83,9 @@ func Import(opts Options) (*Result, error) {
 		opts.HostNodeName, _ = os.Hostname()
 	}
 	im := &importer{opts: opts, doc: &doc{}}
+	if abs, err := filepath.Abs(opts.Nginx); err == nil && opts.Nginx != "" {
+		im.opts.Nginx = abs
+	}
 	ini, err := readSupervisord(opts.Supervisord)
 	if err != nil {
 		return nil, err
@@ -92,7 +95,7 @@ func Import(opts Options) (*Result, error) {
 		return nil, err
 	}
 	if opts.Nginx != "" {
-		if err := im.nginx(opts.Nginx); err != nil {
+		if err := im.nginx(im.opts.Nginx); err != nil {
 			return nil, err
 		}
 	}

@@ -27,7 +27,8 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // Each directory under testdata is one case: supervisord.conf (with the
-// files it includes) and, if present, site.conf, an nginx site. The
+// files it includes) and, if present, one other *.conf beside it, an
+// nginx site. The
 // expected hostctl config is expected.toml, the summary expected.summary;
 // the testdata directory's absolute path is written TESTDATA in both.
 func cases(t *testing.T) []string {
@@ -45,8 +46,11 @@ func cases(t *testing.T) []string {
 func importCase(t testing.TB, dir string) *Result {
 	t.Helper()
 	opts := Options{Supervisord: filepath.Join(dir, "supervisord.conf"), HostNodeName: "web1"}
-	if _, err := os.Stat(filepath.Join(dir, "site.conf")); err == nil {
-		opts.Nginx = filepath.Join(dir, "site.conf")
+	confs, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
+	for _, c := range confs {
+		if filepath.Base(c) != "supervisord.conf" {
+			opts.Nginx = c
+		}
 	}
 	res, err := Import(opts)
 	if err != nil {

@@ -113,7 +113,7 @@ func (n *nginxImport) where(d *crossplane.Directive) string {
 	if f == "" {
 		f = n.path
 	}
-	return fmt.Sprintf("%s:%d %s", f, d.Line, d.Directive)
+	return fmt.Sprintf("%s:%d %s", n.im.rel(f), d.Line, d.Directive)
 }
 
 func (n *nginxImport) note(d *crossplane.Directive, kind, format string, a ...any) string {
@@ -774,7 +774,7 @@ func (n *nginxImport) emit() {
 	for _, r := range redirects {
 		cm := "HTTP to HTTPS: hostctl redirects every HTTPS site's host names itself (308)"
 		if len(r.names) > 0 {
-			cm = fmt.Sprintf("the nginx server for %s only redirected to HTTPS (%s:%d); hostctl does that itself for every HTTPS site (308)", strings.Join(r.names, " "), r.d.File, r.d.Line)
+			cm = fmt.Sprintf("the nginx server for %s only redirected to HTTPS (%s:%d); hostctl does that itself for every HTTPS site (308)", strings.Join(r.names, " "), n.im.rel(r.d.File), r.d.Line)
 		}
 		px.comments = append(px.comments, cm)
 		covered := false
@@ -793,7 +793,7 @@ func (n *nginxImport) emit() {
 		return
 	}
 	for _, s := range sites {
-		sec := im.doc.add("proxy.site", true, fmt.Sprintf("from the server block at %s:%d", s.d.File, s.d.Line))
+		sec := im.doc.add("proxy.site", true, fmt.Sprintf("from the server block at %s:%d", im.rel(s.d.File), s.d.Line))
 		n.site(sec, s, "proxy.site")
 		im.sites++
 	}

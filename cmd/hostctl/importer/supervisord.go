@@ -383,7 +383,7 @@ func (im *importer) serverSections(admin *section) {
 		}
 		if c, v := val(s, "chmod"); v != nil {
 			admin.trailer = append(admin.trailer, im.note(im.where(v, s.name, "chmod"), Approximated,
-				"chmod %s: hostctl's socket is always 0660 in a 0750 directory; who may use it is set with group", c))
+				"chmod %s: hostctl's socket is 0660 (a directory it creates for it, 0750); who may use it is set with group", c))
 		}
 		if c, v := val(s, "chown"); v != nil {
 			_, grp, ok := strings.Cut(c, ":")
