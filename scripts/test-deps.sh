@@ -18,6 +18,9 @@ full="chromium systemd"
 lean="python3 procps pebble gunicorn python3-django python3-celery python3-pylibmc memcached rabbitmq-server erlang-base"
 # The alert email test delivers to a real SMTP server (aiosmtpd).
 lean="$lean python3-aiosmtpd"
+# hostctl import is compared with what Python supervisor itself reads
+# from the same supervisord.conf (cmd/hostctl/importer).
+lean="$lean supervisor"
 [ "${1:-}" = "--bench" ] && lean="$lean nginx-light supervisor wrk"
 
 missing() {

@@ -602,6 +602,7 @@ func (im *importer) program(ps *iniSection, super, group string, groupPriority i
 	for k, v := range globalVars {
 		envVars[k] = v
 	}
+	vars.env = envVars // [supervisord]'s variables are ENV_ names in environment= too
 	if v, ok := raw("environment"); ok {
 		e, err := exp(v, "environment", vars)
 		if err != nil {
