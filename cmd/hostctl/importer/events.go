@@ -80,6 +80,10 @@ func (im *importer) eventListener(es *iniSection, byName map[string]*prog, inGro
 			return
 		}
 		for _, p := range targets() {
+			if im.doc.find("program."+tomlKey(p.name)+".health") != nil {
+				im.doc.header = append(im.doc.header, im.headerNote(where, NotTranslated, "a second httpok for %s: hostctl has one health check per program", p.name))
+				continue
+			}
 			h := im.doc.addAfter(p.sec, "program."+tomlKey(p.name)+".health",
 				im.note(where, Approximated, "httpok checked %s on every TICK_60 event and restarted %s at the first failure; here a health check every 60s, restart after 1 failure", args[0], p.name))
 			h.set("http", tomlString(args[0]))

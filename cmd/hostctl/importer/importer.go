@@ -112,6 +112,8 @@ type importer struct {
 	programs, groups, sites int
 	// names: supervisord program name -> hostctl program section
 	progs map[string]*section
+	// progNames: hostctl program name -> the section it came from.
+	progNames map[string]string
 	// globalUmask is [supervisord] umask, for programs without their own.
 	globalUmask string
 }
@@ -141,7 +143,11 @@ func (im *importer) rel(path string) string {
 }
 
 func (im *importer) where(v *iniValue, section, key string) string {
-	return fmt.Sprintf("%s:%d [%s] %s", im.rel(v.file), v.line, section, key)
+	w := fmt.Sprintf("%s:%d [%s]", im.rel(v.file), v.line, section)
+	if key != "" {
+		w += " " + key
+	}
+	return w
 }
 
 // doc is the output: a header comment and sections, written in order.

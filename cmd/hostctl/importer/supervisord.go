@@ -43,6 +43,7 @@ func (im *importer) supervisord() error {
 		return fmt.Errorf("%s: no [supervisord] section (supervisord refuses this file)", ini.files[0])
 	}
 	im.progs = map[string]*section{}
+	im.progNames = map[string]string{}
 	d := im.doc
 	d.header = append(d.header,
 		"hostctl config written by `hostctl import` from:",
@@ -174,7 +175,7 @@ func (im *importer) supervisord() error {
 	// A program whose process_name differs from its name was a group of
 	// one in supervisord (group = program name): keep that name.
 	for _, p := range progs {
-		if p.instances == 1 && p.name != p.super && p.group == p.super {
+		if p.instances == 1 && p.name != p.super && p.group == p.super && d.find("group."+tomlKey(p.super)) == nil {
 			gsec := d.add("group."+tomlKey(p.super), false, fmt.Sprintf("[program:%s] named its process %s: supervisord's name for it was %s:%s", p.super, p.name, p.super, p.name))
 			gsec.set("programs", tomlStrings([]string{p.name}))
 			im.groups++
@@ -590,6 +591,15 @@ func (im *importer) program(ps *iniSection, super, group string, groupPriority i
 		noteLines = append(noteLines, notef(&iniValue{file: ps.file, line: ps.line}, "", Approximated,
 			"the name %q has characters hostctl does not allow in a program name; it is %q here", want, p.name))
 	}
+	if taken := im.progNames[p.name]; taken != "" {
+		base := p.name
+		for i := 2; im.progNames[p.name] != ""; i++ {
+			p.name = fmt.Sprintf("%s_%d", base, i)
+		}
+		noteLines = append(noteLines, notef(&iniValue{file: ps.file, line: ps.line}, "", Approximated,
+			"the name %q is already [%s]'s; this program is %q here", base, taken, p.name))
+	}
+	im.progNames[p.name] = ps.name
 	s := im.doc.add("program."+tomlKey(p.name), false, fmt.Sprintf("from [%s] (%s:%d)", ps.name, im.rel(ps.file), ps.line))
 	s.comments = append(s.comments, noteLines...)
 	im.progs[super] = s
