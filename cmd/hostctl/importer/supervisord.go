@@ -908,8 +908,10 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 				c = append(c, notef(v, key, Approximated, "%q is relative: supervisord opened it from its own working directory; it is made absolute from the config file's directory", val))
 				val = absFrom(val, v.here())
 			}
-			if p.instances > 1 && !e.hasRef() {
-				c = append(c, notef(v, key, Approximated, "every instance writes this same file, as with supervisord; add ${INSTANCE} to the path for one file each"))
+			if p.instances > 1 && !strings.Contains(val, "${INSTANCE}") {
+				shared := val
+				val = instancePath(val)
+				c = append(c, notef(v, key, Approximated, "supervisord's %d instances all wrote %s; hostctl opens a log file for one process only, so each instance writes its own: %s", p.instances, shared, val))
 			}
 			if val == "/dev/stdout" || val == "/dev/stderr" {
 				c = append(c, notef(v, key, Approximated, "%s: hostctl writes into it as into a file, and rotation does not apply", val))
@@ -958,6 +960,17 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 		}
 	}
 	return nil
+}
+
+// instancePath puts "-${INSTANCE}" into a log path, before its extension:
+// /var/log/worker.log becomes /var/log/worker-${INSTANCE}.log.
+func instancePath(p string) string {
+	dir, base := filepath.Split(p)
+	ext := filepath.Ext(base)
+	if ext == base {
+		ext = ""
+	}
+	return dir + strings.TrimSuffix(base, ext) + "-${INSTANCE}" + ext
 }
 
 // wantName is the name supervisord gave the process (or the program,

@@ -314,4 +314,3 @@ func expandHostctl(t *testing.T, s, name, inst string, env map[string]string) st
 	}
 	return v
 }
-
