@@ -196,7 +196,7 @@ func (im *importer) supervisord() error {
 			v, _ := s.get(ini, "supervisor.rpcinterface_factory")
 			if name == "rpcinterface:supervisor" && v != nil && strings.TrimSpace(v.raw) == "supervisor.rpcinterface:make_main_rpcinterface" {
 				// hostctl serves supervisord's XML-RPC API itself.
-				im.unusedNote(s, nil)
+				im.unused(s, nil)
 				continue
 			}
 			d.header = append(d.header, im.headerNote(fmt.Sprintf("%s:%d [%s]", im.rel(s.file), s.line, name), NotTranslated, "an XML-RPC plugin; hostctl serves only supervisord's own API"))
@@ -207,11 +207,11 @@ func (im *importer) supervisord() error {
 		}
 	}
 	if inc := ini.section("include"); inc != nil {
-		im.unusedNote(inc, nil)
+		im.unused(inc, nil)
 	}
-	for _, v := range ini.defaults.keys {
-		if !v.used {
-			d.header = append(d.header, im.headerNote(im.where(v, "DEFAULT", "?"), NotTranslated, "a [DEFAULT] value no translated section used"))
+	for _, k := range ini.defaults.order {
+		if v := ini.defaults.keys[k]; !v.used {
+			d.header = append(d.header, im.headerNote(im.where(v, "DEFAULT", k), NotTranslated, "%s = %s: a [DEFAULT] value that no translated option used", k, oneLine(v.raw)))
 		}
 	}
 	return nil
@@ -240,9 +240,6 @@ func (im *importer) unused(s *iniSection, out *section) {
 		}
 	}
 }
-
-// unusedNote is unused for a section that has no output table.
-func (im *importer) unusedNote(s *iniSection, out *section) { im.unused(s, out) }
 
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
@@ -896,8 +893,8 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 		val := e.hostctl()
 		switch strings.ToLower(val) {
 		case "auto":
-			s.set(hkey, tomlString(""), "AUTO: hostctl's default, <log.dir>/NAME.out.log or NAME.err.log")
-			s.entries[len(s.entries)-1].commented = true
+			// hostctl's default path: nothing to write.
+			s.trailer = append(s.trailer, fmt.Sprintf("%s = AUTO: hostctl's default, <log.dir>/%s", key, map[string]string{"stdout": "NAME.out.log", "stderr": "NAME.err.log"}[stream]))
 		case "none", "off":
 			s.set(hkey, tomlString("none"))
 		case "syslog":
