@@ -246,7 +246,7 @@ func (n *nginxImport) server(d *crossplane.Directive, outer ngContext) {
 		}
 	}
 	n.siteWide(s, ctx, false)
-	var errorPages []*crossplane.Directive
+	var errorPages, returns []*crossplane.Directive
 	for _, x := range d.Block {
 		switch x.Directive {
 		case "location":
@@ -254,12 +254,23 @@ func (n *nginxImport) server(d *crossplane.Directive, outer ngContext) {
 		case "error_page":
 			errorPages = append(errorPages, x)
 		case "return":
-			s.comments = append(s.comments, n.note(x, NotTranslated, "return %s in a server that also serves pages; write it in a caddyfile (redir)", strings.Join(x.Args, " ")))
+			returns = append(returns, x)
 		}
 	}
 	// After the locations: the page may be a static file.
 	for _, e := range errorPages {
 		n.errorPage(s, e, d, ctx)
+	}
+	if len(s.upstreams) == 0 && len(s.statics) == 0 {
+		// A server that only redirects elsewhere (www to the bare name)
+		// or answers by itself: a hostctl site proxies or serves files.
+		n.global = append(n.global, n.note(d, NotTranslated,
+			"the server for %s neither proxies nor serves files (a redirect to another name, a fixed answer); it has no hostctl site: write it in a caddyfile (redir, respond)", namesOf(s)))
+		n.whole(d)
+		return
+	}
+	for _, x := range returns {
+		s.comments = append(s.comments, n.note(x, NotTranslated, "return %s in a server that also serves pages; write it in a caddyfile (redir, respond)", strings.Join(x.Args, " ")))
 	}
 	n.sites = append(n.sites, s)
 }
@@ -723,6 +734,13 @@ func (n *nginxImport) emit() {
 			sites = append(sites, s)
 		}
 	}
+	if len(sites) == 0 {
+		// Without a site there is nothing to serve: no [proxy] at all.
+		im.doc.header = append(im.doc.header, n.global...)
+		im.doc.header = append(im.doc.header, im.headerNote(n.im.rel(n.path), NotTranslated, "no nginx server proxies or serves files: no [proxy] is written"))
+		n.proxy = &section{} // collects the untranslated directives for the summary
+		return
+	}
 	px := im.doc.add("proxy", false, fmt.Sprintf("from the nginx config %s", n.path))
 	px.comments = append(px.comments, n.global...)
 	n.proxy = px
@@ -854,10 +872,14 @@ func (n *nginxImport) site(sec *section, s *ngSite, prefix string) {
 			ss.set("max_age", tomlString(st.maxAge))
 		}
 	}
-	if len(s.upstreams) == 0 && len(s.statics) == 0 {
-		sec.comments = append(sec.comments, im.note(n.where(s.d), NotTranslated, "this server neither proxies nor serves files; hostctl needs one of them (upstream or [[proxy.static]])"))
-		sec.set("upstream", tomlString("127.0.0.1:8000"), "a placeholder: set the upstream")
+}
+
+// namesOf names a server for messages.
+func namesOf(s *ngSite) string {
+	if len(s.names) == 0 {
+		return "every host"
 	}
+	return strings.Join(s.names, " ")
 }
 
 // whole marks a block's directives as seen: the block was reported as a
