@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,7 +92,7 @@ func (c *Config) build(env buildEnv) (obj, error) {
 		// The local CA that issues tls = "internal" certificates.
 		apps["pki"] = obj{"certificate_authorities": obj{"local": obj{"install_trust": false}}}
 	}
-	tlsApp, err := cc.tlsApp(sr.internalHosts, sr.acmeHosts)
+	tlsApp, err := cc.tlsApp(sr.internalHosts, sr.acmeHosts, sr.fileCerts)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +143,14 @@ type serverRoutes struct {
 	tls, tlsErrors           []any // HTTPS sites
 	redirects                []any // HTTP->HTTPS, one per HTTPS site
 	internalHosts, acmeHosts []string
+	fileCerts                []fileCert // sites with cert_file
+}
+
+// fileCert is a certificate loaded from files, for hosts.
+type fileCert struct {
+	cert, key string
+	hosts     []string
+	sum       string // of the files' contents: a change makes a new config
 }
 
 // routeSites builds every site's route and error route and sorts them by
@@ -166,9 +176,16 @@ func (cc *Config) routeSites(instance string) (serverRoutes, error) {
 			sr.tls = append(sr.tls, route)
 			sr.tlsErrors = append(sr.tlsErrors, errRoute)
 			sr.redirects = append(sr.redirects, httpsRedirect(s.Hosts, portOf(cc.ListenTLS)))
-			if mode == TLSInternal {
+			switch mode {
+			case tlsFiles:
+				fc, err := readFileCert(&s)
+				if err != nil {
+					return serverRoutes{}, err
+				}
+				sr.fileCerts = append(sr.fileCerts, fc)
+			case TLSInternal:
 				sr.internalHosts = append(sr.internalHosts, s.Hosts...)
-			} else {
+			default:
 				sr.acmeHosts = append(sr.acmeHosts, s.Hosts...)
 			}
 		}
@@ -239,7 +256,16 @@ func (cc *Config) httpApp(env buildEnv, user []json.RawMessage, sr serverRoutes)
 	httpAll := append(append([]any{}, sr.redirects...), withUserRoutes(user, append(sr.http, sr.catchAll...))...)
 	servers["http"] = cc.server(env, cc.Listen, httpAll, append(sr.httpErrors, sr.catchAllErrors...), false)
 	if len(sr.tls) > 0 {
-		servers["https"] = cc.server(env, cc.ListenTLS, withUserRoutes(user, sr.tls), sr.tlsErrors, true)
+		https := cc.server(env, cc.ListenTLS, withUserRoutes(user, sr.tls), sr.tlsErrors, true)
+		var skip []string
+		for _, fc := range sr.fileCerts {
+			skip = append(skip, fc.hosts...)
+		}
+		if len(skip) > 0 {
+			// Their certificates come from files: Caddy must not ask a CA.
+			https["automatic_https"].(obj)["skip_certificates"] = skip
+		}
+		servers["https"] = https
 	}
 	return obj{
 		"http_port":    portOf(cc.Listen),
@@ -295,7 +321,7 @@ func (cc *Config) server(env buildEnv, listen string, routes, errRoutes []any, t
 // tlsApp returns the tls app: one certificate automation policy for the
 // tls = "internal" hosts (Caddy's local CA) and one for the tls = "auto"
 // hosts (ACME). It is nil when no site has TLS.
-func (cc *Config) tlsApp(internalHosts, acmeHosts []string) (obj, error) {
+func (cc *Config) tlsApp(internalHosts, acmeHosts []string, files []fileCert) (obj, error) {
 	var policies []any
 	if len(internalHosts) > 0 {
 		policies = append(policies, obj{"subjects": internalHosts, "issuers": []any{obj{"module": "internal"}}})
@@ -307,14 +333,57 @@ func (cc *Config) tlsApp(internalHosts, acmeHosts []string) (obj, error) {
 		}
 		policies = append(policies, obj{"subjects": acmeHosts, "issuers": []any{issuer}})
 	}
+	app := obj{}
+	if len(files) > 0 {
+		var load []any
+		for _, fc := range files {
+			// The tag carries the files' checksum, so that new contents
+			// at the same paths make a different config, which Apply loads.
+			load = append(load, obj{"certificate": fc.cert, "key": fc.key, "format": "pem", "tags": []string{"hostctl-" + fc.sum}})
+		}
+		app["certificates"] = obj{"load_files": load}
+	}
 	if len(policies) == 0 {
-		return nil, nil
+		if len(app) == 0 {
+			return nil, nil
+		}
+		return app, nil
 	}
 	automation := obj{"policies": policies}
 	if renewCheckInterval > 0 {
 		automation["renew_interval"] = dur(renewCheckInterval)
 	}
-	return obj{"automation": automation}, nil
+	app["automation"] = automation
+	return app, nil
+}
+
+// readFileCert reads a cert_file site's pair: absolute paths and the
+// checksum of both files' contents.
+func readFileCert(s *site) (fileCert, error) {
+	fc := fileCert{hosts: s.Hosts}
+	h := sha256.New()
+	for i, p := range []string{s.CertFile, s.KeyFile} {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return fileCert{}, err
+		}
+		b, err := os.ReadFile(abs)
+		if err != nil {
+			key := s.key + ".cert_file"
+			if i == 1 {
+				key = s.key + ".key_file"
+			}
+			return fileCert{}, &FieldError{Key: key, Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))}
+		}
+		h.Write(b)
+		if i == 0 {
+			fc.cert = abs
+		} else {
+			fc.key = abs
+		}
+	}
+	fc.sum = hex.EncodeToString(h.Sum(nil))[:16]
+	return fc, nil
 }
 
 // acmeIssuer returns the issuer of tls = "auto" certificates: the ACME

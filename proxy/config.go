@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -89,6 +90,13 @@ type Config struct {
 	// gunicorn's --bind writes it, "unix:/run/app.sock". Set Upstream or
 	// Upstreams, not both.
 	Upstream string `toml:"upstream"`
+
+	// CertFile and KeyFile serve the top-level site's certificate from PEM
+	// files (a certificate chain and its private key, such as certbot's
+	// fullchain.pem and privkey.pem) instead of obtaining one: see
+	// Site.CertFile.
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
 
 	// UpstreamList is the key "upstreams": a list of upstreams, load
 	// balanced (fewest requests in flight) with active and passive health
@@ -243,6 +251,18 @@ type Site struct {
 	Hosts []string `toml:"hosts"`
 	// TLS is "auto", "internal" or "off"; see Config.TLS.
 	TLS string `toml:"tls"`
+	// CertFile is a PEM file holding the site's certificate chain (leaf
+	// first), KeyFile its private key: the site is served over HTTPS with
+	// that certificate, and no certificate is requested from an ACME
+	// server or the local CA for its host names (tls must be unset or
+	// "auto"). hostctl checks the files every 10 seconds (size,
+	// modification time and inode, through symlinks) and reloads the
+	// proxy when their contents change, so a certificate renewed in place
+	// (certbot renew) is served without a restart; a pair that does not
+	// load (a renewal half written) is logged and the previous
+	// certificate keeps serving. Default empty (certificates by tls).
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
 	// Upstream is one upstream (host:port or unix:/path); see Config.Upstream.
 	Upstream string `toml:"upstream"`
 	// Upstreams is a load-balanced list; see Config.Upstreams.
@@ -425,7 +445,7 @@ type site struct {
 // top-level defaults filled in, or the top-level site.
 func (c *Config) sites(prefix string) []site {
 	top := Site{
-		Hosts: c.Hosts, TLS: c.TLS, Upstream: c.Upstream, Upstreams: c.UpstreamList,
+		Hosts: c.Hosts, TLS: c.TLS, CertFile: c.CertFile, KeyFile: c.KeyFile, Upstream: c.Upstream, Upstreams: c.UpstreamList,
 		Static: c.Static, ErrorPage: c.ErrorPage, Allow: c.Allow,
 	}
 	if len(c.Sites) == 0 {
@@ -434,7 +454,7 @@ func (c *Config) sites(prefix string) []site {
 	out := make([]site, 0, len(c.Sites))
 	for i, s := range c.Sites {
 		e := site{Site: s, key: fmt.Sprintf("%s.site[%d]", prefix, i), maintenance: c.Maintenance}
-		if e.TLS == "" {
+		if e.TLS == "" && e.CertFile == "" {
 			e.TLS = top.TLS
 		}
 		if e.Upstream == "" && len(e.Upstreams) == 0 {
@@ -457,8 +477,15 @@ func (c *Config) sites(prefix string) []site {
 	return out
 }
 
+// tlsFiles is the mode of a site whose certificate comes from CertFile
+// and KeyFile; it is not a value of the tls key.
+const tlsFiles = "files"
+
 // tlsMode returns the site's effective TLS mode.
 func (s *site) tlsMode() string {
+	if s.CertFile != "" || s.KeyFile != "" {
+		return tlsFiles
+	}
 	if s.TLS != "" {
 		return s.TLS
 	}
@@ -715,6 +742,45 @@ func (s *site) checkTLS(fe *fieldErrors) {
 	if len(s.Hosts) == 0 && (s.TLS == TLSAuto || s.TLS == TLSInternal) {
 		fe.add(s.key+".hosts", "tls = %q needs host names to get certificates for", s.TLS)
 	}
+	s.checkCertFiles(fe)
+}
+
+// checkCertFiles checks cert_file and key_file: both or neither, a pair
+// that loads, host names to serve it for, and no other tls mode.
+func (s *site) checkCertFiles(fe *fieldErrors) {
+	if s.CertFile == "" && s.KeyFile == "" {
+		return
+	}
+	if s.CertFile == "" || s.KeyFile == "" {
+		fe.add(s.key+".cert_file", "cert_file and key_file go together (the certificate chain and its private key)")
+		return
+	}
+	if s.TLS == TLSInternal || s.TLS == TLSOff {
+		fe.add(s.key+".tls", "tls = %q with cert_file: remove tls (cert_file serves HTTPS with that certificate)", s.TLS)
+	}
+	if len(s.Hosts) == 0 {
+		fe.add(s.key+".hosts", "cert_file needs the host names the certificate is served for")
+	}
+	if _, err := loadKeyPair(s.CertFile, s.KeyFile); err != nil {
+		fe.add(s.key+".cert_file", "%v", err)
+	}
+}
+
+// loadKeyPair reads and parses a certificate chain and its key.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("cannot read: %v", unwrapPath(err))
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("key_file: cannot read: %v", unwrapPath(err))
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%q and %q are not a certificate and its key: %v", certFile, keyFile, err)
+	}
+	return pair, nil
 }
 
 // checkHosts checks the site's host names: no scheme, port or path; no

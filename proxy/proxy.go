@@ -82,6 +82,12 @@ type Proxy struct {
 	// down is closed once the running config's servers have begun
 	// shutting down (see reload.go).
 	down *serversDown
+	// cfg is the running config, re-applied when its certificate files
+	// change (certfiles.go); certStamp is what those files looked like at
+	// the last check; certStop ends the goroutine that checks them.
+	cfg       Config
+	certStamp string
+	certStop  chan struct{}
 }
 
 // current is the running Proxy, if any (guarded by currentMu); Validate
@@ -151,6 +157,11 @@ func (p *Proxy) env() buildEnv {
 func (p *Proxy) Apply(cfg Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.apply(cfg)
+}
+
+// apply is Apply; p.mu is held.
+func (p *Proxy) apply(cfg Config) error {
 	caddyMu.Lock()
 	defer caddyMu.Unlock()
 
@@ -172,6 +183,7 @@ func (p *Proxy) Apply(cfg Config) error {
 		return err
 	}
 	if p.running && bytes.Equal(js, p.lastJSON) {
+		p.watchCertFiles(cfg)
 		return nil
 	}
 	for _, w := range warnings {
@@ -232,6 +244,7 @@ func (p *Proxy) Apply(cfg Config) error {
 	if len(p.tlsHosts) > 0 {
 		p.listen = append(p.listen, cc.ListenTLS)
 	}
+	p.watchCertFiles(cfg)
 	currentMu.Lock()
 	current = p
 	currentMu.Unlock()
@@ -257,6 +270,7 @@ func (p *Proxy) Stop() error {
 	p.down = nil
 	p.running = false
 	p.lastJSON = nil
+	p.stopCertWatch()
 	currentMu.Lock()
 	if current == p {
 		current = nil
@@ -327,7 +341,7 @@ func (p *Proxy) Status() Status {
 			st.Upstreams = append(st.Upstreams, upstreamStatus(ph, u, addr))
 		}
 	}
-	st.Certificates = p.certificates()
+	st.Certificates = append(p.certificates(), p.fileCertificates()...)
 	return st
 }
 

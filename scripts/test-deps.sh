@@ -19,8 +19,10 @@ lean="python3 procps pebble gunicorn python3-django python3-celery python3-pylib
 # The alert email test delivers to a real SMTP server (aiosmtpd); the
 # fleet test (make e2e-fleet) loads its front with wrk.
 lean="$lean python3-aiosmtpd wrk"
-# hostctl serves supervisord's XML-RPC API: tested with the real supervisorctl
-# (supervisord's own service is kept from starting, as below).
+# hostctl serves supervisord's XML-RPC API: tested with the real
+# supervisorctl; hostctl import is compared with what Python supervisor
+# itself reads from the same supervisord.conf (supervisord's own service is
+# kept from starting, as below).
 lean="$lean supervisor"
 # The fleet tests share certificates through a real Redis server
 # (redis-server; its own service does not start, see policy-rc.d below).

@@ -88,6 +88,10 @@ type daemonOpts struct {
 	env     []string // extra environment
 	noReady bool     // return once started, without waiting for READY=1
 	logDir  string   // [log] dir instead of DIR/log
+	// config, if set, writes the whole config into the daemon's dir
+	// instead of writeConfig (its socket must be DIR/run/hostctl.sock)
+	// and returns its path and environment the daemon needs for it.
+	config func(t testing.TB, dir string) (path string, env []string)
 }
 
 // writeConfig writes the config for dir: sockets, state and logs inside it.
@@ -110,7 +114,13 @@ func startDaemon(t testing.TB, programs string, o daemonOpts) *testDaemon {
 		t.Fatal(err)
 	}
 	d := &testDaemon{t: t, dir: dir, done: make(chan struct{}), noteC: make(chan string, 1024), logged: make(chan struct{})}
-	d.cfg = writeConfig(t, dir, o.admin, programs)
+	if o.config != nil {
+		var env []string
+		d.cfg, env = o.config(t, dir)
+		o.env = append(o.env, env...)
+	} else {
+		d.cfg = writeConfig(t, dir, o.admin, programs)
+	}
 	if o.logDir != "" {
 		b, err := os.ReadFile(d.cfg)
 		if err != nil {

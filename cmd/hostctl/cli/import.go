@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/config"
+	"github.com/hostctl/hostctl/cmd/hostctl/importer"
+)
+
+func init() { register(newImport) }
+
+func newImport(g *globals) *cobra.Command {
+	var nginx, out string
+	cmd := &cobra.Command{
+		Use:   "import SUPERVISORD.CONF [--nginx SITE.conf] [-o hostctl.toml]",
+		Short: "Convert a supervisord config (and an nginx site) into a hostctl config",
+		Long: `Reads supervisord.conf (with its [include] files) by supervisord 4.2's rules and,
+with --nginx, an nginx site, and writes a hostctl config: to -o FILE, else to
+stdout. A comment marks every setting that could not be translated exactly;
+the same list, and what was not translated at all, goes to stderr. The
+written config is then validated as hostctl check would (on this machine:
+commands in PATH, users, directories); its problems are printed too.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := importer.Import(importer.Options{Supervisord: args[0], Nginx: nginx})
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
+			}
+			stderr := cmd.ErrOrStderr()
+			fmt.Fprint(stderr, res.Summary())
+			name := "<stdout>"
+			if out == "" {
+				if _, err := cmd.OutOrStdout().Write(res.TOML); err != nil {
+					return err
+				}
+			} else {
+				if _, err := os.Stat(out); err == nil {
+					return &ExitError{Code: 1, Err: fmt.Errorf("%s exists; import does not overwrite a file (remove it or choose another -o)", out)}
+				}
+				if err := os.WriteFile(out, res.TOML, 0o644); err != nil {
+					return &ExitError{Code: 1, Err: err}
+				}
+				name = out
+				fmt.Fprintf(stderr, "wrote %s\n", out)
+			}
+			if _, err := config.Parse(name, res.TOML); err != nil {
+				fmt.Fprintf(stderr, "hostctl check would refuse it on this machine:\n%v\n", err)
+				return &ExitError{Code: 1}
+			}
+			fmt.Fprintf(stderr, "hostctl check: OK on this machine\n")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&nginx, "nginx", "", "an nginx site file (sites-available/NAME.conf) or nginx.conf to translate into [proxy]")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write the hostctl config here (default: stdout); never overwrites")
+	_ = g
+	return cmd
+}
