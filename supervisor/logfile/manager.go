@@ -78,6 +78,8 @@ type Manager struct {
 	freeBudget  atomic.Int64 // bytes left above keep_free, likewise
 	lastSoon    atomic.Int64 // unix nanos of the last kickSoon
 
+	waiter *waiter // waits for the streams' pipes
+
 	kickCh   chan struct{}
 	stop     chan struct{}
 	loopDone chan struct{}
@@ -116,6 +118,10 @@ func NewManager(cfg Config, logger *zap.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log dir: %w", err)
 	}
+	wt, err := newWaiter()
+	if err != nil {
+		return nil, err
+	}
 	m := &Manager{
 		cfg:           cfg,
 		keepFree:      kf,
@@ -128,6 +134,7 @@ func NewManager(cfg Config, logger *zap.Logger) (*Manager, error) {
 		ringMax:       ringMax,
 		newWriter:     func(l *lumberjack.Logger) fileWriter { return l },
 		streams:       make(map[*Stream]struct{}),
+		waiter:        wt,
 		kickCh:        make(chan struct{}, 1),
 		stop:          make(chan struct{}),
 		loopDone:      make(chan struct{}),
@@ -268,8 +275,8 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 	if err != nil {
 		return nil, fmt.Errorf("opening log %s: %w", path, err)
 	}
-	stop, err := newEventFd()
-	if err != nil {
+	readable := make(chan struct{}, 1)
+	if err := m.waiter.add(r, readable); err != nil {
 		syscall.Close(r)
 		w.Close()
 		return nil, fmt.Errorf("opening log %s: %w", path, err)
@@ -291,7 +298,8 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 		onLogFS:     dev == m.dirDev,
 		log:         m.log.With(zap.String("log", path)),
 		rFd:         r,
-		stopFd:      stop,
+		readable:    readable,
+		stopRead:    make(chan struct{}),
 		wEnd:        w,
 		fw:          m.newWriter(lj),
 		atLineStart: true,
@@ -305,8 +313,8 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 		lastNL:      true,
 	}
 	if err := s.openGen(); err != nil {
+		m.waiter.remove(r)
 		syscall.Close(r)
-		syscall.Close(stop)
 		w.Close()
 		return nil, fmt.Errorf("opening log %s: %w", path, err)
 	}
@@ -391,6 +399,9 @@ func (m *Manager) Close() error {
 		wg.Go(func() { errs[i] = s.Close() })
 	}
 	wg.Wait()
+	if err := m.waiter.close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing the pipe waiter: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

@@ -63,9 +63,10 @@ type Stream struct {
 	onLogFS    bool // the file is on the filesystem of Config.Dir (keep_free applies)
 	log        *zap.Logger
 
-	rFd      int         // the pipe's read end, non-blocking, outside the Go poller (see newPipe)
-	stopFd   int         // eventfd: Close wakes the reader with it
-	stopping atomic.Bool // Close gave up waiting for EOF
+	rFd      int           // the pipe's read end, non-blocking, outside the Go poller (see newPipe)
+	readable chan struct{} // cap 1: the Manager's waiter saw the pipe readable
+	stopRead chan struct{} // closed when Close gives up waiting for EOF
+	stopping atomic.Bool   // likewise, for a reader that is not waiting
 	wEnd     *os.File
 	fw       fileWriter
 
@@ -265,20 +266,26 @@ func (s *Stream) allocScratch() {
 // pipe collect a batch, where reading at once would cost a wake-up (of
 // hostctl and in the program's write) per line. A program's output
 // reaches the file at most readPause later. Faster output is read
-// without pausing, and a quiet pipe is waited for with poll(2), which
-// wakes at the first byte.
+// without pausing, and a quiet pipe is waited for by the Manager's
+// waiter, which wakes the reader at the first byte.
 const (
 	pauseBelow = 64 << 10
 	readPause  = time.Millisecond
 )
 
-// readLoop is the pipe reader goroutine. It waits for the pipe in
-// poll(2), so a stream whose program is quiet holds an OS thread.
+// readLoop is the pipe reader goroutine. While the pipe is empty it
+// waits on s.readable, parked: a quiet stream holds no OS thread.
 func (s *Stream) readLoop() {
 	defer close(s.readerDone)
 	for !s.stopping.Load() {
 		if !s.readOnce(uintptr(s.rFd)) {
-			if pollIn(s.rFd, s.stopFd) {
+			if err := s.m.waiter.arm(s.rFd); err != nil {
+				s.log.Warn("waiting for program output failed", zap.Error(err))
+				return
+			}
+			select {
+			case <-s.readable:
+			case <-s.stopRead:
 				return // Close stopped waiting for EOF
 			}
 			continue
@@ -761,11 +768,11 @@ func (s *Stream) close() error {
 	case <-t.C:
 		// Someone else (a leftover grandchild) still holds a write end.
 		s.stopping.Store(true)
-		signalFd(s.stopFd)
+		close(s.stopRead)
 		<-s.readerDone
 	}
+	s.m.waiter.remove(s.rFd)
 	syscall.Close(s.rFd)
-	syscall.Close(s.stopFd)
 	s.feedMu.Lock()
 	s.feedClosed = true
 	s.feedMu.Unlock()

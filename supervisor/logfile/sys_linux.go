@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // pipeSize is the capacity requested for each capture pipe with
@@ -20,10 +19,11 @@ const fSETPIPE_SZ = 1031 // F_SETPIPE_SZ from <fcntl.h>; not in package syscall
 // O_NONBLOCK lives on the open file description, which the child would
 // share.
 //
-// The read end is deliberately kept out of the Go runtime's poller
-// (epoll): a pipe watched by epoll wakes the epoll waiter on every write,
-// so a program writing line by line would wake a hostctl thread per line
-// even while hostctl is not waiting for it. See Stream.readLoop.
+// The read end is deliberately kept out of the Go runtime's poller: a
+// pipe in that (always armed) epoll wakes a hostctl thread on every
+// write, so a program writing line by line would cost a wake-up per line
+// even while hostctl is not waiting for it. The Manager's waiter watches
+// it instead, armed only while its reader waits. See Stream.readLoop.
 func newPipe() (r int, w *os.File, err error) {
 	var fds [2]int
 	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
@@ -36,44 +36,6 @@ func newPipe() (r int, w *os.File, err error) {
 		return -1, nil, fmt.Errorf("creating pipe: %w", err)
 	}
 	return fds[0], os.NewFile(uintptr(fds[1]), "|1"), nil
-}
-
-// newEventFd returns a non-blocking eventfd, which Close uses to wake a
-// reader waiting in poll(2).
-func newEventFd() (int, error) {
-	fd, _, errno := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
-	if errno != 0 {
-		return -1, fmt.Errorf("creating eventfd: %w", errno)
-	}
-	return int(fd), nil
-}
-
-// pollIn waits until fd or stop is readable (or fd hung up) and reports
-// whether stop is.
-func pollIn(fd, stop int) bool {
-	fds := [2]pollFd{{fd: int32(fd), events: pollIN}, {fd: int32(stop), events: pollIN}}
-	for {
-		_, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), 2, 0, 0, 0, 0) // no timeout, no sigmask
-		if errno == syscall.EINTR {
-			continue
-		}
-		return fds[1].revents != 0
-	}
-}
-
-// pollFd is struct pollfd from <poll.h>.
-type pollFd struct {
-	fd      int32
-	events  int16
-	revents int16
-}
-
-const pollIN = 0x1 // POLLIN
-
-// signalFd makes the eventfd fd readable.
-func signalFd(fd int) {
-	one := [8]byte{1}
-	syscall.Write(fd, one[:])
 }
 
 // fsInfo is what the keep_free check needs to know about a filesystem.
