@@ -686,3 +686,45 @@ func TestPythonXMLRPCClient(t *testing.T) {
 		t.Errorf("getProcessInfo(nope) fault = %v", got.Fault)
 	}
 }
+
+// TestSupervisorctlInstances: a program with instances is a supervisord
+// group of processes (numprocs): status shows GROUP:NAME, GROUP:* names
+// them all, and going from 2 instances to 3 is a changed group whose new
+// process avail lists before update adds it.
+func TestSupervisorctlInstances(t *testing.T) {
+	d, unix, _, _, _ := startSupervisordAPI(t)
+	b, err := os.ReadFile(d.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := func(n int) string {
+		return fmt.Sprintf("\n[program.pool]\ncommand = [\"sleep\", \"1000\"]\ninstances = %d\nstart_secs = \"0.3s\"\n", n)
+	}
+	if err := os.WriteFile(d.cfg, append(b, pool(2)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unix.expect(t, 0, []string{"reread"}, `^pool: available$`)
+	unix.expect(t, 0, []string{"update"}, `^pool: added process group$`)
+	if r := d.hostctl(t, "start", "pool"); r.code != 0 {
+		t.Fatalf("hostctl start pool: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	unix.expect(t, 0, []string{"status", "pool:*"}, `^pool:pool_0 +RUNNING +pid \d+`, `^pool:pool_1 +RUNNING +pid \d+`)
+	unix.expect(t, 0, []string{"stop", "pool:pool_1"}, `^pool:pool_1: stopped$`)
+	unix.expect(t, 0, []string{"start", "pool:*"}, `^pool:pool_1: started$`)
+	unix.expect(t, 0, []string{"restart", "pool:*"}, `^pool:pool_0: stopped$`, `^pool:pool_1: started$`)
+	pid0 := d.status(t)["pool_0"].PID
+
+	if err := os.WriteFile(d.cfg, append(b, pool(3)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unix.expect(t, 0, []string{"reread"}, `^pool: changed$`)
+	unix.expect(t, 0, []string{"avail"}, `^pool:pool_2 +avail `, `^pool:pool_0 +in use `)
+	unix.expect(t, 0, []string{"update"}, `^pool: updated process group$`)
+	if r := d.hostctl(t, "start", "pool"); r.code != 0 {
+		t.Fatalf("hostctl start pool: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	unix.expect(t, 0, []string{"status", "pool:*"}, `^pool:pool_0 +RUNNING`, `^pool:pool_1 +RUNNING`, `^pool:pool_2 +RUNNING`)
+	if got := d.status(t)["pool_0"].PID; got != pid0 {
+		t.Logf("pool_0 restarted by update (%d -> %d), as supervisord restarts a changed group", pid0, got)
+	}
+}

@@ -68,7 +68,7 @@ func (s *Server) rpcGetAllConfigInfo(ctx context.Context, _ []any) (any, error) 
 	s.rpcMu.Lock()
 	if pl := s.reread; pl != nil && !pl.applied {
 		for _, c := range pl.configs {
-			if g := configGroup(c); pl.added[g] && !running[c.Name] {
+			if g := configGroup(c); !running[c.Name] {
 				out = append(out, configInfo(c, g, false))
 			}
 		}
