@@ -248,7 +248,15 @@ type requestBody struct {
 
 var bodyBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// maxPooledBody is the largest body buffer kept for reuse: one large
+// upload (request_buffers allows up to 10 MiB) must not stay pinned in the
+// pool while the site serves small requests.
+const maxPooledBody = 64 << 10
+
 func (b *requestBody) release() {
+	if b.buf.Cap() > maxPooledBody {
+		return
+	}
 	b.buf.Reset()
 	bodyBufPool.Put(b.buf)
 }
