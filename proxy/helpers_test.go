@@ -141,6 +141,20 @@ func (u *upstream) kill() {
 	}
 }
 
+// stop closes the listener, lets the requests being answered finish, then
+// closes every connection: an answer already begun reaches its client.
+func (u *upstream) stop() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		u.srv.Shutdown(ctx)
+		u.srv.Close()
+		u.srv = nil
+	}
+}
+
 func (u *upstream) restart() {
 	u.t.Helper()
 	l, err := net.Listen("tcp", u.addr)

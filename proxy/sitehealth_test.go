@@ -145,15 +145,37 @@ func TestHealthPath(t *testing.T) {
 // TestPoolPassiveHealth checks that failed requests take an upstream out
 // of the pool before any active check (their interval is long), that the
 // requests refused by it are retried on the other, and what Status says.
+//
+// Caddy runs one active check of every upstream as the proxy starts, in
+// the background, then none for an hour. The dead upstream is stopped
+// only after it has answered that check (and stopped gracefully, so the
+// answer reaches the checker): the active check cannot mark it down, and
+// only the passive counter can.
 func TestPoolPassiveHealth(t *testing.T) {
-	a := newUpstream(t, nil)
-	b := newUpstream(t, nil)
+	const checkPath = "/.active-check"
+	var checked [2]atomic.Int32
+	handler := func(i int) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == checkPath {
+				defer checked[i].Add(1)
+			}
+			io.WriteString(w, "hello from upstream "+r.URL.Path)
+		})
+	}
+	a := newUpstream(t, handler(0))
+	b := newUpstream(t, handler(1))
 	listen := freeAddr(t)
 	h := startProxy(t, Config{
 		Listen: listen, UpstreamList: []string{a.addr, b.addr},
-		Health: Health{Interval: time.Hour}, // one check at start, then none in this test
+		Health: Health{Path: checkPath, Interval: time.Hour}, // one check at start, then none in this test
 	})
 	c := client()
+	retryUntil(t, 10*time.Second, "the first active check answered by both upstreams", func() error {
+		if n, m := checked[0].Load(), checked[1].Load(); n == 0 || m == 0 {
+			return fmt.Errorf("checks answered: %d, %d", n, m)
+		}
+		return nil
+	})
 	retryUntil(t, 5*time.Second, "both upstreams healthy", func() error {
 		for _, u := range h.p.Status().Upstreams {
 			if !u.Healthy {
@@ -162,7 +184,7 @@ func TestPoolPassiveHealth(t *testing.T) {
 		}
 		return nil
 	})
-	a.kill()
+	a.stop()
 	for i := range 30 {
 		resp, body := get(t, c, "http://"+listen+"/")
 		if resp.StatusCode != 200 {

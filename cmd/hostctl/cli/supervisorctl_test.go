@@ -91,6 +91,33 @@ func (c sctl) expect(t *testing.T, code int, args []string, patterns ...string) 
 	return r
 }
 
+// eventually runs args again until the exit code is code and every
+// pattern matches a line of its output, or fails the test after d with
+// the last output: for a state that an action brings about later (update
+// adds a program; it is STARTING before it is RUNNING).
+func (c sctl) eventually(t *testing.T, d time.Duration, code int, args []string, patterns ...string) result {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		r := c.run(t, args...)
+		missing := ""
+		for _, p := range patterns {
+			if !regexp.MustCompile("(?m)" + p).MatchString(r.stdout) {
+				missing = p
+				break
+			}
+		}
+		if r.code == code && missing == "" {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("supervisorctl %s: not within %v: exit %d (want %d), no line matches %q in\n%s%s",
+				strings.Join(args, " "), d, r.code, code, missing, r.stdout, r.stderr)
+		}
+		time.Sleep(100 * time.Millisecond) // between polls of a bounded wait
+	}
+}
+
 // follow runs `supervisorctl tail -f ...` (or maintail -f) until a line of
 // its output matches want, then ends it: the bounded tail -f. With then,
 // once the first line from the server has arrived (the follow is
@@ -190,7 +217,7 @@ func TestSupervisorctl(t *testing.T) {
 		t.Run("status over "+c.name, func(t *testing.T) {
 			// manual and crash are STOPPED: LSB status 3.
 			c.ctl.expect(t, 3, []string{"status"},
-				`^web +RUNNING +pid \d+, uptime 0:00:\d\d$`,
+				`^web +RUNNING +pid \d+, uptime \d:\d\d:\d\d$`,
 				`^ticker +RUNNING +pid \d+, uptime \d:\d\d:\d\d$`,
 				`^manual +STOPPED +Not started$`,
 				`^crash +STOPPED +Not started$`)
@@ -324,7 +351,9 @@ start_secs = "0.3s"
 		`^manual: stopped$`, `^manual: removed process group$`,
 		`^ticker: stopped$`, `^ticker: updated process group$`,
 		`^extra: added process group$`)
-	unix.expect(t, 3, []string{"status"}, `^extra +RUNNING`, `^ticker +RUNNING`, `^web +RUNNING`)
+	// update starts the added and the changed programs; it does not wait
+	// for them to be RUNNING (neither does supervisord's).
+	unix.eventually(t, 30*time.Second, 3, []string{"status"}, `^extra +RUNNING`, `^ticker +RUNNING`, `^web +RUNNING`)
 	st = d.status(t)
 	if _, ok := st["manual"]; ok {
 		t.Errorf("manual is still configured after update")
@@ -654,7 +683,7 @@ func TestPythonXMLRPCClient(t *testing.T) {
 	if w["pid"] != float64(st.PID) || w["state"] != float64(20) || w["statename"] != "RUNNING" || w["group"] != "web" ||
 		w["stdout_logfile"] != st.StdoutLog || w["logfile"] != st.StdoutLog || w["stderr_logfile"] != st.StderrLog ||
 		w["start"] != float64(st.StartedAt.Unix()) || w["spawnerr"] != "" ||
-		!regexp.MustCompile(`^pid \d+, uptime 0:00:\d\d$`).MatchString(w["description"].(string)) {
+		!regexp.MustCompile(`^pid \d+, uptime \d:\d\d:\d\d$`).MatchString(w["description"].(string)) {
 		t.Errorf("getProcessInfo(web) = %v; hostctl status: %+v", w, st)
 	}
 	if !got.WebAlias {
