@@ -5,8 +5,10 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/hostctl/hostctl/cmd/hostctl/cli.Version=$(VERSION)
 # Test timeouts: the whole suite stays well under CI's budget.
 TESTFLAGS ?= -race -count=1 -timeout 15m
+# Under stress-ng every package takes about twice as long.
+STRESS_TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help build run run-django test e2e e2e-fleet lint clean bench bench-footprint bench-logs bench-proxy bench-proxy-daemon bench-supervisor
+.PHONY: help build run run-django test test-stress e2e e2e-fleet lint clean bench bench-footprint bench-logs bench-proxy bench-proxy-daemon bench-supervisor
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -23,6 +25,13 @@ run: build ## run hostctl in the foreground on configs/demo.toml
 test: ## run every test (with -race) but the fleet's load test
 	scripts/test-deps.sh
 	$(GO) test $(TESTFLAGS) -skip '^TestFleetFront$$' ./...
+
+# The same suite with both cores kept busy by stress-ng (scripts/with-stress.sh
+# starts it and stops it by its PID): a test that passes only on a quiet
+# machine fails here. CI runs it after test and e2e-fleet.
+test-stress: ## make test beside stress-ng --cpu 2 (what CI runs last)
+	scripts/test-deps.sh
+	scripts/with-stress.sh $(MAKE) --no-print-directory test TESTFLAGS='$(STRESS_TESTFLAGS)'
 
 e2e-fleet: ## three webservers and a front under load: balancing, draining, a webserver killed; shared certificates, status --fleet (CI runs it after test)
 	scripts/test-deps.sh

@@ -27,6 +27,8 @@ lean="$lean supervisor"
 # The fleet tests share certificates through a real Redis server
 # (redis-server; its own service does not start, see policy-rc.d below).
 lean="$lean redis-server"
+# make test-stress (and CI) runs the suite beside stress-ng --cpu 2.
+lean="$lean stress-ng"
 [ "${1:-}" = "--bench" ] && lean="$lean nginx-light"
 
 missing() {
