@@ -156,6 +156,9 @@ func TestOneTriggerPerConditionUntilResolved(t *testing.T) {
 	if ev := rec.next(t); ev.Action != Trigger {
 		t.Fatalf("second trigger = %+v", ev)
 	}
+	// A sink counts an event as sent after its Send returned, a moment
+	// after the receiver saw it.
+	waitFor(t, func() bool { return m.Sinks()[0].Queued == 0 })
 	if st := m.Sinks(); st[0].Sent != 3 || st[0].Failed != 0 {
 		t.Fatalf("sink status = %+v", st)
 	}
