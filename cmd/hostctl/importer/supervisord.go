@@ -40,7 +40,11 @@ func (im *importer) supervisord() error {
 	ini := im.ini
 	sd := ini.section("supervisord")
 	if sd == nil {
-		return fmt.Errorf("%s: no [supervisord] section (supervisord refuses this file)", ini.files[0])
+		// A conf.d fragment (/etc/supervisor/conf.d/NAME.conf): Debian's
+		// supervisor reads it through the [include] of its main file,
+		// whose [supervisord] section is all defaults.
+		sd = &iniSection{name: "supervisord", file: ini.files[0], keys: map[string]*iniValue{}}
+		im.fragment = true
 	}
 	im.progs = map[string]*section{}
 	im.progNames = map[string]string{}
@@ -53,6 +57,12 @@ func (im *importer) supervisord() error {
 	}
 	if im.opts.Nginx != "" {
 		d.header = append(d.header, "  "+im.opts.Nginx)
+	}
+	if im.fragment {
+		d.header = append(d.header, "",
+			"The file has no [supervisord] section: it was read as a conf.d fragment, the way",
+			"Debian's supervisor reads /etc/supervisor/conf.d/*.conf through the [include] of",
+			"/etc/supervisor/supervisord.conf, with supervisord's defaults for the rest.")
 	}
 	d.header = append(d.header, "",
 		`Comments that start with "import:" mark each setting that could not be`,
@@ -853,6 +863,7 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 	var maxBytesV [2]*iniValue
 	var backups [2]int
 	var backupsV [2]*iniValue
+	var console [2]bool // the stream goes to hostctl's stdout or stderr
 	for i, stream := range []string{"stdout", "stderr"} {
 		key := stream + "_logfile"
 		hkey := map[string]string{"stdout": "stdout_log", "stderr": "stderr_log"}[stream]
@@ -891,6 +902,17 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 			return err
 		}
 		val := e.hostctl()
+		if c := consoleLog(val); c != "" {
+			// A container's logs: the program's lines go to hostctl's own
+			// stdout or stderr, where supervisord wrote them unrotated
+			// (logfile_maxbytes = 0, as it requires for these files).
+			console[i] = true
+			if c == "/dev/"+stream {
+				c = "-"
+			}
+			s.set(hkey, tomlString(c), fmt.Sprintf("%s = %s: hostctl writes the lines to its own %s, each prefixed with the process name", key, strings.TrimSpace(v.raw), strings.TrimPrefix(consoleLog(val), "/dev/")))
+			continue
+		}
 		switch strings.ToLower(val) {
 		case "auto":
 			// hostctl's default path: nothing to write.
@@ -910,10 +932,14 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 				val = instancePath(val)
 				c = append(c, notef(v, key, Approximated, "supervisord's %d instances all wrote %s; hostctl opens a log file for one process only, so each instance writes its own: %s", p.instances, shared, val))
 			}
-			if val == "/dev/stdout" || val == "/dev/stderr" {
-				c = append(c, notef(v, key, Approximated, "%s: hostctl writes into it as into a file, and rotation does not apply", val))
-			}
 			s.set(hkey, tomlString(val), c...)
+		}
+	}
+	// Rotation does not apply to hostctl's stdout and stderr: the sizes
+	// of those streams were read, and are not compared with the other.
+	for i := range console {
+		if console[i] {
+			maxBytes[i], maxBytesV[i], backups[i], backupsV[i] = maxBytes[1-i], nil, backups[1-i], nil
 		}
 	}
 	// hostctl has one rotation setting per program for both streams.
@@ -957,6 +983,19 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 		}
 	}
 	return nil
+}
+
+// consoleLog returns the hostctl log value for a supervisord log file
+// that is supervisord's own stdout or stderr ("/dev/stdout",
+// "/dev/stderr"), "" for any other file.
+func consoleLog(p string) string {
+	switch p {
+	case "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1":
+		return "/dev/stdout"
+	case "/dev/stderr", "/dev/fd/2", "/proc/self/fd/2":
+		return "/dev/stderr"
+	}
+	return ""
 }
 
 // instancePath puts "-${INSTANCE}" into a log path, before its extension:
