@@ -44,7 +44,7 @@ func cases(t *testing.T) []string {
 
 func importCase(t testing.TB, dir string) *Result {
 	t.Helper()
-	opts := Options{Supervisord: filepath.Join(dir, "supervisord.conf"), HostNodeName: "web1"}
+	opts := Options{Supervisord: filepath.Join(dir, "supervisord.conf"), HostNodeName: "web1", NginxPrefix: dir}
 	confs, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
 	for _, c := range confs {
 		if filepath.Base(c) != "supervisord.conf" {
