@@ -25,8 +25,10 @@ resolved against --nginx-prefix, as nginx does; an include that cannot be read
 is listed (with what the common ones from Debian and certbot meant) and the
 rest is imported. A comment marks every setting that could not be translated exactly;
 the same list, and what was not translated at all, goes to stderr. The
-written config is then validated as hostctl check would (on this machine:
-commands in PATH, users, directories); its problems are printed too.`,
+written config is then validated as hostctl check would; what this machine
+lacks (users, commands, directories, certificate files) is listed apart and
+does not fail the import, since a config is often imported for another
+machine; any other problem fails it (exit status 1).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := importer.Import(importer.Options{Supervisord: args[0], Nginx: nginx, NginxPrefix: nginxPrefix})
@@ -50,7 +52,12 @@ commands in PATH, users, directories); its problems are printed too.`,
 				name = out
 				fmt.Fprintf(stderr, "wrote %s\n", out)
 			}
-			if _, err := config.Parse(name, res.TOML); err != nil {
+			if _, err := config.Parse(name, res.TOML); config.OnlyMachine(err) {
+				// The file is right; this machine lacks what it names (a
+				// config is often imported for another machine).
+				fmt.Fprintf(stderr, "hostctl check: the config is valid; this machine lacks what it names (users, commands, directories, files):\n%v\n", err)
+				return nil
+			} else if err != nil {
 				fmt.Fprintf(stderr, "hostctl check would refuse it on this machine:\n%v\n", err)
 				return &ExitError{Code: 1}
 			}
