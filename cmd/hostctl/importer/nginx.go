@@ -2,8 +2,10 @@ package importer
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,7 +84,18 @@ type nginxImport struct {
 	wide map[string][]wideValue
 	// missing are the includes that could not be read.
 	missing map[*crossplane.Directive]ngMissing
+	// upstreamBlocks are the upstream blocks by name; upstreamUsed, those
+	// a translated proxy_pass names.
+	upstreamBlocks map[string]*crossplane.Directive
+	upstreamUsed   map[string]bool
 }
+
+// certbotLineage finds the name of certbot's certificate in its path.
+var certbotLineage = regexp.MustCompile(`/letsencrypt/live/([^/]+)/`)
+
+// hostName is what hostctl takes as a host name: letters, digits, '-',
+// '.', a leading "*." for a wildcard.
+var hostName = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$`)
 
 type wideValue struct {
 	value string
@@ -100,13 +113,14 @@ func (im *importer) nginx(file string) error {
 		return err
 	}
 	n := &nginxImport{im: im, path: file, used: map[*crossplane.Directive]bool{}, upstreams: map[string][]string{}, wide: map[string][]wideValue{},
-		missing: map[*crossplane.Directive]ngMissing{}}
+		missing: map[*crossplane.Directive]ngMissing{}, upstreamBlocks: map[string]*crossplane.Directive{}, upstreamUsed: map[string]bool{}}
 	for _, m := range rd.missing {
 		n.missing[m.d] = m
 	}
 	im.nginxFiles = rd.files
 	n.walkMain(top, ngContext{})
 	n.emit()
+	n.unusedUpstreams()
 	n.includes(rd.missing)
 	n.unused(top)
 	return nil
@@ -198,6 +212,17 @@ func (n *nginxImport) upstream(d *crossplane.Directive) {
 		}
 	}
 	n.upstreams[d.Args[0]] = addrs
+	n.upstreamBlocks[d.Args[0]] = d
+}
+
+// unusedUpstreams lists the upstream blocks that no translated
+// proxy_pass names (one for uwsgi_pass, one for a second prefix).
+func (n *nginxImport) unusedUpstreams() {
+	for _, name := range slices.Sorted(maps.Keys(n.upstreamBlocks)) {
+		if d := n.upstreamBlocks[name]; !n.upstreamUsed[name] {
+			n.proxy.trailer = append(n.proxy.trailer, n.im.note(n.where(d), NotTranslated, "upstream %s { ... }: no translated proxy_pass uses it", name))
+		}
+	}
 }
 
 // nginxAddr turns an nginx address ("127.0.0.1:8000", "unix:/run/x.sock",
@@ -242,6 +267,10 @@ func (n *nginxImport) server(d *crossplane.Directive, outer ngContext) {
 					s.comments = append(s.comments, n.note(x, NotTranslated, "server_name %s: hostctl matches host names, not regular expressions", name))
 				case strings.HasPrefix(name, "."):
 					s.names = append(s.names, name[1:], "*"+name)
+				case !hostName.MatchString(name):
+					// nginx takes any word ("server_name example.com
+					// /var/www" when a semicolon is missing).
+					s.comments = append(s.comments, n.note(x, NotTranslated, "server_name %s: not a host name", name))
 				default:
 					s.names = append(s.names, name)
 				}
@@ -526,6 +555,12 @@ func (n *nginxImport) location(s *ngSite, d *crossplane.Directive, outer ngConte
 		return
 	}
 	prefix := d.Args[0]
+	if strings.HasPrefix(prefix, "@") {
+		// A named location: the fallback of try_files or error_page.
+		s.comments = append(s.comments, n.note(d, NotTranslated, "location %s { ... }: a named location (for try_files or error_page); hostctl sends what no [[proxy.static]] serves to the upstream", prefix))
+		n.whole(d)
+		return
+	}
 	pass, passDir := n.proxyPass(d)
 	if pass != nil {
 		n.used[d] = true
@@ -645,6 +680,7 @@ func (n *nginxImport) target(p *crossplane.Directive) ([]string, bool) {
 		return nil, false
 	}
 	if ups, ok := n.upstreams[host]; ok {
+		n.upstreamUsed[host] = true
 		return ups, len(ups) > 0
 	}
 	addr, ok := nginxAddr(host)
@@ -855,6 +891,9 @@ func (n *nginxImport) emit() {
 	}
 	if len(sites) == 0 {
 		// Without a site there is nothing to serve: no [proxy] at all.
+		for _, r := range redirects {
+			n.global = append(n.global, n.note(r.d, NotTranslated, "a redirect to HTTPS for %s, but no HTTPS site in this config serves those names", namesOf(r)))
+		}
 		im.doc.header = append(im.doc.header, n.global...)
 		im.doc.header = append(im.doc.header, im.headerNote(n.im.rel(n.path), NotTranslated, "no nginx server proxies or serves files: no [proxy] is written"))
 		n.proxy = &section{} // collects the untranslated directives for the summary
@@ -957,6 +996,17 @@ func listenNote(im *importer, file, what string, addrs []string) []string {
 func (n *nginxImport) site(sec *section, s *ngSite, prefix string) {
 	im := n.im
 	sec.comments = append(sec.comments, s.comments...)
+	if len(s.names) == 0 && len(s.tls) > 0 {
+		// nginx served HTTPS for any host name; hostctl serves a
+		// certificate for the names it is for.
+		if m := certbotLineage.FindStringSubmatch(s.cert); m != nil {
+			s.names = []string{m[1]}
+			sec.comments = append(sec.comments, im.note(n.where(s.d), Approximated, "HTTPS without server_name: the site is for %s, the name of certbot's certificate %s; add the other names it holds", m[1], s.cert))
+		} else {
+			sec.comments = append(sec.comments, im.note(n.where(s.d), NotTranslated, "HTTPS without server_name: hostctl serves HTTPS for the host names of a site; the site is served over plain HTTP here: add hosts = [...] and cert_file, key_file"))
+			s.tls, s.cert, s.key = nil, "", ""
+		}
+	}
 	if len(s.names) > 0 {
 		sec.set("hosts", tomlStrings(s.names))
 	}

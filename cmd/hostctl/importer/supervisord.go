@@ -540,6 +540,19 @@ func (im *importer) program(ps *iniSection, super, group string, groupPriority i
 		}
 		return n, v, nil
 	}
+	var numprocsNote string
+	if v, ok := raw("numprocs"); ok && strings.Contains(v.raw, "%(ENV_") {
+		// supervisord reads it from its environment when it starts;
+		// hostctl's instances is a number in the file.
+		e, err := expandPy(v.raw, pyVars{here: v.here(), hostNodeName: im.opts.HostNodeName}, nil)
+		if n, nerr := strconv.Atoi(strings.TrimSpace(e.literal())); err == nil && nerr == nil {
+			numprocsNote = numprocsNotef(im, v, ps.name, Approximated, "numprocs = %s: supervisord read it from its environment when it started; it is %d, as import found it in its own environment", strings.TrimSpace(v.raw), n)
+			v.raw = strconv.Itoa(n)
+		} else {
+			numprocsNote = numprocsNotef(im, v, ps.name, NotTranslated, "numprocs = %s: supervisord read it from its environment when it started, which import cannot see (set the variable when you run import, or set instances here); one instance", strings.TrimSpace(v.raw))
+			v.raw = "1"
+		}
+	}
 	numprocs, _, err := intOpt("numprocs", 1)
 	if err != nil {
 		return nil, err
@@ -609,6 +622,9 @@ func (im *importer) program(ps *iniSection, super, group string, groupPriority i
 	im.progNames[p.name] = ps.name
 	s := im.doc.add("program."+tomlKey(p.name), false, fmt.Sprintf("from [%s] (%s:%d)", ps.name, im.rel(ps.file), ps.line))
 	s.comments = append(s.comments, noteLines...)
+	if numprocsNote != "" {
+		s.comments = append(s.comments, numprocsNote)
+	}
 	im.progs[super] = s
 	p.sec = s
 
@@ -935,6 +951,15 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 			s.set(hkey, tomlString(val), c...)
 		}
 	}
+	// One file for both streams (a common celery example): supervisord
+	// opened it twice and both wrote into it; hostctl sends stderr into
+	// the stdout log, which is the same file, written by one writer.
+	if out, errLog := s.get("stdout_log"), s.get("stderr_log"); out != nil && errLog != nil && out.value == errLog.value && out.value != tomlString("none") && !console[0] {
+		v, _ := ps.get(ini, "stderr_logfile")
+		s.entries = slices.DeleteFunc(s.entries, func(e entry) bool { return e.key == "stderr_log" && !e.commented })
+		s.set("redirect_stderr", "true", notef(v, "stderr_logfile", Approximated, "stdout_logfile and stderr_logfile are the same file, %s: supervisord wrote both streams into it; here stderr goes into the stdout log (redirect_stderr)", out.value))
+		redirect = true
+	}
 	// Rotation does not apply to hostctl's stdout and stderr: the sizes
 	// of those streams were read, and are not compared with the other.
 	for i := range console {
@@ -983,6 +1008,12 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 		}
 	}
 	return nil
+}
+
+// numprocsNotef records a note about numprocs (v) of section sec and returns its
+// comment line.
+func numprocsNotef(im *importer, v *iniValue, sec, kind, format string, a ...any) string {
+	return im.note(im.where(v, sec, "numprocs"), kind, format, a...)
 }
 
 // consoleLog returns the hostctl log value for a supervisord log file
