@@ -28,8 +28,9 @@ lean="$lean supervisor"
 # (redis-server; its own service does not start, see policy-rc.d below).
 lean="$lean redis-server"
 # hostctl import is compared with what nginx itself accepts (nginx -t on
-# each site of the import corpus); make bench compares the proxy with it.
-lean="$lean nginx-light"
+# each site of the import corpus, DH parameters from openssl); make bench
+# compares the proxy with nginx.
+lean="$lean nginx-light openssl"
 
 missing() {
 	out=""

@@ -260,6 +260,8 @@ func diffLines(want, got string) string {
 func FuzzSupervisord(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*/*.conf")
 	more, _ := filepath.Glob("testdata/*/conf.d/*")
+	corpus, _ := filepath.Glob("testdata/corpus/supervisord/*.conf")
+	more = append(more, corpus...)
 	for _, p := range append(files, more...) {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(string(b))
