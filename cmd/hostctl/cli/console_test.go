@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -87,4 +88,27 @@ stderr_log = "-"
 		t.Errorf("%d of %d lines on stdout (%d bytes counted as dropped)", count, len(names)*lines, dropped)
 	}
 	t.Logf("%d of %d lines on stdout, %d bytes dropped", count, len(names)*lines, dropped)
+}
+
+// TestCheckMachine: hostctl check says when every problem is with this
+// machine (a config written for another one), and not otherwise.
+func TestCheckMachine(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "hostctl.toml")
+	body := "[program.web]\ncommand = \"/nonexistent/hct-check/bin/gunicorn app.wsgi\"\ndirectory = \"/nonexistent/hct-check\"\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const says = "every problem above is with this machine"
+	r := runHostctl(t, "check", "-c", cfg)
+	if r.code != 1 || !strings.Contains(r.stderr, says) {
+		t.Errorf("check of a config for another machine: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := os.WriteFile(cfg, []byte(body+"stop_signal = \"NOPE\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = runHostctl(t, "check", "-c", cfg)
+	if r.code != 1 || strings.Contains(r.stderr, says) {
+		t.Errorf("check of a wrong config: exit %d\n%s", r.code, r.stderr)
+	}
 }
