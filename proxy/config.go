@@ -535,7 +535,14 @@ func (s *site) upstreams() []string {
 type FieldError struct {
 	Key string
 	Msg string
+	// Machine is set when the problem is with this machine rather than
+	// with the file: a file or directory that does not exist here.
+	Machine bool
 }
+
+// OnMachine reports whether the problem depends on this machine (see
+// Machine).
+func (e *FieldError) OnMachine() bool { return e.Machine }
 
 func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
 
@@ -594,7 +601,7 @@ func (c *Config) validateFields(prefix string) []error {
 	}
 	if cc.Caddyfile != "" {
 		if _, err := os.Stat(cc.Caddyfile); err != nil {
-			fe.add(".caddyfile", "cannot read: %v", unwrapPath(err))
+			fe.addMachine(".caddyfile", "cannot read: %v", unwrapPath(err))
 		}
 	}
 	cc.checkSites(fe)
@@ -610,6 +617,12 @@ type fieldErrors struct {
 // add records a problem at prefix+key, such as ".listen".
 func (fe *fieldErrors) add(key, format string, args ...any) {
 	fe.errs = append(fe.errs, &FieldError{Key: fe.prefix + key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// addMachine is add for a problem with this machine (FieldError.Machine):
+// a file or directory the config names that is not here.
+func (fe *fieldErrors) addMachine(key, format string, args ...any) {
+	fe.errs = append(fe.errs, &FieldError{Key: fe.prefix + key, Msg: fmt.Sprintf(format, args...), Machine: true})
 }
 
 // checkListen checks listen and listen_tls: host:port with an IP address
@@ -715,7 +728,7 @@ func (cc *Config) checkSites(fe *fieldErrors) {
 		}
 		if s.ErrorPage != "" {
 			if fi, err := os.Stat(s.ErrorPage); err != nil {
-				fe.add(s.key+".error_page", "cannot read: %v", unwrapPath(err))
+				fe.addMachine(s.key+".error_page", "cannot read: %v", unwrapPath(err))
 			} else if fi.Size() > maxErrorPage {
 				fe.add(s.key+".error_page", "%q is %d bytes; the limit is %d", s.ErrorPage, fi.Size(), maxErrorPage)
 			}
@@ -761,8 +774,14 @@ func (s *site) checkCertFiles(fe *fieldErrors) {
 	if len(s.Hosts) == 0 {
 		fe.add(s.key+".hosts", "cert_file needs the host names the certificate is served for")
 	}
+	_, cerr := os.Stat(s.CertFile)
+	_, kerr := os.Stat(s.KeyFile)
 	if _, err := loadKeyPair(s.CertFile, s.KeyFile); err != nil {
-		fe.add(s.key+".cert_file", "%v", err)
+		if cerr != nil || kerr != nil {
+			fe.addMachine(s.key+".cert_file", "%v", err) // not on this machine (yet: certbot writes them)
+		} else {
+			fe.add(s.key+".cert_file", "%v", err)
+		}
 	}
 }
 
@@ -833,9 +852,9 @@ func (st *Static) check(fe *fieldErrors, key string) {
 	if st.Dir == "" {
 		fe.add(key+".dir", "missing: the directory to serve")
 	} else if fi, err := os.Stat(st.Dir); err != nil {
-		fe.add(key+".dir", "cannot read: %v", unwrapPath(err))
+		fe.addMachine(key+".dir", "cannot read: %v", unwrapPath(err))
 	} else if !fi.IsDir() {
-		fe.add(key+".dir", "%q is not a directory", st.Dir)
+		fe.addMachine(key+".dir", "%q is not a directory", st.Dir)
 	}
 	if st.MaxAge != nil && *st.MaxAge < 0 {
 		fe.add(key+".max_age", "must not be negative")

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/shlex"
+
+	"github.com/hostctl/hostctl/supervisor/logfile"
 )
 
 // ProgramConfig is one [program.NAME] table of hostctl.toml. The config
@@ -126,10 +128,14 @@ type ProgramConfig struct {
 	Description string `toml:"description"`
 
 	// StdoutLog is the file for stdout. Default <log.dir>/NAME.out.log;
-	// "none" discards.
+	// "none" discards; "-" writes each line to hostctl's own stdout,
+	// prefixed with the process name (a container's log), and
+	// "/dev/stderr" to hostctl's stderr.
 	StdoutLog string `toml:"stdout_log" instance:"expand"`
 	// StderrLog is the file for stderr. Default <log.dir>/NAME.err.log;
-	// "none" discards. Ignored with RedirectStderr.
+	// "none" discards; "-" writes each line to hostctl's own stderr,
+	// prefixed with the process name, and "/dev/stdout" to its stdout.
+	// Ignored with RedirectStderr.
 	StderrLog string `toml:"stderr_log" instance:"expand"`
 	// RedirectStderr sends stderr into the stdout log. Default false.
 	RedirectStderr bool `toml:"redirect_stderr"`
@@ -278,7 +284,15 @@ const minMemoryLimit = 1 << 20
 type FieldError struct {
 	Key string // full key path, e.g. program.gunicorn.stop_timeout
 	Msg string // what is wrong and what to do
+	// Machine is set when the problem is with this machine rather than
+	// with the file: a user, group, command or directory that does not
+	// exist here. The same file may be right on the machine it is for.
+	Machine bool
 }
+
+// OnMachine reports whether the problem depends on this machine (see
+// Machine).
+func (e *FieldError) OnMachine() bool { return e.Machine }
 
 func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
 
@@ -323,7 +337,7 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 			bad("process_name", "%q must contain ${INSTANCE} with instances = %d: each instance needs its own name (example: \"${NAME}_${INSTANCE}\")", p.ProcessName, p.Instances)
 		}
 		for _, kv := range []struct{ key, v string }{{"stdout_log", p.StdoutLog}, {"stderr_log", p.StderrLog}} {
-			if kv.v != "" && kv.v != "none" && !mentions(kv.v, "INSTANCE") {
+			if kv.v != "" && kv.v != "none" && !logfile.IsConsole(kv.v) && !mentions(kv.v, "INSTANCE") {
 				bad(kv.key, "%q must contain ${INSTANCE} with instances = %d: each instance writes its own file (example: \"/var/log/%s-${INSTANCE}.log\"), or leave it out for <log.dir>/PROCESS.out.log", kv.v, p.Instances, p.Name)
 			}
 		}
@@ -356,18 +370,22 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, &FieldError{Key: prefix + "." + key, Msg: fmt.Sprintf(format, a...)})
 	}
+	// machine is bad for what depends on this machine (FieldError.Machine).
+	machine := func(key, format string, a ...any) {
+		errs = append(errs, &FieldError{Key: prefix + "." + key, Msg: fmt.Sprintf(format, a...), Machine: true})
+	}
 	if len(p.Command) == 0 {
 		bad("command", "is required (example: command = \"gunicorn -w 3 app.wsgi\")")
 	} else if _, err := p.expandedCommand(); err != nil {
 		bad("command", "%v", err)
 	} else if err := p.checkExecutable(); err != nil {
-		bad("command", "%v", err)
+		machine("command", "%v", err)
 	}
 	if p.Directory != "" {
 		if st, err := os.Stat(p.Directory); err != nil {
-			bad("directory", "%q: %v", p.Directory, UnwrapPathErr(err))
+			machine("directory", "%q: %v", p.Directory, UnwrapPathErr(err))
 		} else if !st.IsDir() {
-			bad("directory", "%q is not a directory", p.Directory)
+			machine("directory", "%q is not a directory", p.Directory)
 		}
 	}
 	for k := range p.Environment {
@@ -380,16 +398,16 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 	}
 	if p.User != "" {
 		if _, err := lookupUser(p.User); err != nil {
-			bad("user", "%v", err)
+			machine("user", "%v", err)
 		} else if os.Geteuid() != 0 {
 			if u, _ := user.Current(); u == nil || (u.Username != p.User && u.Uid != p.User) {
-				bad("user", "running as %q requires hostctl to run as root", p.User)
+				machine("user", "running as %q requires hostctl to run as root", p.User)
 			}
 		}
 	}
 	if p.Group != "" {
 		if _, err := LookupGroup(p.Group); err != nil {
-			bad("group", "%v", err)
+			machine("group", "%v", err)
 		}
 	}
 	if p.Umask != "" {
@@ -447,7 +465,7 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 		seen[d] = true
 	}
 	if r := p.Ready; r != nil {
-		p.validateTarget(bad, "ready", r.TCP, r.HTTP, r.Socket, r.Exec)
+		p.validateTarget(bad, machine, "ready", r.TCP, r.HTTP, r.Socket, r.Exec)
 		if r.Interval <= 0 {
 			bad("ready.interval", "must be positive")
 		}
@@ -459,7 +477,7 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 		}
 	}
 	if h := p.Health; h != nil {
-		p.validateTarget(bad, "health", h.TCP, h.HTTP, h.Socket, h.Exec)
+		p.validateTarget(bad, machine, "health", h.TCP, h.HTTP, h.Socket, h.Exec)
 		if h.Interval <= 0 {
 			bad("health.interval", "must be positive (example: \"10s\")")
 		}
@@ -480,8 +498,8 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 		bad("memory_limit", "%d bytes is too little for any program; give a unit (example: \"512MB\")", p.MemoryLimit)
 	}
 	for _, kv := range []struct{ key, v string }{{"stdout_log", p.StdoutLog}, {"stderr_log", p.StderrLog}} {
-		if kv.v != "" && kv.v != "none" && !filepath.IsAbs(kv.v) {
-			bad(kv.key, "%q must be an absolute path or \"none\"", kv.v)
+		if kv.v != "" && kv.v != "none" && !logfile.IsConsole(kv.v) && !filepath.IsAbs(kv.v) {
+			bad(kv.key, "%q must be an absolute path, \"-\" (hostctl's own output) or \"none\"", kv.v)
 		}
 	}
 	if p.MaxSize != nil && *p.MaxSize <= 0 {
@@ -499,7 +517,7 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 // validateTarget checks the target of a ready probe or health check
 // (table is "ready" or "health"): exactly one of tcp, http, exec, each
 // well formed, and socket only with http.
-func (p *ProgramConfig) validateTarget(bad func(key, format string, a ...any), table, tcp, http, socket string, exec Command) {
+func (p *ProgramConfig) validateTarget(bad, machine func(key, format string, a ...any), table, tcp, http, socket string, exec Command) {
 	n := 0
 	if tcp != "" {
 		n++
@@ -516,7 +534,7 @@ func (p *ProgramConfig) validateTarget(bad func(key, format string, a ...any), t
 	if len(exec) > 0 {
 		n++
 		if _, err := lookPath(exec[0], p.Directory); err != nil {
-			bad(table+".exec", "%v", err)
+			machine(table+".exec", "%v", err)
 		}
 	}
 	if n != 1 {

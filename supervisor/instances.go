@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hostctl/hostctl/supervisor/logfile"
 )
 
 // The fields tagged `instance:"expand"` (process_name, directory, the log
@@ -281,7 +283,9 @@ func validateNames(progs map[string]*ProgramConfig) []error {
 				break // the paths may not be expanded; Validate reports why
 			}
 			for _, f := range []struct{ key, path string }{{"stdout_log", c.StdoutLog}, {"stderr_log", c.StderrLog}} {
-				if f.path == "" || f.path == "none" || f.key == "stderr_log" && c.RedirectStderr {
+				// hostctl's own stdout and stderr take lines from many
+				// programs: they are not files two processes write.
+				if f.path == "" || f.path == "none" || logfile.IsConsole(f.path) || f.key == "stderr_log" && c.RedirectStderr {
 					continue
 				}
 				key := "program." + pn + "." + f.key

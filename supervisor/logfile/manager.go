@@ -80,6 +80,8 @@ type Manager struct {
 
 	waiter *waiter // waits for the streams' pipes
 
+	consoles consoles // hostctl's stdout and stderr, for OpenConsole
+
 	kickCh   chan struct{}
 	stop     chan struct{}
 	loopDone chan struct{}
@@ -399,6 +401,7 @@ func (m *Manager) Close() error {
 		wg.Go(func() { errs[i] = s.Close() })
 	}
 	wg.Wait()
+	m.consoles.close()
 	if err := m.waiter.close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing the pipe waiter: %w", err))
 	}

@@ -20,6 +20,9 @@ func newCheck(g *globals) *cobra.Command {
 			f, err := config.Load(path)
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				if config.OnlyMachine(err) {
+					fmt.Fprintln(cmd.ErrOrStderr(), "every problem above is with this machine: the file itself is valid, and runs where the users, commands, directories and files it names exist")
+				}
 				return &ExitError{Code: 1}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK: %s\n", path, summary(f))

@@ -88,6 +88,7 @@ type daemonOpts struct {
 	env     []string // extra environment
 	noReady bool     // return once started, without waiting for READY=1
 	logDir  string   // [log] dir instead of DIR/log
+	stdout  *os.File // the daemon's stdout instead of its log (which keeps its stderr)
 	// config, if set, writes the whole config into the daemon's dir
 	// instead of writeConfig (its socket must be DIR/run/hostctl.sock)
 	// and returns its path and environment the daemon needs for it.
@@ -157,6 +158,9 @@ func startDaemon(t testing.TB, programs string, o daemonOpts) *testDaemon {
 	d.cmd = exec.Command(hostctlBin, "run", "-c", d.cfg, "--log-format", "json", "--log-level", "debug")
 	d.cmd.Env = testbin.Env(append(append(os.Environ(), "NOTIFY_SOCKET="+notifyPath), o.env...))
 	d.cmd.Stdout = &lockedWriter{d: d}
+	if o.stdout != nil {
+		d.cmd.Stdout = o.stdout
+	}
 	d.cmd.Stderr = &lockedWriter{d: d}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -208,16 +208,20 @@ func (f *File) validate(d *decoder) {
 	if f.Admin.Listen != "" && f.Admin.TokenFile == "" {
 		bad("admin.listen", "a TCP admin listener requires admin.token_file (a file holding a long random token)")
 	}
+	machine := func(key, format string, a ...any) {
+		bad(key, format, a...)
+		d.errs[len(d.errs)-1].Machine = true
+	}
 	if f.Admin.TokenFile != "" {
 		if b, err := os.ReadFile(f.Admin.TokenFile); err != nil {
-			bad("admin.token_file", "cannot read %q: %v", f.Admin.TokenFile, supervisor.UnwrapPathErr(err))
+			machine("admin.token_file", "cannot read %q: %v", f.Admin.TokenFile, supervisor.UnwrapPathErr(err))
 		} else if len(strings.TrimSpace(string(b))) < 16 {
 			bad("admin.token_file", "the token must be at least 16 characters (e.g. openssl rand -hex 32 > FILE)")
 		}
 	}
 	if f.Admin.Group != "" {
 		if _, err := supervisor.LookupGroup(f.Admin.Group); err != nil {
-			bad("admin.group", "%v", err)
+			machine("admin.group", "%v", err)
 		}
 	}
 	var errs []error
@@ -235,7 +239,11 @@ func (f *File) validate(d *decoder) {
 	for _, err := range errs {
 		if fe, ok := errors.AsType[fieldError](err); ok {
 			key, msg := fe.Field()
-			bad(key, "%s", msg)
+			if m, ok := err.(interface{ OnMachine() bool }); ok && m.OnMachine() {
+				machine(key, "%s", msg)
+			} else {
+				bad(key, "%s", msg)
+			}
 			continue
 		}
 		d.fail("", 0, "%v", err)
@@ -260,6 +268,23 @@ var (
 	_ fieldError = (*alert.FieldError)(nil)
 	_ fieldError = (*fleet.FieldError)(nil)
 )
+
+// OnlyMachine reports whether err (from Load or Parse) lists only
+// problems with this machine (Error.Machine): users, groups, commands,
+// directories and files that the config names and that are not here.
+// The file itself is then right, for a machine that has them.
+func OnlyMachine(err error) bool {
+	es, ok := err.(Errors)
+	if !ok || len(es) == 0 {
+		return false
+	}
+	for _, e := range es {
+		if !e.Machine {
+			return false
+		}
+	}
+	return true
+}
 
 // ProgramNames returns the program names, sorted.
 func (f *File) ProgramNames() []string { return slices.Sorted(maps.Keys(f.Programs)) }

@@ -27,6 +27,12 @@ type Error struct {
 	Line int    // 0 when unknown
 	Key  string // key path, e.g. program.gunicorn.stop_timeout
 	Msg  string
+	// Machine is set when the problem is with this machine rather than
+	// with the file: a user, group, command, directory or file that the
+	// config names and that is not here. `hostctl import` writes configs
+	// for another machine as often as for this one, and tells these
+	// apart.
+	Machine bool
 }
 
 func (e *Error) Error() string {

@@ -290,6 +290,13 @@ func longestStopChain(progs map[string]*supervisor.ProgramConfig) time.Duration 
 type logOpener struct{ d *Daemon }
 
 func (o *logOpener) OpenLog(p *supervisor.ProgramConfig, stream, path string) (supervisor.LogStream, error) {
+	if out := logfile.ConsoleTarget(stream, path); out != "" {
+		c, err := o.d.logs.OpenConsole(p.Name, out, path) // stdout_log = "-": hostctl's own stdout
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
 	s, err := o.d.logs.Open(path, rotationFor(o.d.config().Log, p), p.Timestamps)
 	if err != nil {
 		return nil, err // not a typed nil in the interface

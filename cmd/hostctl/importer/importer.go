@@ -22,6 +22,10 @@ type Options struct {
 	// Nginx is an nginx site file (sites-available/NAME.conf) or a whole
 	// nginx.conf; empty for none.
 	Nginx string
+	// NginxPrefix is the directory nginx resolves relative include paths
+	// against (nginx -p, the directory of nginx.conf). Default
+	// DefaultNginxPrefix, Debian's /etc/nginx.
+	NginxPrefix string
 	// HostNodeName is supervisord's %(host_node_name)s. Default: this
 	// machine's host name.
 	HostNodeName string
@@ -54,6 +58,12 @@ type Result struct {
 	Notes []Note
 	// Programs, Groups and Sites count what was translated.
 	Programs, Groups, Sites int
+	// Fragment is set when the supervisord file had no [supervisord]
+	// section and was read as a conf.d fragment.
+	Fragment bool
+	// NginxFiles are the nginx files read (the site and the includes
+	// that could be read), the site first.
+	NginxFiles []string
 }
 
 // Summary is the text `hostctl import` prints on stderr.
@@ -66,6 +76,9 @@ func (r *Result) Summary() string {
 		} else {
 			not++
 		}
+	}
+	if r.Fragment {
+		fmt.Fprintf(&b, "no [supervisord] section: read as a conf.d fragment, with supervisord's defaults for the rest\n")
 	}
 	fmt.Fprintf(&b, "imported %d programs, %d groups, %d sites; %d settings approximated, %d not translated\n",
 		r.Programs, r.Groups, r.Sites, approx, not)
@@ -86,6 +99,9 @@ func Import(opts Options) (*Result, error) {
 	if abs, err := filepath.Abs(opts.Nginx); err == nil && opts.Nginx != "" {
 		im.opts.Nginx = abs
 	}
+	if abs, err := filepath.Abs(opts.NginxPrefix); err == nil && opts.NginxPrefix != "" {
+		im.opts.NginxPrefix = abs
+	}
 	ini, err := readSupervisord(opts.Supervisord)
 	if err != nil {
 		return nil, err
@@ -99,7 +115,8 @@ func Import(opts Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	return &Result{TOML: im.doc.render(), Notes: im.notes, Programs: im.programs, Groups: im.groups, Sites: im.sites}, nil
+	return &Result{TOML: im.doc.render(), Notes: im.notes, Programs: im.programs, Groups: im.groups, Sites: im.sites,
+		Fragment: im.fragment, NginxFiles: im.nginxFiles}, nil
 }
 
 // importer holds one import's state.
@@ -116,6 +133,11 @@ type importer struct {
 	progNames map[string]string
 	// globalUmask is [supervisord] umask, for programs without their own.
 	globalUmask string
+	// nginxFiles are the nginx files read, the site first.
+	nginxFiles []string
+	// fragment is set when the supervisord file has no [supervisord]
+	// section (a conf.d fragment).
+	fragment bool
 }
 
 // note records a Note and returns the comment line for the output.

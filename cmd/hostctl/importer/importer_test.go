@@ -44,7 +44,7 @@ func cases(t *testing.T) []string {
 
 func importCase(t testing.TB, dir string) *Result {
 	t.Helper()
-	opts := Options{Supervisord: filepath.Join(dir, "supervisord.conf"), HostNodeName: "web1"}
+	opts := Options{Supervisord: filepath.Join(dir, "supervisord.conf"), HostNodeName: "web1", NginxPrefix: dir}
 	confs, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
 	for _, c := range confs {
 		if filepath.Base(c) != "supervisord.conf" {
@@ -260,6 +260,8 @@ func diffLines(want, got string) string {
 func FuzzSupervisord(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*/*.conf")
 	more, _ := filepath.Glob("testdata/*/conf.d/*")
+	corpus, _ := filepath.Glob("testdata/corpus/supervisord/*.conf")
+	more = append(more, corpus...)
 	for _, p := range append(files, more...) {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(string(b))

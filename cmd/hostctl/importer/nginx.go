@@ -2,7 +2,10 @@ package importer
 
 import (
 	"fmt"
+	"maps"
+	"os"
 	"path"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,7 +65,12 @@ func (c ngContext) with(block crossplane.Directives, keys ...string) ngContext {
 
 // inherited are the directives that apply from an outer block to the
 // inner ones and that hostctl translates.
-var inherited = []string{"client_max_body_size", "proxy_read_timeout", "proxy_connect_timeout", "gzip", "ssl_certificate", "ssl_certificate_key", "root", "expires", "keepalive_timeout"}
+var inherited = append([]string{"client_max_body_size", "proxy_read_timeout", "proxy_connect_timeout", "gzip", "ssl_certificate", "ssl_certificate_key", "root", "expires", "keepalive_timeout", "ssl"}, tlsTuning...)
+
+// tlsTuning are the directives that tune nginx's TLS; hostctl's own
+// defaults take their place.
+var tlsTuning = []string{"ssl_protocols", "ssl_ciphers", "ssl_prefer_server_ciphers", "ssl_session_cache", "ssl_session_timeout",
+	"ssl_session_tickets", "ssl_dhparam", "ssl_ecdh_curve", "ssl_stapling", "ssl_stapling_verify", "ssl_buffer_size"}
 
 type nginxImport struct {
 	im        *importer
@@ -74,7 +82,20 @@ type nginxImport struct {
 	global    []string // comments for [proxy]
 	// proxy-wide values, by key: TOML value -> where it came from
 	wide map[string][]wideValue
+	// missing are the includes that could not be read.
+	missing map[*crossplane.Directive]ngMissing
+	// upstreamBlocks are the upstream blocks by name; upstreamUsed, those
+	// a translated proxy_pass names.
+	upstreamBlocks map[string]*crossplane.Directive
+	upstreamUsed   map[string]bool
 }
+
+// certbotLineage finds the name of certbot's certificate in its path.
+var certbotLineage = regexp.MustCompile(`/letsencrypt/live/([^/]+)/`)
+
+// hostName is what hostctl takes as a host name: letters, digits, '-',
+// '.', a leading "*." for a wildcard.
+var hostName = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$`)
 
 type wideValue struct {
 	value string
@@ -82,30 +103,47 @@ type wideValue struct {
 }
 
 func (im *importer) nginx(file string) error {
-	payload, err := crossplane.Parse(file, &crossplane.ParseOptions{
-		CombineConfigs:            true,
-		SkipDirectiveContextCheck: true, // a site file has server blocks at its top
-	})
+	prefix := im.opts.NginxPrefix
+	if prefix == "" {
+		prefix = DefaultNginxPrefix
+	}
+	rd := &ngReader{prefix: prefix}
+	top, err := rd.readFile(file, 0)
 	if err != nil {
-		return fmt.Errorf("nginx: %s: %w", file, err)
+		return err
 	}
-	if len(payload.Errors) > 0 {
-		var msgs []string
-		for _, e := range payload.Errors {
-			line := 0
-			if e.Line != nil {
-				line = *e.Line
-			}
-			msgs = append(msgs, fmt.Sprintf("%s:%d: %v", e.File, line, e.Error))
-		}
-		return fmt.Errorf("nginx would refuse the config:\n%s", strings.Join(msgs, "\n"))
+	n := &nginxImport{im: im, path: file, used: map[*crossplane.Directive]bool{}, upstreams: map[string][]string{}, wide: map[string][]wideValue{},
+		missing: map[*crossplane.Directive]ngMissing{}, upstreamBlocks: map[string]*crossplane.Directive{}, upstreamUsed: map[string]bool{}}
+	for _, m := range rd.missing {
+		n.missing[m.d] = m
 	}
-	n := &nginxImport{im: im, path: file, used: map[*crossplane.Directive]bool{}, upstreams: map[string][]string{}, wide: map[string][]wideValue{}}
-	top := payload.Config[0].Parsed
+	im.nginxFiles = rd.files
 	n.walkMain(top, ngContext{})
 	n.emit()
+	n.unusedUpstreams()
+	n.includes(rd.missing)
 	n.unused(top)
 	return nil
+}
+
+// includes lists each include that could not be read, with what the
+// common ones meant.
+func (n *nginxImport) includes(missing []ngMissing) {
+	for _, m := range missing {
+		if n.used[m.d] {
+			continue
+		}
+		kind, msg := knownInclude(m.d.Args[0])
+		c := n.note(m.d, kind, "include %s: could not be read (%v); %s", m.d.Args[0], unwrapPathErr(m.err, m.path), msg)
+		n.proxy.trailer = append(n.proxy.trailer, c)
+	}
+}
+
+func unwrapPathErr(err error, path string) string {
+	if pe, ok := err.(*os.PathError); ok {
+		return path + ": " + pe.Err.Error()
+	}
+	return err.Error()
 }
 
 func (n *nginxImport) where(d *crossplane.Directive) string {
@@ -174,6 +212,17 @@ func (n *nginxImport) upstream(d *crossplane.Directive) {
 		}
 	}
 	n.upstreams[d.Args[0]] = addrs
+	n.upstreamBlocks[d.Args[0]] = d
+}
+
+// unusedUpstreams lists the upstream blocks that no translated
+// proxy_pass names (one for uwsgi_pass, one for a second prefix).
+func (n *nginxImport) unusedUpstreams() {
+	for _, name := range slices.Sorted(maps.Keys(n.upstreamBlocks)) {
+		if d := n.upstreamBlocks[name]; !n.upstreamUsed[name] {
+			n.proxy.trailer = append(n.proxy.trailer, n.im.note(n.where(d), NotTranslated, "upstream %s { ... }: no translated proxy_pass uses it", name))
+		}
+	}
 }
 
 // nginxAddr turns an nginx address ("127.0.0.1:8000", "unix:/run/x.sock",
@@ -218,6 +267,10 @@ func (n *nginxImport) server(d *crossplane.Directive, outer ngContext) {
 					s.comments = append(s.comments, n.note(x, NotTranslated, "server_name %s: hostctl matches host names, not regular expressions", name))
 				case strings.HasPrefix(name, "."):
 					s.names = append(s.names, name[1:], "*"+name)
+				case !hostName.MatchString(name):
+					// nginx takes any word ("server_name example.com
+					// /var/www" when a semicolon is missing).
+					s.comments = append(s.comments, n.note(x, NotTranslated, "server_name %s: not a host name", name))
 				default:
 					s.names = append(s.names, name)
 				}
@@ -227,13 +280,33 @@ func (n *nginxImport) server(d *crossplane.Directive, outer ngContext) {
 	if len(s.plain) == 0 && len(s.tls) == 0 {
 		s.plain = []string{":80"} // nginx's default: listen *:80
 	}
+	// The legacy "ssl on;" (deprecated in nginx 1.15, gone in 1.25) made
+	// every listen of the server a TLS one.
+	if x := ctx.vals["ssl"]; x != nil && len(x.Args) == 1 {
+		switch x.Args[0] {
+		case "on":
+			for _, a := range s.plain {
+				if !slices.Contains(s.tls, a) {
+					s.tls = append(s.tls, a)
+				}
+			}
+			s.plain = nil
+			if !n.used[x] {
+				s.comments = append(s.comments, n.note(x, Approximated, "ssl on: the legacy form of listen ... ssl (nginx 1.25 refuses it); every listen of this server is HTTPS"))
+			}
+		case "off":
+			n.used[x] = true
+		}
+	}
 	if s.defaultServer != nil && len(s.names) > 0 {
 		s.comments = append(s.comments, n.note(s.defaultServer, Approximated, "default_server: hostctl answers requests for other host names only from a site without hosts; nginx answered them from this one"))
 	}
 	// A server that only sends HTTP to HTTPS is hostctl's automatic redirect.
-	if ret := n.redirectOnly(d); ret != nil && len(s.tls) == 0 {
+	if rets := n.redirectOnly(d); rets != nil && len(s.tls) == 0 {
 		s.redirect = true
-		n.used[ret] = true
+		for _, r := range rets {
+			n.used[r] = true
+		}
 		n.sites = append(n.sites, s)
 		return
 	}
@@ -244,6 +317,13 @@ func (n *nginxImport) server(d *crossplane.Directive, outer ngContext) {
 			n.used[k] = true
 			s.key = k.Args[0]
 		}
+	} else if x := n.snakeoil(d); x != nil && len(s.tls) > 0 {
+		s.cert, s.key = snakeoilCert, snakeoilKey
+		kind, msg := knownInclude(x.Args[0])
+		s.comments = append(s.comments, n.note(x, kind, "include %s: could not be read (%s); %s", x.Args[0], unwrapPathErr(n.missing[x].err, n.missing[x].path), msg))
+	}
+	if len(s.tls) > 0 {
+		n.tlsSettings(s, ctx)
 	}
 	n.siteWide(s, ctx, false)
 	var errorPages, returns []*crossplane.Directive
@@ -273,6 +353,39 @@ func (n *nginxImport) server(d *crossplane.Directive, outer ngContext) {
 		s.comments = append(s.comments, n.note(x, NotTranslated, "return %s in a server that also serves pages; write it in a caddyfile (redir, respond)", strings.Join(x.Args, " ")))
 	}
 	n.sites = append(n.sites, s)
+}
+
+// snakeoil returns the server's include of Debian's snippets/snakeoil.conf
+// when it could not be read.
+func (n *nginxImport) snakeoil(d *crossplane.Directive) *crossplane.Directive {
+	for _, x := range d.Block {
+		if _, ok := n.missing[x]; ok && path.Base(x.Args[0]) == "snakeoil.conf" {
+			return x
+		}
+	}
+	return nil
+}
+
+// tlsSettings accounts for the TLS tuning of an HTTPS server: hostctl's
+// TLS defaults replace it.
+func (n *nginxImport) tlsSettings(s *ngSite, ctx ngContext) {
+	for _, k := range tlsTuning {
+		x := ctx.vals[k]
+		if x == nil || n.used[x] {
+			continue
+		}
+		arg := strings.Join(x.Args, " ")
+		switch k {
+		case "ssl_protocols":
+			s.comments = append(s.comments, n.note(x, Approximated, "ssl_protocols %s: hostctl serves TLS 1.2 and 1.3", arg))
+		case "ssl_dhparam":
+			s.comments = append(s.comments, n.note(x, Approximated, "ssl_dhparam %s: hostctl offers ECDHE key exchange only, which needs no DH parameters", arg))
+		case "ssl_stapling", "ssl_stapling_verify":
+			s.comments = append(s.comments, n.note(x, Approximated, "%s %s: hostctl staples OCSP responses itself", k, arg))
+		default:
+			s.comments = append(s.comments, n.note(x, Approximated, "%s %s: hostctl's TLS defaults apply (TLS 1.2 and 1.3, forward-secret AEAD ciphers, session tickets with rotated keys)", k, arg))
+		}
+	}
 }
 
 // listen reads one listen directive.
@@ -322,17 +435,29 @@ func (n *nginxImport) listen(s *ngSite, x *crossplane.Directive) {
 	}
 }
 
-// redirectOnly returns the return directive of a server whose only work
-// is a redirect to the same host on https.
-func (n *nginxImport) redirectOnly(d *crossplane.Directive) *crossplane.Directive {
-	var ret *crossplane.Directive
+// redirectOnly returns the return directives of a server whose only work
+// is a redirect to the same host on https: "return 301
+// https://$host$request_uri", or certbot's form, one "if ($host = NAME)
+// { return 301 https://$host$request_uri; }" per name and "return 404"
+// for any other host.
+func (n *nginxImport) redirectOnly(d *crossplane.Directive) []*crossplane.Directive {
+	var ret, fallback *crossplane.Directive
+	var ifs []*crossplane.Directive
 	for _, x := range d.Block {
 		switch x.Directive {
 		case "listen", "server_name", "access_log", "error_log":
 		case "return":
+			if ret != nil {
+				return nil
+			}
 			ret = x
+		case "if":
+			if len(x.Args) != 3 || x.Args[0] != "$host" || x.Args[1] != "=" || len(x.Block) != 1 || !httpsRedirect(x.Block[0]) {
+				return nil
+			}
+			ifs = append(ifs, x)
 		case "location":
-			if len(x.Args) == 1 && x.Args[0] == "/" && len(x.Block) == 1 && x.Block[0].Directive == "return" {
+			if len(x.Args) == 1 && x.Args[0] == "/" && len(x.Block) == 1 && x.Block[0].Directive == "return" && ret == nil {
 				ret = x.Block[0]
 				n.used[x] = true
 				continue
@@ -342,16 +467,39 @@ func (n *nginxImport) redirectOnly(d *crossplane.Directive) *crossplane.Directiv
 			return nil
 		}
 	}
-	if ret == nil || len(ret.Args) != 2 || !slices.Contains([]string{"301", "302", "307", "308"}, ret.Args[0]) {
+	if len(ifs) > 0 {
+		// certbot's form: the plain return answers other hosts.
+		if ret != nil && !(len(ret.Args) == 1 && ret.Args[0] == "404") {
+			return nil
+		}
+		fallback = ret
+		out := []*crossplane.Directive{}
+		for _, x := range ifs {
+			out = append(out, x, x.Block[0])
+		}
+		if fallback != nil {
+			out = append(out, fallback)
+		}
+		return out
+	}
+	if ret == nil || !httpsRedirect(ret) {
 		return nil
+	}
+	return []*crossplane.Directive{ret}
+}
+
+// httpsRedirect reports whether ret redirects to the same URL on https.
+func httpsRedirect(ret *crossplane.Directive) bool {
+	if ret.Directive != "return" || len(ret.Args) != 2 || !slices.Contains([]string{"301", "302", "307", "308"}, ret.Args[0]) {
+		return false
 	}
 	t := ret.Args[1]
 	for _, h := range []string{"https://$host", "https://$server_name", "https://$http_host"} {
 		if t == h+"$request_uri" || t == h+"$uri" || t == h+"$uri$is_args$args" {
-			return ret
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // siteWide collects the values that are proxy-wide in hostctl.
@@ -407,6 +555,12 @@ func (n *nginxImport) location(s *ngSite, d *crossplane.Directive, outer ngConte
 		return
 	}
 	prefix := d.Args[0]
+	if strings.HasPrefix(prefix, "@") {
+		// A named location: the fallback of try_files or error_page.
+		s.comments = append(s.comments, n.note(d, NotTranslated, "location %s { ... }: a named location (for try_files or error_page); hostctl sends what no [[proxy.static]] serves to the upstream", prefix))
+		n.whole(d)
+		return
+	}
 	pass, passDir := n.proxyPass(d)
 	if pass != nil {
 		n.used[d] = true
@@ -526,6 +680,7 @@ func (n *nginxImport) target(p *crossplane.Directive) ([]string, bool) {
 		return nil, false
 	}
 	if ups, ok := n.upstreams[host]; ok {
+		n.upstreamUsed[host] = true
 		return ups, len(ups) > 0
 	}
 	addr, ok := nginxAddr(host)
@@ -736,6 +891,9 @@ func (n *nginxImport) emit() {
 	}
 	if len(sites) == 0 {
 		// Without a site there is nothing to serve: no [proxy] at all.
+		for _, r := range redirects {
+			n.global = append(n.global, n.note(r.d, NotTranslated, "a redirect to HTTPS for %s, but no HTTPS site in this config serves those names", namesOf(r)))
+		}
 		im.doc.header = append(im.doc.header, n.global...)
 		im.doc.header = append(im.doc.header, im.headerNote(n.im.rel(n.path), NotTranslated, "no nginx server proxies or serves files: no [proxy] is written"))
 		n.proxy = &section{} // collects the untranslated directives for the summary
@@ -838,6 +996,17 @@ func listenNote(im *importer, file, what string, addrs []string) []string {
 func (n *nginxImport) site(sec *section, s *ngSite, prefix string) {
 	im := n.im
 	sec.comments = append(sec.comments, s.comments...)
+	if len(s.names) == 0 && len(s.tls) > 0 {
+		// nginx served HTTPS for any host name; hostctl serves a
+		// certificate for the names it is for.
+		if m := certbotLineage.FindStringSubmatch(s.cert); m != nil {
+			s.names = []string{m[1]}
+			sec.comments = append(sec.comments, im.note(n.where(s.d), Approximated, "HTTPS without server_name: the site is for %s, the name of certbot's certificate %s; add the other names it holds", m[1], s.cert))
+		} else {
+			sec.comments = append(sec.comments, im.note(n.where(s.d), NotTranslated, "HTTPS without server_name: hostctl serves HTTPS for the host names of a site; the site is served over plain HTTP here: add hosts = [...] and cert_file, key_file"))
+			s.tls, s.cert, s.key = nil, "", ""
+		}
+	}
 	if len(s.names) > 0 {
 		sec.set("hosts", tomlStrings(s.names))
 	}

@@ -40,7 +40,11 @@ func (im *importer) supervisord() error {
 	ini := im.ini
 	sd := ini.section("supervisord")
 	if sd == nil {
-		return fmt.Errorf("%s: no [supervisord] section (supervisord refuses this file)", ini.files[0])
+		// A conf.d fragment (/etc/supervisor/conf.d/NAME.conf): Debian's
+		// supervisor reads it through the [include] of its main file,
+		// whose [supervisord] section is all defaults.
+		sd = &iniSection{name: "supervisord", file: ini.files[0], keys: map[string]*iniValue{}}
+		im.fragment = true
 	}
 	im.progs = map[string]*section{}
 	im.progNames = map[string]string{}
@@ -53,6 +57,12 @@ func (im *importer) supervisord() error {
 	}
 	if im.opts.Nginx != "" {
 		d.header = append(d.header, "  "+im.opts.Nginx)
+	}
+	if im.fragment {
+		d.header = append(d.header, "",
+			"The file has no [supervisord] section: it was read as a conf.d fragment, the way",
+			"Debian's supervisor reads /etc/supervisor/conf.d/*.conf through the [include] of",
+			"/etc/supervisor/supervisord.conf, with supervisord's defaults for the rest.")
 	}
 	d.header = append(d.header, "",
 		`Comments that start with "import:" mark each setting that could not be`,
@@ -530,6 +540,19 @@ func (im *importer) program(ps *iniSection, super, group string, groupPriority i
 		}
 		return n, v, nil
 	}
+	var numprocsNote string
+	if v, ok := raw("numprocs"); ok && strings.Contains(v.raw, "%(ENV_") {
+		// supervisord reads it from its environment when it starts;
+		// hostctl's instances is a number in the file.
+		e, err := expandPy(v.raw, pyVars{here: v.here(), hostNodeName: im.opts.HostNodeName}, nil)
+		if n, nerr := strconv.Atoi(strings.TrimSpace(e.literal())); err == nil && nerr == nil {
+			numprocsNote = numprocsNotef(im, v, ps.name, Approximated, "numprocs = %s: supervisord read it from its environment when it started; it is %d, as import found it in its own environment", strings.TrimSpace(v.raw), n)
+			v.raw = strconv.Itoa(n)
+		} else {
+			numprocsNote = numprocsNotef(im, v, ps.name, NotTranslated, "numprocs = %s: supervisord read it from its environment when it started, which import cannot see (set the variable when you run import, or set instances here); one instance", strings.TrimSpace(v.raw))
+			v.raw = "1"
+		}
+	}
 	numprocs, _, err := intOpt("numprocs", 1)
 	if err != nil {
 		return nil, err
@@ -599,6 +622,9 @@ func (im *importer) program(ps *iniSection, super, group string, groupPriority i
 	im.progNames[p.name] = ps.name
 	s := im.doc.add("program."+tomlKey(p.name), false, fmt.Sprintf("from [%s] (%s:%d)", ps.name, im.rel(ps.file), ps.line))
 	s.comments = append(s.comments, noteLines...)
+	if numprocsNote != "" {
+		s.comments = append(s.comments, numprocsNote)
+	}
 	im.progs[super] = s
 	p.sec = s
 
@@ -853,6 +879,7 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 	var maxBytesV [2]*iniValue
 	var backups [2]int
 	var backupsV [2]*iniValue
+	var console [2]bool // the stream goes to hostctl's stdout or stderr
 	for i, stream := range []string{"stdout", "stderr"} {
 		key := stream + "_logfile"
 		hkey := map[string]string{"stdout": "stdout_log", "stderr": "stderr_log"}[stream]
@@ -891,6 +918,17 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 			return err
 		}
 		val := e.hostctl()
+		if c := consoleLog(val); c != "" {
+			// A container's logs: the program's lines go to hostctl's own
+			// stdout or stderr, where supervisord wrote them unrotated
+			// (logfile_maxbytes = 0, as it requires for these files).
+			console[i] = true
+			if c == "/dev/"+stream {
+				c = "-"
+			}
+			s.set(hkey, tomlString(c), fmt.Sprintf("%s = %s: hostctl writes the lines to its own %s, each prefixed with the process name", key, strings.TrimSpace(v.raw), strings.TrimPrefix(consoleLog(val), "/dev/")))
+			continue
+		}
 		switch strings.ToLower(val) {
 		case "auto":
 			// hostctl's default path: nothing to write.
@@ -910,10 +948,23 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 				val = instancePath(val)
 				c = append(c, notef(v, key, Approximated, "supervisord's %d instances all wrote %s; hostctl opens a log file for one process only, so each instance writes its own: %s", p.instances, shared, val))
 			}
-			if val == "/dev/stdout" || val == "/dev/stderr" {
-				c = append(c, notef(v, key, Approximated, "%s: hostctl writes into it as into a file, and rotation does not apply", val))
-			}
 			s.set(hkey, tomlString(val), c...)
+		}
+	}
+	// One file for both streams (a common celery example): supervisord
+	// opened it twice and both wrote into it; hostctl sends stderr into
+	// the stdout log, which is the same file, written by one writer.
+	if out, errLog := s.get("stdout_log"), s.get("stderr_log"); out != nil && errLog != nil && out.value == errLog.value && out.value != tomlString("none") && !console[0] {
+		v, _ := ps.get(ini, "stderr_logfile")
+		s.entries = slices.DeleteFunc(s.entries, func(e entry) bool { return e.key == "stderr_log" && !e.commented })
+		s.set("redirect_stderr", "true", notef(v, "stderr_logfile", Approximated, "stdout_logfile and stderr_logfile are the same file, %s: supervisord wrote both streams into it; here stderr goes into the stdout log (redirect_stderr)", out.value))
+		redirect = true
+	}
+	// Rotation does not apply to hostctl's stdout and stderr: the sizes
+	// of those streams were read, and are not compared with the other.
+	for i := range console {
+		if console[i] {
+			maxBytes[i], maxBytesV[i], backups[i], backupsV[i] = maxBytes[1-i], nil, backups[1-i], nil
 		}
 	}
 	// hostctl has one rotation setting per program for both streams.
@@ -957,6 +1008,25 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 		}
 	}
 	return nil
+}
+
+// numprocsNotef records a note about numprocs (v) of section sec and returns its
+// comment line.
+func numprocsNotef(im *importer, v *iniValue, sec, kind, format string, a ...any) string {
+	return im.note(im.where(v, sec, "numprocs"), kind, format, a...)
+}
+
+// consoleLog returns the hostctl log value for a supervisord log file
+// that is supervisord's own stdout or stderr ("/dev/stdout",
+// "/dev/stderr"), "" for any other file.
+func consoleLog(p string) string {
+	switch p {
+	case "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1":
+		return "/dev/stdout"
+	case "/dev/stderr", "/dev/fd/2", "/proc/self/fd/2":
+		return "/dev/stderr"
+	}
+	return ""
 }
 
 // instancePath puts "-${INSTANCE}" into a log path, before its extension:

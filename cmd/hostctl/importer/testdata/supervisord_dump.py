@@ -17,7 +17,7 @@ def lf(v):
 for g in sec.process_group_configs:
     for p in g.process_configs:
         ar = {RestartUnconditionally: "true", RestartWhenExitUnexpected: "unexpected", False: "false"}[p.autorestart]
-        out.append(dict(group=g.name, name=p.name, argv=shlex.split(p.command), directory=p.directory, umask=p.umask,
+        out.append(dict(kind=type(g).__name__, group=g.name, name=p.name, argv=shlex.split(p.command), directory=p.directory, umask=p.umask,
             priority=p.priority, autostart=p.autostart, autorestart=ar, exitcodes=p.exitcodes, startsecs=p.startsecs,
             startretries=p.startretries, stopsignal=p.stopsignal, stopwaitsecs=p.stopwaitsecs, uid=p.uid,
             redirect_stderr=p.redirect_stderr, environment=p.environment,
