@@ -27,6 +27,9 @@ lean="$lean supervisor"
 # The fleet tests share certificates through a real Redis server
 # (redis-server; its own service does not start, see policy-rc.d below).
 lean="$lean redis-server"
+# The admin API over TLS: supervisorctl (which has no https) reaches it
+# through a socat TLS tunnel, and openssl checks the CA's fingerprint.
+lean="$lean socat openssl"
 [ "${1:-}" = "--bench" ] && lean="$lean nginx-light"
 
 missing() {
