@@ -96,10 +96,14 @@ func roleOf(ctx context.Context) role {
 
 // hostOK reports whether host (a Host header) names this listener: an IP
 // address (a browser sends one only to a page of that address, never to
-// a rebound name), localhost, or one of Options.Names. A DNS rebinding
-// attack sends its own name: evil.example resolved to 127.0.0.1 makes the
-// browser's request same-origin, Origin and all, but not its Host.
+// a rebound name), localhost, or one of Options.Names; or none at all
+// (HTTP/1.0), which no browser sends. A DNS rebinding attack sends its own
+// name: evil.example resolved to 127.0.0.1 makes the browser's request
+// same-origin, Origin and all, but not its Host.
 func (s *Server) hostOK(host string) bool {
+	if host == "" {
+		return true
+	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
