@@ -106,7 +106,7 @@ func printAlerts(w io.Writer, res control.AlertsResponse, now time.Time) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "SEVERITY\tCONDITION\tSINCE\tSUMMARY")
 		for _, a := range res.Alerts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Severity, a.Condition, ago(a.Since, now), a.Summary)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Severity, a.Condition, ago(a.Since, now), cell(a.Summary))
 			if a.Command != "" {
 				fmt.Fprintf(tw, "\t\t\t$ %s\n", a.Command)
 			}
@@ -156,7 +156,7 @@ func printAlertLines(w io.Writer, alerts []alert.Alert, now time.Time) {
 	}
 	fmt.Fprintf(w, "alerts: %d active (hostctl alerts)\n", len(alerts))
 	for _, a := range alerts {
-		fmt.Fprintf(w, "  %s %s: %s\n", a.Severity, ago(a.Since, now), a.Summary)
+		fmt.Fprintf(w, "  %s %s: %s\n", a.Severity, ago(a.Since, now), cell(a.Summary))
 	}
 }
 

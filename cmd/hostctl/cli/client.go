@@ -29,13 +29,15 @@ type clientFlags struct {
 	socket    string
 	url       string
 	tokenFile string
+	caFile    string
 }
 
 func addClientFlags(cmd *cobra.Command, g *globals) *clientFlags {
 	f := &clientFlags{g: g}
 	cmd.Flags().StringVar(&f.socket, "socket", "", "admin socket of the daemon (default: [admin] socket of the config, else "+control.DefaultSocket+")")
-	cmd.Flags().StringVar(&f.url, "url", "", "URL of the daemon's TCP admin listener, e.g. http://127.0.0.1:9001 (needs --token-file)")
-	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the admin token, for --url")
+	cmd.Flags().StringVar(&f.url, "url", "", "URL of the daemon's TCP admin listener, e.g. https://10.0.0.11:9001 or http://127.0.0.1:9001 (needs --token-file)")
+	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the admin token (or the read-only one, to read), for --url")
+	cmd.Flags().StringVar(&f.caFile, "ca-file", "", "for an https --url: the CA its certificate is signed by (with [admin] tls = \"internal\": that host's STATE_DIR/admin-tls/ca.crt); default: the system's CAs")
 	cmd.MarkFlagsMutuallyExclusive("socket", "url")
 	return f
 }
@@ -55,7 +57,18 @@ func (f *clientFlags) client() (*control.Client, error) {
 		if err != nil {
 			return nil, &ExitError{Code: 1, Err: fmt.Errorf("--token-file: %w", err)}
 		}
-		return &control.Client{URL: f.url, Token: strings.TrimSpace(string(b))}, nil
+		c := &control.Client{URL: f.url, Token: strings.TrimSpace(string(b))}
+		if f.caFile != "" {
+			if !strings.HasPrefix(f.url, "https://") {
+				return nil, &ExitError{Code: 2, Err: errors.New("--ca-file is for an https:// --url")}
+			}
+			if c.RootCAs, err = control.LoadCAFile(f.caFile); err != nil {
+				return nil, &ExitError{Code: 1, Err: fmt.Errorf("--ca-file: %w", err)}
+			}
+		}
+		return c, nil
+	case f.caFile != "":
+		return nil, &ExitError{Code: 2, Err: errors.New("--ca-file is for an https:// --url")}
 	case f.socket != "":
 		return &control.Client{Socket: f.socket}, nil
 	}
@@ -95,6 +108,9 @@ func apiErr(err error) error {
 	var ae *control.APIError
 	if errors.As(err, &ae) && ae.StatusCode == http.StatusUnauthorized {
 		return &ExitError{Code: 1, Err: fmt.Errorf("%s (check --token-file)", ae.Message)}
+	}
+	if why := control.CertError(err); why != "" {
+		return &ExitError{Code: 1, Err: fmt.Errorf("%w\nthe admin listener's TLS certificate was refused: %s (--ca-file)", err, why)}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &ExitError{Code: 1, Err: fmt.Errorf("no answer from hostctl in time: %w", err)}

@@ -60,7 +60,7 @@ func printFleet(w io.Writer, hosts []fleet.HostStatus, now time.Time) {
 	for _, h := range hosts {
 		if !h.OK {
 			// The last cell of a line does not widen the columns.
-			fmt.Fprintf(tw, "%s\tNOT ANSWERING (%s): %s [%s]\n", h.Name, h.Reason, h.Error, h.URL)
+			fmt.Fprintf(tw, "%s\tNOT ANSWERING (%s): %s [%s]\n", h.Name, h.Reason, cell(h.Error), h.URL)
 			continue
 		}
 		if len(h.Programs) == 0 {

@@ -37,6 +37,8 @@ and, without names, one line per active alert (hostctl alerts shows more).
 A program with instances shows one line per instance, and a program in a
 [group] shows as GROUP:NAME ("celery:celery_0", "web:gunicorn"), as
 supervisorctl shows it. NAME is a program, a process, a group or GROUP:*.
+Program output shown (the last stderr line) has its terminal escapes and
+control characters left out.
 
 Exit status: 0 when every autostart program shown is RUNNING, 3 otherwise,
 4 when a name is not in the config, 1 when the daemon cannot be reached.
@@ -79,7 +81,7 @@ not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 			} else {
 				now := time.Now()
 				printStatus(out, progs, now)
-				fmt.Fprintln(out, proxyLine(proxySt, hasProxy))
+				fmt.Fprintln(out, cell(proxyLine(proxySt, hasProxy)))
 				printPool(out, proxySt.Upstreams)
 				printDrain(out, proxySt.Drain, now)
 				if len(names) == 0 {
@@ -119,7 +121,7 @@ func programRow(p control.Program, now time.Time) string {
 		pid = fmt.Sprint(p.PID)
 		up = fmtUptime(time.Duration(p.UptimeSeconds * float64(time.Second)))
 	}
-	return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s", displayName(p.Status), p.State, pid, up, p.Restarts, fmtMemory(p), describe(p, now))
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s", cell(displayName(p.Status)), p.State, pid, up, p.Restarts, fmtMemory(p), cell(describe(p, now)))
 }
 
 // displayName is how a process is shown: GROUP:NAME when its group (its
@@ -295,7 +297,7 @@ func printPool(w io.Writer, ups []control.ProxyUpstreamStatus) {
 		if !u.Healthy {
 			state = "DOWN"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", u.Address, state, u.Requests, u.Fails, u.Down)
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", cell(u.Address), state, u.Requests, u.Fails, cell(u.Down))
 	}
 	tw.Flush()
 }

@@ -20,7 +20,11 @@ func newTail(g *globals) *cobra.Command {
 		Long: `Print the last lines of a program's log; -f follows new lines.
 
 Each instance of a program with instances has its own logs: name the
-process ("celery_0" or "celery:celery_0").`,
+process ("celery_0" or "celery:celery_0").
+
+Terminal escape sequences and control characters (but tab) in the output
+are left out, so that a program cannot act on your terminal; the log
+file (hostctl status --json: stdout_log, stderr_log) has every byte.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stream := "stdout"
@@ -42,7 +46,7 @@ process ("celery_0" or "celery:celery_0").`,
 			}
 			out := cmd.OutOrStdout()
 			err = c.Log(ctx, args[0], stream, lines, follow, func(line string) error {
-				_, err := fmt.Fprintln(out, line)
+				_, err := fmt.Fprintln(out, terminalText(line))
 				return err
 			})
 			if err != nil && cmd.Context().Err() == nil {

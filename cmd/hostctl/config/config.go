@@ -67,10 +67,32 @@ type Admin struct {
 	// Default: hostctl's group.
 	Group string `toml:"group"`
 	// Listen is an optional TCP address for the admin API and dashboard
-	// (e.g. "127.0.0.1:9001"); it requires TokenFile.
+	// (e.g. "127.0.0.1:9001"); it requires TokenFile. An address that is
+	// not loopback requires TLS (TLS, or CertFile and KeyFile), or
+	// Insecure.
 	Listen string `toml:"listen"`
-	// TokenFile holds the bearer token required on Listen.
+	// TokenFile holds the admin token, required on Listen.
 	TokenFile string `toml:"token_file"`
+	// ReadTokenFile holds a read-only token for Listen: status, logs,
+	// metrics, alerts and XML-RPC's read methods, never a write. Optional.
+	ReadTokenFile string `toml:"read_token_file"`
+	// TLS = "internal" serves Listen over TLS with a certificate signed by
+	// hostctl's own CA, kept in StateDir/admin-tls (ca.crt is the file to
+	// give clients). "" (default): TLS with CertFile and KeyFile if set,
+	// else none.
+	TLS string `toml:"tls"`
+	// CertFile and KeyFile serve Listen over TLS with this certificate
+	// (PEM, with its chain) and key; read again when they change.
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	// Names are the host names Listen answers to in the Host header,
+	// besides IP addresses, localhost and a name in Listen (and, with
+	// TLS = "internal", the names its certificate is for): a request
+	// naming another host is refused (DNS rebinding).
+	Names HostNames `toml:"names"`
+	// Insecure allows Listen without TLS on an address that is not
+	// loopback: the tokens then cross the network in clear.
+	Insecure bool `toml:"insecure"`
 	// StateDir holds hostctl's state: process group records, the proxy's
 	// certificates. Default /var/lib/hostctl.
 	StateDir string `toml:"state_dir"`
@@ -219,6 +241,7 @@ func (f *File) validate(d *decoder) {
 			bad("admin.token_file", "the token must be at least 16 characters (e.g. openssl rand -hex 32 > FILE)")
 		}
 	}
+	f.Admin.validateTCP(bad)
 	if f.Admin.Group != "" {
 		if _, err := supervisor.LookupGroup(f.Admin.Group); err != nil {
 			machine("admin.group", "%v", err)

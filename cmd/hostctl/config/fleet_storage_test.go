@@ -33,7 +33,7 @@ timeout = "2s"
 
 [[fleet.host]]
 name = "web1"
-url = "http://10.0.0.11:9001"
+url = "https://10.0.0.11:9001"
 token_file = "` + token + `"
 `
 	f, err := Parse("good.toml", []byte(good))

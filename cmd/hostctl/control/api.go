@@ -6,8 +6,10 @@
 // The API is JSON under /v1/ (see routes in server.go for the one table of
 // endpoints). On the unix socket, file permissions are the authentication;
 // on TCP every endpoint but the dashboard page and /healthz needs
-// "Authorization: Bearer TOKEN". Requests from a browser tab of another
-// origin are refused on both.
+// "Authorization: Bearer TOKEN": the admin token, or the read-only one for
+// everything that only reads (access.go). Requests from a browser tab of
+// another origin are refused on both, and on TCP a Host header that does
+// not name the listener (DNS rebinding).
 package control
 
 import (
@@ -196,10 +198,11 @@ type AlertsTestResponse struct {
 	Results []alert.TestResult `json:"results"`
 }
 
-// Health is the answer to GET /healthz.
+// Health is the answer to GET /healthz. Anyone may ask: PID and Version
+// are only told to a caller with a token (or on the unix socket).
 type Health struct {
 	OK      bool   `json:"ok"`
-	PID     int    `json:"pid"`
+	PID     int    `json:"pid,omitempty"`
 	Version string `json:"version,omitempty"`
 }
 

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,11 +25,15 @@ type Client struct {
 	// Socket is the unix socket of the admin API. Used when URL is empty;
 	// default DefaultSocket.
 	Socket string
-	// URL is the base URL of a TCP admin listener ("http://127.0.0.1:9001").
+	// URL is the base URL of a TCP admin listener ("http://127.0.0.1:9001",
+	// "https://10.0.0.11:9001").
 	URL string
 	// Token is sent as "Authorization: Bearer Token" when not empty (the
 	// TCP listener requires it).
 	Token string
+	// RootCAs are the CAs that an https URL's certificate must be signed
+	// by (LoadCAFile); nil: the system's.
+	RootCAs *x509.CertPool
 	// HTTPClient, if set, is used as is (Socket is then ignored).
 	HTTPClient *http.Client
 
@@ -96,6 +102,8 @@ func (c *Client) init() {
 			c.hc = &http.Client{Transport: &http.Transport{
 				Proxy:               nil,
 				DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+				TLSClientConfig:     &tls.Config{RootCAs: c.RootCAs, MinVersion: tls.VersionTLS12},
+				TLSHandshakeTimeout: 5 * time.Second,
 				MaxIdleConnsPerHost: 4,
 			}}
 			c.base = strings.TrimRight(c.URL, "/")
@@ -171,6 +179,24 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 		return nil, &APIError{StatusCode: resp.StatusCode, Code: eb.Code, Message: eb.Error, Errors: eb.Errors}
 	}
 	return resp, nil
+}
+
+// CertError says, for a person, why the TLS certificate of an https URL
+// was not accepted and what to do; "" when err is not about that.
+func CertError(err error) string {
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &ua):
+		return "its certificate is not signed by a CA this client trusts: give its CA file (with [admin] tls = \"internal\" on that host: its STATE_DIR/admin-tls/ca.crt)"
+	case errors.As(err, &he):
+		names := append(append([]string{}, he.Certificate.DNSNames...), fmt.Sprint(he.Certificate.IPAddresses))
+		return fmt.Sprintf("its certificate is not for %s (it is for %s): use one of those, or add the name to that host's [admin] names", he.Host, strings.Join(names, " "))
+	case errors.As(err, &ci):
+		return "its certificate is not valid: " + ci.Error()
+	}
+	return ""
 }
 
 func isNotRunning(err error) bool {

@@ -2,8 +2,7 @@ package control
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,9 +96,23 @@ type Options struct {
 	// state are sampled for GET /v1/history (the dashboard's sparklines),
 	// which keeps the last hour. Default: 30s.
 	HistoryInterval time.Duration
-	// Token is the bearer token required on TCP listeners. A TCP listener
-	// without a token is refused by ServeTCP.
+	// Token is the admin token: on TCP listeners, every endpoint but the
+	// public ones needs it or ReadToken, and every write needs it. A TCP
+	// listener without a token is refused by ServeTCP.
 	Token string
+	// ReadToken is the read-only token ([admin] read_token_file): it reads
+	// what Token reads (status, logs, metrics, alerts, XML-RPC's read
+	// methods) and every write it tries is refused (403, or an XML-RPC
+	// fault) as read-only. "": none.
+	ReadToken string
+	// Names are the host names, besides IP addresses and localhost, that
+	// TCP listeners answer to in the Host header ([admin] names, a name
+	// in [admin] listen, the certificate's names); any other Host is
+	// refused, which is what a DNS rebinding attack sends.
+	Names []string
+	// TLS, if set, makes TCP listeners serve HTTPS with it (see
+	// AdminTLS).
+	TLS *tls.Config
 	// Logger gets one line per failed request and per listener.
 	// Default: no logging.
 	Logger *zap.Logger
@@ -120,10 +133,11 @@ const alertTestTimeout = 60 * time.Second
 // Server is the admin API. Create it with New, serve listeners with
 // ServeUnix/ServeTCP, end it with Close.
 type Server struct {
-	opts      Options
-	log       *zap.Logger
-	tokenHash [sha256.Size]byte
-	registry  *prometheus.Registry
+	opts     Options
+	log      *zap.Logger
+	tokens   tokens
+	names    map[string]bool // Options.Names, lower case
+	registry *prometheus.Registry
 
 	// ctx is the base context of every request; Close cancels it so that
 	// log follows end and Shutdown does not wait for them.
@@ -138,6 +152,8 @@ type Server struct {
 
 	rpcMu  sync.Mutex  // guards reread; taken before no other lock
 	reread *rereadPlan // what supervisord's reloadConfig last found
+
+	replyCap int64 // maxReply; a test makes it smaller
 }
 
 // New returns a Server; nothing listens until ServeUnix or ServeTCP.
@@ -145,9 +161,9 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	s := &Server{opts: opts, log: opts.Logger}
-	if opts.Token != "" {
-		s.tokenHash = sha256.Sum256([]byte(opts.Token))
+	s := &Server{opts: opts, log: opts.Logger, tokens: newTokens(opts.Token, opts.ReadToken), names: map[string]bool{}, replyCap: maxReply}
+	for _, n := range opts.Names {
+		s.names[strings.ToLower(n)] = true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.registry = newRegistry(s)
@@ -155,55 +171,62 @@ func New(opts Options) *Server {
 	return s
 }
 
-// route is one endpoint. public routes need no token on TCP.
+// route is one endpoint and who may call it on TCP.
 type route struct {
 	method, path string
-	public       bool
+	access       access
 	handler      func(s *Server, w http.ResponseWriter, r *http.Request)
 }
 
 // routes is the one table of endpoints, sorted by path then method (a test
-// keeps it so). Paths use http.ServeMux patterns.
+// keeps it so). Paths use http.ServeMux patterns. /RPC2 is read: its
+// write methods check the token themselves (supervisord.go).
 var routes = []route{
-	{"POST", "/RPC2", false, (*Server).rpc},
-	{"GET", "/dashboard.css", true, (*Server).dashboardAsset},
-	{"GET", "/dashboard.js", true, (*Server).dashboardAsset},
-	{"GET", "/healthz", true, (*Server).healthz},
-	{"GET", "/logtail/{name}/{channel}", false, (*Server).logtail},
-	{"GET", "/mainlogtail", false, (*Server).mainlogtail},
-	{"GET", "/metrics", false, (*Server).metrics},
-	{"GET", "/v1/alerts", false, (*Server).listAlerts},
-	{"POST", "/v1/alerts/test", false, (*Server).testAlerts},
-	{"GET", "/v1/drain", false, (*Server).drainStatus},
-	{"POST", "/v1/drain", false, (*Server).drain},
-	{"GET", "/v1/history", false, (*Server).getHistory},
-	{"GET", "/v1/programs", false, (*Server).listPrograms},
-	{"GET", "/v1/programs/{name}", false, (*Server).getProgram},
-	{"GET", "/v1/programs/{name}/log", false, (*Server).programLog},
-	{"GET", "/v1/proxy", false, (*Server).proxyStatus},
-	{"POST", "/v1/reload", false, (*Server).reload},
-	{"POST", "/v1/restart", false, (*Server).action},
-	{"POST", "/v1/signal", false, (*Server).action},
-	{"POST", "/v1/start", false, (*Server).action},
-	{"POST", "/v1/stop", false, (*Server).action},
-	{"POST", "/v1/undrain", false, (*Server).drain},
-	{"GET", "/{$}", true, (*Server).dashboardIndex},
+	{"POST", "/RPC2", read, (*Server).rpc},
+	{"GET", "/dashboard.css", public, (*Server).dashboardAsset},
+	{"GET", "/dashboard.js", public, (*Server).dashboardAsset},
+	{"GET", "/healthz", public, (*Server).healthz},
+	{"GET", "/logtail/{name}/{channel}", read, (*Server).logtail},
+	{"GET", "/mainlogtail", read, (*Server).mainlogtail},
+	{"GET", "/metrics", read, (*Server).metrics},
+	{"GET", "/v1/alerts", read, (*Server).listAlerts},
+	{"POST", "/v1/alerts/test", write, (*Server).testAlerts},
+	{"GET", "/v1/drain", read, (*Server).drainStatus},
+	{"POST", "/v1/drain", write, (*Server).drain},
+	{"GET", "/v1/history", read, (*Server).getHistory},
+	{"GET", "/v1/programs", read, (*Server).listPrograms},
+	{"GET", "/v1/programs/{name}", read, (*Server).getProgram},
+	{"GET", "/v1/programs/{name}/log", read, (*Server).programLog},
+	{"GET", "/v1/proxy", read, (*Server).proxyStatus},
+	{"POST", "/v1/reload", write, (*Server).reload},
+	{"POST", "/v1/restart", write, (*Server).action},
+	{"POST", "/v1/signal", write, (*Server).action},
+	{"POST", "/v1/start", write, (*Server).action},
+	{"POST", "/v1/stop", write, (*Server).action},
+	{"POST", "/v1/undrain", write, (*Server).drain},
+	{"GET", "/{$}", public, (*Server).dashboardIndex},
 }
 
-// Handler returns the API. With tcp, non-public routes need the token.
+// Handler returns the API. With tcp, the Host header must name this
+// listener and non-public routes need a token (writes the admin one).
 func (s *Server) Handler(tcp bool) http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range routes {
 		h := rt.handler
-		public := rt.public
+		need := rt.access
 		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
-			if !s.allowed(w, r, tcp, public) {
+			r, ok := s.allowed(w, r, tcp, need)
+			if !ok {
 				return
 			}
 			h(s, w, r)
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if tcp && !s.hostOK(r.Host) {
+			s.refuseHost(w, r)
+			return
+		}
 		for _, m := range []string{"GET", "POST"} {
 			r2 := r.Clone(r.Context())
 			r2.Method = m
@@ -218,33 +241,46 @@ func (s *Server) Handler(tcp bool) http.Handler {
 	return mux
 }
 
-// allowed applies the Origin and token checks and answers when they fail.
-func (s *Server) allowed(w http.ResponseWriter, r *http.Request, tcp, public bool) bool {
+// allowed applies the Host, Origin and token checks and answers when they
+// fail; else it returns r with the caller's role in its context.
+func (s *Server) allowed(w http.ResponseWriter, r *http.Request, tcp bool, need access) (*http.Request, bool) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
-	navigation := r.Method == http.MethodGet && public
+	if tcp && !s.hostOK(r.Host) {
+		s.refuseHost(w, r)
+		return r, false
+	}
+	navigation := r.Method == http.MethodGet && need == public
 	if !navigation {
 		// A browser tab of another site may send requests here (CSRF, DNS
 		// rebinding) but always says where it comes from.
 		if origin := r.Header.Get("Origin"); origin != "" && !sameOrigin(origin, r.Host) {
 			writeError(w, http.StatusForbidden, CodeForbidden, "cross-origin request refused (Origin "+origin+")", nil)
-			return false
+			return r, false
 		}
 		if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
 			writeError(w, http.StatusForbidden, CodeForbidden, "cross-site request refused", nil)
-			return false
+			return r, false
 		}
 	}
-	if tcp && !public && !s.tokenOK(r) && !s.basicOK(r) {
+	rl := roleAdmin // the unix socket: file permissions are the authentication
+	if tcp {
+		rl = s.tokens.role(r)
+	}
+	switch {
+	case need > public && rl == roleNone:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hostctl"`)
 		if supervisordPath(r.URL.Path) {
 			// supervisorctl -u/-p send Basic auth; the password is the token.
 			w.Header().Set("WWW-Authenticate", `Basic realm="hostctl"`)
 		}
-		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong token: send Authorization: Bearer TOKEN ([admin] token_file)", nil)
-		return false
+		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong token: send Authorization: Bearer TOKEN ([admin] token_file, or read_token_file to read only)", nil)
+		return r, false
+	case need == write && rl < roleAdmin:
+		writeError(w, http.StatusForbidden, CodeForbidden, readOnly(r.Method+" "+r.URL.Path), nil)
+		return r, false
 	}
-	return true
+	return r.WithContext(withRole(r.Context(), rl)), true
 }
 
 // sameOrigin reports whether origin is the site at host (scheme ignored:
@@ -257,28 +293,17 @@ func sameOrigin(origin, host string) bool {
 	return strings.EqualFold(u.Host, host)
 }
 
-// tokenOK compares the bearer token in constant time (hashes first, so
-// that the length of the token does not leak either).
-func (s *Server) tokenOK(r *http.Request) bool {
-	if s.opts.Token == "" {
-		return false
-	}
-	auth := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
-}
-
 // ServeUnix serves the API on l (a unix socket from ListenUnix) until Close.
 func (s *Server) ServeUnix(l net.Listener) { s.serve(l, false) }
 
-// ServeTCP serves the API on l, requiring the token, until Close.
+// ServeTCP serves the API on l, requiring the token, until Close; with
+// Options.TLS, over TLS.
 func (s *Server) ServeTCP(l net.Listener) error {
 	if s.opts.Token == "" {
 		return errors.New("admin API: a TCP listener requires a token ([admin] token_file)")
+	}
+	if s.opts.TLS != nil {
+		l = tls.NewListener(l, s.opts.TLS)
 	}
 	s.serve(l, true)
 	return nil
@@ -296,7 +321,7 @@ func (s *Server) serve(l net.Listener, tcp bool) {
 	s.mu.Lock()
 	s.servers = append(s.servers, srv)
 	s.mu.Unlock()
-	s.log.Info("admin API listening", zap.String("addr", l.Addr().String()), zap.Bool("token_required", tcp))
+	s.log.Info("admin API listening", zap.String("addr", l.Addr().String()), zap.Bool("token_required", tcp), zap.Bool("tls", tcp && s.opts.TLS != nil))
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("admin API stopped", zap.String("addr", l.Addr().String()), zap.Error(err))
@@ -326,8 +351,14 @@ func (s *Server) Close(ctx context.Context) error {
 
 // --- handlers ---
 
+// healthz answers that hostctl is up; its pid and version only to a
+// caller with a token (or on the unix socket): anyone may ask.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Health{OK: true, PID: os.Getpid(), Version: s.opts.Version})
+	h := Health{OK: true}
+	if roleOf(r.Context()) > roleNone {
+		h.PID, h.Version = os.Getpid(), s.opts.Version
+	}
+	writeJSON(w, http.StatusOK, h)
 }
 
 func (s *Server) listPrograms(w http.ResponseWriter, r *http.Request) {

@@ -100,11 +100,16 @@ func TestRoutesAreOneSortedTable(t *testing.T) {
 		}
 	}
 	for _, r := range routes {
-		if r.public && r.method != "GET" {
+		if r.access == public && r.method != "GET" {
 			t.Errorf("%s %s: only GETs may be public", r.method, r.path)
 		}
-		if r.public && strings.HasPrefix(r.path, "/v1/") {
+		if r.access == public && strings.HasPrefix(r.path, "/v1/") {
 			t.Errorf("%s %s: the API must never be public", r.method, r.path)
+		}
+		// A GET never changes anything; every POST does, but /RPC2,
+		// whose write methods check the token themselves.
+		if want := r.method == "POST" && r.path != "/RPC2"; (r.access == write) != want {
+			t.Errorf("%s %s: access %d; only POSTs (but /RPC2) need the admin token, and all of them do", r.method, r.path, r.access)
 		}
 	}
 }

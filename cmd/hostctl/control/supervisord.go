@@ -17,8 +17,6 @@ package control
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"maps"
@@ -124,24 +122,9 @@ func signallableState(s supervisor.State) bool {
 const apiVersion = "3.0"
 
 // supervisordPath reports whether path is served by this file: there, on
-// TCP, HTTP Basic auth with the admin token as password is accepted too.
+// TCP, HTTP Basic auth with a token as password is accepted too.
 func supervisordPath(path string) bool {
 	return path == "/RPC2" || path == "/mainlogtail" || strings.HasPrefix(path, "/logtail/")
-}
-
-// basicOK checks HTTP Basic auth (any user name, the admin token as
-// password) as tokenOK checks the bearer token: in constant time, over
-// hashes.
-func (s *Server) basicOK(r *http.Request) bool {
-	if s.opts.Token == "" || !supervisordPath(r.URL.Path) {
-		return false
-	}
-	_, pass, ok := r.BasicAuth()
-	if !ok {
-		return false
-	}
-	got := sha256.Sum256([]byte(pass))
-	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
 }
 
 // --- names ---
@@ -362,9 +345,16 @@ type rpcMethod struct {
 	optional int
 	help     string
 	call     func(s *Server, ctx context.Context, args []any) (any, error)
+	// write: it changes something (the admin token only), where the
+	// others only read (either token).
+	write bool
 }
 
 // rpcMethods is filled in init (the table refers to methods that use it).
+// The write methods are those that start, stop or signal processes and
+// reloadConfig, addProcessGroup and removeProcessGroup: reloadConfig
+// changes nothing running, but it replaces the plan that supervisorctl
+// update's addProcessGroup and removeProcessGroup then apply.
 var rpcMethods map[string]rpcMethod
 
 // rpcUnsupported are supervisord methods hostctl does not provide, with
@@ -403,37 +393,45 @@ func init() {
 			call: (*Server).rpcGetProcessInfo},
 		"supervisor.getAllConfigInfo": {sig: []string{array}, help: "Get info about all available process configurations",
 			call: (*Server).rpcGetAllConfigInfo},
-		"supervisor.startProcess": {sig: []string{boolean, str, boolean}, optional: 1, help: "Start a process",
+		"supervisor.startProcess": {write: true, sig: []string{boolean, str, boolean}, optional: 1, help: "Start a process",
 			call: (*Server).rpcStartProcess},
-		"supervisor.startProcessGroup": {sig: []string{array, str, boolean}, optional: 1, help: "Start all processes in the group named 'name'",
+		"supervisor.startProcessGroup": {write: true, sig: []string{array, str, boolean}, optional: 1, help: "Start all processes in the group named 'name'",
 			call: (*Server).rpcStartProcessGroup},
-		"supervisor.startAllProcesses": {sig: []string{array, boolean}, optional: 1, help: "Start all processes listed in the configuration file",
+		"supervisor.startAllProcesses": {write: true, sig: []string{array, boolean}, optional: 1, help: "Start all processes listed in the configuration file",
 			call: (*Server).rpcStartAllProcesses},
-		"supervisor.stopProcess": {sig: []string{boolean, str, boolean}, optional: 1, help: "Stop a process named by name",
+		"supervisor.stopProcess": {write: true, sig: []string{boolean, str, boolean}, optional: 1, help: "Stop a process named by name",
 			call: (*Server).rpcStopProcess},
-		"supervisor.stopProcessGroup": {sig: []string{array, str, boolean}, optional: 1, help: "Stop all processes in the process group named 'name'",
+		"supervisor.stopProcessGroup": {write: true, sig: []string{array, str, boolean}, optional: 1, help: "Stop all processes in the process group named 'name'",
 			call: (*Server).rpcStopProcessGroup},
-		"supervisor.stopAllProcesses": {sig: []string{array, boolean}, optional: 1, help: "Stop all processes in the process list",
+		"supervisor.stopAllProcesses": {write: true, sig: []string{array, boolean}, optional: 1, help: "Stop all processes in the process list",
 			call: (*Server).rpcStopAllProcesses},
-		"supervisor.signalProcess": {sig: []string{boolean, str, str}, help: "Send an arbitrary UNIX signal to the process named by name",
+		"supervisor.signalProcess": {write: true, sig: []string{boolean, str, str}, help: "Send an arbitrary UNIX signal to the process named by name",
 			call: (*Server).rpcSignalProcess},
-		"supervisor.signalProcessGroup": {sig: []string{array, str, str}, help: "Send a signal to all processes in the group named 'name'",
+		"supervisor.signalProcessGroup": {write: true, sig: []string{array, str, str}, help: "Send a signal to all processes in the group named 'name'",
 			call: (*Server).rpcSignalProcessGroup},
-		"supervisor.signalAllProcesses": {sig: []string{array, str}, help: "Send a signal to all processes in the process list",
+		"supervisor.signalAllProcesses": {write: true, sig: []string{array, str}, help: "Send a signal to all processes in the process list",
 			call: (*Server).rpcSignalAllProcesses},
 		"supervisor.readProcessStdoutLog": {sig: []string{str, str, integer, integer}, help: "Read length bytes from name's stdout log starting at offset",
-			call: func(s *Server, ctx context.Context, a []any) (any, error) { return s.rpcReadProcessLog(a, "stdout") }},
+			call: func(s *Server, ctx context.Context, a []any) (any, error) {
+				return s.rpcReadProcessLog(ctx, a, "stdout")
+			}},
 		"supervisor.readProcessStderrLog": {sig: []string{str, str, integer, integer}, help: "Read length bytes from name's stderr log starting at offset",
-			call: func(s *Server, ctx context.Context, a []any) (any, error) { return s.rpcReadProcessLog(a, "stderr") }},
+			call: func(s *Server, ctx context.Context, a []any) (any, error) {
+				return s.rpcReadProcessLog(ctx, a, "stderr")
+			}},
 		"supervisor.tailProcessStdoutLog": {sig: []string{array, str, integer, integer}, help: "Return [string bytes, int offset, bool overflow] of name's stdout log",
-			call: func(s *Server, ctx context.Context, a []any) (any, error) { return s.rpcTailProcessLog(a, "stdout") }},
+			call: func(s *Server, ctx context.Context, a []any) (any, error) {
+				return s.rpcTailProcessLog(ctx, a, "stdout")
+			}},
 		"supervisor.tailProcessStderrLog": {sig: []string{array, str, integer, integer}, help: "Return [string bytes, int offset, bool overflow] of name's stderr log",
-			call: func(s *Server, ctx context.Context, a []any) (any, error) { return s.rpcTailProcessLog(a, "stderr") }},
-		"supervisor.reloadConfig": {sig: []string{array}, help: "Reread the configuration: [[added, changed, removed]] process groups; nothing is applied until addProcessGroup/removeProcessGroup",
+			call: func(s *Server, ctx context.Context, a []any) (any, error) {
+				return s.rpcTailProcessLog(ctx, a, "stderr")
+			}},
+		"supervisor.reloadConfig": {write: true, sig: []string{array}, help: "Reread the configuration: [[added, changed, removed]] process groups; nothing is applied until addProcessGroup/removeProcessGroup",
 			call: (*Server).rpcReloadConfig},
-		"supervisor.addProcessGroup": {sig: []string{boolean, str}, help: "Apply the reread configuration for a process group (added or changed)",
+		"supervisor.addProcessGroup": {write: true, sig: []string{boolean, str}, help: "Apply the reread configuration for a process group (added or changed)",
 			call: (*Server).rpcAddProcessGroup},
-		"supervisor.removeProcessGroup": {sig: []string{boolean, str}, help: "Remove a stopped process group that the reread configuration no longer has",
+		"supervisor.removeProcessGroup": {write: true, sig: []string{boolean, str}, help: "Remove a stopped process group that the reread configuration no longer has",
 			call: (*Server).rpcRemoveProcessGroup},
 		"system.listMethods": {sig: []string{array}, help: "Return an array listing the available method names",
 			call: func(*Server, context.Context, []any) (any, error) { return slices.Sorted(maps.Keys(rpcMethods)), nil }},
@@ -475,6 +473,9 @@ func (s *Server) dispatch(ctx context.Context, method string, args []any) (any, 
 			return nil, fault(faultFailed, "hostctl does not provide "+method+": "+why)
 		}
 		return nil, fault(faultUnknownMethod, "")
+	}
+	if m.write && roleOf(ctx) < roleAdmin {
+		return nil, fault(faultFailed, readOnly(method))
 	}
 	params := m.sig[1:]
 	if len(args) > len(params) || len(args) < len(params)-m.optional {
@@ -543,7 +544,7 @@ func (s *Server) rpc(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		body = xmlrpc.EncodeFault(fault(faultIncorrectParameters, "not an XML-RPC methodCall: "+err.Error()))
 	} else {
-		body = s.answer(r.Context(), call)
+		body = s.answer(context.WithValue(r.Context(), budgetKey{}, newBudget(s.replyCap)), call)
 	}
 	w.Header().Set("Content-Type", "text/xml")
 	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
@@ -605,7 +606,7 @@ const tailBytes = 1024
 func (s *Server) tailFollow(w http.ResponseWriter, r *http.Request, path string, follow func(context.Context, int, func([]byte) error) error) {
 	// Follow counts in lines: start with the lines of the last KiB.
 	lines := 0
-	if b, err := readFile(path, -tailBytes, 0); err == nil {
+	if b, err := readFile(path, -tailBytes, 0, newBudget(tailBytes)); err == nil {
 		lines = bytes.Count(b, []byte("\n"))
 	}
 	w.Header().Set("Content-Type", "text/plain;charset=utf-8")

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control/xmlrpc"
@@ -375,8 +377,10 @@ func (s *Server) groupCall(ctx context.Context, procs []proc, pred func(proc) bo
 
 // readFile is supervisord's readFile: length bytes from offset; a
 // negative offset counts from the end (length must then be 0); length 0
-// reads to the end. Errors are BAD_ARGUMENTS or FAILED.
-func readFile(path string, offset, length int64) ([]byte, error) {
+// reads to the end. Any int64 is taken (MinInt64 included: from the end,
+// the whole file). Errors are BAD_ARGUMENTS or FAILED, and FAILED saying
+// so when the read would pass what is left of the request's reply cap.
+func readFile(path string, offset, length int64, budget *replyBudget) ([]byte, error) {
 	if offset < 0 && length != 0 || length < 0 {
 		return nil, fault(faultBadArguments, "")
 	}
@@ -385,33 +389,127 @@ func readFile(path string, offset, length int64) ([]byte, error) {
 		return nil, fault(faultFailed, "")
 	}
 	defer f.Close()
-	if offset < 0 {
-		fi, err := f.Stat()
-		if err != nil {
-			return nil, fault(faultFailed, "")
-		}
-		pos := max(fi.Size()+offset, 0)
-		b := make([]byte, min(-offset, fi.Size()-pos))
-		n, err := f.ReadAt(b, pos)
-		if err != nil && err != io.EOF {
-			return nil, fault(faultFailed, "")
-		}
-		return b[:n], nil
-	}
-	var r io.Reader = io.NewSectionReader(f, offset, 1<<62)
-	if length > 0 {
-		r = io.LimitReader(r, length)
-	}
-	b, err := io.ReadAll(io.LimitReader(r, maxLogRead))
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, fault(faultFailed, "")
 	}
-	return b, nil
+	size := fi.Size()
+	var pos int64
+	switch {
+	case offset < 0 && offset > -size: // -offset: MinInt64 would overflow
+		pos = size + offset
+	case offset < 0:
+		pos = 0
+	default:
+		pos = min(offset, size)
+	}
+	n := size - pos
+	if length > 0 {
+		n = min(n, length)
+	}
+	if !budget.fits(n) {
+		return nil, budget.fault()
+	}
+	b := make([]byte, n)
+	m, err := f.ReadAt(b, pos)
+	if err != nil && err != io.EOF {
+		return nil, fault(faultFailed, "")
+	}
+	return b[:m], nil
 }
 
-// maxLogRead bounds one read of a log through the API (supervisord has no
-// bound; a reply of gigabytes would not help anyone).
-const maxLogRead = 64 << 20
+// maxReply bounds what one XML-RPC request answers with: the log text its
+// calls read and, in a multicall, all the calls' answers together.
+// supervisord has none; a reply of gigabytes would not help anyone, and
+// hostctl holds it in memory.
+const maxReply = 64 << 20
+
+// replyBudget is what is left of one request's reply cap.
+type replyBudget struct {
+	total int64
+	left  atomic.Int64
+}
+
+func newBudget(total int64) *replyBudget {
+	b := &replyBudget{total: total}
+	b.left.Store(total)
+	return b
+}
+
+// take counts n bytes of the reply; false if they do not fit, and then
+// the budget is spent.
+func (b *replyBudget) take(n int64) bool {
+	if b.left.Add(-n) < 0 {
+		b.left.Store(-1)
+		return false
+	}
+	return true
+}
+
+// fits reports whether n more bytes would fit, before they are read; if
+// not, the budget is spent.
+func (b *replyBudget) fits(n int64) bool {
+	if n > b.left.Load() {
+		b.left.Store(-1)
+		return false
+	}
+	return true
+}
+
+// spent reports whether something did not fit.
+func (b *replyBudget) spent() bool { return b.left.Load() < 0 }
+
+func (b *replyBudget) fault() *xmlrpc.Fault {
+	return fault(faultFailed, fmt.Sprintf("reply cap: this request's answers would pass %d MiB, hostctl's cap on one XML-RPC reply; ask for less at once (a smaller length, or fewer calls in one multicall)", b.total>>20))
+}
+
+type budgetKey struct{}
+
+// budgetOf returns the request's reply budget (rpc puts it in ctx); a
+// full one when there is none.
+func budgetOf(ctx context.Context) *replyBudget {
+	if b, ok := ctx.Value(budgetKey{}).(*replyBudget); ok {
+		return b
+	}
+	return newBudget(maxReply)
+}
+
+// replySize is about how many bytes v takes in an XML-RPC reply: its
+// strings, and for the rest the tags around them.
+func replySize(v any) int64 {
+	const tags = 40 // <value><string></string></value> and the like
+	switch x := v.(type) {
+	case string:
+		return int64(len(x)) + tags
+	case []byte:
+		return int64(len(x))*4/3 + tags
+	case []string:
+		n := int64(tags)
+		for _, e := range x {
+			n += int64(len(e)) + tags
+		}
+		return n
+	case []any:
+		n := int64(tags)
+		for _, e := range x {
+			n += replySize(e)
+		}
+		return n
+	case []xmlrpc.Struct:
+		n := int64(tags)
+		for _, e := range x {
+			n += replySize(e)
+		}
+		return n
+	case xmlrpc.Struct:
+		n := int64(tags)
+		for _, m := range x {
+			n += int64(len(m.Name)) + tags + replySize(m.Value)
+		}
+		return n
+	}
+	return tags
+}
 
 // logPath is the file of a process's stream, or NO_FILE.
 func (s *Server) logPath(name, channel string) (string, error) {
@@ -432,12 +530,12 @@ func (s *Server) logPath(name, channel string) (string, error) {
 	return ls.Path(), nil
 }
 
-func (s *Server) rpcReadProcessLog(args []any, channel string) (any, error) {
+func (s *Server) rpcReadProcessLog(ctx context.Context, args []any, channel string) (any, error) {
 	path, err := s.logPath(args[0].(string), channel)
 	if err != nil {
 		return nil, err
 	}
-	b, err := readFile(path, args[1].(int64), args[2].(int64))
+	b, err := readFile(path, args[1].(int64), args[2].(int64), budgetOf(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -448,7 +546,7 @@ func (s *Server) rpcReadProcessLog(args []any, channel string) (any, error) {
 // overflow], reading at most length bytes at offset and skipping ahead
 // when the log has grown past offset+length. A missing log is [”, 0,
 // false].
-func (s *Server) rpcTailProcessLog(args []any, channel string) (any, error) {
+func (s *Server) rpcTailProcessLog(ctx context.Context, args []any, channel string) (any, error) {
 	path, err := s.logPath(args[0].(string), channel)
 	if ferr, ok := errors.AsType[*xmlrpc.Fault](err); ok && ferr.Code == faultNoFile {
 		return []any{"", 0, false}, nil
@@ -456,21 +554,23 @@ func (s *Server) rpcTailProcessLog(args []any, channel string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tailFile(path, args[1].(int64), args[2].(int64)), nil
+	return tailFile(path, args[1].(int64), args[2].(int64), budgetOf(ctx))
 }
 
-// tailFile is supervisord's tailFile: [bytes, offset, overflow].
-func tailFile(path string, offset, length int64) []any {
+// tailFile is supervisord's tailFile: [bytes, offset, overflow], for any
+// int64 offset and length (Python's integers have no bound: the sums are
+// saturated, which keeps every comparison with the file's size as it is).
+func tailFile(path string, offset, length int64, budget *replyBudget) ([]any, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return []any{"", capped(offset), false}
+		return []any{"", capped(offset), false}, nil
 	}
 	sz := fi.Size()
 	overflow := false
-	if sz > offset+length {
+	if sz > satAdd(offset, length) {
 		overflow, offset = true, sz-1
 	}
-	if offset+length > sz {
+	if satAdd(offset, length) > sz {
 		if offset > sz-1 {
 			length = 0
 		}
@@ -479,11 +579,25 @@ func tailFile(path string, offset, length int64) []any {
 	offset, length = max(offset, 0), max(length, 0)
 	data := []byte{}
 	if length > 0 {
-		if data, err = readFile(path, offset, min(length, maxLogRead)); err != nil {
-			return []any{"", capped(offset), false}
+		if data, err = readFile(path, offset, length, budget); err != nil {
+			if budget.spent() {
+				return nil, err // the reply cap
+			}
+			return []any{"", capped(offset), false}, nil
 		}
 	}
-	return []any{string(data), capped(sz), overflow}
+	return []any{string(data), capped(sz), overflow}, nil
+}
+
+// satAdd is a+b, held at the int64 bounds instead of wrapping around.
+func satAdd(a, b int64) int64 {
+	switch {
+	case b > 0 && a > math.MaxInt64-b:
+		return math.MaxInt64
+	case b < 0 && a < math.MinInt64-b:
+		return math.MinInt64
+	}
+	return a + b
 }
 
 func (s *Server) rpcReadLog(ctx context.Context, args []any) (any, error) {
@@ -494,7 +608,7 @@ func (s *Server) rpcReadLog(ctx context.Context, args []any) (any, error) {
 	if _, err := os.Stat(ml.Path()); err != nil {
 		return nil, fault(faultNoFile, ml.Path())
 	}
-	b, err := readFile(ml.Path(), args[0].(int64), args[1].(int64))
+	b, err := readFile(ml.Path(), args[0].(int64), args[1].(int64), budgetOf(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -643,19 +757,48 @@ func (s *Server) rpcAddProcessGroup(ctx context.Context, args []any) (any, error
 // rpcMulticall is supervisord's multicall: the calls in order, each result
 // as the value itself (not wrapped in a one-element array as other
 // servers do) or a {faultCode, faultString} struct.
+//
+// A multicall with a write method, from the read-only token, is refused
+// as a whole: none of its calls is made.
 func (s *Server) rpcMulticall(ctx context.Context, args []any) (any, error) {
 	calls := args[0].([]any)
+	if roleOf(ctx) < roleAdmin {
+		var writes []string
+		for _, c := range calls {
+			if st, ok := c.(xmlrpc.Struct); ok {
+				name, _ := st.Get("methodName")
+				if n, ok := name.(string); ok && rpcMethods[n].write && !slices.Contains(writes, n) {
+					writes = append(writes, n)
+				}
+			}
+		}
+		if len(writes) > 0 {
+			return nil, fault(faultFailed, readOnly("system.multicall with "+strings.Join(writes, ", ")))
+		}
+	}
+	// Past the reply cap, every call answers its fault without being made.
+	budget := budgetOf(ctx)
 	out := make([]any, 0, len(calls))
+	over := false
 	for _, c := range calls {
-		out = append(out, s.multicallOne(ctx, c))
+		var v any
+		if !over {
+			v = s.multicallOne(ctx, c)
+			over = !budget.take(replySize(v))
+		}
+		if over {
+			v = faultStruct(budget.fault())
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }
 
+func faultStruct(f *xmlrpc.Fault) any {
+	return xmlrpc.Struct{{Name: "faultCode", Value: f.Code}, {Name: "faultString", Value: f.String}}
+}
+
 func (s *Server) multicallOne(ctx context.Context, c any) any {
-	faultStruct := func(f *xmlrpc.Fault) any {
-		return xmlrpc.Struct{{Name: "faultCode", Value: f.Code}, {Name: "faultString", Value: f.String}}
-	}
 	st, ok := c.(xmlrpc.Struct)
 	if !ok {
 		return faultStruct(fault(faultIncorrectParameters, "a call is a struct {methodName, params}"))

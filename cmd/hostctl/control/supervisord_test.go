@@ -1,9 +1,12 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,13 +35,15 @@ func python(t *testing.T, code string, args ...string) string {
 }
 
 // TestLogReadsMatchSupervisord: readFile and tailFile answer every offset
-// and length as supervisor.options' readFile and tailFile do.
+// and length as supervisor.options' readFile and tailFile do, the 64-bit
+// extremes included where Python answers at all (where it raises
+// OverflowError or MemoryError, hostctl answers as below).
 func TestLogReadsMatchSupervisord(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
 	if err := os.WriteFile(path, []byte("line one\nline two\nthree\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	nums := []int64{-100, -24, -23, -5, -1, 0, 1, 5, 22, 23, 24, 100}
+	nums := []int64{math.MinInt64, math.MinInt64 + 1, -1 << 62, -100, -24, -23, -5, -1, 0, 1, 5, 22, 23, 24, 100, 1 << 62, math.MaxInt64}
 	var cases [][2]int64
 	for _, o := range nums {
 		for _, l := range nums {
@@ -55,7 +60,13 @@ for o, l in json.loads(sys.argv[2]):
         r = readFile(sys.argv[1], o, l).decode()
     except ValueError as e:
         r = "fault " + e.args[0]
-    res.append([r, tailFile(sys.argv[1], o, l)])
+    except (OverflowError, MemoryError):
+        r = None
+    try:
+        tail = tailFile(sys.argv[1], o, l)
+    except (OverflowError, MemoryError):
+        tail = None
+    res.append([r, tail])
 print(json.dumps(res))
 `, path, string(in))
 	var want [][2]any
@@ -64,7 +75,7 @@ print(json.dumps(res))
 	}
 	for i, c := range cases {
 		var read any
-		b, err := readFile(path, c[0], c[1])
+		b, err := readFile(path, c[0], c[1], newBudget(maxReply))
 		switch f, ok := errors.AsType[*xmlrpc.Fault](err); {
 		case ok:
 			read = "fault " + faultNames[f.Code]
@@ -73,13 +84,105 @@ print(json.dumps(res))
 		default:
 			read = string(b)
 		}
-		if read != want[i][0] {
+		// Python's FAILED past 2^62 is lseek's EINVAL beyond the largest
+		// file the filesystem holds; hostctl reads nothing there, as
+		// anywhere past the end.
+		if want[i][0] != nil && read != want[i][0] && !(c[0] >= 1<<62 && read == "") {
 			t.Errorf("readFile(%d, %d) = %q, supervisord %q", c[0], c[1], read, want[i][0])
 		}
-		if got, w := fmt.Sprint(tailFile(path, c[0], c[1])), fmt.Sprint(want[i][1]); got != w {
+		tail, err := tailFile(path, c[0], c[1], newBudget(maxReply))
+		if err != nil {
+			t.Errorf("tailFile(%d, %d): %v", c[0], c[1], err)
+		}
+		if got, w := fmt.Sprint(tail), fmt.Sprint(want[i][1]); want[i][1] != nil && got != w {
 			t.Errorf("tailFile(%d, %d) = %s, supervisord %s", c[0], c[1], got, w)
 		}
 	}
+	// Where Python overflows: everything from the start, or from the end.
+	for _, c := range []struct {
+		offset, length int64
+		want           string
+	}{
+		{math.MinInt64, 0, "line one\nline two\nthree\n"},
+		{0, math.MaxInt64, "line one\nline two\nthree\n"},
+		{5, math.MaxInt64, "one\nline two\nthree\n"},
+	} {
+		if b, err := readFile(path, c.offset, c.length, newBudget(maxReply)); err != nil || string(b) != c.want {
+			t.Errorf("readFile(%d, %d) = %q, %v; want %q", c.offset, c.length, b, err, c.want)
+		}
+	}
+	if tail, err := tailFile(path, 0, math.MaxInt64, newBudget(maxReply)); err != nil || fmt.Sprint(tail) != "[line one\nline two\nthree\n 24 false]" {
+		t.Errorf("tailFile(0, MaxInt64) = %q, %v", tail, err)
+	}
+}
+
+// TestReplyCap: the log reads of one request, and the answers of a
+// multicall, stop at the reply cap with a FAILED fault that says so; the
+// calls past it are not made.
+func TestReplyCap(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "main.log")
+	if err := os.WriteFile(logPath, []byte(strings.Repeat("x", 1000)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fake := newFake()
+	s := New(Options{Programs: fake, Supervisord: Supervisord{MainLog: fakeMainLog(logPath)}})
+	s.replyCap = 10_000 // ten reads of 1001 bytes do not fit
+	srv := httptest.NewServer(s.Handler(false))
+	defer srv.Close()
+	post := func(method string, params ...any) (any, error) {
+		t.Helper()
+		b, _ := xmlrpc.EncodeCall(method, params...)
+		code, body := do(t, srv, "POST", "/RPC2", string(b), nil)
+		if code != 200 {
+			t.Fatalf("HTTP %d: %s", code, body)
+		}
+		return xmlrpc.DecodeResponse(strings.NewReader(body))
+	}
+	read := xmlrpc.Struct{{Name: "methodName", Value: "supervisor.readLog"}, {Name: "params", Value: []any{0, 0}}}
+	signal := xmlrpc.Struct{{Name: "methodName", Value: "supervisor.signalProcess"}, {Name: "params", Value: []any{"api", "HUP"}}}
+	var calls []any
+	for range 12 {
+		calls = append(calls, read)
+	}
+	v, err := post("system.multicall", append(calls, signal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := v.([]any)
+	for i, r := range res {
+		_, isFault := r.(xmlrpc.Struct)
+		if want := i >= 9; isFault != want {
+			t.Errorf("multicall answer %d: %.60v; want a fault from the 10th on", i, r)
+		}
+		if st, ok := r.(xmlrpc.Struct); ok {
+			if fs, _ := st.Get("faultString"); !strings.Contains(fmt.Sprint(fs), "reply cap") {
+				t.Errorf("multicall answer %d: %v, want the reply cap", i, fs)
+			}
+		}
+	}
+	if len(fake.signals) != 0 {
+		t.Errorf("a call past the cap was made: %q", fake.signals)
+	}
+	// One read past the cap; then a request of its own, within it.
+	s.replyCap = 500
+	if _, err := post("supervisor.readLog", 0, 0); err == nil || !strings.Contains(err.Error(), "reply cap") {
+		t.Errorf("readLog of 1001 bytes with a 500-byte cap: %v, want the reply cap fault", err)
+	}
+	if v, err := post("supervisor.readLog", -100, 0); err != nil || len(v.(string)) != 100 {
+		t.Errorf("readLog(-100, 0) with a 500-byte cap: %v, %v", v, err)
+	}
+	if _, err := post("supervisor.tailProcessStdoutLog", "api", 0, 1000); err != nil {
+		t.Errorf("tailProcessStdoutLog without a log file: %v", err)
+	}
+}
+
+// fakeMainLog is a MainLog at a path.
+type fakeMainLog string
+
+func (f fakeMainLog) Path() string { return string(f) }
+func (f fakeMainLog) Follow(context.Context, int, func([]byte) error) error {
+	return nil
 }
 
 func TestPyTimedelta(t *testing.T) {

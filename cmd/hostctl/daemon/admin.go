@@ -2,15 +2,18 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/supervisor"
 )
@@ -20,10 +23,13 @@ var Version = "dev"
 
 // admin is the admin API and its listeners.
 type admin struct {
-	srv  *control.Server
-	unix net.Listener
-	tcp  net.Listener // nil without [admin] listen
-	tok  string
+	srv     *control.Server
+	unix    net.Listener
+	tcp     net.Listener // nil without [admin] listen
+	tok     string
+	readTok string
+	tls     *tls.Config // nil: the TCP listener is plain HTTP
+	names   []string    // the TCP listener's host names (control.Options.Names)
 }
 
 // listenAdmin opens the admin socket (and the TCP listener, if configured)
@@ -47,18 +53,78 @@ func (d *Daemon) listenAdmin() error {
 	}
 	d.admin = &admin{unix: l}
 	if a.Listen != "" {
-		b, err := os.ReadFile(a.TokenFile)
-		if err != nil {
+		if err := d.admin.prepareTCP(a, d.log.Named("admin")); err != nil {
 			l.Close()
-			return fmt.Errorf("admin.token_file: %w", err)
+			return err
 		}
-		d.admin.tok = strings.TrimSpace(string(b))
 		if d.admin.tcp, err = net.Listen("tcp", a.Listen); err != nil {
 			l.Close()
 			return fmt.Errorf("admin.listen: %w", err)
 		}
 	}
 	return nil
+}
+
+// prepareTCP reads the tokens and makes the TLS config of [admin] listen.
+func (ad *admin) prepareTCP(a config.Admin, log *zap.Logger) error {
+	b, err := os.ReadFile(a.TokenFile)
+	if err != nil {
+		return fmt.Errorf("admin.token_file: %w", err)
+	}
+	ad.tok = strings.TrimSpace(string(b))
+	if a.ReadTokenFile != "" {
+		if b, err = os.ReadFile(a.ReadTokenFile); err != nil {
+			return fmt.Errorf("admin.read_token_file: %w", err)
+		}
+		ad.readTok = strings.TrimSpace(string(b))
+	}
+	host, _, _ := net.SplitHostPort(a.Listen)
+	ad.names = a.Names.List()
+	if net.ParseIP(host) == nil && host != "" {
+		ad.names = append(ad.names, host)
+	}
+	if !a.TLSOn() {
+		return nil
+	}
+	var info control.TLSInfo
+	ad.tls, info, err = control.AdminTLS{
+		CertFile: a.CertFile,
+		KeyFile:  a.KeyFile,
+		Internal: a.TLS == "internal",
+		Dir:      filepath.Join(a.StateDir, adminTLSDir),
+		Names:    append(listenNames(host), a.Names.List()...),
+		Logger:   log,
+	}.Config()
+	if err != nil {
+		return err
+	}
+	ad.names = append(ad.names, info.Names...)
+	if info.CAFile != "" {
+		log.Info("admin API TLS: certificate signed by hostctl's CA; give clients its certificate (--ca-file, [[fleet.host]] ca_file)",
+			zap.String("ca_file", info.CAFile), zap.String("ca_sha256", info.CAFingerprint), zap.Strings("names", info.Names))
+	}
+	return nil
+}
+
+// adminTLSDir holds the internal CA of [admin] tls = "internal", in the
+// state dir.
+const adminTLSDir = "admin-tls"
+
+// listenNames are the names and addresses that the listen host is
+// reached by: itself, or for all interfaces (""/0.0.0.0/::) every
+// address of this machine.
+func listenNames(host string) []string {
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return []string{host}
+	}
+	var out []string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			out = append(out, n.IP.String())
+		}
+	}
+	return out
 }
 
 // serveAdmin starts serving the API once the supervisor exists.
@@ -77,12 +143,15 @@ func (d *Daemon) serveAdmin() {
 			}
 			return res, err
 		},
-		Proxy:   d.proxyStatus,
-		Drain:   drainer{d},
-		Alerts:  d.alerts,
-		Token:   d.admin.tok,
-		Logger:  d.log.Named("admin"),
-		Version: Version,
+		Proxy:     d.proxyStatus,
+		Drain:     drainer{d},
+		Alerts:    d.alerts,
+		Token:     d.admin.tok,
+		ReadToken: d.admin.readTok,
+		Names:     d.admin.names,
+		TLS:       d.admin.tls,
+		Logger:    d.log.Named("admin"),
+		Version:   Version,
 		Supervisord: control.Supervisord{
 			Plan:    d.planReload,
 			Configs: d.sup.Configs,

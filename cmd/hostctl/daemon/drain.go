@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -91,30 +90,27 @@ func (d *drainState) get() (bool, time.Time) {
 // siteHealth answers health_path for a site with the upstreams ups: not
 // while draining; else healthy when a program behind them is RUNNING and
 // passing its health check, or when no program of this hostctl serves them.
+// Anyone may ask health_path, so the answer says ok, down or draining and
+// no more: which program is in which state is for hostctl status.
 func (d *Daemon) siteHealth(ups []string) (bool, string) {
-	if draining, since := d.drain.get(); draining {
-		return false, "draining since " + since.Format(time.RFC3339) + " (hostctl undrain ends it)"
+	if draining, _ := d.drain.get(); draining {
+		return false, "draining"
 	}
 	names := programsServing(d.config(), ups)
 	if len(names) == 0 {
-		return true, "no program of this hostctl serves " + strings.Join(ups, ", ")
+		return true, "ok"
 	}
 	sts, err := d.sup.Status(names...)
 	if err != nil {
-		return false, err.Error()
+		d.log.Warn("health_path: reading the programs' state", zap.Error(err))
+		return false, "down"
 	}
-	var down []string
 	for _, st := range sts {
-		switch {
-		case st.State != supervisor.Running:
-			down = append(down, st.Name+" "+st.State.String())
-		case st.Health != nil && !st.Health.Healthy:
-			down = append(down, st.Name+" RUNNING but failing its health check")
-		default:
-			return true, st.Name + " RUNNING"
+		if st.State == supervisor.Running && (st.Health == nil || st.Health.Healthy) {
+			return true, "ok"
 		}
 	}
-	return false, strings.Join(down, ", ")
+	return false, "down"
 }
 
 // healthPath returns [proxy] health_path, or ErrNoHealthPath.

@@ -6,6 +6,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,8 +28,9 @@ import (
 //
 //	[[fleet.host]]
 //	name = "web1"
-//	url = "http://10.0.0.11:9001"
+//	url = "https://10.0.0.11:9001"
 //	token_file = "/etc/hostctl/web1.token"
+//	ca_file = "/etc/hostctl/web1-ca.crt"
 type Config struct {
 	// Hosts are the [[fleet.host]] tables, shown in this order.
 	Hosts []Host `toml:"host"`
@@ -43,14 +45,24 @@ type Config struct {
 type Host struct {
 	// Name is shown in the HOST column. Required, unique.
 	Name string `toml:"name"`
-	// URL is the host's admin listener, "http://10.0.0.11:9001" (or
-	// https behind a TLS-terminating proxy). Required.
+	// URL is the host's admin listener, "https://10.0.0.11:9001" (its
+	// [admin] listen with TLS). Required. An http:// URL whose host is
+	// not loopback needs Insecure: the token would cross the network in
+	// clear.
 	URL string `toml:"url"`
 	// TokenFile holds that host's admin token (the contents of its
-	// [admin] token_file). Required.
+	// [admin] token_file), or its read-only token (read_token_file),
+	// which is all status --fleet needs. Required.
 	TokenFile string `toml:"token_file"`
+	// CAFile is the CA that an https URL's certificate is signed by (with
+	// [admin] tls = "internal" on that host: its state dir's
+	// admin-tls/ca.crt). Default: the system's CAs.
+	CAFile string `toml:"ca_file"`
+	// Insecure allows an http:// URL to a host that is not loopback.
+	Insecure bool `toml:"insecure"`
 
-	token string // read from TokenFile by Validate
+	token string         // read from TokenFile by Validate
+	roots *x509.CertPool // read from CAFile by Validate
 }
 
 // DefaultTimeout is Config.Timeout's default.
@@ -98,9 +110,23 @@ func (c *Config) Validate(prefix string) []error {
 			seen[h.Name] = i
 		}
 		if h.URL == "" {
-			bad(k("url"), "required: the host's admin listener, for example \"http://10.0.0.11:9001\" (its [admin] listen)")
+			bad(k("url"), "required: the host's admin listener, for example \"https://10.0.0.11:9001\" (its [admin] listen)")
 		} else if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" {
-			bad(k("url"), "%q is not an http:// or https:// URL without a path (for example \"http://10.0.0.11:9001\")", h.URL)
+			bad(k("url"), "%q is not an http:// or https:// URL without a path (for example \"https://10.0.0.11:9001\")", h.URL)
+		} else if u.Scheme == "http" && !h.Insecure && !control.LoopbackHost(u.Hostname()) {
+			bad(k("url"), "%q is plain HTTP to another machine: the token would cross the network in clear; use https:// (that host's [admin] tls or cert_file, and ca_file here), or on a private network you trust write insecure = true", h.URL)
+		} else if u.Scheme == "http" && h.CAFile != "" {
+			bad(k("ca_file"), "is for an https:// url")
+		}
+		if h.CAFile != "" {
+			var err error
+			if h.roots, err = control.LoadCAFile(h.CAFile); err != nil {
+				var pe *os.PathError
+				if errors.As(err, &pe) {
+					err = fmt.Errorf("%s: %w", pe.Path, pe.Err)
+				}
+				bad(k("ca_file"), "cannot read: %v", err)
+			}
 		}
 		if h.TokenFile == "" {
 			bad(k("token_file"), "required: a file holding the host's admin token (its [admin] token_file)")
@@ -125,6 +151,7 @@ const (
 	Refused  Reason = "refused"   // nothing listens at the URL
 	Timeout  Reason = "timeout"   // no answer within the timeout
 	BadToken Reason = "bad token" // the host refused the token (401)
+	BadCert  Reason = "tls"       // its certificate was not accepted
 	Failed   Reason = "error"     // anything else: the message says
 )
 
@@ -160,7 +187,7 @@ func hostStatus(ctx context.Context, h Host, timeout time.Duration) HostStatus {
 	st := HostStatus{Name: h.Name, URL: h.URL}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cl := &control.Client{URL: h.URL, Token: h.token}
+	cl := &control.Client{URL: h.URL, Token: h.token, RootCAs: h.roots}
 	t0 := time.Now()
 	progs, err := cl.Programs(ctx)
 	st.Took = time.Since(t0)
@@ -182,6 +209,9 @@ func classify(err error, timeout time.Duration) (Reason, string) {
 		return Refused, "connection refused (is hostctl running there, with [admin] listen at this address?)"
 	case errors.As(err, &ae) && ae.StatusCode == http.StatusUnauthorized:
 		return BadToken, "the host refused the token (401): token_file must hold that host's [admin] token_file"
+	}
+	if why := control.CertError(err); why != "" {
+		return BadCert, why + " (ca_file)"
 	}
 	return Failed, err.Error()
 }

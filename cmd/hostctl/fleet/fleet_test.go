@@ -2,7 +2,14 @@ package fleet
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,14 +26,25 @@ func TestValidate(t *testing.T) {
 	os.WriteFile(token, []byte("0123456789abcdef0123\n"), 0o600)
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, []byte("\n"), 0o600)
-	good := Host{Name: "web1", URL: "http://10.0.0.11:9001", TokenFile: token}
+	ca := filepath.Join(dir, "ca.crt")
+	os.WriteFile(ca, testCAPEM(t), 0o644)
+	good := Host{Name: "web1", URL: "http://10.0.0.11:9001", TokenFile: token, Insecure: true}
 	for _, tt := range []struct {
 		name string
 		cfg  Config
 		keys []string
 	}{
 		{"none", DefaultConfig(), nil},
-		{"good", Config{Timeout: time.Second, Hosts: []Host{good, {Name: "web2", URL: "https://web2.example.com/", TokenFile: token}}}, nil},
+		{"good", Config{Timeout: time.Second, Hosts: []Host{good, {Name: "web2", URL: "https://web2.example.com/", TokenFile: token},
+			{Name: "web3", URL: "https://10.0.0.13:9001", TokenFile: token, CAFile: ca}, {Name: "local", URL: "http://127.0.0.1:9001", TokenFile: token},
+			{Name: "local6", URL: "http://[::1]:9001", TokenFile: token}, {Name: "localhost", URL: "http://localhost:9001", TokenFile: token}}}, nil},
+		{"plain HTTP to another machine", Config{Timeout: time.Second, Hosts: []Host{{Name: "web1", URL: "http://10.0.0.11:9001", TokenFile: token},
+			{Name: "web2", URL: "http://web2.example.com:9001", TokenFile: token}}},
+			[]string{"fleet.host[0].url", "fleet.host[1].url"}},
+		{"bad ca_file", Config{Timeout: time.Second, Hosts: []Host{{Name: "web1", URL: "https://10.0.0.11:9001", TokenFile: token, CAFile: token},
+			{Name: "web2", URL: "https://10.0.0.12:9001", TokenFile: token, CAFile: filepath.Join(dir, "missing")},
+			{Name: "web3", URL: "http://127.0.0.1:9001", TokenFile: token, CAFile: ca}}},
+			[]string{"fleet.host[0].ca_file", "fleet.host[1].ca_file", "fleet.host[2].ca_file"}},
 		{"missing", Config{Timeout: time.Second, Hosts: []Host{{}}},
 			[]string{"fleet.host[0].name", "fleet.host[0].url", "fleet.host[0].token_file"}},
 		{"bad values", Config{Hosts: []Host{good, {Name: "web1", URL: "10.0.0.12:9001", TokenFile: empty}, {Name: "web 3", URL: "http://h:1/v1", TokenFile: filepath.Join(dir, "missing")}}},
@@ -106,4 +124,20 @@ func TestStatusReasons(t *testing.T) {
 	if len(got[0].Programs) != 1 || got[0].Programs[0].Name != "web" {
 		t.Errorf("programs of ok: %+v", got[0].Programs)
 	}
+}
+
+// testCAPEM is a self-signed CA certificate, PEM.
+func testCAPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
