@@ -66,9 +66,11 @@ type ProgramConfig struct {
 	Directory string `toml:"directory" instance:"expand"`
 	// User to run as (hostctl must be root): uid, gid and supplementary
 	// groups of that user; HOME, USER and LOGNAME are set for it unless
-	// Environment sets them.
+	// Environment sets them. Its exec probes run as it too. A start fails
+	// (never runs with hostctl's groups) when its groups cannot be listed.
 	User string `toml:"user"`
-	// Group overrides the primary group of User (or of hostctl).
+	// Group overrides the primary group of User; it requires User (alone it
+	// would run the program as root with another group).
 	Group string `toml:"group"`
 	// Environment adds variables; values expand ${VAR} from hostctl's
 	// environment (an unknown variable is an error; $$ is a literal $).
@@ -390,6 +392,8 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 	if p.Group != "" {
 		if _, err := LookupGroup(p.Group); err != nil {
 			bad("group", "%v", err)
+		} else if p.User == "" {
+			bad("group", "%q without user would run the program as hostctl's user (root) with only its group changed; set user too (example: user = \"www-data\"; write user = \"root\" if root is meant)", p.Group)
 		}
 	}
 	if p.Umask != "" {
