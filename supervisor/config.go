@@ -72,9 +72,18 @@ type ProgramConfig struct {
 	// Group overrides the primary group of User; it requires User (alone it
 	// would run the program as root with another group).
 	Group string `toml:"group"`
-	// Environment adds variables; values expand ${VAR} from hostctl's
+	// Environment sets variables; values expand ${VAR} from hostctl's
 	// environment (an unknown variable is an error; $$ is a literal $).
+	// It is applied last, over everything below.
 	Environment map[string]string `toml:"environment"`
+	// InheritEnvironment passes variables of hostctl's own environment to
+	// the program: true for all of them (supervisord's way), or a list of
+	// names (a name ending in * is a prefix: "DJANGO_*"). Default false:
+	// the program gets only Environment, the default set (see DefaultEnv)
+	// and HOME, USER and LOGNAME. hostctl's environment often holds
+	// secrets given for ${VAR} in the config; they reach a program only
+	// through Environment, or when inherited on purpose.
+	InheritEnvironment InheritEnv `toml:"inherit_environment"`
 	// Umask as an octal string, e.g. "022". Default: hostctl's.
 	Umask string `toml:"umask"`
 	// Autostart starts the program when hostctl starts. Default true.
@@ -247,6 +256,53 @@ func (c *Command) UnmarshalTOML(v any) error {
 	return nil
 }
 
+// InheritEnv is which of hostctl's own variables a program inherits: All,
+// or those named in Names. The zero value inherits none.
+type InheritEnv struct {
+	All bool
+	// Names are variable names; one ending in * matches every name that
+	// starts with what comes before the *.
+	Names []string
+}
+
+// UnmarshalTOML accepts true, false, or an array of names.
+func (e *InheritEnv) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case bool:
+		*e = InheritEnv{All: v}
+	case []any:
+		out := InheritEnv{Names: make([]string, 0, len(v))}
+		for i, a := range v {
+			s, ok := a.(string)
+			if !ok {
+				return fmt.Errorf("element %d is %T, want a variable name", i, a)
+			}
+			out.Names = append(out.Names, s)
+		}
+		*e = out
+	default:
+		return fmt.Errorf("must be true, false or an array of variable names (example: [\"DJANGO_SETTINGS_MODULE\", \"AWS_*\"]), not %T", v)
+	}
+	return nil
+}
+
+// Inherits reports whether the variable name passes.
+func (e InheritEnv) Inherits(name string) bool {
+	if e.All {
+		return true
+	}
+	for _, n := range e.Names {
+		if prefix, ok := strings.CutSuffix(n, "*"); ok {
+			if strings.HasPrefix(name, prefix) {
+				return true
+			}
+		} else if n == name {
+			return true
+		}
+	}
+	return false
+}
+
 // RetryNever is FatalRetry's value for "never".
 const RetryNever time.Duration = -1
 
@@ -379,6 +435,11 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 	}
 	if _, err := p.Env(); err != nil {
 		bad("environment", "%v", err)
+	}
+	for _, n := range p.InheritEnvironment.Names {
+		if n == "" || n == "*" || strings.ContainsAny(strings.TrimSuffix(n, "*"), "=*\x00") {
+			bad("inherit_environment", "%q is not a variable name or a prefix ending in * (write inherit_environment = true for every variable)", n)
+		}
 	}
 	if p.User != "" {
 		if _, err := lookupUser(p.User); err != nil {
@@ -656,25 +717,49 @@ func ExpandVars(s string, lookup func(string) (string, bool)) (string, error) {
 }
 
 // startEnviron is hostctl's environment as it was when hostctl started:
-// programs inherit that, not what hostctl set later for itself (the proxy
-// sets XDG_DATA_HOME for Caddy).
+// programs inherit from that, not from what hostctl set later for itself
+// (the proxy sets XDG_DATA_HOME for Caddy).
 var startEnviron = os.Environ()
 
 // serviceManagerVars are systemd's messages to hostctl itself; a program
-// that saw them would talk to systemd in hostctl's name.
+// that saw them would talk to systemd in hostctl's name. Even
+// inherit_environment = true does not pass them.
 var serviceManagerVars = map[string]bool{
 	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true,
 	"LISTEN_FDS": true, "LISTEN_PID": true, "LISTEN_FDNAMES": true, "HOSTCTL_NOTIFY_SOCKET": true,
 }
 
-// Env returns the program's environment: hostctl's as it started (less
-// systemd's variables meant for hostctl), then HOME/USER/LOGNAME
-// of User when set, then Environment with ${VAR} expanded from hostctl's
-// environment.
+// DefaultPath is a program's PATH when hostctl has none (systemd's).
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// DefaultEnv reports whether every program gets the variable name from
+// hostctl's environment, without inherit_environment: PATH, the locale
+// (LANG, LANGUAGE, LC_*), TZ and TMPDIR. They say how to run, never hold
+// secrets, and programs misbehave without them (Python's encoding, the
+// time zone of log lines).
+func DefaultEnv(name string) bool {
+	switch name {
+	case "PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR":
+		return true
+	}
+	return strings.HasPrefix(name, "LC_")
+}
+
+// Env returns the program's environment, each later step overriding the
+// earlier ones:
+//   - from hostctl's environment as it started: the default set
+//     (DefaultEnv; PATH is DefaultPath if hostctl has none) and what
+//     InheritEnvironment names, never systemd's variables meant for hostctl;
+//   - HOME, USER and LOGNAME of User when set, else hostctl's own;
+//   - Environment, with ${VAR} expanded from hostctl's environment.
 func (p *ProgramConfig) Env() ([]string, error) {
-	env := map[string]string{}
+	env := map[string]string{"PATH": DefaultPath}
 	for _, kv := range startEnviron {
-		if k, v, ok := strings.Cut(kv, "="); ok && !serviceManagerVars[k] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || serviceManagerVars[k] {
+			continue
+		}
+		if DefaultEnv(k) || p.InheritEnvironment.Inherits(k) || p.User == "" && (k == "HOME" || k == "USER" || k == "LOGNAME") {
 			env[k] = v
 		}
 	}

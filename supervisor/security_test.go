@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,5 +116,97 @@ func TestGroupWithoutUserRefused(t *testing.T) {
 	p.User = "root"
 	if errs := p.Validate("program.grouponly"); len(errs) != 0 {
 		t.Errorf("group with user = \"root\": %v", errs)
+	}
+}
+
+// TestEnvIsExplicit: a program gets environment, the default set and its
+// user's identity from hostctl's environment, and more only through
+// inherit_environment; never systemd's variables for hostctl.
+func TestEnvIsExplicit(t *testing.T) {
+	orig := startEnviron
+	t.Cleanup(func() { startEnviron = orig })
+	startEnviron = []string{"PATH=/p", "LANG=C.UTF-8", "LC_TIME=de_DE.UTF-8", "TZ=UTC", "TMPDIR=/t",
+		"HOME=/root", "USER=root", "LOGNAME=root", "SECRET=s", "DJANGO_A=a", "DJANGO_B=b", "NOTIFY_SOCKET=/n"}
+	base := "LANG=C.UTF-8 LC_TIME=de_DE.UTF-8 PATH=/p TMPDIR=/t TZ=UTC"
+	for _, tc := range []struct {
+		name    string
+		inherit InheritEnv
+		user    string
+		env     map[string]string
+		want    string
+	}{
+		{"default", InheritEnv{}, "", nil, "HOME=/root LOGNAME=root " + base + " USER=root"},
+		{"names", InheritEnv{Names: []string{"SECRET", "DJANGO_*"}}, "", nil, "DJANGO_A=a DJANGO_B=b HOME=/root LOGNAME=root " + base + " SECRET=s USER=root"},
+		{"all", InheritEnv{All: true}, "", nil, "DJANGO_A=a DJANGO_B=b HOME=/root LOGNAME=root " + base + " SECRET=s USER=root"},
+		{"user", InheritEnv{}, "nobody", nil, "HOME=/nonexistent LOGNAME=nobody " + base + " USER=nobody"},
+		{"environment wins", InheritEnv{All: true}, "", map[string]string{"PATH": "/mine", "X": "${PATH}"},
+			"DJANGO_A=a DJANGO_B=b HOME=/root LANG=C.UTF-8 LC_TIME=de_DE.UTF-8 LOGNAME=root PATH=/mine SECRET=s TMPDIR=/t TZ=UTC USER=root X=" + os.Getenv("PATH")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.user != "" {
+				u, err := user.Lookup(tc.user)
+				if err != nil {
+					t.Skip("no user " + tc.user)
+				}
+				tc.want = strings.Replace(tc.want, "HOME=/nonexistent", "HOME="+u.HomeDir, 1)
+			}
+			p := DefaultProgramConfig("p")
+			p.InheritEnvironment, p.User, p.Environment = tc.inherit, tc.user, tc.env
+			env, err := p.Env()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := strings.Fields(tc.want)
+			slices.Sort(want)
+			if got := strings.Join(env, " "); got != strings.Join(want, " ") {
+				t.Errorf("Env() =\n%s\nwant\n%s", got, strings.Join(want, " "))
+			}
+		})
+	}
+	startEnviron = []string{"SECRET=s"}
+	p := DefaultProgramConfig("p")
+	if env, _ := p.Env(); strings.Join(env, " ") != "PATH="+DefaultPath {
+		t.Errorf("without PATH, HOME, USER in hostctl's environment: %q, want PATH=%s only", env, DefaultPath)
+	}
+}
+
+func TestInheritEnvironmentConfig(t *testing.T) {
+	for _, tc := range []struct {
+		in   any
+		want InheritEnv
+		err  string
+	}{
+		{true, InheritEnv{All: true}, ""},
+		{false, InheritEnv{}, ""},
+		{[]any{"A", "B_*"}, InheritEnv{Names: []string{"A", "B_*"}}, ""},
+		{"yes", InheritEnv{}, "must be true, false or an array"},
+		{[]any{1}, InheritEnv{}, "element 0"},
+	} {
+		var got InheritEnv
+		err := got.UnmarshalTOML(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got.All != tc.want.All || strings.Join(got.Names, ",") != strings.Join(tc.want.Names, ",") {
+			t.Errorf("%v: %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+	p := shProg("p", "exec sleep 1")
+	p.InheritEnvironment = InheritEnv{Names: []string{"OK", "OK_*", "*", "", "A=B", "A*B"}}
+	var msgs []string
+	for _, e := range p.Validate("program.p") {
+		msgs = append(msgs, e.Error())
+	}
+	got := strings.Join(msgs, "\n")
+	for _, bad := range []string{`"*"`, `""`, `"A=B"`, `"A*B"`} {
+		if !strings.Contains(got, "program.p.inherit_environment: "+bad+" is not a variable name") {
+			t.Errorf("inherit_environment %s not refused; errors:\n%s", bad, got)
+		}
+	}
+	if strings.Contains(got, `"OK`) {
+		t.Errorf("a good name refused:\n%s", got)
 	}
 }
