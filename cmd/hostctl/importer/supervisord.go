@@ -75,6 +75,12 @@ func (im *importer) supervisord() error {
 	for _, w := range ini.warnings {
 		d.header = append(d.header, im.headerNote(im.rel(ini.files[0])+" [include] files", Approximated, "supervisord would warn: %s", w))
 	}
+	// hostctl passes programs an explicit environment (README: "How
+	// programs are run"); supervisord passed its own whole.
+	d.header = append(d.header, im.headerNote(im.rel(ini.files[0]), Approximated,
+		"supervisord passed its whole environment to every program; hostctl passes a program its environment, "+
+			"HOME, USER, LOGNAME and, of its own, only PATH, LANG, LANGUAGE, LC_*, TZ and TMPDIR: "+
+			"add inherit_environment = true to a program that needs the rest (or name what it needs: [\"DJANGO_SETTINGS_MODULE\", \"AWS_*\"])"))
 	admin := d.add("admin", false)
 	logs := d.add("log", false)
 	logs.set("max_size", tomlString("50MiB"), "supervisord's default logfile_maxbytes, 50MB = 52,428,800 bytes (its sizes are base 1024)")
