@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/shlex"
+
+	"github.com/hostctl/hostctl/supervisor/logfile"
 )
 
 // ProgramConfig is one [program.NAME] table of hostctl.toml. The config
@@ -137,7 +139,7 @@ type ProgramConfig struct {
 	Description string `toml:"description"`
 
 	// StdoutLog is the file for stdout. Default <log.dir>/NAME.out.log;
-	// "none" discards.
+	// "none" discards. Its dir must be safe like log.dir (logfile.CheckDir).
 	StdoutLog string `toml:"stdout_log" instance:"expand"`
 	// StderrLog is the file for stderr. Default <log.dir>/NAME.err.log;
 	// "none" discards. Ignored with RedirectStderr.
@@ -545,8 +547,14 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 		bad("memory_limit", "%d bytes is too little for any program; give a unit (example: \"512MB\")", p.MemoryLimit)
 	}
 	for _, kv := range []struct{ key, v string }{{"stdout_log", p.StdoutLog}, {"stderr_log", p.StderrLog}} {
-		if kv.v != "" && kv.v != "none" && !filepath.IsAbs(kv.v) {
+		switch {
+		case kv.v == "" || kv.v == "none":
+		case !filepath.IsAbs(kv.v):
 			bad(kv.key, "%q must be an absolute path or \"none\"", kv.v)
+		default:
+			if err := logfile.CheckDir(filepath.Dir(kv.v)); err != nil {
+				bad(kv.key, "the dir of %q is not safe: %s", kv.v, logfile.DirProblem(err))
+			}
 		}
 	}
 	if p.MaxSize != nil && *p.MaxSize <= 0 {

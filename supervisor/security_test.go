@@ -210,3 +210,29 @@ func TestInheritEnvironmentConfig(t *testing.T) {
 		t.Errorf("a good name refused:\n%s", got)
 	}
 }
+
+// TestLogFileDirRefused: an explicit stdout_log or stderr_log in a dir the
+// app's user can change is a config error at its key, saying what to do.
+func TestLogFileDirRefused(t *testing.T) {
+	u := testuser.Ensure(t)
+	dir := userDir(t, u) // owned by the user
+	p := shProg("web", "exec sleep 1000")
+	p.StdoutLog = filepath.Join(dir, "web.out.log")
+	p.StderrLog = filepath.Join(dir, "sub", "web.err.log") // not there yet: its parent is the user's
+	var got []string
+	for _, e := range p.Validate("program.web") {
+		got = append(got, e.Error())
+	}
+	for _, key := range []string{"stdout_log", "stderr_log"} {
+		want := "program.web." + key + ": the dir of "
+		found := false
+		for _, e := range got {
+			if strings.HasPrefix(e, want) && strings.Contains(e, dir+" is owned by "+u.Name) && strings.Contains(e, "chown root:root "+dir) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s in the user's dir: errors %q, want %s... %s is owned by %s ... chown root:root", key, got, want, dir, u.Name)
+		}
+	}
+}

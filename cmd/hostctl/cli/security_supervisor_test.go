@@ -1,13 +1,64 @@
 package cli_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// supUser is the real unprivileged user the supervisor's security tests
+// attack as (the app's user, which hostctl does not trust); the same as
+// supervisor/internal/testuser, which cmd cannot import.
+type supUser struct {
+	name     string
+	uid, gid int
+}
+
+// supEnsureUser creates hct-sup unless it exists (useradd exits 9 then, and
+// 10 while another test package's useradd holds the lock). It is never
+// deleted: other packages may use it at the same time.
+func supEnsureUser(t *testing.T) supUser {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates the user hct-sup and runs commands as it")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := exec.Command("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "hct-sup").CombinedOutput()
+		var ee *exec.ExitError
+		if err == nil || errors.As(err, &ee) && ee.ExitCode() == 9 {
+			break
+		}
+		if !errors.As(err, &ee) || ee.ExitCode() != 10 || time.Now().After(deadline) {
+			t.Fatalf("useradd hct-sup: %v\n%s", err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	u, err := user.Lookup("hct-sup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return supUser{"hct-sup", uid, gid}
+}
+
+// run runs argv as u, without supplementary groups.
+func (u supUser) run(t *testing.T, argv ...string) {
+	t.Helper()
+	args := append([]string{"--reuid=" + strconv.Itoa(u.uid), "--regid=" + strconv.Itoa(u.gid), "--clear-groups", "--"}, argv...)
+	if out, err := exec.Command("setpriv", args...).CombinedOutput(); err != nil {
+		t.Fatalf("as %s: %q: %v\n%s", u.name, argv, err, out)
+	}
+}
 
 // supWaitFile waits until path exists and is not empty, and returns it.
 func supWaitFile(t *testing.T, path string, timeout time.Duration) string {
@@ -106,5 +157,70 @@ environment = { TOKEN = "${HOSTCTL_TEST_SECRET}" }
 	}
 	if _, ok := env["expanded"]["HOSTCTL_TEST_SECRET"]; ok {
 		t.Errorf("environment = { TOKEN = ... } also passed HOSTCTL_TEST_SECRET itself")
+	}
+}
+
+// TestLogLinksThroughTheDaemon: the log dir is handed to the app's user
+// (hct-sup) after the start; the user swaps a program's log file for a
+// link to a file of root's. Neither SIGUSR1 (reopen) nor a restart of
+// hostctl makes root write there: the reopen stops the log (output
+// dropped and counted, an error logged), the restart is refused with the
+// key path and what to do.
+func TestLogLinksThroughTheDaemon(t *testing.T) {
+	u := supEnsureUser(t)
+	root, err := os.MkdirTemp("", "hc-logsec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	logDir, secret := filepath.Join(root, "log"), filepath.Join(root, "secret")
+	os.Chmod(root, 0o755)
+	if err := os.Mkdir(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(secret, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(secret, "cron-x")
+	d := startDaemon(t, `
+[program.chatty]
+command = ["/bin/sh", "-c", "while :; do echo '* * * * * root touch /pwned'; sleep 0.05; done"]
+start_secs = "0s"
+`, daemonOpts{logDir: logDir})
+	logFile := filepath.Join(logDir, "chatty.out.log")
+	supWaitFile(t, logFile, 30*time.Second)
+
+	if err := os.Chown(logDir, u.uid, u.gid); err != nil {
+		t.Fatal(err)
+	}
+	u.run(t, "/bin/sh", "-c", `rm -f "$1" && ln -s "$2" "$1"`, "sh", logFile, target)
+	d.cmd.Process.Signal(syscall.SIGUSR1)
+	// Until root has written the link's target (the attack worked) or
+	// chatty's output is dropped (the log stopped).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Lstat(target); err == nil {
+			t.Fatalf("hostctl (root) followed the link at the reopen and wrote %s", target)
+		}
+		if d.status(t)["chatty"].DroppedLogBytes > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no output of chatty counted as dropped within 30s of SIGUSR1")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.waitLog(t, 30*time.Second, "log dir is not safe for root to write in", logDir+" is owned by "+u.name)
+	if _, err := os.Lstat(target); err == nil {
+		t.Fatalf("hostctl (root) followed the link and wrote %s", target)
+	}
+
+	d.stop()
+	r := runHostctl(t, "run", "-c", d.cfg)
+	if r.code == 0 || !strings.Contains(r.stderr, "log.dir: "+logDir+" is owned by "+u.name) || !strings.Contains(r.stderr, "chown root:root "+logDir) {
+		t.Errorf("hostctl run on the user's log dir: exit %d\n%s\nwant refused: log.dir: %s is owned by %s ... chown root:root", r.code, r.stderr, logDir, u.name)
+	}
+	if _, err := os.Lstat(target); err == nil {
+		t.Errorf("hostctl (root) followed the link at the restart and wrote %s", target)
 	}
 }
