@@ -16,6 +16,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control/xmlrpc"
 	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/supervisor/logfile"
 )
 
 // --- methods: info ---
@@ -380,7 +381,7 @@ func readFile(path string, offset, length int64) ([]byte, error) {
 	if offset < 0 && length != 0 || length < 0 {
 		return nil, fault(faultBadArguments, "")
 	}
-	f, err := os.Open(path)
+	f, err := logfile.OpenFile(path) // never through a link
 	if err != nil {
 		return nil, fault(faultFailed, "")
 	}
