@@ -135,6 +135,13 @@ type ProgramConfig struct {
 	// (stop_signal, stop_timeout, start; backoff when that repeats).
 	// Default 0: no limit.
 	MemoryLimit int64 `toml:"memory_limit" unit:"bytes"`
+	// OOMScoreAdj is the program's oom_score_adj (-1000 to 1000; see
+	// proc(5)): how willing the kernel's OOM killer is to kill it. Its
+	// processes and exec probes start at it, not at hostctl's own
+	// (DaemonOOMScoreAdj, -900), and cannot go below it again unless they
+	// run as root. A negative value needs hostctl to run as root. Default
+	// 0, the kernel's default.
+	OOMScoreAdj int `toml:"oom_score_adj"`
 	// Description is a free text shown by `hostctl status`.
 	Description string `toml:"description"`
 
@@ -539,6 +546,12 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 		if h.Grace < 0 {
 			bad("health.grace", "must not be negative")
 		}
+	}
+	switch {
+	case p.OOMScoreAdj < -1000 || p.OOMScoreAdj > 1000:
+		bad("oom_score_adj", "%d is outside -1000..1000 (higher: killed first when memory runs out; example: 500 for a cache)", p.OOMScoreAdj)
+	case p.OOMScoreAdj < 0 && os.Geteuid() != 0:
+		bad("oom_score_adj", "%d: a negative value requires hostctl to run as root", p.OOMScoreAdj)
 	}
 	switch {
 	case p.MemoryLimit < 0:

@@ -20,6 +20,9 @@ type procAttr struct {
 	umask string
 	dir   string
 	env   []string
+	// oomScoreAdj is the oom_score_adj the process starts with, instead
+	// of hostctl's own (DaemonOOMScoreAdj).
+	oomScoreAdj int
 }
 
 // procAttrFor resolves cfg's user and group now, at each start (the user
@@ -27,7 +30,7 @@ type procAttr struct {
 // anything it cannot resolve is an error, never a process that runs with
 // hostctl's identity or groups instead.
 func procAttrFor(cfg *ProgramConfig, env []string) (procAttr, error) {
-	a := procAttr{umask: cfg.Umask, dir: cfg.Directory, env: env}
+	a := procAttr{umask: cfg.Umask, dir: cfg.Directory, env: env, oomScoreAdj: cfg.OOMScoreAdj}
 	if cfg.User != "" || cfg.Group != "" {
 		cred, err := credentialFor(cfg.User, cfg.Group)
 		if err != nil {
@@ -91,7 +94,7 @@ func credentialFor(userName, groupName string) (*syscall.Credential, error) {
 }
 
 // start starts argv in its own process group with a's credentials, umask,
-// directory and environment, stdio as given, and Pdeathsig;
+// directory, environment and oom_score_adj, stdio as given, and Pdeathsig;
 // done is called once it has exited and been reaped.
 func (a procAttr) start(sp *spawner, argv []string, stdio [3]uintptr, done func(exitInfo)) (int, error) {
 	argv0, err := lookPath(argv[0], a.dir)
@@ -110,7 +113,8 @@ func (a procAttr) start(sp *spawner, argv []string, stdio [3]uintptr, done func(
 		Files: stdio[:],
 		Sys:   &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: a.cred},
 	}
-	pid, err := sp.start(argv0, argv, attr, done)
+	oom := a.oomScoreAdj
+	pid, err := sp.startOOM(argv0, argv, attr, &oom, done)
 	if err != nil {
 		return 0, fmt.Errorf("cannot execute %q: %w", argv0, err)
 	}

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -233,6 +234,72 @@ func TestLogFileDirRefused(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s in the user's dir: errors %q, want %s... %s is owned by %s ... chown root:root", key, got, want, dir, u.Name)
+		}
+	}
+}
+
+// TestOOMScoreAdj: with hostctl's own oom_score_adj lowered
+// (ProtectFromOOM), a program and its probes start at the program's
+// oom_score_adj (0 by default), not hostctl's, and cannot lower it again.
+// Lowering needs CAP_SYS_RESOURCE, which a container may not give even to
+// root: there hostctl's own value is raised to 300 instead (which needs no
+// privilege), and the programs must not inherit that either.
+func TestOOMScoreAdj(t *testing.T) {
+	u := testuser.Ensure(t)
+	orig, err := ownOOMScoreAdj()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { setOwnOOMScoreAdj(orig) })
+	ProtectFromOOM(nopLogger())
+	own, _ := ownOOMScoreAdj()
+	if own != DaemonOOMScoreAdj {
+		t.Logf("cannot lower oom_score_adj here (no CAP_SYS_RESOURCE): checking with hostctl's own raised to 300")
+		if err := setOwnOOMScoreAdj(300); err != nil {
+			t.Fatal(err)
+		}
+		own = 300
+	}
+	dir := userDir(t, u)
+	// Each program records its value, then tries to set it to hostctl's.
+	report := func(f string) string {
+		return fmt.Sprintf(`{ cat /proc/self/oom_score_adj; if (echo %d > /proc/self/oom_score_adj) 2>/dev/null; then echo changed; else echo refused; fi; } > %s.tmp && mv %s.tmp %s`,
+			own, f, f, f)
+	}
+	plain := shProg("plain", report(filepath.Join(dir, "plain"))+"; exec sleep 1000")
+	plain.User = u.Name
+	cache := shProg("cache", report(filepath.Join(dir, "cache"))+"; exec sleep 1000")
+	cache.User = u.Name
+	cache.OOMScoreAdj = 500
+	r := DefaultProbeConfig()
+	r.Exec = Command{"/bin/sh", "-c", report(filepath.Join(dir, "probe"))}
+	r.Interval = 50 * time.Millisecond
+	cache.Ready = &r
+	s, _ := newSup(t, plain, cache)
+	s.StartPrograms(context.Background(), "plain", "cache")
+	want := map[string]string{"plain": "0\n", "cache": "500\n", "probe": "500\n"}
+	for name, w := range want {
+		if own < 0 {
+			w += "refused\n" // below its own value: only with CAP_SYS_RESOURCE
+		} else {
+			w += "changed\n" // raising needs no privilege
+		}
+		if got := string(waitFile(t, filepath.Join(dir, name), 10*time.Second)); got != w {
+			t.Errorf("%s: its oom_score_adj, then setting it to hostctl's %d:\n%s\nwant\n%s", name, own, got, w)
+		}
+	}
+	if now, _ := ownOOMScoreAdj(); now != own {
+		t.Errorf("hostctl's own oom_score_adj is %d after starting programs, want %d", now, own)
+	}
+}
+
+func TestOOMScoreAdjConfig(t *testing.T) {
+	for v, ok := range map[int]bool{-1000: true, 0: true, 1000: true, -1001: false, 1001: false} {
+		p := shProg("p", "exec sleep 1")
+		p.OOMScoreAdj = v
+		errs := p.Validate("program.p")
+		if ok != (len(errs) == 0) || !ok && !strings.HasPrefix(errs[0].Error(), "program.p.oom_score_adj: ") {
+			t.Errorf("oom_score_adj = %d: %v", v, errs)
 		}
 	}
 }

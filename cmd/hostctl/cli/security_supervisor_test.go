@@ -224,3 +224,64 @@ start_secs = "0s"
 		t.Errorf("hostctl (root) followed the link at the restart and wrote %s", target)
 	}
 }
+
+// supOOM reads /proc/PID/oom_score_adj.
+func supOOM(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/oom_score_adj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestOOMScoreAdjThroughTheDaemon: hostctl lowers its own oom_score_adj
+// below its programs', which start at their own (0, or oom_score_adj), not
+// at hostctl's. The daemon is started at 300 (raising needs no privilege):
+// it lowers itself to -900 where it may (CAP_SYS_RESOURCE; a container may
+// not give it even to root), else it says so and stays at 300; the
+// programs start at their values either way.
+func TestOOMScoreAdjThroughTheDaemon(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("hostctl lowers its oom_score_adj only as root")
+	}
+	self, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("300"), 0); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, `
+[program.plain]
+command = "sleep 1000"
+start_secs = "0s"
+
+[program.cache]
+command = "sleep 1000"
+start_secs = "0s"
+oom_score_adj = 500
+`, daemonOpts{})
+	if err := os.WriteFile("/proc/self/oom_score_adj", self, 0); err != nil {
+		t.Fatal(err)
+	}
+	own := supOOM(t, d.cmd.Process.Pid)
+	switch own {
+	case -900:
+	case 300:
+		d.waitLog(t, 10*time.Second, "cannot lower hostctl's own oom_score_adj")
+		t.Logf("no CAP_SYS_RESOURCE here: hostctl stayed at 300 and said so")
+	default:
+		t.Errorf("hostctl's own oom_score_adj is %d, want -900 (or 300 where it may not lower it)", own)
+	}
+	st := d.status(t)
+	for name, want := range map[string]int{"plain": 0, "cache": 500} {
+		if got := supOOM(t, st[name].PID); got != want {
+			t.Errorf("%s (pid %d): oom_score_adj %d, want %d (hostctl's own: %d)", name, st[name].PID, got, want, own)
+		}
+	}
+}
