@@ -26,8 +26,8 @@ var oomLog atomic.Pointer[zap.Logger]
 
 // ProtectFromOOM lowers hostctl's own oom_score_adj to DaemonOOMScoreAdj,
 // unless it is lower already (systemd's OOMScoreAdjust=-1000 is kept). It
-// needs root (CAP_SYS_RESOURCE); otherwise it says so in log and changes
-// nothing. log also gets the later warnings of the spawner about it.
+// needs root with CAP_SYS_RESOURCE; otherwise it says so in log (a warning
+// when hostctl is root) and changes nothing. log also gets the later warnings of the spawner about it.
 func ProtectFromOOM(log *zap.Logger) {
 	oomLog.Store(log)
 	cur, err := ownOOMScoreAdj()
@@ -39,7 +39,11 @@ func ProtectFromOOM(log *zap.Logger) {
 		return
 	}
 	if err := setOwnOOMScoreAdj(DaemonOOMScoreAdj); err != nil {
-		log.Warn("cannot lower hostctl's own oom_score_adj (needs root): under memory pressure the kernel may kill hostctl, and with it every program",
+		level := log.Warn
+		if os.Geteuid() != 0 {
+			level = log.Debug // expected: a hostctl run by hand, not the service
+		}
+		level("cannot lower hostctl's own oom_score_adj (needs root with CAP_SYS_RESOURCE): under memory pressure the kernel may kill hostctl, and with it every program",
 			zap.Int("oom_score_adj", cur), zap.Error(err))
 		return
 	}
