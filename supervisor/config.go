@@ -68,13 +68,24 @@ type ProgramConfig struct {
 	Directory string `toml:"directory" instance:"expand"`
 	// User to run as (hostctl must be root): uid, gid and supplementary
 	// groups of that user; HOME, USER and LOGNAME are set for it unless
-	// Environment sets them.
+	// Environment sets them. Its exec probes run as it too. A start fails
+	// (never runs with hostctl's groups) when its groups cannot be listed.
 	User string `toml:"user"`
-	// Group overrides the primary group of User (or of hostctl).
+	// Group overrides the primary group of User; it requires User (alone it
+	// would run the program as root with another group).
 	Group string `toml:"group"`
-	// Environment adds variables; values expand ${VAR} from hostctl's
+	// Environment sets variables; values expand ${VAR} from hostctl's
 	// environment (an unknown variable is an error; $$ is a literal $).
+	// It is applied last, over everything below.
 	Environment map[string]string `toml:"environment"`
+	// InheritEnvironment passes variables of hostctl's own environment to
+	// the program: true for all of them (supervisord's way), or a list of
+	// names (a name ending in * is a prefix: "DJANGO_*"). Default false:
+	// the program gets only Environment, the default set (see DefaultEnv)
+	// and HOME, USER and LOGNAME. hostctl's environment often holds
+	// secrets given for ${VAR} in the config; they reach a program only
+	// through Environment, or when inherited on purpose.
+	InheritEnvironment InheritEnv `toml:"inherit_environment"`
 	// Umask as an octal string, e.g. "022". Default: hostctl's.
 	Umask string `toml:"umask"`
 	// Autostart starts the program when hostctl starts. Default true.
@@ -124,13 +135,21 @@ type ProgramConfig struct {
 	// (stop_signal, stop_timeout, start; backoff when that repeats).
 	// Default 0: no limit.
 	MemoryLimit int64 `toml:"memory_limit" unit:"bytes"`
+	// OOMScoreAdj is the program's oom_score_adj (-1000 to 1000; see
+	// proc(5)): how willing the kernel's OOM killer is to kill it. Its
+	// processes and exec probes start at it, not at hostctl's own
+	// (DaemonOOMScoreAdj, -900), and cannot go below it again unless they
+	// run as root. A negative value needs hostctl to run as root. Default
+	// 0, the kernel's default.
+	OOMScoreAdj int `toml:"oom_score_adj"`
 	// Description is a free text shown by `hostctl status`.
 	Description string `toml:"description"`
 
 	// StdoutLog is the file for stdout. Default <log.dir>/NAME.out.log;
 	// "none" discards; "-" writes each line to hostctl's own stdout,
 	// prefixed with the process name (a container's log), and
-	// "/dev/stderr" to hostctl's stderr.
+	// "/dev/stderr" to hostctl's stderr. A file's dir must be safe like
+	// log.dir (logfile.CheckDir).
 	StdoutLog string `toml:"stdout_log" instance:"expand"`
 	// StderrLog is the file for stderr. Default <log.dir>/NAME.err.log;
 	// "none" discards; "-" writes each line to hostctl's own stderr,
@@ -249,6 +268,53 @@ func (c *Command) UnmarshalTOML(v any) error {
 		return fmt.Errorf("must be a string or an array of strings, not %T", v)
 	}
 	return nil
+}
+
+// InheritEnv is which of hostctl's own variables a program inherits: All,
+// or those named in Names. The zero value inherits none.
+type InheritEnv struct {
+	All bool
+	// Names are variable names; one ending in * matches every name that
+	// starts with what comes before the *.
+	Names []string
+}
+
+// UnmarshalTOML accepts true, false, or an array of names.
+func (e *InheritEnv) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case bool:
+		*e = InheritEnv{All: v}
+	case []any:
+		out := InheritEnv{Names: make([]string, 0, len(v))}
+		for i, a := range v {
+			s, ok := a.(string)
+			if !ok {
+				return fmt.Errorf("element %d is %T, want a variable name", i, a)
+			}
+			out.Names = append(out.Names, s)
+		}
+		*e = out
+	default:
+		return fmt.Errorf("must be true, false or an array of variable names (example: [\"DJANGO_SETTINGS_MODULE\", \"AWS_*\"]), not %T", v)
+	}
+	return nil
+}
+
+// Inherits reports whether the variable name passes.
+func (e InheritEnv) Inherits(name string) bool {
+	if e.All {
+		return true
+	}
+	for _, n := range e.Names {
+		if prefix, ok := strings.CutSuffix(n, "*"); ok {
+			if strings.HasPrefix(name, prefix) {
+				return true
+			}
+		} else if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // RetryNever is FatalRetry's value for "never".
@@ -396,6 +462,11 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 	if _, err := p.Env(); err != nil {
 		bad("environment", "%v", err)
 	}
+	for _, n := range p.InheritEnvironment.Names {
+		if n == "" || n == "*" || strings.ContainsAny(strings.TrimSuffix(n, "*"), "=*\x00") {
+			bad("inherit_environment", "%q is not a variable name or a prefix ending in * (write inherit_environment = true for every variable)", n)
+		}
+	}
 	if p.User != "" {
 		if _, err := lookupUser(p.User); err != nil {
 			machine("user", "%v", err)
@@ -408,6 +479,8 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 	if p.Group != "" {
 		if _, err := LookupGroup(p.Group); err != nil {
 			machine("group", "%v", err)
+		} else if p.User == "" {
+			bad("group", "%q without user would run the program as hostctl's user (root) with only its group changed; set user too (example: user = \"www-data\"; write user = \"root\" if root is meant)", p.Group)
 		}
 	}
 	if p.Umask != "" {
@@ -492,14 +565,28 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 		}
 	}
 	switch {
+	case p.OOMScoreAdj < -1000 || p.OOMScoreAdj > 1000:
+		bad("oom_score_adj", "%d is outside -1000..1000 (higher: killed first when memory runs out; example: 500 for a cache)", p.OOMScoreAdj)
+	case p.OOMScoreAdj < 0 && os.Geteuid() != 0:
+		bad("oom_score_adj", "%d: a negative value requires hostctl to run as root", p.OOMScoreAdj)
+	}
+	switch {
 	case p.MemoryLimit < 0:
 		bad("memory_limit", "must not be negative (example: \"512MB\"; leave it out for no limit)")
 	case p.MemoryLimit > 0 && p.MemoryLimit < minMemoryLimit:
 		bad("memory_limit", "%d bytes is too little for any program; give a unit (example: \"512MB\")", p.MemoryLimit)
 	}
 	for _, kv := range []struct{ key, v string }{{"stdout_log", p.StdoutLog}, {"stderr_log", p.StderrLog}} {
-		if kv.v != "" && kv.v != "none" && !logfile.IsConsole(kv.v) && !filepath.IsAbs(kv.v) {
+		switch {
+		case kv.v == "" || kv.v == "none" || logfile.IsConsole(kv.v):
+		case !filepath.IsAbs(kv.v):
 			bad(kv.key, "%q must be an absolute path, \"-\" (hostctl's own output) or \"none\"", kv.v)
+		default:
+			// Whether a dir is safe is this machine's business: the same
+			// file may name a safe dir on the machine it is for.
+			if err := logfile.CheckDir(filepath.Dir(kv.v)); err != nil {
+				machine(kv.key, "the dir of %q is not safe: %s", kv.v, logfile.DirProblem(err))
+			}
 		}
 	}
 	if p.MaxSize != nil && *p.MaxSize <= 0 {
@@ -670,25 +757,49 @@ func ExpandVars(s string, lookup func(string) (string, bool)) (string, error) {
 }
 
 // startEnviron is hostctl's environment as it was when hostctl started:
-// programs inherit that, not what hostctl set later for itself (the proxy
-// sets XDG_DATA_HOME for Caddy).
+// programs inherit from that, not from what hostctl set later for itself
+// (the proxy sets XDG_DATA_HOME for Caddy).
 var startEnviron = os.Environ()
 
 // serviceManagerVars are systemd's messages to hostctl itself; a program
-// that saw them would talk to systemd in hostctl's name.
+// that saw them would talk to systemd in hostctl's name. Even
+// inherit_environment = true does not pass them.
 var serviceManagerVars = map[string]bool{
 	"NOTIFY_SOCKET": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true,
 	"LISTEN_FDS": true, "LISTEN_PID": true, "LISTEN_FDNAMES": true, "HOSTCTL_NOTIFY_SOCKET": true,
 }
 
-// Env returns the program's environment: hostctl's as it started (less
-// systemd's variables meant for hostctl), then HOME/USER/LOGNAME
-// of User when set, then Environment with ${VAR} expanded from hostctl's
-// environment.
+// DefaultPath is a program's PATH when hostctl has none (systemd's).
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// DefaultEnv reports whether every program gets the variable name from
+// hostctl's environment, without inherit_environment: PATH, the locale
+// (LANG, LANGUAGE, LC_*), TZ and TMPDIR. They say how to run, never hold
+// secrets, and programs misbehave without them (Python's encoding, the
+// time zone of log lines).
+func DefaultEnv(name string) bool {
+	switch name {
+	case "PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR":
+		return true
+	}
+	return strings.HasPrefix(name, "LC_")
+}
+
+// Env returns the program's environment, each later step overriding the
+// earlier ones:
+//   - from hostctl's environment as it started: the default set
+//     (DefaultEnv; PATH is DefaultPath if hostctl has none) and what
+//     InheritEnvironment names, never systemd's variables meant for hostctl;
+//   - HOME, USER and LOGNAME of User when set, else hostctl's own;
+//   - Environment, with ${VAR} expanded from hostctl's environment.
 func (p *ProgramConfig) Env() ([]string, error) {
-	env := map[string]string{}
+	env := map[string]string{"PATH": DefaultPath}
 	for _, kv := range startEnviron {
-		if k, v, ok := strings.Cut(kv, "="); ok && !serviceManagerVars[k] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || serviceManagerVars[k] {
+			continue
+		}
+		if DefaultEnv(k) || p.InheritEnvironment.Inherits(k) || p.User == "" && (k == "HOME" || k == "USER" || k == "LOGNAME") {
 			env[k] = v
 		}
 	}

@@ -146,7 +146,7 @@ func TestCheckOnceSaysWhyInFewWords(t *testing.T) {
 				tc.h.Timeout = 5 * time.Second
 			}
 			got := ""
-			if err := checkOnce(context.Background(), &tc.h, "", nil); err != nil {
+			if err := checkOnce(context.Background(), &tc.h, procAttr{}); err != nil {
 				got = err.Error()
 			}
 			if got != tc.want {

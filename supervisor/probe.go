@@ -39,12 +39,13 @@ func unixClient(path string) *http.Client {
 }
 
 // runProbe tries the probe every interval until it passes (nil) or ctx ends.
-func runProbe(ctx context.Context, r *ProbeConfig, dir string, env []string) error {
+// An exec probe runs as the program (attr).
+func runProbe(ctx context.Context, r *ProbeConfig, attr procAttr) error {
 	t := time.NewTicker(r.Interval)
 	defer t.Stop()
 	for {
 		actx, cancel := context.WithTimeout(ctx, r.Timeout)
-		err := probeOnce(actx, r, dir, env)
+		err := probeOnce(actx, r, attr)
 		cancel()
 		if err == nil {
 			return nil
@@ -65,11 +66,11 @@ func (e statusError) Error() string { return fmt.Sprintf("status %d", int(e)) }
 // checkOnce runs one health check and returns nil or why it failed, in a
 // few words for `hostctl status`: "GET /healthz: 500", "GET /healthz:
 // connection refused", "connect 127.0.0.1:8000: timed out after 5s",
-// "check.sh: exit status 1".
-func checkOnce(ctx context.Context, h *HealthConfig, dir string, env []string) error {
+// "check.sh: exit status 1". An exec check runs as the program (attr).
+func checkOnce(ctx context.Context, h *HealthConfig, attr procAttr) error {
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
-	err := probeOnce(ctx, h.probe(), dir, env)
+	err := probeOnce(ctx, h.probe(), attr)
 	if err == nil {
 		return nil
 	}
@@ -101,7 +102,7 @@ func checkOnce(ctx context.Context, h *HealthConfig, dir string, env []string) e
 	return fmt.Errorf("%s: %s", what, strings.TrimPrefix(err.Error(), "probe "))
 }
 
-func probeOnce(ctx context.Context, r *ProbeConfig, dir string, env []string) error {
+func probeOnce(ctx context.Context, r *ProbeConfig, attr procAttr) error {
 	switch {
 	case r.TCP != "":
 		var d net.Dialer
@@ -129,22 +130,18 @@ func probeOnce(ctx context.Context, r *ProbeConfig, dir string, env []string) er
 		}
 		return nil
 	case len(r.Exec) > 0:
-		return execProbe(ctx, r.Exec, dir, env)
+		return execProbe(ctx, r.Exec, attr)
 	}
 	return errors.New("empty probe")
 }
 
 // execProbe runs the command through the spawner (so a reap-all hostctl
-// never steals its exit status) in its own process group, killed on timeout.
-func execProbe(ctx context.Context, argv []string, dir string, env []string) error {
-	argv0, err := lookPath(argv[0], dir)
-	if err != nil {
-		return err
-	}
+// never steals its exit status) as the program (attr), in its own process
+// group, killed on timeout.
+func execProbe(ctx context.Context, argv []string, attr procAttr) error {
 	done := make(chan exitInfo, 1)
-	attr := &syscall.ProcAttr{Dir: dir, Env: env, Files: []uintptr{devNullFd(), devNullFd(), devNullFd()},
-		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}}
-	pid, err := theSpawner().start(argv0, argv, attr, func(ei exitInfo) { done <- ei })
+	null := devNullFd()
+	pid, err := attr.start(theSpawner(), argv, [3]uintptr{null, null, null}, func(ei exitInfo) { done <- ei })
 	if err != nil {
 		return err
 	}

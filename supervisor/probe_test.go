@@ -59,7 +59,7 @@ func TestHTTPProbeOverUnixSocket(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.h.Timeout = 5 * time.Second
-			err := checkOnce(context.Background(), &tc.h, "", nil)
+			err := checkOnce(context.Background(), &tc.h, procAttr{})
 			if msg := errString(err); msg != tc.want {
 				t.Fatalf("checkOnce = %q, want %q", msg, tc.want)
 			}

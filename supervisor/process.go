@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"syscall"
 )
 
 // LogStream is where one of a program's output streams goes: a pipe owned
@@ -119,71 +117,10 @@ func openOutputs(cfg *ProgramConfig, logDir string, opener LogOpener) (*outputs,
 }
 
 // startProcess forks and execs the program's command in its own process
-// group, with Pdeathsig, its user and its outputs.
-func (s *Supervisor) startProcess(p *program) (int, error) {
-	cfg := p.cfg
-	argv := p.argv
-	argv0, err := lookPath(argv[0], cfg.Directory)
-	if err != nil {
-		return 0, err
-	}
-	if cfg.Umask != "" {
-		// The umask is process-wide in Go; set it in a tiny shell that then
-		// execs the program (same pid).
-		argv = append([]string{"/bin/sh", "-c", "umask " + cfg.Umask + ` && exec "$@"`, "sh", argv0}, argv[1:]...)
-		argv0 = "/bin/sh"
-	}
+// group, with Pdeathsig, as its user (attr) and with its outputs.
+func (s *Supervisor) startProcess(p *program, attr procAttr) (int, error) {
 	stdout, stderr := p.out.files()
-	sys := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if cfg.User != "" || cfg.Group != "" {
-		cred, err := credentialFor(cfg.User, cfg.Group)
-		if err != nil {
-			return 0, err
-		}
-		sys.Credential = cred
-	}
-	attr := &syscall.ProcAttr{
-		Dir:   cfg.Directory,
-		Env:   p.env,
-		Files: []uintptr{p.out.devnull.Fd(), stdout.Fd(), stderr.Fd()},
-		Sys:   sys,
-	}
-	pid, err := s.spawner.start(argv0, argv, attr, func(ei exitInfo) {
+	return attr.start(s.spawner, p.argv, [3]uintptr{p.out.devnull.Fd(), stdout.Fd(), stderr.Fd()}, func(ei exitInfo) {
 		p.send(event{kind: evExit, exit: ei})
 	})
-	if err != nil {
-		return 0, fmt.Errorf("cannot execute %q: %w", argv0, err)
-	}
-	return pid, nil
-}
-
-func credentialFor(userName, groupName string) (*syscall.Credential, error) {
-	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), NoSetGroups: true}
-	if userName != "" {
-		u, err := lookupUser(userName)
-		if err != nil {
-			return nil, err
-		}
-		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-		cred.Uid, cred.Gid = uint32(uid), uint32(gid)
-		gids, err := u.GroupIds()
-		if err == nil {
-			cred.NoSetGroups = false
-			for _, g := range gids {
-				if n, err := strconv.ParseUint(g, 10, 32); err == nil {
-					cred.Groups = append(cred.Groups, uint32(n))
-				}
-			}
-		}
-	}
-	if groupName != "" {
-		g, err := LookupGroup(groupName)
-		if err != nil {
-			return nil, err
-		}
-		gid, _ := strconv.ParseUint(g.Gid, 10, 32)
-		cred.Gid = uint32(gid)
-	}
-	return cred, nil
 }

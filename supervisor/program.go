@@ -202,10 +202,11 @@ type program struct {
 	state        State
 	stateSince   time.Time
 	proc         *process
-	gen          uint64 // attempt number; timers and probes carry it
-	spawns       uint64 // processes spawned
-	fails        int    // consecutive failed starts
-	crashes      int    // crashes since the program was last stable
+	attr         procAttr // how proc was started; its exec probes run the same way
+	gen          uint64   // attempt number; timers and probes carry it
+	spawns       uint64   // processes spawned
+	fails        int      // consecutive failed starts
+	crashes      int      // crashes since the program was last stable
 	restarts     int
 	runningSince time.Time
 	startSecsOK  bool
@@ -453,7 +454,11 @@ func (p *program) beginStart(waitDeps bool) {
 // spawn starts a process for the current attempt (state STARTING).
 func (p *program) spawn() {
 	p.info = ""
-	pid, err := p.sup.startProcess(p)
+	attr, err := procAttrFor(p.cfg, p.env)
+	var pid int
+	if err == nil {
+		pid, err = p.sup.startProcess(p, attr)
+	}
 	if err != nil {
 		p.spawnErr = err.Error()
 		p.dirty = true
@@ -462,6 +467,7 @@ func (p *program) spawn() {
 	}
 	p.spawns++
 	p.proc = &process{pid: pid, started: time.Now()}
+	p.attr = attr
 	if st, err := readProcStat(pid); err == nil {
 		p.proc.startTick = st.startTime
 	}
@@ -474,7 +480,7 @@ func (p *program) spawn() {
 		ctx, cancel := context.WithCancel(context.Background())
 		p.cancelAsync = cancel
 		go func() {
-			if runProbe(ctx, r, p.cfg.Directory, p.env) == nil {
+			if runProbe(ctx, r, attr) == nil {
 				p.send(event{kind: evProbeOK, gen: gen})
 			}
 		}()
@@ -618,9 +624,9 @@ func (p *program) handleEvent(e event) {
 		if p.state == Running && p.proc != nil {
 			ctx, cancel := context.WithCancel(context.Background())
 			p.cancelAsync = cancel
-			gen, h := p.gen, p.cfg.Health
+			gen, h, attr := p.gen, p.cfg.Health, p.attr
 			go func() {
-				err := checkOnce(ctx, h, p.cfg.Directory, p.env)
+				err := checkOnce(ctx, h, attr)
 				if ctx.Err() == nil || err == nil {
 					p.send(event{kind: evHealthResult, gen: gen, err: err})
 				}

@@ -62,6 +62,7 @@ type spawnReq struct {
 	argv0 string
 	argv  []string
 	attr  *syscall.ProcAttr
+	oom   *int // the child's oom_score_adj; nil: hostctl's own
 	done  func(exitInfo)
 	reply chan spawnRes
 }
@@ -155,21 +156,36 @@ func (s *spawner) kick() {
 func (s *spawner) forkLoop() {
 	runtime.LockOSThread()
 	for r := range s.reqs {
+		restore := func() {}
+		if r.oom != nil {
+			var err error
+			if restore, err = childOOM(*r.oom); err != nil {
+				r.reply <- spawnRes{0, err}
+				continue
+			}
+		}
 		s.mu.Lock()
 		pid, err := syscall.ForkExec(r.argv0, r.argv, r.attr)
 		if err == nil {
 			s.procs[pid] = r.done
 		}
 		s.mu.Unlock()
+		restore()
 		r.reply <- spawnRes{pid, err}
 	}
 }
 
 // start forks and execs; done is called exactly once, from the reaper
-// goroutine, when the process has exited and been reaped.
+// goroutine, when the process has exited and been reaped. The child keeps
+// hostctl's oom_score_adj (startOOM gives it another).
 func (s *spawner) start(argv0 string, argv []string, attr *syscall.ProcAttr, done func(exitInfo)) (int, error) {
+	return s.startOOM(argv0, argv, attr, nil, done)
+}
+
+// startOOM is start with the child's oom_score_adj (nil: hostctl's).
+func (s *spawner) startOOM(argv0 string, argv []string, attr *syscall.ProcAttr, oom *int, done func(exitInfo)) (int, error) {
 	reply := make(chan spawnRes, 1)
-	s.reqs <- spawnReq{argv0, argv, attr, done, reply}
+	s.reqs <- spawnReq{argv0, argv, attr, oom, done, reply}
 	r := <-reply
 	return r.pid, r.err
 }

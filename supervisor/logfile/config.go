@@ -17,8 +17,9 @@ import (
 // of 1024, so "50MiB" is 52,428,800 bytes). See [ParseSize].
 type Config struct {
 	// Dir is the directory for program logs whose path is not set and for
-	// hostctl's own log file. It is created (mode 0755) if missing.
-	// Default: "/var/log/hostctl".
+	// hostctl's own log file. It is created (mode 0755) if missing. It and
+	// every dir above it must be root's and writable by no one else (see
+	// CheckDir). Default: "/var/log/hostctl".
 	Dir string `toml:"dir"`
 
 	// MaxSize is the size in bytes at which a log file is rotated; the
@@ -115,6 +116,10 @@ func (c *Config) Validate(prefix string) []error {
 		add("dir", "is empty; set an absolute directory such as \"/var/log/hostctl\"")
 	case !filepath.IsAbs(c.Dir):
 		add("dir", "%q is not an absolute path; use a path starting with \"/\"", c.Dir)
+	default:
+		if err := CheckDir(c.Dir); err != nil {
+			add("dir", "%s", DirProblem(err))
+		}
 	}
 	for _, e := range c.Rotation().Validate(prefix) {
 		errs = append(errs, e)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,7 +41,7 @@ type gen struct {
 // generation has no descriptor (readers skip it) and the error is logged
 // and returned.
 func (s *Stream) openGen() error {
-	f, err := os.OpenFile(s.path, os.O_RDONLY|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(s.path, os.O_RDONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o640)
 	var size int64
 	if err != nil {
 		s.log.Warn("opening log file for reading", zap.Error(err))
@@ -127,7 +128,7 @@ func (s *Stream) Tail(n int) ([]byte, error) {
 // newest rotated file next to it (as lumberjack names them) if the file
 // holds fewer than n lines. It needs no Manager.
 func TailFile(path string, n int) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := OpenFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return tailLines(nil, 0, n, path)
@@ -140,6 +141,26 @@ func TailFile(path string, n int) ([]byte, error) {
 		return nil, err
 	}
 	return tailLines(f, fi.Size(), n, path)
+}
+
+// OpenFile opens a log file (or a rotated one) to read it, never through
+// a symbolic link: hostctl reads logs as root for whoever may use its API,
+// and a link in a log dir could point at any file. A link is an error
+// (ELOOP), as is anything but a regular file.
+func OpenFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = &fs.PathError{Op: "open", Path: path, Err: errors.New("not a regular file")}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // tailLines returns the last n lines of f[0:size], continuing into the
@@ -267,11 +288,11 @@ func newestBackupLines(path string, n int) ([]byte, error) {
 	if name == "" {
 		return nil, nil
 	}
-	f, err := os.Open(name)
+	f, err := OpenFile(name)
 	if errors.Is(err, fs.ErrNotExist) && !strings.HasSuffix(name, ".gz") {
 		// Compressed meanwhile.
 		name += ".gz"
-		f, err = os.Open(name)
+		f, err = OpenFile(name)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil // deleted meanwhile

@@ -17,7 +17,8 @@ func mountTmpfs(t *testing.T, size string) string {
 		t.Skip("keep_free test needs root to mount a small tmpfs; run go test as root to include it")
 	}
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+	// mode=755: a tmpfs is 1777 by default, which a log dir may not be.
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=755", "tmpfs", dir).CombinedOutput(); err != nil {
 		t.Skipf("cannot mount a tmpfs (%v: %s); skipping the keep_free test", err, out)
 	}
 	t.Cleanup(func() {

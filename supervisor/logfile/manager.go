@@ -103,8 +103,9 @@ const CheckInterval = 10 * time.Second
 // no longer rotate.
 const fullCheckInterval = time.Hour
 
-// NewManager validates cfg, creates cfg.Dir (mode 0755) if missing and
-// starts the periodic check. Close stops it.
+// NewManager validates cfg, creates cfg.Dir (mode 0755) if missing, checks
+// that it is safe for root to write in (CheckDir) and starts the periodic
+// check. Close stops it.
 func NewManager(cfg Config, logger *zap.Logger) (*Manager, error) {
 	if errs := cfg.Validate("log"); len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -113,8 +114,8 @@ func NewManager(cfg Config, logger *zap.Logger) (*Manager, error) {
 		logger = zap.NewNop()
 	}
 	kf, _ := ParseKeepFree(cfg.KeepFree)
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating log dir: %w", err)
+	if err := mkdirSafe(cfg.Dir); err != nil {
+		return nil, err
 	}
 	dev, err := deviceOf(cfg.Dir)
 	if err != nil {
@@ -244,7 +245,9 @@ func (m *Manager) periodic() {
 }
 
 // Open starts capturing into the log file at path (absolute; its
-// directory is created if missing) with the given rotation policy. With
+// directory is created if missing) with the given rotation policy. The
+// directory must be safe for root to write in (CheckDir), and the file
+// and its rotated files must be regular files if they exist. With
 // timestamps, each line is prefixed with the time it was read (RFC 3339,
 // milliseconds) and lines longer than MaxLine are split; without, bytes
 // pass through unchanged.
@@ -256,7 +259,7 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 	if rot.MaxSize < 0 || rot.MaxBackups < 0 || rot.MaxAge < 0 {
 		return nil, fmt.Errorf("opening log %s: negative rotation limit %+v", path, rot)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := mkdirSafe(filepath.Dir(path)); err != nil {
 		return nil, fmt.Errorf("opening log %s: %w", path, err)
 	}
 	dev, err := deviceOf(filepath.Dir(path))
@@ -314,11 +317,18 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 		notify:      make(chan struct{}),
 		lastNL:      true,
 	}
-	if err := s.openGen(); err != nil {
+	// The writer opens the file for writing at its first write, after
+	// checking the files again (ensureWritable): a stalled disk must not
+	// hold up Open.
+	err = s.checkFiles()
+	if err == nil {
+		err = s.openGen()
+	}
+	if err != nil {
 		m.waiter.remove(r)
 		syscall.Close(r)
 		w.Close()
-		return nil, fmt.Errorf("opening log %s: %w", path, err)
+		return nil, fmt.Errorf("opening log %s: %w", path, dirError(err))
 	}
 	if s.size > 0 {
 		var last [1]byte
@@ -414,7 +424,8 @@ type backupFile struct {
 	s *Stream
 }
 
-// listBackups lists the rotated files of every stream, oldest first.
+// listBackups lists the rotated files of every stream, oldest first, in
+// the dirs that are still safe (CheckDir).
 func listBackups(streams []*Stream) []backupFile {
 	byDir := make(map[string][]*Stream)
 	for _, s := range streams {
@@ -423,6 +434,9 @@ func listBackups(streams []*Stream) []backupFile {
 	}
 	var out []backupFile
 	for dir, ss := range byDir {
+		if CheckDir(dir) != nil {
+			continue // nothing is deleted by name where others could swap names
+		}
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			continue

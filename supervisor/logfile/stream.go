@@ -93,7 +93,10 @@ type Stream struct {
 	writerDone chan struct{}
 
 	// Owned by the writer goroutine.
-	size          int64 // bytes in the current file
+	fwOpen        bool      // fw has a file open; else its next write opens one by name (see ensureWritable)
+	unsafe        string    // why the dir is not safe to write in (the drop reason); "" while it is
+	unsafeRetry   time.Time // while unsafe: when to check the dir again
+	size          int64     // bytes in the current file
 	pending       uint64
 	pendingReason string
 	lastNL        bool
@@ -536,6 +539,10 @@ func (s *Stream) dropW(n int, reason string) {
 // is cut there.
 func (s *Stream) writeData(p []byte) {
 	for len(p) > 0 {
+		if s.unsafe != "" && s.ensureWritable() != nil {
+			s.dropW(len(p), s.unsafe)
+			return
+		}
 		room := s.rot.MaxSize - s.size
 		if s.rot.MaxSize <= 0 || int64(len(p)) <= room || time.Now().Before(s.rotateRetryAt) {
 			s.writeFile(p)
@@ -574,6 +581,15 @@ func (s *Stream) writeFile(p []byte) {
 		s.dropW(len(p), s.m.pauseReason())
 		return
 	}
+	if err := s.ensureWritable(); err != nil {
+		if err == errUnsafe {
+			s.dropW(len(p), s.unsafe)
+			return
+		}
+		s.writeFailed(err)
+		s.dropW(len(p), errReason(err))
+		return
+	}
 	if s.pending > 0 && !s.writeMarker() {
 		s.dropW(len(p), s.pendingReason)
 		return
@@ -590,6 +606,9 @@ func (s *Stream) writeFile(p []byte) {
 // writeMarker writes the line that marks dropped output and reports
 // whether it made it to the file.
 func (s *Stream) writeMarker() bool {
+	if s.ensureWritable() != nil {
+		return false
+	}
 	var body []byte
 	if s.timestamps {
 		body = append(time.Now().AppendFormat(body, tsLayout), ' ')
@@ -601,6 +620,9 @@ func (s *Stream) writeMarker() bool {
 	body = append(body, "]\n"...)
 	if s.rot.MaxSize > 0 && s.size > 0 && s.size+int64(len(body))+1 > s.rot.MaxSize && !time.Now().Before(s.rotateRetryAt) {
 		s.rotate()
+		if s.ensureWritable() != nil {
+			return false
+		}
 	}
 	b := body
 	if !s.lastNL && s.size > 0 {
@@ -738,21 +760,40 @@ func (s *Stream) rotate() {
 	if next := s.lastRotate.Truncate(time.Millisecond).Add(time.Millisecond); time.Now().Before(next) {
 		time.Sleep(time.Until(next))
 	}
+	// lumberjack renames, creates and (in its mill goroutine) compresses
+	// and deletes files by name: only in a dir that is still safe.
+	if err := s.checkFiles(); err != nil {
+		s.lastRotate = time.Now()
+		s.becomeUnsafe(err)
+		return
+	}
 	err := s.fw.Rotate()
 	s.lastRotate = time.Now()
 	if err != nil {
 		s.log.Warn("rotating log file failed; retrying in a second", zap.Error(err))
 		s.rotateRetryAt = s.lastRotate.Add(time.Second)
+		s.fwOpen = false // lumberjack closed it; the next write checks, then opens
 	}
 	s.openGen()
 	s.m.kick()
 }
 
 // reopen closes the file and opens whatever is now at the path, for an
-// outside logrotate that moved the file away.
+// outside logrotate that moved the file away, once checkFiles finds the
+// dir and the files safe (else the log stops being written, as for a
+// rotation).
 func (s *Stream) reopen() error {
 	err := s.fw.Close()
-	s.openGen()
+	s.fwOpen = false
+	if cerr := s.checkFiles(); cerr != nil {
+		s.becomeUnsafe(cerr)
+		return fmt.Errorf("reopening %s: %w", s.path, dirError(cerr))
+	}
+	if s.unsafe != "" {
+		s.log.Warn("log dir is safe again; writing this log again")
+		s.unsafe = ""
+	}
+	s.openGen() // the next write opens it for writing, after checkFiles again
 	if err != nil {
 		return fmt.Errorf("reopening %s: %w", s.path, err)
 	}

@@ -333,7 +333,8 @@ func TestDiskAlertsThroughTheDaemon(t *testing.T) {
 		t.Fatal("this test mounts a tmpfs: run the tests as root (make test does)")
 	}
 	logDir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", logDir).CombinedOutput(); err != nil {
+	// mode=755: a tmpfs is 1777 by default, which a log dir may not be.
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m,mode=755", "tmpfs", logDir).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() {

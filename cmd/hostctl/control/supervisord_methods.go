@@ -18,6 +18,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control/xmlrpc"
 	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/supervisor/logfile"
 )
 
 // --- methods: info ---
@@ -384,7 +385,7 @@ func readFile(path string, offset, length int64, budget *replyBudget) ([]byte, e
 	if offset < 0 && length != 0 || length < 0 {
 		return nil, fault(faultBadArguments, "")
 	}
-	f, err := os.Open(path)
+	f, err := logfile.OpenFile(path) // never through a link
 	if err != nil {
 		return nil, fault(faultFailed, "")
 	}

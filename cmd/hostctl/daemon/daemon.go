@@ -83,6 +83,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if d.log, d.level, err = NewLogger(d.opts.LogFormat, d.opts.LogLevel, nil); err != nil {
 		return err
 	}
+	supervisor.ProtectFromOOM(d.log) // the OOM killer takes a program, not hostctl (its programs start at their own value)
 	for _, dir := range []string{cfg.Admin.StateDir} {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("state dir: %w", err)

@@ -85,6 +85,12 @@ func (im *importer) supervisord() error {
 	for _, w := range ini.warnings {
 		d.header = append(d.header, im.headerNote(im.rel(ini.files[0])+" [include] files", Approximated, "supervisord would warn: %s", w))
 	}
+	// hostctl passes programs an explicit environment (README: "How
+	// programs are run"); supervisord passed its own whole.
+	d.header = append(d.header, im.headerNote(im.rel(ini.files[0]), Approximated,
+		"supervisord passed its whole environment to every program; hostctl passes a program its environment, "+
+			"HOME, USER, LOGNAME and, of its own, only PATH, LANG, LANGUAGE, LC_*, TZ and TMPDIR: "+
+			"add inherit_environment = true to a program that needs the rest (or name what it needs: [\"DJANGO_SETTINGS_MODULE\", \"AWS_*\"])"))
 	admin := d.add("admin", false)
 	logs := d.add("log", false)
 	logs.set("max_size", tomlString("50MiB"), "supervisord's default logfile_maxbytes, 50MB = 52,428,800 bytes (its sizes are base 1024)")
@@ -321,7 +327,11 @@ func (im *importer) supervisordSection(sd *iniSection, logs, admin *section) ([]
 	if dir, v, err := get("childlogdir"); err != nil {
 		return nil, nil, err
 	} else if v != nil {
-		logs.set("dir", tomlString(absFrom(dir, v.here())), "from [supervisord] childlogdir: AUTO program logs are now <dir>/NAME.out.log and NAME.err.log")
+		if d := absFrom(dir, v.here()); sharedTempDir(d) {
+			logs.set("dir", tomlString(d), im.note(im.where(v, "supervisord", "childlogdir"), Approximated, "childlogdir = %s: %s", d, sharedTempWhy(d, "/var/log/hostctl (the default [log] dir)"))).commented = true
+		} else {
+			logs.set("dir", tomlString(d), "from [supervisord] childlogdir: AUTO program logs are now <dir>/NAME.out.log and NAME.err.log")
+		}
 	}
 	if lf, v, err := get("logfile"); err != nil {
 		return nil, nil, err
@@ -943,6 +953,10 @@ func (im *importer) programLogs(ps *iniSection, s *section, p *prog, vars pyVars
 				c = append(c, notef(v, key, Approximated, "%q is relative: supervisord opened it from its own working directory; it is made absolute from the config file's directory", val))
 				val = absFrom(val, v.here())
 			}
+			if d := filepath.Dir(val); sharedTempDir(d) {
+				s.trailer = append(s.trailer, notef(v, key, Approximated, "%s = %s: %s", key, val, sharedTempWhy(d, "<log.dir>/"+map[string]string{"stdout": "NAME.out.log", "stderr": "NAME.err.log"}[stream])))
+				continue
+			}
 			if p.instances > 1 && !strings.Contains(val, "${INSTANCE}") {
 				shared := val
 				val = instancePath(val)
@@ -1231,4 +1245,21 @@ func posixSplit(s string) ([]string, error) {
 func sameSplit(s string, argv []string) bool {
 	got, err := shlex.Split(s)
 	return err == nil && slices.Equal(got, argv)
+}
+
+// sharedTempDir reports whether dir is one of the dirs every user may
+// write (sticky, world-writable on every Linux machine): supervisord
+// setups often log there, but hostctl (root) creates, rotates and deletes
+// log files by name and refuses such a dir (logfile.CheckDir).
+func sharedTempDir(dir string) bool {
+	switch filepath.Clean(dir) {
+	case "/tmp", "/var/tmp", "/dev/shm":
+		return true
+	}
+	return false
+}
+
+// sharedTempWhy says why a log in the shared dir dir goes to instead.
+func sharedTempWhy(dir, instead string) string {
+	return fmt.Sprintf("every user can write %s, so root must not create and rotate log files there by name (another user could plant a link); hostctl logs to %s instead", dir, instead)
 }
