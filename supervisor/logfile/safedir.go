@@ -74,10 +74,24 @@ func CheckDir(dir string) error {
 	if !filepath.IsAbs(dir) {
 		return fmt.Errorf("%q is not an absolute path", dir)
 	}
-	return checkDir(filepath.Clean(dir), filepath.Clean(dir), 0)
+	return checkDir(filepath.Clean(dir), filepath.Clean(dir), 0, nil)
 }
 
-func checkDir(orig, path string, links int) error {
+// GroupWritableAbove returns the system groups that may write a dir
+// above dir (CheckDir accepts them; see checkMode), so that the config
+// can refuse a program whose user is in one of them: that user could
+// change the log dir. nil when there is none, or dir is not safe.
+func GroupWritableAbove(dir string) []uint32 {
+	var gids []uint32
+	if !filepath.IsAbs(dir) || checkDir(filepath.Clean(dir), filepath.Clean(dir), 0, &gids) != nil {
+		return nil
+	}
+	return gids
+}
+
+// checkDir is CheckDir from path (orig once links are followed); it adds
+// the groups it let write a dir above the log dir to groupWritable.
+func checkDir(orig, path string, links int, groupWritable *[]uint32) error {
 	unsafe := func(p, format string, a ...any) error {
 		return &UnsafeDirError{Dir: orig, Path: p, Why: fmt.Sprintf(format, a...)}
 	}
@@ -89,7 +103,7 @@ func checkDir(orig, path string, links int) error {
 	if err != nil {
 		return err
 	}
-	if err := checkMode(orig, "/", fi, len(parts) == 0); err != nil {
+	if err := checkMode(orig, "/", fi, len(parts) == 0, groupWritable); err != nil {
 		return err
 	}
 	cur := "/"
@@ -119,12 +133,12 @@ func checkDir(orig, path string, links int) error {
 			if !filepath.IsAbs(target) {
 				target = filepath.Join(cur, target)
 			}
-			return checkDir(orig, filepath.Join(append([]string{target}, parts[i+1:]...)...), links+1)
+			return checkDir(orig, filepath.Join(append([]string{target}, parts[i+1:]...)...), links+1, groupWritable)
 		}
 		if !fi.IsDir() {
 			return unsafe(next, "is not a directory")
 		}
-		if err := checkMode(orig, next, fi, i == len(parts)-1); err != nil {
+		if err := checkMode(orig, next, fi, i == len(parts)-1, groupWritable); err != nil {
 			return err
 		}
 		cur = next
@@ -133,8 +147,8 @@ func checkDir(orig, path string, links int) error {
 }
 
 // checkMode checks one dir on the way to a log dir (final: the log dir
-// itself).
-func checkMode(orig, path string, fi fs.FileInfo, final bool) error {
+// itself), adding the system group it lets write it to groupWritable.
+func checkMode(orig, path string, fi fs.FileInfo, final bool, groupWritable *[]uint32) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return fmt.Errorf("%s: no owner information", path)
@@ -146,6 +160,18 @@ func checkMode(orig, path string, fi fs.FileInfo, final bool) error {
 	if perm&0o022 == 0 || !final && fi.Mode()&fs.ModeSticky != 0 {
 		return nil
 	}
+	if !final && perm&0o002 == 0 && st.Gid < systemGIDMax {
+		// Above the log dir, a system group may write: Ubuntu ships
+		// /var/log as root:syslog 0775. Its members are system daemons
+		// (rsyslog) that could replace every log under it anyway; the
+		// log dir itself must still be root's alone, and the config
+		// refuses a program whose user is in that group
+		// (GroupWritableAbove).
+		if groupWritable != nil {
+			*groupWritable = append(*groupWritable, st.Gid)
+		}
+		return nil
+	}
 	why := "is writable by group " + groupName(st.Gid) + " (mode " + strconv.FormatUint(uint64(perm), 8) + ")"
 	if perm&0o002 != 0 {
 		why = "is writable by everyone (mode " + strconv.FormatUint(uint64(perm), 8) + ")"
@@ -155,6 +181,11 @@ func checkMode(orig, path string, fi fs.FileInfo, final bool) error {
 	}
 	return &UnsafeDirError{Dir: orig, Path: path, Why: why}
 }
+
+// systemGIDMax bounds the system groups (Debian's and Ubuntu's policy,
+// and login.defs' SYS_GID_MAX default: 0-999), whose members are system
+// daemons, never a login user or a uid from useradd without --system.
+const systemGIDMax = 1000
 
 // trustedUID: root, and the user hostctl runs as (a hostctl that is not
 // root can only write where that user can anyway).

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -237,6 +238,17 @@ func TestCheckDir(t *testing.T) {
 		}
 		return path
 	}
+	// Ubuntu's /var/log is root:syslog 0775: a system group may write a
+	// dir above the log dir, never the log dir, nor may another group.
+	const adm = 4 // Debian's and Ubuntu's adm: a system group
+	sysGW := mk(filepath.Join(tr.root, "sysgw"), 0, 0o775)
+	otherGW := mk(filepath.Join(tr.root, "othergw"), 0, 0o775)
+	if err := os.Chown(sysGW, 0, adm); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(otherGW, 0, 1500); err != nil {
+		t.Fatal(err)
+	}
 	sticky := mk(filepath.Join(tr.root, "sticky"), 0, 0o777|os.ModeSticky)
 	userOwned := mk(filepath.Join(tr.root, "userowned"), u.UID, 0o755)
 	linkToUser := filepath.Join(tr.root, "link-to-user")
@@ -259,6 +271,9 @@ func TestCheckDir(t *testing.T) {
 		{"root's under the user's", mk(filepath.Join(userOwned, "log"), 0, 0o755), userOwned},
 		{"missing under the user's", filepath.Join(userOwned, "missing"), userOwned},
 		{"group-writable", mk(filepath.Join(tr.root, "gw"), 0, 0o775), filepath.Join(tr.root, "gw")},
+		{"root's under a system group's 0775 dir", mk(filepath.Join(sysGW, "log"), 0, 0o755), ""},
+		{"a system group's 0775 dir as the log dir", sysGW, sysGW},
+		{"root's under another group's 0775 dir", mk(filepath.Join(otherGW, "log"), 0, 0o755), otherGW},
 		{"world-writable", mk(filepath.Join(tr.root, "ww"), 0, 0o777), filepath.Join(tr.root, "ww")},
 		{"sticky as the log dir", sticky, sticky},
 		{"root's under a sticky dir", mk(filepath.Join(sticky, "rootlog"), 0, 0o755), ""},
@@ -338,5 +353,27 @@ func TestTailNeverFollowsLinks(t *testing.T) {
 	}
 	if b, err := TailFile(link, 10); strings.Contains(string(b), "secret") {
 		t.Errorf("TailFile read the backup through a link: %q, %v", b, err)
+	}
+}
+
+// TestGroupWritableAbove: the system groups CheckDir lets write above a
+// log dir are named, for the config to refuse a program in one of them.
+func TestGroupWritableAbove(t *testing.T) {
+	tr := newSecTree(t)
+	gw := filepath.Join(tr.root, "gw")
+	if err := os.Mkdir(gw, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(gw, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(gw, 0, 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := GroupWritableAbove(filepath.Join(gw, "log")); !slices.Equal(got, []uint32{4}) {
+		t.Errorf("GroupWritableAbove under a root:adm 0775 dir = %v, want [4]", got)
+	}
+	if got := GroupWritableAbove(tr.log); got != nil {
+		t.Errorf("GroupWritableAbove(%s) = %v, want none", tr.log, got)
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -252,6 +254,7 @@ func (f *File) validate(d *decoder) {
 	for _, name := range slices.Sorted(maps.Keys(f.Programs)) {
 		errs = append(errs, f.Programs[name].Validate("program."+name)...)
 	}
+	errs = append(errs, f.logGroupWriters()...)
 	errs = append(errs, supervisor.ValidatePrograms("program", f.Programs)...)
 	errs = append(errs, supervisor.ValidateGroups("group", f.Groups, f.Programs)...)
 	if f.Proxy != nil {
@@ -340,4 +343,39 @@ func (f *File) ProgramList() []*supervisor.ProgramConfig {
 func isTable(md toml.MetaData, key string) bool {
 	t := md.Type(key)
 	return t == "Hash" || t == ""
+}
+
+// logGroupWriters refuses a program whose user is in a system group that
+// may write a dir above a log dir (Ubuntu's /var/log is root:syslog
+// 0775; logfile.CheckDir accepts that above the log dir): that user
+// could replace the log dir and make root write where it likes.
+func (f *File) logGroupWriters() []error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(f.Programs)) {
+		p := f.Programs[name]
+		if p.User == "" {
+			continue
+		}
+		u, err := user.Lookup(p.User)
+		if err != nil {
+			continue // program.NAME.user says so
+		}
+		ids, _ := u.GroupIds()
+		ids = append(ids, u.Gid)
+		dirs := []string{f.Log.Dir}
+		for _, l := range []string{p.StdoutLog, p.StderrLog} {
+			if filepath.IsAbs(l) {
+				dirs = append(dirs, filepath.Dir(l))
+			}
+		}
+		for _, dir := range dirs {
+			for _, gid := range logfile.GroupWritableAbove(dir) {
+				if slices.Contains(ids, strconv.FormatUint(uint64(gid), 10)) {
+					errs = append(errs, &supervisor.FieldError{Key: "program." + name + ".user",
+						Msg: fmt.Sprintf("%q is in group gid %d, which may write a dir above the log dir %s: the program could replace that log dir and make hostctl (root) write any file; run it as a user outside that group, or log elsewhere", p.User, gid, dir)})
+				}
+			}
+		}
+	}
+	return errs
 }
