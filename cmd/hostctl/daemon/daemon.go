@@ -19,6 +19,7 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/internal/trust"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
@@ -83,10 +84,11 @@ func (d *Daemon) start(ctx context.Context) error {
 	if d.log, d.level, err = NewLogger(d.opts.LogFormat, d.opts.LogLevel, nil); err != nil {
 		return err
 	}
-	for _, dir := range []string{cfg.Admin.StateDir} {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return fmt.Errorf("state dir: %w", err)
-		}
+	// Root believes and acts on what the state dir holds (process group
+	// records, the drain): one that someone else made first, or can write,
+	// is refused, not used.
+	if err := trust.PrivateDir(cfg.Admin.StateDir, 0o700, -1); err != nil {
+		return fmt.Errorf("admin.state_dir: %w", err)
 	}
 	if d.logs, err = logfile.NewManager(cfg.Log, d.log); err != nil {
 		return fmt.Errorf("log dir %s: %w", cfg.Log.Dir, err)
