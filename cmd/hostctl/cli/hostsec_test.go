@@ -2,7 +2,8 @@ package cli_test
 
 // Issue 19, the host's part, attacked through the real hostctl as a real
 // unprivileged user (hct-host): state and socket dirs someone else made,
-// links planted where hostctl writes.
+// links planted where hostctl writes, config and secret files another
+// user owns or can write.
 
 import (
 	"bytes"
@@ -251,4 +252,123 @@ secret_file = %q
 	if fi, err := os.Lstat(alerts); err != nil || !fi.Mode().IsRegular() {
 		t.Errorf("alerts.json: %v; want a regular file", err)
 	}
+}
+
+// TestConfigAndSecretFilesOfAnotherUser: hostctl check (and hostctl run)
+// refuse a config that others can write or another user owns, and every
+// kind of secret file the user owns; a secret every user can read is a
+// warning.
+func TestConfigAndSecretFilesOfAnotherUser(t *testing.T) {
+	u := testuser.Ensure(t, attacker)
+	shared := sharedTmp(t)
+	root := filepath.Dir(shared)
+
+	// The attacker's own token, in the attacker's own dir (token_file =
+	// /home/app/token), and a token file of root's given to the attacker.
+	u.Shell(t, fmt.Sprintf("mkdir %[1]s/app && umask 077 && echo attacker-chosen-token-0123456789 > %[1]s/app/token", shared))
+	usersToken := filepath.Join(shared, "app", "token")
+	given := filepath.Join(root, "given.token")
+	if err := os.WriteFile(given, []byte("0123456789abcdef0123456789abcdef-given\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(given, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(root, "good.token")
+	if err := os.WriteFile(good, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	readable := filepath.Join(root, "readable.token")
+	if err := os.WriteFile(readable, []byte("0123456789abcdef0123456789abcdef\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(readable, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	head := fmt.Sprintf("[admin]\nsocket = %q\nstate_dir = %q\n", filepath.Join(root, "run", "h.sock"), filepath.Join(root, "state"))
+	proxy := "\n[proxy]\nlisten = \"127.0.0.1:8080\"\nupstream = \"127.0.0.1:8000\"\n"
+	secrets := map[string]func(file string) string{
+		"admin.token_file": func(f string) string {
+			return head + fmt.Sprintf("listen = \"127.0.0.1:9001\"\ntoken_file = %q\n", f)
+		},
+		"alerts.sink[0].secret_file": func(f string) string {
+			return head + fmt.Sprintf("\n[[alerts.sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nsecret_file = %q\n", f)
+		},
+		"alerts.sink[0].password_file": func(f string) string {
+			return head + fmt.Sprintf("\n[[alerts.sink]]\nname = \"mail\"\ntype = \"email\"\nhost = \"127.0.0.1\"\nport = 25\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\nusername = \"a\"\npassword_file = %q\n", f)
+		},
+		"fleet.host[0].token_file": func(f string) string {
+			return head + fmt.Sprintf("\n[[fleet.host]]\nname = \"web1\"\nurl = \"http://127.0.0.1:9001\"\ntoken_file = %q\n", f)
+		},
+		"proxy.storage.encryption_key_file": func(f string) string {
+			return head + proxy + fmt.Sprintf("\n[proxy.storage]\ntype = \"redis\"\naddress = \"127.0.0.1:6379\"\nencryption_key_file = %q\n", f)
+		},
+		"proxy.storage.password_file": func(f string) string {
+			return head + proxy + fmt.Sprintf("\n[proxy.storage]\ntype = \"redis\"\naddress = \"127.0.0.1:6379\"\npassword_file = %q\n", f)
+		},
+	}
+	n := 0
+	write := func(t *testing.T, body string) string {
+		n++
+		p := filepath.Join(root, fmt.Sprintf("c%d.toml", n))
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for key, cfg := range secrets {
+		t.Run(key, func(t *testing.T) {
+			if r := runHostctl(t, "check", "-c", write(t, cfg(good))); r.code != 0 || r.stderr != "" {
+				t.Fatalf("a good secret file: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			for _, bad := range []string{usersToken, given} {
+				r := runHostctl(t, "check", "-c", write(t, cfg(bad)))
+				if r.code != 1 || !strings.Contains(r.stderr, key+": ") || !strings.Contains(r.stderr, attacker) {
+					t.Errorf("%s owned by %s: exit %d, want 1 and an error at %s naming the user\n%s%s", bad, attacker, r.code, key, r.stdout, r.stderr)
+				}
+			}
+			r := runHostctl(t, "check", "-c", write(t, cfg(readable)))
+			if r.code != 0 || !strings.Contains(r.stderr, "warning: ") || !strings.Contains(r.stderr, key+": ") || !strings.Contains(r.stderr, "chmod o-r") {
+				t.Errorf("a world-readable secret: exit %d, want 0 and a warning at %s\n%s%s", r.code, key, r.stdout, r.stderr)
+			}
+		})
+	}
+
+	t.Run("config", func(t *testing.T) {
+		body := head + "\n[program.web]\ncommand = \"sleep 1000\"\n"
+		ww := write(t, body)
+		if err := os.Chmod(ww, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		r := runHostctl(t, "check", "-c", ww)
+		if r.code != 1 || !strings.Contains(r.stderr, "chmod go-w") {
+			t.Errorf("a world-writable config: exit %d, want 1 and what to run\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		owned := write(t, body)
+		if err := os.Chown(owned, u.UID, u.GID); err != nil {
+			t.Fatal(err)
+		}
+		if r := runHostctl(t, "check", "-c", owned); r.code != 1 || !strings.Contains(r.stderr, attacker) {
+			t.Errorf("a config %s owns: exit %d, want 1\n%s%s", attacker, r.code, r.stdout, r.stderr)
+		}
+		u.Shell(t, fmt.Sprintf("cat > %s/app/hostctl.toml <<'EOF'\n%sEOF", shared, body))
+		if r := runHostctl(t, "check", "-c", filepath.Join(shared, "app", "hostctl.toml")); r.code != 1 || !strings.Contains(r.stderr, attacker) {
+			t.Errorf("a config %s wrote: exit %d, want 1\n%s%s", attacker, r.code, r.stdout, r.stderr)
+		}
+
+		// hostctl run refuses it too, before it starts anything.
+		d, exited := startOrRefuse(t, func(t testing.TB, dir string) (string, []string) {
+			p := writeConfig(t, dir, "", "[program.web]\ncommand = \"sleep 1000\"\n")
+			if err := os.Chmod(p, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			return p, nil
+		})
+		if !exited {
+			t.Errorf("hostctl run started on a world-writable config")
+		} else {
+			d.waitLog(t, 5*time.Second, "refused", "chmod go-w")
+		}
+	})
 }

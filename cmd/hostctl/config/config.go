@@ -15,6 +15,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/fleet"
+	"github.com/hostctl/hostctl/internal/trust"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
@@ -57,6 +58,10 @@ type File struct {
 
 	// Path is the file this was read from.
 	Path string `toml:"-"`
+	// Warnings are what is not wrong but worth fixing (a secret file that
+	// every user can read), each with its key and line: hostctl run logs
+	// them, hostctl check prints them.
+	Warnings []*Error `toml:"-"`
 }
 
 // Admin is the [admin] section.
@@ -69,8 +74,10 @@ type Admin struct {
 	// Listen is an optional TCP address for the admin API and dashboard
 	// (e.g. "127.0.0.1:9001"); it requires TokenFile.
 	Listen string `toml:"listen"`
-	// TokenFile holds the bearer token required on Listen.
-	TokenFile string `toml:"token_file"`
+	// TokenFile holds the bearer token required on Listen. Like every
+	// secret file, it must be owned by root (or hostctl's user) and not
+	// writable by others (trust.ReadFile).
+	TokenFile string `toml:"token_file" trust:"secret"`
 	// StateDir holds hostctl's state: process group records, the proxy's
 	// certificates. Default /var/lib/hostctl.
 	StateDir string `toml:"state_dir"`
@@ -87,9 +94,14 @@ func Default() *File {
 }
 
 // Load reads, decodes and validates path. On any problem it returns Errors
-// listing every one.
+// listing every one. The file must be one that only root or hostctl's user
+// can change (trust.ReadFile): root runs what it says.
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, _, err := trust.ReadFile(path, trust.Config)
+	if te, ok := errors.AsType[*trust.Error](err); ok {
+		// "FILE: refused: it is ...", or the directory at fault named.
+		return nil, Errors{{File: path, Msg: "refused: " + strings.TrimPrefix(te.Error(), path+": ")}}
+	}
 	if err != nil {
 		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the config: %v", supervisor.UnwrapPathErr(err))}}
 	}
@@ -191,6 +203,7 @@ func Parse(path string, data []byte) (*File, error) {
 			f.Programs[pn].ProcessGroup = g.Name
 		}
 	}
+	f.Warnings = d.warns
 	return f, nil
 }
 
@@ -209,7 +222,7 @@ func (f *File) validate(d *decoder) {
 		bad("admin.listen", "a TCP admin listener requires admin.token_file (a file holding a long random token)")
 	}
 	if f.Admin.TokenFile != "" {
-		if b, err := os.ReadFile(f.Admin.TokenFile); err != nil {
+		if b, _, err := trust.ReadFile(f.Admin.TokenFile, trust.Secret); err != nil {
 			bad("admin.token_file", "cannot read %q: %v", f.Admin.TokenFile, supervisor.UnwrapPathErr(err))
 		} else if len(strings.TrimSpace(string(b))) < 16 {
 			bad("admin.token_file", "the token must be at least 16 characters (e.g. openssl rand -hex 32 > FILE)")

@@ -102,6 +102,7 @@ func (d *Daemon) start(ctx context.Context) error {
 			return err
 		}
 	}
+	logWarnings(d.log, cfg)
 
 	if d.drain, err = loadDrain(drainPath(cfg.Admin.StateDir)); err != nil {
 		return err
@@ -237,6 +238,7 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
 	if err != nil {
 		return control.ReloadResponse{}, err
 	}
+	logWarnings(d.log, cfg)
 	if cfg.Log != old.Log || cfg.Admin != old.Admin {
 		d.log.Warn("[log] and [admin] changes take effect at the next start of hostctl")
 	}
@@ -253,6 +255,14 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
 		err = errors.Join(err, perr)
 	}
 	return control.ReloadResponse{Diff: diff, Proxy: proxyRes}, err
+}
+
+// logWarnings logs what the config has that is not wrong but worth fixing
+// (a secret file every user can read).
+func logWarnings(log *zap.Logger, cfg *config.File) {
+	for _, w := range cfg.Warnings {
+		log.Warn("config: "+w.Msg, zap.String("key", w.Key), zap.String("file", w.File), zap.Int("line", w.Line))
+	}
 }
 
 // longestStopChain is the longest sum of stop_timeouts along a dependency

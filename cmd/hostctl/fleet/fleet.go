@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/internal/trust"
 )
 
 // Config is the [fleet] section: the hostctl daemons that
@@ -48,7 +49,7 @@ type Host struct {
 	URL string `toml:"url"`
 	// TokenFile holds that host's admin token (the contents of its
 	// [admin] token_file). Required.
-	TokenFile string `toml:"token_file"`
+	TokenFile string `toml:"token_file" trust:"secret"`
 
 	token string // read from TokenFile by Validate
 }
@@ -104,7 +105,7 @@ func (c *Config) Validate(prefix string) []error {
 		}
 		if h.TokenFile == "" {
 			bad(k("token_file"), "required: a file holding the host's admin token (its [admin] token_file)")
-		} else if b, err := os.ReadFile(h.TokenFile); err != nil {
+		} else if b, _, err := trust.ReadFile(h.TokenFile, trust.Secret); err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {
 				err = fmt.Errorf("%s: %w", pe.Path, pe.Err)
