@@ -335,6 +335,12 @@ func TestConfigAndSecretFilesOfAnotherUser(t *testing.T) {
 		})
 	}
 
+	t.Run("run logs a world-readable secret", func(t *testing.T) {
+		admin := fmt.Sprintf("listen = \"127.0.0.1:%d\"\ntoken_file = %q\n", freePort(t), readable)
+		d := startDaemon(t, "[program.web]\ncommand = \"sleep 1000\"\n", daemonOpts{admin: admin})
+		d.waitLog(t, 10*time.Second, "admin.token_file", "every user of this machine can read", "chmod o-r")
+	})
+
 	t.Run("config", func(t *testing.T) {
 		body := head + "\n[program.web]\ncommand = \"sleep 1000\"\n"
 		ww := write(t, body)
