@@ -43,12 +43,17 @@ const (
 // Error says why a file or directory is not trusted, and what to do.
 type Error struct {
 	Path    string // the file or directory at fault
+	Above   string // the path asked for, when Path is a directory above it
 	Problem string // what is wrong with it
 	Fix     string // what to run or change; may be empty
 }
 
 func (e *Error) Error() string {
-	s := e.Path + ": " + e.Problem
+	s := e.Path
+	if e.Above != "" {
+		s += " (above " + e.Above + ")"
+	}
+	s += ": " + e.Problem
 	if e.Fix != "" {
 		s += "; " + e.Fix
 	}
@@ -382,18 +387,18 @@ func checkDir(dir string, fi fs.FileInfo, path string) error {
 		return err
 	}
 	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
-		return &Error{Path: dir, Problem: fmt.Sprintf("%sgroup or other users can write this directory (mode %04o), so they can replace what is in it", above(dir, path), fi.Mode().Perm()),
+		return &Error{Path: dir, Above: above(dir, path), Problem: fmt.Sprintf("group or other users can write this directory (mode %04o), so they can replace what is in it", fi.Mode().Perm()),
 			Fix: "run: chmod go-w " + shellQuote(dir)}
 	}
 	return nil
 }
 
-// above names path when dir is a directory above it.
+// above is path when dir is a directory above it, else "".
 func above(dir, path string) string {
 	if dir == path {
 		return ""
 	}
-	return fmt.Sprintf("(a directory above %s) ", path)
+	return path
 }
 
 type owners uint8
@@ -417,7 +422,7 @@ func checkOwner(name string, fi fs.FileInfo, who owners, path string) error {
 	if who == ownerSelf || self == 0 {
 		want = userName(self)
 	}
-	return &Error{Path: name, Problem: fmt.Sprintf("%sis owned by %s, not by %s (hostctl's user): that user could change what hostctl, as root, believes or acts on", above(name, path), userName(uid), want),
+	return &Error{Path: name, Above: above(name, path), Problem: fmt.Sprintf("is owned by %s, not by %s (hostctl's user): that user could change what hostctl, as root, believes or acts on", userName(uid), want),
 		Fix: fmt.Sprintf("if it is hostctl's, run: chown %s %s; else remove it or choose another path", loginName(self), shellQuote(name))}
 }
 
