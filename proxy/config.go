@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+
+	"github.com/hostctl/hostctl/internal/trust"
 )
 
 // TLS modes for Site.TLS and Config.TLS.
@@ -71,7 +73,7 @@ type Config struct {
 	// when the proxy starts and when a reload changes its config (new
 	// contents at the same path take effect at the next start). Default
 	// empty (the system's roots).
-	ACMECARoot string `toml:"acme_ca_root"`
+	ACMECARoot string `toml:"acme_ca_root" trust:"config"`
 
 	// HTTP3 turns on HTTP/3 (QUIC, a UDP listener on ListenTLS's port, and an
 	// Alt-Svc header). Default false.
@@ -96,7 +98,7 @@ type Config struct {
 	// fullchain.pem and privkey.pem) instead of obtaining one: see
 	// Site.CertFile.
 	CertFile string `toml:"cert_file"`
-	KeyFile  string `toml:"key_file"`
+	KeyFile  string `toml:"key_file" trust:"secret"`
 
 	// UpstreamList is the key "upstreams": a list of upstreams, load
 	// balanced (fewest requests in flight) with active and passive health
@@ -262,7 +264,7 @@ type Site struct {
 	// load (a renewal half written) is logged and the previous
 	// certificate keeps serving. Default empty (certificates by tls).
 	CertFile string `toml:"cert_file"`
-	KeyFile  string `toml:"key_file"`
+	KeyFile  string `toml:"key_file" trust:"secret"`
 	// Upstream is one upstream (host:port or unix:/path); see Config.Upstream.
 	Upstream string `toml:"upstream"`
 	// Upstreams is a load-balanced list; see Config.Upstreams.
@@ -791,7 +793,10 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("cannot read: %v", unwrapPath(err))
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, _, err := trust.ReadFile(keyFile, trust.Secret)
+	if _, ok := errors.AsType[*trust.Error](err); ok {
+		return tls.Certificate{}, fmt.Errorf("key_file: refused: %w", err)
+	}
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("key_file: cannot read: %v", unwrapPath(err))
 	}
@@ -886,7 +891,10 @@ func checkHostName(h string) error {
 
 // checkPEMCerts checks that path holds PEM certificates and nothing else.
 func checkPEMCerts(path string) error {
-	b, err := os.ReadFile(path)
+	b, _, err := trust.ReadFile(path, trust.Config)
+	if _, ok := errors.AsType[*trust.Error](err); ok {
+		return fmt.Errorf("refused: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("cannot read: %v", unwrapPath(err))
 	}

@@ -2,9 +2,9 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +17,8 @@ import (
 	_ "github.com/pberkel/caddy-storage-redis"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/hostctl/hostctl/internal/trust"
 )
 
 // redisLogger gets the Redis client's own log lines (failed dials, pool
@@ -84,7 +86,7 @@ type Storage struct {
 	// PasswordFile (redis) is a file holding the password (requirepass,
 	// or the ACL user's); surrounding white space is ignored. The password
 	// itself never goes in hostctl.toml. Default empty (no password).
-	PasswordFile string `toml:"password_file"`
+	PasswordFile string `toml:"password_file" trust:"secret"`
 
 	// DB (redis) is the database number. Default 0.
 	DB int `toml:"db"`
@@ -106,7 +108,7 @@ type Storage struct {
 	// TLSCAFile (redis, with tls) is a PEM file of the root certificates
 	// that the server's certificate must chain to. Default: the system's
 	// roots.
-	TLSCAFile string `toml:"tls_ca_file"`
+	TLSCAFile string `toml:"tls_ca_file" trust:"config"`
 
 	// EncryptionKeyFile (redis) is a file holding a key of at least 32
 	// characters (the first 32 are used): every value, private keys
@@ -114,7 +116,7 @@ type Storage struct {
 	// Redis server and its backups never hold them in clear. Every
 	// webserver sharing the storage needs the same key. Default empty
 	// (values stored as they are).
-	EncryptionKeyFile string `toml:"encryption_key_file"`
+	EncryptionKeyFile string `toml:"encryption_key_file" trust:"secret"`
 }
 
 const (
@@ -224,9 +226,13 @@ func checkKeyPrefix(p string) error {
 }
 
 // readSecret returns the contents of path without surrounding white
-// space; an empty file is an error.
+// space; an empty file is an error, and so is one that another user owns
+// or can write (trust.ReadFile).
 func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, _, err := trust.ReadFile(path, trust.Secret)
+	if _, ok := errors.AsType[*trust.Error](err); ok {
+		return "", fmt.Errorf("refused: %w", err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("cannot read: %v", unwrapPath(err))
 	}

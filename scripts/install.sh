@@ -3,18 +3,21 @@
 #   the binary          -> /usr/local/bin/hostctl   (bin/hostctl; `make build` first)
 #   the unit            -> /etc/systemd/system/hostctl.service
 #   the config          -> /etc/hostctl/hostctl.toml (only if there is none:
-#                          an existing config is never overwritten)
-#   state and log dirs  -> /var/lib/hostctl, /var/log/hostctl (0750)
+#                          an existing config is never overwritten), from
+#                          configs/server.toml: /run/hostctl, /var/lib/hostctl
+#                          and /var/log/hostctl, the unit's dirs (never
+#                          /tmp, which any local user could create first)
+#   state and log dirs  -> /var/lib/hostctl (0700), /var/log/hostctl (0750)
 # then `systemctl daemon-reload && systemctl enable --now hostctl` when
 # systemd is running; otherwise it says what it would run.
 #
 # Environment: BIN (default bin/hostctl), CONFIG (the config to install when
-# none exists; default configs/demo.toml), DESTDIR (a staging root, for
+# none exists; default configs/server.toml), DESTDIR (a staging root, for
 # packaging; systemctl is then never called).
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/hostctl}
-CONFIG=${CONFIG:-configs/demo.toml}
+CONFIG=${CONFIG:-configs/server.toml}
 DESTDIR=${DESTDIR:-}
 
 if [ ! -x "$BIN" ]; then
@@ -27,7 +30,8 @@ if [ -z "$DESTDIR" ] && [ "$(id -u)" != 0 ]; then
 fi
 
 install -d -m 0755 "$DESTDIR/usr/local/bin" "$DESTDIR/etc/systemd/system"
-install -d -m 0750 "$DESTDIR/etc/hostctl" "$DESTDIR/var/lib/hostctl" "$DESTDIR/var/log/hostctl"
+install -d -m 0750 "$DESTDIR/etc/hostctl" "$DESTDIR/var/log/hostctl"
+install -d -m 0700 "$DESTDIR/var/lib/hostctl"
 install -m 0755 "$BIN" "$DESTDIR/usr/local/bin/hostctl"
 echo "install: /usr/local/bin/hostctl"
 install -m 0644 configs/hostctl.service "$DESTDIR/etc/systemd/system/hostctl.service"

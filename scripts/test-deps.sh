@@ -24,6 +24,9 @@ lean="$lean python3-aiosmtpd wrk"
 # itself reads from the same supervisord.conf (supervisord's own service is
 # kept from starting, as below).
 lean="$lean supervisor"
+# The Django example also runs under the sandbox of configs/hostctl.service
+# (scripts/unit-sandbox.py: seccomp filters through python3-seccomp).
+lean="$lean python3-seccomp"
 # The fleet tests share certificates through a real Redis server
 # (redis-server; its own service does not start, see policy-rc.d below).
 lean="$lean redis-server"

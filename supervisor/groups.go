@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"go.uber.org/zap"
+
+	"github.com/hostctl/hostctl/internal/trust"
 )
 
 // groupRecords remembers, in files under a state directory, the process
@@ -17,6 +19,13 @@ import (
 // can kill whatever survived in them. Each record is a file named after the
 // pgid holding the leader's start time (from /proc) and the program name;
 // the start time guards against pid reuse.
+//
+// Root kills what a record names, so records are believed only from a dir
+// that trust.PrivateDir accepted (Supervisor.New checks it), and each one
+// only if hostctl could have written it (trust.ReadOwnFile: a regular
+// file, not a link, owned by root or hostctl's user, that no one else can
+// write). They are written through an O_EXCL temporary file and a rename,
+// so a name planted in the dir is replaced, never written through.
 type groupRecords struct {
 	dir   string // "" disables records
 	log   *zap.Logger
@@ -29,7 +38,7 @@ func (g *groupRecords) add(pgid int, startTick uint64, name string) {
 		return
 	}
 	data := fmt.Sprintf("%d %s\n", startTick, name)
-	if err := os.WriteFile(filepath.Join(g.dir, strconv.Itoa(pgid)), []byte(data), 0o600); err != nil {
+	if err := trust.WriteOwnFile(filepath.Join(g.dir, strconv.Itoa(pgid)), []byte(data), 0o600); err != nil {
 		g.log.Warn("cannot record process group", zap.Int("pgid", pgid), zap.Error(err))
 	}
 }
@@ -63,8 +72,10 @@ func (g *groupRecords) killSurvivors() int {
 			continue
 		}
 		path := filepath.Join(g.dir, e.Name())
-		data, err := os.ReadFile(path)
+		data, err := trust.ReadOwnFile(path)
 		if err != nil {
+			g.log.Warn("ignored a process group record that hostctl cannot have written; nothing was killed for it", zap.String("file", path), zap.Error(err))
+			os.Remove(path)
 			continue
 		}
 		tickStr, name, _ := strings.Cut(strings.TrimSpace(string(data)), " ")

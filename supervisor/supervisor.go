@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"reflect"
 	"slices"
 	"sort"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/hostctl/hostctl/internal/trust"
 )
 
 // Options configure a Supervisor.
@@ -24,7 +25,8 @@ type Options struct {
 	Logger *zap.Logger
 	// StateDir holds records of the process groups hostctl owns
 	// (StateDir/pgroups), used to kill survivors of a crashed hostctl.
-	// "" disables the records.
+	// "" disables the records. New refuses a StateDir or pgroups dir that
+	// another user owns or could write (trust.PrivateDir).
 	StateDir string
 	// LogDir is where program logs go by default (<LogDir>/NAME.out.log).
 	LogDir string
@@ -77,8 +79,10 @@ func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 		notify:   make(chan struct{}),
 	}
 	if opts.StateDir != "" {
+		// Created private, or refused if someone else could have planted
+		// records in it: root SIGKILLs the process groups they name.
 		dir := opts.StateDir + "/pgroups"
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := trust.PrivateDir(dir, 0o700, -1); err != nil {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
 		s.groups.dir = dir

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/mail"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostctl/hostctl/internal/trust"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
 
@@ -103,7 +105,7 @@ type SinkConfig struct {
 	// RoutingKey or RoutingKeyFile (pagerduty, one required): the
 	// integration key of a PagerDuty service (Events API v2).
 	RoutingKey     string `toml:"routing_key"`
-	RoutingKeyFile string `toml:"routing_key_file"`
+	RoutingKeyFile string `toml:"routing_key_file" trust:"secret"`
 	// Headers (webhook) are added to every request
 	// ("Authorization" = "Bearer ...").
 	Headers map[string]string `toml:"headers"`
@@ -112,7 +114,7 @@ type SinkConfig struct {
 	// the HMAC-SHA256 with that secret of the timestamp, ".", and the body,
 	// so that the receiver can check where it came from and when (see
 	// VerifySignature).
-	SecretFile string `toml:"secret_file"`
+	SecretFile string `toml:"secret_file" trust:"secret"`
 
 	// SMTP (email): Host (required), Port (default 587; 25 for a local
 	// relay, 465 is not supported: use 587 with STARTTLS), From and To
@@ -124,12 +126,12 @@ type SinkConfig struct {
 	From         string   `toml:"from"`
 	To           []string `toml:"to"`
 	Username     string   `toml:"username"`
-	PasswordFile string   `toml:"password_file"`
+	PasswordFile string   `toml:"password_file" trust:"secret"`
 	StartTLS     *bool    `toml:"starttls"`
 	// CAFile (email, optional) is a PEM file of the certificates to trust
 	// for the server's STARTTLS certificate instead of the system's roots:
 	// for a relay with a private CA or a self-signed certificate.
-	CAFile string `toml:"ca_file"`
+	CAFile string `toml:"ca_file" trust:"config"`
 
 	// Conditions limits the sink to these conditions (e.g. ["fatal",
 	// "disk_free"] for a pager, everything to email); default: all.
@@ -285,7 +287,11 @@ func (s *SinkConfig) validate(fe *fieldErrors, key string) {
 		}
 	}
 	readSecret := func(f, path string) string {
-		b, err := os.ReadFile(path)
+		b, _, err := trust.ReadFile(path, trust.Secret)
+		if te, ok := errors.AsType[*trust.Error](err); ok {
+			fe.add(k(f), "refused: %v", te)
+			return ""
+		}
 		if err != nil {
 			fe.add(k(f), "cannot read %q: %v", path, unwrapPath(err))
 			return ""
@@ -356,7 +362,7 @@ func (s *SinkConfig) validate(fe *fieldErrors, key string) {
 			s.StartTLS = &t
 		}
 		if s.CAFile != "" {
-			if b, err := os.ReadFile(s.CAFile); err != nil {
+			if b, _, err := trust.ReadFile(s.CAFile, trust.Config); err != nil {
 				fe.add(k("ca_file"), "cannot read %q: %v", s.CAFile, unwrapPath(err))
 			} else if pool := x509.NewCertPool(); !pool.AppendCertsFromPEM(b) {
 				fe.add(k("ca_file"), "%q holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")", s.CAFile)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/hostctl/hostctl/internal/trust"
 )
 
 // Options configure a Manager.
@@ -138,7 +140,7 @@ func (m *Manager) load() map[string]*Alert {
 	if m.opts.StatePath == "" {
 		return out
 	}
-	b, err := os.ReadFile(m.opts.StatePath)
+	b, err := trust.ReadOwnFile(m.opts.StatePath)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			m.log.Warn("alerts: cannot read the alerts of the previous run", zap.Error(err))
@@ -187,10 +189,9 @@ func (m *Manager) save() {
 	m.mu.Unlock()
 	b, err := json.Marshal(sf)
 	if err == nil {
-		tmp := m.opts.StatePath + ".tmp"
-		if err = os.WriteFile(tmp, b, 0o600); err == nil {
-			err = os.Rename(tmp, m.opts.StatePath)
-		}
+		// O_EXCL temp file and rename: never through a name planted in
+		// the state dir.
+		err = trust.WriteOwnFile(m.opts.StatePath, b, 0o600)
 	}
 	if err != nil {
 		m.log.Warn("alerts: cannot save the active alerts", zap.Error(err))

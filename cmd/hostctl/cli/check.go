@@ -25,6 +25,9 @@ func newCheck(g *globals) *cobra.Command {
 				}
 				return &ExitError{Code: 1}
 			}
+			for _, w := range f.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", w)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK: %s\n", path, summary(f))
 			return nil
 		},

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/fleet"
+	"github.com/hostctl/hostctl/internal/trust"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
@@ -59,6 +60,10 @@ type File struct {
 
 	// Path is the file this was read from.
 	Path string `toml:"-"`
+	// Warnings are what is not wrong but worth fixing (a secret file that
+	// every user can read), each with its key and line: hostctl run logs
+	// them, hostctl check prints them.
+	Warnings []*Error `toml:"-"`
 }
 
 // Admin is the [admin] section.
@@ -73,11 +78,13 @@ type Admin struct {
 	// not loopback requires TLS (TLS, or CertFile and KeyFile), or
 	// Insecure.
 	Listen string `toml:"listen"`
-	// TokenFile holds the admin token, required on Listen.
-	TokenFile string `toml:"token_file"`
+	// TokenFile holds the admin token, required on Listen. Like every
+	// secret file, it must be owned by root (or hostctl's user) and not
+	// writable by others (trust.ReadFile).
+	TokenFile string `toml:"token_file" trust:"secret"`
 	// ReadTokenFile holds a read-only token for Listen: status, logs,
 	// metrics, alerts and XML-RPC's read methods, never a write. Optional.
-	ReadTokenFile string `toml:"read_token_file"`
+	ReadTokenFile string `toml:"read_token_file" trust:"secret"`
 	// TLS = "internal" serves Listen over TLS with a certificate signed by
 	// hostctl's own CA, kept in StateDir/admin-tls (ca.crt is the file to
 	// give clients). "" (default): TLS with CertFile and KeyFile if set,
@@ -85,8 +92,8 @@ type Admin struct {
 	TLS string `toml:"tls"`
 	// CertFile and KeyFile serve Listen over TLS with this certificate
 	// (PEM, with its chain) and key; read again when they change.
-	CertFile string `toml:"cert_file"`
-	KeyFile  string `toml:"key_file"`
+	CertFile string `toml:"cert_file" trust:"config"`
+	KeyFile  string `toml:"key_file" trust:"secret"`
 	// Names are the host names Listen answers to in the Host header,
 	// besides IP addresses, localhost and a name in Listen (and, with
 	// TLS = "internal", the names its certificate is for): a request
@@ -111,9 +118,14 @@ func Default() *File {
 }
 
 // Load reads, decodes and validates path. On any problem it returns Errors
-// listing every one.
+// listing every one. The file must be one that only root or hostctl's user
+// can change (trust.ReadFile): root runs what it says.
 func Load(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	data, _, err := trust.ReadFile(path, trust.Config)
+	if te, ok := errors.AsType[*trust.Error](err); ok {
+		// "FILE: refused: it is ...", or the directory at fault named.
+		return nil, Errors{{File: path, Msg: "refused: " + strings.TrimPrefix(te.Error(), path+": ")}}
+	}
 	if err != nil {
 		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the config: %v", supervisor.UnwrapPathErr(err))}}
 	}
@@ -215,6 +227,7 @@ func Parse(path string, data []byte) (*File, error) {
 			f.Programs[pn].ProcessGroup = g.Name
 		}
 	}
+	f.Warnings = d.warns
 	return f, nil
 }
 
@@ -237,7 +250,7 @@ func (f *File) validate(d *decoder) {
 		d.errs[len(d.errs)-1].Machine = true
 	}
 	if f.Admin.TokenFile != "" {
-		if b, err := os.ReadFile(f.Admin.TokenFile); err != nil {
+		if b, _, err := trust.ReadFile(f.Admin.TokenFile, trust.Secret); err != nil {
 			machine("admin.token_file", "cannot read %q: %v", f.Admin.TokenFile, supervisor.UnwrapPathErr(err))
 		} else if len(strings.TrimSpace(string(b))) < 16 {
 			bad("admin.token_file", "the token must be at least 16 characters (e.g. openssl rand -hex 32 > FILE)")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/hostctl/hostctl/internal/trust"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
@@ -84,6 +85,8 @@ type decoder struct {
 	// it found, by key path ("alerts.sink[1].name").
 	src   []string
 	fixed map[string]int
+	// warns are what is worth saying but not wrong (File.Warnings).
+	warns []*Error
 }
 
 func (d *decoder) fail(key string, line int, format string, a ...any) {
@@ -254,6 +257,7 @@ func (d *decoder) value(prim toml.Primitive, key string, line int, rv reflect.Va
 				return
 			}
 			nv.Elem().SetString(s)
+			d.trustFile(key, line, s, tag)
 		case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
 			for i := 0; i < nv.Elem().Len(); i++ {
 				s, ok := d.expand(fmt.Sprintf("%s[%d]", key, i), line, nv.Elem().Index(i).String())
@@ -264,6 +268,37 @@ func (d *decoder) value(prim toml.Primitive, key string, line int, rv reflect.Va
 			}
 		}
 		rv.Set(nv.Elem())
+	}
+}
+
+// trustFile checks a file that a key tagged `trust:"secret"` (a token,
+// password or key file) or `trust:"config"` (a CA file) names, with
+// trust.ReadFile, the one rule for every file hostctl trusts: a file that
+// another user owns or can write is an error at that key, a secret that
+// every user can read a warning. That the file exists and holds what it
+// should is the section's own Validate's to say.
+func (d *decoder) trustFile(key string, line int, path string, tag reflect.StructTag) {
+	var kind trust.Kind
+	switch tag.Get("trust") {
+	case "":
+		return
+	case "secret":
+		kind = trust.Secret
+	case "config":
+		kind = trust.Config
+	default:
+		panic(fmt.Sprintf("%s: unknown trust tag %q", key, tag.Get("trust")))
+	}
+	if path == "" {
+		return
+	}
+	_, warning, err := trust.ReadFile(path, kind)
+	if te, ok := errors.AsType[*trust.Error](err); ok {
+		d.fail(key, line, "%v", te)
+		return
+	}
+	if warning != "" {
+		d.warns = append(d.warns, &Error{File: d.file, Line: line, Key: key, Msg: warning})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"go/build"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -432,9 +433,18 @@ func TestListenUnix(t *testing.T) {
 		c.Close()
 	}
 
-	// Stale: the file stays, nobody listens.
-	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	// Close removes the socket file.
 	l.Close()
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("socket file left after Close: %v", err)
+	}
+	// Stale: the file stays, nobody listens (a daemon killed with -9).
+	sl, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl.SetUnlinkOnClose(false)
+	sl.Close()
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("stale socket file gone: %v", err)
 	}

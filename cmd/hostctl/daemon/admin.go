@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/internal/trust"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
@@ -67,13 +67,13 @@ func (d *Daemon) listenAdmin() error {
 
 // prepareTCP reads the tokens and makes the TLS config of [admin] listen.
 func (ad *admin) prepareTCP(a config.Admin, log *zap.Logger) error {
-	b, err := os.ReadFile(a.TokenFile)
+	b, _, err := trust.ReadFile(a.TokenFile, trust.Secret)
 	if err != nil {
 		return fmt.Errorf("admin.token_file: %w", err)
 	}
 	ad.tok = strings.TrimSpace(string(b))
 	if a.ReadTokenFile != "" {
-		if b, err = os.ReadFile(a.ReadTokenFile); err != nil {
+		if b, _, err = trust.ReadFile(a.ReadTokenFile, trust.Secret); err != nil {
 			return fmt.Errorf("admin.read_token_file: %w", err)
 		}
 		ad.readTok = strings.TrimSpace(string(b))

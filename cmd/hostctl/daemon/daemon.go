@@ -19,6 +19,7 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/internal/trust"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
@@ -84,10 +85,11 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 	supervisor.ProtectFromOOM(d.log) // the OOM killer takes a program, not hostctl (its programs start at their own value)
-	for _, dir := range []string{cfg.Admin.StateDir} {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return fmt.Errorf("state dir: %w", err)
-		}
+	// Root believes and acts on what the state dir holds (process group
+	// records, the drain): one that someone else made first, or can write,
+	// is refused, not used.
+	if err := trust.PrivateDir(cfg.Admin.StateDir, 0o700, -1); err != nil {
+		return fmt.Errorf("admin.state_dir: %w", err)
 	}
 	if d.logs, err = logfile.NewManager(cfg.Log, d.log); err != nil {
 		return fmt.Errorf("log dir %s: %w", cfg.Log.Dir, err)
@@ -101,6 +103,7 @@ func (d *Daemon) start(ctx context.Context) error {
 			return err
 		}
 	}
+	logWarnings(d.log, cfg)
 
 	if d.drain, err = loadDrain(drainPath(cfg.Admin.StateDir)); err != nil {
 		return err
@@ -236,6 +239,7 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
 	if err != nil {
 		return control.ReloadResponse{}, err
 	}
+	logWarnings(d.log, cfg)
 	if cfg.Log != old.Log || cfg.Admin != old.Admin {
 		d.log.Warn("[log] and [admin] changes take effect at the next start of hostctl")
 	}
@@ -252,6 +256,14 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
 		err = errors.Join(err, perr)
 	}
 	return control.ReloadResponse{Diff: diff, Proxy: proxyRes}, err
+}
+
+// logWarnings logs what the config has that is not wrong but worth fixing
+// (a secret file every user can read).
+func logWarnings(log *zap.Logger, cfg *config.File) {
+	for _, w := range cfg.Warnings {
+		log.Warn("config: "+w.Msg, zap.String("key", w.Key), zap.String("file", w.File), zap.Int("line", w.Line))
+	}
 }
 
 // longestStopChain is the longest sum of stop_timeouts along a dependency

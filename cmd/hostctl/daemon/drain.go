@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/internal/trust"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 )
@@ -42,7 +42,7 @@ type drainRecord struct {
 
 func loadDrain(path string) (*drainState, error) {
 	d := &drainState{path: path}
-	b, err := os.ReadFile(path)
+	b, err := trust.ReadOwnFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return d, nil
 	}
@@ -70,11 +70,8 @@ func (d *drainState) set(draining bool) error {
 		rec.Since = time.Now()
 	}
 	b, _ := json.Marshal(rec)
-	tmp := d.path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o640); err != nil {
-		return fmt.Errorf("saving the drain state: %w", err)
-	}
-	if err := os.Rename(tmp, d.path); err != nil {
+	// O_EXCL temp file and rename: never through a name planted in the dir.
+	if err := trust.WriteOwnFile(d.path, b, 0o640); err != nil {
 		return fmt.Errorf("saving the drain state: %w", err)
 	}
 	d.draining, d.since = rec.Draining, rec.Since

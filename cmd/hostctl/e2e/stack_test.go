@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,11 +140,15 @@ type daemon struct {
 	done chan struct{}
 }
 
-func startDaemon(t *testing.T, bin, root, config string, env []string) *daemon {
+// startDaemon starts `hostctl run` on config, in root, with env. wrap, if
+// given, is a command line that runs hostctl's (a sandbox): it must exec
+// hostctl in the same process, so that signals reach it.
+func startDaemon(t *testing.T, bin, root, config string, env []string, wrap ...string) *daemon {
 	t.Helper()
 	d := &daemon{done: make(chan struct{})}
 	d.cond = sync.NewCond(&d.mu)
-	d.cmd = exec.Command(bin, "run", "-c", config, "--log-format", "json")
+	argv := append(slices.Clip(wrap), bin, "run", "-c", config, "--log-format", "json")
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Dir, d.cmd.Env = root, env
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {

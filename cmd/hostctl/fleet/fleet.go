@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/internal/trust"
 )
 
 // Config is the [fleet] section: the hostctl daemons that
@@ -53,11 +54,11 @@ type Host struct {
 	// TokenFile holds that host's admin token (the contents of its
 	// [admin] token_file), or its read-only token (read_token_file),
 	// which is all status --fleet needs. Required.
-	TokenFile string `toml:"token_file"`
+	TokenFile string `toml:"token_file" trust:"secret"`
 	// CAFile is the CA that an https URL's certificate is signed by (with
 	// [admin] tls = "internal" on that host: its state dir's
 	// admin-tls/ca.crt). Default: the system's CAs.
-	CAFile string `toml:"ca_file"`
+	CAFile string `toml:"ca_file" trust:"config"`
 	// Insecure allows an http:// URL to a host that is not loopback.
 	Insecure bool `toml:"insecure"`
 
@@ -130,7 +131,7 @@ func (c *Config) Validate(prefix string) []error {
 		}
 		if h.TokenFile == "" {
 			bad(k("token_file"), "required: a file holding the host's admin token (its [admin] token_file)")
-		} else if b, err := os.ReadFile(h.TokenFile); err != nil {
+		} else if b, _, err := trust.ReadFile(h.TokenFile, trust.Secret); err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {
 				err = fmt.Errorf("%s: %w", pe.Path, pe.Err)
