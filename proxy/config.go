@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
@@ -16,8 +17,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-
-	"github.com/hostctl/hostctl/internal/trust"
 )
 
 // TLS modes for Site.TLS and Config.TLS.
@@ -793,12 +792,9 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("cannot read: %v", unwrapPath(err))
 	}
-	keyPEM, _, err := trust.ReadFile(keyFile, trust.Secret)
-	if _, ok := errors.AsType[*trust.Error](err); ok {
-		return tls.Certificate{}, fmt.Errorf("key_file: refused: %w", err)
-	}
+	keyPEM, err := ReadTrusted(keyFile, true)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("key_file: cannot read: %v", unwrapPath(err))
+		return tls.Certificate{}, fmt.Errorf("key_file: %w", readError(err))
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
@@ -889,14 +885,28 @@ func checkHostName(h string) error {
 	return nil
 }
 
+// ReadTrusted reads a file that a config names and the proxy believes: a
+// key file, a password or encryption key file (secret), a CA file. The
+// program that embeds the proxy sets it to its rule for such files
+// (hostctl: supervisor/trust's ReadFile, which refuses a file that another
+// user owns or can write, or that sits in a dir another user can change);
+// the default reads the file as it is. Set it before the proxy is used.
+var ReadTrusted = func(path string, secret bool) ([]byte, error) { return os.ReadFile(path) }
+
+// readError says why ReadTrusted failed: the file could not be read, or
+// it was refused.
+func readError(err error) error {
+	if _, ok := errors.AsType[*fs.PathError](err); ok {
+		return fmt.Errorf("cannot read: %v", unwrapPath(err))
+	}
+	return fmt.Errorf("refused: %w", err)
+}
+
 // checkPEMCerts checks that path holds PEM certificates and nothing else.
 func checkPEMCerts(path string) error {
-	b, _, err := trust.ReadFile(path, trust.Config)
-	if _, ok := errors.AsType[*trust.Error](err); ok {
-		return fmt.Errorf("refused: %w", err)
-	}
+	b, err := ReadTrusted(path, false)
 	if err != nil {
-		return fmt.Errorf("cannot read: %v", unwrapPath(err))
+		return readError(err)
 	}
 	n := 0
 	for {

@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"context"
-	"errors"
+
 	"fmt"
 	"net"
 	"path/filepath"
@@ -17,8 +17,6 @@ import (
 	_ "github.com/pberkel/caddy-storage-redis"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-
-	"github.com/hostctl/hostctl/internal/trust"
 )
 
 // redisLogger gets the Redis client's own log lines (failed dials, pool
@@ -229,12 +227,9 @@ func checkKeyPrefix(p string) error {
 // space; an empty file is an error, and so is one that another user owns
 // or can write (trust.ReadFile).
 func readSecret(path string) (string, error) {
-	b, _, err := trust.ReadFile(path, trust.Secret)
-	if _, ok := errors.AsType[*trust.Error](err); ok {
-		return "", fmt.Errorf("refused: %w", err)
-	}
+	b, err := ReadTrusted(path, true)
 	if err != nil {
-		return "", fmt.Errorf("cannot read: %v", unwrapPath(err))
+		return "", readError(err)
 	}
 	v := strings.TrimSpace(string(b))
 	if v == "" {

@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hostctl/hostctl/internal/trust"
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // groupRecords remembers, in files under a state directory, the process

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hostctl/hostctl/internal/testuser"
+	"github.com/hostctl/hostctl/supervisor/internal/testuser"
 )
 
 // TestPlantedGroupRecordsKillNothing is issue 19's planted pgroup file:
@@ -20,7 +20,7 @@ import (
 // and checks that hostctl refuses the dir or ignores the record: the
 // process is neither killed nor about to be.
 func TestPlantedGroupRecordsKillNothing(t *testing.T) {
-	u := testuser.Ensure(t, "hct-host")
+	u := testuser.Ensure(t)
 	base, err := os.MkdirTemp("", "hct-pgroups-")
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func TestPlantedGroupRecordsKillNothing(t *testing.T) {
 		state := filepath.Join(shared, "hostctl-demo", "state")
 		u.Shell(t, fmt.Sprintf("mkdir -p %s/pgroups && echo '%s' > %s/pgroups/%s", state, record, state, rec))
 		err := run(t, state)
-		if err == nil || !strings.Contains(err.Error(), "hct-host") {
+		if err == nil || !strings.Contains(err.Error(), u.Name) {
 			t.Errorf("New on a state dir the user made: %v; want a refusal naming the user", err)
 		} else {
 			t.Logf("refused: %v", err)

@@ -16,7 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hostctl/hostctl/internal/trust"
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // Options configure a Supervisor.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hostctl/hostctl/internal/trust"
+	"github.com/hostctl/hostctl/supervisor/trust"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
 

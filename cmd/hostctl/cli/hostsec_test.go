@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostctl/hostctl/internal/testuser"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/testuser"
 )
 
 const attacker = "hct-host"

@@ -17,7 +17,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/fleet"
-	"github.com/hostctl/hostctl/internal/trust"
+	"github.com/hostctl/hostctl/supervisor/trust"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
@@ -391,4 +391,19 @@ func (f *File) logGroupWriters() []error {
 		}
 	}
 	return errs
+}
+
+// The proxy reads the key, password and CA files a config names (at
+// validation, and again when certificate files change); it believes them
+// only under hostctl's rule for such files. Warnings (a secret every user
+// can read) are reported by the config's own check of the same keys.
+func init() {
+	proxy.ReadTrusted = func(path string, secret bool) ([]byte, error) {
+		kind := trust.Config
+		if secret {
+			kind = trust.Secret
+		}
+		b, _, err := trust.ReadFile(path, kind)
+		return b, err
+	}
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/hostctl/hostctl/internal/trust"
+	"github.com/hostctl/hostctl/supervisor/trust"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )

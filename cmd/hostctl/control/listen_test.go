@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hostctl/hostctl/internal/testuser"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/testuser"
 )
 
 // TestSocketNeverLooser: the admin socket must have its mode (0660) and

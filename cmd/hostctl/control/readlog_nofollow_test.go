@@ -21,7 +21,7 @@ func TestReadLogNeverFollowsLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range [][2]int64{{0, 0}, {-100, 0}, {0, 100}} {
-		if b, err := readFile(log, c[0], c[1]); err == nil || strings.Contains(string(b), "secret") {
+		if b, err := readFile(log, c[0], c[1], newBudget(1<<20)); err == nil || strings.Contains(string(b), "secret") {
 			t.Errorf("readFile(link, %d, %d) = %q, %v; want a FAILED fault", c[0], c[1], b, err)
 		}
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
-	"github.com/hostctl/hostctl/internal/trust"
+	"github.com/hostctl/hostctl/supervisor/trust"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
-	"github.com/hostctl/hostctl/internal/trust"
+	"github.com/hostctl/hostctl/supervisor/trust"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 )

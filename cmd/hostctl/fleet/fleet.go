@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
-	"github.com/hostctl/hostctl/internal/trust"
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // Config is the [fleet] section: the hostctl daemons that

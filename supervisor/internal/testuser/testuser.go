@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/user"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -70,4 +71,23 @@ func (u User) MustRun(t testing.TB, argv ...string) []byte {
 		t.Fatalf("as %s: %q: %v\n%s", u.Name, argv, err, out)
 	}
 	return out
+}
+
+// Command returns a command that runs as u: its uid and gid, no
+// supplementary groups, as setpriv --reuid --regid --clear-groups would.
+func (u User) Command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}}
+	return cmd
+}
+
+// Shell runs script with /bin/sh -c as u and returns its combined output;
+// it fails t if the script fails.
+func (u User) Shell(t testing.TB, script string) string {
+	t.Helper()
+	out, err := u.Command("/bin/sh", "-c", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("as %s: %s: %v\n%s", u.Name, script, err, out)
+	}
+	return string(out)
 }

@@ -9,11 +9,9 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/hostctl/hostctl/internal/testuser"
+	"github.com/hostctl/hostctl/supervisor/internal/testuser"
 )
 
-// attacker is the app's user in these tests: a real unprivileged user.
-const attacker = "hct-host"
 
 // world returns a root-owned 0755 dir that the attacker can reach, with
 // shared/ inside: a sticky, world-writable dir like /tmp.
@@ -63,7 +61,7 @@ func mkdir(t *testing.T, path string, mode fs.FileMode) string {
 // a file or a directory of theirs on the way, a write bit for them, a link
 // they planted in a shared dir. Each refusal names the path at fault.
 func TestReadFile(t *testing.T) {
-	u := testuser.Ensure(t, attacker)
+	u := testuser.Ensure(t)
 	root, shared := world(t)
 	secret := write(t, filepath.Join(root, "secret"), "s3cret-token-0123456789\n", 0o600)
 	rootDir := mkdir(t, filepath.Join(root, "etc"), 0o755)
@@ -155,7 +153,7 @@ func TestReadFile(t *testing.T) {
 // TestPrivateDir: a dir someone else made first, or can write, is refused
 // and left as it is; a missing one is made with the exact mode.
 func TestPrivateDir(t *testing.T) {
-	u := testuser.Ensure(t, attacker)
+	u := testuser.Ensure(t)
 	root, shared := world(t)
 
 	made := filepath.Join(shared, "hostctl-demo", "state")
@@ -208,7 +206,7 @@ func TestPrivateDir(t *testing.T) {
 // TestOwnFiles: what hostctl reads back from its state dir must be what it
 // wrote; what it writes never goes through a name planted there.
 func TestOwnFiles(t *testing.T) {
-	u := testuser.Ensure(t, attacker)
+	u := testuser.Ensure(t)
 	root, shared := world(t)
 	state := mkdir(t, filepath.Join(root, "state"), 0o700)
 	victim := write(t, filepath.Join(root, "victim"), "precious\n", 0o600)
