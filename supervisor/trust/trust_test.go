@@ -12,7 +12,6 @@ import (
 	"github.com/hostctl/hostctl/supervisor/internal/testuser"
 )
 
-
 // world returns a root-owned 0755 dir that the attacker can reach, with
 // shared/ inside: a sticky, world-writable dir like /tmp.
 func world(t *testing.T) (root, shared string) {

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hostctl/hostctl/supervisor/trust"
 	"github.com/hostctl/hostctl/supervisor/logfile"
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // Config is the [alerts] section of hostctl.toml. Every field has a

@@ -17,10 +17,10 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/fleet"
-	"github.com/hostctl/hostctl/supervisor/trust"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // DefaultPath is where hostctl looks for its config without -c or

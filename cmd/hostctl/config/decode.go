@@ -17,9 +17,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/hostctl/hostctl/supervisor/trust"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // Error is one problem in a config file.

@@ -14,8 +14,8 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
-	"github.com/hostctl/hostctl/supervisor/trust"
 	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // Version is reported by the admin API's /healthz; the CLI sets it.

@@ -13,9 +13,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
-	"github.com/hostctl/hostctl/supervisor/trust"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // drainFile holds the drain state inside the state dir. A drain survives
