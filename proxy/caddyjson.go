@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -202,9 +203,8 @@ func (cc *Config) siteRoute(s *site, instance string) (route, errRoute obj, err 
 	}
 	page := defaultErrorPage
 	if s.ErrorPage != "" {
-		page, err = os.ReadFile(s.ErrorPage)
-		if err != nil {
-			return nil, nil, &FieldError{Key: s.key + ".error_page", Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))}
+		if page, err = cc.readErrorPage(s); err != nil {
+			return nil, nil, err
 		}
 	}
 	route = obj{"handle": siteHandlers(routes), "terminal": true}
@@ -212,6 +212,26 @@ func (cc *Config) siteRoute(s *site, instance string) (route, errRoute obj, err 
 		route["match"] = []any{obj{"host": s.Hosts}}
 	}
 	return route, errorRoute(s.Hosts, page), nil
+}
+
+// readErrorPage reads the site's error page as the file user: the app's
+// user may own it, and a link it plants there must not reach what that
+// user could not read (fileuser.go).
+func (cc *Config) readErrorPage(s *site) ([]byte, error) {
+	o, release, err := acquireOpener(cc.FileUser)
+	if err != nil {
+		return nil, &FieldError{Key: "proxy.file_user", Msg: err.Error()}
+	}
+	defer release()
+	page, err := readFileAs(o, s.ErrorPage, maxErrorPage)
+	if err != nil {
+		msg := fmt.Sprintf("cannot read: %v", unwrapPath(err))
+		if errors.Is(err, fs.ErrPermission) {
+			msg += fmt.Sprintf(" (read as %s, file_user: it must be able to read the page and the dirs above it)", fileUserName(o))
+		}
+		return nil, &FieldError{Key: s.key + ".error_page", Msg: msg}
+	}
+	return page, nil
 }
 
 // siteHandlers returns the handlers of a site's route: a subroute of its
@@ -450,7 +470,7 @@ func (cc *Config) siteRoutes(s *site, instance string) ([]any, error) {
 		routes = append(routes, obj{"handle": []any{obj{"handler": "request_body", "max_size": *cc.MaxBodySize}}})
 	}
 	for _, st := range s.Static {
-		r, err := staticRoute(st)
+		r, err := staticRoute(st, cc.FileUser)
 		if err != nil {
 			return nil, err
 		}
@@ -492,7 +512,7 @@ func maintenanceRoute(allow []string) obj {
 
 // staticRoute serves st.Dir under st.Path: Cache-Control, the prefix
 // stripped, compression, precompressed files, no directory listing.
-func staticRoute(st Static) (obj, error) {
+func staticRoute(st Static, fileUser string) (obj, error) {
 	maxAge := defaultStaticMaxAge
 	if st.MaxAge != nil {
 		maxAge = *st.MaxAge
@@ -504,6 +524,10 @@ func staticRoute(st Static) (obj, error) {
 	dir, err := filepath.Abs(st.Dir)
 	if err != nil {
 		return nil, err
+	}
+	files := obj{"handler": "hostctl_static", "root": dir, "precompressed": []string{"br", "zstd", "gzip"}}
+	if fileUser != "" {
+		files["file_user"] = fileUser
 	}
 	prefix := st.Path
 	match := []string{prefix + "*"}
@@ -520,7 +544,7 @@ func staticRoute(st Static) (obj, error) {
 				"encodings": obj{"zstd": obj{}, "gzip": obj{}},
 				"prefer":    []string{"zstd", "gzip"},
 			},
-			obj{"handler": "hostctl_static", "root": dir, "precompressed": []string{"br", "zstd", "gzip"}},
+			files,
 		},
 		"terminal": true,
 	}, nil

@@ -111,11 +111,20 @@ type Config struct {
 
 	// ErrorPage is an HTML file served with the real status (502, 503, 504)
 	// when the upstream is down, failing or too slow, and for maintenance
-	// mode. It is read when the config is applied (changing the file needs a
-	// reload); at most 1 MB; Caddy placeholders such as
+	// mode. It is read, as FileUser, when the config is applied (changing
+	// the file needs a reload); at most 1 MB; Caddy placeholders such as
 	// {http.error.status_code} in it are expanded. Default: the page built
 	// into hostctl (a copy is configs/error.html).
 	ErrorPage string `toml:"error_page"`
+
+	// FileUser is the user whose permissions static files and error pages
+	// are read with, as nginx's workers read them as www-data: a file, or
+	// a symbolic link the app's user plants, that this user may not read
+	// is answered 403 (an error page: a config error). Its uid, gid and
+	// supplementary groups count; root (uid 0) is refused. Used only when
+	// hostctl runs as root; otherwise files are read as hostctl's own
+	// user. Default "www-data" if that user exists, else "nobody".
+	FileUser string `toml:"file_user"`
 
 	// Maintenance answers every request with 503 and the error page, except
 	// requests from Allow. Default false.
@@ -598,7 +607,30 @@ func (c *Config) validateFields(prefix string) []error {
 		}
 	}
 	cc.checkSites(fe)
+	cc.checkFileUser(fe)
 	return fe.errs
+}
+
+// checkFileUser checks file_user: a user that exists, not root, whose
+// groups can be read. The default (www-data, else nobody) is checked only
+// where it is used: hostctl runs as root and a site has static files or
+// an error page.
+func (cc *Config) checkFileUser(fe *fieldErrors) {
+	if cc.FileUser == "" {
+		if os.Geteuid() != 0 {
+			return
+		}
+		used := false
+		for _, s := range cc.sites("") {
+			used = used || len(s.Static) > 0 || s.ErrorPage != ""
+		}
+		if !used {
+			return
+		}
+	}
+	if _, err := lookupFileUser(cc.FileUser); err != nil {
+		fe.add(".file_user", "%v", err)
+	}
 }
 
 // fieldErrors collects the problems validateFields finds.

@@ -152,7 +152,7 @@ func TestErrorPage(t *testing.T) {
 	}
 
 	// A custom page, and 504 when the upstream is too slow.
-	page := filepath.Join(t.TempDir(), "oops.html")
+	page := filepath.Join(publicDir(t), "oops.html")
 	os.WriteFile(page, []byte("<p>custom {http.error.status_code}</p>"), 0o644)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
@@ -417,7 +417,7 @@ func TestReloadKeepsRequestsInFlight(t *testing.T) {
 		res <- result{resp.StatusCode, string(b), err}
 	}()
 	<-arrived
-	cfg.Static = []Static{{Path: "/static/", Dir: t.TempDir()}} // a real change
+	cfg.Static = []Static{{Path: "/static/", Dir: publicDir(t)}} // a real change
 	if err := h.p.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 func TestStaticFiles(t *testing.T) {
-	dir := t.TempDir()
+	dir := publicDir(t)
 	css := strings.Repeat("body { color: #333; margin: 0 auto; }\n", 200)
 	os.WriteFile(filepath.Join(dir, "site.css"), []byte(css), 0o644)
 	js := strings.Repeat("console.log('hello');\n", 100)
