@@ -636,7 +636,8 @@ func trimSlash(p string) string {
 	return p
 }
 
-// errorRoute serves page with the error's own status for 502, 503 and 504.
+// errorRoute serves page with the error's own status for 502, 503 and 504,
+// as written but for {http.error.status_code} (hostctl_error_page).
 func errorRoute(hosts []string, page []byte) obj {
 	match := obj{"expression": "{http.error.status_code} in [502, 503, 504]"}
 	if len(hosts) > 0 {
@@ -645,13 +646,8 @@ func errorRoute(hosts []string, page []byte) obj {
 	return obj{
 		"match": []any{match},
 		"handle": []any{obj{
-			"handler":     "static_response",
-			"status_code": "{http.error.status_code}",
-			"headers": obj{
-				"Content-Type":  []string{"text/html; charset=utf-8"},
-				"Cache-Control": []string{"no-store"},
-			},
-			"body": string(page),
+			"handler": "hostctl_error_page",
+			"body":    string(page),
 		}},
 		"terminal": true,
 	}

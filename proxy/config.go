@@ -112,9 +112,10 @@ type Config struct {
 	// ErrorPage is an HTML file served with the real status (502, 503, 504)
 	// when the upstream is down, failing or too slow, and for maintenance
 	// mode. It is read, as FileUser, when the config is applied (changing
-	// the file needs a reload); at most 1 MB; Caddy placeholders such as
-	// {http.error.status_code} in it are expanded. Default: the page built
-	// into hostctl (a copy is configs/error.html).
+	// the file needs a reload); at most 1 MB. It is served as written,
+	// except that "{http.error.status_code}" becomes the status (no other
+	// Caddy placeholder is expanded: the app's user may write the page).
+	// Default: the page built into hostctl (a copy is configs/error.html).
 	ErrorPage string `toml:"error_page"`
 
 	// FileUser is the user whose permissions static files and error pages

@@ -149,12 +149,25 @@ func TestStaticLinksAsAppUser(t *testing.T) {
 	}
 }
 
-// TestErrorPageAsAppUser: an error page the app's user links to a
+// TestErrorPageAsAppUser: an error page the app's user writes is served
+// byte for byte, Caddy placeholders and all, and one it links to a
 // root-only file is refused when the config is applied.
 func TestErrorPageAsAppUser(t *testing.T) {
 	a := newApp(t)
 	zero := time.Duration(0)
 	down := freeAddr(t) // nothing listens: 502 and the error page
+
+	t.Run("placeholders served literally", func(t *testing.T) {
+		page := filepath.Join(a.dir, "500.html")
+		text := "<p>{file." + a.secret + "} {env.HOME} {http.request.uri} {http.request.header.Cookie}</p>\n"
+		a.as(t, "sh", "-c", `printf '%s' "$2" > "$1"`, "sh", page, text)
+		listen := freeAddr(t)
+		startProxy(t, Config{Listen: listen, Upstream: down, RetryFor: &zero, ErrorPage: page})
+		resp, body := get(t, client(), "http://"+listen+"/some/uri", "Cookie", "session=abc")
+		if resp.StatusCode != 502 || body != text {
+			t.Errorf("got %d %q, want 502 and the page as written, %q", resp.StatusCode, body, text)
+		}
+	})
 
 	t.Run("link to a root-only file", func(t *testing.T) {
 		page := filepath.Join(a.dir, "503.html")
