@@ -359,7 +359,8 @@ func (cc *Config) tlsApp(internalHosts, acmeHosts []string, files []fileCert) (o
 		for _, fc := range files {
 			// The tag carries the files' checksum, so that new contents
 			// at the same paths make a different config, which Apply loads.
-			load = append(load, obj{"certificate": fc.cert, "key": fc.key, "format": "pem", "tags": []string{"hostctl-" + fc.sum}})
+			// Caddy expands placeholders in the paths: take them as written.
+			load = append(load, obj{"certificate": escapeBraces(fc.cert), "key": escapeBraces(fc.key), "format": "pem", "tags": []string{"hostctl-" + fc.sum}})
 		}
 		app["certificates"] = obj{"load_files": load}
 	}
@@ -657,6 +658,11 @@ func errorRoute(hosts []string, page []byte) obj {
 // servers, with "terminal" removed so that a site block that does not
 // answer a request lets hostctl's routes run.
 func caddyfileRoutes(path string) (routes []json.RawMessage, warnings []string, err error) {
+	// Its placeholders ({file.PATH}, {env.NAME}) run as root: only root
+	// (or hostctl's user) may be able to change it.
+	if err := checkTrustedFile(path); err != nil {
+		return nil, nil, unwrapPath(err)
+	}
 	body, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot read: %v", unwrapPath(err))

@@ -605,6 +605,8 @@ func (c *Config) validateFields(prefix string) []error {
 	if cc.Caddyfile != "" {
 		if _, err := os.Stat(cc.Caddyfile); err != nil {
 			fe.add(".caddyfile", "cannot read: %v", unwrapPath(err))
+		} else if err := checkTrustedFile(cc.Caddyfile); err != nil {
+			fe.add(".caddyfile", "%v", unwrapPath(err))
 		}
 	}
 	cc.checkSites(fe)
@@ -678,6 +680,11 @@ func (cc *Config) checkListen(fe *fieldErrors) {
 func (cc *Config) checkACME(fe *fieldErrors) {
 	if u, err := url.Parse(cc.ACMECA); err != nil || u.Scheme != "https" || u.Host == "" {
 		fe.add(".acme_ca", "%q is not an https URL (the ACME directory, such as %q)", cc.ACMECA, certmagic.LetsEncryptProductionCA)
+	} else if err := noPlaceholders(cc.ACMECA); err != nil {
+		fe.add(".acme_ca", "%q %v", cc.ACMECA, err)
+	}
+	if err := noPlaceholders(cc.Email); err != nil {
+		fe.add(".email", "%q %v", cc.Email, err)
 	}
 	if cc.ACMECARoot != "" {
 		if err := checkPEMCerts(cc.ACMECARoot); err != nil {
@@ -719,6 +726,9 @@ func (cc *Config) checkHealth(fe *fieldErrors) {
 	}
 	if s := cc.Health.Status; !(s >= 1 && s <= 5) && !(s >= 100 && s <= 599) {
 		fe.add(".health.status", "%d is neither a status code (100-599) nor a class (1-5)", s)
+	}
+	if err := noPlaceholders(cc.Health.Host); err != nil {
+		fe.add(".health.host", "%q %v", cc.Health.Host, err)
 	}
 	if cc.Health.MaxFails < 0 {
 		fe.add(".health.max_fails", "%d: must be 1 or more (failed requests within fail_duration that take an upstream out)", cc.Health.MaxFails)
@@ -862,6 +872,8 @@ func (s *site) checkUpstreams(fe *fieldErrors) {
 func (st *Static) check(fe *fieldErrors, key string) {
 	if !strings.HasPrefix(st.Path, "/") {
 		fe.add(key+".path", "%q must be a URL prefix starting with / (for example \"/static/\")", st.Path)
+	} else if err := noPlaceholders(st.Path); err != nil {
+		fe.add(key+".path", "%q %v", st.Path, err)
 	}
 	if st.Dir == "" {
 		fe.add(key+".dir", "missing: the directory to serve")
@@ -927,6 +939,9 @@ func checkPEMCerts(path string) error {
 
 // checkUpstream checks "host:port" or "unix:/path".
 func checkUpstream(u string) error {
+	if err := noPlaceholders(u); err != nil {
+		return fmt.Errorf("%q %v", u, err)
+	}
 	if path, ok := strings.CutPrefix(u, "unix:"); ok {
 		path = strings.TrimPrefix(path, "//")
 		if !filepath.IsAbs(path) {

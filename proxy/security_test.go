@@ -91,6 +91,12 @@ func newApp(t *testing.T) *app {
 	return a
 }
 
+// leaked reports whether body holds the secret (Caddy's {file.*} drops
+// the trailing newline).
+func (a *app) leaked(body string) bool {
+	return strings.Contains(body, strings.TrimSpace(a.secretv))
+}
+
 // as runs a command as the app user, with its own uid, gid and no other
 // groups, and fails the test if it fails.
 func (a *app) as(t *testing.T, name string, args ...string) {
@@ -133,7 +139,7 @@ func TestStaticLinksAsAppUser(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := get(t, c, "http://"+listen+tt.path)
-			if strings.Contains(body, a.secretv) {
+			if a.leaked(body) {
 				t.Fatalf("GET %s served the root-only secret (%d)", tt.path, resp.StatusCode)
 			}
 			if tt.ok && (resp.StatusCode != 200 || body != tt.body) {
@@ -179,7 +185,7 @@ func TestErrorPageAsAppUser(t *testing.T) {
 		if err == nil {
 			defer p.Stop()
 			_, body := get(t, client(), "http://"+listen+"/")
-			if strings.Contains(body, a.secretv) {
+			if a.leaked(body) {
 				t.Fatalf("the error page served the root-only secret")
 			}
 			t.Fatalf("Apply accepted an error page the file user cannot read")
@@ -192,4 +198,45 @@ func TestErrorPageAsAppUser(t *testing.T) {
 			t.Errorf("Validate: %v, want a proxy.error_page error", errs)
 		}
 	})
+}
+
+// TestCaddyfileAsAppUser: a Caddyfile the app's user can change is
+// refused: its placeholders run as root ({file.PATH} reads any file).
+// One in the app's dir, and one of root's in a dir the app's user owns
+// (which it can replace).
+func TestCaddyfileAsAppUser(t *testing.T) {
+	a := newApp(t)
+	text := ":80 {\n\trespond /leak \"{file." + a.secret + "}\" 200\n}\n"
+	owned := filepath.Join(a.dir, "Caddyfile")
+	a.as(t, "sh", "-c", `printf '%s' "$2" > "$1"`, "sh", owned, text)
+	rootsInAppDir := filepath.Join(a.dir, "root.caddy")
+	if err := os.WriteFile(rootsInAppDir, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	linked := filepath.Join(a.base, "linked.caddy") // root's link to the app's file
+	if err := os.Symlink(owned, linked); err != nil {
+		t.Fatal(err)
+	}
+	for _, cf := range []string{owned, rootsInAppDir, linked} {
+		t.Run(filepath.Base(cf), func(t *testing.T) {
+			listen := freeAddr(t)
+			cfg := Config{Listen: listen, Upstream: freeAddr(t), Caddyfile: cf}
+			p := New(Options{StateDir: t.TempDir()})
+			err := p.Apply(cfg)
+			if err == nil {
+				defer p.Stop()
+				_, body := get(t, client(), "http://"+listen+"/leak")
+				if a.leaked(body) {
+					t.Fatalf("the app's Caddyfile served the root-only secret")
+				}
+				t.Fatalf("Apply accepted a Caddyfile the app's user can change")
+			}
+			if !strings.Contains(err.Error(), "proxy.caddyfile") || !strings.Contains(err.Error(), "owned by uid "+strconv.Itoa(a.uid)) {
+				t.Errorf("Apply: %v, want a proxy.caddyfile error naming the owner", err)
+			}
+			if errs := cfg.Validate("proxy"); len(errs) == 0 {
+				t.Errorf("Validate accepted it")
+			}
+		})
+	}
 }
