@@ -38,6 +38,7 @@ var renewCheckInterval time.Duration
 // buildEnv is what the generated JSON needs from the running process.
 type buildEnv struct {
 	storageRoot string    // the default file storage dir (<state_dir>/caddy); empty: Caddy's default
+	spoolDir    string    // where request bodies are spooled (<state_dir>/proxy-bodies); empty: the handlers' default
 	validating  bool      // storageRoot is a temporary dir to use whatever Config.Storage says
 	secrets     bool      // read the storage's secrets from their files (not for CaddyJSON)
 	instance    string    // key of the Proxy whose logger and access log the log modules use
@@ -84,7 +85,7 @@ func (c *Config) build(env buildEnv) (obj, error) {
 	if err != nil {
 		return nil, err
 	}
-	sr, err := cc.routeSites(env.instance)
+	sr, err := cc.routeSites(env)
 	if err != nil {
 		return nil, err
 	}
@@ -155,12 +156,12 @@ type fileCert struct {
 }
 
 // routeSites builds every site's route and error route and sorts them by
-// server and TLS mode. instance names the Proxy whose health answers and
-// traffic counts the sites' hostctl_site handlers use.
-func (cc *Config) routeSites(instance string) (serverRoutes, error) {
+// server and TLS mode. env.instance names the Proxy whose health answers
+// and traffic counts the sites' hostctl_site handlers use.
+func (cc *Config) routeSites(env buildEnv) (serverRoutes, error) {
 	var sr serverRoutes
 	for _, s := range cc.sites("proxy") {
-		route, errRoute, err := cc.siteRoute(&s, instance)
+		route, errRoute, err := cc.siteRoute(&s, env)
 		if err != nil {
 			return serverRoutes{}, err
 		}
@@ -196,8 +197,8 @@ func (cc *Config) routeSites(instance string) (serverRoutes, error) {
 
 // siteRoute returns the site's route (its host names' subroute) and its
 // error route (the error page for those host names).
-func (cc *Config) siteRoute(s *site, instance string) (route, errRoute obj, err error) {
-	routes, err := cc.siteRoutes(s, instance)
+func (cc *Config) siteRoute(s *site, env buildEnv) (route, errRoute obj, err error) {
+	routes, err := cc.siteRoutes(s, env)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -454,12 +455,12 @@ func logging(instance string) obj {
 // health endpoint and traffic count (with health_path), maintenance, the
 // request body limit, static files, then the upstreams (or 404 when there
 // are none).
-func (cc *Config) siteRoutes(s *site, instance string) ([]any, error) {
+func (cc *Config) siteRoutes(s *site, env buildEnv) ([]any, error) {
 	var routes []any
 	if cc.HealthPath != "" {
 		routes = append(routes, obj{"handle": []any{obj{
 			"handler":     "hostctl_site",
-			"instance":    instance,
+			"instance":    env.instance,
 			"health_path": cc.HealthPath,
 			"upstreams":   s.upstreams(),
 		}}})
@@ -481,7 +482,7 @@ func (cc *Config) siteRoutes(s *site, instance string) ([]any, error) {
 	if len(ups) == 0 {
 		return append(routes, obj{"handle": []any{obj{"handler": "error", "status_code": 404}}}), nil
 	}
-	return append(routes, obj{"handle": []any{cc.proxyHandler(s, ups)}}), nil
+	return append(routes, obj{"handle": cc.proxyHandlers(s, ups, env.spoolDir)}), nil
 }
 
 // caddyReverseProxyOnly, if set, has every site proxied by Caddy's
@@ -489,16 +490,33 @@ func (cc *Config) siteRoutes(s *site, instance string) ([]any, error) {
 // compare the two.
 var caddyReverseProxyOnly bool
 
-// proxyHandler returns the handler that proxies to the site's upstreams:
+// proxyHandlers returns the handlers that proxy to the site's upstreams:
 // for one upstream without keep-alive, hostctl_upstream (UpstreamHandler),
 // which hands what it does not handle itself to the reverse_proxy inside
-// it; else Caddy's reverse_proxy.
-func (cc *Config) proxyHandler(s *site, ups []string) obj {
+// it; else Caddy's reverse_proxy. Request bodies are buffered by
+// hostctl_upstream, or by hostctl_request_buffer before reverse_proxy
+// (spool.go), never by reverse_proxy's request_buffers, which would hold
+// them in RAM.
+func (cc *Config) proxyHandlers(s *site, ups []string, spoolDir string) []any {
 	rp := cc.reverseProxy(s, ups)
-	if len(ups) != 1 || cc.UpstreamKeepAlive || caddyReverseProxyOnly {
-		return rp
+	var buffer obj
+	if *cc.RequestBuffer > 0 {
+		buffer = obj{"limit": *cc.RequestBuffer, "memory": *cc.RequestBufferMemory}
+		if spoolDir != "" {
+			buffer["dir"] = spoolDir
+		}
 	}
-	return obj{"handler": "hostctl_upstream", "proxy": rp}
+	if len(ups) != 1 || cc.UpstreamKeepAlive || caddyReverseProxyOnly {
+		if buffer == nil {
+			return []any{rp}
+		}
+		return []any{obj{"handler": "hostctl_request_buffer", "buffer": buffer}, rp}
+	}
+	up := obj{"handler": "hostctl_upstream", "proxy": rp}
+	if buffer != nil {
+		up["buffer"] = buffer
+	}
+	return []any{up}
 }
 
 // maintenanceRoute answers 503 "maintenance" (the error page) to every
@@ -552,7 +570,7 @@ func staticRoute(st Static, fileUser string) (obj, error) {
 }
 
 // reverseProxy returns the reverse_proxy handler for the site's upstreams
-// ups: its transport, request buffering, load balancing with retries, and
+// ups: its transport, load balancing with retries, and
 // active and passive health checks when there is more than one upstream.
 func (cc *Config) reverseProxy(s *site, ups []string) obj {
 	var upstreams []any
@@ -564,9 +582,6 @@ func (cc *Config) reverseProxy(s *site, ups []string) obj {
 		"upstreams":      upstreams,
 		"transport":      cc.upstreamTransport(),
 		"load_balancing": cc.loadBalancing(),
-	}
-	if *cc.RequestBuffer > 0 {
-		rp["request_buffers"] = *cc.RequestBuffer
 	}
 	if len(ups) > 1 {
 		checks := obj{"active": cc.activeHealthCheck(s)}

@@ -155,9 +155,29 @@ type Config struct {
 	// before the upstream connection is opened, so a slow client never holds
 	// an upstream worker (gunicorn sync workers serve one connection at a
 	// time). Bytes. Default 10MB (the same as max_body_size: whole bodies
-	// are buffered, in memory). 0 turns buffering off (stream bodies; only
-	// safe for async upstreams).
+	// are buffered; the first RequestBufferMemory bytes in RAM, the rest in
+	// a file). 0 turns buffering off (stream bodies; only safe for async
+	// upstreams).
 	RequestBuffer *int64 `toml:"request_buffer" unit:"bytes"`
+
+	// RequestBufferMemory is how much of each buffered request body is
+	// kept in RAM; the rest of its request_buffer is written to an
+	// unlinked file in <state_dir>/proxy-bodies (a dir only hostctl's
+	// user may enter), as nginx's client_body_buffer_size. Bytes.
+	// Default 64KB.
+	RequestBufferMemory *int64 `toml:"request_buffer_memory" unit:"bytes"`
+
+	// RequestBufferTotalMemory caps the RAM all buffered request bodies
+	// hold together; a body that finds it used up goes to disk whole.
+	// Bytes. Default 64MB.
+	RequestBufferTotalMemory *int64 `toml:"request_buffer_total_memory" unit:"bytes"`
+
+	// RequestBufferTotalDisk caps the disk all spooled request bodies
+	// hold together: a request whose body does not fit gets 503 with
+	// Retry-After (before its body is read when its length is known), so
+	// parallel uploads can fill neither hostctl's memory nor the disk.
+	// At least request_buffer - request_buffer_memory. Bytes. Default 1GB.
+	RequestBufferTotalDisk *int64 `toml:"request_buffer_total_disk" unit:"bytes"`
 
 	// UpstreamKeepAlive keeps idle connections to the upstream open for
 	// reuse. Off by default: gunicorn sync workers would be pinned by idle
@@ -343,24 +363,28 @@ func DefaultConfig() Config {
 	retry := 5 * time.Second
 	maxBody := int64(10 << 20)
 	buf := maxBody
+	bufMem, bufTotalMem, bufTotalDisk := int64(defaultBufferMemory), int64(defaultBufferTotalMemory), int64(defaultBufferTotalDisk)
 	write := time.Duration(0)
 	accessLog := true
 	failDuration := 10 * time.Second
 	return Config{
-		Listen:            ":80",
-		ListenTLS:         ":443",
-		ACMECA:            certmagic.LetsEncryptProductionCA,
-		RetryFor:          &retry,
-		MaxBodySize:       &maxBody,
-		RequestBuffer:     &buf,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      &write,
-		IdleTimeout:       2 * time.Minute,
-		GracePeriod:       10 * time.Second,
-		DialTimeout:       3 * time.Second,
-		UpstreamTimeout:   60 * time.Second,
-		AccessLog:         &accessLog,
+		Listen:                   ":80",
+		ListenTLS:                ":443",
+		ACMECA:                   certmagic.LetsEncryptProductionCA,
+		RetryFor:                 &retry,
+		MaxBodySize:              &maxBody,
+		RequestBuffer:            &buf,
+		RequestBufferMemory:      &bufMem,
+		RequestBufferTotalMemory: &bufTotalMem,
+		RequestBufferTotalDisk:   &bufTotalDisk,
+		ReadHeaderTimeout:        10 * time.Second,
+		ReadTimeout:              60 * time.Second,
+		WriteTimeout:             &write,
+		IdleTimeout:              2 * time.Minute,
+		GracePeriod:              10 * time.Second,
+		DialTimeout:              3 * time.Second,
+		UpstreamTimeout:          60 * time.Second,
+		AccessLog:                &accessLog,
 		Health: Health{
 			Path:         "/",
 			Status:       2,
@@ -373,6 +397,13 @@ func DefaultConfig() Config {
 }
 
 const defaultStaticMaxAge = time.Hour
+
+// The request body buffers' defaults (see RequestBufferMemory).
+const (
+	defaultBufferMemory      = 64 << 10
+	defaultBufferTotalMemory = 64 << 20
+	defaultBufferTotalDisk   = 1 << 30
+)
 
 // withDefaults returns c with every unset field set from DefaultConfig, so a
 // Config filled only from the file works without the caller merging
@@ -396,6 +427,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RequestBuffer == nil {
 		c.RequestBuffer = d.RequestBuffer
+	}
+	if c.RequestBufferMemory == nil {
+		c.RequestBufferMemory = d.RequestBufferMemory
+	}
+	if c.RequestBufferTotalMemory == nil {
+		c.RequestBufferTotalMemory = d.RequestBufferTotalMemory
+	}
+	if c.RequestBufferTotalDisk == nil {
+		c.RequestBufferTotalDisk = d.RequestBufferTotalDisk
 	}
 	if c.ReadHeaderTimeout == 0 {
 		c.ReadHeaderTimeout = d.ReadHeaderTimeout
@@ -704,6 +744,20 @@ func (cc *Config) checkLimits(fe *fieldErrors) {
 	}
 	if *cc.RequestBuffer < 0 {
 		fe.add(".request_buffer", "must not be negative")
+	}
+	for _, v := range []struct {
+		key string
+		n   int64
+	}{
+		{".request_buffer_memory", *cc.RequestBufferMemory}, {".request_buffer_total_memory", *cc.RequestBufferTotalMemory},
+		{".request_buffer_total_disk", *cc.RequestBufferTotalDisk},
+	} {
+		if v.n < 0 {
+			fe.add(v.key, "must not be negative")
+		}
+	}
+	if need := *cc.RequestBuffer - *cc.RequestBufferMemory; need > 0 && *cc.RequestBufferTotalDisk < need {
+		fe.add(".request_buffer_total_disk", "%d bytes is less than one request's request_buffer - request_buffer_memory (%d): no body that long could be buffered", *cc.RequestBufferTotalDisk, need)
 	}
 	for key, d := range map[string]time.Duration{
 		".read_header_timeout": cc.ReadHeaderTimeout, ".read_timeout": cc.ReadTimeout,

@@ -294,7 +294,7 @@ func TestGeneratedConfigDefaults(t *testing.T) {
 		`"admin":{"config":{"persist":false},"disabled":true}`,
 		`"dial":"unix//run/app.sock"`,
 		`"keep_alive":{"enabled":false}`,
-		`"request_buffers":10485760`,
+		`"buffer":{"limit":10485760,"memory":65536}`,
 		`"max_size":10485760`,
 		`"try_duration":5000000000`,
 		`"protocols":["h1","h2c"]`,
