@@ -35,7 +35,9 @@ type Options struct {
 
 	// StateDir is hostctl's state directory. Certificates, ACME accounts
 	// and the local CA live in <StateDir>/caddy unless Config.Storage
-	// says otherwise. If empty, DefaultStateDir.
+	// says otherwise; request bodies past request_buffer_memory are
+	// spooled in <StateDir>/proxy-bodies (0700, created if missing). If
+	// empty, DefaultStateDir.
 	StateDir string
 
 	// AccessLog receives one JSON line per request when access_log is on,

@@ -240,3 +240,21 @@ func TestCaddyfileAsAppUser(t *testing.T) {
 		})
 	}
 }
+
+// TestStaticDirUnreadableWarns: a static dir the file user cannot read
+// (every file would get 403) is said so in the log when the proxy starts.
+func TestStaticDirUnreadableWarns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the file user is another user only then")
+	}
+	dir := t.TempDir() // 0700 root
+	writeFile(t, dir, "site.css", "body{}")
+	listen := freeAddr(t)
+	h := startProxy(t, Config{Listen: listen, Upstream: freeAddr(t), Static: []Static{{Path: "/static/", Dir: dir}}})
+	if n := h.logs.FilterMessageSnippet("not readable by the file user").Len(); n == 0 {
+		t.Errorf("no warning about the unreadable static dir; logs: %v", h.logs.All())
+	}
+	if resp, _ := get(t, client(), "http://"+listen+"/static/site.css"); resp.StatusCode != 403 {
+		t.Errorf("a file in it: %d, want 403", resp.StatusCode)
+	}
+}

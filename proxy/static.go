@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/encode"
+	"go.uber.org/zap"
 )
 
 func init() {
@@ -59,13 +61,25 @@ func (StaticFiles) CaddyModule() caddy.ModuleInfo {
 // precompressedSuffix is the file name suffix of each encoding's sibling.
 var precompressedSuffix = map[string]string{"br": ".br", "zstd": ".zst", "gzip": ".gz"}
 
-// Provision starts (or shares) the threads that open files as FileUser.
-func (s *StaticFiles) Provision(caddy.Context) error {
+// Provision starts (or shares) the threads that open files as FileUser,
+// and warns if that user cannot read Root: every file would get 403.
+func (s *StaticFiles) Provision(ctx caddy.Context) error {
 	o, release, err := acquireOpener(s.FileUser)
 	if err != nil {
 		return fmt.Errorf("file_user: %w", err)
 	}
 	s.opener, s.release = o, release
+	var derr error
+	o.do(context.Background(), func() {
+		var fd int
+		if fd, derr = syscall.Open(s.Root, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0); derr == nil {
+			syscall.Close(fd)
+		}
+	})
+	if errors.Is(derr, fs.ErrPermission) && ctx.Context != nil {
+		ctx.Logger().Warn("the static dir is not readable by the file user: its files get 403 (give that user read and search permission on it and the dirs above)",
+			zap.String("dir", s.Root), zap.String("file_user", fileUserName(o)))
+	}
 	return nil
 }
 
