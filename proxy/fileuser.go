@@ -123,6 +123,7 @@ type fileOpener struct {
 
 type openCall struct {
 	fn   func()
+	err  error // the thread could not run fn as the file user
 	done chan struct{}
 }
 
@@ -177,7 +178,10 @@ func (o *fileOpener) release() {
 }
 
 // thread is one opener: it locks itself to its OS thread, takes the file
-// user's credentials there and runs calls until reqs is closed. It never
+// user's credentials there and runs calls until reqs is closed. (hostctl
+// itself never calls Go's syscall.Setuid, Setgroups and the like, which
+// change every thread's credentials, these included; each call checks
+// anyway.) It never
 // unlocks the thread, so the runtime ends the thread when it returns.
 func (o *fileOpener) thread(ready chan<- error) {
 	runtime.LockOSThread()
@@ -187,14 +191,34 @@ func (o *fileOpener) thread(ready chan<- error) {
 	}
 	ready <- nil
 	for c := range o.reqs {
+		c.err = nil
+		if !o.credsIntact() {
+			// Something changed every thread's credentials (Go's
+			// syscall.Setuid and the like do): take the file user's
+			// again, or refuse.
+			if err := setThreadFileCreds(o.id); err != nil {
+				c.err = fmt.Errorf("reading files as %s: %w", o.id.name, err)
+				c.done <- struct{}{}
+				continue
+			}
+		}
 		c.fn()
 		c.done <- struct{}{}
 	}
 }
 
+// credsIntact reports whether the calling opener thread still has the
+// file user's fsuid and fsgid (two raw syscalls, before each call).
+func (o *fileOpener) credsIntact() bool {
+	uid, _, _ := syscall.RawSyscall(sysSetfsuid, ^uintptr(0), 0, 0)
+	gid, _, _ := syscall.RawSyscall(sysSetfsgid, ^uintptr(0), 0, 0)
+	return int(uid) == o.id.uid && int(gid) == o.id.gid
+}
+
 // do runs fn as the file user and returns when it has returned, or
-// ctx's error if ctx ends before a thread takes it. fn must only open,
-// stat and read files.
+// ctx's error if ctx ends before a thread takes it, or an error without
+// running fn if the thread can no longer take the file user's
+// credentials. fn must only open, stat and read files.
 func (o *fileOpener) do(ctx context.Context, fn func()) error {
 	if o == nil {
 		fn()
@@ -210,9 +234,10 @@ func (o *fileOpener) do(ctx context.Context, fn func()) error {
 		return ctx.Err()
 	}
 	<-c.done
+	err := c.err
 	c.fn = nil
 	openCallPool.Put(c)
-	return nil
+	return err
 }
 
 // fsCaps are the capabilities that bypass file permission checks, which
@@ -336,7 +361,7 @@ func openRegular(name string) (*os.File, error) {
 func readFileAs(o *fileOpener, name string, limit int64) ([]byte, error) {
 	var b []byte
 	var err error
-	o.do(context.Background(), func() {
+	derr := o.do(context.Background(), func() {
 		var f *os.File
 		if f, err = openRegular(name); err != nil {
 			return
@@ -347,6 +372,9 @@ func readFileAs(o *fileOpener, name string, limit int64) ([]byte, error) {
 			err = fmt.Errorf("%s is larger than %d bytes", name, limit)
 		}
 	})
+	if derr != nil {
+		return nil, derr
+	}
 	return b, err
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -177,5 +178,47 @@ func BenchmarkOpen(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestOpenerRetakesCredentials: an opener thread whose credentials were
+// changed (as Go's syscall.Setuid would change every thread's) takes the
+// file user's again before it opens anything.
+func TestOpenerRetakesCredentials(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	o, release, err := acquireOpener("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	// onEveryThread runs fn on each opener thread: the calls wait for
+	// each other, so each holds a thread of its own.
+	onEveryThread := func(fn func()) {
+		var wg, all sync.WaitGroup
+		all.Add(openerThreads)
+		for range openerThreads {
+			wg.Go(func() {
+				if err := o.do(context.Background(), func() { all.Done(); all.Wait(); fn() }); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	onEveryThread(func() { syscall.RawSyscall(sysSetfsuid, 0, 0, 0) })
+	var mu sync.Mutex
+	var seen []string
+	onEveryThread(func() {
+		fsuid, _, _, _ := threadCreds(t)
+		mu.Lock()
+		seen = append(seen, fsuid)
+		mu.Unlock()
+	})
+	for _, fsuid := range seen {
+		if fsuid != strconv.Itoa(o.id.uid) {
+			t.Errorf("an opener thread whose fsuid was set to 0 ran the next call with fsuid %s, want %d", fsuid, o.id.uid)
+		}
 	}
 }
