@@ -27,6 +27,9 @@ lean="$lean supervisor"
 # The fleet tests share certificates through a real Redis server
 # (redis-server; its own service does not start, see policy-rc.d below).
 lean="$lean redis-server"
+# The proxy's security tests attack as a real unprivileged user, made with
+# useradd (passwd) and run with setpriv (util-linux).
+lean="$lean passwd util-linux"
 [ "${1:-}" = "--bench" ] && lean="$lean nginx-light"
 
 missing() {
