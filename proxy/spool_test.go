@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap/zapcore"
 )
 
 // resetBodyPeaks starts a new count of the buffers' peaks.
@@ -254,5 +256,55 @@ func TestBufferConfig(t *testing.T) {
 	}
 	if got := strings.Join(keys, " "); got != "proxy.request_buffer_memory proxy.request_buffer_total_disk" {
 		t.Errorf("error keys %q\n%v", got, errs)
+	}
+}
+
+// TestSpooledUploadWaitsForRestartingUpstream: an upload spooled to disk
+// that finds its upstream restarting is sent whole once the upstream is
+// back (the attempts that could not connect read nothing of it), through
+// hostctl_upstream and through reverse_proxy.
+func TestSpooledUploadWaitsForRestartingUpstream(t *testing.T) {
+	for _, keepAlive := range []bool{false, true} {
+		t.Run(map[bool]string{false: "hostctl_upstream", true: "reverse_proxy"}[keepAlive], func(t *testing.T) {
+			up := newUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				sum := sha256.New()
+				io.Copy(sum, r.Body)
+				io.WriteString(w, hex.EncodeToString(sum.Sum(nil)))
+			}))
+			up.kill()
+			attempts := make(chan struct{}, 64)
+			listen := freeAddr(t)
+			retry := 20 * time.Second
+			startProxyHook(t, Config{Listen: listen, Upstream: up.addr, UpstreamKeepAlive: keepAlive, RetryFor: &retry},
+				zapcore.DebugLevel, func(e zapcore.Entry) {
+					if strings.Contains(e.Message, "upstream roundtrip") || strings.Contains(e.Message, "retrying") {
+						select {
+						case attempts <- struct{}{}:
+						default:
+						}
+					}
+				})
+			results := make(chan uploadResult, 2)
+			go func() { results <- upload("http://"+listen+"/", 1<<20, false, false) }()
+			go func() { results <- upload("http://"+listen+"/", 1<<20, true, false) }()
+			for range 4 { // both uploads spooled and failing to connect
+				select {
+				case <-attempts:
+				case <-time.After(15 * time.Second):
+					t.Fatal("the proxy made no attempt to reach the upstream within 15s")
+				}
+			}
+			up.restart()
+			for range 2 {
+				select {
+				case r := <-results:
+					if r.err != nil || r.status != 200 || r.body != r.sent {
+						t.Errorf("upload: %d %v, upstream's checksum %q, sent %q", r.status, r.err, r.body, r.sent)
+					}
+				case <-time.After(30 * time.Second):
+					t.Fatal("an upload did not complete within 30s of the restart")
+				}
+			}
+		})
 	}
 }
