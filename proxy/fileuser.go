@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -118,8 +119,13 @@ const openerThreads = 4
 type fileOpener struct {
 	id   fileIdentity
 	reqs chan *openCall
-	refs int // guarded by openersMu
+	quit chan struct{} // closed by the last release: the threads end
+	refs int           // guarded by openersMu
 }
+
+// errOpenerStopped is do's error after the last release (a request that
+// outlived its config's grace period).
+var errOpenerStopped = errors.New("the file opener is stopped")
 
 type openCall struct {
 	fn   func()
@@ -149,14 +155,14 @@ func acquireOpener(name string) (*fileOpener, func(), error) {
 	defer openersMu.Unlock()
 	o := openers[id.key()]
 	if o == nil {
-		o = &fileOpener{id: id, reqs: make(chan *openCall)}
+		o = &fileOpener{id: id, reqs: make(chan *openCall), quit: make(chan struct{})}
 		ready := make(chan error, openerThreads)
 		for range openerThreads {
 			go o.thread(ready)
 		}
 		for range openerThreads {
 			if err := <-ready; err != nil {
-				close(o.reqs) // the threads that started end with it
+				close(o.quit) // the threads that started end with it
 				return nil, nil, fmt.Errorf("reading files as %s: %w", id.name, err)
 			}
 		}
@@ -173,24 +179,50 @@ func (o *fileOpener) release() {
 	o.refs--
 	if o.refs == 0 {
 		delete(openers, o.id.key())
-		close(o.reqs)
+		close(o.quit)
 	}
 }
 
 // thread is one opener: it locks itself to its OS thread, takes the file
-// user's credentials there and runs calls until reqs is closed. (hostctl
-// itself never calls Go's syscall.Setuid, Setgroups and the like, which
-// change every thread's credentials, these included; each call checks
-// anyway.) It never
+// user's credentials there and runs calls until quit is closed. It never
 // unlocks the thread, so the runtime ends the thread when it returns.
+// (hostctl itself never calls Go's syscall.Setuid, Setgroups and the
+// like, which change every thread's credentials, these included; each
+// call checks anyway.)
 func (o *fileOpener) thread(ready chan<- error) {
 	runtime.LockOSThread()
+	if unix.Gettid() == unix.Getpid() {
+		// The main thread is not ended but parked for good when a
+		// goroutine locked to it returns: it would keep the file user's
+		// credentials. Hand over to a goroutine on another thread (which
+		// it must be: this one stays locked until it has started).
+		started := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			close(started)
+			o.serve(ready)
+		}()
+		<-started
+		runtime.UnlockOSThread() // unchanged: it may serve others
+		return
+	}
+	o.serve(ready)
+}
+
+// serve is thread's work, on a locked thread other than the main one.
+func (o *fileOpener) serve(ready chan<- error) {
 	if err := setThreadFileCreds(o.id); err != nil {
 		ready <- err
 		return
 	}
 	ready <- nil
-	for c := range o.reqs {
+	for {
+		var c *openCall
+		select {
+		case c = <-o.reqs:
+		case <-o.quit:
+			return
+		}
 		c.err = nil
 		if !o.credsIntact() {
 			// Something changed every thread's credentials (Go's
@@ -228,6 +260,10 @@ func (o *fileOpener) do(ctx context.Context, fn func()) error {
 	c.fn = fn
 	select {
 	case o.reqs <- c:
+	case <-o.quit:
+		c.fn = nil
+		openCallPool.Put(c)
+		return errOpenerStopped
 	case <-ctx.Done():
 		c.fn = nil
 		openCallPool.Put(c)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // threadCreds returns the Uid and Gid lines' fs ids, the Groups line and
@@ -220,5 +222,61 @@ func TestOpenerRetakesCredentials(t *testing.T) {
 		if fsuid != strconv.Itoa(o.id.uid) {
 			t.Errorf("an opener thread whose fsuid was set to 0 ran the next call with fsuid %s, want %d", fsuid, o.id.uid)
 		}
+	}
+}
+
+// TestOpenerReleaseEndsThreads: when the last user of an opener releases
+// it, its threads end (the runtime destroys a thread whose goroutine
+// exits locked), so no thread of the process keeps the file user's
+// credentials; a call that comes after gets an error, not a hang.
+func TestOpenerReleaseEndsThreads(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	id, err := lookupFileUser("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := strconv.Itoa(id.uid)
+	// threadsAs counts the process's threads whose fsuid is uid.
+	threadsAs := func() int {
+		tasks, _ := os.ReadDir("/proc/self/task")
+		n := 0
+		for _, task := range tasks {
+			b, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "status"))
+			if err != nil {
+				continue // ended meanwhile
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(line); len(f) == 5 && f[0] == "Uid:" && f[4] == uid {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	// Openers of earlier tests end first.
+	retryUntil(t, 10*time.Second, "earlier opener threads ended", func() error {
+		if n := threadsAs(); n != 0 {
+			return fmt.Errorf("%d threads with fsuid %s", n, uid)
+		}
+		return nil
+	})
+	o, release, err := acquireOpener("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := threadsAs(); n != openerThreads {
+		t.Fatalf("%d threads with fsuid %s, want %d", n, uid, openerThreads)
+	}
+	release()
+	retryUntil(t, 10*time.Second, "opener threads ended", func() error {
+		if n := threadsAs(); n != 0 {
+			return fmt.Errorf("%d threads with fsuid %s", n, uid)
+		}
+		return nil
+	})
+	if err := o.do(context.Background(), func() { t.Error("ran after release") }); err != errOpenerStopped {
+		t.Errorf("do after release: %v, want errOpenerStopped", err)
 	}
 }
