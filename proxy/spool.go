@@ -484,16 +484,47 @@ func (c *BodyBuffer) serveSpooled(w http.ResponseWriter, r *http.Request, next f
 	if b == nil {
 		return next()
 	}
-	defer b.release()
-	orig := r.Body
-	body := b.reader()
+	spooled := &releasingReader{r: b.reader(), b: b}
+	defer spooled.release()
+	var body io.Reader = spooled
 	if b.rest != nil {
 		body = io.MultiReader(body, b.rest)
 	} else {
 		r.ContentLength = b.size()
 	}
-	r.Body = readCloser{Reader: body, Closer: orig}
+	r.Body = readCloser{Reader: body, Closer: r.Body}
 	return next()
+}
+
+// releasingReader reads a spooled body until it is released. net/http's
+// Transport may still read a request body after RoundTrip has returned
+// (the upstream answered before reading it all): such a late read must
+// not see a RAM buffer that another request has been given, nor a spool
+// file that is gone. Reads take the lock (they copy from RAM or the page
+// cache, never wait on the network); release takes it too.
+type releasingReader struct {
+	mu       sync.Mutex // guards every field
+	r        io.Reader
+	b        *spooledBody
+	released bool
+}
+
+var errBodyReleased = errors.New("request body read after its request ended")
+
+func (s *releasingReader) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return 0, errBodyReleased
+	}
+	return s.r.Read(p)
+}
+
+func (s *releasingReader) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.released = true
+	s.b.release()
 }
 
 // readCloser reads from Reader and closes Closer (the client's body).

@@ -308,3 +308,22 @@ func TestSpooledUploadWaitsForRestartingUpstream(t *testing.T) {
 		})
 	}
 }
+
+// TestLateBodyReadAfterRelease: a read of a spooled body after its
+// request ended (net/http's Transport can still be writing a body when
+// the upstream has answered) fails; it never sees the RAM buffer, which
+// the next request may hold, or the spool file.
+func TestLateBodyReadAfterRelease(t *testing.T) {
+	buf, class := memBuffer(10)
+	copy(buf, "0123456789")
+	b := &spooledBody{mem: buf[:10], memBuf: buf, memClass: class}
+	rr := &releasingReader{r: b.reader(), b: b}
+	p := make([]byte, 4)
+	if n, err := rr.Read(p); n != 4 || err != nil || string(p) != "0123" {
+		t.Fatalf("read before release: %d %v %q", n, err, p[:n])
+	}
+	rr.release()
+	if n, err := rr.Read(p); n != 0 || err != errBodyReleased {
+		t.Errorf("read after release: %d %v, want errBodyReleased", n, err)
+	}
+}
