@@ -295,7 +295,7 @@ func (c *BodyBuffer) spool(w http.ResponseWriter, r *http.Request) (*spooledBody
 				return b, nil
 			}
 			if err != nil {
-				return nil, readError(err)
+				return nil, bodyReadError(err)
 			}
 		} else if class >= 0 {
 			memPools[class].Put(&buf) // no RAM left: all of it to disk
@@ -332,7 +332,7 @@ func (c *BodyBuffer) spool(w http.ResponseWriter, r *http.Request) (*spooledBody
 			return nil, caddyhttp.Error(http.StatusInternalServerError, err)
 		}
 		if err != nil {
-			return nil, readError(err)
+			return nil, bodyReadError(err)
 		}
 	}
 	if unused := b.diskRes - b.fileLen; unused > 0 {
@@ -400,11 +400,11 @@ func copySpool(f *os.File, src io.Reader, n int64) (int64, error) {
 	return written, nil
 }
 
-// readError is the handler error for a body that could not be read: 413
+// bodyReadError is the handler error for a body that could not be read: 413
 // past max_body_size, else 400 (the client broke off or broke the
 // framing; Caddy's reverse_proxy would let the upstream fail on the
 // short body).
-func readError(err error) error {
+func bodyReadError(err error) error {
 	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return caddyhttp.Error(http.StatusRequestEntityTooLarge, mbe)
 	}
