@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -176,4 +178,28 @@ func freeAddrB(b *testing.B) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// BenchmarkStatic measures a static file served by the proxy (a small CSS
+// file, no compression asked), as BenchmarkProxy measures proxying: the
+// open goes through the file user's threads (fileuser.go) when the
+// process runs as root.
+//
+//	go test -run '^$' -bench Static -benchmem ./proxy/
+func BenchmarkStatic(b *testing.B) {
+	dir := b.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		os.Chmod(d, 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "site.css"), []byte(strings.Repeat("body { color: #333; }\n", 40)), 0o644)
+	up := benchUpstream(b, false)
+	addr := freeAddrB(b)
+	p := New(Options{Logger: zap.New(zapcore.NewNopCore()), StateDir: b.TempDir()})
+	off := false
+	if err := p.Apply(Config{Listen: addr, Upstream: "unix:" + up.sock, AccessLog: &off,
+		Static: []Static{{Path: "/static/", Dir: dir}}}); err != nil {
+		b.Fatal(err)
+	}
+	defer p.Stop()
+	benchGet(b, &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}, "http://"+addr+"/static/site.css")
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,6 +39,7 @@ var renewCheckInterval time.Duration
 // buildEnv is what the generated JSON needs from the running process.
 type buildEnv struct {
 	storageRoot string    // the default file storage dir (<state_dir>/caddy); empty: Caddy's default
+	spoolDir    string    // where request bodies are spooled (<state_dir>/proxy-bodies); empty: the handlers' default
 	validating  bool      // storageRoot is a temporary dir to use whatever Config.Storage says
 	secrets     bool      // read the storage's secrets from their files (not for CaddyJSON)
 	instance    string    // key of the Proxy whose logger and access log the log modules use
@@ -83,7 +86,7 @@ func (c *Config) build(env buildEnv) (obj, error) {
 	if err != nil {
 		return nil, err
 	}
-	sr, err := cc.routeSites(env.instance)
+	sr, err := cc.routeSites(env)
 	if err != nil {
 		return nil, err
 	}
@@ -154,12 +157,12 @@ type fileCert struct {
 }
 
 // routeSites builds every site's route and error route and sorts them by
-// server and TLS mode. instance names the Proxy whose health answers and
-// traffic counts the sites' hostctl_site handlers use.
-func (cc *Config) routeSites(instance string) (serverRoutes, error) {
+// server and TLS mode. env.instance names the Proxy whose health answers
+// and traffic counts the sites' hostctl_site handlers use.
+func (cc *Config) routeSites(env buildEnv) (serverRoutes, error) {
 	var sr serverRoutes
 	for _, s := range cc.sites("proxy") {
-		route, errRoute, err := cc.siteRoute(&s, instance)
+		route, errRoute, err := cc.siteRoute(&s, env)
 		if err != nil {
 			return serverRoutes{}, err
 		}
@@ -195,16 +198,15 @@ func (cc *Config) routeSites(instance string) (serverRoutes, error) {
 
 // siteRoute returns the site's route (its host names' subroute) and its
 // error route (the error page for those host names).
-func (cc *Config) siteRoute(s *site, instance string) (route, errRoute obj, err error) {
-	routes, err := cc.siteRoutes(s, instance)
+func (cc *Config) siteRoute(s *site, env buildEnv) (route, errRoute obj, err error) {
+	routes, err := cc.siteRoutes(s, env)
 	if err != nil {
 		return nil, nil, err
 	}
 	page := defaultErrorPage
 	if s.ErrorPage != "" {
-		page, err = os.ReadFile(s.ErrorPage)
-		if err != nil {
-			return nil, nil, &FieldError{Key: s.key + ".error_page", Msg: fmt.Sprintf("cannot read: %v", unwrapPath(err))}
+		if page, err = cc.readErrorPage(s); err != nil {
+			return nil, nil, err
 		}
 	}
 	route = obj{"handle": siteHandlers(routes), "terminal": true}
@@ -212,6 +214,34 @@ func (cc *Config) siteRoute(s *site, instance string) (route, errRoute obj, err 
 		route["match"] = []any{obj{"host": s.Hosts}}
 	}
 	return route, errorRoute(s.Hosts, page), nil
+}
+
+// readErrorPage reads the site's error page. A page that only root (or
+// hostctl's user) can change, along its whole path (checkTrustedFile), is
+// read as hostctl: nobody else can have planted a link there, and it may
+// sit where the file user cannot look (a checkout under /root). Any other
+// page is read as the file user: the app's user may own it, and a link it
+// plants there must not reach what that user could not read (fileuser.go).
+func (cc *Config) readErrorPage(s *site) ([]byte, error) {
+	if checkTrustedFile(s.ErrorPage) == nil {
+		if page, err := readFileLimit(s.ErrorPage, maxErrorPage); err == nil {
+			return page, nil
+		}
+	}
+	o, release, err := acquireOpener(cc.FileUser)
+	if err != nil {
+		return nil, &FieldError{Key: "proxy.file_user", Msg: err.Error()}
+	}
+	defer release()
+	page, err := readFileAs(o, s.ErrorPage, maxErrorPage)
+	if err != nil {
+		msg := fmt.Sprintf("cannot read: %v", unwrapPath(err))
+		if errors.Is(err, fs.ErrPermission) {
+			msg += fmt.Sprintf(" (read as %s, file_user: it must be able to read the page and the dirs above it)", fileUserName(o))
+		}
+		return nil, &FieldError{Key: s.key + ".error_page", Msg: msg}
+	}
+	return page, nil
 }
 
 // siteHandlers returns the handlers of a site's route: a subroute of its
@@ -339,7 +369,8 @@ func (cc *Config) tlsApp(internalHosts, acmeHosts []string, files []fileCert) (o
 		for _, fc := range files {
 			// The tag carries the files' checksum, so that new contents
 			// at the same paths make a different config, which Apply loads.
-			load = append(load, obj{"certificate": fc.cert, "key": fc.key, "format": "pem", "tags": []string{"hostctl-" + fc.sum}})
+			// Caddy expands placeholders in the paths: take them as written.
+			load = append(load, obj{"certificate": escapeBraces(fc.cert), "key": escapeBraces(fc.key), "format": "pem", "tags": []string{"hostctl-" + fc.sum}})
 		}
 		app["certificates"] = obj{"load_files": load}
 	}
@@ -433,12 +464,12 @@ func logging(instance string) obj {
 // health endpoint and traffic count (with health_path), maintenance, the
 // request body limit, static files, then the upstreams (or 404 when there
 // are none).
-func (cc *Config) siteRoutes(s *site, instance string) ([]any, error) {
+func (cc *Config) siteRoutes(s *site, env buildEnv) ([]any, error) {
 	var routes []any
 	if cc.HealthPath != "" {
 		routes = append(routes, obj{"handle": []any{obj{
 			"handler":     "hostctl_site",
-			"instance":    instance,
+			"instance":    env.instance,
 			"health_path": cc.HealthPath,
 			"upstreams":   s.upstreams(),
 		}}})
@@ -450,7 +481,7 @@ func (cc *Config) siteRoutes(s *site, instance string) ([]any, error) {
 		routes = append(routes, obj{"handle": []any{obj{"handler": "request_body", "max_size": *cc.MaxBodySize}}})
 	}
 	for _, st := range s.Static {
-		r, err := staticRoute(st)
+		r, err := staticRoute(st, cc.FileUser)
 		if err != nil {
 			return nil, err
 		}
@@ -460,7 +491,7 @@ func (cc *Config) siteRoutes(s *site, instance string) ([]any, error) {
 	if len(ups) == 0 {
 		return append(routes, obj{"handle": []any{obj{"handler": "error", "status_code": 404}}}), nil
 	}
-	return append(routes, obj{"handle": []any{cc.proxyHandler(s, ups)}}), nil
+	return append(routes, obj{"handle": cc.proxyHandlers(s, ups, env.spoolDir)}), nil
 }
 
 // caddyReverseProxyOnly, if set, has every site proxied by Caddy's
@@ -468,16 +499,33 @@ func (cc *Config) siteRoutes(s *site, instance string) ([]any, error) {
 // compare the two.
 var caddyReverseProxyOnly bool
 
-// proxyHandler returns the handler that proxies to the site's upstreams:
+// proxyHandlers returns the handlers that proxy to the site's upstreams:
 // for one upstream without keep-alive, hostctl_upstream (UpstreamHandler),
 // which hands what it does not handle itself to the reverse_proxy inside
-// it; else Caddy's reverse_proxy.
-func (cc *Config) proxyHandler(s *site, ups []string) obj {
+// it; else Caddy's reverse_proxy. Request bodies are buffered by
+// hostctl_upstream, or by hostctl_request_buffer before reverse_proxy
+// (spool.go), never by reverse_proxy's request_buffers, which would hold
+// them in RAM.
+func (cc *Config) proxyHandlers(s *site, ups []string, spoolDir string) []any {
 	rp := cc.reverseProxy(s, ups)
-	if len(ups) != 1 || cc.UpstreamKeepAlive || caddyReverseProxyOnly {
-		return rp
+	var buffer obj
+	if *cc.RequestBuffer > 0 {
+		buffer = obj{"limit": *cc.RequestBuffer, "memory": *cc.RequestBufferMemory}
+		if spoolDir != "" {
+			buffer["dir"] = spoolDir
+		}
 	}
-	return obj{"handler": "hostctl_upstream", "proxy": rp}
+	if len(ups) != 1 || cc.UpstreamKeepAlive || caddyReverseProxyOnly {
+		if buffer == nil {
+			return []any{rp}
+		}
+		return []any{obj{"handler": "hostctl_request_buffer", "buffer": buffer}, rp}
+	}
+	up := obj{"handler": "hostctl_upstream", "proxy": rp}
+	if buffer != nil {
+		up["buffer"] = buffer
+	}
+	return []any{up}
 }
 
 // maintenanceRoute answers 503 "maintenance" (the error page) to every
@@ -492,7 +540,7 @@ func maintenanceRoute(allow []string) obj {
 
 // staticRoute serves st.Dir under st.Path: Cache-Control, the prefix
 // stripped, compression, precompressed files, no directory listing.
-func staticRoute(st Static) (obj, error) {
+func staticRoute(st Static, fileUser string) (obj, error) {
 	maxAge := defaultStaticMaxAge
 	if st.MaxAge != nil {
 		maxAge = *st.MaxAge
@@ -504,6 +552,10 @@ func staticRoute(st Static) (obj, error) {
 	dir, err := filepath.Abs(st.Dir)
 	if err != nil {
 		return nil, err
+	}
+	files := obj{"handler": "hostctl_static", "root": dir, "precompressed": []string{"br", "zstd", "gzip"}}
+	if fileUser != "" {
+		files["file_user"] = fileUser
 	}
 	prefix := st.Path
 	match := []string{prefix + "*"}
@@ -520,14 +572,14 @@ func staticRoute(st Static) (obj, error) {
 				"encodings": obj{"zstd": obj{}, "gzip": obj{}},
 				"prefer":    []string{"zstd", "gzip"},
 			},
-			obj{"handler": "hostctl_static", "root": dir, "precompressed": []string{"br", "zstd", "gzip"}},
+			files,
 		},
 		"terminal": true,
 	}, nil
 }
 
 // reverseProxy returns the reverse_proxy handler for the site's upstreams
-// ups: its transport, request buffering, load balancing with retries, and
+// ups: its transport, load balancing with retries, and
 // active and passive health checks when there is more than one upstream.
 func (cc *Config) reverseProxy(s *site, ups []string) obj {
 	var upstreams []any
@@ -539,9 +591,6 @@ func (cc *Config) reverseProxy(s *site, ups []string) obj {
 		"upstreams":      upstreams,
 		"transport":      cc.upstreamTransport(),
 		"load_balancing": cc.loadBalancing(),
-	}
-	if *cc.RequestBuffer > 0 {
-		rp["request_buffers"] = *cc.RequestBuffer
 	}
 	if len(ups) > 1 {
 		checks := obj{"active": cc.activeHealthCheck(s)}
@@ -612,7 +661,8 @@ func trimSlash(p string) string {
 	return p
 }
 
-// errorRoute serves page with the error's own status for 502, 503 and 504.
+// errorRoute serves page with the error's own status for 502, 503 and 504,
+// as written but for {http.error.status_code} (hostctl_error_page).
 func errorRoute(hosts []string, page []byte) obj {
 	match := obj{"expression": "{http.error.status_code} in [502, 503, 504]"}
 	if len(hosts) > 0 {
@@ -621,13 +671,8 @@ func errorRoute(hosts []string, page []byte) obj {
 	return obj{
 		"match": []any{match},
 		"handle": []any{obj{
-			"handler":     "static_response",
-			"status_code": "{http.error.status_code}",
-			"headers": obj{
-				"Content-Type":  []string{"text/html; charset=utf-8"},
-				"Cache-Control": []string{"no-store"},
-			},
-			"body": string(page),
+			"handler": "hostctl_error_page",
+			"body":    string(page),
 		}},
 		"terminal": true,
 	}
@@ -637,6 +682,11 @@ func errorRoute(hosts []string, page []byte) obj {
 // servers, with "terminal" removed so that a site block that does not
 // answer a request lets hostctl's routes run.
 func caddyfileRoutes(path string) (routes []json.RawMessage, warnings []string, err error) {
+	// Its placeholders ({file.PATH}, {env.NAME}) run as root: only root
+	// (or hostctl's user) may be able to change it.
+	if err := checkTrustedFile(path); err != nil {
+		return nil, nil, unwrapPath(err)
+	}
 	body, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot read: %v", unwrapPath(err))
@@ -680,4 +730,22 @@ func caddyfileRoutes(path string) (routes []json.RawMessage, warnings []string, 
 		}
 	}
 	return routes, warnings, nil
+}
+
+// readFileLimit reads at most limit bytes of path; a longer file is an
+// error.
+func readFileLimit(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
 }

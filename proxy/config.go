@@ -112,11 +112,21 @@ type Config struct {
 
 	// ErrorPage is an HTML file served with the real status (502, 503, 504)
 	// when the upstream is down, failing or too slow, and for maintenance
-	// mode. It is read when the config is applied (changing the file needs a
-	// reload); at most 1 MB; Caddy placeholders such as
-	// {http.error.status_code} in it are expanded. Default: the page built
-	// into hostctl (a copy is configs/error.html).
+	// mode. It is read, as FileUser, when the config is applied (changing
+	// the file needs a reload); at most 1 MB. It is served as written,
+	// except that "{http.error.status_code}" becomes the status (no other
+	// Caddy placeholder is expanded: the app's user may write the page).
+	// Default: the page built into hostctl (a copy is configs/error.html).
 	ErrorPage string `toml:"error_page"`
+
+	// FileUser is the user whose permissions static files and error pages
+	// are read with, as nginx's workers read them as www-data: a file, or
+	// a symbolic link the app's user plants, that this user may not read
+	// is answered 403 (an error page: a config error). Its uid, gid and
+	// supplementary groups count; root (uid 0) is refused. Used only when
+	// hostctl runs as root; otherwise files are read as hostctl's own
+	// user. Default "www-data" if that user exists, else "nobody".
+	FileUser string `toml:"file_user"`
 
 	// Maintenance answers every request with 503 and the error page, except
 	// requests from Allow. Default false.
@@ -146,9 +156,29 @@ type Config struct {
 	// before the upstream connection is opened, so a slow client never holds
 	// an upstream worker (gunicorn sync workers serve one connection at a
 	// time). Bytes. Default 10MB (the same as max_body_size: whole bodies
-	// are buffered, in memory). 0 turns buffering off (stream bodies; only
-	// safe for async upstreams).
+	// are buffered; the first RequestBufferMemory bytes in RAM, the rest in
+	// a file). 0 turns buffering off (stream bodies; only safe for async
+	// upstreams).
 	RequestBuffer *int64 `toml:"request_buffer" unit:"bytes"`
+
+	// RequestBufferMemory is how much of each buffered request body is
+	// kept in RAM; the rest of its request_buffer is written to an
+	// unlinked file in <state_dir>/proxy-bodies (a dir only hostctl's
+	// user may enter), as nginx's client_body_buffer_size. Bytes.
+	// Default 64KB.
+	RequestBufferMemory *int64 `toml:"request_buffer_memory" unit:"bytes"`
+
+	// RequestBufferTotalMemory caps the RAM all buffered request bodies
+	// hold together; a body that finds it used up goes to disk whole.
+	// Bytes. Default 64MB.
+	RequestBufferTotalMemory *int64 `toml:"request_buffer_total_memory" unit:"bytes"`
+
+	// RequestBufferTotalDisk caps the disk all spooled request bodies
+	// hold together: a request whose body does not fit gets 503 with
+	// Retry-After (before its body is read when its length is known), so
+	// parallel uploads can fill neither hostctl's memory nor the disk.
+	// At least request_buffer - request_buffer_memory. Bytes. Default 1GB.
+	RequestBufferTotalDisk *int64 `toml:"request_buffer_total_disk" unit:"bytes"`
 
 	// UpstreamKeepAlive keeps idle connections to the upstream open for
 	// reuse. Off by default: gunicorn sync workers would be pinned by idle
@@ -334,24 +364,28 @@ func DefaultConfig() Config {
 	retry := 5 * time.Second
 	maxBody := int64(10 << 20)
 	buf := maxBody
+	bufMem, bufTotalMem, bufTotalDisk := int64(defaultBufferMemory), int64(defaultBufferTotalMemory), int64(defaultBufferTotalDisk)
 	write := time.Duration(0)
 	accessLog := true
 	failDuration := 10 * time.Second
 	return Config{
-		Listen:            ":80",
-		ListenTLS:         ":443",
-		ACMECA:            certmagic.LetsEncryptProductionCA,
-		RetryFor:          &retry,
-		MaxBodySize:       &maxBody,
-		RequestBuffer:     &buf,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      &write,
-		IdleTimeout:       2 * time.Minute,
-		GracePeriod:       10 * time.Second,
-		DialTimeout:       3 * time.Second,
-		UpstreamTimeout:   60 * time.Second,
-		AccessLog:         &accessLog,
+		Listen:                   ":80",
+		ListenTLS:                ":443",
+		ACMECA:                   certmagic.LetsEncryptProductionCA,
+		RetryFor:                 &retry,
+		MaxBodySize:              &maxBody,
+		RequestBuffer:            &buf,
+		RequestBufferMemory:      &bufMem,
+		RequestBufferTotalMemory: &bufTotalMem,
+		RequestBufferTotalDisk:   &bufTotalDisk,
+		ReadHeaderTimeout:        10 * time.Second,
+		ReadTimeout:              60 * time.Second,
+		WriteTimeout:             &write,
+		IdleTimeout:              2 * time.Minute,
+		GracePeriod:              10 * time.Second,
+		DialTimeout:              3 * time.Second,
+		UpstreamTimeout:          60 * time.Second,
+		AccessLog:                &accessLog,
 		Health: Health{
 			Path:         "/",
 			Status:       2,
@@ -364,6 +398,13 @@ func DefaultConfig() Config {
 }
 
 const defaultStaticMaxAge = time.Hour
+
+// The request body buffers' defaults (see RequestBufferMemory).
+const (
+	defaultBufferMemory      = 64 << 10
+	defaultBufferTotalMemory = 64 << 20
+	defaultBufferTotalDisk   = 1 << 30
+)
 
 // withDefaults returns c with every unset field set from DefaultConfig, so a
 // Config filled only from the file works without the caller merging
@@ -387,6 +428,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RequestBuffer == nil {
 		c.RequestBuffer = d.RequestBuffer
+	}
+	if c.RequestBufferMemory == nil {
+		c.RequestBufferMemory = d.RequestBufferMemory
+	}
+	if c.RequestBufferTotalMemory == nil {
+		c.RequestBufferTotalMemory = d.RequestBufferTotalMemory
+	}
+	if c.RequestBufferTotalDisk == nil {
+		c.RequestBufferTotalDisk = d.RequestBufferTotalDisk
 	}
 	if c.ReadHeaderTimeout == 0 {
 		c.ReadHeaderTimeout = d.ReadHeaderTimeout
@@ -603,10 +653,35 @@ func (c *Config) validateFields(prefix string) []error {
 	if cc.Caddyfile != "" {
 		if _, err := os.Stat(cc.Caddyfile); err != nil {
 			fe.addMachine(".caddyfile", "cannot read: %v", unwrapPath(err))
+		} else if err := checkTrustedFile(cc.Caddyfile); err != nil {
+			fe.add(".caddyfile", "%v", unwrapPath(err))
 		}
 	}
 	cc.checkSites(fe)
+	cc.checkFileUser(fe)
 	return fe.errs
+}
+
+// checkFileUser checks file_user: a user that exists, not root, whose
+// groups can be read. The default (www-data, else nobody) is checked only
+// where it is used: hostctl runs as root and a site has static files or
+// an error page.
+func (cc *Config) checkFileUser(fe *fieldErrors) {
+	if cc.FileUser == "" {
+		if os.Geteuid() != 0 {
+			return
+		}
+		used := false
+		for _, s := range cc.sites("") {
+			used = used || len(s.Static) > 0 || s.ErrorPage != ""
+		}
+		if !used {
+			return
+		}
+	}
+	if _, err := lookupFileUser(cc.FileUser); err != nil {
+		fe.add(".file_user", "%v", err)
+	}
 }
 
 // fieldErrors collects the problems validateFields finds.
@@ -659,6 +734,11 @@ func (cc *Config) checkListen(fe *fieldErrors) {
 func (cc *Config) checkACME(fe *fieldErrors) {
 	if u, err := url.Parse(cc.ACMECA); err != nil || u.Scheme != "https" || u.Host == "" {
 		fe.add(".acme_ca", "%q is not an https URL (the ACME directory, such as %q)", cc.ACMECA, certmagic.LetsEncryptProductionCA)
+	} else if err := noPlaceholders(cc.ACMECA); err != nil {
+		fe.add(".acme_ca", "%q %v", cc.ACMECA, err)
+	}
+	if err := noPlaceholders(cc.Email); err != nil {
+		fe.add(".email", "%q %v", cc.Email, err)
 	}
 	if cc.ACMECARoot != "" {
 		if err := checkPEMCerts(cc.ACMECARoot); err != nil {
@@ -678,6 +758,20 @@ func (cc *Config) checkLimits(fe *fieldErrors) {
 	}
 	if *cc.RequestBuffer < 0 {
 		fe.add(".request_buffer", "must not be negative")
+	}
+	for _, v := range []struct {
+		key string
+		n   int64
+	}{
+		{".request_buffer_memory", *cc.RequestBufferMemory}, {".request_buffer_total_memory", *cc.RequestBufferTotalMemory},
+		{".request_buffer_total_disk", *cc.RequestBufferTotalDisk},
+	} {
+		if v.n < 0 {
+			fe.add(v.key, "must not be negative")
+		}
+	}
+	if need := *cc.RequestBuffer - *cc.RequestBufferMemory; need > 0 && *cc.RequestBufferTotalDisk < need {
+		fe.add(".request_buffer_total_disk", "%d bytes is less than one request's request_buffer - request_buffer_memory (%d): no body that long could be buffered", *cc.RequestBufferTotalDisk, need)
 	}
 	for key, d := range map[string]time.Duration{
 		".read_header_timeout": cc.ReadHeaderTimeout, ".read_timeout": cc.ReadTimeout,
@@ -700,6 +794,9 @@ func (cc *Config) checkHealth(fe *fieldErrors) {
 	}
 	if s := cc.Health.Status; !(s >= 1 && s <= 5) && !(s >= 100 && s <= 599) {
 		fe.add(".health.status", "%d is neither a status code (100-599) nor a class (1-5)", s)
+	}
+	if err := noPlaceholders(cc.Health.Host); err != nil {
+		fe.add(".health.host", "%q %v", cc.Health.Host, err)
 	}
 	if cc.Health.MaxFails < 0 {
 		fe.add(".health.max_fails", "%d: must be 1 or more (failed requests within fail_duration that take an upstream out)", cc.Health.MaxFails)
@@ -849,6 +946,8 @@ func (s *site) checkUpstreams(fe *fieldErrors) {
 func (st *Static) check(fe *fieldErrors, key string) {
 	if !strings.HasPrefix(st.Path, "/") {
 		fe.add(key+".path", "%q must be a URL prefix starting with / (for example \"/static/\")", st.Path)
+	} else if err := noPlaceholders(st.Path); err != nil {
+		fe.add(key+".path", "%q %v", st.Path, err)
 	}
 	if st.Dir == "" {
 		fe.add(key+".dir", "missing: the directory to serve")
@@ -931,6 +1030,9 @@ func checkPEMCerts(path string) error {
 
 // checkUpstream checks "host:port" or "unix:/path".
 func checkUpstream(u string) error {
+	if err := noPlaceholders(u); err != nil {
+		return fmt.Errorf("%q %v", u, err)
+	}
 	if path, ok := strings.CutPrefix(u, "unix:"); ok {
 		path = strings.TrimPrefix(path, "//")
 		if !filepath.IsAbs(path) {

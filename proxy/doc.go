@@ -5,9 +5,12 @@
 // gets certificates (ACME or a local CA).
 //
 // The generated Caddy config is safe for gunicorn's sync workers by
-// default: request bodies are buffered before the upstream is dialed, no
-// idle upstream connection is kept, and requests wait up to retry_for for
-// an upstream that is restarting. Caddy's admin endpoint is disabled and
+// default: request bodies are buffered before the upstream is dialed
+// (64 KiB of each in RAM, the rest spooled to disk, both capped for all
+// requests together: spool.go), no idle upstream connection is kept, and
+// requests wait up to retry_for for an upstream that is restarting.
+// Static files and error pages are read as an unprivileged user
+// (fileuser.go). Caddy's admin endpoint is disabled and
 // its config is never autosaved; storage lives under the state dir unless
 // [proxy.storage] names a shared directory or a Redis server.
 //

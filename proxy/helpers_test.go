@@ -14,6 +14,8 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,6 +27,20 @@ import (
 )
 
 // Tests that start Caddy must not run in parallel: Caddy is global.
+
+// publicDir returns a new temp dir that everyone may traverse and read,
+// as a site's static dir is: the proxy opens static files and error pages
+// as the file user (www-data), which t.TempDir's 0700 dirs would refuse.
+func publicDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
 
 // freeAddr returns a 127.0.0.1 address that was free a moment ago.
 func freeAddr(t *testing.T) string {

@@ -35,7 +35,9 @@ type Options struct {
 
 	// StateDir is hostctl's state directory. Certificates, ACME accounts
 	// and the local CA live in <StateDir>/caddy unless Config.Storage
-	// says otherwise. If empty, DefaultStateDir.
+	// says otherwise; request bodies past request_buffer_memory are
+	// spooled in <StateDir>/proxy-bodies (0700, created if missing). If
+	// empty, DefaultStateDir.
 	StateDir string
 
 	// AccessLog receives one JSON line per request when access_log is on,
@@ -125,6 +127,7 @@ func New(opts Options) *Proxy {
 func (p *Proxy) env() buildEnv {
 	return buildEnv{
 		storageRoot: filepath.Join(p.opts.StateDir, "caddy"),
+		spoolDir:    filepath.Join(p.opts.StateDir, spoolDirName),
 		secrets:     true,
 		instance:    p.instance,
 		accessLog:   p.opts.AccessLog != nil,
@@ -232,6 +235,7 @@ func (p *Proxy) apply(cfg Config) error {
 	p.awaitServersDown(p.down)
 	p.down = down
 	cc := cfg.withDefaults()
+	bodies.setLimits(*cc.RequestBufferTotalMemory, *cc.RequestBufferTotalDisk)
 	p.running = true
 	p.lastJSON = js
 	p.listen = []string{cc.Listen}
@@ -478,6 +482,7 @@ func validateCaddy(c *Config, prefix string) error {
 		defer caddy.UnbufferDefaultLogger(zap.NewNop())
 	}
 	env.storageRoot, env.validating, env.secrets = dir, true, false
+	env.spoolDir = filepath.Join(dir, spoolDirName)
 	err = provision(c, env)
 	if err == nil {
 		return nil

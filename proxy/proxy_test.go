@@ -152,7 +152,7 @@ func TestErrorPage(t *testing.T) {
 	}
 
 	// A custom page, and 504 when the upstream is too slow.
-	page := filepath.Join(t.TempDir(), "oops.html")
+	page := filepath.Join(publicDir(t), "oops.html")
 	os.WriteFile(page, []byte("<p>custom {http.error.status_code}</p>"), 0o644)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
@@ -169,6 +169,24 @@ func TestErrorPage(t *testing.T) {
 	resp, body = get(t, client(), "http://"+listen+"/")
 	if resp.StatusCode != 504 || body != "<p>custom 504</p>" {
 		t.Errorf("got %d %q, want 504 and the custom page", resp.StatusCode, body)
+	}
+}
+
+// TestErrorPageOnlyRootCanChange: a page whose every dir only root can
+// change (a checkout under /root, mode 0700) is read as hostctl, though
+// the file user cannot reach it: nobody else can have planted a link.
+func TestErrorPageOnlyRootCanChange(t *testing.T) {
+	dir := t.TempDir() // 0700, root's: www-data cannot look in
+	page := filepath.Join(dir, "error.html")
+	if err := os.WriteFile(page, []byte("<p>root's page {http.error.status_code}</p>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listen := freeAddr(t)
+	zero := time.Duration(0)
+	startProxy(t, Config{Listen: listen, Upstream: freeAddr(t), RetryFor: &zero, ErrorPage: page})
+	resp, body := get(t, client(), "http://"+listen+"/")
+	if resp.StatusCode != 502 || body != "<p>root's page 502</p>" {
+		t.Errorf("got %d %q, want 502 and the page in root's dir", resp.StatusCode, body)
 	}
 }
 
@@ -417,7 +435,7 @@ func TestReloadKeepsRequestsInFlight(t *testing.T) {
 		res <- result{resp.StatusCode, string(b), err}
 	}()
 	<-arrived
-	cfg.Static = []Static{{Path: "/static/", Dir: t.TempDir()}} // a real change
+	cfg.Static = []Static{{Path: "/static/", Dir: publicDir(t)}} // a real change
 	if err := h.p.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}

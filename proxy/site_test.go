@@ -19,7 +19,7 @@ import (
 )
 
 func TestStaticFiles(t *testing.T) {
-	dir := t.TempDir()
+	dir := publicDir(t)
 	css := strings.Repeat("body { color: #333; margin: 0 auto; }\n", 200)
 	os.WriteFile(filepath.Join(dir, "site.css"), []byte(css), 0o644)
 	js := strings.Repeat("console.log('hello');\n", 100)
@@ -169,6 +169,8 @@ func TestValidate(t *testing.T) {
 	rootPEM, _ := os.ReadFile(root)
 	keyPEM, _ := os.ReadFile(filepath.Join(dir, "key.pem"))
 	rootAndKey := writeFile(t, dir, "root-and-key.pem", string(rootPEM)+string(keyPEM))
+	worldWritable := writeFile(t, dir, "open.caddy", ":80 {\n\trespond /x 200\n}\n")
+	os.Chmod(worldWritable, 0o666)
 	tests := []struct {
 		name string
 		cfg  Config
@@ -212,6 +214,12 @@ func TestValidate(t *testing.T) {
 		{"acme ca root not pem", Config{Upstream: "127.0.0.1:1", ACMECARoot: writeFile(t, dir, "notpem.pem", "not a certificate\n")}, []string{"proxy.acme_ca_root"}},
 		{"acme ca root with a key", Config{Upstream: "127.0.0.1:1", ACMECARoot: rootAndKey}, []string{"proxy.acme_ca_root"}},
 		{"acme ca root bad cert", Config{Upstream: "127.0.0.1:1", ACMECARoot: writeFile(t, dir, "bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")}, []string{"proxy.acme_ca_root"}},
+		// Values Caddy would expand as placeholders ({file.*}, {env.*}, the
+		// request's) are refused; hostctl.toml has ${VAR}.
+		{"placeholders", Config{Upstream: "unix:/run/{http.request.host}.sock", Email: "{env.USER}@example.com",
+			Health: Health{Host: "{file./etc/shadow}"}, Static: []Static{{Path: "/{env.HOME}/", Dir: dir}}},
+			[]string{"proxy.email", "proxy.health.host", "proxy.upstream", "proxy.static[0].path"}},
+		{"caddyfile others may write", Config{Upstream: "127.0.0.1:1", Caddyfile: worldWritable}, []string{"proxy.caddyfile"}},
 		// Adapts, but Caddy fails to provision it: the error names a route
 		// number and a module, not the file.
 		{"caddyfile provisioning", Config{Upstream: "127.0.0.1:1", Caddyfile: writeFile(t, dir, "regexp.caddy", ":80 {\n\t@m path_regexp (\n\trespond @m 200\n}\n")}, []string{"proxy.caddyfile"}},
@@ -286,7 +294,7 @@ func TestGeneratedConfigDefaults(t *testing.T) {
 		`"admin":{"config":{"persist":false},"disabled":true}`,
 		`"dial":"unix//run/app.sock"`,
 		`"keep_alive":{"enabled":false}`,
-		`"request_buffers":10485760`,
+		`"buffer":{"limit":10485760,"memory":65536}`,
 		`"max_size":10485760`,
 		`"try_duration":5000000000`,
 		`"protocols":["h1","h2c"]`,

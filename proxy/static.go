@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -9,10 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/encode"
+	"go.uber.org/zap"
 )
 
 func init() {
@@ -29,13 +33,21 @@ func init() {
 // (including each CLI command) about 35 ms and 5 MB of binary.
 type StaticFiles struct {
 	// Root is the directory files are served from. The request path,
-	// cleaned, is joined to it; symbolic links are followed (as Caddy's
-	// file_server does: Django's collectstatic --link makes them).
+	// cleaned, is joined to it; symbolic links are followed (Django's
+	// collectstatic --link makes them), with FileUser's permissions.
 	Root string `json:"root"`
 	// Precompressed lists the encodings ("br", "zstd", "gzip") whose
 	// sibling files (app.js.br, app.js.zst, app.js.gz) are served as is to
 	// clients that accept them, in order of preference. Empty: never.
 	Precompressed []string `json:"precompressed,omitempty"`
+	// FileUser is the user whose permissions files are opened with when
+	// hostctl runs as root (see fileuser.go): a file, or a link, that
+	// user may not read is refused with 403. Default "www-data" if that
+	// user exists, else "nobody". Not root.
+	FileUser string `json:"file_user,omitempty"`
+
+	opener  *fileOpener
+	release func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -48,6 +60,36 @@ func (StaticFiles) CaddyModule() caddy.ModuleInfo {
 
 // precompressedSuffix is the file name suffix of each encoding's sibling.
 var precompressedSuffix = map[string]string{"br": ".br", "zstd": ".zst", "gzip": ".gz"}
+
+// Provision starts (or shares) the threads that open files as FileUser,
+// and warns if that user cannot read Root: every file would get 403.
+func (s *StaticFiles) Provision(ctx caddy.Context) error {
+	o, release, err := acquireOpener(s.FileUser)
+	if err != nil {
+		return fmt.Errorf("file_user: %w", err)
+	}
+	s.opener, s.release = o, release
+	var derr error
+	o.do(context.Background(), func() {
+		var fd int
+		if fd, derr = syscall.Open(s.Root, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0); derr == nil {
+			syscall.Close(fd)
+		}
+	})
+	if errors.Is(derr, fs.ErrPermission) && ctx.Context != nil {
+		ctx.Logger().Warn("the static dir is not readable by the file user: its files get 403 (give that user read and search permission on it and the dirs above)",
+			zap.String("dir", s.Root), zap.String("file_user", fileUserName(o)))
+	}
+	return nil
+}
+
+// Cleanup releases the opener threads.
+func (s *StaticFiles) Cleanup() error {
+	if s.release != nil {
+		s.release()
+	}
+	return nil
+}
 
 // Validate checks the encodings.
 func (s *StaticFiles) Validate() error {
@@ -70,37 +112,40 @@ func (s *StaticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 		return caddyhttp.Error(http.StatusMethodNotAllowed, nil)
 	}
 	name := caddyhttp.SanitizedPathJoin(s.Root, r.URL.Path)
-	f, info, err := openFile(name)
-	if err != nil {
-		return caddyhttp.Error(http.StatusNotFound, err)
-	}
-	defer f.Close()
-
 	h := w.Header()
+	var encs []string
 	if len(s.Precompressed) > 0 {
 		// The response depends on Accept-Encoding even when it is not
 		// compressed: caches must not give the plain file to a client that
 		// accepts gzip, or the reverse.
 		h.Add("Vary", "Accept-Encoding")
-		for _, enc := range encode.AcceptedEncodings(r, s.Precompressed) {
-			cf, cinfo, err := openFile(name + precompressedSuffix[enc])
-			if err != nil {
-				continue
-			}
-			defer cf.Close()
-			f, info = cf, cinfo
-			h.Set("Content-Encoding", enc)
-			if h.Get("Content-Type") == "" {
-				// The type is the original file's, never sniffed from
-				// compressed bytes.
-				ct := mime.TypeByExtension(filepath.Ext(name))
-				if ct == "" {
-					ct = "application/octet-stream"
-				}
-				h.Set("Content-Type", ct)
-			}
-			break
+		encs = encode.AcceptedEncodings(r, s.Precompressed)
+	}
+	f, cf, enc, err := s.open(r.Context(), name, encs)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return caddyhttp.Error(http.StatusForbidden, err)
 		}
+		return caddyhttp.Error(http.StatusNotFound, err)
+	}
+	defer f.Close()
+	if cf != nil {
+		defer cf.Close()
+		f = cf
+		h.Set("Content-Encoding", enc)
+		if h.Get("Content-Type") == "" {
+			// The type is the original file's, never sniffed from
+			// compressed bytes.
+			ct := mime.TypeByExtension(filepath.Ext(name))
+			if ct == "" {
+				ct = "application/octet-stream"
+			}
+			h.Set("Content-Type", ct)
+		}
+	}
+	info, err := f.Stat()
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
 	if etag := fileETag(info); etag != "" {
 		h.Set("ETag", etag)
@@ -109,22 +154,24 @@ func (s *StaticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 	return nil
 }
 
-// openFile opens name if it is a regular file (directories are not
-// served).
-func openFile(name string) (*os.File, fs.FileInfo, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, nil, err
+// open opens name and, if it is there, the sibling of the first of encs
+// that exists (nil if none does), in one trip to the file user's threads.
+func (s *StaticFiles) open(ctx context.Context, name string, encs []string) (f, sibling *os.File, enc string, err error) {
+	derr := s.opener.do(ctx, func() {
+		if f, err = openRegular(name); err != nil {
+			return
+		}
+		for _, e := range encs {
+			if cf, cerr := openRegular(name + precompressedSuffix[e]); cerr == nil {
+				sibling, enc = cf, e
+				return
+			}
+		}
+	})
+	if derr != nil {
+		return nil, nil, "", derr
 	}
-	info, err := f.Stat()
-	if err == nil && !info.Mode().IsRegular() {
-		err = fs.ErrNotExist
-	}
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return f, info, nil
+	return f, sibling, enc, err
 }
 
 // fileETag is a strong ETag from the file's modification time and size,
@@ -146,6 +193,8 @@ func fileETag(info fs.FileInfo) string {
 
 // Interface guards.
 var (
+	_ caddy.Provisioner           = (*StaticFiles)(nil)
+	_ caddy.CleanerUpper          = (*StaticFiles)(nil)
 	_ caddy.Validator             = (*StaticFiles)(nil)
 	_ caddyhttp.MiddlewareHandler = (*StaticFiles)(nil)
 )

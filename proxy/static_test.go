@@ -6,28 +6,41 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // TestStaticFilesHandler checks hostctl_static directly, without Caddy:
 // what it serves, what it refuses, and with which status.
 func TestStaticFilesHandler(t *testing.T) {
-	root := t.TempDir()
-	outside := t.TempDir()
+	root := publicDir(t)
+	outside := publicDir(t)
 	writeFile(t, root, "app.js", "console.log(1)\n")
 	writeFile(t, root, "app.js.br", "BR")
 	writeFile(t, root, "app.js.gz", "GZ")
 	writeFile(t, root, "plain.txt", "0123456789")
 	writeFile(t, outside, "secret", "secret")
+	private := writeFile(t, outside, "private", "private")
+	os.Chmod(private, 0o600)
 	os.Mkdir(filepath.Join(root, "sub"), 0o755)
 	writeFile(t, filepath.Join(root, "sub"), "index.html", "index")
 	os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "linked"))
+	os.Symlink(private, filepath.Join(root, "private"))
+	os.Symlink("/proc/self/maps", filepath.Join(root, "maps"))
+	if err := syscall.Mkfifo(filepath.Join(root, "fifo"), 0o666); err != nil {
+		t.Fatal(err)
+	}
 	h := &StaticFiles{Root: root, Precompressed: []string{"br", "zstd", "gzip"}}
 	if err := h.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if err := h.Provision(caddy.Context{}); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Cleanup()
 
 	tests := []struct {
 		name, method, path string
@@ -45,6 +58,9 @@ func TestStaticFilesHandler(t *testing.T) {
 		{"directory, no index", "GET", "/sub/", nil, 404, "", ""},
 		{"dot-dot stays under root", "GET", "/../" + filepath.Base(outside) + "/secret", nil, 404, "", ""},
 		{"symlink followed", "GET", "/linked", nil, 200, "secret", ""},
+		{"symlink to a file the file user may not read", "GET", "/private", nil, 403, "", ""},
+		{"/proc/self is refused", "GET", "/maps", nil, 403, "", ""},
+		{"a FIFO is not a file (and open does not wait for a writer)", "GET", "/fifo", nil, 404, "", ""},
 		{"post", "POST", "/plain.txt", nil, 405, "", ""},
 	}
 	for _, tt := range tests {

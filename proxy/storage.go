@@ -2,9 +2,9 @@ package proxy
 
 import (
 	"context"
-
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -100,8 +100,18 @@ type Storage struct {
 	Timeout time.Duration `toml:"timeout"`
 
 	// TLS (redis) connects to the server with TLS (Redis's tls-port),
-	// verifying its certificate. Default false.
+	// verifying its certificate. Required for a server that is not on
+	// this host (an address other than localhost or a loopback IP): the
+	// storage carries the sites' private keys and the local CA's key.
+	// Default false.
 	TLS bool `toml:"tls"`
+
+	// Insecure (redis) allows a server that is not on this host without
+	// TLS: private keys then cross the network in clear (readable, and
+	// replaceable, by anyone on the path). Only for a network that is
+	// itself private and trusted; prefer tls, and encryption_key_file.
+	// Default false.
+	Insecure bool `toml:"insecure"`
 
 	// TLSCAFile (redis, with tls) is a PEM file of the root certificates
 	// that the server's certificate must chain to. Default: the system's
@@ -149,7 +159,7 @@ func (s *Storage) check(fe *fieldErrors) {
 		{"address", s.Address != ""}, {"username", s.Username != ""},
 		{"password_file", s.PasswordFile != ""}, {"db", s.DB != 0},
 		{"key_prefix", s.KeyPrefix != ""}, {"timeout", s.Timeout != 0},
-		{"tls", s.TLS}, {"tls_ca_file", s.TLSCAFile != ""},
+		{"tls", s.TLS}, {"tls_ca_file", s.TLSCAFile != ""}, {"insecure", s.Insecure},
 		{"encryption_key_file", s.EncryptionKeyFile != ""},
 	}
 	switch s.Type {
@@ -181,6 +191,12 @@ func (s *Storage) checkRedis(fe *fieldErrors) {
 		fe.add(key+".address", "%q is not host:port (for example \"10.0.0.5:6379\"; unix sockets are not supported)", s.Address)
 	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		fe.add(key+".address", "port %q is not a number from 1 to 65535", port)
+	} else if !s.TLS && !s.Insecure && !isLoopback(host) {
+		fe.add(key+".tls", "the redis server %s is not on this host, and the storage holds the sites' private keys and the local CA's key: "+
+			"set tls = true (its tls-port; tls_ca_file for a private CA), or insecure = true to send them in clear over a network you trust", s.Address)
+	}
+	if s.Insecure && s.TLS {
+		fe.add(key+".insecure", "applies only without tls (it allows a remote server without TLS)")
 	}
 	if s.DB < 0 {
 		fe.add(key+".db", "must not be negative")
@@ -210,6 +226,16 @@ func (s *Storage) checkRedis(fe *fieldErrors) {
 			fe.add(key+".tls_ca_file", "%v", err)
 		}
 	}
+}
+
+// isLoopback reports whether host is this host: "localhost" or a loopback
+// IP address. A name that resolves to one is not trusted to keep doing so.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 // checkKeyPrefix checks a Redis key prefix as the storage module does

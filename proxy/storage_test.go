@@ -30,7 +30,15 @@ func TestValidateStorage(t *testing.T) {
 		{"bad type", Storage{Type: "s3"}, []string{"proxy.storage.type"}, `"s3" is not one of "file", "redis"`},
 		{"redis keys on file", Storage{Address: "127.0.0.1:6379", PasswordFile: pass},
 			[]string{"proxy.storage.address", "proxy.storage.password_file"}, `applies only to type = "redis"`},
-		{"redis", Storage{Type: "redis", Address: "10.0.0.5:6379", PasswordFile: pass, DB: 2, KeyPrefix: "site/certs", Timeout: 3 * time.Second}, nil, ""},
+		{"redis", Storage{Type: "redis", Address: "10.0.0.5:6379", PasswordFile: pass, DB: 2, KeyPrefix: "site/certs", Timeout: 3 * time.Second, TLS: true}, nil, ""},
+		{"redis on this host", Storage{Type: "redis", Address: "127.0.0.1:6379"}, nil, ""},
+		{"redis on localhost", Storage{Type: "redis", Address: "localhost:6379"}, nil, ""},
+		{"redis on ::1", Storage{Type: "redis", Address: "[::1]:6379"}, nil, ""},
+		{"remote redis without tls", Storage{Type: "redis", Address: "10.0.0.5:6379"}, []string{"proxy.storage.tls"}, "set tls = true"},
+		{"remote redis by name without tls", Storage{Type: "redis", Address: "redis.internal:6379"}, []string{"proxy.storage.tls"}, "private keys"},
+		{"remote redis, insecure", Storage{Type: "redis", Address: "10.0.0.5:6379", Insecure: true}, nil, ""},
+		{"insecure with tls", Storage{Type: "redis", Address: "10.0.0.5:6379", Insecure: true, TLS: true}, []string{"proxy.storage.insecure"}, "only without tls"},
+		{"insecure on file", Storage{Insecure: true}, []string{"proxy.storage.insecure"}, `applies only to type = "redis"`},
 		{"redis tls", Storage{Type: "redis", Address: "redis.internal:6380", TLS: true, TLSCAFile: root}, nil, ""},
 		{"redis without address", Storage{Type: "redis"}, []string{"proxy.storage.address"}, "required"},
 		{"redis unix socket", Storage{Type: "redis", Address: "/run/redis.sock"}, []string{"proxy.storage.address"}, "unix sockets are not supported"},
@@ -39,10 +47,10 @@ func TestValidateStorage(t *testing.T) {
 			Type: "redis", Address: "10.0.0.5:6379", Dir: "/x", PasswordFile: filepath.Join(dir, "missing"),
 			DB: -1, KeyPrefix: "a//b", Timeout: 1500 * time.Millisecond, TLSCAFile: root, EncryptionKeyFile: shortKey,
 		}, []string{
-			"proxy.storage.dir", "proxy.storage.db", "proxy.storage.key_prefix", "proxy.storage.timeout",
+			"proxy.storage.dir", "proxy.storage.tls", "proxy.storage.db", "proxy.storage.key_prefix", "proxy.storage.timeout",
 			"proxy.storage.password_file", "proxy.storage.encryption_key_file", "proxy.storage.tls_ca_file",
 		}, "needs at least 32"},
-		{"redis empty password file", Storage{Type: "redis", Address: "10.0.0.5:6379", PasswordFile: empty}, []string{"proxy.storage.password_file"}, "is empty"},
+		{"redis empty password file", Storage{Type: "redis", Address: "10.0.0.5:6379", PasswordFile: empty, TLS: true}, []string{"proxy.storage.password_file"}, "is empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +79,7 @@ func TestValidateStorage(t *testing.T) {
 func TestStorageJSONSecrets(t *testing.T) {
 	dir := t.TempDir()
 	s := Storage{
-		Type: "redis", Address: "10.0.0.5:6379",
+		Type: "redis", Address: "10.0.0.5:6379", TLS: true,
 		PasswordFile:      writeFile(t, dir, "pw", " p4ss{env.HOME}\n"),
 		EncryptionKeyFile: writeFile(t, dir, "key", "0123456789abcdef0123456789abcdef\n"),
 	}.withDefaults()
@@ -151,5 +159,26 @@ func TestRedisUnreachable(t *testing.T) {
 				t.Errorf("%s accepts connections after the failed start", listen)
 			}
 		})
+	}
+}
+
+// TestRemoteRedisWithoutTLSRefused: the storage carries private keys and
+// the CA's key, so a proxy whose Redis is on another host and not behind
+// TLS does not start (nor connect) unless insecure = true says so.
+func TestRemoteRedisWithoutTLSRefused(t *testing.T) {
+	cfg := Config{
+		Listen: freeAddr(t), ListenTLS: freeAddr(t), Hosts: []string{"shared.test"}, TLS: TLSInternal, Upstream: "127.0.0.1:1",
+		Storage: Storage{Type: StorageRedis, Address: "192.0.2.7:6379", Timeout: time.Second},
+	}
+	p := New(Options{Logger: zap.NewNop(), StateDir: t.TempDir()})
+	err := p.Apply(cfg)
+	if err == nil {
+		p.Stop()
+		t.Fatal("Apply started a proxy with a remote redis storage in clear")
+	}
+	for _, want := range []string{"proxy.storage.tls", "192.0.2.7:6379", "tls = true", "insecure = true"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Apply: %v\nwant it to say %q", err, want)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -47,10 +46,15 @@ func init() {
 // "Incremental" requests, and request URLs in opaque form.
 type UpstreamHandler struct {
 	// Proxy is Caddy's reverse_proxy handler config for the same single
-	// upstream, without keep-alive; the handler reads its upstream, dial
-	// and response header timeouts, try_duration and try_interval,
-	// request_buffers and trusted_proxies.
+	// upstream, without keep-alive and without request_buffers; the
+	// handler reads its upstream, dial and response header timeouts,
+	// try_duration and try_interval, and trusted_proxies.
 	ProxyRaw json.RawMessage `json:"proxy" caddy:"namespace=http.handlers inline_key=handler"`
+
+	// Buffer is how request bodies are buffered before the upstream is
+	// dialed, for the requests this handler proxies and those it hands to
+	// Proxy (spool.go). Nil: bodies are streamed.
+	Buffer *BodyBuffer `json:"buffer,omitempty"`
 
 	proxy       *reverseproxy.Handler
 	network     string // "tcp" or "unix"
@@ -60,7 +64,6 @@ type UpstreamHandler struct {
 	headerWait  time.Duration // response_header_timeout; 0: none
 	tryFor      time.Duration
 	tryEvery    time.Duration
-	bufferLimit int64 // request_buffers: body bytes read before dialing; 0 streams, -1 unlimited
 	trusted     []netip.Prefix
 	logger      *zap.Logger
 	ctx         caddy.Context
@@ -126,7 +129,15 @@ func (u *UpstreamHandler) Provision(ctx caddy.Context) error {
 		p.HealthChecks != nil || p.FlushInterval != 0 {
 		return errors.New("proxy: header operations, rewrites, response handlers, response buffers, health checks and flush_interval are not supported")
 	}
-	u.bufferLimit = p.RequestBuffers
+	if p.RequestBuffers != 0 {
+		// They would hold bodies in RAM, uncounted.
+		return errors.New("proxy: request_buffers is not supported; use buffer")
+	}
+	if u.Buffer != nil {
+		if err := u.Buffer.provision(); err != nil {
+			return err
+		}
+	}
 	for _, r := range p.TrustedProxies {
 		pfx, err := caddyhttp.CIDRExpressionToPrefix(r)
 		if err != nil {
@@ -170,9 +181,12 @@ func (e *attemptError) Unwrap() error { return e.err }
 
 func (u *UpstreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !ownsRequest(r) {
-		return u.proxy.ServeHTTP(w, r, next)
+		if u.Buffer == nil {
+			return u.proxy.ServeHTTP(w, r, next)
+		}
+		return u.Buffer.serveSpooled(w, r, func() error { return u.proxy.ServeHTTP(w, r, next) })
 	}
-	body, err := u.readBody(r)
+	body, err := u.readBody(w, r)
 	if err != nil {
 		return err
 	}
@@ -209,7 +223,7 @@ func (u *UpstreamHandler) tryAgain(r *http.Request, body *requestBody, start tim
 	}
 	var ae *attemptError
 	if errors.As(err, &ae) && ae.dialed {
-		if r.Method != http.MethodGet || (body != nil && body.rest != nil) {
+		if r.Method != http.MethodGet || (body != nil && body.streamed()) {
 			return false // a streamed body cannot be sent again
 		}
 	}
@@ -238,66 +252,43 @@ func proxyError(err error) error {
 	return caddyhttp.Error(status, err)
 }
 
-// requestBody is a request's body as it is sent upstream: the first
-// request_buffers bytes, and what follows if the body is longer.
+// requestBody is a request's body as it is sent upstream: the part
+// buffered before dialing (spool.go), and what follows if the body is
+// longer (or all of it, when bodies are streamed).
 type requestBody struct {
-	buf    *bytes.Buffer
-	rest   io.Reader // nil if buf holds the whole body
-	length int64     // Content-Length to send; -1: chunked
+	sp     *spooledBody // nil: nothing buffered
+	length int64        // Content-Length to send; -1: chunked
 }
 
-var bodyBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledBody is the largest body buffer kept for reuse: one large
-// upload (request_buffers allows up to 10 MiB) must not stay pinned in the
-// pool while the site serves small requests.
-const maxPooledBody = 64 << 10
+// streamed reports whether part of the body comes from the client as it
+// is sent: it cannot be sent again.
+func (b *requestBody) streamed() bool { return b.sp == nil || b.sp.rest != nil }
 
 func (b *requestBody) release() {
-	if b.buf.Cap() > maxPooledBody {
-		return
+	if b.sp != nil {
+		b.sp.release()
 	}
-	b.buf.Reset()
-	bodyBufPool.Put(b.buf)
 }
 
-// readBody buffers r's body up to request_buffers, as Caddy's
-// reverse_proxy does before it dials; nil for a request without a body.
-// A body over the site's max_body_size fails with 413 (the request_body
-// handler before this one limits r.Body).
-func (u *UpstreamHandler) readBody(r *http.Request) (*requestBody, error) {
+// readBody buffers r's body as Buffer says, as Caddy's reverse_proxy
+// does with request_buffers before it dials; nil for a request without
+// a body. A body over the site's max_body_size fails with 413 (the
+// request_body handler before this one limits r.Body), one that finds
+// the buffers full with 503.
+func (u *UpstreamHandler) readBody(w http.ResponseWriter, r *http.Request) (*requestBody, error) {
 	if r.Body == nil || r.Body == http.NoBody || (r.ContentLength == 0 && len(r.TransferEncoding) == 0) {
 		return nil, nil
 	}
-	b := &requestBody{buf: bodyBufPool.Get().(*bytes.Buffer), length: r.ContentLength}
-	if u.bufferLimit == 0 {
-		b.rest = r.Body
-		return b, nil
+	if u.Buffer == nil {
+		return &requestBody{length: r.ContentLength, sp: &spooledBody{memClass: -1, rest: r.Body}}, nil
 	}
-	var n int64
-	var err error
-	if u.bufferLimit > 0 {
-		n, err = io.CopyN(b.buf, r.Body, u.bufferLimit)
-	} else {
-		n, err = io.Copy(b.buf, r.Body)
+	sp, err := u.Buffer.spool(w, r)
+	if err != nil || sp == nil {
+		return nil, err
 	}
-	switch {
-	case err == io.EOF || (err == nil && u.bufferLimit < 0):
-		b.length = n
-	case err == nil:
-		b.rest = r.Body // longer than the buffer: the rest is streamed
-	default:
-		b.release()
-		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, caddyhttp.Error(http.StatusRequestEntityTooLarge, mbe)
-		}
-		// Caddy's reverse_proxy sends what it has and lets the upstream
-		// fail on the short body; the client is gone or broke the framing.
-		return nil, caddyhttp.Error(http.StatusBadRequest, err)
-	}
-	if b.length == 0 && b.rest == nil {
-		b.release()
-		return nil, nil
+	b := &requestBody{sp: sp, length: r.ContentLength}
+	if sp.complete {
+		b.length = sp.size()
 	}
 	if len(r.TransferEncoding) > 0 {
 		// net/http's Transport keeps a chunked request chunked, even
@@ -528,23 +519,19 @@ func (u *UpstreamHandler) writeRequest(nc net.Conn, r *http.Request, body *reque
 	bw.WriteString("Connection: close\r\n\r\n")
 
 	if body != nil {
-		if body.length >= 0 {
-			bw.Write(body.buf.Bytes())
-			if body.rest != nil {
-				if _, err := io.Copy(bw, body.rest); err != nil {
-					return addedGzip, err
-				}
-			}
-		} else {
-			cw := &chunkWriter{w: bw}
-			if _, err := cw.Write(body.buf.Bytes()); err != nil {
+		var w io.Writer = bw
+		if body.length < 0 {
+			w = &chunkWriter{w: bw}
+		}
+		if err := body.sp.writeTo(w); err != nil {
+			return addedGzip, err
+		}
+		if body.sp.rest != nil {
+			if _, err := io.Copy(w, body.sp.rest); err != nil {
 				return addedGzip, err
 			}
-			if body.rest != nil {
-				if _, err := io.Copy(cw, body.rest); err != nil {
-					return addedGzip, err
-				}
-			}
+		}
+		if body.length < 0 {
 			bw.WriteString("0\r\n\r\n")
 		}
 	}

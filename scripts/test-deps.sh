@@ -39,6 +39,9 @@ lean="$lean nginx-light openssl"
 # The admin API over TLS: supervisorctl (which has no https) reaches it
 # through a socat TLS tunnel, and openssl checks the CA's fingerprint.
 lean="$lean socat"
+# The security tests attack as a real unprivileged user, made with
+# useradd (passwd) and run with setpriv (util-linux).
+lean="$lean passwd util-linux"
 
 missing() {
 	out=""

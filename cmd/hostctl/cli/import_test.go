@@ -19,6 +19,13 @@ func TestImportRun(t *testing.T) {
 	webPort, proxyPort := freePort(t), freePort(t)
 	d := startDaemon(t, "", daemonOpts{config: func(t testing.TB, dir string) (string, []string) {
 		env := []string{"TESTDIR=" + dir, fmt.Sprintf("WEBPORT=%d", webPort)}
+		// The proxy reads static files as www-data (proxy.file_user), as
+		// nginx's workers would: the static dir must be reachable.
+		for _, d := range []string{dir, filepath.Dir(dir)} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for _, sub := range []string{"www", "static", "log"} {
 			if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 				t.Fatal(err)

@@ -24,6 +24,7 @@ func TestStorageAndFleet(t *testing.T) {
 	good := head + `[proxy.storage]
 type = "redis"
 address = "10.0.0.5:6379"
+tls = true
 password_file = "` + pass + `"
 db = 2
 timeout = "3s"

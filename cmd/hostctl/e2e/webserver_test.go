@@ -42,6 +42,12 @@ func TestDjangoWebserver(t *testing.T) {
 		}
 		os.RemoveAll(tmp)
 	})
+	// The proxy reads static files as www-data (proxy.file_user), as
+	// nginx's workers would: the static root must be reachable, as
+	// /srv or /var/www are, not under a 0700 dir.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	// Built with -race when the test runs with it: a data race in the
 	// daemon fails the test (checked when it has exited, below).
 	bin, err := testbin.Hostctl()
