@@ -194,3 +194,32 @@ func TestReloadChangesInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestRollingRestartOfAStoppedInstance: `hostctl restart` of a rolling
+// program whose first instance is STOPPED restarts that one first (those
+// not RUNNING go first) and reports every instance RUNNING with a new
+// process. The roller sends each restart after the request was accepted:
+// the STOPPED state the wait sees at first is not the restart's outcome.
+func TestRollingRestartOfAStoppedInstance(t *testing.T) {
+	d := startDaemon(t, `
+[program.w]
+command = ["/bin/sh", "-c", "exec sleep 1000"]
+instances = 3
+rolling = true
+start_secs = "200ms"
+`, daemonOpts{})
+	if r := d.hostctl(t, "stop", "w_0"); r.code != 0 {
+		t.Fatalf("stop w_0: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	before := d.status(t)
+	r := d.hostctl(t, "restart", "w")
+	if r.code != 0 || strings.Count(r.stdout, ": RUNNING (pid ") != 3 {
+		t.Errorf("restart w with w_0 STOPPED: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	after := d.status(t)
+	for _, n := range []string{"w_0", "w_1", "w_2"} {
+		if after[n].State != supervisor.Running || after[n].PID == before[n].PID {
+			t.Errorf("after restart w: %s is %s pid %d (was %s pid %d)", n, after[n].State, after[n].PID, before[n].State, before[n].PID)
+		}
+	}
+}
