@@ -146,7 +146,7 @@ func TestCertFiles(t *testing.T) {
 	c2, k2 := writeSelfSigned(t, archive, name, 102)
 	relink(c2, certLink)
 	relink(k2, keyLink)
-	retryUntil(t, 10*time.Second, "the renewed certificate served", func() error {
+	retryUntil(t, 30*time.Second, "the renewed certificate served", func() error {
 		got, err := servedSerial(httpsAddr, name)
 		if err != nil {
 			return err
@@ -156,7 +156,7 @@ func TestCertFiles(t *testing.T) {
 		}
 		return nil
 	})
-	retryUntil(t, 5*time.Second, "the reload logged", func() error {
+	retryUntil(t, 30*time.Second, "the reload logged", func() error {
 		if h.logs.FilterMessage("proxy: certificate files changed; reloaded").Len() == 0 {
 			return errNotYet
 		}
@@ -164,11 +164,15 @@ func TestCertFiles(t *testing.T) {
 	})
 
 	// A renewal caught half way (a key that is not the certificate's) is
-	// logged and the certificate before it keeps serving.
+	// logged and the certificate before it keeps serving. The renewal
+	// above re-pointed its two links one after the other: a check between
+	// the two may have logged a broken pair already, so count.
+	const broken = "proxy: certificate files changed but do not load; the previous certificate keeps serving"
+	before := h.logs.FilterMessage(broken).Len()
 	_, k3 := writeSelfSigned(t, archive, name, 103)
 	relink(k3, keyLink)
-	retryUntil(t, 10*time.Second, "the broken pair logged", func() error {
-		if h.logs.FilterMessage("proxy: certificate files changed but do not load; the previous certificate keeps serving").Len() == 0 {
+	retryUntil(t, 30*time.Second, "the broken pair logged", func() error {
+		if h.logs.FilterMessage(broken).Len() == before {
 			return errNotYet
 		}
 		return nil

@@ -52,7 +52,7 @@ func TestProxyToUpstream(t *testing.T) {
 	}
 
 	// The access log got a JSON line for the request.
-	retryUntil(t, 5*time.Second, "access log line", func() error {
+	retryUntil(t, 30*time.Second, "access log line", func() error {
 		if !strings.Contains(h.access.String(), `"uri":"/a/b?x=1"`) {
 			return errNotYet
 		}
@@ -101,9 +101,30 @@ func TestApplySameConfigDoesNotReload(t *testing.T) {
 	}
 
 	// An idle keep-alive connection survives an Apply of the same config
-	// (a reload closes idle connections).
+	// (a reload closes idle connections). The client's transport puts the
+	// connection back in its idle pool a moment after the body was read:
+	// wait for that, or the next request may dial a new one.
 	c := client()
-	get(t, c, "http://"+listen+"/")
+	idle := make(chan struct{})
+	req0, _ := http.NewRequest("GET", "http://"+listen+"/", nil)
+	req0 = req0.WithContext(httptrace.WithClientTrace(req0.Context(), &httptrace.ClientTrace{
+		PutIdleConn: func(err error) {
+			if err == nil {
+				close(idle)
+			}
+		},
+	}))
+	resp0, err := c.Do(req0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp0.Body)
+	resp0.Body.Close()
+	select {
+	case <-idle:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first request's connection never went back to the client's idle pool")
+	}
 	if err := h.p.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}

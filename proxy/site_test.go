@@ -114,7 +114,7 @@ func TestTLSInternal(t *testing.T) {
 	tc.Transport = &http.Transport{DialContext: dialTo(httpsAddr), TLSClientConfig: &tls.Config{RootCAs: pool}}
 	var body string
 	// The certificate is issued in the background right after start.
-	retryUntil(t, 10*time.Second, "HTTPS with the internal certificate", func() error {
+	retryUntil(t, 30*time.Second, "HTTPS with the internal certificate", func() error {
 		resp, err := tc.Get("https://localhost:" + httpsPort + "/")
 		if err != nil {
 			return err

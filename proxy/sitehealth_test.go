@@ -99,7 +99,7 @@ func TestHealthPath(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	retryUntil(t, 5*time.Second, "a request in flight", func() error {
+	retryUntil(t, 30*time.Second, "a request in flight", func() error {
 		if n := p.Traffic().InFlight; n != 1 {
 			return fmt.Errorf("%d in flight", n)
 		}

@@ -387,7 +387,7 @@ func TestUpstreamHandlerOwnsEdgeCases(t *testing.T) {
 		conn.Close()
 		select {
 		case <-gone:
-		case <-time.After(5 * time.Second):
+		case <-time.After(30 * time.Second):
 			t.Fatal("the upstream request went on after the client left")
 		}
 	})
@@ -398,7 +398,7 @@ func TestUpstreamHandlerOwnsEdgeCases(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
 		io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
 		br := bufio.NewReader(conn)
 		resp, err := http.ReadResponse(br, nil)
@@ -416,7 +416,7 @@ func TestUpstreamHandlerOwnsEdgeCases(t *testing.T) {
 		// stops: Caddy 2.11.9's cleanup of a still open upgraded
 		// connection races with its copying goroutine (go test -race).
 		conn.Close()
-		retryUntil(t, 5*time.Second, "the upgraded connection to end", func() error {
+		retryUntil(t, 30*time.Second, "the upgraded connection to end", func() error {
 			if st := h.p.Status(); len(st.Upstreams) == 1 && st.Upstreams[0].Requests == 0 {
 				return nil
 			}

@@ -31,10 +31,12 @@ func newSupWithLogs(t *testing.T, progs ...*ProgramConfig) *Supervisor {
 }
 
 // needsFile is a program that fails to start, saying why on stderr,
-// until path exists.
+// until path exists. Its failing shell exits long before start_secs
+// however busy the machine is (one slower than start_secs would count as
+// started, then as a crash).
 func needsFile(name, path string) *ProgramConfig {
 	p := shProg(name, `if [ -e "`+path+`" ]; then exec sleep 1000; fi; echo "starting up" >&2; echo "config $$HOME missing: `+path+`" >&2; exit 1`)
-	p.StartSecs = 200 * time.Millisecond
+	p.StartSecs = time.Second
 	p.StartRetries = 1
 	return p
 }

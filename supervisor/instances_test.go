@@ -55,7 +55,7 @@ func TestInstancesStartEachWithItsNumber(t *testing.T) {
 	pids := map[int]bool{}
 	for i, name := range s.Names() {
 		n := i + 1
-		st := waitState(t, s, name, Running, 5*time.Second)
+		st := waitState(t, s, name, Running, 20*time.Second)
 		pids[st.PID] = true
 		if st.Program != "worker" || st.ProcessGroup != "worker" || st.Instance != n {
 			t.Errorf("%s: program %q group %q instance %d", name, st.Program, st.ProcessGroup, st.Instance)
@@ -90,7 +90,7 @@ func waitLogLine(t *testing.T, s *Supervisor, name, stream, want string) {
 	if err != nil || ls == nil {
 		t.Fatalf("%s %s log: %v", name, stream, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err = ls.Follow(ctx, 100, func(line []byte) error {
 		if strings.Contains(string(line), want) {
@@ -113,10 +113,10 @@ func TestInstanceRestartsAlone(t *testing.T) {
 	s.StartPrograms(context.Background(), "w")
 	before := map[string]Status{}
 	for _, n := range []string{"w_0", "w_1", "w_2"} {
-		before[n] = waitState(t, s, n, Running, 5*time.Second)
+		before[n] = waitState(t, s, n, Running, 20*time.Second)
 	}
 	syscall.Kill(before["w_1"].PID, syscall.SIGKILL)
-	after := waitCond(t, s, "w_1", 5*time.Second, "a new process", func(st Status) bool {
+	after := waitCond(t, s, "w_1", 20*time.Second, "a new process", func(st Status) bool {
 		return st.State == Running && st.Generation > before["w_1"].Generation
 	})
 	if after.Restarts != 1 || after.LastExit == nil || after.LastExit.Signal != "KILL" {
@@ -335,7 +335,7 @@ func TestRollingRestart(t *testing.T) {
 				})
 			}
 			if tc.rolling {
-				logs.wait(t, "rolling restart: instance is back", 3, 5*time.Second)
+				logs.wait(t, "rolling restart: instance is back", 3, 20*time.Second)
 			}
 			minRunning, stopped := rollWatch(logs, mark, procs)
 			if minRunning != tc.wantRunning {
@@ -356,7 +356,9 @@ func TestRollingRestartStopsAtABrokenInstance(t *testing.T) {
 	// Each instance runs once; its next start fails.
 	p := shProg("app", fmt.Sprintf(`f=%s/ran-${INSTANCE}; if [ -e $f ]; then echo broken >&2; exit 1; fi; touch $f; exec sleep 1000`, dir))
 	p.Instances, p.Rolling, p.StartRetries = 3, true, 0
-	p.StartSecs = 100 * time.Millisecond
+	// A broken start exits long before start_secs, however busy the
+	// machine is (a shell slower than start_secs would count as started).
+	p.StartSecs = time.Second
 	p.FatalRetry = RetryNever
 	s, logs := newSupWatched(t, p)
 	ctx := context.Background()
@@ -364,19 +366,19 @@ func TestRollingRestartStopsAtABrokenInstance(t *testing.T) {
 	procs := []string{"app_0", "app_1", "app_2"}
 	before := map[string]Status{}
 	for _, n := range procs {
-		before[n] = waitState(t, s, n, Running, 5*time.Second)
+		before[n] = waitState(t, s, n, Running, 20*time.Second)
 	}
 	// app_2 is down before the restart: it goes first (and is the one
 	// that breaks: its file exists).
 	if err := s.StopPrograms(ctx, "app_2"); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, s, "app_2", Stopped, 5*time.Second)
+	waitState(t, s, "app_2", Stopped, 20*time.Second)
 	if err := s.RestartPrograms(ctx, "app"); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, s, "app_2", Fatal, 5*time.Second)
-	logs.wait(t, "rolling restart stopped: an instance did not come back; the instances not yet restarted keep running", 1, 5*time.Second)
+	waitState(t, s, "app_2", Fatal, 20*time.Second)
+	logs.wait(t, "rolling restart stopped: an instance did not come back; the instances not yet restarted keep running", 1, 20*time.Second)
 	for _, n := range []string{"app_0", "app_1"} {
 		st, _ := s.Status(n)
 		if st[0].State != Running || st[0].PID != before[n].PID {
@@ -388,30 +390,39 @@ func TestRollingRestartStopsAtABrokenInstance(t *testing.T) {
 // TestStopDuringRollingRestart: a stop wins over a rolling restart under
 // way: the stopped instances are not started again by it.
 func TestStopDuringRollingRestart(t *testing.T) {
-	p := helper(t, "q", "ignore-term")
+	dir := t.TempDir()
+	p := helper(t, "q", "ignore-term", filepath.Join(dir, "ready-${INSTANCE}"))
 	p.Instances, p.Rolling = 3, true
-	p.StopTimeout = 300 * time.Millisecond
-	s, _ := newSup(t, p)
+	// RUNNING once it ignores SIGTERM (it writes its file after): each
+	// stop lasts stop_timeout, long enough for the stop below to arrive
+	// while the restart has the first instance STOPPING however slow the
+	// test's goroutine is to get there.
+	p.Ready = &ProbeConfig{Exec: Command{"/usr/bin/test", "-f", filepath.Join(dir, "ready-${INSTANCE}")},
+		Interval: 20 * time.Millisecond, Timeout: time.Second, Deadline: 20 * time.Second}
+	p.StopTimeout = 2 * time.Second
+	s, logs := newSupWatched(t, p)
 	ctx := context.Background()
 	s.StartPrograms(ctx, "q")
 	for _, n := range []string{"q_0", "q_1", "q_2"} {
-		waitState(t, s, n, Running, 5*time.Second)
+		waitState(t, s, n, Running, 20*time.Second)
 	}
 	if err := s.RestartPrograms(ctx, "q"); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, s, "q_0", Stopping, 5*time.Second) // the first is in hand
+	// The first is in hand (logged before its restart is sent, which the
+	// roller finishes before it hears of the stop).
+	logs.wait(t, "rolling restart: restarting instance", 1, 20*time.Second)
 	if err := s.StopPrograms(ctx, "q"); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"q_0", "q_1", "q_2"} {
-		waitState(t, s, n, Stopped, 5*time.Second)
+		waitState(t, s, n, Stopped, 20*time.Second)
 	}
 	// Nothing is left to roll: restart the same program again, which goes
 	// through the same roller and must start all three, one at a time.
 	s.RestartPrograms(ctx, "q")
 	for _, n := range []string{"q_0", "q_1", "q_2"} {
-		waitState(t, s, n, Running, 10*time.Second)
+		waitState(t, s, n, Running, 30*time.Second)
 	}
 	for _, n := range []string{"q_0", "q_1", "q_2"} {
 		if st, _ := s.Status(n); st[0].Generation != 2 {
@@ -434,13 +445,13 @@ func TestDependsOnEveryInstance(t *testing.T) {
 	s, logs := newSupWatched(t, a, b)
 	s.StartPrograms(context.Background(), "b")
 	os.WriteFile(dir+"/ready-0", nil, 0o644)
-	waitState(t, s, "a_0", Running, 5*time.Second)
+	waitState(t, s, "a_0", Running, 20*time.Second)
 	st, _ := s.Status("b", "a_1")
 	if st[0].State != Starting || st[0].PID != 0 || st[0].Info != "waiting for a" || st[1].State != Starting {
 		t.Fatalf("b is %s pid %d (%q) while a_1 is %s: it must wait for every instance of a", st[0].State, st[0].PID, st[0].Info, st[1].State)
 	}
 	os.WriteFile(dir+"/ready-1", nil, 0o644)
-	waitState(t, s, "b", Running, 5*time.Second)
+	waitState(t, s, "b", Running, 20*time.Second)
 
 	// Shutdown order: b stops before any instance of a.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -470,7 +481,7 @@ func TestReloadInstances(t *testing.T) {
 	s.StartPrograms(ctx, "c")
 	pid := func(n string) int {
 		t.Helper()
-		return waitState(t, s, n, Running, 5*time.Second).PID
+		return waitState(t, s, n, Running, 20*time.Second).PID
 	}
 	p0, p1 := pid("c_0"), pid("c_1")
 

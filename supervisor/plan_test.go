@@ -16,7 +16,7 @@ func TestPlanIsReloadsDiff(t *testing.T) {
 	s, _ := newSup(t, keep, change, gone)
 	s.StartAutostart(context.Background())
 	for _, n := range []string{"keep", "change", "gone"} {
-		waitState(t, s, n, Running, 5*time.Second)
+		waitState(t, s, n, Running, 20*time.Second)
 	}
 	keep2, change2 := *keep, *change
 	change2.Environment = map[string]string{"HOSTCTL_HELPER": "sleep", "X": "1"}

@@ -259,15 +259,15 @@ func TestDependencyFatalMakesDependentFatal(t *testing.T) {
 	s.Start()
 	defer s.Shutdown(context.Background())
 	s.StartAutostart(context.Background())
-	st := waitState(t, s, "a", Fatal, 5*time.Second)
+	st := waitState(t, s, "a", Fatal, 20*time.Second)
 	if !strings.Contains(st.SpawnErr, "/nonexistent/program") {
 		t.Errorf("spawn error %q does not name the command", st.SpawnErr)
 	}
-	st = waitState(t, s, "b", Fatal, 5*time.Second)
+	st = waitState(t, s, "b", Fatal, 20*time.Second)
 	if !strings.Contains(st.SpawnErr, `dependency "a" is FATAL`) {
 		t.Errorf("b's error %q does not name its dependency", st.SpawnErr)
 	}
-	waitState(t, s, "c", Running, 5*time.Second)
+	waitState(t, s, "c", Running, 20*time.Second)
 }
 
 // TestDependencyExitedForGood: a dependency that exits and will not be
@@ -389,12 +389,12 @@ func TestSignalAndRestart(t *testing.T) {
 	p := helper(t, "sleeper", "sleep")
 	s, _ := newSup(t, p)
 	s.StartPrograms(context.Background(), "sleeper")
-	st := waitState(t, s, "sleeper", Running, 5*time.Second)
+	st := waitState(t, s, "sleeper", Running, 20*time.Second)
 	old := st.PID
 	if err := s.RestartPrograms(context.Background(), "sleeper"); err != nil {
 		t.Fatal(err)
 	}
-	st = waitCond(t, s, "sleeper", 5*time.Second, "new pid", func(st Status) bool { return st.State == Running && st.PID != old })
+	st = waitCond(t, s, "sleeper", 20*time.Second, "new pid", func(st Status) bool { return st.State == Running && st.PID != old })
 	if groupAlive(old) {
 		t.Errorf("old process group %d survived the restart", old)
 	}
@@ -402,7 +402,7 @@ func TestSignalAndRestart(t *testing.T) {
 	if err := s.Signal(context.Background(), syscall.SIGKILL, "sleeper"); err != nil {
 		t.Fatal(err)
 	}
-	st2 := waitCond(t, s, "sleeper", 5*time.Second, "restart after crash", func(x Status) bool { return x.State == Running && x.PID != st.PID })
+	st2 := waitCond(t, s, "sleeper", 20*time.Second, "restart after crash", func(x Status) bool { return x.State == Running && x.PID != st.PID })
 	if st2.LastExit == nil || st2.LastExit.Code != 137 || st2.LastExit.Signal != "KILL" {
 		t.Errorf("last exit %+v, want 137 KILL", st2.LastExit)
 	}
@@ -444,7 +444,7 @@ func TestReloadDiff(t *testing.T) {
 	s, _ := newSup(t, keep, change, gone)
 	s.StartAutostart(context.Background())
 	for _, n := range []string{"keep", "change", "gone"} {
-		waitState(t, s, n, Running, 5*time.Second)
+		waitState(t, s, n, Running, 20*time.Second)
 	}
 	before, _ := s.Status("keep", "change")
 	keep2 := *keep
@@ -458,8 +458,8 @@ func TestReloadDiff(t *testing.T) {
 	if strings.Join(diff.Added, ",") != "added" || strings.Join(diff.Changed, ",") != "change" || strings.Join(diff.Removed, ",") != "gone" {
 		t.Fatalf("diff = %+v", diff)
 	}
-	waitState(t, s, "added", Running, 5*time.Second)
-	st := waitState(t, s, "change", Running, 5*time.Second)
+	waitState(t, s, "added", Running, 20*time.Second)
+	st := waitState(t, s, "change", Running, 20*time.Second)
 	if st.PID == before[1].PID {
 		t.Errorf("changed program kept its pid")
 	}
@@ -488,7 +488,7 @@ func TestKillSurvivors(t *testing.T) {
 	if n := core.killSurvivors(); n != 1 {
 		t.Errorf("killed %d processes, want 1", n)
 	}
-	waitGone(t, victim, 5*time.Second)
+	waitGone(t, victim, 20*time.Second)
 	if !groupAlive(other) {
 		t.Errorf("killed a group that was not ours")
 	}

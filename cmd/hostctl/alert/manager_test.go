@@ -227,7 +227,9 @@ func TestRetryThenDeliverInOrder(t *testing.T) {
 func TestGiveUpAfterRetryFor(t *testing.T) {
 	rec := newRec()
 	rec.fail = func(int, Event) error { return errors.New("503 Service Unavailable") }
-	m := newTestManager(t, Config{Sinks: []SinkConfig{sink("hook")}, RetryFor: 300 * time.Millisecond}, map[string]Sink{"hook": rec})
+	// Backoff is 10ms to 50ms: a second of retries is a few dozen tries,
+	// at least 3 however late the timers fire on a busy machine.
+	m := newTestManager(t, Config{Sinks: []SinkConfig{sink("hook")}, RetryFor: time.Second}, map[string]Sink{"hook": rec})
 	m.Set(fatal("gunicorn"))
 	waitFor(t, func() bool { return m.Sinks()[0].Failed == 1 })
 	st := m.Sinks()[0]

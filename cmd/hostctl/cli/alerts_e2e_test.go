@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,9 +71,9 @@ func serveAPI(t *testing.T, a control.Alerts) string {
 // the admin API serving a fixed alert manager: what each prints and its
 // exit status.
 func TestAlertsCommands(t *testing.T) {
-	since := time.Now().Add(-12*time.Minute - 5*time.Second)
+	// Since is set as each case starts (below).
 	fatal := alert.Alert{Key: "fatal:worker", Condition: alert.CondFatal, Program: "worker", Severity: alert.Critical,
-		Summary: "worker is FATAL: gave up after 4 tries", Command: "hostctl tail worker stderr", Since: since}
+		Summary: "worker is FATAL: gave up after 4 tries", Command: "hostctl tail worker stderr"}
 	oncall := alert.SinkStatus{Name: "oncall", Type: alert.TypePagerDuty, Sent: 4, Failed: 1, LastError: "HTTP 429"}
 	team := alert.SinkStatus{Name: "team", Type: alert.TypeSlack, Sent: 3}
 	ok := alert.TestResult{Sink: "oncall", Type: alert.TypePagerDuty, OK: true, Milliseconds: 120}
@@ -103,6 +104,15 @@ func TestAlertsCommands(t *testing.T) {
 		{"status without alerts: no block", fixedAlerts{}, []string{"status"}, 0, []string{"web"}, "", "alerts:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// 12m30s ago as the case starts: "12m ago" for the next 30s,
+			// however long the cases before it took on a busy machine.
+			if fa, ok := tc.alerts.(fixedAlerts); ok {
+				fa.active = slices.Clone(fa.active)
+				for i := range fa.active {
+					fa.active[i].Since = time.Now().Add(-12*time.Minute - 30*time.Second)
+				}
+				tc.alerts = fa
+			}
 			socket := serveAPI(t, tc.alerts)
 			r := runHostctl(t, append(tc.args, "--socket", socket)...)
 			if r.code != tc.code {

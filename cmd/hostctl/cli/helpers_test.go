@@ -224,6 +224,41 @@ func (d *testDaemon) waitLog(t testing.TB, timeout time.Duration, parts ...strin
 	}
 }
 
+// retryUntil calls f until it returns nil, or fails the test after d with
+// f's last error. It is for what gives the test no event to wait on: a
+// line on its way to a program's log file (the writer batches), a shell
+// that has yet to fork its children. It returns as soon as f passes.
+func retryUntil(t testing.TB, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, d, err)
+		}
+		time.Sleep(50 * time.Millisecond) // between polls of a bounded wait
+	}
+}
+
+// waitTail waits until `hostctl tail ARGS` prints a line containing want
+// (a line the program wrote reaches its log file a little later), and
+// returns that output.
+func (d *testDaemon) waitTail(t testing.TB, want string, args ...string) result {
+	t.Helper()
+	var r result
+	retryUntil(t, 30*time.Second, fmt.Sprintf("%q in hostctl tail %s", want, strings.Join(args, " ")), func() error {
+		r = d.hostctl(t, append([]string{"tail"}, args...)...)
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			return fmt.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		return nil
+	})
+	return r
+}
+
 // logLines returns the lines of hostctl's log that contain every part.
 func (d *testDaemon) logLines(parts ...string) []string {
 	var out []string

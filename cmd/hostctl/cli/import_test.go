@@ -97,10 +97,14 @@ server {
 	if st.code != 0 || !strings.Contains(st.stdout, "web") || !strings.Contains(st.stdout, "worker") {
 		t.Fatalf("status: exit %d\n%s%s", st.code, st.stdout, st.stderr)
 	}
-	tail := runHostctl(t, "--socket", d.socket, "tail", "worker")
-	if !strings.Contains(tail.stdout, "worker 0 of 1 up") {
-		t.Errorf("worker's log: %q", tail.stdout)
-	}
+	// worker is RUNNING at its spawn (startsecs 0): its line reaches the
+	// log a little later.
+	retryUntil(t, 30*time.Second, "worker's line in its log", func() error {
+		if tail := runHostctl(t, "--socket", d.socket, "tail", "worker"); !strings.Contains(tail.stdout, "worker 0 of 1 up") {
+			return fmt.Errorf("worker's log: %q", tail.stdout)
+		}
+		return nil
+	})
 
 	c := &http.Client{Timeout: 10 * time.Second}
 	get := func(path string) (*http.Response, string) {

@@ -60,12 +60,10 @@ func TestInstancesThroughTheCLI(t *testing.T) {
 		t.Errorf("status celery: exit %d, want both instances and nothing else:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
-	// Each instance has its own log, with its own ${INSTANCE}.
+	// Each instance has its own log, with its own ${INSTANCE} (the line
+	// reaches the file a little after RUNNING: waited for).
 	for i := range 2 {
-		r = d.hostctl(t, "tail", fmt.Sprintf("web:celery_%d", i))
-		if want := fmt.Sprintf("worker w%d arg=%d", i, i); r.code != 0 || !strings.Contains(r.stdout, want) {
-			t.Errorf("tail web:celery_%d: exit %d, want %q:\n%s%s", i, r.code, want, r.stdout, r.stderr)
-		}
+		d.waitTail(t, fmt.Sprintf("worker w%d arg=%d", i, i), fmt.Sprintf("web:celery_%d", i))
 	}
 	if r = d.hostctl(t, "tail", "celery"); r.code == 0 || !strings.Contains(r.stderr, "celery_0, celery_1") {
 		t.Errorf("tail of a program with two instances: exit %d, stderr %q; want an error naming them", r.code, r.stderr)
@@ -191,6 +189,35 @@ func TestReloadChangesInstances(t *testing.T) {
 	for _, n := range []string{"worker_0", "worker_1"} {
 		if after[n].PID != before[n].PID {
 			t.Errorf("%s restarted by removing an instance", n)
+		}
+	}
+}
+
+// TestRollingRestartOfAStoppedInstance: `hostctl restart` of a rolling
+// program whose first instance is STOPPED restarts that one first (those
+// not RUNNING go first) and reports every instance RUNNING with a new
+// process. The roller sends each restart after the request was accepted:
+// the STOPPED state the wait sees at first is not the restart's outcome.
+func TestRollingRestartOfAStoppedInstance(t *testing.T) {
+	d := startDaemon(t, `
+[program.w]
+command = ["/bin/sh", "-c", "exec sleep 1000"]
+instances = 3
+rolling = true
+start_secs = "200ms"
+`, daemonOpts{})
+	if r := d.hostctl(t, "stop", "w_0"); r.code != 0 {
+		t.Fatalf("stop w_0: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	before := d.status(t)
+	r := d.hostctl(t, "restart", "w")
+	if r.code != 0 || strings.Count(r.stdout, ": RUNNING (pid ") != 3 {
+		t.Errorf("restart w with w_0 STOPPED: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	after := d.status(t)
+	for _, n := range []string{"w_0", "w_1", "w_2"} {
+		if after[n].State != supervisor.Running || after[n].PID == before[n].PID {
+			t.Errorf("after restart w: %s is %s pid %d (was %s pid %d)", n, after[n].State, after[n].PID, before[n].State, before[n].PID)
 		}
 	}
 }

@@ -119,6 +119,9 @@ func TestReloadDuringTheFirstProxyStart(t *testing.T) {
 	if listening(oldPort) {
 		t.Errorf("the first config's port %d listens: the old config was applied over the reloaded one", oldPort)
 	}
+	// The daemon logged it before READY=1, but its log and its notify
+	// socket reach the test by two ways: wait for the line, then count.
+	d.waitLog(t, 30*time.Second, `"proxy listening"`)
 	if lines := d.logLines(`"proxy listening"`); len(lines) != 1 || !strings.Contains(lines[0], want) {
 		t.Errorf("\"proxy listening\" lines: %q; want exactly one, on %s", lines, want)
 	}

@@ -109,13 +109,26 @@ func TestLiveActionsAndLogs(t *testing.T) {
 	defer cancel()
 	c := lv.client
 
-	progs, err := c.Programs(ctx)
-	if err != nil || len(progs) != 2 {
-		t.Fatalf("Programs: %v %v", progs, err)
-	}
-	web := progs[1]
-	if web.Name != "web" || web.State != supervisor.Running || web.Processes < 2 || web.RSSBytes == 0 || web.StdoutLog == "" {
-		t.Errorf("web = %+v", web)
+	// RUNNING (200ms alive) does not mean web's shell has forked its
+	// sleep yet: poll (there is no event for it) until the group has both.
+	var web Program
+	for {
+		progs, err := c.Programs(ctx)
+		if err != nil || len(progs) != 2 {
+			t.Fatalf("Programs: %v %v", progs, err)
+		}
+		web = progs[1]
+		if web.Name != "web" || web.State != supervisor.Running || web.RSSBytes == 0 || web.StdoutLog == "" {
+			t.Fatalf("web = %+v", web)
+		}
+		if web.Processes >= 2 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("web's process group never had its sleep: %+v", web)
+		case <-time.After(50 * time.Millisecond): // between polls of a bounded wait
+		}
 	}
 
 	// Restart waits for a new RUNNING process.
@@ -162,10 +175,22 @@ func TestLiveActionsAndLogs(t *testing.T) {
 		t.Fatal("no new line")
 	}
 
-	// Tail of stderr.
-	var got []string
-	if err := c.Log(ctx, "dead", "stderr", 5, false, func(l string) error { got = append(got, l); return nil }); err != nil || len(got) == 0 || got[0] != "dying" {
-		t.Errorf("tail dead stderr = %q, %v", got, err)
+	// Tail of stderr: dead's line reaches the file a little after it
+	// exited (the writer batches); wait for it.
+	for {
+		var got []string
+		err := c.Log(ctx, "dead", "stderr", 5, false, func(l string) error { got = append(got, l); return nil })
+		if err == nil && len(got) > 0 {
+			if got[0] != "dying" {
+				t.Errorf("tail dead stderr = %q", got)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("tail dead stderr = %q, %v", got, err)
+		case <-time.After(50 * time.Millisecond): // between polls of a bounded wait
+		}
 	}
 
 	// Stop all waits until every program is down.

@@ -555,6 +555,12 @@ func targetOf(kind string, before supervisor.Status) func(supervisor.Status) (do
 			if st.State == supervisor.Running && st.Generation > before.Generation {
 				return true, ""
 			}
+			// A rolling restart reaches its instances one at a time,
+			// after the request was accepted: an instance still exactly
+			// as it was has not been restarted yet, however down it is.
+			if st.State == before.State && st.StateSince.Equal(before.StateSince) && st.Generation == before.Generation {
+				return false, ""
+			}
 			if why := failed(st); why != "" {
 				return true, why
 			}

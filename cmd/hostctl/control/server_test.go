@@ -221,6 +221,30 @@ func TestTargetOf(t *testing.T) {
 			}
 		})
 	}
+
+	// A rolling restart sends an instance its restart after the request
+	// has returned: a STOPPED (or FATAL) instance still as it was is not
+	// the restart's outcome; once touched, its state is.
+	since := time.Now().Add(-time.Minute)
+	for _, down := range []supervisor.Status{
+		{Name: "w_0", State: supervisor.Stopped, StateSince: since, Generation: 1},
+		{Name: "w_0", State: supervisor.Fatal, StateSince: since, Generation: 2, SpawnErr: "x"},
+	} {
+		verdict := targetOf("restart", down)
+		if done, why := verdict(down); done {
+			t.Errorf("restart of %s, not touched yet: done (%q), want a wait for the rolling restart", down.State, why)
+		}
+		later := down
+		later.StateSince = since.Add(30 * time.Second)
+		if done, why := verdict(later); !done || why == "" {
+			t.Errorf("restart of %s, %s again since: done=%v why=%q, want done with the reason", down.State, later.State, done, why)
+		}
+		up := down
+		up.State, up.Generation, up.StateSince = supervisor.Running, down.Generation+1, later.StateSince
+		if done, why := verdict(up); !done || why != "" {
+			t.Errorf("restart of %s, RUNNING with a new process: done=%v why=%q", down.State, done, why)
+		}
+	}
 }
 
 // TestProgramNames: the supervisor alone checks names; the API maps its

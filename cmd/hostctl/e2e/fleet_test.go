@@ -150,7 +150,7 @@ func TestFleetFront(t *testing.T) {
 			if out, err := cli(w, "undrain", "--wait", "--timeout", "30s"); err != nil {
 				t.Fatalf("%s: hostctl undrain --wait: %v\n%s", w.name, err, out)
 			}
-			if _, err := eventually(10*time.Second, func() error { return front.poolUp(webs...) }); err != nil {
+			if _, err := eventually(30*time.Second, func() error { return front.poolUp(webs...) }); err != nil {
 				t.Fatalf("%s undrained and seen healthy, but the front's pool: %v", w.name, err)
 			}
 			t.Logf("%s: drain --wait %s (quiet 3s), restart gunicorn %s, undrain --wait %s (back in the front's pool)",
@@ -184,7 +184,7 @@ func TestFleetFront(t *testing.T) {
 		}
 		<-victim.d.done
 		victim.killed = true
-		outAfter, err := eventually(10*time.Second, func() error { return front.poolDown(victim) })
+		outAfter, err := eventually(30*time.Second, func() error { return front.poolDown(victim) })
 		if err != nil {
 			t.Error(err)
 		}
@@ -205,7 +205,7 @@ func TestFleetFront(t *testing.T) {
 		// webserver died: it began before the kill. The front's access
 		// log has each request's end (ts) and duration.
 		var failed []fleetAccess
-		if _, err := eventually(10*time.Second, func() error {
+		if _, err := eventually(30*time.Second, func() error {
 			lines := front.accessLog(t, logMark)
 			if len(lines) < r.requests {
 				return fmt.Errorf("the front's access log has %d lines for wrk's %d requests", len(lines), r.requests)

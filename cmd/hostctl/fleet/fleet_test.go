@@ -68,7 +68,7 @@ func TestValidate(t *testing.T) {
 }
 
 // TestStatusReasons: each way a host can fail to answer is named, and
-// Status returns within about the timeout whatever the hosts do.
+// Status returns whatever the hosts do (a silent one ends at the timeout).
 func TestStatusReasons(t *testing.T) {
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer good-token" {
@@ -100,21 +100,19 @@ func TestStatusReasons(t *testing.T) {
 	closedURL := "http://" + closed.Addr().String()
 	closed.Close()
 
-	cfg := Config{Timeout: 500 * time.Millisecond, Hosts: []Host{
+	// The hosts that answer or refuse, with a timeout no busy machine
+	// reaches (they do not wait for it); then the silent one alone, with
+	// a short one that it always reaches.
+	cfg := Config{Timeout: time.Minute, Hosts: []Host{
 		{Name: "ok", URL: ok.URL, token: "good-token"},
 		{Name: "badtoken", URL: ok.URL, token: "wrong"},
 		{Name: "closed", URL: closedURL, token: "x"},
-		{Name: "silent", URL: "http://" + silent.Addr().String(), token: "x"},
 	}}
-	t0 := time.Now()
 	got := Status(context.Background(), cfg)
-	if took := time.Since(t0); took > 3*time.Second {
-		t.Errorf("Status took %s with a 500ms timeout", took)
-	}
 	want := []struct {
 		ok     bool
 		reason Reason
-	}{{true, ""}, {false, BadToken}, {false, Refused}, {false, Timeout}}
+	}{{true, ""}, {false, BadToken}, {false, Refused}}
 	for i, w := range want {
 		h := got[i]
 		if h.Name != cfg.Hosts[i].Name || h.OK != w.ok || h.Reason != w.reason {
@@ -123,6 +121,20 @@ func TestStatusReasons(t *testing.T) {
 	}
 	if len(got[0].Programs) != 1 || got[0].Programs[0].Name != "web" {
 		t.Errorf("programs of ok: %+v", got[0].Programs)
+	}
+
+	// A host that never answers ends at the timeout: Status returns (a
+	// bounded wait for it, not a measure of how fast).
+	cfg = Config{Timeout: 500 * time.Millisecond, Hosts: []Host{{Name: "silent", URL: "http://" + silent.Addr().String(), token: "x"}}}
+	done := make(chan []HostStatus, 1)
+	go func() { done <- Status(context.Background(), cfg) }()
+	select {
+	case got = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("Status still waits for a silent host 30s after its %s timeout", cfg.Timeout)
+	}
+	if h := got[0]; h.Name != "silent" || h.OK || h.Reason != Timeout {
+		t.Errorf("%s: ok %v reason %q (%s), want ok false reason %q", h.Name, h.OK, h.Reason, h.Error, Timeout)
 	}
 }
 
