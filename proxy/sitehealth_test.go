@@ -167,7 +167,10 @@ func TestPoolPassiveHealth(t *testing.T) {
 	listen := freeAddr(t)
 	h := startProxy(t, Config{
 		Listen: listen, UpstreamList: []string{a.addr, b.addr},
-		Health: Health{Path: checkPath, Interval: time.Hour}, // one check at start, then none in this test
+		// One active check at start, then none in this test; failed
+		// requests count for a minute, longer than the test can take
+		// however slow the machine (the 30 requests below all do).
+		Health: Health{Path: checkPath, Interval: time.Hour, FailDuration: ptr(time.Minute)},
 	})
 	c := client()
 	retryUntil(t, 10*time.Second, "the first active check answered by both upstreams", func() error {
@@ -176,7 +179,7 @@ func TestPoolPassiveHealth(t *testing.T) {
 		}
 		return nil
 	})
-	retryUntil(t, 5*time.Second, "both upstreams healthy", func() error {
+	retryUntil(t, 30*time.Second, "both upstreams healthy", func() error {
 		for _, u := range h.p.Status().Upstreams {
 			if !u.Healthy {
 				return fmt.Errorf("%+v", u)
@@ -194,7 +197,7 @@ func TestPoolPassiveHealth(t *testing.T) {
 	for _, u := range h.p.Status().Upstreams {
 		switch u.Address {
 		case a.addr:
-			if u.Healthy || u.Fails < 3 || !strings.Contains(u.Down, "failed requests within 10s") {
+			if u.Healthy || u.Fails < 3 || !strings.Contains(u.Down, "failed requests within 1m0s") {
 				t.Errorf("the dead upstream: %+v, want out of the pool after 3 failed requests", u)
 			}
 		case b.addr:
