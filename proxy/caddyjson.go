@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"net"
@@ -282,15 +281,16 @@ func (cc *Config) siteRoute(s *site, env buildEnv) (route, errRoute caddyhttp.Ro
 	return route, errorRoute(s.Hosts, page), nil
 }
 
-// readErrorPage reads the site's error page. A page that only root (or
-// hostctl's user) can change, along its whole path (checkTrustedFile), is
-// read as hostctl: nobody else can have planted a link there, and it may
-// sit where the file user cannot look (a checkout under /root). Any other
-// page is read as the file user: the app's user may own it, and a link it
-// plants there must not reach what that user could not read (fileuser.go).
+// readErrorPage reads the site's error page as the file user: the app's
+// user may own it, and a link it plants there must not reach what that
+// user could not read (fileuser.go). A page that ReadTrusted accepts (for
+// hostctl: only root, or hostctl's user, can change it, along its whole
+// path) is read as hostctl instead: nobody else can have planted a link
+// there, and it may sit where the file user cannot look (a checkout under
+// /root). Without ReadTrusted, every page is read as the file user.
 func (cc *Config) readErrorPage(s *site) ([]byte, error) {
-	if checkTrustedFile(s.ErrorPage) == nil {
-		if page, err := readFileLimit(s.ErrorPage, maxErrorPage); err == nil {
+	if ReadTrusted != nil {
+		if page, err := ReadTrusted(s.ErrorPage, false); err == nil && len(page) <= maxErrorPage {
 			return page, nil
 		}
 	}
@@ -714,14 +714,11 @@ func errorRoute(hosts []string, page []byte) caddyhttp.Route {
 // servers, not terminal, so that a site block that does not answer a
 // request lets hostctl's routes run.
 func caddyfileRoutes(path string) (routes caddyhttp.RouteList, warnings []string, err error) {
-	// Its placeholders ({file.PATH}, {env.NAME}) run as root: only root
-	// (or hostctl's user) may be able to change it.
-	if err := checkTrustedFile(path); err != nil {
-		return nil, nil, unwrapPath(err)
-	}
-	body, err := os.ReadFile(path)
+	// Its placeholders ({file.PATH}, {env.NAME}) run as root: it is read
+	// under the rule for the files root believes.
+	body, err := readTrusted(path, false)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot read: %v", unwrapPath(err))
+		return nil, nil, readError(err)
 	}
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	if adapter == nil {
@@ -754,22 +751,4 @@ func caddyfileRoutes(path string) (routes caddyhttp.RouteList, warnings []string
 		}
 	}
 	return routes, warnings, nil
-}
-
-// readFileLimit reads at most limit bytes of path; a longer file is an
-// error.
-func readFileLimit(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
 }

@@ -253,7 +253,7 @@ func checkKeyPrefix(p string) error {
 // space; an empty file is an error, and so is one that another user owns
 // or can write (trust.ReadFile).
 func readSecret(path string) (string, error) {
-	b, err := ReadTrusted(path, true)
+	b, err := readTrusted(path, true)
 	if err != nil {
 		return "", readError(err)
 	}
