@@ -40,9 +40,9 @@ func BenchmarkProxy(b *testing.B) {
 	for _, c := range []struct {
 		name      string
 		accessLog bool
-		keepAlive bool          // the upstream keeps connections alive, upstream_keepalive = true
-		caddyOnly bool          // Caddy's reverse_proxy instead of hostctl_upstream (caddyReverseProxyOnly)
-		edit      func(cfg obj) // changes the generated config before it is loaded (experiments)
+		keepAlive bool                     // the upstream keeps connections alive, upstream_keepalive = true
+		caddyOnly bool                     // Caddy's reverse_proxy instead of hostctl_upstream (caddyReverseProxyOnly)
+		edit      func(cfg map[string]any) // changes the generated config before it is loaded (experiments)
 	}{
 		{"proxy", false, false, false, nil},
 		{"proxy_accesslog", true, false, false, nil},
@@ -70,7 +70,7 @@ func BenchmarkProxy(b *testing.B) {
 			}
 			defer p.Stop()
 			if c.edit != nil {
-				var cfg obj
+				var cfg map[string]any
 				if err := json.Unmarshal(p.lastJSON, &cfg); err != nil {
 					b.Fatal(err)
 				}

@@ -1,22 +1,35 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
+	"maps"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/encode"
+	caddygzip "github.com/caddyserver/caddy/v2/modules/caddyhttp/encode/gzip"
+	caddyzstd "github.com/caddyserver/caddy/v2/modules/caddyhttp/encode/zstd"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/requestbody"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/rewrite"
+	"github.com/caddyserver/caddy/v2/modules/caddypki"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
 )
 
 // defaultErrorPage is the page served for 502/503/504 when no error_page is
@@ -25,10 +38,6 @@ import (
 //
 //go:embed error.html
 var defaultErrorPage []byte
-
-// obj is a JSON object; maps marshal with sorted keys, so the generated
-// config is byte-for-byte stable and can be compared to skip reloads.
-type obj = map[string]any
 
 // renewCheckInterval, if set, is how often Caddy checks whether managed
 // certificates need renewing (Caddy's default: every 10 minutes, and a
@@ -55,20 +64,71 @@ func (c *Config) CaddyJSON() ([]byte, error) {
 	if errs := c.validateFields("proxy"); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return c.caddyJSON(buildEnv{})
+	return c.build(buildEnv{})
 }
 
-// caddyJSON is build's config as JSON. Like build it assumes c passed
-// validateFields: Apply checks first, so each Apply checks once.
-func (c *Config) caddyJSON(env buildEnv) ([]byte, error) {
-	cfg, err := c.build(env)
+// build is caddyConfig's config as JSON, sorted (sortedJSON). Like
+// caddyConfig it assumes c passed validateFields: Apply checks first, so
+// each Apply checks once.
+func (c *Config) build(env buildEnv) (json.RawMessage, error) {
+	cfg, err := c.caddyConfig(env)
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(cfg)
+	return sortedJSON(cfg)
 }
 
-func dur(d time.Duration) int64 { return int64(d) }
+// sortedJSON is v as JSON with every object's keys sorted, numbers as
+// written. Caddy's config structs marshal in their fields' order, which
+// is Caddy's to change; sorted, the generated config (what Apply compares
+// to skip a reload, and the golden files) changes only when what it says
+// changes.
+func sortedJSON(v any) (json.RawMessage, error) {
+	js, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("generated Caddy config: %w", err)
+	}
+	d := json.NewDecoder(bytes.NewReader(js))
+	d.UseNumber()
+	var tree any
+	if err := d.Decode(&tree); err != nil {
+		return nil, fmt.Errorf("generated Caddy config: %w", err)
+	}
+	return json.Marshal(tree)
+}
+
+// moduleJSON is v, the config of a Caddy module, as the JSON object that
+// names the module under key: {"handler":"reverse_proxy",...}. It is
+// caddyconfig.JSONModuleObject, without that one's round trip through
+// map[string]any, which turns every number into a float64 (a max_body_size
+// or a duration in nanoseconds above 2^53 would change). Like Caddy's
+// helpers it returns nil if v cannot be marshaled, which cannot happen to
+// the config structs built here; Caddy would refuse the null module.
+func moduleJSON(v any, key, name string) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil || len(b) < 2 || b[0] != '{' {
+		return nil
+	}
+	head := `{"` + key + `":"` + name + `"`
+	if len(b) == 2 { // {}
+		return json.RawMessage(head + "}")
+	}
+	return json.RawMessage(head + "," + string(b[1:]))
+}
+
+// handle is a route without matchers that runs handlers, in order.
+func handle(handlers ...json.RawMessage) caddyhttp.Route {
+	return caddyhttp.Route{HandlersRaw: handlers}
+}
+
+// hostMatch matches requests for any of hosts; nil (every request) when
+// there are none.
+func hostMatch(hosts []string) caddyhttp.RawMatcherSets {
+	if len(hosts) == 0 {
+		return nil
+	}
+	return caddyhttp.RawMatcherSets{{"host": caddyconfig.JSON(caddyhttp.MatchHost(hosts), nil)}}
+}
 
 func portOf(addr string) int {
 	_, p, _ := net.SplitHostPort(addr)
@@ -76,11 +136,18 @@ func portOf(addr string) int {
 	return n
 }
 
-// build returns the Caddy config for c, which must have passed
-// validateFields (build trusts its values; CaddyJSON and Apply check them
+// caddyConfig returns the Caddy config for c, which must have passed
+// validateFields (it trusts its values; CaddyJSON and Apply check them
 // first). It reads the files the config names (the Caddyfile, error
-// pages) and fails with a *FieldError when one cannot be used.
-func (c *Config) build(env buildEnv) (obj, error) {
+// pages, certificate files) and fails with a *FieldError when one cannot
+// be used.
+//
+// It is made of Caddy's config structs (caddyhttp.Route, reverseproxy.Handler,
+// caddytls.AutomationPolicy...) and hostctl's own modules' (ErrorPage,
+// UpstreamHandler...), so that a misspelt key does not compile. Where a
+// struct holds another module's config as json.RawMessage, moduleJSON or
+// caddyconfig.JSON fills it. The storage stays a map (storageJSON says why).
+func (c *Config) caddyConfig(env buildEnv) (*caddy.Config, error) {
 	cc := c.withDefaults()
 	user, err := cc.userRoutes(env.warnings)
 	if err != nil {
@@ -90,22 +157,23 @@ func (c *Config) build(env buildEnv) (obj, error) {
 	if err != nil {
 		return nil, err
 	}
-	apps := obj{"http": cc.httpApp(env, user, sr)}
+	apps := caddy.ModuleMap{"http": caddyconfig.JSON(cc.httpApp(env, user, sr), nil)}
 	if len(sr.internalHosts) > 0 {
 		// The local CA that issues tls = "internal" certificates.
-		apps["pki"] = obj{"certificate_authorities": obj{"local": obj{"install_trust": false}}}
+		pki := &caddypki.PKI{CAs: map[string]*caddypki.CA{"local": {InstallTrust: new(false)}}}
+		apps["pki"] = caddyconfig.JSON(pki, nil)
 	}
 	tlsApp, err := cc.tlsApp(sr.internalHosts, sr.acmeHosts, sr.fileCerts)
 	if err != nil {
 		return nil, err
 	}
 	if tlsApp != nil {
-		apps["tls"] = tlsApp
+		apps["tls"] = caddyconfig.JSON(tlsApp, nil)
 	}
-	cfg := obj{
-		"admin":   obj{"disabled": true, "config": obj{"persist": false}},
-		"apps":    apps,
-		"logging": logging(env.instance),
+	cfg := &caddy.Config{
+		Admin:   &caddy.AdminConfig{Disabled: true, Config: &caddy.ConfigSettings{Persist: new(false)}},
+		AppsRaw: apps,
+		Logging: logging(env.instance),
 	}
 	storage, err := cc.Storage.storageJSON(env.storageRoot, env.secrets)
 	if err != nil {
@@ -114,17 +182,17 @@ func (c *Config) build(env buildEnv) (obj, error) {
 	if env.validating {
 		// Validating provisions every module: it must neither reach a
 		// shared storage nor write a local CA into it.
-		storage = obj{"module": "file_system", "root": env.storageRoot}
+		storage, _ = Storage{}.storageJSON(env.storageRoot, false)
 	}
 	if storage != nil {
-		cfg["storage"] = storage
+		cfg.StorageRaw = caddyconfig.JSON(storage, nil)
 	}
 	return cfg, nil
 }
 
 // userRoutes returns the Caddyfile's routes, if there is a Caddyfile, and
 // adds the adapter's warnings to warnings if that is not nil.
-func (cc *Config) userRoutes(warnings *[]string) ([]json.RawMessage, error) {
+func (cc *Config) userRoutes(warnings *[]string) (caddyhttp.RouteList, error) {
 	if cc.Caddyfile == "" {
 		return nil, nil
 	}
@@ -141,10 +209,10 @@ func (cc *Config) userRoutes(warnings *[]string) ([]json.RawMessage, error) {
 // serverRoutes are the sites' routes and error routes sorted by the server
 // that serves them, and the host names that need certificates.
 type serverRoutes struct {
-	http, httpErrors         []any // plain-HTTP sites with host names
-	catchAll, catchAllErrors []any // the plain-HTTP site for every host, served last
-	tls, tlsErrors           []any // HTTPS sites
-	redirects                []any // HTTP->HTTPS, one per HTTPS site
+	http, httpErrors         caddyhttp.RouteList // plain-HTTP sites with host names
+	catchAll, catchAllErrors caddyhttp.RouteList // the plain-HTTP site for every host, served last
+	tls, tlsErrors           caddyhttp.RouteList // HTTPS sites
+	redirects                caddyhttp.RouteList // HTTP->HTTPS, one per HTTPS site
 	internalHosts, acmeHosts []string
 	fileCerts                []fileCert // sites with cert_file
 }
@@ -198,33 +266,31 @@ func (cc *Config) routeSites(env buildEnv) (serverRoutes, error) {
 
 // siteRoute returns the site's route (its host names' subroute) and its
 // error route (the error page for those host names).
-func (cc *Config) siteRoute(s *site, env buildEnv) (route, errRoute obj, err error) {
+func (cc *Config) siteRoute(s *site, env buildEnv) (route, errRoute caddyhttp.Route, err error) {
 	routes, err := cc.siteRoutes(s, env)
 	if err != nil {
-		return nil, nil, err
+		return route, errRoute, err
 	}
 	page := defaultErrorPage
 	if s.ErrorPage != "" {
 		if page, err = cc.readErrorPage(s); err != nil {
-			return nil, nil, err
+			return route, errRoute, err
 		}
 	}
-	route = obj{"handle": siteHandlers(routes), "terminal": true}
-	if len(s.Hosts) > 0 {
-		route["match"] = []any{obj{"host": s.Hosts}}
-	}
+	route = caddyhttp.Route{MatcherSetsRaw: hostMatch(s.Hosts), HandlersRaw: siteHandlers(routes), Terminal: true}
 	return route, errorRoute(s.Hosts, page), nil
 }
 
-// readErrorPage reads the site's error page. A page that only root (or
-// hostctl's user) can change, along its whole path (checkTrustedFile), is
-// read as hostctl: nobody else can have planted a link there, and it may
-// sit where the file user cannot look (a checkout under /root). Any other
-// page is read as the file user: the app's user may own it, and a link it
-// plants there must not reach what that user could not read (fileuser.go).
+// readErrorPage reads the site's error page as the file user: the app's
+// user may own it, and a link it plants there must not reach what that
+// user could not read (fileuser.go). A page that ReadTrusted accepts (for
+// hostctl: only root, or hostctl's user, can change it, along its whole
+// path) is read as hostctl instead: nobody else can have planted a link
+// there, and it may sit where the file user cannot look (a checkout under
+// /root). Without ReadTrusted, every page is read as the file user.
 func (cc *Config) readErrorPage(s *site) ([]byte, error) {
-	if checkTrustedFile(s.ErrorPage) == nil {
-		if page, err := readFileLimit(s.ErrorPage, maxErrorPage); err == nil {
+	if ReadTrusted != nil {
+		if page, err := ReadTrusted(s.ErrorPage, false); err == nil && len(page) <= maxErrorPage {
 			return page, nil
 		}
 	}
@@ -249,142 +315,124 @@ func (cc *Config) readErrorPage(s *site) ([]byte, error) {
 // handlers chained in one route, which does the same (every handler runs,
 // in order) without the subroute's per-request cost (15 allocations and
 // about 1 kB less per request, BenchmarkProxy).
-func siteHandlers(routes []any) []any {
-	var handlers []any
+func siteHandlers(routes caddyhttp.RouteList) []json.RawMessage {
+	var handlers []json.RawMessage
 	for _, r := range routes {
-		r := r.(obj)
-		if _, matched := r["match"]; matched {
-			return []any{obj{"handler": "subroute", "routes": routes}}
+		if len(r.MatcherSetsRaw) > 0 {
+			return []json.RawMessage{moduleJSON(&caddyhttp.Subroute{Routes: routes}, "handler", "subroute")}
 		}
-		handlers = append(handlers, r["handle"].([]any)...)
+		handlers = append(handlers, r.HandlersRaw...)
 	}
 	return handlers
 }
 
 // httpsRedirect sends requests for hosts to the same URL on HTTPS.
-func httpsRedirect(hosts []string, httpsPort int) obj {
+func httpsRedirect(hosts []string, httpsPort int) caddyhttp.Route {
 	loc := "https://{http.request.host}{http.request.uri}"
 	if httpsPort != 443 {
 		loc = fmt.Sprintf("https://{http.request.host}:%d{http.request.uri}", httpsPort)
 	}
-	return obj{
-		"match": []any{obj{"host": hosts}},
-		"handle": []any{obj{
-			"handler": "static_response", "status_code": 308,
-			"headers": obj{"Location": []string{loc}},
-		}},
-		"terminal": true,
+	redirect := &caddyhttp.StaticResponse{StatusCode: "308", Headers: http.Header{"Location": {loc}}}
+	return caddyhttp.Route{
+		MatcherSetsRaw: hostMatch(hosts),
+		HandlersRaw:    []json.RawMessage{moduleJSON(redirect, "handler", "static_response")},
+		Terminal:       true,
 	}
 }
 
 // httpApp returns the http app: the server on Listen, and the one on
 // ListenTLS if a site has TLS.
-func (cc *Config) httpApp(env buildEnv, user []json.RawMessage, sr serverRoutes) obj {
-	servers := obj{}
+func (cc *Config) httpApp(env buildEnv, user caddyhttp.RouteList, sr serverRoutes) *caddyhttp.App {
 	// The HTTP server: redirects for TLS sites first, then the Caddyfile's
 	// routes, then plain-HTTP sites (the catch-all last).
-	httpAll := append(append([]any{}, sr.redirects...), withUserRoutes(user, append(sr.http, sr.catchAll...))...)
-	servers["http"] = cc.server(env, cc.Listen, httpAll, append(sr.httpErrors, sr.catchAllErrors...), false)
+	servers := map[string]*caddyhttp.Server{
+		"http": cc.server(env, cc.Listen, slices.Concat(sr.redirects, user, sr.http, sr.catchAll),
+			slices.Concat(sr.httpErrors, sr.catchAllErrors), false),
+	}
 	if len(sr.tls) > 0 {
-		https := cc.server(env, cc.ListenTLS, withUserRoutes(user, sr.tls), sr.tlsErrors, true)
-		var skip []string
+		https := cc.server(env, cc.ListenTLS, slices.Concat(user, sr.tls), sr.tlsErrors, true)
 		for _, fc := range sr.fileCerts {
-			skip = append(skip, fc.hosts...)
-		}
-		if len(skip) > 0 {
 			// Their certificates come from files: Caddy must not ask a CA.
-			https["automatic_https"].(obj)["skip_certificates"] = skip
+			https.AutoHTTPS.SkipCerts = append(https.AutoHTTPS.SkipCerts, fc.hosts...)
 		}
 		servers["https"] = https
 	}
-	return obj{
-		"http_port":    portOf(cc.Listen),
-		"https_port":   portOf(cc.ListenTLS),
-		"grace_period": dur(cc.GracePeriod),
-		"servers":      servers,
+	return &caddyhttp.App{
+		HTTPPort:    portOf(cc.Listen),
+		HTTPSPort:   portOf(cc.ListenTLS),
+		GracePeriod: caddy.Duration(cc.GracePeriod),
+		Servers:     servers,
 	}
-}
-
-// withUserRoutes returns the Caddyfile's routes followed by routes.
-func withUserRoutes(user []json.RawMessage, routes []any) []any {
-	out := make([]any, 0, len(user)+len(routes))
-	for _, r := range user {
-		out = append(out, r)
-	}
-	return append(out, routes...)
 }
 
 // server returns one http server: its listener, client timeouts,
 // protocols, access log and trusted proxies.
-func (cc *Config) server(env buildEnv, listen string, routes, errRoutes []any, tls bool) obj {
-	srv := obj{
-		"listen":              []string{listen},
-		"read_header_timeout": dur(cc.ReadHeaderTimeout),
-		"read_timeout":        dur(cc.ReadTimeout),
-		"idle_timeout":        dur(cc.IdleTimeout),
-		"routes":              routes,
-		"errors":              obj{"routes": errRoutes},
+func (cc *Config) server(env buildEnv, listen string, routes, errRoutes caddyhttp.RouteList, tls bool) *caddyhttp.Server {
+	srv := &caddyhttp.Server{
+		Listen:            []string{listen},
+		ReadHeaderTimeout: caddy.Duration(cc.ReadHeaderTimeout),
+		ReadTimeout:       caddy.Duration(cc.ReadTimeout),
+		IdleTimeout:       caddy.Duration(cc.IdleTimeout),
+		Routes:            routes,
+		Errors:            &caddyhttp.HTTPErrorConfig{Routes: errRoutes},
+		Protocols:         []string{"h1", "h2c"},
 	}
 	if *cc.WriteTimeout > 0 {
-		srv["write_timeout"] = dur(*cc.WriteTimeout)
+		srv.WriteTimeout = caddy.Duration(*cc.WriteTimeout)
 	}
 	if tls {
-		protocols := []string{"h1", "h2"}
+		srv.Protocols = []string{"h1", "h2"}
 		if cc.HTTP3 {
-			protocols = append(protocols, "h3")
+			srv.Protocols = append(srv.Protocols, "h3")
 		}
-		srv["protocols"] = protocols
 		// hostctl writes its own redirects (on Listen, with the right port).
-		srv["automatic_https"] = obj{"disable_redirects": true}
-	} else {
-		srv["protocols"] = []string{"h1", "h2c"}
+		srv.AutoHTTPS = &caddyhttp.AutoHTTPSConfig{DisableRedir: true}
 	}
 	if *cc.AccessLog && env.accessLog {
-		srv["logs"] = obj{}
+		srv.Logs = &caddyhttp.ServerLogConfig{}
 	}
 	if len(cc.TrustedProxies) > 0 {
-		srv["trusted_proxies"] = obj{"source": "static", "ranges": cc.TrustedProxies}
+		srv.TrustedProxiesRaw = moduleJSON(&caddyhttp.StaticIPRange{Ranges: cc.TrustedProxies}, "source", "static")
 	}
 	return srv
 }
 
 // tlsApp returns the tls app: one certificate automation policy for the
 // tls = "internal" hosts (Caddy's local CA) and one for the tls = "auto"
-// hosts (ACME). It is nil when no site has TLS.
-func (cc *Config) tlsApp(internalHosts, acmeHosts []string, files []fileCert) (obj, error) {
-	var policies []any
+// hosts (ACME), and the certificates loaded from files. It is nil when no
+// site has TLS.
+func (cc *Config) tlsApp(internalHosts, acmeHosts []string, files []fileCert) (*caddytls.TLS, error) {
+	var policies []*caddytls.AutomationPolicy
 	if len(internalHosts) > 0 {
-		policies = append(policies, obj{"subjects": internalHosts, "issuers": []any{obj{"module": "internal"}}})
+		internal := moduleJSON(&caddytls.InternalIssuer{}, "module", "internal")
+		policies = append(policies, &caddytls.AutomationPolicy{SubjectsRaw: internalHosts, IssuersRaw: []json.RawMessage{internal}})
 	}
 	if len(acmeHosts) > 0 {
 		issuer, err := cc.acmeIssuer()
 		if err != nil {
 			return nil, err
 		}
-		policies = append(policies, obj{"subjects": acmeHosts, "issuers": []any{issuer}})
+		policies = append(policies, &caddytls.AutomationPolicy{SubjectsRaw: acmeHosts, IssuersRaw: []json.RawMessage{issuer}})
 	}
-	app := obj{}
+	if len(policies) == 0 && len(files) == 0 {
+		return nil, nil
+	}
+	app := &caddytls.TLS{}
 	if len(files) > 0 {
-		var load []any
+		var load caddytls.FileLoader
 		for _, fc := range files {
 			// The tag carries the files' checksum, so that new contents
 			// at the same paths make a different config, which Apply loads.
 			// Caddy expands placeholders in the paths: take them as written.
-			load = append(load, obj{"certificate": escapeBraces(fc.cert), "key": escapeBraces(fc.key), "format": "pem", "tags": []string{"hostctl-" + fc.sum}})
+			load = append(load, caddytls.CertKeyFilePair{
+				Certificate: escapeBraces(fc.cert), Key: escapeBraces(fc.key), Format: "pem", Tags: []string{"hostctl-" + fc.sum},
+			})
 		}
-		app["certificates"] = obj{"load_files": load}
+		app.CertificatesRaw = caddy.ModuleMap{"load_files": caddyconfig.JSON(load, nil)}
 	}
-	if len(policies) == 0 {
-		if len(app) == 0 {
-			return nil, nil
-		}
-		return app, nil
+	if len(policies) > 0 {
+		app.Automation = &caddytls.AutomationConfig{Policies: policies, RenewCheckInterval: caddy.Duration(renewCheckInterval)}
 	}
-	automation := obj{"policies": policies}
-	if renewCheckInterval > 0 {
-		automation["renew_interval"] = dur(renewCheckInterval)
-	}
-	app["automation"] = automation
 	return app, nil
 }
 
@@ -419,44 +467,41 @@ func readFileCert(s *site) (fileCert, error) {
 
 // acmeIssuer returns the issuer of tls = "auto" certificates: the ACME
 // server ACMECA, trusted through ACMECARoot if set.
-func (cc *Config) acmeIssuer() (obj, error) {
+func (cc *Config) acmeIssuer() (json.RawMessage, error) {
 	// The CA validates on ports 80 and 443; the alternate ports are
 	// where the challenges are answered here, which is always by
 	// hostctl's own servers on Listen and ListenTLS (Caddy's solvers
 	// find those ports taken and leave the answering to them). Caddy
 	// would copy http_port and https_port into the issuer too; saying
 	// it here keeps the mapping visible.
-	issuer := obj{
-		"module": "acme",
-		"ca":     cc.ACMECA,
-		"challenges": obj{
-			"http":     obj{"alternate_port": portOf(cc.Listen)},
-			"tls-alpn": obj{"alternate_port": portOf(cc.ListenTLS)},
+	issuer := &caddytls.ACMEIssuer{
+		CA:    cc.ACMECA,
+		Email: cc.Email,
+		Challenges: &caddytls.ChallengesConfig{
+			HTTP:    &caddytls.HTTPChallengeConfig{AlternatePort: portOf(cc.Listen)},
+			TLSALPN: &caddytls.TLSALPNChallengeConfig{AlternatePort: portOf(cc.ListenTLS)},
 		},
-	}
-	if cc.Email != "" {
-		issuer["email"] = cc.Email
 	}
 	if cc.ACMECARoot != "" {
 		root, err := filepath.Abs(cc.ACMECARoot)
 		if err != nil {
 			return nil, err
 		}
-		issuer["trusted_roots_pem_files"] = []string{root}
+		issuer.TrustedRootsPEMFiles = []string{root}
 	}
-	return issuer, nil
+	return moduleJSON(issuer, "module", "acme"), nil
 }
 
 // logging returns the logging config: Caddy's own logs to the Proxy's
 // Logger, access logs to its access log (see logging.go). One log whose
 // core sorts the entries costs less per request than a log for each.
-func logging(instance string) obj {
-	return obj{"logs": obj{
-		"default": obj{
-			"writer": obj{"output": "discard"},
-			"core":   obj{"module": "hostctl", "instance": instance},
-			"level":  "DEBUG",
-		},
+func logging(instance string) *caddy.Logging {
+	return &caddy.Logging{Logs: map[string]*caddy.CustomLog{
+		"default": {BaseLog: caddy.BaseLog{
+			WriterRaw: moduleJSON(caddy.DiscardWriter{}, "output", "discard"),
+			CoreRaw:   moduleJSON(&logCore{Instance: instance}, "module", "hostctl"),
+			Level:     "DEBUG",
+		}},
 	}}
 }
 
@@ -464,21 +509,17 @@ func logging(instance string) obj {
 // health endpoint and traffic count (with health_path), maintenance, the
 // request body limit, static files, then the upstreams (or 404 when there
 // are none).
-func (cc *Config) siteRoutes(s *site, env buildEnv) ([]any, error) {
-	var routes []any
+func (cc *Config) siteRoutes(s *site, env buildEnv) (caddyhttp.RouteList, error) {
+	var routes caddyhttp.RouteList
 	if cc.HealthPath != "" {
-		routes = append(routes, obj{"handle": []any{obj{
-			"handler":     "hostctl_site",
-			"instance":    env.instance,
-			"health_path": cc.HealthPath,
-			"upstreams":   s.upstreams(),
-		}}})
+		site := &siteHandler{Instance: env.instance, HealthPath: cc.HealthPath, Upstreams: s.upstreams()}
+		routes = append(routes, handle(moduleJSON(site, "handler", "hostctl_site")))
 	}
 	if s.maintenance {
 		routes = append(routes, maintenanceRoute(s.Allow))
 	}
 	if *cc.MaxBodySize > 0 {
-		routes = append(routes, obj{"handle": []any{obj{"handler": "request_body", "max_size": *cc.MaxBodySize}}})
+		routes = append(routes, handle(moduleJSON(&requestbody.RequestBody{MaxSize: *cc.MaxBodySize}, "handler", "request_body")))
 	}
 	for _, st := range s.Static {
 		r, err := staticRoute(st, cc.FileUser)
@@ -489,9 +530,9 @@ func (cc *Config) siteRoutes(s *site, env buildEnv) ([]any, error) {
 	}
 	ups := s.upstreams()
 	if len(ups) == 0 {
-		return append(routes, obj{"handle": []any{obj{"handler": "error", "status_code": 404}}}), nil
+		return append(routes, handle(moduleJSON(&caddyhttp.StaticError{StatusCode: "404"}, "handler", "error"))), nil
 	}
-	return append(routes, obj{"handle": cc.proxyHandlers(s, ups, env.spoolDir)}), nil
+	return append(routes, handle(cc.proxyHandlers(s, ups, env.spoolDir)...)), nil
 }
 
 // caddyReverseProxyOnly, if set, has every site proxied by Caddy's
@@ -506,41 +547,36 @@ var caddyReverseProxyOnly bool
 // hostctl_upstream, or by hostctl_request_buffer before reverse_proxy
 // (spool.go), never by reverse_proxy's request_buffers, which would hold
 // them in RAM.
-func (cc *Config) proxyHandlers(s *site, ups []string, spoolDir string) []any {
+func (cc *Config) proxyHandlers(s *site, ups []string, spoolDir string) []json.RawMessage {
 	rp := cc.reverseProxy(s, ups)
-	var buffer obj
+	var buffer *BodyBuffer
 	if *cc.RequestBuffer > 0 {
-		buffer = obj{"limit": *cc.RequestBuffer, "memory": *cc.RequestBufferMemory}
-		if spoolDir != "" {
-			buffer["dir"] = spoolDir
-		}
+		buffer = &BodyBuffer{Limit: *cc.RequestBuffer, Memory: *cc.RequestBufferMemory, Dir: spoolDir}
 	}
 	if len(ups) != 1 || cc.UpstreamKeepAlive || caddyReverseProxyOnly {
 		if buffer == nil {
-			return []any{rp}
+			return []json.RawMessage{rp}
 		}
-		return []any{obj{"handler": "hostctl_request_buffer", "buffer": buffer}, rp}
+		return []json.RawMessage{moduleJSON(&RequestBuffer{Buffer: *buffer}, "handler", "hostctl_request_buffer"), rp}
 	}
-	up := obj{"handler": "hostctl_upstream", "proxy": rp}
-	if buffer != nil {
-		up["buffer"] = buffer
-	}
-	return []any{up}
+	return []json.RawMessage{moduleJSON(&UpstreamHandler{ProxyRaw: rp, Buffer: buffer}, "handler", "hostctl_upstream")}
 }
 
 // maintenanceRoute answers 503 "maintenance" (the error page) to every
 // client not in allow.
-func maintenanceRoute(allow []string) obj {
-	r := obj{"handle": []any{obj{"handler": "error", "status_code": 503, "error": "maintenance"}}}
+func maintenanceRoute(allow []string) caddyhttp.Route {
+	r := handle(moduleJSON(&caddyhttp.StaticError{StatusCode: "503", Error: "maintenance"}, "handler", "error"))
 	if len(allow) > 0 {
-		r["match"] = []any{obj{"not": []any{obj{"client_ip": obj{"ranges": allow}}}}}
+		clients := caddy.ModuleMap{"client_ip": caddyconfig.JSON(&caddyhttp.MatchClientIP{Ranges: allow}, nil)}
+		not := &caddyhttp.MatchNot{MatcherSetsRaw: []caddy.ModuleMap{clients}}
+		r.MatcherSetsRaw = caddyhttp.RawMatcherSets{{"not": caddyconfig.JSON(not, nil)}}
 	}
 	return r
 }
 
 // staticRoute serves st.Dir under st.Path: Cache-Control, the prefix
 // stripped, compression, precompressed files, no directory listing.
-func staticRoute(st Static, fileUser string) (obj, error) {
+func staticRoute(st Static, fileUser string) (caddyhttp.Route, error) {
 	maxAge := defaultStaticMaxAge
 	if st.MaxAge != nil {
 		maxAge = *st.MaxAge
@@ -551,105 +587,102 @@ func staticRoute(st Static, fileUser string) (obj, error) {
 	}
 	dir, err := filepath.Abs(st.Dir)
 	if err != nil {
-		return nil, err
-	}
-	files := obj{"handler": "hostctl_static", "root": dir, "precompressed": []string{"br", "zstd", "gzip"}}
-	if fileUser != "" {
-		files["file_user"] = fileUser
+		return caddyhttp.Route{}, err
 	}
 	prefix := st.Path
-	match := []string{prefix + "*"}
+	match := caddyhttp.MatchPath{prefix + "*"}
 	if prefix[len(prefix)-1] == '/' {
 		// "/static/" also serves "/static" (the directory itself is never listed).
 		match = append(match, prefix[:len(prefix)-1])
 	}
-	return obj{
-		"match": []any{obj{"path": match}},
-		"handle": []any{
-			obj{"handler": "headers", "response": obj{"set": obj{"Cache-Control": []string{cacheControl}}}},
-			obj{"handler": "rewrite", "strip_path_prefix": trimSlash(prefix)},
-			obj{"handler": "encode",
-				"encodings": obj{"zstd": obj{}, "gzip": obj{}},
-				"prefer":    []string{"zstd", "gzip"},
-			},
-			files,
+	cache := &headers.Handler{Response: &headers.RespHeaderOps{
+		HeaderOps: &headers.HeaderOps{Set: http.Header{"Cache-Control": {cacheControl}}},
+	}}
+	compress := &encode.Encode{
+		EncodingsRaw: caddy.ModuleMap{
+			"zstd": caddyconfig.JSON(&caddyzstd.Zstd{}, nil),
+			"gzip": caddyconfig.JSON(&caddygzip.Gzip{}, nil),
 		},
-		"terminal": true,
+		Prefer: []string{"zstd", "gzip"},
+	}
+	files := &StaticFiles{Root: dir, Precompressed: []string{"br", "zstd", "gzip"}, FileUser: fileUser}
+	return caddyhttp.Route{
+		MatcherSetsRaw: caddyhttp.RawMatcherSets{{"path": caddyconfig.JSON(match, nil)}},
+		HandlersRaw: []json.RawMessage{
+			moduleJSON(cache, "handler", "headers"),
+			moduleJSON(&rewrite.Rewrite{StripPathPrefix: trimSlash(prefix)}, "handler", "rewrite"),
+			moduleJSON(compress, "handler", "encode"),
+			moduleJSON(files, "handler", "hostctl_static"),
+		},
+		Terminal: true,
 	}, nil
 }
 
 // reverseProxy returns the reverse_proxy handler for the site's upstreams
 // ups: its transport, load balancing with retries, and
 // active and passive health checks when there is more than one upstream.
-func (cc *Config) reverseProxy(s *site, ups []string) obj {
-	var upstreams []any
-	for _, u := range ups {
-		upstreams = append(upstreams, obj{"dial": dialAddress(u)})
+func (cc *Config) reverseProxy(s *site, ups []string) json.RawMessage {
+	rp := &reverseproxy.Handler{
+		TransportRaw:   moduleJSON(cc.upstreamTransport(), "protocol", "http"),
+		LoadBalancing:  cc.loadBalancing(),
+		TrustedProxies: cc.TrustedProxies,
 	}
-	rp := obj{
-		"handler":        "reverse_proxy",
-		"upstreams":      upstreams,
-		"transport":      cc.upstreamTransport(),
-		"load_balancing": cc.loadBalancing(),
+	for _, u := range ups {
+		rp.Upstreams = append(rp.Upstreams, &reverseproxy.Upstream{Dial: dialAddress(u)})
 	}
 	if len(ups) > 1 {
-		checks := obj{"active": cc.activeHealthCheck(s)}
+		rp.HealthChecks = &reverseproxy.HealthChecks{Active: cc.activeHealthCheck(s)}
 		if fd := *cc.Health.FailDuration; fd > 0 {
 			// Caddy counts a failed request against its upstream
 			// for fail_duration; max_fails of them take it out.
-			checks["passive"] = obj{"fail_duration": dur(fd), "max_fails": cc.Health.MaxFails}
+			rp.HealthChecks.Passive = &reverseproxy.PassiveHealthChecks{FailDuration: caddy.Duration(fd), MaxFails: cc.Health.MaxFails}
 		}
-		rp["health_checks"] = checks
 	}
-	if len(cc.TrustedProxies) > 0 {
-		rp["trusted_proxies"] = cc.TrustedProxies
-	}
-	return rp
+	return moduleJSON(rp, "handler", "reverse_proxy")
 }
 
 // upstreamTransport is how the proxy connects to upstreams: plain HTTP,
 // keep-alive only if UpstreamKeepAlive, the dial and response timeouts.
-func (cc *Config) upstreamTransport() obj {
-	keepAlive := obj{"enabled": cc.UpstreamKeepAlive}
+func (cc *Config) upstreamTransport() *reverseproxy.HTTPTransport {
+	keepAlive := &reverseproxy.KeepAlive{Enabled: new(cc.UpstreamKeepAlive)}
 	if cc.UpstreamKeepAlive {
-		keepAlive["max_idle_conns_per_host"] = 64
+		keepAlive.MaxIdleConnsPerHost = 64
 	}
-	return obj{
-		"protocol":                "http",
-		"keep_alive":              keepAlive,
-		"dial_timeout":            dur(cc.DialTimeout),
-		"response_header_timeout": dur(cc.UpstreamTimeout),
+	return &reverseproxy.HTTPTransport{
+		KeepAlive:             keepAlive,
+		DialTimeout:           caddy.Duration(cc.DialTimeout),
+		ResponseHeaderTimeout: caddy.Duration(cc.UpstreamTimeout),
 	}
 }
 
 // loadBalancing picks the upstream with the fewest requests in flight and,
 // unless RetryFor is 0, retries for RetryFor every 250 ms.
-func (cc *Config) loadBalancing() obj {
-	lb := obj{"selection_policy": obj{"policy": "least_conn"}}
+func (cc *Config) loadBalancing() *reverseproxy.LoadBalancing {
+	lb := &reverseproxy.LoadBalancing{SelectionPolicyRaw: moduleJSON(&reverseproxy.LeastConnSelection{}, "policy", "least_conn")}
 	if *cc.RetryFor > 0 {
-		lb["try_duration"] = dur(*cc.RetryFor)
-		lb["try_interval"] = dur(250 * time.Millisecond)
+		lb.TryDuration = caddy.Duration(*cc.RetryFor)
+		lb.TryInterval = caddy.Duration(250 * time.Millisecond)
 	}
 	return lb
 }
 
 // activeHealthCheck checks each upstream at Health.Path, with the Host
 // header Health.Host or else the site's first host name.
-func (cc *Config) activeHealthCheck(s *site) obj {
-	active := obj{
-		"uri":      cc.Health.Path,
-		"interval": dur(cc.Health.Interval),
-		"timeout":  dur(cc.Health.Timeout),
+func (cc *Config) activeHealthCheck(s *site) *reverseproxy.ActiveHealthChecks {
+	active := &reverseproxy.ActiveHealthChecks{
+		URI:      cc.Health.Path,
+		Interval: caddy.Duration(cc.Health.Interval),
+		Timeout:  caddy.Duration(cc.Health.Timeout),
 	}
 	if st := cc.Health.Status; st != 2 {
-		active["expect_status"] = st
+		active.ExpectStatus = st
 	}
 	host := cc.Health.Host
 	if host == "" && len(s.Hosts) > 0 {
 		host = s.Hosts[0]
 	}
 	if host != "" {
-		active["headers"] = obj{"Host": []string{host}}
+		active.Headers = http.Header{"Host": {host}}
 	}
 	return active
 }
@@ -663,39 +696,35 @@ func trimSlash(p string) string {
 
 // errorRoute serves page with the error's own status for 502, 503 and 504,
 // as written but for {http.error.status_code} (hostctl_error_page).
-func errorRoute(hosts []string, page []byte) obj {
-	match := obj{"expression": "{http.error.status_code} in [502, 503, 504]"}
-	if len(hosts) > 0 {
-		match["host"] = hosts
+func errorRoute(hosts []string, page []byte) caddyhttp.Route {
+	match := caddy.ModuleMap{
+		"expression": caddyconfig.JSON(&caddyhttp.MatchExpression{Expr: "{http.error.status_code} in [502, 503, 504]"}, nil),
 	}
-	return obj{
-		"match": []any{match},
-		"handle": []any{obj{
-			"handler": "hostctl_error_page",
-			"body":    string(page),
-		}},
-		"terminal": true,
+	if len(hosts) > 0 {
+		match["host"] = caddyconfig.JSON(caddyhttp.MatchHost(hosts), nil)
+	}
+	return caddyhttp.Route{
+		MatcherSetsRaw: caddyhttp.RawMatcherSets{match},
+		HandlersRaw:    []json.RawMessage{moduleJSON(&ErrorPage{Body: string(page)}, "handler", "hostctl_error_page")},
+		Terminal:       true,
 	}
 }
 
 // caddyfileRoutes adapts a Caddyfile and returns the routes of all its
-// servers, with "terminal" removed so that a site block that does not
-// answer a request lets hostctl's routes run.
-func caddyfileRoutes(path string) (routes []json.RawMessage, warnings []string, err error) {
-	// Its placeholders ({file.PATH}, {env.NAME}) run as root: only root
-	// (or hostctl's user) may be able to change it.
-	if err := checkTrustedFile(path); err != nil {
-		return nil, nil, unwrapPath(err)
-	}
-	body, err := os.ReadFile(path)
+// servers, not terminal, so that a site block that does not answer a
+// request lets hostctl's routes run.
+func caddyfileRoutes(path string) (routes caddyhttp.RouteList, warnings []string, err error) {
+	// Its placeholders ({file.PATH}, {env.NAME}) run as root: it is read
+	// under the rule for the files root believes.
+	body, err := readTrusted(path, false)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot read: %v", unwrapPath(err))
+		return nil, nil, readError(err)
 	}
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	if adapter == nil {
 		return nil, nil, errors.New("the caddyfile adapter is not compiled in")
 	}
-	out, warns, err := adapter.Adapt(body, obj{"filename": path})
+	out, warns, err := adapter.Adapt(body, map[string]any{"filename": path})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -706,7 +735,7 @@ func caddyfileRoutes(path string) (routes []json.RawMessage, warnings []string, 
 		Apps struct {
 			HTTP struct {
 				Servers map[string]struct {
-					Routes []map[string]json.RawMessage `json:"routes"`
+					Routes caddyhttp.RouteList `json:"routes"`
 				} `json:"servers"`
 			} `json:"http"`
 		} `json:"apps"`
@@ -714,38 +743,12 @@ func caddyfileRoutes(path string) (routes []json.RawMessage, warnings []string, 
 	if err := json.Unmarshal(out, &parsed); err != nil {
 		return nil, nil, fmt.Errorf("reading adapted Caddyfile: %w", err)
 	}
-	names := make([]string, 0, len(parsed.Apps.HTTP.Servers))
-	for name := range parsed.Apps.HTTP.Servers {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		for _, r := range parsed.Apps.HTTP.Servers[name].Routes {
-			delete(r, "terminal")
-			b, err := json.Marshal(r)
-			if err != nil {
-				return nil, nil, err
-			}
-			routes = append(routes, b)
+	servers := parsed.Apps.HTTP.Servers
+	for _, name := range slices.Sorted(maps.Keys(servers)) {
+		for _, r := range servers[name].Routes {
+			r.Terminal = false
+			routes = append(routes, r)
 		}
 	}
 	return routes, warnings, nil
-}
-
-// readFileLimit reads at most limit bytes of path; a longer file is an
-// error.
-func readFileLimit(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
 }

@@ -110,28 +110,14 @@ func releaseCALock(key string) {
 	}
 }
 
-// withCALock wraps the storage of the Caddy config js in hostctl_ca_lock
-// when it has a pki app (a local CA), and returns the key to release the
-// lock with once caddy.Load has returned; "" and js as it was otherwise.
-func withCALock(js []byte) ([]byte, string, error) {
-	var cfg, apps map[string]json.RawMessage
-	if err := json.Unmarshal(js, &cfg); err != nil {
-		return nil, "", err
-	}
-	if raw, ok := cfg["apps"]; ok {
-		if err := json.Unmarshal(raw, &apps); err != nil {
-			return nil, "", err
-		}
-	}
-	inner, hasStorage := cfg["storage"]
-	if _, hasCA := apps["pki"]; !hasCA || !hasStorage {
-		return js, "", nil
+// withCALock wraps the storage of cfg in hostctl_ca_lock when it has a
+// pki app (a local CA), and returns the key to release the lock with once
+// caddy.Load has returned; "" and cfg as it was otherwise.
+func withCALock(cfg *caddy.Config) string {
+	if cfg.AppsRaw["pki"] == nil || cfg.StorageRaw == nil {
+		return ""
 	}
 	key := strconv.FormatInt(caLockSeq.Add(1), 10)
-	var err error
-	if cfg["storage"], err = json.Marshal(obj{"module": "hostctl_ca_lock", "storage": inner, "key": key}); err != nil {
-		return nil, "", err
-	}
-	out, err := json.Marshal(cfg)
-	return out, key, err
+	cfg.StorageRaw = moduleJSON(&caLockStorage{StorageRaw: cfg.StorageRaw, Key: key}, "module", "hostctl_ca_lock")
+	return key
 }

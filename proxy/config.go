@@ -653,8 +653,8 @@ func (c *Config) validateFields(prefix string) []error {
 	if cc.Caddyfile != "" {
 		if _, err := os.Stat(cc.Caddyfile); err != nil {
 			fe.addMachine(".caddyfile", "cannot read: %v", unwrapPath(err))
-		} else if err := checkTrustedFile(cc.Caddyfile); err != nil {
-			fe.add(".caddyfile", "%v", unwrapPath(err))
+		} else if _, err := readTrusted(cc.Caddyfile, false); err != nil {
+			fe.add(".caddyfile", "%v", readError(err))
 		}
 	}
 	cc.checkSites(fe)
@@ -889,7 +889,7 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("cannot read: %v", unwrapPath(err))
 	}
-	keyPEM, err := ReadTrusted(keyFile, true)
+	keyPEM, err := readTrusted(keyFile, true)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("key_file: %w", readError(err))
 	}
@@ -984,15 +984,35 @@ func checkHostName(h string) error {
 	return nil
 }
 
-// ReadTrusted reads a file that a config names and the proxy believes: a
-// key file, a password or encryption key file (secret), a CA file. The
-// program that embeds the proxy sets it to its rule for such files
-// (hostctl: supervisor/trust's ReadFile, which refuses a file that another
-// user owns or can write, or that sits in a dir another user can change);
-// the default reads the file as it is. Set it before the proxy is used.
-var ReadTrusted = func(path string, secret bool) ([]byte, error) { return os.ReadFile(path) }
+// ReadTrusted, if set, is the rule for the files the proxy believes as
+// root: it reads path, and fails if the file cannot be believed. The
+// program that embeds the proxy sets it before the proxy is used; hostctl
+// sets it (in cmd/hostctl/config) to supervisor/trust's ReadFile, its one
+// rule for such files, which refuses a file that a user other than root
+// and hostctl's own owns or can write, or that sits below a dir such a
+// user can change.
+//
+// The proxy reads with it the files a config names that it must read as
+// root: key files and the Redis password and encryption key files
+// (secret), CA files, and the Caddyfile, whose placeholders ({file.PATH},
+// {env.NAME}) run as root. It asks it about error pages too: a page it
+// accepts is read as root (it may sit where the file user cannot look,
+// a checkout under /root), any other page as FileUser.
+//
+// If nil (the default), those files are read as they are, and every
+// error page is read as FileUser: with no rule, nothing is known to be
+// safe to read as root where the proxy has a choice.
+var ReadTrusted func(path string, secret bool) ([]byte, error)
 
-// readError says why ReadTrusted failed: the file could not be read, or
+// readTrusted reads path with ReadTrusted, or as it is when that is nil.
+func readTrusted(path string, secret bool) ([]byte, error) {
+	if ReadTrusted == nil {
+		return os.ReadFile(path)
+	}
+	return ReadTrusted(path, secret)
+}
+
+// readError says why readTrusted failed: the file could not be read, or
 // it was refused.
 func readError(err error) error {
 	if _, ok := errors.AsType[*fs.PathError](err); ok {
@@ -1003,7 +1023,7 @@ func readError(err error) error {
 
 // checkPEMCerts checks that path holds PEM certificates and nothing else.
 func checkPEMCerts(path string) error {
-	b, err := ReadTrusted(path, false)
+	b, err := readTrusted(path, false)
 	if err != nil {
 		return readError(err)
 	}
@@ -1024,6 +1044,25 @@ func checkPEMCerts(path string) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("%q holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")", path)
+	}
+	return nil
+}
+
+// Config text reaches Caddy fields that expand placeholders: {file.PATH}
+// reads a file and {env.NAME} a variable, as root. hostctl's own config is
+// root's, but a Caddyfile (whose placeholders are a feature) must be too:
+// one the app's user could edit would give it every file on the host
+// (ReadTrusted). Values from hostctl.toml that Caddy would expand are
+// refused when they hold a brace (noPlaceholders) or escaped
+// (escapeBraces), so that they mean what they say.
+
+// errPlaceholder is the error for a value that holds a brace.
+var errPlaceholder = errors.New("must not contain { or }: Caddy would read them as a placeholder such as {file.PATH} or {env.NAME} (hostctl.toml takes ${VAR} from hostctl's environment instead)")
+
+// noPlaceholders returns errPlaceholder if v holds a brace.
+func noPlaceholders(v string) error {
+	if strings.ContainsAny(v, "{}") {
+		return errPlaceholder
 	}
 	return nil
 }

@@ -10,9 +10,14 @@
 // requests together: spool.go), no idle upstream connection is kept, and
 // requests wait up to retry_for for an upstream that is restarting.
 // Static files and error pages are read as an unprivileged user
-// (fileuser.go). Caddy's admin endpoint is disabled and
-// its config is never autosaved; storage lives under the state dir unless
-// [proxy.storage] names a shared directory or a Redis server.
+// (fileuser.go). Which files it may believe as root (the Caddyfile, key,
+// secret and CA files, an error page only root can change) is the rule of
+// the program that embeds it, given as ReadTrusted: hostctl gives it
+// supervisor/trust's, which proxy does not import. The Caddy config is
+// built from Caddy's own config structs (caddyjson.go). Caddy's admin
+// endpoint is disabled and its config is never autosaved; storage lives
+// under the state dir unless [proxy.storage] names a shared directory or
+// a Redis server.
 //
 // Caddy's state is global to the process: one Proxy runs at a time.
 package proxy

@@ -74,11 +74,11 @@ func lookupSink(name string) *sink {
 // and a plain zap core do, for every logger, whether or not they keep its
 // entries) cost about 5% of the daemon's CPU under load.
 type logCore struct {
-	Instance string `json:"instance,omitempty"`
-	zapcore.Core
-	fields []zapcore.Field // from With, not yet added to Core
-	onCert func(CertEvent) // nil: none wanted
-	access *accessLog      // nil: no access log
+	Instance     string `json:"instance,omitempty"`
+	zapcore.Core `json:"-"`
+	fields       []zapcore.Field // from With, not yet added to Core
+	onCert       func(CertEvent) // nil: none wanted
+	access       *accessLog      // nil: no access log
 }
 
 // accessLog is where access log entries are written.

@@ -181,7 +181,11 @@ func (p *Proxy) apply(cfg Config) error {
 	env := p.env()
 	var warnings []string
 	env.warnings = &warnings
-	js, err := cfg.caddyJSON(env)
+	caddyCfg, err := cfg.caddyConfig(env)
+	if err != nil {
+		return err
+	}
+	js, err := sortedJSON(caddyCfg)
 	if err != nil {
 		return err
 	}
@@ -203,16 +207,14 @@ func (p *Proxy) apply(cfg Config) error {
 
 	down, key := newServersDown()
 	defer dropServersDown(key)
-	loadJS, err := withReloadApp(js, key)
-	if err != nil {
-		return fmt.Errorf("proxy: adding the reload hook to the Caddy config: %w", err)
-	}
+	withReloadApp(caddyCfg, key)
 	// One webserver at a time sets up a local CA in shared storage (calock.go).
-	loadJS, lockKey, err := withCALock(loadJS)
-	if err != nil {
-		return fmt.Errorf("proxy: adding the local CA lock to the Caddy config: %w", err)
-	}
+	lockKey := withCALock(caddyCfg)
 	defer releaseCALock(lockKey)
+	loadJS, err := json.Marshal(caddyCfg)
+	if err != nil {
+		return fmt.Errorf("proxy: generated Caddy config: %w", err)
+	}
 
 	var orig *zap.Logger
 	if !p.running {
@@ -510,19 +512,11 @@ func validateCaddy(c *Config, prefix string) error {
 // provision builds c's Caddy config and has Caddy load and provision every
 // module in it, opening no listener (caddy.Validate).
 func provision(c *Config, env buildEnv) error {
-	cfg, err := c.build(env)
+	cfg, err := c.caddyConfig(env)
 	if err != nil {
 		return err
 	}
-	js, err := json.Marshal(cfg)
-	if err != nil {
-		return fmt.Errorf("generated Caddy config: %w", err)
-	}
-	var ccfg caddy.Config
-	if err := json.Unmarshal(js, &ccfg); err != nil {
-		return fmt.Errorf("generated Caddy config: %w", err)
-	}
-	if err := caddy.Validate(&ccfg); err != nil {
+	if err := caddy.Validate(cfg); err != nil {
 		return fmt.Errorf("Caddy rejects the generated config: %w", err)
 	}
 	return nil

@@ -193,24 +193,6 @@ func TestErrorPage(t *testing.T) {
 	}
 }
 
-// TestErrorPageOnlyRootCanChange: a page whose every dir only root can
-// change (a checkout under /root, mode 0700) is read as hostctl, though
-// the file user cannot reach it: nobody else can have planted a link.
-func TestErrorPageOnlyRootCanChange(t *testing.T) {
-	dir := t.TempDir() // 0700, root's: www-data cannot look in
-	page := filepath.Join(dir, "error.html")
-	if err := os.WriteFile(page, []byte("<p>root's page {http.error.status_code}</p>"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	listen := freeAddr(t)
-	zero := time.Duration(0)
-	startProxy(t, Config{Listen: listen, Upstream: freeAddr(t), RetryFor: &zero, ErrorPage: page})
-	resp, body := get(t, client(), "http://"+listen+"/")
-	if resp.StatusCode != 502 || body != "<p>root's page 502</p>" {
-		t.Errorf("got %d %q, want 502 and the page in root's dir", resp.StatusCode, body)
-	}
-}
-
 func TestMaintenance(t *testing.T) {
 	up := newUpstream(t, nil)
 	listen := freeAddr(t)

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
@@ -135,29 +135,13 @@ func (a *reloadApp) Provision(ctx caddy.Context) error {
 func (reloadApp) Start() error { return nil }
 func (reloadApp) Stop() error  { return nil }
 
-// withReloadApp returns the Caddy config js with the hostctl_reload app
-// reporting to the serversDown registered under key.
-func withReloadApp(js []byte, key string) ([]byte, error) {
-	var cfg, apps map[string]json.RawMessage
-	if err := json.Unmarshal(js, &cfg); err != nil {
-		return nil, err
+// withReloadApp adds to cfg the hostctl_reload app, reporting to the
+// serversDown registered under key.
+func withReloadApp(cfg *caddy.Config, key string) {
+	if cfg.AppsRaw == nil {
+		cfg.AppsRaw = caddy.ModuleMap{}
 	}
-	if raw, ok := cfg["apps"]; ok {
-		if err := json.Unmarshal(raw, &apps); err != nil {
-			return nil, err
-		}
-	}
-	if apps == nil {
-		apps = map[string]json.RawMessage{}
-	}
-	var err error
-	if apps["hostctl_reload"], err = json.Marshal(reloadApp{Watch: key}); err != nil {
-		return nil, err
-	}
-	if cfg["apps"], err = json.Marshal(apps); err != nil {
-		return nil, err
-	}
-	return json.Marshal(cfg)
+	cfg.AppsRaw["hostctl_reload"] = caddyconfig.JSON(reloadApp{Watch: key}, nil)
 }
 
 // awaitServersDown waits, up to shutdownWait, until the servers that w

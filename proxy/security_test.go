@@ -200,47 +200,6 @@ func TestErrorPageAsAppUser(t *testing.T) {
 	})
 }
 
-// TestCaddyfileAsAppUser: a Caddyfile the app's user can change is
-// refused: its placeholders run as root ({file.PATH} reads any file).
-// One in the app's dir, and one of root's in a dir the app's user owns
-// (which it can replace).
-func TestCaddyfileAsAppUser(t *testing.T) {
-	a := newApp(t)
-	text := ":80 {\n\trespond /leak \"{file." + a.secret + "}\" 200\n}\n"
-	owned := filepath.Join(a.dir, "Caddyfile")
-	a.as(t, "sh", "-c", `printf '%s' "$2" > "$1"`, "sh", owned, text)
-	rootsInAppDir := filepath.Join(a.dir, "root.caddy")
-	if err := os.WriteFile(rootsInAppDir, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	linked := filepath.Join(a.base, "linked.caddy") // root's link to the app's file
-	if err := os.Symlink(owned, linked); err != nil {
-		t.Fatal(err)
-	}
-	for _, cf := range []string{owned, rootsInAppDir, linked} {
-		t.Run(filepath.Base(cf), func(t *testing.T) {
-			listen := freeAddr(t)
-			cfg := Config{Listen: listen, Upstream: freeAddr(t), Caddyfile: cf}
-			p := New(Options{StateDir: t.TempDir()})
-			err := p.Apply(cfg)
-			if err == nil {
-				defer p.Stop()
-				_, body := get(t, client(), "http://"+listen+"/leak")
-				if a.leaked(body) {
-					t.Fatalf("the app's Caddyfile served the root-only secret")
-				}
-				t.Fatalf("Apply accepted a Caddyfile the app's user can change")
-			}
-			if !strings.Contains(err.Error(), "proxy.caddyfile") || !strings.Contains(err.Error(), "owned by uid "+strconv.Itoa(a.uid)) {
-				t.Errorf("Apply: %v, want a proxy.caddyfile error naming the owner", err)
-			}
-			if errs := cfg.Validate("proxy"); len(errs) == 0 {
-				t.Errorf("Validate accepted it")
-			}
-		})
-	}
-}
-
 // TestStaticDirUnreadableWarns: a static dir the file user cannot read
 // (every file would get 403) is said so in the log when the proxy starts.
 func TestStaticDirUnreadableWarns(t *testing.T) {

@@ -253,7 +253,7 @@ func checkKeyPrefix(p string) error {
 // space; an empty file is an error, and so is one that another user owns
 // or can write (trust.ReadFile).
 func readSecret(path string) (string, error) {
-	b, err := ReadTrusted(path, true)
+	b, err := readTrusted(path, true)
 	if err != nil {
 		return "", readError(err)
 	}
@@ -278,17 +278,23 @@ func (s Storage) fileDir(def string) string {
 // storage without a directory (CaddyJSON, which has no state dir). The
 // redis password and encryption key are read from their files only with
 // secrets: CaddyJSON leaves them out.
-func (s Storage) storageJSON(defaultDir string, secrets bool) (obj, error) {
+//
+// It is a map, not the modules' structs (filestorage.FileStorage,
+// caddy-storage-redis's RedisStorage): none of RedisStorage's fields is
+// omitempty, so from it the config would carry all 19 of them, empty
+// password, sentinel and cluster settings included, instead of the ones
+// hostctl sets; and one shape for both storages keeps this one function.
+func (s Storage) storageJSON(defaultDir string, secrets bool) (map[string]any, error) {
 	if s.Type != StorageRedis {
 		dir := s.fileDir(defaultDir)
 		if dir == "" {
 			return nil, nil
 		}
-		return obj{"module": "file_system", "root": dir}, nil
+		return map[string]any{"module": "file_system", "root": dir}, nil
 	}
 	// The module expands Caddy placeholders ({env.X}, {file.PATH}) in
 	// its string values; these are taken as written.
-	st := obj{
+	st := map[string]any{
 		"module":      "redis",
 		"address":     []string{escapeBraces(s.Address)},
 		"db":          s.DB,
