@@ -20,6 +20,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/encode"
 	caddygzip "github.com/caddyserver/caddy/v2/modules/caddyhttp/encode/gzip"
@@ -720,6 +721,9 @@ func caddyfileRoutes(path string) (routes caddyhttp.RouteList, warnings []string
 	if err != nil {
 		return nil, nil, readError(err)
 	}
+	if err := checkCaddyfileImports(path, body); err != nil {
+		return nil, nil, err
+	}
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	if adapter == nil {
 		return nil, nil, errors.New("the caddyfile adapter is not compiled in")
@@ -751,4 +755,40 @@ func caddyfileRoutes(path string) (routes caddyhttp.RouteList, warnings []string
 		}
 	}
 	return routes, warnings, nil
+}
+
+// checkCaddyfileImports puts every file the Caddyfile at path imports
+// (import, directly or through snippets and other imports) under the same
+// rule as the Caddyfile: their placeholders run as root too.
+func checkCaddyfileImports(path string, body []byte) error {
+	blocks, err := caddyfile.Parse(path, body)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{path: true}
+	check := func(tok caddyfile.Token) error {
+		if tok.File == "" || seen[tok.File] {
+			return nil
+		}
+		seen[tok.File] = true
+		if _, err := readTrusted(tok.File, false); err != nil {
+			return fmt.Errorf("imports %s: %w", tok.File, readError(err))
+		}
+		return nil
+	}
+	for _, b := range blocks {
+		for _, t := range b.Keys {
+			if err := check(t); err != nil {
+				return err
+			}
+		}
+		for _, seg := range b.Segments {
+			for _, t := range seg {
+				if err := check(t); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }

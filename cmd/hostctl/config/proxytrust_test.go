@@ -135,7 +135,16 @@ func TestProxyCaddyfileAsAppUser(t *testing.T) {
 	if err := os.Symlink(owned, linked); err != nil {
 		t.Fatal(err)
 	}
+	// Root's Caddyfile that imports the app's file: the imported text's
+	// placeholders run as root just the same.
+	snippet := filepath.Join(a.dir, "snippet.caddy")
+	a.Run(t, "/bin/sh", "-c", `printf '%s' "$2" > "$1"`, "sh", snippet, "respond /leak \"{file."+a.secret+"}\" 200\n")
+	importer := filepath.Join(a.base, "imports.caddy")
+	if err := os.WriteFile(importer, []byte(":80 {\n\timport "+snippet+"\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct{ name, path, why string }{
+		{"root's that imports the app's", importer, "imports " + snippet},
 		{"the app's own", owned, "is owned by " + a.Name},
 		{"root's in the app's dir", rootsInAppDir, "is owned by " + a.Name},
 		{"root's link to the app's", linked, "is owned by " + a.Name},
