@@ -11,8 +11,9 @@
 // user and not writable by group or others, a sticky directory like /tmp
 // excepted, where then the next entry (a link included) must be ours.
 //
-// It lives at the module's root, under internal/, because both the proxy
-// and cmd read secret files, and neither may import the other.
+// The supervisor and cmd use it directly. The proxy may not import the
+// supervisor's tree: it is given this rule as proxy.ReadTrusted (set by
+// cmd/hostctl's config package) for the files it believes.
 package trust
 
 import (
