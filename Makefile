@@ -59,6 +59,7 @@ bench: ## nginx + supervisord vs hostctl on the Django example; ~13 min, not in 
 lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd scripts/deb && $(GO) vet ./...
 
 bench-supervisor: ## supervisor benchmarks: respawn latency, 100 programs
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor/

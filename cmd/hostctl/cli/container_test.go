@@ -407,3 +407,20 @@ upstream = "127.0.0.1:%d"
 		}
 	}
 }
+
+// TestContainerConfigChecks: configs/container.toml, the example that
+// README's Dockerfile uses, is a valid config; what it names that this
+// machine lacks (/app, gunicorn, celery) is all that check may report.
+func TestContainerConfigChecks(t *testing.T) {
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(hostctlBin, "check", "-c", filepath.Join(root, "configs", "container.toml"))
+	cmd.Env = testbin.Env(append(os.Environ(), "HOSTCTL_DATA_DIR="+t.TempDir()))
+	out, err := cmd.CombinedOutput()
+	testbin.CheckRace(t, "hostctl check", cmd.ProcessState, string(out))
+	if err != nil && !strings.Contains(string(out), "every problem above is with this machine") {
+		t.Errorf("hostctl check configs/container.toml: %v\n%s", err, out)
+	}
+}
