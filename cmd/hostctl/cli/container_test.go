@@ -227,7 +227,7 @@ func writeContainerConfig(t *testing.T, dir, text string) string {
 // once they exit none stays a zombie; every program's lines reach
 // hostctl's stdout with its name in front; SIGTERM stops the programs in
 // reverse dependency order, a program that ignores SIGTERM (stop_timeout
-// 60s) is killed at the stop grace (3s, from HOSTCTL_STOP_GRACE), and
+// 60s) is killed at the stop grace (10s, from HOSTCTL_STOP_GRACE), and
 // hostctl exits 0.
 func TestContainerPID1(t *testing.T) {
 	dir := containerDir(t)
@@ -260,7 +260,7 @@ stop_timeout = "60s"
 listen = "127.0.0.1:%d"
 upstream = "127.0.0.1:%d"
 `, freePort(t), freePort(t)))
-	c := startContainer(t, dir, cfg, nil, "HOSTCTL_STOP_GRACE=3s")
+	c := startContainer(t, dir, cfg, nil, "HOSTCTL_STOP_GRACE=10s")
 
 	for _, line := range []string{"db up", "web forked", "worker up", "stubborn up"} {
 		name := strings.Fields(line)[0]
