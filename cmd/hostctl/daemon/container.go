@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
@@ -42,15 +43,24 @@ func (d *Daemon) shutdownGrace() time.Duration {
 	return longestStopChain(d.config().Programs) + 5*time.Second
 }
 
-// warnGrace says at start when the programs' stop_timeouts, one after
-// another along depends_on, add up to more than the grace: a program
-// that takes its whole stop_timeout then gets SIGKILL at the grace, and
-// those it depends on may get no stop signal before it.
+// warnGrace says at start when the proxy's grace_period (it waits that
+// long for requests in flight before the programs are stopped) and the
+// programs' stop_timeouts, one after another along depends_on, add up to
+// more than the grace: a program that takes its whole stop_timeout then
+// gets SIGKILL at the grace, and those it depends on may get no stop
+// signal before it. Advice, not a fault: at info level.
 func (d *Daemon) warnGrace() {
+	cfg := d.config()
 	grace := d.shutdownGrace()
-	if chain := longestStopChain(d.config().Programs); chain > grace {
-		d.log.Info("the stop_timeouts along depends_on add up to more than the stop grace: a shutdown that needs them all kills what is still up at the grace (lower stop_timeout, or raise --stop-grace / "+GraceEnv+")",
-			zap.Duration("longest_chain", chain), zap.Duration("grace", grace))
+	var proxyGrace time.Duration
+	if cfg.Proxy != nil {
+		if proxyGrace = cfg.Proxy.GracePeriod; proxyGrace == 0 {
+			proxyGrace = proxy.DefaultConfig().GracePeriod
+		}
+	}
+	if chain := longestStopChain(cfg.Programs); proxyGrace+chain > grace {
+		d.log.Info("the proxy's grace_period and the stop_timeouts along depends_on add up to more than the stop grace: a shutdown that needs them all kills what is still up at the grace (lower them, or raise --stop-grace / "+GraceEnv+")",
+			zap.Duration("proxy_grace_period", proxyGrace), zap.Duration("longest_chain", chain), zap.Duration("grace", grace))
 	}
 }
 
