@@ -8,13 +8,22 @@ TESTFLAGS ?= -race -count=1 -timeout 15m
 # Under stress-ng every package takes about twice as long.
 STRESS_TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help build run run-django test test-stress e2e e2e-fleet lint clean bench bench-footprint bench-logs bench-proxy bench-proxy-daemon bench-supervisor
+.PHONY: help build deb run run-django test test-stress e2e e2e-fleet lint clean bench bench-footprint bench-logs bench-proxy bench-proxy-daemon bench-supervisor
 
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 build: ## build bin/hostctl
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/hostctl
+
+# The package's binary is static (CGO_ENABLED=0, as Caddy's own package):
+# it runs on any Debian or Ubuntu and in a bare chroot; users and groups
+# come from /etc/passwd and /etc/group. scripts/deb is a module of its own
+# (nfpm stays out of hostctl's dependencies).
+DEB_DIR ?= bin
+deb: ## build $(DEB_DIR)/hostctl_VERSION_amd64.deb (nfpm, scripts/deb): binary, unit, /etc/hostctl/hostctl.toml, completions
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DEB_DIR)/deb/hostctl ./cmd/hostctl
+	cd scripts/deb && $(GO) run . -root $(CURDIR) -bin $(abspath $(DEB_DIR))/deb/hostctl -version '$(VERSION)' -out $(abspath $(DEB_DIR))
 
 run: build ## run hostctl in the foreground on configs/demo.toml
 	@scripts/run-demo.sh $(BIN)
@@ -50,6 +59,7 @@ bench: ## nginx + supervisord vs hostctl on the Django example; ~13 min, not in 
 lint: ## gofmt check and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd scripts/deb && $(GO) vet ./...
 
 bench-supervisor: ## supervisor benchmarks: respawn latency, 100 programs
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor/

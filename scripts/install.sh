@@ -8,6 +8,8 @@
 #                          and /var/log/hostctl, the unit's dirs (never
 #                          /tmp, which any local user could create first)
 #   state and log dirs  -> /var/lib/hostctl (0700), /var/log/hostctl (0750)
+#   the hostctl group   -> [admin] group of the config: its members may use
+#                          the CLI (as the Debian package makes it)
 # then `systemctl daemon-reload && systemctl enable --now hostctl` when
 # systemd is running; otherwise it says what it would run.
 #
@@ -32,6 +34,10 @@ fi
 install -d -m 0755 "$DESTDIR/usr/local/bin" "$DESTDIR/etc/systemd/system"
 install -d -m 0750 "$DESTDIR/etc/hostctl" "$DESTDIR/var/log/hostctl"
 install -d -m 0700 "$DESTDIR/var/lib/hostctl"
+if [ -z "$DESTDIR" ] && ! getent group hostctl >/dev/null; then
+	groupadd --system hostctl
+	echo "install: group hostctl (its members may use the CLI)"
+fi
 install -m 0755 "$BIN" "$DESTDIR/usr/local/bin/hostctl"
 echo "install: /usr/local/bin/hostctl"
 install -m 0644 configs/hostctl.service "$DESTDIR/etc/systemd/system/hostctl.service"

@@ -144,6 +144,13 @@ type ProgramConfig struct {
 	OOMScoreAdj int `toml:"oom_score_adj"`
 	// Description is a free text shown by `hostctl status`.
 	Description string `toml:"description"`
+	// Required makes hostctl itself stop and exit non-zero when this
+	// program goes FATAL (after stopping the others in reverse dependency
+	// order), so that a container's orchestrator restarts the container
+	// instead of leaving it up without the program. The supervisor only
+	// carries it: the daemon acts on it. Changing it does not restart the
+	// program. Default false.
+	Required bool `toml:"required"`
 
 	// StdoutLog is the file for stdout. Default <log.dir>/NAME.out.log;
 	// "none" discards; "-" writes each line to hostctl's own stdout,

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // DaemonOOMScoreAdj is the oom_score_adj hostctl gives itself. Under memory
@@ -40,8 +41,13 @@ func ProtectFromOOM(log *zap.Logger) {
 	}
 	if err := setOwnOOMScoreAdj(DaemonOOMScoreAdj); err != nil {
 		level := log.Warn
-		if os.Geteuid() != 0 {
+		switch {
+		case os.Geteuid() != 0:
 			level = log.Debug // expected: a hostctl run by hand, not the service
+		case !canGetSysResource():
+			// Whoever started hostctl withheld it (Docker's default set
+			// of capabilities does): their choice, not a fault.
+			level = log.Info
 		}
 		level("cannot lower hostctl's own oom_score_adj (needs root with CAP_SYS_RESOURCE): under memory pressure the kernel may kill hostctl, and with it every program",
 			zap.Int("oom_score_adj", cur), zap.Error(err))
@@ -51,6 +57,13 @@ func ProtectFromOOM(log *zap.Logger) {
 }
 
 const ownOOMPath = "/proc/self/oom_score_adj"
+
+// canGetSysResource reports whether CAP_SYS_RESOURCE is in hostctl's
+// capability bounding set, i.e. whether anything could give it to hostctl.
+func canGetSysResource() bool {
+	in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, unix.CAP_SYS_RESOURCE, 0, 0, 0)
+	return err != nil || in == 1 // unknown: as if it could
+}
 
 func ownOOMScoreAdj() (int, error) {
 	b, err := os.ReadFile(ownOOMPath)

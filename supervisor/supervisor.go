@@ -862,6 +862,7 @@ func sameProcess(a, b *ProgramConfig) bool {
 	norm := func(c *ProgramConfig) ProgramConfig {
 		n := *c
 		n.Instances, n.InstanceStart, n.ProcessName, n.Rolling, n.ProcessGroup = 0, 0, "", false, ""
+		n.Required = false // the daemon's policy, not the process's
 		return n
 	}
 	na, nb := norm(a), norm(b)

@@ -311,7 +311,11 @@ func (m *Manager) Set(a Alert) {
 		return
 	}
 	m.active[a.Key] = &a
-	m.log.Warn("alert: "+a.Summary, zap.String("alert", a.Key), zap.String("condition", a.Condition), zap.String("severity", string(a.Severity)))
+	logAt := m.log.Warn
+	if a.Severity == Info { // hostctl_started: news, not trouble
+		logAt = m.log.Info
+	}
+	logAt("alert: "+a.Summary, zap.String("alert", a.Key), zap.String("condition", a.Condition), zap.String("severity", string(a.Severity)))
 	m.sendLocked(Event{Action: Trigger, Alert: a, Host: m.host, Time: now})
 }
 

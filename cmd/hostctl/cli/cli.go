@@ -70,6 +70,7 @@ func newRoot() *cobra.Command {
 		Version:       Version,
 	}
 	root.PersistentFlags().StringVarP(&g.config, "config", "c", "", "config file (default $HOSTCTL_CONFIG, else /etc/hostctl/hostctl.toml)")
+	addDataDirFlag(root) // datadir.go
 	for _, mk := range commands {
 		root.AddCommand(mk(g))
 	}

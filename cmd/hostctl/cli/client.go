@@ -89,7 +89,7 @@ func socketFromConfig(path string) string {
 		}
 		return file.Admin.Socket
 	}
-	return control.DefaultSocket
+	return config.DefaultSocket() // $HOSTCTL_DATA_DIR/run/hostctl.sock, else /run/hostctl/hostctl.sock
 }
 
 // apiErr turns a client error into the CLI's exit code: 4 for an unknown

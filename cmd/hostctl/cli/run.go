@@ -34,7 +34,13 @@ func newRun(g *globals) *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if err := graceFromEnv(cmd, &opts); err != nil {
+				return err
+			}
 			err := daemon.Run(cmd.Context(), opts)
+			if rf, ok := errors.AsType[*daemon.RequiredFatalError](err); ok {
+				return &ExitError{Code: ExitRequiredFatal, Err: rf} // container.go
+			}
 			var ce config.Errors
 			if errors.As(err, &ce) {
 				fmt.Fprintln(cmd.ErrOrStderr(), ce)
@@ -46,6 +52,7 @@ func newRun(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&opts.LogFormat, "log-format", "auto", "hostctl's own log format: auto (console on a terminal, else json), console, json")
 	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().DurationVar(&opts.ShutdownTimeout, "stop-grace", 0, "how long a shutdown (SIGTERM, SIGINT) may take before what is still up is killed (default $"+daemon.GraceEnv+", else 9s as PID 1, else the longest chain of stop_timeouts + 5s)")
 	// For benchmarks and profile-guided optimization (cmd/hostctl/default.pgo).
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon to this file until it exits")
 	cmd.Flags().MarkHidden("cpuprofile")

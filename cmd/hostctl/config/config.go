@@ -16,6 +16,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/cmd/hostctl/fleet"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
@@ -108,13 +109,17 @@ type Admin struct {
 }
 
 // Default returns a File with every default set and no programs.
+// Under $HOSTCTL_DATA_DIR, the socket, state and log dirs are there
+// (datadir.go).
 func Default() *File {
-	return &File{
-		Admin:  Admin{Socket: "/run/hostctl/hostctl.sock", StateDir: "/var/lib/hostctl"},
+	f := &File{
+		Admin:  Admin{Socket: control.DefaultSocket, StateDir: "/var/lib/hostctl"},
 		Log:    logfile.DefaultConfig(),
 		Alerts: alert.DefaultConfig(),
 		Fleet:  fleet.DefaultConfig(),
 	}
+	f.applyDataDir()
+	return f
 }
 
 // Load reads, decodes and validates path. On any problem it returns Errors
@@ -234,6 +239,7 @@ func Parse(path string, data []byte) (*File, error) {
 // validate runs every section's checks and adds file lines to their errors.
 func (f *File) validate(d *decoder) {
 	bad := func(key, format string, a ...any) { d.fail(key, d.line(key), format, a...) }
+	validateDataDir(bad)
 	if f.Admin.Socket == "" {
 		bad("admin.socket", "must not be empty")
 	} else if !filepath.IsAbs(f.Admin.Socket) {

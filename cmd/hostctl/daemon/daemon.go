@@ -54,6 +54,8 @@ type Daemon struct {
 	alerts *alert.Manager // active alerts and their delivery (alerts.go)
 	admin  *admin         // the admin API (admin.go)
 	notify notifier       // what systemd was told (notify.go)
+
+	stopRun context.CancelCauseFunc // ends the run with a cause (a required program's FATAL)
 }
 
 // Run loads the config and runs until ctx ends (SIGTERM/SIGINT), then stops
@@ -69,12 +71,20 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	d := &Daemon{opts: opts, cfg: cfg}
+	// A required program's FATAL ends the run like SIGTERM, with its
+	// cause (container.go).
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	d := &Daemon{opts: opts, cfg: cfg, stopRun: stop}
 	setGC()
 	if err := d.start(ctx); err != nil {
 		return err
 	}
-	return d.serve(ctx, sigs)
+	err = d.serve(ctx, sigs)
+	if rf, ok := errors.AsType[*RequiredFatalError](context.Cause(ctx)); ok {
+		return errors.Join(rf, err)
+	}
+	return err
 }
 
 func (d *Daemon) start(ctx context.Context) error {
@@ -116,6 +126,8 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 
+	keepCaddyInStateDir(cfg.Admin.StateDir) // container.go
+
 	// Claim the admin socket before touching any program: if another
 	// hostctl serves it, stop here.
 	if err := d.listenAdmin(); err != nil {
@@ -135,7 +147,9 @@ func (d *Daemon) start(ctx context.Context) error {
 		StateDir: cfg.Admin.StateDir,
 		LogDir:   cfg.Log.Dir,
 		Logs:     &logOpener{d: d},
-		Guard:    true,
+		// As PID 1 the kernel kills every process of the namespace when
+		// hostctl dies: no guard needed (and no /bin/sh for it).
+		Guard: os.Getpid() != 1,
 	})
 	if err != nil {
 		return err
@@ -144,6 +158,8 @@ func (d *Daemon) start(ctx context.Context) error {
 		d.log.Warn("killed processes left over from an earlier hostctl", zap.Int("count", n))
 	}
 	d.sup.Start()
+	d.warnGrace()
+	go d.watchRequired(ctx, d.stopRun)
 	// The proxy starts in the background once its upstreams are ready; if
 	// it cannot (a port is taken), the programs keep running and status
 	// says why. Its owner exists before the admin API can ask about it or
@@ -197,15 +213,18 @@ func (d *Daemon) serve(ctx context.Context, sigs <-chan os.Signal) error {
 func (d *Daemon) shutdown() error {
 	d.notifyStopping()
 	d.log.Info("shutting down: stopping programs in reverse dependency order")
-	timeout := d.opts.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = longestStopChain(d.config().Programs) + 5*time.Second
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	grace := d.shutdownGrace()
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	d.proxy.Stop() // first: no new requests for programs that are stopping
 	err := d.sup.Shutdown(ctx)
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Like a program's stop_timeout, for the whole stop: what is
+		// still up was killed, which is how the stop ends.
+		d.log.Warn("the stop grace ran out: every program still up was killed (SIGKILL)", zap.Duration("grace", grace), zap.Strings("programs", d.stillUp()))
+		err = nil
+	case err != nil:
 		d.log.Error("shutdown", zap.Error(err))
 	}
 	d.closeAdmin()

@@ -257,7 +257,7 @@ func (o *proxyOwner) reload(cfg *config.File) (string, error) {
 func (o *proxyOwner) start(cfg *config.File) (string, error) {
 	o.cancelPending()
 	if o.p == nil {
-		opts := proxy.Options{Logger: o.log, StateDir: cfg.Admin.StateDir, OnCertEvent: o.onCert}
+		opts := proxy.Options{Logger: quietCaddyChoices(o.log), StateDir: cfg.Admin.StateDir, OnCertEvent: o.onCert}
 		opts.SiteHealth = o.siteHealth
 		if cfg.Proxy.AccessLog == nil || *cfg.Proxy.AccessLog {
 			s, err := o.logs.Open(filepath.Join(cfg.Log.Dir, accessLogName), cfg.Log.Rotation(), false)

@@ -6,6 +6,19 @@
 
 const TOKEN_KEY = 'hostctl-token';
 let token = sessionStorage.getItem(TOKEN_KEY) || '';
+
+// A link that carries the token in its fragment, as `make run` prints it
+// (http://127.0.0.1:9001/#token=...; Jupyter's way), signs in: a browser
+// never sends the fragment, so the token reaches no server or proxy log.
+// It is kept like a typed one (this tab's sessionStorage) and dropped from
+// the address bar and the history at once.
+(function tokenFromFragment() {
+  const t = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (t === null) return;
+  token = t.trim();
+  sessionStorage.setItem(TOKEN_KEY, token);
+  window.history.replaceState(null, '', location.pathname + location.search); // window's: this file has a history of its own
+})();
 let refreshTimer = null;
 let logAbort = null;
 let logProgram = '';
