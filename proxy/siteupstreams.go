@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strings"
 )
 
 // SiteUpstreams is one site and the upstreams that serve it, for a check
@@ -51,12 +50,12 @@ func (c *Config) SiteUpstreams() []SiteUpstreams {
 // (the proxy's dial_timeout is 3s by default), or a TCP connect to an
 // address that drops packets waits for the system's timeout.
 func DialUpstream(ctx context.Context, addr string) error {
-	network, address := "tcp", addr
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		network, address = "unix", strings.TrimPrefix(path, "//")
+	a, err := ParseUpstream(addr)
+	if err != nil {
+		return fmt.Errorf("upstream %s: %w", addr, err)
 	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, address)
+	conn, err := d.DialContext(ctx, a.Network, a.Address)
 	if err != nil {
 		return fmt.Errorf("upstream %s unreachable: %w", addr, err)
 	}
