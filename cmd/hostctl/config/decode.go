@@ -358,7 +358,7 @@ func (d *decoder) expand(key string, line int, s string) (string, bool) {
 		return s, true
 	}
 	if slices.Contains(supervisor.VarRefs(s), "INSTANCE") {
-		d.fail(key, line, "${INSTANCE} is the instance number of a program with instances, expanded only in its command, environment, process_name, directory, stdout_log, stderr_log and ready/health tcp, http, socket and exec (write $${INSTANCE} for the text itself)")
+		d.fail(key, line, "${INSTANCE} is the instance number of a program with instances, expanded only in its command, environment, process_name, directory, stdout_log, stderr_log, serves and ready/health tcp, http, socket and exec (write $${INSTANCE} for the text itself)")
 		return "", false
 	}
 	v, err := supervisor.ExpandVars(s, os.LookupEnv)
