@@ -20,6 +20,10 @@ type SiteUpstreams struct {
 	// Upstreams are the site's upstreams as written in the config
 	// ("127.0.0.1:8000", "unix:/run/app.sock"); pass each to DialUpstream.
 	Upstreams []string
+	// UpstreamKeys are the key paths of Upstreams, one each
+	// ("proxy.upstream", "proxy.site[1].upstreams[0]"), for an error about
+	// one of them.
+	UpstreamKeys []string
 }
 
 // SiteUpstreams returns every site that has upstreams, in config order,
@@ -27,7 +31,7 @@ type SiteUpstreams struct {
 // serves only static files has no upstream to check and is left out.
 func (c *Config) SiteUpstreams() []SiteUpstreams {
 	var out []SiteUpstreams
-	for _, s := range c.sites("proxy") {
+	for i, s := range c.sites("proxy") {
 		ups := s.upstreams()
 		if len(ups) == 0 {
 			continue
@@ -36,7 +40,20 @@ func (c *Config) SiteUpstreams() []SiteUpstreams {
 		if len(s.Hosts) > 0 {
 			name = s.Hosts[0]
 		}
-		out = append(out, SiteUpstreams{Site: name, Key: s.key, Upstreams: slices.Clone(ups)})
+		// Where the list is written: the site's own, or the top level's
+		// that it inherits.
+		at := s.key
+		if len(c.Sites) > 0 && c.Sites[i].Upstream == "" && len(c.Sites[i].Upstreams) == 0 {
+			at = "proxy"
+		}
+		keys := make([]string, len(ups))
+		for j := range ups {
+			keys[j] = at + ".upstream"
+			if s.Upstream == "" {
+				keys[j] = fmt.Sprintf("%s.upstreams[%d]", at, j)
+			}
+		}
+		out = append(out, SiteUpstreams{Site: name, Key: s.key, Upstreams: slices.Clone(ups), UpstreamKeys: keys})
 	}
 	return out
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/fleet"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/front"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
@@ -60,6 +61,10 @@ type File struct {
 
 	// Path is the file this was read from.
 	Path string `toml:"-"`
+	// Unserved are the proxy's upstreams on this machine that no program
+	// serves (front.Check): something else runs them (php-fpm under
+	// systemd); hostctl check says so.
+	Unserved []string `toml:"-"`
 	// Warnings are what is not wrong but worth fixing (a secret file that
 	// every user can read), each with its key and line: hostctl run logs
 	// them, hostctl check prints them.
@@ -275,6 +280,14 @@ func (f *File) validate(d *decoder) {
 	}
 	errs = append(errs, f.Alerts.Validate("alerts")...)
 	errs = append(errs, f.Fleet.Validate("fleet")...)
+	// Which program serves which upstream: the proxy waits for it and
+	// health_path answers by it (front.Check says when it is ambiguous).
+	fr := front.Check(f.ProgramList(), f.Proxy)
+	errs = append(errs, fr.Errors...)
+	for _, w := range fr.Warnings {
+		d.warns = append(d.warns, &Error{File: d.file, Line: d.line(w.Key), Key: w.Key, Msg: w.Msg})
+	}
+	f.Unserved = fr.Unserved
 	for _, err := range errs {
 		if fe, ok := errors.AsType[fieldError](err); ok {
 			key, msg := fe.Field()
@@ -306,6 +319,7 @@ var (
 	_ fieldError = (*proxy.FieldError)(nil)
 	_ fieldError = (*alert.FieldError)(nil)
 	_ fieldError = (*fleet.FieldError)(nil)
+	_ fieldError = (*front.Problem)(nil)
 )
 
 // OnlyMachine reports whether err (from Load or Parse) lists only
@@ -341,6 +355,11 @@ func (f *File) Processes() []*supervisor.ProgramConfig {
 	}
 	return out
 }
+
+// Links are which processes serve each proxy upstream (their serves key,
+// or their ready probe): the proxy waits for them, health_path answers by
+// them.
+func (f *File) Links() front.Links { return front.NewLinks(f.Processes()) }
 
 // ProgramList returns the programs sorted by name.
 func (f *File) ProgramList() []*supervisor.ProgramConfig {

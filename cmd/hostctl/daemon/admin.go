@@ -144,7 +144,7 @@ func (d *Daemon) serveAdmin() {
 			return res, err
 		},
 		Proxy:     d.proxyStatus,
-		Drain:     drainer{d},
+		Drain:     d.front,
 		Alerts:    d.alerts,
 		Token:     d.admin.tok,
 		ReadToken: d.admin.readTok,

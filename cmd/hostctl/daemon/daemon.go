@@ -19,6 +19,7 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/front"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 	"github.com/hostctl/hostctl/supervisor/trust"
@@ -43,8 +44,8 @@ type Daemon struct {
 	ownLog *logfile.Stream
 	sup    *supervisor.Supervisor
 
-	proxy *proxyOwner // the web front (proxy.go); set before the admin API serves
-	drain *drainState // hostctl drain (drain.go)
+	proxy *proxyOwner  // the web front (proxy.go); set before the admin API serves
+	front *front.Front // health_path and hostctl drain (internal/front)
 
 	mu  sync.Mutex // guards cfg (replaced on reload)
 	cfg *config.File
@@ -105,11 +106,23 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	logWarnings(d.log, cfg)
 
-	if d.drain, err = loadDrain(drainPath(cfg.Admin.StateDir)); err != nil {
+	d.front, err = front.New(front.Options{
+		StateDir: cfg.Admin.StateDir,
+		Programs: supervisorStatus{d},
+		Proxy: func() front.Traffic {
+			if p := d.proxy.Proxy(); p != nil {
+				return p
+			}
+			return nil // not a typed nil in the interface
+		},
+		Logger: d.log,
+	})
+	if err != nil {
 		return err
 	}
-	if d.drain.draining {
-		d.log.Warn("draining (hostctl drain before the last stop): health_path answers 503 until hostctl undrain", zap.Time("since", d.drain.since))
+	d.front.Configure(healthPath(cfg), cfg.Links())
+	if draining, since := d.front.Draining(); draining {
+		d.log.Warn("draining (hostctl drain before the last stop): health_path answers 503 until hostctl undrain", zap.Time("since", since))
 	}
 
 	if d.alerts, err = alert.New(cfg.Alerts, alert.Options{Logger: d.log.Named("alerts"), StatePath: filepath.Join(cfg.Admin.StateDir, "alerts.json")}); err != nil {
@@ -148,7 +161,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	// it cannot (a port is taken), the programs keep running and status
 	// says why. Its owner exists before the admin API can ask about it or
 	// reload it.
-	d.proxy = newProxyOwner(ctx, d.log, d.logs, d.sup, cfg, d.certEvent, d.siteHealth)
+	d.proxy = newProxyOwner(ctx, d.log, d.logs, d.sup, cfg, d.certEvent, d.front.SiteHealth)
 	d.serveAdmin()
 	d.log.Info("hostctl started", zap.String("config", cfg.Path), zap.Int("programs", len(cfg.Programs)),
 		zap.String("log_dir", cfg.Log.Dir), zap.String("socket", cfg.Admin.Socket), zap.Int("pid", os.Getpid()))
@@ -250,12 +263,30 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
+	d.front.Configure(healthPath(cfg), cfg.Links())
 	// The proxy last (see notify.go): it never waits for upstreams here.
 	proxyRes, perr := d.proxy.Reload(ctx, cfg)
 	if perr != nil {
 		err = errors.Join(err, perr)
 	}
 	return control.ReloadResponse{Diff: diff, Proxy: proxyRes}, err
+}
+
+// healthPath is [proxy] health_path, "" without one.
+func healthPath(cfg *config.File) string {
+	if cfg.Proxy == nil {
+		return ""
+	}
+	return cfg.Proxy.HealthPath
+}
+
+// supervisorStatus is the supervisor for the front, which asks before
+// the supervisor exists (a health_path request can come only once the
+// proxy runs, after it).
+type supervisorStatus struct{ d *Daemon }
+
+func (s supervisorStatus) Status(names ...string) ([]supervisor.Status, error) {
+	return s.d.sup.Status(names...)
 }
 
 // logWarnings logs what the config has that is not wrong but worth fixing

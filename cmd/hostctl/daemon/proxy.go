@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -334,52 +333,18 @@ func (o *proxyOwner) stop() {
 	o.checkReady()
 }
 
-// upstreamPrograms returns the processes that serve an upstream address
-// of the proxy: a tcp ready probe on that address, or the unix socket path
-// in the process's command line (gunicorn --bind unix:PATH) or ready
-// probe. Each instance of a program is looked at with its ${INSTANCE}.
+// upstreamPrograms returns the processes that serve an upstream of the
+// proxy (front.Links: their serves key, or their ready probe).
 func upstreamPrograms(cfg *config.File) []string {
-	return programsServing(cfg, cfg.Proxy.Upstreams())
+	return cfg.Links().Programs(cfg.Proxy.Upstreams())
 }
 
-// programsServing returns the programs that serve one of the upstream
-// addresses ups (see upstreamPrograms).
-func programsServing(cfg *config.File, ups []string) []string {
-	var names []string
-	for _, up := range ups {
-		sock, isUnix := strings.CutPrefix(up, "unix:")
-		for _, p := range cfg.Processes() {
-			n := p.Name
-			match := p.Ready != nil && p.Ready.TCP == up
-			if isUnix {
-				args := append([]string{}, p.Command...)
-				if p.Ready != nil {
-					args = append(args, p.Ready.Exec...)
-				}
-				for _, a := range args {
-					match = match || strings.Contains(a, sock)
-				}
-			}
-			if match && !slices.Contains(names, n) {
-				names = append(names, n)
-			}
-		}
-	}
-	return names
-}
-
-// upstreamSettled reports whether an upstream program is RUNNING or has
-// given up (or is not meant to run). It is Status.StaysDown but for an
-// autostart program that is still STOPPED: the proxy's first start is set
-// up before StartAutostart has sent that program its start.
+// upstreamSettled reports whether an upstream program has settled
+// (supervisor.Status.Settled). The proxy's first start is set up before
+// StartAutostart has sent the autostart programs their start, so one
+// still STOPPED is not settled yet.
 func upstreamSettled(st supervisor.Status) bool {
-	switch st.State {
-	case supervisor.Running, supervisor.Fatal, supervisor.Exited:
-		return true
-	case supervisor.Stopped:
-		return !st.Autostart
-	}
-	return false
+	return st.Settled() && !st.AwaitsAutostart()
 }
 
 // settledNow reports whether every named program has settled already.
@@ -430,7 +395,7 @@ func (d *Daemon) proxyStatus() (control.ProxyStatus, bool) {
 		return control.ProxyStatus{}, false
 	}
 	out := apiProxyStatus(st, info)
-	out.Drain = d.proxyDrain(d.config().Proxy)
+	out.Drain = d.front.ProxyDrain()
 	return out, true
 }
 
