@@ -69,6 +69,8 @@ type File struct {
 	// every user can read), each with its key and line: hostctl run logs
 	// them, hostctl check prints them.
 	Warnings []*Error `toml:"-"`
+
+	links front.Links // Links, once the file is valid
 }
 
 // Admin is the [admin] section.
@@ -233,6 +235,7 @@ func Parse(path string, data []byte) (*File, error) {
 		}
 	}
 	f.Warnings = d.warns
+	f.links = front.NewLinks(f.Processes())
 	return f, nil
 }
 
@@ -358,8 +361,13 @@ func (f *File) Processes() []*supervisor.ProgramConfig {
 
 // Links are which processes serve each proxy upstream (their serves key,
 // or their ready probe): the proxy waits for them, health_path answers by
-// them.
-func (f *File) Links() front.Links { return front.NewLinks(f.Processes()) }
+// them. Parse works them out once.
+func (f *File) Links() front.Links {
+	if f.links == nil {
+		return front.NewLinks(f.Processes()) // a File not from Parse
+	}
+	return f.links
+}
 
 // ProgramList returns the programs sorted by name.
 func (f *File) ProgramList() []*supervisor.ProgramConfig {

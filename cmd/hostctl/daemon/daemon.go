@@ -20,6 +20,8 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/front"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/watch"
+	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 	"github.com/hostctl/hostctl/supervisor/trust"
@@ -52,7 +54,8 @@ type Daemon struct {
 
 	reloadMu sync.Mutex // one reload at a time
 
-	alerts *alert.Manager // active alerts and their delivery (alerts.go)
+	alerts *alert.Manager // active alerts and their delivery
+	watch  *watch.Watcher // what to alert about (internal/watch)
 	admin  *admin         // the admin API (admin.go)
 	notify notifier       // what systemd was told (notify.go)
 }
@@ -157,11 +160,19 @@ func (d *Daemon) start(ctx context.Context) error {
 		d.log.Warn("killed processes left over from an earlier hostctl", zap.Int("count", n))
 	}
 	d.sup.Start()
+	d.watch = watch.New(watch.Options{
+		Supervisor: d.sup,
+		Logs:       d.logs,
+		Proxy:      proxyWatch{d},
+		Alerts:     d.alerts,
+		Config:     d.watchConfig,
+		StatusLine: d.statusLine,
+	})
 	// The proxy starts in the background once its upstreams are ready; if
 	// it cannot (a port is taken), the programs keep running and status
 	// says why. Its owner exists before the admin API can ask about it or
 	// reload it.
-	d.proxy = newProxyOwner(ctx, d.log, d.logs, d.sup, cfg, d.certEvent, d.front.SiteHealth)
+	d.proxy = newProxyOwner(ctx, d.log, d.logs, d.sup, cfg, d.watch.CertEvent, d.front.SiteHealth)
 	d.serveAdmin()
 	d.log.Info("hostctl started", zap.String("config", cfg.Path), zap.Int("programs", len(cfg.Programs)),
 		zap.String("log_dir", cfg.Log.Dir), zap.String("socket", cfg.Admin.Socket), zap.Int("pid", os.Getpid()))
@@ -179,7 +190,7 @@ func (d *Daemon) start(ctx context.Context) error {
 // serve handles signals until ctx ends, then shuts down.
 func (d *Daemon) serve(ctx context.Context, sigs <-chan os.Signal) error {
 	go d.notifyWhenReady(ctx)
-	go d.watchAlerts(ctx)
+	go d.watch.Run(ctx)
 	wd := d.startWatchdog()
 	defer wd.stop()
 	for {
@@ -271,6 +282,19 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
 	}
 	return control.ReloadResponse{Diff: diff, Proxy: proxyRes}, err
 }
+
+// watchConfig is what the alert rules take from the current config.
+func (d *Daemon) watchConfig() watch.Config {
+	cfg := d.config()
+	return watch.Config{Alerts: cfg.Alerts, LogDir: cfg.Log.Dir, Proxy: cfg.Proxy, Links: cfg.Links(), Programs: len(cfg.Programs)}
+}
+
+// proxyWatch is the proxy's owner for the watcher, which is made before
+// it (the proxy reports its certificates to the watcher).
+type proxyWatch struct{ d *Daemon }
+
+func (p proxyWatch) Status() (proxy.Status, string, bool) { return p.d.proxy.Status() }
+func (p proxyWatch) Ready() <-chan struct{}               { return p.d.proxy.Ready() }
 
 // healthPath is [proxy] health_path, "" without one.
 func healthPath(cfg *config.File) string {
