@@ -112,6 +112,12 @@ type Admin struct {
 	// StateDir holds hostctl's state: process group records, the proxy's
 	// certificates. Default /var/lib/hostctl.
 	StateDir string `toml:"state_dir"`
+
+	// Token and ReadToken are the contents of TokenFile and ReadTokenFile,
+	// read once when the config is loaded (provision): the admin API
+	// serves with these, never with a second read of the files.
+	Token     string `toml:"-"`
+	ReadToken string `toml:"-"`
 }
 
 // Default returns a File with every default set and no programs.
@@ -210,10 +216,13 @@ func Parse(path string, data []byte) (*File, error) {
 		}
 		fn(top[k])
 	}
-	// Validate even after decode errors (bad keys keep their defaults), so
-	// that one run reports every problem; a key reported once is not
-	// reported again.
+	// Provision and validate even after decode errors (bad keys keep their
+	// defaults), so that one run reports every problem; a key reported
+	// once is not reported again. Caddy's order: decode, provision
+	// (defaults, the files read once), then a validate that reads nothing
+	// already provisioned.
 	decodeErrs := len(d.errs)
+	f.provision(d)
 	f.validate(d)
 	if len(d.errs) > 0 {
 		seen := map[string]bool{}
@@ -239,6 +248,30 @@ func Parse(path string, data []byte) (*File, error) {
 	return f, nil
 }
 
+// provision fills what the sections derive from the file: the secrets
+// they need, read once through the decoder (which checked each file's
+// trust as its key was decoded), and their defaults.
+func (f *File) provision(d *decoder) {
+	var errs []error
+	secret := func(key, path string) string {
+		if path == "" {
+			return ""
+		}
+		v, err := trust.ReadSecret(d.read, path)
+		if err != nil {
+			_, onMachine := errors.AsType[*trust.ReadError](err)
+			d.fail(key, d.line(key), "%v", err)
+			d.errs[len(d.errs)-1].Machine = onMachine
+		}
+		return v
+	}
+	f.Admin.Token = secret("admin.token_file", f.Admin.TokenFile)
+	f.Admin.ReadToken = secret("admin.read_token_file", f.Admin.ReadTokenFile)
+	errs = append(errs, f.Alerts.Provision("alerts", d.read)...)
+	errs = append(errs, f.Fleet.Provision("fleet", d.read)...)
+	d.report(errs)
+}
+
 // validate runs every section's checks and adds file lines to their errors.
 func (f *File) validate(d *decoder) {
 	bad := func(key, format string, a ...any) { d.fail(key, d.line(key), format, a...) }
@@ -256,13 +289,6 @@ func (f *File) validate(d *decoder) {
 	machine := func(key, format string, a ...any) {
 		bad(key, format, a...)
 		d.errs[len(d.errs)-1].Machine = true
-	}
-	if f.Admin.TokenFile != "" {
-		if b, _, err := trust.ReadFile(f.Admin.TokenFile, trust.Secret); err != nil {
-			machine("admin.token_file", "cannot read %q: %v", f.Admin.TokenFile, supervisor.UnwrapPathErr(err))
-		} else if len(strings.TrimSpace(string(b))) < 16 {
-			bad("admin.token_file", "the token must be at least 16 characters (e.g. openssl rand -hex 32 > FILE)")
-		}
 	}
 	f.Admin.validateTCP(bad)
 	if f.Admin.Group != "" {
@@ -291,6 +317,17 @@ func (f *File) validate(d *decoder) {
 		d.warns = append(d.warns, &Error{File: d.file, Line: d.line(w.Key), Key: w.Key, Msg: w.Msg})
 	}
 	f.Unserved = fr.Unserved
+	d.report(errs)
+}
+
+// report adds the sections' errors, with their keys' lines: each a
+// fieldError, or an error without a key.
+func (d *decoder) report(errs []error) {
+	bad := func(key, format string, a ...any) { d.fail(key, d.line(key), format, a...) }
+	machine := func(key, format string, a ...any) {
+		bad(key, format, a...)
+		d.errs[len(d.errs)-1].Machine = true
+	}
 	for _, err := range errs {
 		if fe, ok := errors.AsType[fieldError](err); ok {
 			key, msg := fe.Field()
