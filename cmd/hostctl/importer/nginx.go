@@ -1033,6 +1033,7 @@ func (n *nginxImport) site(sec *section, s *ngSite, prefix string) {
 	default:
 		sec.set("tls", tomlString("off"), "nginx served this site over plain HTTP only")
 	}
+	n.im.upstreams = append(n.im.upstreams, s.upstreams...)
 	switch len(s.upstreams) {
 	case 0:
 	case 1:
