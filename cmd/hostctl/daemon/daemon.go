@@ -21,7 +21,6 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/front"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/watch"
-	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 	"github.com/hostctl/hostctl/supervisor/trust"
@@ -46,8 +45,8 @@ type Daemon struct {
 	ownLog *logfile.Stream
 	sup    *supervisor.Supervisor
 
-	proxy *proxyOwner  // the web front (proxy.go); set before the admin API serves
-	front *front.Front // health_path and hostctl drain (internal/front)
+	proxy *front.ProxyOwner // the web front; set before the admin API serves
+	front *front.Front      // health_path and hostctl drain (internal/front)
 
 	mu  sync.Mutex // guards cfg (replaced on reload)
 	cfg *config.File
@@ -172,7 +171,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	// it cannot (a port is taken), the programs keep running and status
 	// says why. Its owner exists before the admin API can ask about it or
 	// reload it.
-	d.proxy = newProxyOwner(ctx, d.log, d.logs, d.sup, cfg, d.watch.CertEvent, d.front.SiteHealth)
+	d.proxy = front.NewProxyOwner(ctx, d.log, d.logs, d.sup, proxyConfig(cfg), d.watch.CertEvent, d.front.SiteHealth)
 	d.serveAdmin()
 	d.log.Info("hostctl started", zap.String("config", cfg.Path), zap.Int("programs", len(cfg.Programs)),
 		zap.String("log_dir", cfg.Log.Dir), zap.String("socket", cfg.Admin.Socket), zap.Int("pid", os.Getpid()))
@@ -276,41 +275,11 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
 	d.mu.Unlock()
 	d.front.Configure(healthPath(cfg), cfg.Links())
 	// The proxy last (see notify.go): it never waits for upstreams here.
-	proxyRes, perr := d.proxy.Reload(ctx, cfg)
+	proxyRes, perr := d.proxy.Reload(ctx, proxyConfig(cfg))
 	if perr != nil {
 		err = errors.Join(err, perr)
 	}
 	return control.ReloadResponse{Diff: diff, Proxy: proxyRes}, err
-}
-
-// watchConfig is what the alert rules take from the current config.
-func (d *Daemon) watchConfig() watch.Config {
-	cfg := d.config()
-	return watch.Config{Alerts: cfg.Alerts, LogDir: cfg.Log.Dir, Proxy: cfg.Proxy, Links: cfg.Links(), Programs: len(cfg.Programs)}
-}
-
-// proxyWatch is the proxy's owner for the watcher, which is made before
-// it (the proxy reports its certificates to the watcher).
-type proxyWatch struct{ d *Daemon }
-
-func (p proxyWatch) Status() (proxy.Status, string, bool) { return p.d.proxy.Status() }
-func (p proxyWatch) Ready() <-chan struct{}               { return p.d.proxy.Ready() }
-
-// healthPath is [proxy] health_path, "" without one.
-func healthPath(cfg *config.File) string {
-	if cfg.Proxy == nil {
-		return ""
-	}
-	return cfg.Proxy.HealthPath
-}
-
-// supervisorStatus is the supervisor for the front, which asks before
-// the supervisor exists (a health_path request can come only once the
-// proxy runs, after it).
-type supervisorStatus struct{ d *Daemon }
-
-func (s supervisorStatus) Status(names ...string) ([]supervisor.Status, error) {
-	return s.d.sup.Status(names...)
 }
 
 // logWarnings logs what the config has that is not wrong but worth fixing
