@@ -4,6 +4,13 @@ package supervisor
 // reader: the daemon's READY=1 and proxy start, health_path, the alerts
 // and the admin API's waits ask these instead of switching on State
 // themselves.
+//
+// Two other checks look like "is the app up" and are other questions,
+// so they stay where they are: Caddy's active and passive health checks
+// (proxy) ask whether an upstream address answers HTTP, for upstreams on
+// other machines too, to pick where a request goes; the upstreams_down
+// alert (cmd/hostctl/internal/watch) asks whether any upstream of a site
+// accepts a connection, which is what visitors see, whoever runs it.
 
 // Up reports whether the program serves: RUNNING (past start_secs and
 // its ready probe) and, with a health check, passing it. health_path
