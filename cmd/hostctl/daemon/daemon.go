@@ -1,5 +1,9 @@
 // Package daemon is `hostctl run`: it wires the supervisor, the log
-// manager, the proxy and the admin API together and owns signal handling.
+// manager, the front (internal/front: the proxy's owner, health_path, the
+// drain), the alert rules (internal/watch) and the admin API together,
+// and owns the lifecycle: start, reload, shutdown, signals and sd_notify.
+// Policy (when to alert, which program serves which upstream, when the
+// proxy starts) lives in the packages it wires, not here.
 package daemon
 
 import (
