@@ -115,9 +115,10 @@ type Admin struct {
 
 	// Token and ReadToken are the contents of TokenFile and ReadTokenFile,
 	// read once when the config is loaded (provision): the admin API
-	// serves with these, never with a second read of the files.
-	Token     string `toml:"-"`
-	ReadToken string `toml:"-"`
+	// serves with these, never with a second read of the files. Never
+	// printed or encoded.
+	Token     string `toml:"-" json:"-"`
+	ReadToken string `toml:"-" json:"-"`
 }
 
 // Default returns a File with every default set and no programs.
