@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -1067,34 +1066,22 @@ func noPlaceholders(v string) error {
 	return nil
 }
 
-// checkUpstream checks "host:port" or "unix:/path".
+// checkUpstream checks "host:port" or "unix:/path" (ParseUpstream).
 func checkUpstream(u string) error {
 	if err := noPlaceholders(u); err != nil {
 		return fmt.Errorf("%q %v", u, err)
 	}
-	if path, ok := strings.CutPrefix(u, "unix:"); ok {
-		path = strings.TrimPrefix(path, "//")
-		if !filepath.IsAbs(path) {
-			return fmt.Errorf("%q: the socket path must be absolute (\"unix:/run/app.sock\")", u)
-		}
-		return nil
-	}
-	host, port, err := net.SplitHostPort(u)
-	if err != nil || host == "" {
-		return fmt.Errorf("%q is not host:port or unix:/path (for example \"127.0.0.1:8000\")", u)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", u, port)
-	}
-	return nil
+	_, err := ParseUpstream(u)
+	return err
 }
 
 // dialAddress turns a config upstream into Caddy's dial syntax.
 func dialAddress(u string) string {
-	if path, ok := strings.CutPrefix(u, "unix:"); ok {
-		return "unix/" + strings.TrimPrefix(path, "//")
+	a, err := ParseUpstream(u)
+	if err != nil {
+		return u // not in a validated config
 	}
-	return u
+	return a.Dial()
 }
 
 func unwrapPath(err error) error {

@@ -336,10 +336,7 @@ func (p *Proxy) Status() Status {
 	seen := map[string]bool{}
 	for _, ph := range activeProxyHandlers() {
 		for _, u := range ph.Upstreams {
-			addr := u.Dial
-			if path, ok := strings.CutPrefix(addr, "unix/"); ok {
-				addr = "unix:" + path
-			}
+			addr := upstreamFromDial(u.Dial)
 			if seen[addr] {
 				continue
 			}

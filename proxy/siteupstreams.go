@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strings"
 )
 
 // SiteUpstreams is one site and the upstreams that serve it, for a check
@@ -21,6 +20,10 @@ type SiteUpstreams struct {
 	// Upstreams are the site's upstreams as written in the config
 	// ("127.0.0.1:8000", "unix:/run/app.sock"); pass each to DialUpstream.
 	Upstreams []string
+	// UpstreamKeys are the key paths of Upstreams, one each
+	// ("proxy.upstream", "proxy.site[1].upstreams[0]"), for an error about
+	// one of them.
+	UpstreamKeys []string
 }
 
 // SiteUpstreams returns every site that has upstreams, in config order,
@@ -28,7 +31,7 @@ type SiteUpstreams struct {
 // serves only static files has no upstream to check and is left out.
 func (c *Config) SiteUpstreams() []SiteUpstreams {
 	var out []SiteUpstreams
-	for _, s := range c.sites("proxy") {
+	for i, s := range c.sites("proxy") {
 		ups := s.upstreams()
 		if len(ups) == 0 {
 			continue
@@ -37,7 +40,20 @@ func (c *Config) SiteUpstreams() []SiteUpstreams {
 		if len(s.Hosts) > 0 {
 			name = s.Hosts[0]
 		}
-		out = append(out, SiteUpstreams{Site: name, Key: s.key, Upstreams: slices.Clone(ups)})
+		// Where the list is written: the site's own, or the top level's
+		// that it inherits.
+		at := s.key
+		if len(c.Sites) > 0 && c.Sites[i].Upstream == "" && len(c.Sites[i].Upstreams) == 0 {
+			at = "proxy"
+		}
+		keys := make([]string, len(ups))
+		for j := range ups {
+			keys[j] = at + ".upstream"
+			if s.Upstream == "" {
+				keys[j] = fmt.Sprintf("%s.upstreams[%d]", at, j)
+			}
+		}
+		out = append(out, SiteUpstreams{Site: name, Key: s.key, Upstreams: slices.Clone(ups), UpstreamKeys: keys})
 	}
 	return out
 }
@@ -51,12 +67,12 @@ func (c *Config) SiteUpstreams() []SiteUpstreams {
 // (the proxy's dial_timeout is 3s by default), or a TCP connect to an
 // address that drops packets waits for the system's timeout.
 func DialUpstream(ctx context.Context, addr string) error {
-	network, address := "tcp", addr
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		network, address = "unix", strings.TrimPrefix(path, "//")
+	a, err := ParseUpstream(addr)
+	if err != nil {
+		return fmt.Errorf("upstream %s: %w", addr, err)
 	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, address)
+	conn, err := d.DialContext(ctx, a.Network, a.Address)
 	if err != nil {
 		return fmt.Errorf("upstream %s unreachable: %w", addr, err)
 	}

@@ -21,12 +21,12 @@ func TestSiteUpstreams(t *testing.T) {
 		{
 			name: "top-level catch-all",
 			cfg:  Config{Upstream: "127.0.0.1:8000"},
-			want: []SiteUpstreams{{Site: "*", Key: "proxy", Upstreams: []string{"127.0.0.1:8000"}}},
+			want: []SiteUpstreams{{Site: "*", Key: "proxy", Upstreams: []string{"127.0.0.1:8000"}, UpstreamKeys: []string{"proxy.upstream"}}},
 		},
 		{
 			name: "top-level hosts, balanced",
 			cfg:  Config{Hosts: []string{"app.lan", "www.app.lan"}, UpstreamList: []string{"10.0.0.1:8000", "unix:/run/app.sock"}},
-			want: []SiteUpstreams{{Site: "app.lan", Key: "proxy", Upstreams: []string{"10.0.0.1:8000", "unix:/run/app.sock"}}},
+			want: []SiteUpstreams{{Site: "app.lan", Key: "proxy", Upstreams: []string{"10.0.0.1:8000", "unix:/run/app.sock"}, UpstreamKeys: []string{"proxy.upstreams[0]", "proxy.upstreams[1]"}}},
 		},
 		{
 			name: "sites inherit the top-level upstream, static mounts or not",
@@ -39,9 +39,9 @@ func TestSiteUpstreams(t *testing.T) {
 				},
 			},
 			want: []SiteUpstreams{
-				{Site: "a.example.com", Key: "proxy.site[0]", Upstreams: []string{"unix:/run/app.sock"}},
-				{Site: "b.example.com", Key: "proxy.site[1]", Upstreams: []string{"127.0.0.1:9000", "127.0.0.1:9001"}},
-				{Site: "static.example.com", Key: "proxy.site[2]", Upstreams: []string{"unix:/run/app.sock"}},
+				{Site: "a.example.com", Key: "proxy.site[0]", Upstreams: []string{"unix:/run/app.sock"}, UpstreamKeys: []string{"proxy.upstream"}},
+				{Site: "b.example.com", Key: "proxy.site[1]", Upstreams: []string{"127.0.0.1:9000", "127.0.0.1:9001"}, UpstreamKeys: []string{"proxy.site[1].upstreams[0]", "proxy.site[1].upstreams[1]"}},
+				{Site: "static.example.com", Key: "proxy.site[2]", Upstreams: []string{"unix:/run/app.sock"}, UpstreamKeys: []string{"proxy.upstream"}},
 			},
 		},
 		{

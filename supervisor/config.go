@@ -123,6 +123,17 @@ type ProgramConfig struct {
 	DependsOn []string `toml:"depends_on"`
 	// Ready is an optional readiness probe; RUNNING also requires it to pass.
 	Ready *ProbeConfig `toml:"ready"`
+	// Serves names the proxy upstreams this program serves, written as in
+	// [proxy] ("unix:/run/app/gunicorn-${INSTANCE}.sock", or a list of
+	// them): the proxy waits for it before it starts, health_path answers
+	// by its state, and upstreams_down names it. ${INSTANCE} is expanded
+	// per instance. An empty list says the program serves none. nil (the
+	// key absent): the upstream its ready probe proves, that is ready.tcp
+	// equal to a host:port upstream, ready.socket equal to a unix
+	// upstream's path, or ready.http's host:port; nothing else is guessed.
+	// The supervisor only carries it; the config reader checks it against
+	// [proxy].
+	Serves Serves `toml:"serves"`
 	// Health is an optional health check while RUNNING: after Failures
 	// failed checks in a row the program is restarted (stop_signal,
 	// stop_timeout, start), with backoff when that repeats.
@@ -277,6 +288,32 @@ func (c *Command) UnmarshalTOML(v any) error {
 	return nil
 }
 
+// Serves is the serves key: upstream addresses. In TOML it is a string or
+// an array of strings; nil when the key is absent, empty (not nil) for
+// serves = [].
+type Serves []string
+
+// UnmarshalTOML accepts a string or an array of strings.
+func (s *Serves) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*s = Serves{v}
+	case []any:
+		out := make(Serves, 0, len(v))
+		for i, a := range v {
+			str, ok := a.(string)
+			if !ok {
+				return fmt.Errorf("element %d is %T, want a string (an upstream such as \"unix:/run/app.sock\")", i, a)
+			}
+			out = append(out, str)
+		}
+		*s = out
+	default:
+		return fmt.Errorf("must be an upstream address (\"unix:/run/app.sock\", \"127.0.0.1:8000\") or a list of them, not %T", v)
+	}
+	return nil
+}
+
 // InheritEnv is which of hostctl's own variables a program inherits: All,
 // or those named in Names. The zero value inherits none.
 type InheritEnv struct {
@@ -413,6 +450,13 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 			if kv.v != "" && kv.v != "none" && !logfile.IsConsole(kv.v) && !mentions(kv.v, "INSTANCE") {
 				bad(kv.key, "%q must contain ${INSTANCE} with instances = %d: each instance writes its own file (example: \"/var/log/%s-${INSTANCE}.log\"), or leave it out for <log.dir>/PROCESS.out.log", kv.v, p.Instances, p.Name)
 			}
+		}
+	}
+	for i, u := range p.Serves {
+		if strings.TrimSpace(u) == "" {
+			bad(fmt.Sprintf("serves[%d]", i), "is empty: write the upstream address, as in [proxy] (\"unix:/run/app.sock\"), or serves = [] for none")
+		} else if slices.Contains(p.Serves[:i], u) {
+			bad(fmt.Sprintf("serves[%d]", i), "%q is listed twice", u)
 		}
 	}
 	procs, perrs := p.processes(prefix)

@@ -13,7 +13,7 @@ import (
 )
 
 // The fields tagged `instance:"expand"` (process_name, directory, the log
-// paths, the ready and health targets) are left alone by the config file
+// paths, the ready and health targets), and serves, are left alone by the config file
 // reader: Processes expands ${INSTANCE} and hostctl's environment in them
 // together, so that an instance number is never looked up as an
 // environment variable. Command, Environment and the probes' exec get
@@ -106,6 +106,12 @@ func (p *ProgramConfig) processes(prefix string) ([]*ProgramConfig, []error) {
 			rc.TCP, rc.HTTP, rc.Socket = full("ready.tcp", r.TCP, false), full("ready.http", r.HTTP, false), full("ready.socket", r.Socket, false)
 			rc.Exec = expandInstanceArgs(r.Exec, inst)
 			c.Ready = &rc
+		}
+		if p.Serves != nil {
+			c.Serves = make(Serves, len(p.Serves))
+			for j, u := range p.Serves {
+				c.Serves[j] = full(fmt.Sprintf("serves[%d]", j), u, false)
+			}
 		}
 		if h := p.Health; h != nil {
 			hc := *h

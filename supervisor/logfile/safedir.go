@@ -8,11 +8,12 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // hostctl runs as root and creates, appends to, renames, compresses,
@@ -60,10 +61,6 @@ func DirProblem(err error) string {
 	return err.Error()
 }
 
-// maxLinks bounds the symbolic links followed in one check, as the
-// kernel's ELOOP does.
-const maxLinks = 40
-
 // CheckDir returns nil when dir is safe to hold log files that hostctl,
 // as root, manages by name, and otherwise an *UnsafeDirError (or the
 // error that stopped the check). dir must be absolute. The dir need not
@@ -74,7 +71,7 @@ func CheckDir(dir string) error {
 	if !filepath.IsAbs(dir) {
 		return fmt.Errorf("%q is not an absolute path", dir)
 	}
-	return checkDir(filepath.Clean(dir), filepath.Clean(dir), 0, nil)
+	return checkDir(filepath.Clean(dir), nil)
 }
 
 // GroupWritableAbove returns the system groups that may write a dir
@@ -83,67 +80,39 @@ func CheckDir(dir string) error {
 // change the log dir. nil when there is none, or dir is not safe.
 func GroupWritableAbove(dir string) []uint32 {
 	var gids []uint32
-	if !filepath.IsAbs(dir) || checkDir(filepath.Clean(dir), filepath.Clean(dir), 0, &gids) != nil {
+	if !filepath.IsAbs(dir) || checkDir(filepath.Clean(dir), &gids) != nil {
 		return nil
 	}
 	return gids
 }
 
-// checkDir is CheckDir from path (orig once links are followed); it adds
-// the groups it let write a dir above the log dir to groupWritable.
-func checkDir(orig, path string, links int, groupWritable *[]uint32) error {
+// checkDir is CheckDir: trust.Walk, the one walk of the supervisor tree,
+// with the log dir's rule at each step. It adds the groups it let write a
+// dir above the log dir to groupWritable.
+func checkDir(dir string, groupWritable *[]uint32) error {
 	unsafe := func(p, format string, a ...any) error {
-		return &UnsafeDirError{Dir: orig, Path: p, Why: fmt.Sprintf(format, a...)}
+		return &UnsafeDirError{Dir: dir, Path: p, Why: fmt.Sprintf(format, a...)}
 	}
-	var parts []string
-	if path != "/" {
-		parts = strings.Split(strings.TrimPrefix(path, "/"), "/")
-	}
-	fi, err := os.Lstat("/")
-	if err != nil {
-		return err
-	}
-	if err := checkMode(orig, "/", fi, len(parts) == 0, groupWritable); err != nil {
-		return err
-	}
-	cur := "/"
-	for i, name := range parts {
-		next := filepath.Join(cur, name)
-		fi, err := os.Lstat(next)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil // hostctl creates the rest, and checks again
-		}
-		if err != nil {
-			return err
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
+	// Missing: hostctl creates the rest, and checks again.
+	_, err := trust.Walk(dir, true, func(s trust.Step) error {
+		if s.Info.Mode()&fs.ModeSymlink != 0 {
 			// A link in a safe dir cannot be changed, but it is safe only
 			// if it is root's (a sticky dir lets others add links) and
-			// where it points is safe too.
-			if uid := fileUID(fi); !trustedUID(uid) {
-				return unsafe(next, "is a symbolic link owned by %s, not root", userName(uid))
+			// where it points is safe too (Walk goes on there).
+			if uid := fileUID(s.Info); !trustedUID(uid) {
+				return unsafe(s.Path, "is a symbolic link owned by %s, not root", userName(uid))
 			}
-			if links >= maxLinks {
-				return unsafe(next, "has too many levels of symbolic links")
+			if s.Links >= trust.MaxLinks {
+				return unsafe(s.Path, "has too many levels of symbolic links")
 			}
-			target, err := os.Readlink(next)
-			if err != nil {
-				return err
-			}
-			if !filepath.IsAbs(target) {
-				target = filepath.Join(cur, target)
-			}
-			return checkDir(orig, filepath.Join(append([]string{target}, parts[i+1:]...)...), links+1, groupWritable)
+			return nil
 		}
-		if !fi.IsDir() {
-			return unsafe(next, "is not a directory")
+		if !s.Info.IsDir() {
+			return unsafe(s.Path, "is not a directory")
 		}
-		if err := checkMode(orig, next, fi, i == len(parts)-1, groupWritable); err != nil {
-			return err
-		}
-		cur = next
-	}
-	return nil
+		return checkMode(dir, s.Path, s.Info, s.Final, groupWritable)
+	})
+	return err
 }
 
 // checkMode checks one dir on the way to a log dir (final: the log dir

@@ -2,11 +2,9 @@ package alert
 
 import (
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net/mail"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -181,9 +179,22 @@ func (fe *fieldErrors) add(key, format string, a ...any) {
 	fe.errs = append(fe.errs, &FieldError{Key: fe.prefix + "." + key, Msg: fmt.Sprintf(format, a...)})
 }
 
+// Provision fills what the sinks leave to defaults (an email sink's port
+// and starttls) and reads their secret and CA files once, through read
+// (trust.ReadFile's rule), so that a missing or unreadable one is
+// reported before anything starts; it returns those problems, each a
+// *FieldError whose key starts with prefix ("alerts"). Call it after
+// decoding and before Validate.
+func (c *Config) Provision(prefix string, read trust.Reader) []error {
+	fe := &fieldErrors{prefix: prefix}
+	for i := range c.Sinks {
+		c.Sinks[i].provision(fe, fmt.Sprintf("sink[%d]", i), read)
+	}
+	return fe.errs
+}
+
 // Validate returns every problem in c, each a *FieldError whose key starts
-// with prefix ("alerts"). It reads the secret files, so that a missing or
-// unreadable one is reported before anything starts.
+// with prefix ("alerts"). It reads nothing: Provision has read the files.
 func (c *Config) Validate(prefix string) []error {
 	fe := &fieldErrors{prefix: prefix}
 	if c.Repeat < 0 {
@@ -233,12 +244,15 @@ func (c *Config) Validate(prefix string) []error {
 	return fe.errs
 }
 
-// applies lists the type-specific keys and the types they apply to.
-var applies = []struct {
+// applyRule is a type-specific key and the types it applies to.
+type applyRule struct {
 	key   string
 	types []string
 	set   func(*SinkConfig) bool
-}{
+}
+
+// applies lists the type-specific keys and the types they apply to.
+var applies = []applyRule{
 	{"url", []string{TypePagerDuty, TypeWebhook, TypeSlack}, func(s *SinkConfig) bool { return s.URL != "" }},
 	{"routing_key", []string{TypePagerDuty}, func(s *SinkConfig) bool { return s.RoutingKey != "" }},
 	{"routing_key_file", []string{TypePagerDuty}, func(s *SinkConfig) bool { return s.RoutingKeyFile != "" }},
@@ -286,32 +300,13 @@ func (s *SinkConfig) validate(fe *fieldErrors, key string) {
 			fe.add(k("url"), "%q is not an http:// or https:// URL", s.URL)
 		}
 	}
-	readSecret := func(f, path string) string {
-		b, _, err := trust.ReadFile(path, trust.Secret)
-		if te, ok := errors.AsType[*trust.Error](err); ok {
-			fe.add(k(f), "refused: %v", te)
-			return ""
-		}
-		if err != nil {
-			fe.add(k(f), "cannot read %q: %v", path, unwrapPath(err))
-			return ""
-		}
-		v := strings.TrimSpace(string(b))
-		if v == "" {
-			fe.add(k(f), "%q is empty", path)
-		}
-		return v
-	}
 	switch s.Type {
 	case TypePagerDuty:
 		checkURL(false)
 		switch {
 		case s.RoutingKey != "" && s.RoutingKeyFile != "":
 			fe.add(k("routing_key"), "set routing_key or routing_key_file, not both")
-		case s.RoutingKeyFile != "":
-			s.routingKey = readSecret("routing_key_file", s.RoutingKeyFile)
-		case s.RoutingKey != "":
-			s.routingKey = s.RoutingKey
+		case s.RoutingKeyFile != "" || s.RoutingKey != "":
 		default:
 			fe.add(k("routing_key_file"), "required: a file holding the integration key of a PagerDuty service (Events API v2), or routing_key")
 		}
@@ -322,17 +317,11 @@ func (s *SinkConfig) validate(fe *fieldErrors, key string) {
 				fe.add(k("headers"), "%q is not a header name", h)
 			}
 		}
-		if s.SecretFile != "" {
-			s.secret = []byte(readSecret("secret_file", s.SecretFile))
-		}
 	case TypeSlack:
 		checkURL(true)
 	case TypeEmail:
 		if s.Host == "" {
 			fe.add(k("host"), "required: the SMTP server's host name")
-		}
-		if s.Port == 0 {
-			s.Port = 587
 		}
 		if s.Port < 1 || s.Port > 65535 {
 			fe.add(k("port"), "%d is not a port", s.Port)
@@ -354,31 +343,58 @@ func (s *SinkConfig) validate(fe *fieldErrors, key string) {
 		}
 		if (s.Username == "") != (s.PasswordFile == "") {
 			fe.add(k("password_file"), "username and password_file go together")
-		} else if s.PasswordFile != "" {
-			s.password = readSecret("password_file", s.PasswordFile)
 		}
-		if s.StartTLS == nil {
-			t := true
-			s.StartTLS = &t
-		}
-		if s.CAFile != "" {
-			if b, _, err := trust.ReadFile(s.CAFile, trust.Config); err != nil {
-				fe.add(k("ca_file"), "cannot read %q: %v", s.CAFile, unwrapPath(err))
-			} else if pool := x509.NewCertPool(); !pool.AppendCertsFromPEM(b) {
-				fe.add(k("ca_file"), "%q holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")", s.CAFile)
-			} else {
-				s.rootCAs = pool
-			}
-			if !*s.StartTLS {
-				fe.add(k("ca_file"), "applies only with starttls = true")
-			}
+		if s.CAFile != "" && s.StartTLS != nil && !*s.StartTLS {
+			fe.add(k("ca_file"), "applies only with starttls = true")
 		}
 	}
 }
 
-func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
+// provision fills the sink's defaults and reads its files (Provision).
+func (s *SinkConfig) provision(fe *fieldErrors, key string, read trust.Reader) {
+	k := func(f string) string { return key + "." + f }
+	applies := func(f string) bool {
+		i := slices.IndexFunc(applies, func(a applyRule) bool { return a.key == f })
+		return i >= 0 && slices.Contains(applies[i].types, s.Type)
 	}
-	return err
+	secret := func(f, path string) string {
+		if path == "" || !applies(f) {
+			return ""
+		}
+		v, err := trust.ReadSecret(read, path)
+		if err != nil {
+			fe.add(k(f), "%v", err)
+		}
+		return v
+	}
+	s.routingKey = s.RoutingKey
+	if s.RoutingKeyFile != "" && s.RoutingKey == "" {
+		s.routingKey = secret("routing_key_file", s.RoutingKeyFile)
+	}
+	if v := secret("secret_file", s.SecretFile); v != "" {
+		s.secret = []byte(v)
+	}
+	if s.Username != "" {
+		s.password = secret("password_file", s.PasswordFile)
+	}
+	if s.Type != TypeEmail {
+		return
+	}
+	if s.Port == 0 {
+		s.Port = 587
+	}
+	if s.StartTLS == nil {
+		t := true
+		s.StartTLS = &t
+	}
+	if s.CAFile != "" {
+		b, err := read(s.CAFile, trust.Config)
+		if err != nil {
+			fe.add(k("ca_file"), "%v", trust.Describe(s.CAFile, err))
+		} else if pool := x509.NewCertPool(); !pool.AppendCertsFromPEM(b) {
+			fe.add(k("ca_file"), "%q holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")", s.CAFile)
+		} else {
+			s.rootCAs = pool
+		}
+	}
 }

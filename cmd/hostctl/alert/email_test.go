@@ -24,6 +24,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // captureHandler is an aiosmtpd handler that prints each message as one
@@ -377,9 +379,9 @@ func TestEmailStartTLS(t *testing.T) {
 		sc.CAFile = writeFile(t, "ca.pem", "not a certificate")
 		c := DefaultConfig()
 		c.Sinks = []SinkConfig{sc}
-		errs := c.Validate("alerts")
+		errs := append(c.Provision("alerts", trust.Read), c.Validate("alerts")...)
 		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "alerts.sink[0].ca_file") {
-			t.Errorf("Validate: %v, want one error for alerts.sink[0].ca_file", errs)
+			t.Errorf("Provision and Validate: %v, want one error for alerts.sink[0].ca_file", errs)
 		}
 	})
 }

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // The secrets of the test sinks: none may appear in any error.
@@ -42,8 +44,9 @@ func noSecret(t *testing.T, err error) {
 	}
 }
 
-// validated runs sc through Config.Validate, as the daemon does, so that
-// the secret files are read; it fails the test on any problem.
+// validated runs sc through Config.Provision and Validate, as the config
+// reader does, so that the secret files are read; it fails the test on
+// any problem.
 func validated(t *testing.T, sc SinkConfig) SinkConfig {
 	t.Helper()
 	if sc.Name == "" {
@@ -54,7 +57,7 @@ func validated(t *testing.T, sc SinkConfig) SinkConfig {
 	}
 	c := DefaultConfig()
 	c.Sinks = []SinkConfig{sc}
-	if errs := c.Validate("alerts"); len(errs) > 0 {
+	if errs := append(c.Provision("alerts", trust.Read), c.Validate("alerts")...); len(errs) > 0 {
 		t.Fatalf("config: %v", errors.Join(errs...))
 	}
 	return c.Sinks[0]

@@ -49,5 +49,9 @@ func summary(f *config.File) string {
 	if len(f.Groups) > 0 {
 		groups = fmt.Sprintf(", %d %s", len(f.Groups), plural(len(f.Groups), "group", "groups"))
 	}
-	return fmt.Sprintf("%d programs (%d autostart%s%s), logs in %s", len(f.Programs), auto, procs, groups, f.Log.Dir)
+	unserved := ""
+	for _, u := range f.Unserved {
+		unserved += fmt.Sprintf("; upstream %s is served by no program of this hostctl (something else runs it; a program that does needs serves)", u)
+	}
+	return fmt.Sprintf("%d programs (%d autostart%s%s), logs in %s%s", len(f.Programs), auto, procs, groups, f.Log.Dir, unserved)
 }

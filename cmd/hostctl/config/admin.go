@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"os"
 	"regexp"
 	"strings"
 
@@ -79,17 +78,14 @@ func (a Admin) validateTCP(bad func(key, format string, args ...any)) {
 			}
 		}
 	}
-	if a.ReadTokenFile != "" {
-		b, err := os.ReadFile(a.ReadTokenFile)
-		switch {
-		case err != nil:
-			bad("admin.read_token_file", "cannot read %q: %v", a.ReadTokenFile, supervisor.UnwrapPathErr(err))
-		case len(strings.TrimSpace(string(b))) < 16:
-			bad("admin.read_token_file", "the token must be at least 16 characters (e.g. openssl rand -hex 32 > FILE)")
-		default:
-			if adm, err := os.ReadFile(a.TokenFile); err == nil && strings.TrimSpace(string(adm)) == strings.TrimSpace(string(b)) {
-				bad("admin.read_token_file", "holds the admin token: the read-only token must be another one")
-			}
+	// The tokens were read at provision ("" when unreadable: that error
+	// is reported there).
+	for _, t := range []struct{ key, file, tok string }{{"admin.token_file", a.TokenFile, a.Token}, {"admin.read_token_file", a.ReadTokenFile, a.ReadToken}} {
+		if t.tok != "" && len(t.tok) < 16 {
+			bad(t.key, "the token must be at least 16 characters (e.g. openssl rand -hex 32 > FILE)")
 		}
+	}
+	if a.ReadToken != "" && a.ReadToken == a.Token {
+		bad("admin.read_token_file", "holds the admin token: the read-only token must be another one")
 	}
 }

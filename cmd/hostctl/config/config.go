@@ -18,6 +18,7 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/cmd/hostctl/fleet"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/front"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
@@ -61,10 +62,16 @@ type File struct {
 
 	// Path is the file this was read from.
 	Path string `toml:"-"`
+	// Unserved are the proxy's upstreams on this machine that no program
+	// serves (front.Check): something else runs them (php-fpm under
+	// systemd); hostctl check says so.
+	Unserved []string `toml:"-"`
 	// Warnings are what is not wrong but worth fixing (a secret file that
 	// every user can read), each with its key and line: hostctl run logs
 	// them, hostctl check prints them.
 	Warnings []*Error `toml:"-"`
+
+	links front.Links // Links, once the file is valid
 }
 
 // Admin is the [admin] section.
@@ -106,6 +113,13 @@ type Admin struct {
 	// StateDir holds hostctl's state: process group records, the proxy's
 	// certificates. Default /var/lib/hostctl.
 	StateDir string `toml:"state_dir"`
+
+	// Token and ReadToken are the contents of TokenFile and ReadTokenFile,
+	// read once when the config is loaded (provision): the admin API
+	// serves with these, never with a second read of the files. Never
+	// printed or encoded.
+	Token     string `toml:"-" json:"-"`
+	ReadToken string `toml:"-" json:"-"`
 }
 
 // Default returns a File with every default set and no programs.
@@ -208,10 +222,13 @@ func Parse(path string, data []byte) (*File, error) {
 		}
 		fn(top[k])
 	}
-	// Validate even after decode errors (bad keys keep their defaults), so
-	// that one run reports every problem; a key reported once is not
-	// reported again.
+	// Provision and validate even after decode errors (bad keys keep their
+	// defaults), so that one run reports every problem; a key reported
+	// once is not reported again. Caddy's order: decode, provision
+	// (defaults, the files read once), then a validate that reads nothing
+	// already provisioned.
 	decodeErrs := len(d.errs)
+	f.provision(d)
 	f.validate(d)
 	if len(d.errs) > 0 {
 		seen := map[string]bool{}
@@ -233,7 +250,32 @@ func Parse(path string, data []byte) (*File, error) {
 		}
 	}
 	f.Warnings = d.warns
+	f.links = front.NewLinks(f.Processes())
 	return f, nil
+}
+
+// provision fills what the sections derive from the file: the secrets
+// they need, read once through the decoder (which checked each file's
+// trust as its key was decoded), and their defaults.
+func (f *File) provision(d *decoder) {
+	var errs []error
+	secret := func(key, path string) string {
+		if path == "" {
+			return ""
+		}
+		v, err := trust.ReadSecret(d.read, path)
+		if err != nil {
+			_, onMachine := errors.AsType[*trust.ReadError](err)
+			d.fail(key, d.line(key), "%v", err)
+			d.errs[len(d.errs)-1].Machine = onMachine
+		}
+		return v
+	}
+	f.Admin.Token = secret("admin.token_file", f.Admin.TokenFile)
+	f.Admin.ReadToken = secret("admin.read_token_file", f.Admin.ReadTokenFile)
+	errs = append(errs, f.Alerts.Provision("alerts", d.read)...)
+	errs = append(errs, f.Fleet.Provision("fleet", d.read)...)
+	d.report(errs)
 }
 
 // validate runs every section's checks and adds file lines to their errors.
@@ -255,13 +297,6 @@ func (f *File) validate(d *decoder) {
 		bad(key, format, a...)
 		d.errs[len(d.errs)-1].Machine = true
 	}
-	if f.Admin.TokenFile != "" {
-		if b, _, err := trust.ReadFile(f.Admin.TokenFile, trust.Secret); err != nil {
-			machine("admin.token_file", "cannot read %q: %v", f.Admin.TokenFile, supervisor.UnwrapPathErr(err))
-		} else if len(strings.TrimSpace(string(b))) < 16 {
-			bad("admin.token_file", "the token must be at least 16 characters (e.g. openssl rand -hex 32 > FILE)")
-		}
-	}
 	f.Admin.validateTCP(bad)
 	if f.Admin.Group != "" {
 		if _, err := supervisor.LookupGroup(f.Admin.Group); err != nil {
@@ -281,6 +316,25 @@ func (f *File) validate(d *decoder) {
 	}
 	errs = append(errs, f.Alerts.Validate("alerts")...)
 	errs = append(errs, f.Fleet.Validate("fleet")...)
+	// Which program serves which upstream: the proxy waits for it and
+	// health_path answers by it (front.Check says when it is ambiguous).
+	fr := front.Check(f.ProgramList(), f.Proxy)
+	errs = append(errs, fr.Errors...)
+	for _, w := range fr.Warnings {
+		d.warns = append(d.warns, &Error{File: d.file, Line: d.line(w.Key), Key: w.Key, Msg: w.Msg})
+	}
+	f.Unserved = fr.Unserved
+	d.report(errs)
+}
+
+// report adds the sections' errors, with their keys' lines: each a
+// fieldError, or an error without a key.
+func (d *decoder) report(errs []error) {
+	bad := func(key, format string, a ...any) { d.fail(key, d.line(key), format, a...) }
+	machine := func(key, format string, a ...any) {
+		bad(key, format, a...)
+		d.errs[len(d.errs)-1].Machine = true
+	}
 	for _, err := range errs {
 		if fe, ok := errors.AsType[fieldError](err); ok {
 			key, msg := fe.Field()
@@ -312,6 +366,7 @@ var (
 	_ fieldError = (*proxy.FieldError)(nil)
 	_ fieldError = (*alert.FieldError)(nil)
 	_ fieldError = (*fleet.FieldError)(nil)
+	_ fieldError = (*front.Problem)(nil)
 )
 
 // OnlyMachine reports whether err (from Load or Parse) lists only
@@ -346,6 +401,16 @@ func (f *File) Processes() []*supervisor.ProgramConfig {
 		out = append(out, procs...)
 	}
 	return out
+}
+
+// Links are which processes serve each proxy upstream (their serves key,
+// or their ready probe): the proxy waits for them, health_path answers by
+// them. Parse works them out once.
+func (f *File) Links() front.Links {
+	if f.links == nil {
+		return front.NewLinks(f.Processes()) // a File not from Parse
+	}
+	return f.links
 }
 
 // ProgramList returns the programs sorted by name.

@@ -87,6 +87,44 @@ type decoder struct {
 	fixed map[string]int
 	// warns are what is worth saying but not wrong (File.Warnings).
 	warns []*Error
+	// files are the trusted files read so far, by kind and path: each is
+	// read once (read), when its key is decoded, and provisioned from
+	// that.
+	files map[fileKey]readResult
+}
+
+type fileKey struct {
+	kind trust.Kind
+	path string
+}
+
+// readResult is one read of a trusted file.
+type readResult struct {
+	data    []byte
+	warning string
+	err     error
+}
+
+// read reads a file hostctl trusts (trust.ReadFile) once per Parse: the
+// trust check at decode, and the sections' Provision, get the same bytes.
+// It is a trust.Reader.
+func (d *decoder) read(path string, kind trust.Kind) ([]byte, error) {
+	r := d.readWarn(path, kind)
+	return r.data, r.err
+}
+
+func (d *decoder) readWarn(path string, kind trust.Kind) readResult {
+	k := fileKey{kind, path}
+	if r, ok := d.files[k]; ok {
+		return r
+	}
+	data, warning, err := trust.ReadFile(path, kind)
+	r := readResult{data: data, warning: warning, err: err}
+	if d.files == nil {
+		d.files = map[fileKey]readResult{}
+	}
+	d.files[k] = r
+	return r
 }
 
 func (d *decoder) fail(key string, line int, format string, a ...any) {
@@ -292,7 +330,8 @@ func (d *decoder) trustFile(key string, line int, path string, tag reflect.Struc
 	if path == "" {
 		return
 	}
-	_, warning, err := trust.ReadFile(path, kind)
+	r := d.readWarn(path, kind)
+	warning, err := r.warning, r.err
 	if te, ok := errors.AsType[*trust.Error](err); ok {
 		d.fail(key, line, "%v", te)
 		return
@@ -358,7 +397,7 @@ func (d *decoder) expand(key string, line int, s string) (string, bool) {
 		return s, true
 	}
 	if slices.Contains(supervisor.VarRefs(s), "INSTANCE") {
-		d.fail(key, line, "${INSTANCE} is the instance number of a program with instances, expanded only in its command, environment, process_name, directory, stdout_log, stderr_log and ready/health tcp, http, socket and exec (write $${INSTANCE} for the text itself)")
+		d.fail(key, line, "${INSTANCE} is the instance number of a program with instances, expanded only in its command, environment, process_name, directory, stdout_log, stderr_log, serves and ready/health tcp, http, socket and exec (write $${INSTANCE} for the text itself)")
 		return "", false
 	}
 	v, err := supervisor.ExpandVars(s, os.LookupEnv)

@@ -64,7 +64,7 @@ token_file = "` + filepath.Join(dir, "missing") + `"
 		`bad.toml:11: proxy.storage.adress: unknown key (did you mean "address"?)`,
 		`bad.toml:12: proxy.storage.db: must not be negative`,
 		`bad.toml:16: fleet.host[0].url: "10.0.0.11:9001" is not an http:// or https:// URL`,
-		`bad.toml:17: fleet.host[0].token_file: cannot read: `,
+		`bad.toml:17: fleet.host[0].token_file: cannot read "`,
 	}
 	if err == nil {
 		t.Fatal("no error")

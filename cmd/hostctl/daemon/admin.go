@@ -7,7 +7,6 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -15,7 +14,6 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/supervisor"
-	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // Version is reported by the admin API's /healthz; the CLI sets it.
@@ -65,19 +63,10 @@ func (d *Daemon) listenAdmin() error {
 	return nil
 }
 
-// prepareTCP reads the tokens and makes the TLS config of [admin] listen.
+// prepareTCP takes the tokens (read once, when the config was loaded) and
+// makes the TLS config of [admin] listen.
 func (ad *admin) prepareTCP(a config.Admin, log *zap.Logger) error {
-	b, _, err := trust.ReadFile(a.TokenFile, trust.Secret)
-	if err != nil {
-		return fmt.Errorf("admin.token_file: %w", err)
-	}
-	ad.tok = strings.TrimSpace(string(b))
-	if a.ReadTokenFile != "" {
-		if b, _, err = trust.ReadFile(a.ReadTokenFile, trust.Secret); err != nil {
-			return fmt.Errorf("admin.read_token_file: %w", err)
-		}
-		ad.readTok = strings.TrimSpace(string(b))
-	}
+	ad.tok, ad.readTok = a.Token, a.ReadToken
 	host, _, _ := net.SplitHostPort(a.Listen)
 	ad.names = a.Names.List()
 	if net.ParseIP(host) == nil && host != "" {
@@ -87,6 +76,7 @@ func (ad *admin) prepareTCP(a config.Admin, log *zap.Logger) error {
 		return nil
 	}
 	var info control.TLSInfo
+	var err error
 	ad.tls, info, err = control.AdminTLS{
 		CertFile: a.CertFile,
 		KeyFile:  a.KeyFile,
@@ -144,7 +134,7 @@ func (d *Daemon) serveAdmin() {
 			return res, err
 		},
 		Proxy:     d.proxyStatus,
-		Drain:     drainer{d},
+		Drain:     d.front,
 		Alerts:    d.alerts,
 		Token:     d.admin.tok,
 		ReadToken: d.admin.readTok,

@@ -1,5 +1,9 @@
 // Package daemon is `hostctl run`: it wires the supervisor, the log
-// manager, the proxy and the admin API together and owns signal handling.
+// manager, the front (internal/front: the proxy's owner, health_path, the
+// drain), the alert rules (internal/watch) and the admin API together,
+// and owns the lifecycle: start, reload, shutdown, signals and sd_notify.
+// Policy (when to alert, which program serves which upstream, when the
+// proxy starts) lives in the packages it wires, not here.
 package daemon
 
 import (
@@ -19,6 +23,8 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/front"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/watch"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 	"github.com/hostctl/hostctl/supervisor/trust"
@@ -43,15 +49,16 @@ type Daemon struct {
 	ownLog *logfile.Stream
 	sup    *supervisor.Supervisor
 
-	proxy *proxyOwner // the web front (proxy.go); set before the admin API serves
-	drain *drainState // hostctl drain (drain.go)
+	proxy *front.ProxyOwner // the web front; set before the admin API serves
+	front *front.Front      // health_path and hostctl drain (internal/front)
 
 	mu  sync.Mutex // guards cfg (replaced on reload)
 	cfg *config.File
 
 	reloadMu sync.Mutex // one reload at a time
 
-	alerts *alert.Manager // active alerts and their delivery (alerts.go)
+	alerts *alert.Manager // active alerts and their delivery
+	watch  *watch.Watcher // what to alert about (internal/watch)
 	admin  *admin         // the admin API (admin.go)
 	notify notifier       // what systemd was told (notify.go)
 
@@ -115,11 +122,23 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	logWarnings(d.log, cfg)
 
-	if d.drain, err = loadDrain(drainPath(cfg.Admin.StateDir)); err != nil {
+	d.front, err = front.New(front.Options{
+		StateDir: cfg.Admin.StateDir,
+		Programs: supervisorStatus{d},
+		Proxy: func() front.Traffic {
+			if p := d.proxy.Proxy(); p != nil {
+				return p
+			}
+			return nil // not a typed nil in the interface
+		},
+		Logger: d.log,
+	})
+	if err != nil {
 		return err
 	}
-	if d.drain.draining {
-		d.log.Warn("draining (hostctl drain before the last stop): health_path answers 503 until hostctl undrain", zap.Time("since", d.drain.since))
+	d.front.Configure(healthPath(cfg), cfg.Links())
+	if draining, since := d.front.Draining(); draining {
+		d.log.Warn("draining (hostctl drain before the last stop): health_path answers 503 until hostctl undrain", zap.Time("since", since))
 	}
 
 	if d.alerts, err = alert.New(cfg.Alerts, alert.Options{Logger: d.log.Named("alerts"), StatePath: filepath.Join(cfg.Admin.StateDir, "alerts.json")}); err != nil {
@@ -160,11 +179,19 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.sup.Start()
 	d.warnGrace()
 	go d.watchRequired(ctx, d.stopRun)
+	d.watch = watch.New(watch.Options{
+		Supervisor: d.sup,
+		Logs:       d.logs,
+		Proxy:      proxyWatch{d},
+		Alerts:     d.alerts,
+		Config:     d.watchConfig,
+		StatusLine: d.statusLine,
+	})
 	// The proxy starts in the background once its upstreams are ready; if
 	// it cannot (a port is taken), the programs keep running and status
 	// says why. Its owner exists before the admin API can ask about it or
 	// reload it.
-	d.proxy = newProxyOwner(ctx, d.log, d.logs, d.sup, cfg, d.certEvent, d.siteHealth)
+	d.proxy = front.NewProxyOwner(ctx, d.log, d.logs, d.sup, proxyConfig(cfg), d.watch.CertEvent, d.front.SiteHealth)
 	d.serveAdmin()
 	d.log.Info("hostctl started", zap.String("config", cfg.Path), zap.Int("programs", len(cfg.Programs)),
 		zap.String("log_dir", cfg.Log.Dir), zap.String("socket", cfg.Admin.Socket), zap.Int("pid", os.Getpid()))
@@ -182,7 +209,7 @@ func (d *Daemon) start(ctx context.Context) error {
 // serve handles signals until ctx ends, then shuts down.
 func (d *Daemon) serve(ctx context.Context, sigs <-chan os.Signal) error {
 	go d.notifyWhenReady(ctx)
-	go d.watchAlerts(ctx)
+	go d.watch.Run(ctx)
 	wd := d.startWatchdog()
 	defer wd.stop()
 	for {
@@ -269,8 +296,9 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
+	d.front.Configure(healthPath(cfg), cfg.Links())
 	// The proxy last (see notify.go): it never waits for upstreams here.
-	proxyRes, perr := d.proxy.Reload(ctx, cfg)
+	proxyRes, perr := d.proxy.Reload(ctx, proxyConfig(cfg))
 	if perr != nil {
 		err = errors.Join(err, perr)
 	}

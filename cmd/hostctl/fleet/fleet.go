@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,8 +61,8 @@ type Host struct {
 	// Insecure allows an http:// URL to a host that is not loopback.
 	Insecure bool `toml:"insecure"`
 
-	token string         // read from TokenFile by Validate
-	roots *x509.CertPool // read from CAFile by Validate
+	token string         // read from TokenFile by Provision
+	roots *x509.CertPool // read from CAFile by Provision
 }
 
 // DefaultTimeout is Config.Timeout's default.
@@ -86,7 +85,8 @@ func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
 func (e *FieldError) Field() (key, msg string) { return e.Key, e.Msg }
 
 // Validate returns every problem in c, each a *FieldError whose key
-// starts with prefix ("fleet"), and reads each host's token.
+// starts with prefix ("fleet"). It reads nothing: Provision has read the
+// tokens and CA files.
 func (c *Config) Validate(prefix string) []error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
@@ -119,26 +119,37 @@ func (c *Config) Validate(prefix string) []error {
 		} else if u.Scheme == "http" && h.CAFile != "" {
 			bad(k("ca_file"), "is for an https:// url")
 		}
-		if h.CAFile != "" {
-			var err error
-			if h.roots, err = control.LoadCAFile(h.CAFile); err != nil {
-				var pe *os.PathError
-				if errors.As(err, &pe) {
-					err = fmt.Errorf("%s: %w", pe.Path, pe.Err)
-				}
-				bad(k("ca_file"), "cannot read: %v", err)
-			}
-		}
 		if h.TokenFile == "" {
 			bad(k("token_file"), "required: a file holding the host's admin token (its [admin] token_file)")
-		} else if b, _, err := trust.ReadFile(h.TokenFile, trust.Secret); err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = fmt.Errorf("%s: %w", pe.Path, pe.Err)
+		}
+	}
+	return errs
+}
+
+// Provision reads each host's token and CA file once, through read
+// (trust.ReadFile's rule), and returns the problems, each a *FieldError
+// whose key starts with prefix ("fleet"). Call it after decoding and
+// before Validate.
+func (c *Config) Provision(prefix string, read trust.Reader) []error {
+	var errs []error
+	for i := range c.Hosts {
+		h := &c.Hosts[i]
+		bad := func(f string, err error) {
+			errs = append(errs, &FieldError{Key: fmt.Sprintf("%s.host[%d].%s", prefix, i, f), Msg: err.Error()})
+		}
+		if h.CAFile != "" {
+			b, err := read(h.CAFile, trust.Config)
+			if err != nil {
+				bad("ca_file", trust.Describe(h.CAFile, err))
+			} else if h.roots = x509.NewCertPool(); !h.roots.AppendCertsFromPEM(b) {
+				bad("ca_file", fmt.Errorf("%q holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")", h.CAFile))
 			}
-			bad(k("token_file"), "cannot read: %v", err)
-		} else if h.token = strings.TrimSpace(string(b)); h.token == "" {
-			bad(k("token_file"), "%q is empty", h.TokenFile)
+		}
+		if h.TokenFile != "" {
+			var err error
+			if h.token, err = trust.ReadSecret(read, h.TokenFile); err != nil {
+				bad("token_file", err)
+			}
 		}
 	}
 	return errs

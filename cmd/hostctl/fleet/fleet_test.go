@@ -15,9 +15,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 func TestValidate(t *testing.T) {
@@ -51,7 +54,7 @@ func TestValidate(t *testing.T) {
 			[]string{"fleet.timeout", "fleet.host[1].name", "fleet.host[1].url", "fleet.host[1].token_file", "fleet.host[2].name", "fleet.host[2].url", "fleet.host[2].token_file"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			errs := tt.cfg.Validate("fleet")
+			errs := append(tt.cfg.Provision("fleet", trust.Read), tt.cfg.Validate("fleet")...)
 			var keys []string
 			for _, err := range errs {
 				var fe *FieldError
@@ -60,7 +63,8 @@ func TestValidate(t *testing.T) {
 				}
 				keys = append(keys, fe.Key)
 			}
-			if strings.Join(keys, " ") != strings.Join(tt.keys, " ") {
+			slices.Sort(keys)
+			if want := slices.Sorted(slices.Values(tt.keys)); strings.Join(keys, " ") != strings.Join(want, " ") {
 				t.Errorf("error keys %q, want %q\n%v", keys, tt.keys, errors.Join(errs...))
 			}
 		})

@@ -114,6 +114,7 @@ func Import(opts Options) (*Result, error) {
 		if err := im.nginx(im.opts.Nginx); err != nil {
 			return nil, err
 		}
+		im.serves()
 	}
 	return &Result{TOML: im.doc.render(), Notes: im.notes, Programs: im.programs, Groups: im.groups, Sites: im.sites,
 		Fragment: im.fragment, NginxFiles: im.nginxFiles}, nil
@@ -138,6 +139,10 @@ type importer struct {
 	// fragment is set when the supervisord file has no [supervisord]
 	// section (a conf.d fragment).
 	fragment bool
+	// progList are the programs translated; upstreams the proxy's
+	// upstreams, for serves (serves.go).
+	progList  []*prog
+	upstreams []string
 }
 
 // note records a Note and returns the comment line for the output.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	crossplane "github.com/nginxinc/nginx-go-crossplane"
+
+	"github.com/hostctl/hostctl/proxy"
 )
 
 // The nginx side reads a site file (sites-available/NAME.conf: upstream
@@ -225,11 +227,22 @@ func (n *nginxImport) unusedUpstreams() {
 	}
 }
 
+// unixUpstream is nginx's "unix:/path" as a hostctl upstream in its
+// canonical spelling (proxy.ParseUpstream); ok is false for a path that
+// is not absolute.
+func unixUpstream(a string) (string, bool) {
+	u, err := proxy.ParseUpstream(a)
+	if err != nil {
+		return a, false
+	}
+	return u.String(), true
+}
+
 // nginxAddr turns an nginx address ("127.0.0.1:8000", "unix:/run/x.sock",
 // "localhost") into a hostctl upstream.
 func nginxAddr(a string) (string, bool) {
-	if p, ok := strings.CutPrefix(a, "unix:"); ok {
-		return "unix:" + p, strings.HasPrefix(p, "/")
+	if strings.HasPrefix(a, "unix:") {
+		return unixUpstream(a)
 	}
 	if strings.Contains(a, "/") {
 		return "", false
@@ -673,7 +686,8 @@ func (n *nginxImport) target(p *crossplane.Directive) ([]string, bool) {
 		if rest != "" && rest != "/" {
 			return nil, false
 		}
-		return []string{"unix:" + sock}, strings.HasPrefix(sock, "/")
+		up, ok := unixUpstream("unix:" + sock)
+		return []string{up}, ok
 	}
 	host, rest, _ := strings.Cut(u, "/")
 	if rest != "" {
@@ -1019,6 +1033,7 @@ func (n *nginxImport) site(sec *section, s *ngSite, prefix string) {
 	default:
 		sec.set("tls", tomlString("off"), "nginx served this site over plain HTTP only")
 	}
+	n.im.upstreams = append(n.im.upstreams, s.upstreams...)
 	switch len(s.upstreams) {
 	case 0:
 	case 1:

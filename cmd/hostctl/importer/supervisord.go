@@ -33,7 +33,9 @@ type prog struct {
 	autostart bool
 	oneShot   bool // autorestart=false: may exit for good
 	instances int
-	memLimit  int64 // from memmon, 0 for none
+	instStart int      // instance_start
+	argv      []string // the translated command, ${INSTANCE} unexpanded
+	memLimit  int64    // from memmon, 0 for none
 }
 
 func (im *importer) supervisord() error {
@@ -198,6 +200,7 @@ func (im *importer) supervisord() error {
 		}
 	}
 	im.priorities(progs)
+	im.progList = progs
 	for _, es := range ini.sectionsWithPrefix("eventlistener:") {
 		im.eventListener(es, byName, inGroup)
 	}
@@ -571,7 +574,7 @@ func (im *importer) program(ps *iniSection, super, group string, groupPriority i
 	if err != nil {
 		return nil, err
 	}
-	p := &prog{super: super, group: group, instances: numprocs, autostart: true}
+	p := &prog{super: super, group: group, instances: numprocs, instStart: start, autostart: true}
 	vars := pyVars{hostNodeName: im.opts.HostNodeName, programName: super, groupName: group, numprocs: numprocs, envAsRef: true}
 	if numprocs == 1 {
 		vars.processNum = &start
@@ -694,6 +697,7 @@ func (im *importer) program(ps *iniSection, super, group string, groupPriority i
 	if len(argv) == 0 {
 		return nil, fail(cmdV, "command", "is empty")
 	}
+	p.argv = argv
 	cmdComments := approxNotes
 	approxNotes = nil
 	if strings.Contains(argv[0], "/") && !filepath.IsAbs(argv[0]) && !strings.HasPrefix(argv[0], "$") {

@@ -1,7 +1,7 @@
-package daemon
+package watch
 
 // The host-level alert conditions, checked every check_interval by the
-// alert watcher (alerts.go):
+// watcher (programs.go):
 //
 //	host_memory     MemAvailable below memory_available_below
 //	disk_free       a watched filesystem below disk_free_below
@@ -11,7 +11,7 @@ package daemon
 //	tls_expiring    a certificate expires within tls_expires_within
 //
 // tls_renewal_failed comes from the proxy's certificate events
-// (certEvent), as they happen.
+// (CertEvent), as they happen.
 
 import (
 	"context"
@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
-	"github.com/hostctl/hostctl/cmd/hostctl/hostwatch"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
@@ -36,26 +35,26 @@ type hostAlerts struct {
 }
 
 // checkHost checks the host-level conditions every check_interval.
-func (w *alertWatcher) checkHost(cfg alert.Config, now time.Time) {
-	if now.Sub(w.host.last) < cfg.CheckInterval {
+func (w *Watcher) checkHost(c Config, now time.Time) {
+	if now.Sub(w.seen.last) < c.Alerts.CheckInterval {
 		return
 	}
-	w.host.last = now
-	w.checkMemory(cfg)
-	w.checkDisks(cfg)
-	w.checkKeepFree()
-	w.checkUpstreams()
-	w.checkCerts(cfg, now)
+	w.seen.last = now
+	w.checkMemory(c.Alerts)
+	w.checkDisks(c)
+	w.checkKeepFree(c)
+	w.checkUpstreams(c)
+	w.checkCerts(c, now)
 }
 
-func (w *alertWatcher) checkMemory(cfg alert.Config) {
+func (w *Watcher) checkMemory(cfg alert.Config) {
 	const key = alert.CondHostMemory
 	th, _ := logfile.ParseKeepFree(cfg.MemoryAvailableBelow)
 	if th.Off() {
 		w.m.Clear(key, "memory_available_below is off")
 		return
 	}
-	mi, err := hostwatch.Memory()
+	mi, err := w.host.Memory()
 	if err != nil || mi.Total == 0 {
 		return
 	}
@@ -74,11 +73,11 @@ func (w *alertWatcher) checkMemory(cfg alert.Config) {
 
 // diskPaths are the watched paths: the log dir, then disk_paths, one per
 // filesystem.
-func (w *alertWatcher) diskPaths(cfg alert.Config) []hostwatch.DiskInfo {
-	var out []hostwatch.DiskInfo
+func (w *Watcher) diskPaths(c Config) []DiskInfo {
+	var out []DiskInfo
 	seen := map[uint64]bool{}
-	for _, p := range append([]string{w.d.config().Log.Dir}, cfg.DiskPaths...) {
-		di, err := hostwatch.Disk(filepath.Clean(p))
+	for _, p := range append([]string{c.LogDir}, c.Alerts.DiskPaths...) {
+		di, err := w.host.Disk(filepath.Clean(p))
 		if err != nil || seen[di.Device] {
 			continue
 		}
@@ -88,11 +87,11 @@ func (w *alertWatcher) diskPaths(cfg alert.Config) []hostwatch.DiskInfo {
 	return out
 }
 
-func (w *alertWatcher) checkDisks(cfg alert.Config) {
-	th, _ := logfile.ParseKeepFree(cfg.DiskFreeBelow)
+func (w *Watcher) checkDisks(c Config) {
+	th, _ := logfile.ParseKeepFree(c.Alerts.DiskFreeBelow)
 	var active []string
 	if !th.Off() {
-		for _, di := range w.diskPaths(cfg) {
+		for _, di := range w.diskPaths(c) {
 			key := alert.CondDiskFree + ":" + di.Path
 			limit := th.Threshold(int64(di.Size))
 			free := int64(di.Free)
@@ -114,20 +113,20 @@ func (w *alertWatcher) checkDisks(cfg alert.Config) {
 		}
 	}
 	// A path no longer watched (a reload, threshold off) resolves.
-	for _, key := range w.host.disks {
+	for _, key := range w.seen.disks {
 		if !slices.Contains(active, key) {
 			w.m.Clear(key, "no longer watched")
 		}
 	}
-	w.host.disks = active
+	w.seen.disks = active
 }
 
-func (w *alertWatcher) checkKeepFree() {
+func (w *Watcher) checkKeepFree(c Config) {
 	const key = alert.CondKeepFree
-	if paused, why := w.d.logs.KeepFreePaused(); paused {
+	if paused, why := w.logs.KeepFreePaused(); paused {
 		w.m.Set(alert.Alert{Key: key, Condition: key, Severity: alert.Warning,
 			Summary: fmt.Sprintf("log writing paused on %s: %s; program output is dropped until space is back", w.m.Host(), why),
-			Command: "df -h " + w.d.config().Log.Dir})
+			Command: "df -h " + c.LogDir})
 	} else {
 		w.m.Clear(key, "log writing resumed: space is back")
 	}
@@ -135,21 +134,24 @@ func (w *alertWatcher) checkKeepFree() {
 
 // checkUpstreams dials every upstream of every proxy site; a site none of
 // whose upstreams accepts a connection at two checks in a row is down.
-func (w *alertWatcher) checkUpstreams() {
-	cfg := w.d.config()
-	st, _, configured := w.d.proxy.Status()
-	if w.host.sitesDown == nil {
-		w.host.sitesDown = map[string]int{}
+// It asks the upstreams themselves, not the state of the programs behind
+// them (Status.Up): what visitors see is whether a connection is
+// accepted, and an upstream may be served by no program of this hostctl.
+// The alert names the programs that serve the site (front.Links).
+func (w *Watcher) checkUpstreams(c Config) {
+	st, _, configured := w.proxy.Status()
+	if w.seen.sitesDown == nil {
+		w.seen.sitesDown = map[string]int{}
 	}
 	sites := map[string][]string{}
-	if configured && st.Running && cfg.Proxy != nil {
-		for _, su := range cfg.Proxy.SiteUpstreams() {
+	if configured && st.Running && c.Proxy != nil {
+		for _, su := range c.Proxy.SiteUpstreams() {
 			sites[su.Site] = su.Upstreams
 		}
 	}
-	for site := range w.host.sitesDown {
+	for site := range w.seen.sitesDown {
 		if _, ok := sites[site]; !ok {
-			delete(w.host.sitesDown, site)
+			delete(w.seen.sitesDown, site)
 			w.m.Clear(alert.CondUpstreamsDown+":"+site, "the proxy no longer serves "+site)
 		}
 	}
@@ -158,7 +160,7 @@ func (w *alertWatcher) checkUpstreams() {
 		var errs []string
 		for _, u := range ups {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			err := proxy.DialUpstream(ctx, u)
+			err := w.dial(ctx, u)
 			cancel()
 			if err == nil {
 				errs = nil
@@ -167,57 +169,62 @@ func (w *alertWatcher) checkUpstreams() {
 			errs = append(errs, err.Error())
 		}
 		if errs == nil {
-			w.host.sitesDown[site] = 0
+			w.seen.sitesDown[site] = 0
 			w.m.Clear(key, "an upstream of "+site+" answers again")
 			continue
 		}
-		w.host.sitesDown[site]++
-		if w.host.sitesDown[site] >= 2 {
+		w.seen.sitesDown[site]++
+		if w.seen.sitesDown[site] >= 2 {
+			details := map[string]any{"site": site, "upstreams": ups}
+			command := "hostctl status   # the proxy and its upstreams are at the end"
+			if progs := c.Links.Programs(ups); len(progs) > 0 {
+				details["programs"] = progs
+				command = "hostctl status " + strings.Join(progs, " ") + "; hostctl tail " + progs[0] + " stderr"
+			}
 			w.m.Set(alert.Alert{Key: key, Condition: alert.CondUpstreamsDown, Severity: alert.Critical,
 				Summary: fmt.Sprintf("site %s on %s is down: visitors see the error page (%s)", site, w.m.Host(), strings.Join(errs, "; ")),
-				Details: map[string]any{"site": site, "upstreams": ups},
-				Command: "hostctl status   # the proxy and its upstreams are at the end"})
+				Details: details, Command: command})
 		}
 	}
 }
 
-func (w *alertWatcher) checkCerts(cfg alert.Config, now time.Time) {
-	st, _, configured := w.d.proxy.Status()
+func (w *Watcher) checkCerts(c Config, now time.Time) {
+	st, _, configured := w.proxy.Status()
 	var active []string
 	if configured {
-		for _, c := range st.Certificates {
-			if len(c.Names) == 0 {
+		for _, cert := range st.Certificates {
+			if len(cert.Names) == 0 {
 				continue
 			}
-			name := c.Names[0]
+			name := cert.Names[0]
 			key := alert.CondTLSExpiring + ":" + name
-			left := c.NotAfter.Sub(now)
-			if left < cfg.TLSExpiresWithin {
-				what := fmt.Sprintf("expires in %s (%s)", fmtDuration(left.Truncate(time.Hour)), c.NotAfter.UTC().Format(time.RFC3339))
+			left := cert.NotAfter.Sub(now)
+			if left < c.Alerts.TLSExpiresWithin {
+				what := fmt.Sprintf("expires in %s (%s)", fmtDuration(left.Truncate(time.Hour)), cert.NotAfter.UTC().Format(time.RFC3339))
 				if left <= 0 {
-					what = "expired on " + c.NotAfter.UTC().Format(time.RFC3339)
+					what = "expired on " + cert.NotAfter.UTC().Format(time.RFC3339)
 				}
 				w.m.Set(alert.Alert{Key: key, Condition: alert.CondTLSExpiring, Severity: alert.Warning,
 					Summary: fmt.Sprintf("the TLS certificate of %s on %s %s and was not renewed", name, w.m.Host(), what),
-					Details: map[string]any{"names": c.Names, "issuer": c.Issuer, "not_after": c.NotAfter},
-					Command: "hostctl status; grep -i certificate " + filepath.Join(w.d.config().Log.Dir, logfile.OwnLogName)})
+					Details: map[string]any{"names": cert.Names, "issuer": cert.Issuer, "not_after": cert.NotAfter},
+					Command: "hostctl status; grep -i certificate " + filepath.Join(c.LogDir, logfile.OwnLogName)})
 				active = append(active, key)
 			} else {
-				w.m.Clear(key, fmt.Sprintf("the certificate of %s was renewed: valid until %s", name, c.NotAfter.UTC().Format(time.RFC3339)))
+				w.m.Clear(key, fmt.Sprintf("the certificate of %s was renewed: valid until %s", name, cert.NotAfter.UTC().Format(time.RFC3339)))
 			}
 		}
 	}
-	for _, key := range w.host.certs {
+	for _, key := range w.seen.certs {
 		if !slices.Contains(active, key) {
 			w.m.Clear(key, "certificate renewed or no longer served")
 		}
 	}
-	w.host.certs = active
+	w.seen.certs = active
 
 	// A renewal failure for a host the proxy no longer serves (a reload
 	// removed it) would never see its "obtained": resolve it here.
 	hosts := map[string]bool{}
-	if pc := w.d.config().Proxy; pc != nil && configured {
+	if pc := c.Proxy; pc != nil && configured {
 		for _, h := range pc.Hosts {
 			hosts[strings.ToLower(h)] = true
 		}
@@ -234,21 +241,21 @@ func (w *alertWatcher) checkCerts(cfg alert.Config, now time.Time) {
 	}
 }
 
-// certEvent turns the proxy's certificate events into tls_renewal_failed
-// alerts. It runs on Caddy's goroutine and never blocks (Set and Clear
-// only queue).
-func (d *Daemon) certEvent(ev proxy.CertEvent) {
+// CertEvent turns the proxy's certificate events into tls_renewal_failed
+// alerts (proxy.Options.OnCertEvent). It runs on Caddy's goroutine and
+// never blocks (Set and Clear only queue).
+func (w *Watcher) CertEvent(ev proxy.CertEvent) {
 	key := alert.CondTLSRenewalFailed + ":" + ev.Name
 	if ev.Obtained {
-		d.alerts.Clear(key, "the certificate of "+ev.Name+" was obtained")
+		w.m.Clear(key, "the certificate of "+ev.Name+" was obtained")
 		return
 	}
 	what := "obtaining"
 	if ev.Renewal {
 		what = "renewing"
 	}
-	d.alerts.Set(alert.Alert{Key: key, Condition: alert.CondTLSRenewalFailed, Severity: alert.Error,
-		Summary: fmt.Sprintf("%s the TLS certificate of %s on %s failed: %s (Caddy keeps retrying)", what, ev.Name, d.alerts.Host(), ev.Error),
+	w.m.Set(alert.Alert{Key: key, Condition: alert.CondTLSRenewalFailed, Severity: alert.Error,
+		Summary: fmt.Sprintf("%s the TLS certificate of %s on %s failed: %s (Caddy keeps retrying)", what, ev.Name, w.m.Host(), ev.Error),
 		Details: map[string]any{"name": ev.Name, "renewal": ev.Renewal, "error": ev.Error},
 		Command: "hostctl status; check that DNS for " + ev.Name + " points here and ports 80/443 are reachable"})
 }

@@ -1,4 +1,4 @@
-package hostwatch
+package watch
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package daemon
+package front
 
 import (
 	"context"
@@ -13,8 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
-	"github.com/hostctl/hostctl/proxy"
-	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
@@ -59,7 +57,7 @@ func loadDrain(path string) (*drainState, error) {
 
 // set records the drain state, on disk first: a state that could not be
 // saved is not taken.
-func (d *drainState) set(draining bool) error {
+func (d *drainState) set(draining bool, now time.Time) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.draining == draining {
@@ -67,7 +65,7 @@ func (d *drainState) set(draining bool) error {
 	}
 	rec := drainRecord{Draining: draining}
 	if draining {
-		rec.Since = time.Now()
+		rec.Since = now
 	}
 	b, _ := json.Marshal(rec)
 	// O_EXCL temp file and rename: never through a name planted in the dir.
@@ -84,60 +82,33 @@ func (d *drainState) get() (bool, time.Time) {
 	return d.draining, d.since
 }
 
-// siteHealth answers health_path for a site with the upstreams ups: not
-// while draining; else healthy when a program behind them is RUNNING and
-// passing its health check, or when no program of this hostctl serves them.
-// Anyone may ask health_path, so the answer says ok, down or draining and
-// no more: which program is in which state is for hostctl status.
-func (d *Daemon) siteHealth(ups []string) (bool, string) {
-	if draining, _ := d.drain.get(); draining {
-		return false, "draining"
-	}
-	names := programsServing(d.config(), ups)
-	if len(names) == 0 {
-		return true, "ok"
-	}
-	sts, err := d.sup.Status(names...)
-	if err != nil {
-		d.log.Warn("health_path: reading the programs' state", zap.Error(err))
-		return false, "down"
-	}
-	for _, st := range sts {
-		if st.State == supervisor.Running && (st.Health == nil || st.Health.Healthy) {
-			return true, "ok"
-		}
-	}
-	return false, "down"
-}
-
-// healthPath returns [proxy] health_path, or ErrNoHealthPath.
-func (d *Daemon) healthPath() (string, error) {
-	cfg := d.config()
-	if cfg.Proxy == nil || cfg.Proxy.HealthPath == "" {
+// healthPath returns [proxy] health_path, or control.ErrNoHealthPath.
+func (f *Front) healthPath() (string, error) {
+	c := f.config()
+	if c.healthPath == "" {
 		return "", control.ErrNoHealthPath
 	}
-	return cfg.Proxy.HealthPath, nil
+	return c.healthPath, nil
 }
 
-// drainer is the admin API's view of the drain (control.Drainer).
-type drainer struct{ d *Daemon }
-
-func (dr drainer) DrainStatus() (control.DrainStatus, error) {
-	path, err := dr.d.healthPath()
+// DrainStatus is the drain state and the proxy's traffic
+// (control.Drainer).
+func (f *Front) DrainStatus() (control.DrainStatus, error) {
+	path, err := f.healthPath()
 	if err != nil {
 		return control.DrainStatus{}, err
 	}
-	return dr.d.drainStatus(path), nil
+	return f.drainStatus(path), nil
 }
 
 // drainStatus is the drain state and the proxy's traffic.
-func (d *Daemon) drainStatus(healthPath string) control.DrainStatus {
+func (f *Front) drainStatus(healthPath string) control.DrainStatus {
 	st := control.DrainStatus{HealthPath: healthPath}
-	draining, since := d.drain.get()
+	draining, since := f.drain.get()
 	if draining {
 		st.Draining, st.Since = true, &since
 	}
-	if p := d.proxy.Proxy(); p != nil {
+	if p := f.proxy(); p != nil {
 		tr := p.Traffic()
 		st.InFlight = tr.InFlight
 		st.LastRequest = timePtr(tr.LastRequest)
@@ -153,25 +124,25 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func (dr drainer) Drain(ctx context.Context, wait, quiet time.Duration) (control.DrainStatus, error) {
-	d := dr.d
-	path, err := d.healthPath()
+// Drain starts draining: health_path answers 503 (control.Drainer).
+func (f *Front) Drain(ctx context.Context, wait, quiet time.Duration) (control.DrainStatus, error) {
+	path, err := f.healthPath()
 	if err != nil {
 		return control.DrainStatus{}, err
 	}
-	was, _ := d.drain.get()
-	if err := d.drain.set(true); err != nil {
+	was, _ := f.drain.get()
+	if err := f.drain.set(true, f.now()); err != nil {
 		return control.DrainStatus{}, err
 	}
 	if !was {
-		d.log.Info("draining: health_path answers 503; requests that still arrive are served", zap.String("health_path", path))
+		f.log.Info("draining: health_path answers 503; requests that still arrive are served", zap.String("health_path", path))
 	}
-	t0 := time.Now()
-	st := d.drainStatus(path)
+	t0 := f.now()
+	st := f.drainStatus(path)
 	if wait <= 0 {
 		return st, nil
 	}
-	p := d.proxy.Proxy()
+	p := f.proxy()
 	if p == nil {
 		st.Quiet = true // no proxy: no request arrives
 		return st, nil
@@ -179,32 +150,32 @@ func (dr drainer) Drain(ctx context.Context, wait, quiet time.Duration) (control
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	_, werr := p.WaitQuiet(wctx, quiet)
-	st = d.drainStatus(path)
-	st.WaitedSeconds = time.Since(t0).Seconds()
+	st = f.drainStatus(path)
+	st.WaitedSeconds = f.now().Sub(t0).Seconds()
 	st.Quiet = werr == nil
 	st.TimedOut = werr != nil && ctx.Err() == nil
 	return st, nil
 }
 
-func (dr drainer) Undrain(ctx context.Context, wait time.Duration) (control.DrainStatus, error) {
-	d := dr.d
-	path, err := d.healthPath()
+// Undrain ends the drain (control.Drainer).
+func (f *Front) Undrain(ctx context.Context, wait time.Duration) (control.DrainStatus, error) {
+	path, err := f.healthPath()
 	if err != nil {
 		return control.DrainStatus{}, err
 	}
-	was, _ := d.drain.get()
-	t0 := time.Now()
-	if err := d.drain.set(false); err != nil {
+	was, _ := f.drain.get()
+	t0 := f.now()
+	if err := f.drain.set(false, t0); err != nil {
 		return control.DrainStatus{}, err
 	}
 	if was {
-		d.log.Info("undrained: health_path answers as the programs are", zap.String("health_path", path))
+		f.log.Info("undrained: health_path answers as the programs are", zap.String("health_path", path))
 	}
-	st := d.drainStatus(path)
+	st := f.drainStatus(path)
 	if wait <= 0 {
 		return st, nil
 	}
-	p := d.proxy.Proxy()
+	p := f.proxy()
 	if p == nil {
 		st.TimedOut = true
 		return st, nil
@@ -212,22 +183,23 @@ func (dr drainer) Undrain(ctx context.Context, wait time.Duration) (control.Drai
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	werr := p.WaitHealthOK(wctx, t0)
-	st = d.drainStatus(path)
-	st.WaitedSeconds = time.Since(t0).Seconds()
+	st = f.drainStatus(path)
+	st.WaitedSeconds = f.now().Sub(t0).Seconds()
 	st.SeenHealthy = werr == nil
 	st.TimedOut = werr != nil && ctx.Err() == nil
 	return st, nil
 }
 
-var _ control.Drainer = drainer{}
+var _ control.Drainer = (*Front)(nil)
 
-// proxyDrain is the drain part of the proxy status; nil without
+// ProxyDrain is the drain part of the proxy status; nil without
 // health_path.
-func (d *Daemon) proxyDrain(cfgProxy *proxy.Config) *control.DrainStatus {
-	if cfgProxy == nil || cfgProxy.HealthPath == "" {
+func (f *Front) ProxyDrain() *control.DrainStatus {
+	path, err := f.healthPath()
+	if err != nil {
 		return nil
 	}
-	st := d.drainStatus(cfgProxy.HealthPath)
+	st := f.drainStatus(path)
 	return &st
 }
 

@@ -1,13 +1,11 @@
-package daemon
+package front
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,23 +13,43 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/config"
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
-
-// accessLogName is the proxy's access log inside [log] dir, rotated and
-// capped like program logs.
-const accessLogName = "access.log"
 
 // upstreamWait bounds the wait for the programs behind the proxy's
 // upstreams; past it the proxy starts anyway (and serves the error page
 // until they answer).
 const upstreamWait = 5 * time.Minute
 
-// proxyOwner runs the web front. One goroutine (run) owns the proxy.Proxy,
+// ProxyConfig is what the proxy's owner takes from the config file.
+type ProxyConfig struct {
+	// Proxy is the [proxy] section; nil without one.
+	Proxy *proxy.Config
+	// StateDir is [admin] state_dir (the proxy's certificates).
+	StateDir string
+	// AccessLog is the access log's path; its rotation is Rotation.
+	AccessLog string
+	Rotation  logfile.Rotation
+	// Links are which programs serve which upstream: the proxy's start
+	// waits for those that serve its upstreams.
+	Links Links
+}
+
+// Logs opens the proxy's access log (*logfile.Manager).
+type Logs interface {
+	Open(path string, rot logfile.Rotation, timestamps bool) (*logfile.Stream, error)
+}
+
+// Waiter is the supervisor as the proxy's start sees it.
+type Waiter interface {
+	Programs
+	// WaitFor waits until the named process's status meets cond.
+	WaitFor(ctx context.Context, name string, cond func(supervisor.Status) bool) (supervisor.Status, error)
+}
+
+// ProxyOwner runs the web front. One goroutine (run) owns the proxy.Proxy,
 // its access log stream and the start that waits for the upstream
 // programs; starting, reloading and stopping are commands to it, so they
 // happen one at a time, in the order they were asked. Others read the
@@ -45,14 +63,14 @@ const upstreamWait = 5 * time.Minute
 // the one that starts, once the programs behind its own upstreams have
 // settled (the wait starts over), and the old config is never applied. A
 // stop while it waits starts nothing.
-type proxyOwner struct {
+type ProxyOwner struct {
 	log  *zap.Logger
-	logs *logfile.Manager
-	sup  *supervisor.Supervisor
+	logs Logs
+	sup  Waiter
 	ctx  context.Context // the daemon's: when it ends, pending starts give up
 	// onCert gets the proxy's certificate outcomes (tls_renewal_failed).
 	onCert func(proxy.CertEvent)
-	// siteHealth answers health_path (drain.go).
+	// siteHealth answers health_path (Front.SiteHealth).
 	siteHealth func(upstreams []string) (bool, string)
 
 	cmds    chan proxyCmd
@@ -64,8 +82,8 @@ type proxyOwner struct {
 	// Owned by run (set up by newProxyOwner before run starts).
 	p         *proxy.Proxy    // nil until a [proxy] section is first seen
 	accessLog *logfile.Stream // p's access log; nil when off
-	cfg       *config.File    // the config last given
-	running   *config.File    // the config p runs; nil when it runs none
+	cfg       *ProxyConfig    // the config last given
+	running   *ProxyConfig    // the config p runs; nil when it runs none
 	pending   *pendingStart   // the start waiting for upstreams, if any
 	gen       uint64          // of the last pending start
 	waiters   sync.WaitGroup  // pending starts' waiter goroutines
@@ -81,14 +99,14 @@ type proxyView struct {
 
 // pendingStart is a start waiting for the programs behind its upstreams.
 type pendingStart struct {
-	cfg    *config.File
+	cfg    *ProxyConfig
 	gen    uint64
 	cancel context.CancelFunc // ends its waiter
 }
 
 type proxyCmd struct {
 	stop  bool         // stop the proxy and end run; else reload cfg
-	cfg   *config.File // the new config (reload)
+	cfg   *ProxyConfig // the new config (reload)
 	reply chan proxyReply
 }
 
@@ -101,12 +119,14 @@ type proxyReply struct {
 // (hostctl is shutting down).
 var errProxyStopped = errors.New("the proxy is stopped: hostctl is shutting down")
 
-// newProxyOwner sets up the proxy for cfg (its start waits for the
+// NewProxyOwner sets up the proxy for cfg (its start waits for the
 // upstream programs in the background) and starts the owner goroutine.
-// Call it before the admin API serves, with the supervisor started.
-func newProxyOwner(ctx context.Context, log *zap.Logger, logs *logfile.Manager, sup *supervisor.Supervisor, cfg *config.File,
-	onCert func(proxy.CertEvent), siteHealth func([]string) (bool, string)) *proxyOwner {
-	o := &proxyOwner{
+// Call it before the admin API serves, with the supervisor started; ctx
+// ending gives up a start still waiting. onCert gets the proxy's
+// certificate outcomes, siteHealth answers health_path.
+func NewProxyOwner(ctx context.Context, log *zap.Logger, logs Logs, sup Waiter, cfg *ProxyConfig,
+	onCert func(proxy.CertEvent), siteHealth func([]string) (bool, string)) *ProxyOwner {
+	o := &ProxyOwner{
 		log: log, logs: logs, sup: sup, ctx: ctx, onCert: onCert, siteHealth: siteHealth,
 		cmds:    make(chan proxyCmd),
 		settled: make(chan uint64),
@@ -122,7 +142,7 @@ func newProxyOwner(ctx context.Context, log *zap.Logger, logs *logfile.Manager, 
 	return o
 }
 
-func (o *proxyOwner) run() {
+func (o *ProxyOwner) run() {
 	defer close(o.done)
 	for {
 		select {
@@ -153,7 +173,7 @@ func (o *proxyOwner) run() {
 // its upstreams settle), "stopped", or "" without a proxy. A reload that
 // would change nothing (the same generated config) leaves Caddy alone: a
 // Caddy reload drops a few keep-alive requests.
-func (o *proxyOwner) Reload(ctx context.Context, cfg *config.File) (string, error) {
+func (o *ProxyOwner) Reload(ctx context.Context, cfg *ProxyConfig) (string, error) {
 	r, err := o.send(ctx, proxyCmd{cfg: cfg})
 	if err != nil {
 		return "", err
@@ -163,11 +183,11 @@ func (o *proxyOwner) Reload(ctx context.Context, cfg *config.File) (string, erro
 
 // Stop stops the proxy (or its pending start) and the owner, and closes
 // the access log. Later reloads fail with errProxyStopped.
-func (o *proxyOwner) Stop() {
+func (o *ProxyOwner) Stop() {
 	o.send(context.Background(), proxyCmd{stop: true})
 }
 
-func (o *proxyOwner) send(ctx context.Context, c proxyCmd) (proxyReply, error) {
+func (o *ProxyOwner) send(ctx context.Context, c proxyCmd) (proxyReply, error) {
 	c.reply = make(chan proxyReply, 1)
 	select {
 	case o.cmds <- c:
@@ -183,15 +203,15 @@ func (o *proxyOwner) send(ctx context.Context, c proxyCmd) (proxyReply, error) {
 // failed to start (status says why), or a reload removed it, or it was
 // stopped. A reload that replaces a pending first start moves this to the
 // end of the new start.
-func (o *proxyOwner) Ready() <-chan struct{} { return o.ready }
+func (o *ProxyOwner) Ready() <-chan struct{} { return o.ready }
 
 // Proxy returns the proxy, nil before a config with a [proxy] section.
 // Its traffic counts (Traffic, WaitQuiet) outlive reloads.
-func (o *proxyOwner) Proxy() *proxy.Proxy { return o.view.Load().p }
+func (o *ProxyOwner) Proxy() *proxy.Proxy { return o.view.Load().p }
 
 // Status is the proxy's state and why it is not running; configured is
 // false without a [proxy] section.
-func (o *proxyOwner) Status() (st proxy.Status, info string, configured bool) {
+func (o *ProxyOwner) Status() (st proxy.Status, info string, configured bool) {
 	v := o.view.Load()
 	if v.p != nil {
 		st = v.p.Status()
@@ -199,11 +219,11 @@ func (o *proxyOwner) Status() (st proxy.Status, info string, configured bool) {
 	return st, v.info, v.configured
 }
 
-func (o *proxyOwner) publish(info string) {
+func (o *ProxyOwner) publish(info string) {
 	o.view.Store(&proxyView{configured: o.cfg != nil && o.cfg.Proxy != nil, p: o.p, info: info})
 }
 
-func (o *proxyOwner) checkReady() {
+func (o *ProxyOwner) checkReady() {
 	if o.pending == nil && !o.readyDone {
 		close(o.ready)
 		o.readyDone = true
@@ -211,7 +231,7 @@ func (o *proxyOwner) checkReady() {
 }
 
 // reload is Reload in run.
-func (o *proxyOwner) reload(cfg *config.File) (string, error) {
+func (o *ProxyOwner) reload(cfg *ProxyConfig) (string, error) {
 	old := o.cfg
 	o.cfg = cfg
 	switch {
@@ -254,13 +274,13 @@ func (o *proxyOwner) reload(cfg *config.File) (string, error) {
 // start starts the proxy on cfg now if the programs behind its upstreams
 // have settled ("started"), else once they have ("waiting"), replacing any
 // start still waiting.
-func (o *proxyOwner) start(cfg *config.File) (string, error) {
+func (o *ProxyOwner) start(cfg *ProxyConfig) (string, error) {
 	o.cancelPending()
 	if o.p == nil {
-		opts := proxy.Options{Logger: quietCaddyChoices(o.log), StateDir: cfg.Admin.StateDir, OnCertEvent: o.onCert}
+		opts := proxy.Options{Logger: quietCaddyChoices(o.log), StateDir: cfg.StateDir, OnCertEvent: o.onCert}
 		opts.SiteHealth = o.siteHealth
 		if cfg.Proxy.AccessLog == nil || *cfg.Proxy.AccessLog {
-			s, err := o.logs.Open(filepath.Join(cfg.Log.Dir, accessLogName), cfg.Log.Rotation(), false)
+			s, err := o.logs.Open(cfg.AccessLog, cfg.Rotation, false)
 			if err != nil {
 				err = fmt.Errorf("proxy access log: %w", err)
 				o.publish(err.Error())
@@ -271,7 +291,7 @@ func (o *proxyOwner) start(cfg *config.File) (string, error) {
 		}
 		o.p = proxy.New(opts)
 	}
-	names := upstreamPrograms(cfg)
+	names := cfg.Links.Programs(cfg.Proxy.Upstreams())
 	if o.settledNow(names) {
 		if err := o.apply(cfg); err != nil {
 			return "", err
@@ -289,7 +309,7 @@ func (o *proxyOwner) start(cfg *config.File) (string, error) {
 }
 
 // apply starts Caddy on cfg; p is not running.
-func (o *proxyOwner) apply(cfg *config.File) error {
+func (o *ProxyOwner) apply(cfg *ProxyConfig) error {
 	if err := o.p.Apply(*cfg.Proxy); err != nil {
 		o.publish(err.Error())
 		return err
@@ -310,7 +330,7 @@ func releaseMemory() { debug.FreeOSMemory() }
 
 // cancelPending cancels the start waiting for upstreams, if any; its
 // waiter's report, should it come anyway, is ignored (another gen).
-func (o *proxyOwner) cancelPending() {
+func (o *ProxyOwner) cancelPending() {
 	if o.pending != nil {
 		o.pending.cancel()
 		o.pending = nil
@@ -318,7 +338,7 @@ func (o *proxyOwner) cancelPending() {
 }
 
 // stop is Stop in run: nothing starts after it.
-func (o *proxyOwner) stop() {
+func (o *ProxyOwner) stop() {
 	o.cancelPending()
 	o.waiters.Wait() // each returns once its context is cancelled
 	if o.p != nil {
@@ -334,56 +354,16 @@ func (o *proxyOwner) stop() {
 	o.checkReady()
 }
 
-// upstreamPrograms returns the processes that serve an upstream address
-// of the proxy: a tcp ready probe on that address, or the unix socket path
-// in the process's command line (gunicorn --bind unix:PATH) or ready
-// probe. Each instance of a program is looked at with its ${INSTANCE}.
-func upstreamPrograms(cfg *config.File) []string {
-	return programsServing(cfg, cfg.Proxy.Upstreams())
-}
-
-// programsServing returns the programs that serve one of the upstream
-// addresses ups (see upstreamPrograms).
-func programsServing(cfg *config.File, ups []string) []string {
-	var names []string
-	for _, up := range ups {
-		sock, isUnix := strings.CutPrefix(up, "unix:")
-		for _, p := range cfg.Processes() {
-			n := p.Name
-			match := p.Ready != nil && p.Ready.TCP == up
-			if isUnix {
-				args := append([]string{}, p.Command...)
-				if p.Ready != nil {
-					args = append(args, p.Ready.Exec...)
-				}
-				for _, a := range args {
-					match = match || strings.Contains(a, sock)
-				}
-			}
-			if match && !slices.Contains(names, n) {
-				names = append(names, n)
-			}
-		}
-	}
-	return names
-}
-
-// upstreamSettled reports whether an upstream program is RUNNING or has
-// given up (or is not meant to run). It is Status.StaysDown but for an
-// autostart program that is still STOPPED: the proxy's first start is set
-// up before StartAutostart has sent that program its start.
+// upstreamSettled reports whether an upstream program has settled
+// (supervisor.Status.Settled). The proxy's first start is set up before
+// StartAutostart has sent the autostart programs their start, so one
+// still STOPPED is not settled yet.
 func upstreamSettled(st supervisor.Status) bool {
-	switch st.State {
-	case supervisor.Running, supervisor.Fatal, supervisor.Exited:
-		return true
-	case supervisor.Stopped:
-		return !st.Autostart
-	}
-	return false
+	return st.Settled() && !st.AwaitsAutostart()
 }
 
 // settledNow reports whether every named program has settled already.
-func (o *proxyOwner) settledNow(names []string) bool {
+func (o *ProxyOwner) settledNow(names []string) bool {
 	if len(names) == 0 {
 		return true // Status() would list every program
 	}
@@ -403,7 +383,7 @@ func (o *proxyOwner) settledNow(names []string) bool {
 // have settled, then tells run that start gen may go ahead. A cancelled
 // ctx (the start was replaced or stopped, or hostctl is shutting down)
 // ends it without a word.
-func (o *proxyOwner) waitUpstreams(ctx context.Context, gen uint64, names []string) {
+func (o *ProxyOwner) waitUpstreams(ctx context.Context, gen uint64, names []string) {
 	defer o.waiters.Done()
 	wctx, cancel := context.WithTimeout(ctx, upstreamWait)
 	defer cancel()
@@ -420,41 +400,4 @@ func (o *proxyOwner) waitUpstreams(ctx context.Context, gen uint64, names []stri
 	case o.settled <- gen:
 	case <-ctx.Done():
 	}
-}
-
-// proxyStatus is the proxy's state for the admin API, with the reason
-// when it is not running; false without a proxy.
-func (d *Daemon) proxyStatus() (control.ProxyStatus, bool) {
-	st, info, configured := d.proxy.Status()
-	if !configured {
-		return control.ProxyStatus{}, false
-	}
-	out := apiProxyStatus(st, info)
-	out.Drain = d.proxyDrain(d.config().Proxy)
-	return out, true
-}
-
-// apiProxyStatus copies st into the API's mirror of it. Nil slices stay
-// nil so that the JSON (null or []) is the proxy's own.
-func apiProxyStatus(st proxy.Status, info string) control.ProxyStatus {
-	out := control.ProxyStatus{Running: st.Running, Listen: st.Listen, Info: info}
-	if st.Upstreams != nil {
-		out.Upstreams = make([]control.ProxyUpstreamStatus, len(st.Upstreams))
-		for i, u := range st.Upstreams {
-			out.Upstreams[i] = control.ProxyUpstreamStatus(u)
-		}
-	}
-	if st.Certificates != nil {
-		out.Certificates = make([]control.ProxyCertificateStatus, len(st.Certificates))
-		for i, c := range st.Certificates {
-			out.Certificates[i] = control.ProxyCertificateStatus(c)
-		}
-	}
-	return out
-}
-
-// proxyReady reports whether the proxy, if configured, is listening.
-func (d *Daemon) proxyReady() bool {
-	st, _, configured := d.proxy.Status()
-	return !configured || st.Running
 }

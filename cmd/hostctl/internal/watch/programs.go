@@ -1,7 +1,7 @@
-package daemon
+package watch
 
 // What hostctl alerts about, and when each alert resolves. One goroutine
-// (watchAlerts) owns the per-program memory below; it wakes on every
+// (Watcher.Run) owns the per-program memory below; it wakes on every
 // change of a program's status and on a ticker, compares what it sees
 // with what it saw, and calls alert.Manager.Set and Clear (which never
 // block). Keys are stable per condition ("fatal:gunicorn"), so a
@@ -19,10 +19,9 @@ package daemon
 //	hostctl_started  hostctl starts                          every autostart program has settled
 //
 // The host-level conditions (memory, disk, keep_free, certificates,
-// upstreams) are checked every check_interval in alerts_host.go.
+// upstreams) are checked every check_interval in host.go.
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -45,74 +44,8 @@ type progAlerts struct {
 	healthGen, memGen uint64
 }
 
-// alertWatcher is the state of watchAlerts; only its goroutine touches it.
-type alertWatcher struct {
-	d     *Daemon
-	m     *alert.Manager
-	progs map[string]*progAlerts
-	host  hostAlerts
-}
-
-func (d *Daemon) alertConfig() alert.Config { return d.config().Alerts }
-
-// watchAlerts runs until ctx ends.
-func (d *Daemon) watchAlerts(ctx context.Context) {
-	w := &alertWatcher{d: d, m: d.alerts, progs: map[string]*progAlerts{}}
-	go d.alertStarted(ctx)
-	for {
-		ch := d.sup.Changed()
-		cfg := d.alertConfig()
-		w.checkPrograms(cfg, time.Now())
-		w.checkHost(cfg, time.Now())
-		// Program alerts resolve after settle: look again often enough
-		// that the resolve is at most a quarter of settle late.
-		tick := min(cfg.CheckInterval, max(cfg.Settle/4, 100*time.Millisecond))
-		t := time.NewTimer(tick)
-		select {
-		case <-ch:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return
-		}
-		t.Stop()
-	}
-}
-
-// alertStarted sends "hostctl started" (unless [alerts] started = false)
-// and resolves it once the autostart programs have settled and the
-// proxy's first start is over. Then, after two rounds of host checks and
-// settle, it resolves the alerts the previous hostctl left active that no
-// check raised again.
-func (d *Daemon) alertStarted(ctx context.Context) {
-	cfg := d.config()
-	if cfg.Alerts.Started {
-		d.alerts.Set(alert.Alert{
-			Key: alert.CondStarted, Condition: alert.CondStarted, Severity: alert.Info,
-			Summary: fmt.Sprintf("hostctl started on %s (%d programs): the machine rebooted, or hostctl was restarted", d.alerts.Host(), len(cfg.Programs)),
-			Command: "hostctl status",
-		})
-	}
-	if d.sup.WaitSettled(ctx) != nil {
-		return
-	}
-	select {
-	case <-d.proxy.Ready():
-	case <-ctx.Done():
-		return
-	}
-	d.alerts.Clear(alert.CondStarted, "hostctl is up: "+d.statusLine())
-	t := time.NewTimer(2*cfg.Alerts.CheckInterval + cfg.Alerts.Settle)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		d.alerts.ResolveInherited("cleared while hostctl was restarting")
-	case <-ctx.Done():
-	}
-}
-
-func (w *alertWatcher) checkPrograms(cfg alert.Config, now time.Time) {
-	sts, err := w.d.sup.Status()
+func (w *Watcher) checkPrograms(c Config, now time.Time) {
+	sts, err := w.sup.Status()
 	if err != nil {
 		return
 	}
@@ -123,13 +56,13 @@ func (w *alertWatcher) checkPrograms(cfg alert.Config, now time.Time) {
 		if !ok {
 			// First sight (hostctl start or a reload added it): counters
 			// start from here.
-			pa = &progAlerts{restarts: st.Restarts, memRestarts: st.MemoryRestarts, dropped: w.d.sup.Dropped(st.Name)}
+			pa = &progAlerts{restarts: st.Restarts, memRestarts: st.MemoryRestarts, dropped: w.sup.Dropped(st.Name)}
 			if st.Health != nil {
 				pa.healthRestarts = st.Health.Restarts
 			}
 			w.progs[st.Name] = pa
 		}
-		w.checkProgram(cfg, pa, st, now)
+		w.checkProgram(c, pa, st, now)
 	}
 	for name := range w.progs {
 		if !seen[name] {
@@ -141,14 +74,14 @@ func (w *alertWatcher) checkPrograms(cfg alert.Config, now time.Time) {
 	}
 }
 
-func (w *alertWatcher) checkProgram(cfg alert.Config, pa *progAlerts, st supervisor.Status, now time.Time) {
+func (w *Watcher) checkProgram(c Config, pa *progAlerts, st supervisor.Status, now time.Time) {
+	cfg := c.Alerts
 	name := st.Name
 	key := func(cond string) string { return cond + ":" + name }
 	stopped := st.State == supervisor.Stopped
 	// ranSettled: the program has been RUNNING (past start_secs and its
 	// ready probe) for settle.
 	ranSettled := st.State == supervisor.Running && now.Sub(st.StateSince) >= cfg.Settle
-	healthy := st.Health == nil || st.Health.Healthy
 
 	// fatal
 	switch {
@@ -205,7 +138,7 @@ func (w *alertWatcher) checkProgram(cfg alert.Config, pa *progAlerts, st supervi
 		}
 		pa.healthRestarts = st.Health.Restarts
 	}
-	if ranSettled && healthy && st.Generation > pa.healthGen || stopped {
+	if ranSettled && st.Up() && st.Generation > pa.healthGen || stopped {
 		w.m.Clear(key(alert.CondHealthRestart), fmt.Sprintf("%s is RUNNING and healthy after the restart", name))
 	}
 
@@ -223,12 +156,12 @@ func (w *alertWatcher) checkProgram(cfg alert.Config, pa *progAlerts, st supervi
 	}
 
 	// log_dropped
-	if dr := w.d.sup.Dropped(name); dr > pa.dropped {
+	if dr := w.sup.Dropped(name); dr > pa.dropped {
 		pa.lastDrop = now
 		w.set(alert.Alert{Key: key(alert.CondLogDropped), Condition: alert.CondLogDropped, Program: name, Severity: alert.Warning,
 			Summary: fmt.Sprintf("output of %s on %s is being dropped (%s so far): the log disk is full or too slow", name, w.m.Host(), logfile.FormatSize(int64(dr))),
 			Details: map[string]any{"dropped_bytes": dr, "stdout_log": st.StdoutLog, "stderr_log": st.StderrLog},
-			Command: "df -h " + w.d.config().Log.Dir + "; hostctl status"}, supervisor.Status{})
+			Command: "df -h " + c.LogDir + "; hostctl status"}, supervisor.Status{})
 		pa.dropped = dr
 	} else if now.Sub(pa.lastDrop) >= cfg.Settle {
 		w.m.Clear(key(alert.CondLogDropped), fmt.Sprintf("no output of %s dropped for %s", name, fmtDuration(cfg.Settle)))
@@ -237,7 +170,7 @@ func (w *alertWatcher) checkProgram(cfg alert.Config, pa *progAlerts, st supervi
 
 // set triggers a (or updates it). For a new alert about a program it adds
 // the last lines of the program's stderr and the commands to look closer.
-func (w *alertWatcher) set(a alert.Alert, st supervisor.Status) {
+func (w *Watcher) set(a alert.Alert, st supervisor.Status) {
 	if st.Name != "" && !w.m.IsActive(a.Key) {
 		a.LastLines = w.lastLines(st.Name, 20)
 		if a.Command == "" {
@@ -249,9 +182,9 @@ func (w *alertWatcher) set(a alert.Alert, st supervisor.Status) {
 
 // lastLines returns the last n lines of the program's stderr log (its
 // stdout log with redirect_stderr).
-func (w *alertWatcher) lastLines(name string, n int) []string {
+func (w *Watcher) lastLines(name string, n int) []string {
 	for _, stream := range []string{"stderr", "stdout"} {
-		ls, err := w.d.sup.Log(name, stream)
+		ls, err := w.sup.Log(name, stream)
 		if err != nil || ls == nil {
 			continue
 		}

@@ -1,9 +1,10 @@
-// Package hostwatch reads the host figures the alerting daemon watches:
-// the machine's total and available memory (from /proc/meminfo) and the
-// size and free space of a filesystem (statfs). It only measures; the
-// daemon compares the figures with thresholds such as
-// logfile.ParseKeepFree(...).Threshold(size) and decides what to tell.
-package hostwatch
+package watch
+
+// The host figures the alert rules watch: the machine's total and
+// available memory (from /proc/meminfo) and the size and free space of a
+// filesystem (statfs). This file only measures; host.go compares the
+// figures with thresholds such as logfile.ParseKeepFree(...).Threshold(size)
+// and decides what to tell.
 
 import (
 	"bufio"
@@ -113,8 +114,8 @@ type DiskInfo struct {
 	// df's "Avail"): it leaves out the blocks reserved for root.
 	Free uint64
 	// Device is the device number of the filesystem (stat st_dev): two
-	// paths with the same Device are on the same filesystem, so the daemon
-	// can check and alert once for both.
+	// paths with the same Device are on the same filesystem, so the
+	// watcher can check and alert once for both.
 	Device uint64
 }
 
@@ -140,3 +141,12 @@ func Disk(path string) (DiskInfo, error) {
 		Device: uint64(st.Dev),
 	}, nil
 }
+
+// Machine is this machine's figures (Options.Host's default).
+type Machine struct{}
+
+// Memory is the package's Memory.
+func (Machine) Memory() (MemoryInfo, error) { return Memory() }
+
+// Disk is the package's Disk.
+func (Machine) Disk(path string) (DiskInfo, error) { return Disk(path) }

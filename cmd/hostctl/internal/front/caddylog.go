@@ -1,4 +1,4 @@
-package daemon
+package front
 
 import (
 	"go.uber.org/zap"

@@ -1,4 +1,4 @@
-package daemon
+package front
 
 import (
 	"os"
@@ -21,7 +21,7 @@ func TestDrainStateSurvivesRestart(t *testing.T) {
 		t.Fatal("draining without a file")
 	}
 	before := time.Now()
-	if err := d.set(true); err != nil {
+	if err := d.set(true, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	again, err := loadDrain(path)
@@ -32,7 +32,7 @@ func TestDrainStateSurvivesRestart(t *testing.T) {
 	if !draining || since.Before(before) || since.After(time.Now()) {
 		t.Errorf("after a restart: draining %v since %s, want true since the drain", draining, since)
 	}
-	if err := again.set(false); err != nil {
+	if err := again.set(false, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	third, err := loadDrain(path)
