@@ -501,7 +501,7 @@ func TestReloadInstances(t *testing.T) {
 	if pid("c_0") != p0 || pid("c_1") != p1 {
 		t.Errorf("the two instances were restarted by removing the third")
 	}
-	if groupAlive(p2) {
+	if pgroupAlive(p2) {
 		t.Errorf("c_2's process group %d still has processes", p2)
 	}
 

@@ -57,7 +57,7 @@ func (s *Supervisor) measureMemory() {
 	if len(pgids) == 0 {
 		return
 	}
-	usage := GroupUsage(pgids)
+	usage := PgroupUsage(pgids)
 	for p, pid := range measured {
 		p.send(event{kind: evMemory, pid: pid, rss: usage[pid].RSS})
 	}

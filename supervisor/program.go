@@ -159,7 +159,7 @@ const (
 	evBackoffDone
 	evStopTimeout
 	evDepsDone
-	evGroupCheck
+	evPgroupCheck
 	evFatalRetry
 	evHealthCheck  // time for the next health check
 	evHealthResult // a health check ended (err nil: it passed)
@@ -338,7 +338,7 @@ func (p *program) run(ctx context.Context) {
 		case c := <-p.cmds:
 			if c.kind == cmdRetire {
 				if p.proc != nil {
-					p.killGroup(syscall.SIGKILL)
+					p.killPgroup(syscall.SIGKILL)
 				}
 				c.reply <- nil
 				return
@@ -352,7 +352,7 @@ func (p *program) run(ctx context.Context) {
 		case <-ctx.Done():
 			if p.proc != nil {
 				// Last resort: never leave a process behind.
-				p.killGroup(syscall.SIGKILL)
+				p.killPgroup(syscall.SIGKILL)
 			}
 			return
 		}
@@ -471,7 +471,7 @@ func (p *program) spawn() {
 	if st, err := readProcStat(pid); err == nil {
 		p.proc.startTick = st.startTime
 	}
-	p.sup.groups.add(pid, p.proc.startTick, p.cfg.Name)
+	p.sup.pgroups.add(pid, p.proc.startTick, p.cfg.Name)
 	p.dirty = true
 	p.log.Info("spawned", zap.Int("pid", pid), zap.Strings("argv", p.argv))
 	gen := p.gen
@@ -524,10 +524,10 @@ func (p *program) stop() {
 		}
 		p.leaderGone, p.killedAt = false, time.Time{}
 		p.setState(Stopping, zap.String("signal", SignalName(p.reqSig)))
-		p.killGroup(p.reqSig)
+		p.killPgroup(p.reqSig)
 		if p.reqSig != syscall.SIGCONT {
 			// A stopped (SIGSTOP) group would never see the signal otherwise.
-			p.killGroup(syscall.SIGCONT)
+			p.killPgroup(syscall.SIGCONT)
 		}
 		p.after(p.cfg.StopTimeout, event{kind: evStopTimeout, gen: p.gen})
 	case Backoff:
@@ -542,7 +542,7 @@ func (p *program) stop() {
 	}
 }
 
-func (p *program) killGroup(sig syscall.Signal) {
+func (p *program) killPgroup(sig syscall.Signal) {
 	if p.proc == nil {
 		return
 	}
@@ -578,7 +578,7 @@ func (p *program) handleEvent(e event) {
 		if p.state == Starting && p.proc != nil && !p.probeOK {
 			p.info = fmt.Sprintf("ready probe did not pass within %s", p.cfg.Ready.Deadline)
 			p.log.Warn("ready probe deadline passed; killing the attempt", zap.Duration("deadline", p.cfg.Ready.Deadline))
-			p.killGroup(syscall.SIGKILL)
+			p.killPgroup(syscall.SIGKILL)
 		}
 	case evBackoffDone:
 		if p.state == Backoff {
@@ -590,22 +590,22 @@ func (p *program) handleEvent(e event) {
 	case evStopTimeout:
 		if p.state == Stopping {
 			p.log.Warn("stop timeout passed; sending SIGKILL to the process group", zap.Duration("stop_timeout", p.cfg.StopTimeout))
-			p.killGroup(syscall.SIGKILL)
+			p.killPgroup(syscall.SIGKILL)
 			p.killedAt = time.Now()
 			// SIGKILL takes effect asynchronously: STOPPED waits until the
 			// group is really empty (the group check running since the
 			// leader exited, or the leader's exit, finishes the stop).
 		}
-	case evGroupCheck:
+	case evPgroupCheck:
 		if p.state == Stopping && p.leaderGone {
 			switch {
-			case !groupAlive(p.proc.pid):
+			case !pgroupAlive(p.proc.pid):
 				p.finishStop()
 			case !p.killedAt.IsZero() && time.Since(p.killedAt) > unkillableGrace:
 				p.log.Error("processes survive SIGKILL (uninterruptible sleep?); giving up on them", zap.Int("pgid", p.proc.pid))
 				p.finishStop()
 			default:
-				p.after(groupPollInterval, event{kind: evGroupCheck, gen: p.gen})
+				p.after(pgroupPollInterval, event{kind: evPgroupCheck, gen: p.gen})
 			}
 		}
 	case evDepsDone:
@@ -695,10 +695,10 @@ func (p *program) giveUp(tries int, fields ...zap.Field) {
 // uninterruptible sleep) before a stop gives up on them.
 const unkillableGrace = 5 * time.Second
 
-// groupPollInterval: after a leader exits during a stop, stragglers in its
+// pgroupPollInterval: after a leader exits during a stop, stragglers in its
 // process group are checked this often until they are gone or stop_timeout
 // ends (the kernel offers no event for "process group empty").
-const groupPollInterval = 50 * time.Millisecond
+const pgroupPollInterval = 50 * time.Millisecond
 
 func (p *program) maybeRunning() {
 	if p.startSecsOK && p.probeOK {
@@ -730,16 +730,16 @@ func (p *program) exited(ei exitInfo) {
 	case Stopping:
 		p.log.Info("exited", append(fields, zap.Int("pid", ei.pid))...)
 		p.leaderGone = true
-		if groupAlive(p.proc.pid) {
-			p.after(groupPollInterval, event{kind: evGroupCheck, gen: p.gen})
+		if pgroupAlive(p.proc.pid) {
+			p.after(pgroupPollInterval, event{kind: evPgroupCheck, gen: p.gen})
 			return
 		}
 		p.finishStop()
 	case Starting:
 		// Exited before start_secs or before its probe passed: a failed start.
 		p.clearTimers()
-		p.killGroup(syscall.SIGKILL) // leftovers of a failed attempt
-		p.sup.groups.remove(p.proc.pid)
+		p.killPgroup(syscall.SIGKILL) // leftovers of a failed attempt
+		p.sup.pgroups.remove(p.proc.pid)
 		p.proc = nil
 		p.fails++
 		if p.fails > p.cfg.StartRetries {
@@ -752,8 +752,8 @@ func (p *program) exited(ei exitInfo) {
 		p.enterBackoff(d, fmt.Sprintf("exited too quickly (%s); retry %d/%d", es, p.fails, p.cfg.StartRetries), fields...)
 	case Running:
 		p.clearTimers()
-		p.killGroup(syscall.SIGKILL) // the leader died: its group goes with it
-		p.sup.groups.remove(p.proc.pid)
+		p.killPgroup(syscall.SIGKILL) // the leader died: its group goes with it
+		p.sup.pgroups.remove(p.proc.pid)
 		p.proc = nil
 		p.setState(Exited, fields...)
 		if !p.shouldRestart(es) {
@@ -786,7 +786,7 @@ func (p *program) enterBackoff(d time.Duration, why string, fields ...zap.Field)
 func (p *program) finishStop() {
 	p.clearTimers()
 	if p.proc != nil {
-		p.sup.groups.remove(p.proc.pid)
+		p.sup.pgroups.remove(p.proc.pid)
 	}
 	p.proc = nil
 	p.leaderGone = false
@@ -856,10 +856,10 @@ func (p *program) backoffDelay(n int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-// groupAlive reports whether any live (non-zombie) process is left in
+// pgroupAlive reports whether any live (non-zombie) process is left in
 // process group pgid. Zombies do not count: they hold nothing, and where
 // PID 1 does not reap, they would never go away.
-func groupAlive(pgid int) bool {
+func pgroupAlive(pgid int) bool {
 	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
 		return false
 	}

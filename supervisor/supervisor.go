@@ -47,7 +47,7 @@ type Supervisor struct {
 	opts    Options
 	log     *zap.Logger
 	spawner *spawner
-	groups  *groupRecords
+	pgroups *pgroupRecords
 
 	ctx    context.Context // lives as long as Run
 	cancel context.CancelFunc
@@ -72,7 +72,7 @@ func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 		opts:     opts,
 		log:      opts.Logger,
 		spawner:  theSpawner(),
-		groups:   &groupRecords{log: opts.Logger},
+		pgroups:  &pgroupRecords{log: opts.Logger},
 		progs:    map[string]*program{},
 		programs: map[string]*ProgramConfig{},
 		rollers:  map[string]*roller{},
@@ -85,20 +85,20 @@ func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 		if err := trust.PrivateDir(dir, 0o700, -1); err != nil {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
-		s.groups.dir = dir
+		s.pgroups.dir = dir
 	}
 	if opts.Guard {
 		g, err := startGuard(s.spawner, s.log)
 		if err != nil {
 			return nil, err
 		}
-		s.groups.guard = g
+		s.pgroups.guard = g
 		s.log.Debug("guard process started", zap.Int("guard_pid", g.pid))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	programs, procs, err := expand(progs)
 	if err != nil {
-		s.groups.guard.close()
+		s.pgroups.guard.close()
 		return nil, err
 	}
 	s.programs = programs
@@ -106,7 +106,7 @@ func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 		p, err := s.newProgram(cfg)
 		if err != nil {
 			s.closeAll()
-			s.groups.guard.close()
+			s.pgroups.guard.close()
 			return nil, err
 		}
 		s.progs[cfg.Name] = p
@@ -163,7 +163,7 @@ func (s *Supervisor) closeAll() {
 // KillSurvivors kills processes left in process groups recorded by an
 // earlier hostctl (one that was killed without stopping its programs).
 // Call it before Start. It returns how many processes it killed.
-func (s *Supervisor) KillSurvivors() int { return s.groups.killSurvivors() }
+func (s *Supervisor) KillSurvivors() int { return s.pgroups.killSurvivors() }
 
 // Start starts the owner goroutines. Programs stay STOPPED until
 // StartAutostart or StartPrograms.
@@ -800,7 +800,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closeAll()
 	s.mu.Unlock()
-	s.groups.guard.close()
+	s.pgroups.guard.close()
 	return err
 }
 

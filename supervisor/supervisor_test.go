@@ -202,7 +202,7 @@ func TestStopLeavesNoProcessInGroup(t *testing.T) {
 			s.StopPrograms(context.Background(), "forker")
 			waitState(t, s, "forker", Stopped, 10*time.Second)
 			// STOPPED is only entered once the group is empty.
-			if groupAlive(pgid) {
+			if pgroupAlive(pgid) {
 				t.Fatalf("process group %d still alive after STOPPED", pgid)
 			}
 		})
@@ -395,7 +395,7 @@ func TestSignalAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	st = waitCond(t, s, "sleeper", 5*time.Second, "new pid", func(st Status) bool { return st.State == Running && st.PID != old })
-	if groupAlive(old) {
+	if pgroupAlive(old) {
 		t.Errorf("old process group %d survived the restart", old)
 	}
 	// A signal that kills it counts as a crash: restarted at once.
@@ -476,7 +476,7 @@ func TestKillSurvivors(t *testing.T) {
 	// A process group recorded by a "previous hostctl" with a live member
 	// is killed; a record whose pgid now belongs to someone else is not.
 	state := t.TempDir()
-	core := &groupRecords{dir: state, log: nopLogger()}
+	core := &pgroupRecords{dir: state, log: nopLogger()}
 	victim := startDetached(t, "sleep", "1000")
 	st, err := readProcStat(victim)
 	if err != nil {
@@ -489,7 +489,7 @@ func TestKillSurvivors(t *testing.T) {
 		t.Errorf("killed %d processes, want 1", n)
 	}
 	waitGone(t, victim, 5*time.Second)
-	if !groupAlive(other) {
+	if !pgroupAlive(other) {
 		t.Errorf("killed a group that was not ours")
 	}
 	if ents, _ := os.ReadDir(state); len(ents) != 0 {

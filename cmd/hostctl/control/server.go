@@ -402,7 +402,7 @@ func (s *Server) snapshot(names []string) ([]Program, error) {
 			pgids[st.PID] = true
 		}
 	}
-	usage := supervisor.GroupUsage(pgids)
+	usage := supervisor.PgroupUsage(pgids)
 	now := time.Now()
 	out := make([]Program, len(sts))
 	for i, st := range sts {

@@ -386,11 +386,11 @@ func TestScanGroupsSumsTheWholeGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	pgid := cmd.Process.Pid
-	u := supervisor.GroupUsage(map[int]bool{pgid: true})[pgid]
+	u := supervisor.PgroupUsage(map[int]bool{pgid: true})[pgid]
 	if u.Procs != 3 || u.RSS == 0 {
 		t.Errorf("group %d: %d processes, rss %d; want 3 processes and some memory", pgid, u.Procs, u.RSS)
 	}
-	if got := supervisor.GroupUsage(map[int]bool{}); len(got) != 0 {
+	if got := supervisor.PgroupUsage(map[int]bool{}); len(got) != 0 {
 		t.Errorf("scan for no group: %v", got)
 	}
 }
@@ -576,7 +576,7 @@ func TestImports(t *testing.T) {
 func BenchmarkScanGroups(b *testing.B) {
 	want := map[int]bool{os.Getpid(): true}
 	for b.Loop() {
-		supervisor.GroupUsage(want)
+		supervisor.PgroupUsage(want)
 	}
 }
 

@@ -1,5 +1,11 @@
 package supervisor
 
+// In this package "pgroup" is always a Unix process group (setpgid(2), a
+// pgid): every process hostctl starts leads one, and stops, kills and
+// memory counts act on the whole pgroup. supervisord's groups of programs
+// are program groups (programgroups.go), and a Unix group (credentials) is
+// a Group.
+
 import (
 	"errors"
 	"fmt"
@@ -14,8 +20,8 @@ import (
 	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
-// groupRecords remembers, in files under a state directory, the process
-// groups hostctl owns, so that a hostctl started after a crash (or kill -9)
+// pgroupRecords remembers, in files under a state directory, the pgroups
+// hostctl owns, so that a hostctl started after a crash (or kill -9)
 // can kill whatever survived in them. Each record is a file named after the
 // pgid holding the leader's start time (from /proc) and the program name;
 // the start time guards against pid reuse.
@@ -26,13 +32,13 @@ import (
 // file, not a link, owned by root or hostctl's user, that no one else can
 // write). They are written through an O_EXCL temporary file and a rename,
 // so a name planted in the dir is replaced, never written through.
-type groupRecords struct {
+type pgroupRecords struct {
 	dir   string // "" disables records
 	log   *zap.Logger
 	guard *guard // nil without a guard process
 }
 
-func (g *groupRecords) add(pgid int, startTick uint64, name string) {
+func (g *pgroupRecords) add(pgid int, startTick uint64, name string) {
 	g.guard.add(pgid)
 	if g.dir == "" {
 		return
@@ -43,7 +49,7 @@ func (g *groupRecords) add(pgid int, startTick uint64, name string) {
 	}
 }
 
-func (g *groupRecords) remove(pgid int) {
+func (g *pgroupRecords) remove(pgid int) {
 	g.guard.remove(pgid)
 	if g.dir == "" {
 		return
@@ -56,7 +62,7 @@ func (g *groupRecords) remove(pgid int) {
 // killSurvivors kills every process left in the recorded groups (from an
 // earlier hostctl that died without stopping its programs) and removes the
 // records. It returns the number of processes killed.
-func (g *groupRecords) killSurvivors() int {
+func (g *pgroupRecords) killSurvivors() int {
 	if g.dir == "" {
 		return 0
 	}
