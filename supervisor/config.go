@@ -51,14 +51,14 @@ type ProgramConfig struct {
 	// has every instance down at once. Default false: all at once.
 	Rolling bool `toml:"rolling"`
 
-	// Program, Instance and ProcessGroup are set in the config of one
+	// Program, Instance and ProgramGroup are set in the config of one
 	// process (Processes); they are not TOML keys. Program is the program
-	// name, Instance the instance number, ProcessGroup supervisord's group
+	// name, Instance the instance number, ProgramGroup supervisord's group
 	// (the [group.X] the program is listed in, else the program name).
-	// The config reader sets ProcessGroup on a program to its [group.X].
+	// The config reader sets ProgramGroup on a program to its [group.X].
 	Program      string `toml:"-"`
 	Instance     int    `toml:"-"`
-	ProcessGroup string `toml:"-"`
+	ProgramGroup string `toml:"-"`
 
 	// Command is the program and its arguments: a string split like a shell
 	// would ("gunicorn -w 3 app:wsgi"), or an array. ${VAR} expands from

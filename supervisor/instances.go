@@ -22,8 +22,8 @@ import (
 
 // Processes returns the config of each process of the program, one per
 // instance, in instance order: a copy of p whose Name is the process name,
-// Program the program name, Instance the instance number and ProcessGroup
-// the group (p.ProcessGroup, else the program name), with ${INSTANCE}
+// Program the program name, Instance the instance number and ProgramGroup
+// the group (p.ProgramGroup, else the program name), with ${INSTANCE}
 // expanded. A config that is already one process (Program set) is
 // returned as it is. p must be valid (Validate): the error is for configs
 // that were not.
@@ -53,7 +53,7 @@ func (p *ProgramConfig) processes(prefix string) ([]*ProgramConfig, []error) {
 			pattern = "${NAME}_${INSTANCE}"
 		}
 	}
-	group := p.ProcessGroup
+	group := p.ProgramGroup
 	if group == "" {
 		group = p.Name
 	}
@@ -89,7 +89,7 @@ func (p *ProgramConfig) processes(prefix string) ([]*ProgramConfig, []error) {
 			return s
 		}
 		c := *p
-		c.Program, c.Instance, c.ProcessGroup = p.Name, num, group
+		c.Program, c.Instance, c.ProgramGroup = p.Name, num, group
 		c.Name = full("process_name", pattern, true)
 		c.Command = expandInstanceArgs(p.Command, inst)
 		if p.Environment != nil {
@@ -163,59 +163,6 @@ func VarRefs(s string) []string {
 
 // mentions reports whether s refers to ${name}.
 func mentions(s, name string) bool { return slices.Contains(VarRefs(s), name) }
-
-// GroupConfig is one [group.NAME] table: a named group of programs, like
-// supervisord's [group:NAME]. Its name stands for every process of its
-// programs on the command line and the admin API (`hostctl restart NAME`,
-// `NAME:*`, `NAME:PROCESS`), and is the ProcessGroup of their processes.
-type GroupConfig struct {
-	// Name is the table name (group.NAME); not a TOML key.
-	Name string `toml:"-"`
-	// Programs are the names of the programs in the group. A program is in
-	// one group at most. Required.
-	Programs []string `toml:"programs"`
-}
-
-// ValidateGroups checks the [group.NAME] tables against the programs:
-// known programs, each in one group at most, and group names that are not
-// also program or process names. prefix is the table of groups ("group").
-func ValidateGroups(prefix string, groups map[string]*GroupConfig, progs map[string]*ProgramConfig) []error {
-	var errs []error
-	bad := func(key, format string, a ...any) {
-		errs = append(errs, &FieldError{Key: key, Msg: fmt.Sprintf(format, a...)})
-	}
-	owner := programNames(progs)
-	member := map[string]string{} // program -> the first group that lists it
-	for _, gname := range slices.Sorted(maps.Keys(groups)) {
-		g := groups[gname]
-		key := prefix + "." + gname
-		if !validName(gname) {
-			bad(key, "group name %q may only use letters, digits, '-', '_' and '.'", gname)
-		}
-		if o, ok := owner[gname]; ok {
-			bad(key, "%q is also %s; program, process and group names share one namespace (`hostctl restart %s` must mean one thing): rename one", gname, o, gname)
-		}
-		if len(g.Programs) == 0 {
-			bad(key+".programs", "must list at least one program (example: programs = [\"gunicorn\", \"celery\"])")
-		}
-		listed := map[string]bool{}
-		for _, pn := range g.Programs {
-			switch {
-			case listed[pn]:
-				bad(key+".programs", "%q is listed twice", pn)
-				continue
-			case progs[pn] == nil:
-				bad(key+".programs", "%q is not a program in this file (programs: %s)", pn, strings.Join(slices.Sorted(maps.Keys(progs)), ", "))
-			case member[pn] != "":
-				bad(key+".programs", "%q is also in %s.%s.programs; a program belongs to one group at most", pn, prefix, member[pn])
-			default:
-				member[pn] = gname
-			}
-			listed[pn] = true
-		}
-	}
-	return errs
-}
 
 // programNames maps every program name and process name to where it is
 // defined ("program.celery", "program.celery.process_name"), for the

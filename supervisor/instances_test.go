@@ -57,8 +57,8 @@ func TestInstancesStartEachWithItsNumber(t *testing.T) {
 		n := i + 1
 		st := waitState(t, s, name, Running, 5*time.Second)
 		pids[st.PID] = true
-		if st.Program != "worker" || st.ProcessGroup != "worker" || st.Instance != n {
-			t.Errorf("%s: program %q group %q instance %d", name, st.Program, st.ProcessGroup, st.Instance)
+		if st.Program != "worker" || st.ProgramGroup != "worker" || st.Instance != n {
+			t.Errorf("%s: program %q group %q instance %d", name, st.Program, st.ProgramGroup, st.Instance)
 		}
 		if want := filepath.Join(dir, name+".out.log"); st.StdoutLog != want {
 			t.Errorf("%s: stdout log %q, want %q", name, st.StdoutLog, want)
@@ -135,9 +135,9 @@ func TestInstanceRestartsAlone(t *testing.T) {
 // a [group] or a program.
 func TestNamesResolve(t *testing.T) {
 	web := helper(t, "gunicorn", "sleep")
-	web.ProcessGroup = "web"
+	web.ProgramGroup = "web"
 	celery := helper(t, "celery", "sleep")
-	celery.Instances, celery.ProcessGroup = 2, "web"
+	celery.Instances, celery.ProgramGroup = 2, "web"
 	beat := helper(t, "beat", "sleep")
 	solo := helper(t, "solo", "sleep")
 	solo.Instances, solo.ProcessName = 2, "solo-${INSTANCE}"
@@ -183,8 +183,8 @@ func TestNamesResolve(t *testing.T) {
 		t.Fatalf("Status(web) = %v, %v", sts, err)
 	}
 	for _, st := range sts {
-		if st.ProcessGroup != "web" {
-			t.Errorf("%s: process group %q, want web", st.Name, st.ProcessGroup)
+		if st.ProgramGroup != "web" {
+			t.Errorf("%s: process group %q, want web", st.Name, st.ProgramGroup)
 		}
 	}
 	if _, err := s.WaitFor(context.Background(), "celery", func(Status) bool { return true }); err == nil || !strings.Contains(err.Error(), "celery_0, celery_1") {
@@ -445,7 +445,7 @@ func TestDependsOnEveryInstance(t *testing.T) {
 	// Shutdown order: b stops before any instance of a.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	set := map[string]*program{}
+	set := map[string]*process{}
 	for _, n := range []string{"a_0", "a_1", "b"} {
 		set[n], _ = s.get(n)
 	}
@@ -475,7 +475,7 @@ func TestReloadInstances(t *testing.T) {
 	p0, p1 := pid("c_0"), pid("c_1")
 
 	three := *c
-	three.Instances, three.Rolling, three.ProcessGroup = 3, true, "workers"
+	three.Instances, three.Rolling, three.ProgramGroup = 3, true, "workers"
 	d, err := s.Reload(ctx, []*ProgramConfig{&three})
 	if err != nil || !reflect.DeepEqual(d, Diff{Added: []string{"c_2"}}) {
 		t.Fatalf("reload to 3 instances: %+v, %v", d, err)
@@ -484,8 +484,8 @@ func TestReloadInstances(t *testing.T) {
 		t.Errorf("the two instances were restarted by adding a third")
 	}
 	pid("c_2") // autostart: started
-	if st, _ := s.Status("c_0"); st[0].ProcessGroup != "workers" {
-		t.Errorf("c_0's group after the reload: %q, want workers", st[0].ProcessGroup)
+	if st, _ := s.Status("c_0"); st[0].ProgramGroup != "workers" {
+		t.Errorf("c_0's group after the reload: %q, want workers", st[0].ProgramGroup)
 	}
 	if got, _ := s.Resolve("workers:*"); len(got) != 3 {
 		t.Errorf("workers:* = %v", got)
@@ -526,7 +526,7 @@ func TestProcessesExpansion(t *testing.T) {
 	p.StdoutLog = "/var/log/celery-${INSTANCE}.log"
 	p.Ready = &ProbeConfig{TCP: "127.0.0.1:80${INSTANCE}"}
 	p.Health = &HealthConfig{HTTP: "http://127.0.0.1:80${INSTANCE}/", Exec: Command{"check", "${INSTANCE}"}}
-	p.ProcessGroup = "workers"
+	p.ProgramGroup = "workers"
 	procs, err := p.Processes()
 	if err != nil {
 		t.Fatal(err)
@@ -536,7 +536,7 @@ func TestProcessesExpansion(t *testing.T) {
 	}
 	c := procs[1]
 	for _, kv := range [][2]any{
-		{c.Name, "celery-w6"}, {c.Program, "celery"}, {c.Instance, 6}, {c.ProcessGroup, "workers"},
+		{c.Name, "celery-w6"}, {c.Program, "celery"}, {c.Instance, 6}, {c.ProgramGroup, "workers"},
 		{strings.Join(c.Command, " "), "celery -n w6@%h $${INSTANCE} ${HOSTCTL_TEST_BASE}"},
 		{c.Directory, "/srv/w6"}, {c.StdoutLog, "/var/log/celery-6.log"},
 		{c.Ready.TCP, "127.0.0.1:806"}, {c.Health.HTTP, "http://127.0.0.1:806/"}, {strings.Join(c.Health.Exec, " "), "check 6"},
@@ -557,7 +557,7 @@ func TestProcessesExpansion(t *testing.T) {
 	one := DefaultProgramConfig("web")
 	one.Command = Command{"x"}
 	procs, _ = one.Processes()
-	if len(procs) != 1 || procs[0].Name != "web" || procs[0].ProcessGroup != "web" {
+	if len(procs) != 1 || procs[0].Name != "web" || procs[0].ProgramGroup != "web" {
 		t.Errorf("one instance: %+v", procs[0])
 	}
 }

@@ -9,7 +9,7 @@ import (
 // Plan returns what Reload(ctx, cfgs) would change if called now, without
 // changing anything: the same comparison Reload makes, process by process
 // (instances included), with the processes cfgs configure (one config per
-// process: Name the process name, Program, Instance and ProcessGroup set),
+// process: Name the process name, Program, Instance and ProgramGroup set),
 // sorted by name. supervisord's `reread` is this; its `update` then
 // applies it.
 func (s *Supervisor) Plan(cfgs []*ProgramConfig) (Diff, []*ProgramConfig, error) {
@@ -27,8 +27,8 @@ func (s *Supervisor) Plan(cfgs []*ProgramConfig) (Diff, []*ProgramConfig, error)
 func (s *Supervisor) Configs() []*ProgramConfig {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]*ProgramConfig, 0, len(s.progs))
-	for _, p := range s.progs {
+	out := make([]*ProgramConfig, 0, len(s.procs))
+	for _, p := range s.procs {
 		out = append(out, p.cfg)
 	}
 	slices.SortFunc(out, func(a, b *ProgramConfig) int { return strings.Compare(a.Name, b.Name) })

@@ -26,7 +26,7 @@ func TestPlanIsReloadsDiff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(procs) != 3 || procs[0].Name != "added" || procs[0].ProcessGroup != "added" {
+	if len(procs) != 3 || procs[0].Name != "added" || procs[0].ProgramGroup != "added" {
 		t.Fatalf("Plan's processes = %v", procs)
 	}
 	if want := (Diff{Added: []string{"added"}, Changed: []string{"change"}, Removed: []string{"gone"}}); !reflect.DeepEqual(plan, want) {

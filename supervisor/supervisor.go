@@ -56,7 +56,7 @@ type Supervisor struct {
 	// mu guards progs and programs (the sets change only on Reload),
 	// rollers and notify.
 	mu       sync.Mutex
-	progs    map[string]*program       // by process name
+	procs    map[string]*process       // by process name
 	programs map[string]*ProgramConfig // by program name, as configured
 	rollers  map[string]*roller        // by program name, once one was needed
 	notify   chan struct{}             // closed and replaced on every change of any program
@@ -73,7 +73,7 @@ func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 		log:      opts.Logger,
 		spawner:  theSpawner(),
 		pgroups:  &pgroupRecords{log: opts.Logger},
-		progs:    map[string]*program{},
+		procs:    map[string]*process{},
 		programs: map[string]*ProgramConfig{},
 		rollers:  map[string]*roller{},
 		notify:   make(chan struct{}),
@@ -103,13 +103,13 @@ func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 	}
 	s.programs = programs
 	for _, cfg := range procs {
-		p, err := s.newProgram(cfg)
+		p, err := s.newProcess(cfg)
 		if err != nil {
 			s.closeAll()
 			s.pgroups.guard.close()
 			return nil, err
 		}
-		s.progs[cfg.Name] = p
+		s.procs[cfg.Name] = p
 	}
 	return s, nil
 }
@@ -141,12 +141,12 @@ func expand(progs []*ProgramConfig) (map[string]*ProgramConfig, []*ProgramConfig
 	return programs, procs, nil
 }
 
-func (s *Supervisor) newProgram(cfg *ProgramConfig) (*program, error) {
+func (s *Supervisor) newProcess(cfg *ProgramConfig) (*process, error) {
 	out, err := openOutputs(cfg, s.opts.LogDir, s.opts.Logs)
 	if err != nil {
 		return nil, fmt.Errorf("program %q: %w", cfg.Name, err)
 	}
-	p, err := newProgram(s, cfg, out)
+	p, err := newProcess(s, cfg, out)
 	if err != nil {
 		out.close()
 		return nil, fmt.Errorf("program %q: %w", cfg.Name, err)
@@ -155,7 +155,7 @@ func (s *Supervisor) newProgram(cfg *ProgramConfig) (*program, error) {
 }
 
 func (s *Supervisor) closeAll() {
-	for _, p := range s.progs {
+	for _, p := range s.procs {
 		p.out.close()
 	}
 }
@@ -170,7 +170,7 @@ func (s *Supervisor) KillSurvivors() int { return s.pgroups.killSurvivors() }
 func (s *Supervisor) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range s.progs {
+	for _, p := range s.procs {
 		s.launch(p)
 	}
 	interval := s.opts.MemoryCheckInterval
@@ -184,7 +184,7 @@ func (s *Supervisor) Start() {
 	}()
 }
 
-func (s *Supervisor) launch(p *program) {
+func (s *Supervisor) launch(p *process) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -207,10 +207,10 @@ func (s *Supervisor) Changed() <-chan struct{} {
 	return s.notify
 }
 
-func (s *Supervisor) get(name string) (*program, bool) {
+func (s *Supervisor) get(name string) (*process, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.progs[name]
+	p, ok := s.procs[name]
 	return p, ok
 }
 
@@ -262,9 +262,9 @@ func (s *Supervisor) Names() []string {
 
 // ordered returns every process by program name, then instance. s.mu must
 // be held.
-func (s *Supervisor) ordered() []*program {
-	out := slices.Collect(maps.Values(s.progs))
-	slices.SortFunc(out, func(a, b *program) int {
+func (s *Supervisor) ordered() []*process {
+	out := slices.Collect(maps.Values(s.procs))
+	slices.SortFunc(out, func(a, b *process) int {
 		if c := strings.Compare(a.cfg.Program, b.cfg.Program); c != 0 {
 			return c
 		}
@@ -281,7 +281,7 @@ func (s *Supervisor) ordered() []*program {
 // program name, then instance, when names is empty. Unknown names give an
 // *UnknownProgramsError.
 func (s *Supervisor) Status(names ...string) ([]Status, error) {
-	var progs []*program
+	var progs []*process
 	if len(names) == 0 {
 		s.mu.Lock()
 		progs = s.ordered()
@@ -303,10 +303,10 @@ func (s *Supervisor) Status(names ...string) ([]Status, error) {
 // current is p.current with the process group of p's program now: a
 // reload may have moved the program into another [group] without
 // touching its processes.
-func (s *Supervisor) current(p *program) (Status, <-chan struct{}) {
+func (s *Supervisor) current(p *process) (Status, <-chan struct{}) {
 	st, ch := p.current()
 	s.mu.Lock()
-	st.ProcessGroup = s.groupOf(p.cfg.Program)
+	st.ProgramGroup = s.groupOf(p.cfg.Program)
 	s.mu.Unlock()
 	return st, ch
 }
@@ -314,8 +314,8 @@ func (s *Supervisor) current(p *program) (Status, <-chan struct{}) {
 // groupOf returns the process group of program prog: its [group], else
 // its name. s.mu must be held.
 func (s *Supervisor) groupOf(prog string) string {
-	if c := s.programs[prog]; c != nil && c.ProcessGroup != "" {
-		return c.ProcessGroup
+	if c := s.programs[prog]; c != nil && c.ProgramGroup != "" {
+		return c.ProgramGroup
 	}
 	return prog
 }
@@ -324,7 +324,7 @@ func (s *Supervisor) groupOf(prog string) string {
 // where it applies, and a channel closed at its next change. The line is
 // read from the stream now, not when the program failed: the stream's
 // writer may still have been on its way to the file then.
-func (p *program) current() (Status, <-chan struct{}) {
+func (p *process) current() (Status, <-chan struct{}) {
 	st, ch := p.watch.get()
 	out := *st
 	if (out.State == Backoff || out.State == Fatal && out.Tries > 0) && p.out != nil && p.out.stderr != nil {
@@ -369,7 +369,7 @@ func (s *Supervisor) WaitFor(ctx context.Context, name string, cond func(Status)
 }
 
 // waitFor is WaitFor for p.
-func (s *Supervisor) waitFor(ctx context.Context, p *program, cond func(Status) bool) (Status, error) {
+func (s *Supervisor) waitFor(ctx context.Context, p *process, cond func(Status) bool) (Status, error) {
 	for {
 		st, ch := s.current(p)
 		if cond(st) {
@@ -407,7 +407,7 @@ func (s *Supervisor) Resolve(names ...string) ([]string, error) {
 }
 
 // resolve is Resolve, returning the programs.
-func (s *Supervisor) resolve(names []string) ([]*program, error) {
+func (s *Supervisor) resolve(names []string) ([]*process, error) {
 	if slices.Contains(names, "all") {
 		if len(names) > 1 {
 			return nil, ErrAllWithNames
@@ -420,12 +420,12 @@ func (s *Supervisor) resolve(names []string) ([]*program, error) {
 // lookup returns the processes names stand for ("all" is not special
 // here; see Resolve), each once, or an *UnknownProgramsError listing every
 // name that stands for none.
-func (s *Supervisor) lookup(names []string) ([]*program, error) {
+func (s *Supervisor) lookup(names []string) ([]*process, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	all := s.ordered()
-	out := make([]*program, 0, len(names))
-	seen := map[*program]bool{}
+	out := make([]*process, 0, len(names))
+	seen := map[*process]bool{}
 	var unknown []string
 	for _, n := range names {
 		match := s.match(n, all)
@@ -451,8 +451,8 @@ func (s *Supervisor) lookup(names []string) ([]*program, error) {
 
 // match returns the processes of all (in that order) that name stands
 // for. s.mu must be held.
-func (s *Supervisor) match(name string, all []*program) []*program {
-	var out []*program
+func (s *Supervisor) match(name string, all []*process) []*process {
+	var out []*process
 	if group, rest, ok := strings.Cut(name, ":"); ok {
 		for _, p := range all {
 			inGroup := s.groupOf(p.cfg.Program) == group || p.cfg.Program == group
@@ -462,8 +462,8 @@ func (s *Supervisor) match(name string, all []*program) []*program {
 		}
 		return out
 	}
-	if p, ok := s.progs[name]; ok {
-		return []*program{p}
+	if p, ok := s.procs[name]; ok {
+		return []*process{p}
 	}
 	for _, p := range all {
 		if p.cfg.Program == name {
@@ -483,7 +483,7 @@ func (s *Supervisor) match(name string, all []*program) []*program {
 
 // find returns the one process name stands for, or an
 // *UnknownProgramsError, or an error when it stands for several.
-func (s *Supervisor) find(name string) (*program, error) {
+func (s *Supervisor) find(name string) (*process, error) {
 	progs, err := s.lookup([]string{name})
 	if err != nil {
 		return nil, err
@@ -512,7 +512,7 @@ func (s *Supervisor) StartPrograms(ctx context.Context, names ...string) error {
 
 // StartAutostart starts every autostart program (and its dependencies).
 func (s *Supervisor) StartAutostart(ctx context.Context) error {
-	var progs []*program
+	var progs []*process
 	for _, p := range s.topoOrder() {
 		if p.cfg.Autostart {
 			progs = append(progs, p)
@@ -523,10 +523,10 @@ func (s *Supervisor) StartAutostart(ctx context.Context) error {
 
 // instancesOf returns the processes of the named programs, in the order
 // of s.ordered.
-func (s *Supervisor) instancesOf(programs ...string) []*program {
+func (s *Supervisor) instancesOf(programs ...string) []*process {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*program
+	var out []*process
 	for _, p := range s.ordered() {
 		if slices.Contains(programs, p.cfg.Program) {
 			out = append(out, p)
@@ -539,10 +539,10 @@ func (s *Supervisor) instancesOf(programs ...string) []*program {
 // (every instance of a program depended on), dependencies first, so a
 // dependent never sees its dependency as STOPPED merely because its start
 // was not yet sent.
-func (s *Supervisor) startWithDeps(ctx context.Context, progs []*program) error {
-	want := map[*program]bool{}
-	var add func(p *program)
-	add = func(p *program) {
+func (s *Supervisor) startWithDeps(ctx context.Context, progs []*process) error {
+	want := map[*process]bool{}
+	var add func(p *process)
+	add = func(p *process) {
 		if want[p] {
 			return
 		}
@@ -560,7 +560,7 @@ func (s *Supervisor) startWithDeps(ctx context.Context, progs []*program) error 
 	// Send level by level (a program's level is one more than its deepest
 	// dependency's); within a level, in parallel.
 	level := map[string]int{} // by program name
-	var levels [][]*program
+	var levels [][]*process
 	for _, p := range s.topoOrder() {
 		l := 0
 		for _, d := range p.cfg.DependsOn {
@@ -597,17 +597,17 @@ func (s *Supervisor) startWithDeps(ctx context.Context, progs []*program) error 
 
 // topoOrder lists the processes so that every program's processes come
 // after those of its dependencies (ties by program name, then instance).
-func (s *Supervisor) topoOrder() []*program {
+func (s *Supervisor) topoOrder() []*process {
 	s.mu.Lock()
 	all := s.ordered()
 	s.mu.Unlock()
 	cfgs := map[string]*ProgramConfig{}
-	byProgram := map[string][]*program{}
+	byProgram := map[string][]*process{}
 	for _, p := range all {
 		cfgs[p.cfg.Program] = p.cfg // depends_on is the same in every instance
 		byProgram[p.cfg.Program] = append(byProgram[p.cfg.Program], p)
 	}
-	out := make([]*program, 0, len(all))
+	out := make([]*process, 0, len(all))
 	for _, n := range topoOrder(cfgs) {
 		out = append(out, byProgram[n]...)
 	}
@@ -699,7 +699,7 @@ func (s *Supervisor) RestartPrograms(ctx context.Context, names ...string) error
 	if err != nil {
 		return err
 	}
-	rolls := map[string][]*program{}
+	rolls := map[string][]*process{}
 	var order []string
 	for _, p := range progs {
 		if s.rolling(p.cfg.Program) {
@@ -739,12 +739,12 @@ func (s *Supervisor) Signal(ctx context.Context, sig syscall.Signal, names ...st
 // stopInOrder stops progs, each only after every process in the set whose
 // program depends on its program is down, and waits until all are down
 // or ctx ends.
-func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*program) error {
+func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*process) error {
 	list := slices.Collect(maps.Values(progs))
 	if err := s.unroll(ctx, list); err != nil {
 		return err
 	}
-	dependents := map[string][]*program{} // by the program depended on
+	dependents := map[string][]*process{} // by the program depended on
 	for _, p := range progs {
 		for _, d := range p.cfg.DependsOn {
 			dependents[d] = append(dependents[d], p)
@@ -789,8 +789,8 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		return nil // already shut down
 	}
 	s.mu.Lock()
-	progs := make(map[string]*program, len(s.progs))
-	for n, p := range s.progs {
+	progs := make(map[string]*process, len(s.procs))
+	for n, p := range s.procs {
 		progs[n] = p
 	}
 	s.mu.Unlock()
@@ -817,7 +817,7 @@ type reloadPlan struct {
 	Diff
 	programs map[string]*ProgramConfig // the new programs, by name
 	next     map[string]*ProgramConfig // the new processes, by name
-	old      map[string]*program       // the processes now, by name
+	old      map[string]*process       // the processes now, by name
 }
 
 // diff compares the processes of cfgs with those running now: a process
@@ -829,12 +829,12 @@ func (s *Supervisor) diff(cfgs []*ProgramConfig) (reloadPlan, error) {
 	if err != nil {
 		return reloadPlan{}, err
 	}
-	pl := reloadPlan{programs: programs, next: map[string]*ProgramConfig{}, old: map[string]*program{}}
+	pl := reloadPlan{programs: programs, next: map[string]*ProgramConfig{}, old: map[string]*process{}}
 	for _, c := range procs {
 		pl.next[c.Name] = c
 	}
 	s.mu.Lock()
-	maps.Copy(pl.old, s.progs)
+	maps.Copy(pl.old, s.procs)
 	s.mu.Unlock()
 	for n, p := range pl.old {
 		c, ok := pl.next[n]
@@ -861,7 +861,7 @@ func (s *Supervisor) diff(cfgs []*ProgramConfig) (reloadPlan, error) {
 func sameProcess(a, b *ProgramConfig) bool {
 	norm := func(c *ProgramConfig) ProgramConfig {
 		n := *c
-		n.Instances, n.InstanceStart, n.ProcessName, n.Rolling, n.ProcessGroup = 0, 0, "", false, ""
+		n.Instances, n.InstanceStart, n.ProcessName, n.Rolling, n.ProgramGroup = 0, 0, "", false, ""
 		return n
 	}
 	na, nb := norm(a), norm(b)
@@ -881,9 +881,9 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 		return Diff{}, err
 	}
 	d, next, old := pl.Diff, pl.next, pl.old
-	toStop := map[string]*program{}
+	toStop := map[string]*process{}
 	wasUp := map[string]bool{}
-	up := func(p *program) bool {
+	up := func(p *process) bool {
 		st, _ := p.watch.get()
 		// A FATAL program with a retry pending is one hostctl is still
 		// trying to run: the new config (maybe the fix) gets a start now.
@@ -911,7 +911,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	// changed program whose output settings are the same keeps its log
 	// streams (they outlive processes anyway); one whose output changed
 	// gets new streams once the old program has let go of its files.
-	fresh := map[string]*program{}
+	fresh := map[string]*process{}
 	reuse := map[string]bool{}
 	var later []string
 	fail := func(err error) (Diff, error) {
@@ -923,7 +923,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 		return Diff{}, err
 	}
 	for _, n := range d.Added {
-		p, err := s.newProgram(next[n])
+		p, err := s.newProcess(next[n])
 		if err != nil {
 			return fail(err)
 		}
@@ -934,7 +934,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 			later = append(later, n)
 			continue
 		}
-		p, err := newProgram(s, next[n], old[n].out)
+		p, err := newProcess(s, next[n], old[n].out)
 		if err != nil {
 			return fail(fmt.Errorf("program %q: %w", n, err))
 		}
@@ -943,7 +943,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	stopErr := s.stopInOrder(ctx, toStop)
 	s.mu.Lock()
 	for n := range toStop {
-		delete(s.progs, n)
+		delete(s.procs, n)
 	}
 	s.programs = pl.programs
 	s.mu.Unlock()
@@ -955,7 +955,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	}
 	var errs []error
 	for _, n := range later {
-		p, err := s.newProgram(next[n])
+		p, err := s.newProcess(next[n])
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -964,11 +964,11 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	}
 	s.mu.Lock()
 	for n, p := range fresh {
-		s.progs[n] = p
+		s.procs[n] = p
 		s.launch(p)
 	}
 	s.mu.Unlock()
-	var start []*program
+	var start []*process
 	for n, p := range fresh {
 		if p.cfg.Autostart || wasUp[n] {
 			start = append(start, p)
@@ -999,7 +999,7 @@ func sameOutputs(a, b *ProgramConfig) bool {
 }
 
 // retire ends a removed program's owner goroutine.
-func (p *program) retire() {
+func (p *process) retire() {
 	select {
 	case p.cmds <- command{kind: cmdRetire, reply: make(chan error, 1)}:
 	case <-p.done:

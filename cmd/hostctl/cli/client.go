@@ -135,7 +135,7 @@ func completeProgramNames(f *clientFlags, extra ...string) func(*cobra.Command, 
 		more := map[string]bool{} // program and group names that are not process names
 		for _, p := range progs {
 			names = append(names, p.Name+"\t"+p.State.String())
-			more[p.Program], more[p.ProcessGroup] = true, true
+			more[p.Program], more[p.ProgramGroup] = true, true
 		}
 		for _, p := range progs {
 			delete(more, p.Name)

@@ -49,11 +49,11 @@ func TestInstancesThroughTheCLI(t *testing.T) {
 		}
 	}
 	before := d.status(t)
-	if c := before["celery_1"]; c.Program != "celery" || c.ProcessGroup != "web" || c.Instance != 1 {
-		t.Errorf("status --json celery_1: program %q, process_group %q, instance %d", c.Program, c.ProcessGroup, c.Instance)
+	if c := before["celery_1"]; c.Program != "celery" || c.ProgramGroup != "web" || c.Instance != 1 {
+		t.Errorf("status --json celery_1: program %q, process_group %q, instance %d", c.Program, c.ProgramGroup, c.Instance)
 	}
-	if b := before["beat"]; b.Program != "beat" || b.ProcessGroup != "beat" {
-		t.Errorf("status --json beat: program %q, process_group %q", b.Program, b.ProcessGroup)
+	if b := before["beat"]; b.Program != "beat" || b.ProgramGroup != "beat" {
+		t.Errorf("status --json beat: program %q, process_group %q", b.Program, b.ProgramGroup)
 	}
 	r = d.hostctl(t, "status", "celery")
 	if r.code != 0 || strings.Count(r.stdout, "web:celery_") != 2 || strings.Contains(r.stdout, "gunicorn") {

@@ -129,8 +129,8 @@ func programRow(p control.Program, now time.Time) string {
 // from its name, as supervisorctl shows it ("celery:celery_0",
 // "web:gunicorn"); else NAME. Every command takes either form.
 func displayName(st supervisor.Status) string {
-	if st.ProcessGroup != "" && st.ProcessGroup != st.Name {
-		return st.ProcessGroup + ":" + st.Name
+	if st.ProgramGroup != "" && st.ProgramGroup != st.Name {
+		return st.ProgramGroup + ":" + st.Name
 	}
 	return st.Name
 }

@@ -47,9 +47,9 @@ type File struct {
 	// Programs are the [program.NAME] tables.
 	Programs map[string]*supervisor.ProgramConfig `toml:"-"`
 	// Groups are the [group.NAME] tables: named groups of programs. Once
-	// the file is valid, each program listed in one has its ProcessGroup
+	// the file is valid, each program listed in one has its ProgramGroup
 	// set to the group's name.
-	Groups map[string]*supervisor.GroupConfig `toml:"-"`
+	Groups map[string]*supervisor.ProgramGroupConfig `toml:"-"`
 	// Proxy is the [proxy] section; nil when there is none (no web front).
 	Proxy *proxy.Config `toml:"proxy"`
 	// Alerts is the [alerts] section: who is told when something breaks.
@@ -181,9 +181,9 @@ func Parse(path string, data []byte) (*File, error) {
 				d.fail("group", d.lineOf(p), "must be tables like [group.NAME] with programs = [...]")
 				return
 			}
-			f.Groups = map[string]*supervisor.GroupConfig{}
+			f.Groups = map[string]*supervisor.ProgramGroupConfig{}
 			for _, name := range slices.Sorted(maps.Keys(groups)) {
-				g := &supervisor.GroupConfig{Name: name}
+				g := &supervisor.ProgramGroupConfig{Name: name}
 				key := "group." + name
 				d.lines[key] = d.lineOf(groups[name])
 				d.table(groups[name], key, reflect.ValueOf(g).Elem())
@@ -224,7 +224,7 @@ func Parse(path string, data []byte) (*File, error) {
 	}
 	for _, g := range f.Groups {
 		for _, pn := range g.Programs {
-			f.Programs[pn].ProcessGroup = g.Name
+			f.Programs[pn].ProgramGroup = g.Name
 		}
 	}
 	f.Warnings = d.warns
@@ -269,7 +269,7 @@ func (f *File) validate(d *decoder) {
 	}
 	errs = append(errs, f.logGroupWriters()...)
 	errs = append(errs, supervisor.ValidatePrograms("program", f.Programs)...)
-	errs = append(errs, supervisor.ValidateGroups("group", f.Groups, f.Programs)...)
+	errs = append(errs, supervisor.ValidateProgramGroups("group", f.Groups, f.Programs)...)
 	if f.Proxy != nil {
 		errs = append(errs, f.Proxy.Validate("proxy")...)
 	}

@@ -129,12 +129,12 @@ programs = ["gunicorn", "celery"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Programs["celery"].ProcessGroup != "web" || f.Programs["gunicorn"].ProcessGroup != "web" || f.Programs["beat"].ProcessGroup != "" {
-		t.Errorf("groups: celery %q gunicorn %q beat %q", f.Programs["celery"].ProcessGroup, f.Programs["gunicorn"].ProcessGroup, f.Programs["beat"].ProcessGroup)
+	if f.Programs["celery"].ProgramGroup != "web" || f.Programs["gunicorn"].ProgramGroup != "web" || f.Programs["beat"].ProgramGroup != "" {
+		t.Errorf("groups: celery %q gunicorn %q beat %q", f.Programs["celery"].ProgramGroup, f.Programs["gunicorn"].ProgramGroup, f.Programs["beat"].ProgramGroup)
 	}
 	var got []string
 	for _, p := range f.Processes() {
-		got = append(got, p.ProcessGroup+":"+p.Name+" "+strings.Join(p.Command, " ")+" "+p.Environment["WORKER"])
+		got = append(got, p.ProgramGroup+":"+p.Name+" "+strings.Join(p.Command, " ")+" "+p.Environment["WORKER"])
 	}
 	want := []string{
 		"beat:beat /bin/sh -c exec sleep 1000 ",

@@ -710,7 +710,7 @@ func TestProgramWithInstances(t *testing.T) {
 	}
 	var one Program
 	if code, body := get("/v1/programs/pool:pool_1"); code != 200 || json.Unmarshal([]byte(body), &one) != nil ||
-		one.Name != "pool_1" || one.Program != "pool" || one.ProcessGroup != "pool" || one.Instance != 1 {
+		one.Name != "pool_1" || one.Program != "pool" || one.ProgramGroup != "pool" || one.Instance != 1 {
 		t.Errorf("GET /v1/programs/pool:pool_1: %d %s", code, body)
 	}
 	var list []Program

@@ -9,7 +9,7 @@ package control
 // "supervisorctl and supervisord's XML-RPC API" says how.
 //
 // Names: a hostctl program is the supervisord process GROUP:NAME, where
-// GROUP is Status.ProcessGroup when set and else the program's own name
+// GROUP is Status.ProgramGroup when set and else the program's own name
 // (`celery` is `celery:celery`, written `celery`). NAME alone, GROUP:NAME,
 // GROUP:* and GROUP: are accepted, as by supervisord, and also a process
 // name alone when its group has another name.
@@ -144,11 +144,11 @@ func (p proc) namespec() string {
 	return p.group + ":" + p.st.Name
 }
 
-// processGroup is supervisord's group of a process: Status.ProcessGroup
+// processGroup is supervisord's group of a process: Status.ProgramGroup
 // (its [group.X], or its program for an instance), else its own name.
 func processGroup(st supervisor.Status) string {
-	if st.ProcessGroup != "" {
-		return st.ProcessGroup
+	if st.ProgramGroup != "" {
+		return st.ProgramGroup
 	}
 	return st.Name
 }
@@ -156,8 +156,8 @@ func processGroup(st supervisor.Status) string {
 // configGroup is processGroup for a process's config (supervisor.Plan's
 // and Configs' are one per process).
 func configGroup(c *supervisor.ProgramConfig) string {
-	if c.ProcessGroup != "" {
-		return c.ProcessGroup
+	if c.ProgramGroup != "" {
+		return c.ProgramGroup
 	}
 	return c.Name
 }

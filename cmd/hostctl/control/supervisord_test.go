@@ -223,7 +223,7 @@ func TestProcessGroup(t *testing.T) {
 	if g := processGroup(supervisor.Status{Name: "web"}); g != "web" {
 		t.Errorf("processGroup without a group = %q", g)
 	}
-	if g := processGroup(supervisor.Status{Name: "celery_0", ProcessGroup: "celery"}); g != "celery" {
+	if g := processGroup(supervisor.Status{Name: "celery_0", ProgramGroup: "celery"}); g != "celery" {
 		t.Errorf("processGroup = %q, want celery", g)
 	}
 	if n := (proc{st: supervisor.Status{Name: "celery_0"}, group: "celery"}).namespec(); n != "celery:celery_0" {
