@@ -20,14 +20,30 @@ import (
 // their ${INSTANCE} here and their ${VAR} when the process is prepared, as
 // before.
 
+// ProcessConfig is one process of a program: the names it answers to,
+// and its program's settings as they apply to it (${INSTANCE} expanded).
+// ProgramConfig.Processes makes them; the supervisor runs one process,
+// with one owner goroutine, per ProcessConfig.
+type ProcessConfig struct {
+	// Name is the process name: the program name, or with instances
+	// process_name expanded ("celery_0"). Program, process and program
+	// group names share one namespace.
+	Name string
+	// Instance is the instance number (${INSTANCE}): from instance_start,
+	// which is 0 unless set, also for a program with one instance.
+	Instance int
+	// ProgramGroup is the program group the process is in: its program's
+	// [group.NAME], else the program name (programgroups.go).
+	ProgramGroup string
+	// Program is the program's config with this instance's ${INSTANCE}
+	// expanded; Program.Name is the program name.
+	Program *ProgramConfig
+}
+
 // Processes returns the config of each process of the program, one per
-// instance, in instance order: a copy of p whose Name is the process name,
-// Program the program name, Instance the instance number and ProgramGroup
-// the group (p.ProgramGroup, else the program name), with ${INSTANCE}
-// expanded. A config that is already one process (Program set) is
-// returned as it is. p must be valid (Validate): the error is for configs
-// that were not.
-func (p *ProgramConfig) Processes() ([]*ProgramConfig, error) {
+// instance, in instance order, with ${INSTANCE} expanded in a copy of p.
+// p must be valid (Validate): the error is for configs that were not.
+func (p *ProgramConfig) Processes() ([]*ProcessConfig, error) {
 	out, errs := p.processes("program." + p.Name)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -35,13 +51,19 @@ func (p *ProgramConfig) Processes() ([]*ProgramConfig, error) {
 	return out, nil
 }
 
+// programGroup is the program group of p's processes: its [group.NAME],
+// else its own name. It is the one place that says so.
+func (p *ProgramConfig) programGroup() string {
+	if p.ProgramGroup != "" {
+		return p.ProgramGroup
+	}
+	return p.Name
+}
+
 // processes is Processes, with errors as *FieldErrors under prefix, each
 // problem once. An out-of-range Instances gives one process (Validate
 // reports it).
-func (p *ProgramConfig) processes(prefix string) ([]*ProgramConfig, []error) {
-	if p.Program != "" {
-		return []*ProgramConfig{p}, nil
-	}
+func (p *ProgramConfig) processes(prefix string) ([]*ProcessConfig, []error) {
 	n := p.Instances
 	if n < 1 || n > MaxInstances {
 		n = 1
@@ -53,13 +75,10 @@ func (p *ProgramConfig) processes(prefix string) ([]*ProgramConfig, []error) {
 			pattern = "${NAME}_${INSTANCE}"
 		}
 	}
-	group := p.ProgramGroup
-	if group == "" {
-		group = p.Name
-	}
+	group := p.programGroup()
 	var errs []error
 	seen := map[string]bool{}
-	out := make([]*ProgramConfig, 0, n)
+	out := make([]*ProcessConfig, 0, n)
 	for i := range n {
 		num := p.InstanceStart + i
 		inst := strconv.Itoa(num)
@@ -89,8 +108,7 @@ func (p *ProgramConfig) processes(prefix string) ([]*ProgramConfig, []error) {
 			return s
 		}
 		c := *p
-		c.Program, c.Instance, c.ProgramGroup = p.Name, num, group
-		c.Name = full("process_name", pattern, true)
+		proc := &ProcessConfig{Name: full("process_name", pattern, true), Instance: num, ProgramGroup: group, Program: &c}
 		c.Command = expandInstanceArgs(p.Command, inst)
 		if p.Environment != nil {
 			c.Environment = make(map[string]string, len(p.Environment))
@@ -113,7 +131,7 @@ func (p *ProgramConfig) processes(prefix string) ([]*ProgramConfig, []error) {
 			hc.Exec = expandInstanceArgs(h.Exec, inst)
 			c.Health = &hc
 		}
-		out = append(out, &c)
+		out = append(out, proc)
 	}
 	return out, errs
 }
@@ -229,10 +247,10 @@ func validateNames(progs map[string]*ProgramConfig) []error {
 			if len(perrs) > 0 {
 				break // the paths may not be expanded; Validate reports why
 			}
-			for _, f := range []struct{ key, path string }{{"stdout_log", c.StdoutLog}, {"stderr_log", c.StderrLog}} {
+			for _, f := range []struct{ key, path string }{{"stdout_log", c.Program.StdoutLog}, {"stderr_log", c.Program.StderrLog}} {
 				// hostctl's own stdout and stderr take lines from many
 				// programs: they are not files two processes write.
-				if f.path == "" || f.path == "none" || logfile.IsConsole(f.path) || f.key == "stderr_log" && c.RedirectStderr {
+				if f.path == "" || f.path == "none" || logfile.IsConsole(f.path) || f.key == "stderr_log" && c.Program.RedirectStderr {
 					continue
 				}
 				key := "program." + pn + "." + f.key

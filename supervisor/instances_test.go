@@ -46,14 +46,14 @@ func TestInstancesStartEachWithItsNumber(t *testing.T) {
 	}
 	s.Start()
 	defer s.Shutdown(context.Background())
-	if err := s.StartPrograms(context.Background(), "worker"); err != nil {
+	if err := s.StartProcesses(context.Background(), "worker"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.Names(), []string{"worker_1", "worker_2", "worker_3"}; !reflect.DeepEqual(got, want) {
+	if got, want := s.ProcessNames(), []string{"worker_1", "worker_2", "worker_3"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
 	pids := map[int]bool{}
-	for i, name := range s.Names() {
+	for i, name := range s.ProcessNames() {
 		n := i + 1
 		st := waitState(t, s, name, Running, 5*time.Second)
 		pids[st.PID] = true
@@ -110,7 +110,7 @@ func TestInstanceRestartsAlone(t *testing.T) {
 	p := helper(t, "w", "sleep")
 	p.Instances = 3
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "w")
+	s.StartProcesses(context.Background(), "w")
 	before := map[string]Status{}
 	for _, n := range []string{"w_0", "w_1", "w_2"} {
 		before[n] = waitState(t, s, n, Running, 5*time.Second)
@@ -319,14 +319,14 @@ func TestRollingRestart(t *testing.T) {
 				Interval: 20 * time.Millisecond, Timeout: time.Second, Deadline: 10 * time.Second}
 			s, logs := newSupWatched(t, p)
 			ctx := context.Background()
-			s.StartPrograms(ctx, "web")
+			s.StartProcesses(ctx, "web")
 			procs := []string{"web_0", "web_1", "web_2"}
 			before := map[string]Status{}
 			for _, n := range procs {
 				before[n] = waitState(t, s, n, Running, 10*time.Second)
 			}
 			mark := logs.Len()
-			if err := s.RestartPrograms(ctx, "web"); err != nil {
+			if err := s.RestartProcesses(ctx, "web"); err != nil {
 				t.Fatal(err)
 			}
 			for _, n := range procs {
@@ -360,7 +360,7 @@ func TestRollingRestartStopsAtABrokenInstance(t *testing.T) {
 	p.FatalRetry = RetryNever
 	s, logs := newSupWatched(t, p)
 	ctx := context.Background()
-	s.StartPrograms(ctx, "app")
+	s.StartProcesses(ctx, "app")
 	procs := []string{"app_0", "app_1", "app_2"}
 	before := map[string]Status{}
 	for _, n := range procs {
@@ -368,11 +368,11 @@ func TestRollingRestartStopsAtABrokenInstance(t *testing.T) {
 	}
 	// app_2 is down before the restart: it goes first (and is the one
 	// that breaks: its file exists).
-	if err := s.StopPrograms(ctx, "app_2"); err != nil {
+	if err := s.StopProcesses(ctx, "app_2"); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, s, "app_2", Stopped, 5*time.Second)
-	if err := s.RestartPrograms(ctx, "app"); err != nil {
+	if err := s.RestartProcesses(ctx, "app"); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, s, "app_2", Fatal, 5*time.Second)
@@ -393,15 +393,15 @@ func TestStopDuringRollingRestart(t *testing.T) {
 	p.StopTimeout = 300 * time.Millisecond
 	s, _ := newSup(t, p)
 	ctx := context.Background()
-	s.StartPrograms(ctx, "q")
+	s.StartProcesses(ctx, "q")
 	for _, n := range []string{"q_0", "q_1", "q_2"} {
 		waitState(t, s, n, Running, 5*time.Second)
 	}
-	if err := s.RestartPrograms(ctx, "q"); err != nil {
+	if err := s.RestartProcesses(ctx, "q"); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, s, "q_0", Stopping, 5*time.Second) // the first is in hand
-	if err := s.StopPrograms(ctx, "q"); err != nil {
+	if err := s.StopProcesses(ctx, "q"); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"q_0", "q_1", "q_2"} {
@@ -409,7 +409,7 @@ func TestStopDuringRollingRestart(t *testing.T) {
 	}
 	// Nothing is left to roll: restart the same program again, which goes
 	// through the same roller and must start all three, one at a time.
-	s.RestartPrograms(ctx, "q")
+	s.RestartProcesses(ctx, "q")
 	for _, n := range []string{"q_0", "q_1", "q_2"} {
 		waitState(t, s, n, Running, 10*time.Second)
 	}
@@ -432,7 +432,7 @@ func TestDependsOnEveryInstance(t *testing.T) {
 	b := helper(t, "b", "sleep")
 	b.DependsOn = []string{"a"}
 	s, logs := newSupWatched(t, a, b)
-	s.StartPrograms(context.Background(), "b")
+	s.StartProcesses(context.Background(), "b")
 	os.WriteFile(dir+"/ready-0", nil, 0o644)
 	waitState(t, s, "a_0", Running, 5*time.Second)
 	st, _ := s.Status("b", "a_1")
@@ -467,7 +467,7 @@ func TestReloadInstances(t *testing.T) {
 	c.Instances = 2
 	s, _ := newSup(t, c)
 	ctx := context.Background()
-	s.StartPrograms(ctx, "c")
+	s.StartProcesses(ctx, "c")
 	pid := func(n string) int {
 		t.Helper()
 		return waitState(t, s, n, Running, 5*time.Second).PID
@@ -534,9 +534,10 @@ func TestProcessesExpansion(t *testing.T) {
 	if len(procs) != 2 {
 		t.Fatalf("%d processes", len(procs))
 	}
-	c := procs[1]
+	proc := procs[1]
+	c := proc.Program
 	for _, kv := range [][2]any{
-		{c.Name, "celery-w6"}, {c.Program, "celery"}, {c.Instance, 6}, {c.ProgramGroup, "workers"},
+		{proc.Name, "celery-w6"}, {c.Name, "celery"}, {proc.Instance, 6}, {proc.ProgramGroup, "workers"},
 		{strings.Join(c.Command, " "), "celery -n w6@%h $${INSTANCE} ${HOSTCTL_TEST_BASE}"},
 		{c.Directory, "/srv/w6"}, {c.StdoutLog, "/var/log/celery-6.log"},
 		{c.Ready.TCP, "127.0.0.1:806"}, {c.Health.HTTP, "http://127.0.0.1:806/"}, {strings.Join(c.Health.Exec, " "), "check 6"},
@@ -549,10 +550,6 @@ func TestProcessesExpansion(t *testing.T) {
 	argv, err := c.expandedCommand()
 	if err != nil || strings.Join(argv, " ") != "celery -n w6@%h ${INSTANCE} /srv" {
 		t.Errorf("argv %q, %v", argv, err)
-	}
-	again, err := c.Processes()
-	if err != nil || len(again) != 1 || again[0] != c {
-		t.Errorf("a process's config expands to itself, got %v %v", again, err)
 	}
 	one := DefaultProgramConfig("web")
 	one.Command = Command{"x"}
@@ -577,7 +574,7 @@ func TestHealthCheckPerInstance(t *testing.T) {
 	h.Interval, h.Failures = 50*time.Millisecond, 2
 	p.Health = &h
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "web")
+	s.StartProcesses(context.Background(), "web")
 	first0 := waitState(t, s, "web_0", Running, 10*time.Second)
 	first1 := waitState(t, s, "web_1", Running, 10*time.Second)
 	os.WriteFile(filepath.Join(dir, "sick-1"), nil, 0o644)

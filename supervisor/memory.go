@@ -41,7 +41,7 @@ func (s *Supervisor) measureMemory() {
 	s.mu.Lock()
 	var limited []*process
 	for _, p := range s.procs {
-		if p.cfg.MemoryLimit > 0 {
+		if p.cfg.Program.MemoryLimit > 0 {
 			limited = append(limited, p)
 		}
 	}
@@ -68,7 +68,7 @@ func (s *Supervisor) measureMemory() {
 // it. A measure of an earlier process (sampled before a restart) is
 // dropped.
 func (p *process) memoryMeasured(pid int, rss uint64) {
-	limit := p.cfg.MemoryLimit
+	limit := p.cfg.Program.MemoryLimit
 	if limit <= 0 || p.state != Running || p.child == nil || p.child.pid != pid {
 		return
 	}

@@ -21,10 +21,10 @@ type LogStream interface {
 	Close() error
 }
 
-// LogOpener opens the log stream for one program's stdout or stderr.
+// LogOpener opens the log stream for one process's stdout or stderr.
 // stream is "stdout" or "stderr"; path is the resolved file path.
 type LogOpener interface {
-	OpenLog(prog *ProgramConfig, stream, path string) (LogStream, error)
+	OpenLog(proc *ProcessConfig, stream, path string) (LogStream, error)
 }
 
 // outputs are a program's stdout and stderr destinations. They live as long
@@ -73,7 +73,7 @@ func (o *outputs) dropped() uint64 {
 	return n
 }
 
-func openOutputs(cfg *ProgramConfig, logDir string, opener LogOpener) (*outputs, error) {
+func openOutputs(cfg *ProcessConfig, logDir string, opener LogOpener) (*outputs, error) {
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
@@ -90,9 +90,9 @@ func openOutputs(cfg *ProgramConfig, logDir string, opener LogOpener) (*outputs,
 		}
 		return logDir + "/" + cfg.Name + suffix
 	}
-	o.stdoutPath = path(cfg.StdoutLog, ".out.log")
-	if !cfg.RedirectStderr {
-		o.stderrPath = path(cfg.StderrLog, ".err.log")
+	o.stdoutPath = path(cfg.Program.StdoutLog, ".out.log")
+	if !cfg.Program.RedirectStderr {
+		o.stderrPath = path(cfg.Program.StderrLog, ".err.log")
 	}
 	if opener == nil {
 		o.stdoutPath, o.stderrPath = "", ""
@@ -105,7 +105,7 @@ func openOutputs(cfg *ProgramConfig, logDir string, opener LogOpener) (*outputs,
 		}
 	}
 	switch {
-	case cfg.RedirectStderr:
+	case cfg.Program.RedirectStderr:
 		o.stderr, o.stderrPath = o.stdout, o.stdoutPath
 	case o.stderrPath != "":
 		if o.stderr, err = opener.OpenLog(cfg, "stderr", o.stderrPath); err != nil {

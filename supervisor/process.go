@@ -13,15 +13,16 @@ import (
 	"go.uber.org/zap"
 )
 
-// Status is an immutable snapshot of one program, safe to share.
+// Status is an immutable snapshot of one process, safe to share.
 type Status struct {
 	// Name is the process name: the program name, or with instances the
 	// instance's process_name ("celery_0"). It is unique in hostctl.
 	Name string `json:"name"`
 	// Program is the name of the program (its [program.NAME] table).
 	Program string `json:"program,omitempty"`
-	// ProgramGroup is supervisord's group of the process: the [group.X]
-	// its program is listed in, else the program name.
+	// ProgramGroup is the program group of the process (supervisord's
+	// group): the [group.X] its program is listed in, else the program
+	// name. In JSON "process_group", the name supervisord gives it.
 	ProgramGroup string `json:"process_group,omitempty"`
 	// Instance is the instance number (${INSTANCE}): from instance_start,
 	// which is 0 unless set, also for a program with one instance.
@@ -107,7 +108,7 @@ func (s Status) StaysDown() bool {
 	return s.State == Fatal || s.State == Exited || s.State == Stopped
 }
 
-// watch publishes a program's latest Status and wakes waiters.
+// watch publishes a process's latest Status and wakes waiters.
 type watch struct {
 	mu sync.Mutex // guards st and ch, which change together
 	st *Status
@@ -130,7 +131,7 @@ func (w *watch) get() (*Status, <-chan struct{}) {
 	return w.st, w.ch
 }
 
-// command kinds sent to a program's owner goroutine.
+// command kinds sent to a process's owner goroutine.
 type cmdKind uint8
 
 const (
@@ -139,7 +140,7 @@ const (
 	cmdStop
 	cmdRestart
 	cmdSignal
-	cmdRetire // end the owner goroutine (the program was removed)
+	cmdRetire // end the owner goroutine (the process was removed)
 )
 
 type command struct {
@@ -175,17 +176,19 @@ type event struct {
 	rss  uint64 // evMemory: its resident memory, bytes
 }
 
-// process is the running process of a program.
+// child is the OS process running for a process now (hostctl's child).
 type child struct {
 	pid       int
 	started   time.Time
 	startTick uint64 // /proc start time, to guard against pid reuse
 }
 
-// program is owned by its run goroutine; only that goroutine touches the
-// fields below "owned".
+// process is one supervised process (one instance of a program; see
+// ProcessConfig), owned by its run goroutine: only that goroutine touches
+// the fields below "owned". It outlives its OS processes (child): a
+// restart spawns a new child, not a new process.
 type process struct {
-	cfg    *ProgramConfig
+	cfg    *ProcessConfig
 	argv   []string
 	env    []string
 	sup    *Supervisor
@@ -248,22 +251,22 @@ const (
 	causeMemory              // memory stayed above memory_limit
 )
 
-func newProcess(sup *Supervisor, cfg *ProgramConfig, out *outputs) (*process, error) {
-	argv, err := cfg.expandedCommand()
+func newProcess(sup *Supervisor, cfg *ProcessConfig, out *outputs) (*process, error) {
+	argv, err := cfg.Program.expandedCommand()
 	if err != nil {
 		return nil, err
 	}
-	env, err := cfg.Env()
+	env, err := cfg.Program.Env()
 	if err != nil {
 		return nil, err
 	}
-	stop, err := ParseSignal(cfg.StopSignal)
+	stop, err := ParseSignal(cfg.Program.StopSignal)
 	if err != nil {
 		return nil, err
 	}
 	var rel syscall.Signal
-	if cfg.ReloadSignal != "" {
-		if rel, err = ParseSignal(cfg.ReloadSignal); err != nil {
+	if cfg.Program.ReloadSignal != "" {
+		if rel, err = ParseSignal(cfg.Program.ReloadSignal); err != nil {
 			return nil, err
 		}
 	}
@@ -282,10 +285,10 @@ func newProcess(sup *Supervisor, cfg *ProgramConfig, out *outputs) (*process, er
 
 func (p *process) snapshot() *Status {
 	st := &Status{
-		Name: p.cfg.Name, Program: p.cfg.Program, ProgramGroup: p.cfg.ProgramGroup, Instance: p.cfg.Instance, State: p.state, StateSince: p.stateSince, Restarts: p.restarts,
+		Name: p.cfg.Name, Program: p.cfg.Program.Name, ProgramGroup: p.cfg.ProgramGroup, Instance: p.cfg.Instance, State: p.state, StateSince: p.stateSince, Restarts: p.restarts,
 		LastExit: p.lastExit, SpawnErr: p.spawnErr, Info: p.info, NextStart: p.nextStart, Tries: p.tries,
-		Autostart: p.cfg.Autostart, Description: p.cfg.Description, Generation: p.spawns,
-		MemoryLimit: p.cfg.MemoryLimit, MemoryRestarts: p.memRestarts, MemoryRestartRSS: p.memLastRSS,
+		Autostart: p.cfg.Program.Autostart, Description: p.cfg.Program.Description, Generation: p.spawns,
+		MemoryLimit: p.cfg.Program.MemoryLimit, MemoryRestarts: p.memRestarts, MemoryRestartRSS: p.memLastRSS,
 	}
 	if p.out != nil {
 		st.StdoutLog, st.StderrLog = p.out.stdoutPath, p.out.stderrPath
@@ -293,7 +296,7 @@ func (p *process) snapshot() *Status {
 	if p.child != nil {
 		st.PID, st.StartedAt = p.child.pid, p.child.started
 	}
-	if h := p.cfg.Health; h != nil {
+	if h := p.cfg.Program.Health; h != nil {
 		st.Health = &HealthStatus{
 			Healthy:  p.state == Running && p.healthFails < h.Failures,
 			Failures: p.healthFails, LastError: p.healthErr, Restarts: p.healthRestarts,
@@ -437,13 +440,13 @@ func (p *process) beginStart(waitDeps bool) {
 	p.spawnErr, p.info, p.tries = "", "", 0
 	p.startSecsOK, p.probeOK = false, false
 	p.setState(Starting)
-	if waitDeps && len(p.cfg.DependsOn) > 0 {
+	if waitDeps && len(p.cfg.Program.DependsOn) > 0 {
 		ctx, cancel := context.WithCancel(context.Background())
 		p.cancelAsync = cancel
 		gen := p.gen
-		p.info = "waiting for " + strings.Join(p.cfg.DependsOn, ", ")
+		p.info = "waiting for " + strings.Join(p.cfg.Program.DependsOn, ", ")
 		go func() {
-			err := p.sup.waitDeps(ctx, p.cfg.DependsOn)
+			err := p.sup.waitDeps(ctx, p.cfg.Program.DependsOn)
 			p.send(event{kind: evDepsDone, gen: gen, err: err})
 		}()
 		return
@@ -454,7 +457,7 @@ func (p *process) beginStart(waitDeps bool) {
 // spawn starts a process for the current attempt (state STARTING).
 func (p *process) spawn() {
 	p.info = ""
-	attr, err := procAttrFor(p.cfg, p.env)
+	attr, err := procAttrFor(p.cfg.Program, p.env)
 	var pid int
 	if err == nil {
 		pid, err = p.sup.startProcess(p, attr)
@@ -475,8 +478,8 @@ func (p *process) spawn() {
 	p.dirty = true
 	p.log.Info("spawned", zap.Int("pid", pid), zap.Strings("argv", p.argv))
 	gen := p.gen
-	p.probeOK = p.cfg.Ready == nil
-	if r := p.cfg.Ready; r != nil {
+	p.probeOK = p.cfg.Program.Ready == nil
+	if r := p.cfg.Program.Ready; r != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		p.cancelAsync = cancel
 		go func() {
@@ -486,7 +489,7 @@ func (p *process) spawn() {
 		}()
 		p.after(r.Deadline, event{kind: evProbeDeadline, gen: gen})
 	}
-	p.after(p.cfg.StartSecs, event{kind: evStartSecs, gen: gen})
+	p.after(p.cfg.Program.StartSecs, event{kind: evStartSecs, gen: gen})
 }
 
 func (p *process) after(d time.Duration, e event) {
@@ -529,7 +532,7 @@ func (p *process) stop() {
 			// A stopped (SIGSTOP) group would never see the signal otherwise.
 			p.killPgroup(syscall.SIGCONT)
 		}
-		p.after(p.cfg.StopTimeout, event{kind: evStopTimeout, gen: p.gen})
+		p.after(p.cfg.Program.StopTimeout, event{kind: evStopTimeout, gen: p.gen})
 	case Backoff:
 		p.clearTimers()
 		p.info = ""
@@ -576,8 +579,8 @@ func (p *process) handleEvent(e event) {
 		}
 	case evProbeDeadline:
 		if p.state == Starting && p.child != nil && !p.probeOK {
-			p.info = fmt.Sprintf("ready probe did not pass within %s", p.cfg.Ready.Deadline)
-			p.log.Warn("ready probe deadline passed; killing the attempt", zap.Duration("deadline", p.cfg.Ready.Deadline))
+			p.info = fmt.Sprintf("ready probe did not pass within %s", p.cfg.Program.Ready.Deadline)
+			p.log.Warn("ready probe deadline passed; killing the attempt", zap.Duration("deadline", p.cfg.Program.Ready.Deadline))
 			p.killPgroup(syscall.SIGKILL)
 		}
 	case evBackoffDone:
@@ -589,7 +592,7 @@ func (p *process) handleEvent(e event) {
 		}
 	case evStopTimeout:
 		if p.state == Stopping {
-			p.log.Warn("stop timeout passed; sending SIGKILL to the process group", zap.Duration("stop_timeout", p.cfg.StopTimeout))
+			p.log.Warn("stop timeout passed; sending SIGKILL to the process group", zap.Duration("stop_timeout", p.cfg.Program.StopTimeout))
 			p.killPgroup(syscall.SIGKILL)
 			p.killedAt = time.Now()
 			// SIGKILL takes effect asynchronously: STOPPED waits until the
@@ -624,7 +627,7 @@ func (p *process) handleEvent(e event) {
 		if p.state == Running && p.child != nil {
 			ctx, cancel := context.WithCancel(context.Background())
 			p.cancelAsync = cancel
-			gen, h, attr := p.gen, p.cfg.Health, p.attr
+			gen, h, attr := p.gen, p.cfg.Program.Health, p.attr
 			go func() {
 				err := checkOnce(ctx, h, attr)
 				if ctx.Err() == nil || err == nil {
@@ -639,7 +642,7 @@ func (p *process) handleEvent(e event) {
 		}
 	case evFatalRetry:
 		if p.state == Fatal {
-			p.log.Info("trying again after fatal_retry", zap.Duration("fatal_retry", p.cfg.FatalRetry))
+			p.log.Info("trying again after fatal_retry", zap.Duration("fatal_retry", p.cfg.Program.FatalRetry))
 			p.fails, p.crashes = 0, 0
 			p.clearTimers()
 			p.beginStart(true)
@@ -650,7 +653,7 @@ func (p *process) handleEvent(e event) {
 // healthChecked counts the outcome of a health check of the running
 // process and restarts the program after health.failures failures in a row.
 func (p *process) healthChecked(err error) {
-	h := p.cfg.Health
+	h := p.cfg.Program.Health
 	if err == nil {
 		if p.healthFails > 0 {
 			p.log.Info("health check passes again", zap.Int("failures", p.healthFails))
@@ -684,10 +687,10 @@ func (p *process) healthChecked(err error) {
 func (p *process) giveUp(tries int, fields ...zap.Field) {
 	p.tries = tries
 	p.setState(Fatal, fields...)
-	if p.cfg.FatalRetry > 0 {
+	if p.cfg.Program.FatalRetry > 0 {
 		p.gen++ // the retry timer belongs to this FATAL only
-		p.nextStart = time.Now().Add(p.cfg.FatalRetry)
-		p.after(p.cfg.FatalRetry, event{kind: evFatalRetry, gen: p.gen})
+		p.nextStart = time.Now().Add(p.cfg.Program.FatalRetry)
+		p.after(p.cfg.Program.FatalRetry, event{kind: evFatalRetry, gen: p.gen})
 	}
 }
 
@@ -709,7 +712,7 @@ func (p *process) maybeRunning() {
 		p.healthFails, p.healthErr = 0, ""
 		p.memOver = 0
 		p.setState(Running)
-		if h := p.cfg.Health; h != nil {
+		if h := p.cfg.Program.Health; h != nil {
 			p.after(h.Grace+h.Interval, event{kind: evHealthCheck, gen: p.gen})
 		}
 	}
@@ -742,14 +745,14 @@ func (p *process) exited(ei exitInfo) {
 		p.sup.pgroups.remove(p.child.pid)
 		p.child = nil
 		p.fails++
-		if p.fails > p.cfg.StartRetries {
+		if p.fails > p.cfg.Program.StartRetries {
 			p.spawnErr = fmt.Sprintf("exited too quickly (%s) %d times in a row; fix it, then `hostctl start %s`", es, p.fails, p.cfg.Name)
 			p.info = ""
 			p.giveUp(p.fails, fields...)
 			return
 		}
 		d := p.backoffDelay(p.fails)
-		p.enterBackoff(d, fmt.Sprintf("exited too quickly (%s); retry %d/%d", es, p.fails, p.cfg.StartRetries), fields...)
+		p.enterBackoff(d, fmt.Sprintf("exited too quickly (%s); retry %d/%d", es, p.fails, p.cfg.Program.StartRetries), fields...)
 	case Running:
 		p.clearTimers()
 		p.killPgroup(syscall.SIGKILL) // the leader died: its group goes with it
@@ -816,14 +819,14 @@ func (p *process) finishStop() {
 }
 
 func (p *process) shouldRestart(es ExitStatus) bool {
-	switch p.cfg.Autorestart {
+	switch p.cfg.Program.Autorestart {
 	case RestartNever:
 		return false
 	case RestartOnFailure:
 		if es.Signal != "" {
 			return true
 		}
-		for _, c := range p.cfg.ExitCodes {
+		for _, c := range p.cfg.Program.ExitCodes {
 			if c == es.Code {
 				return false
 			}
@@ -834,21 +837,21 @@ func (p *process) shouldRestart(es ExitStatus) bool {
 }
 
 func (p *process) resetAfter() time.Duration {
-	if p.cfg.Backoff.ResetAfter > 0 {
-		return p.cfg.Backoff.ResetAfter
+	if p.cfg.Program.Backoff.ResetAfter > 0 {
+		return p.cfg.Program.Backoff.ResetAfter
 	}
-	return max(10*p.cfg.StartSecs, 60*time.Second)
+	return max(10*p.cfg.Program.StartSecs, 60*time.Second)
 }
 
 // backoffDelay is the n-th delay (n >= 1): initial*2^(n-1) capped at max,
 // jittered into [d/2, d] so that delays never shrink from one try to the
 // next yet programs that fail together do not retry in lockstep.
 func (p *process) backoffDelay(n int) time.Duration {
-	d := p.cfg.Backoff.Initial
-	for i := 1; i < n && d < p.cfg.Backoff.Max; i++ {
+	d := p.cfg.Program.Backoff.Initial
+	for i := 1; i < n && d < p.cfg.Program.Backoff.Max; i++ {
 		d *= 2
 	}
-	d = min(d, p.cfg.Backoff.Max)
+	d = min(d, p.cfg.Program.Backoff.Max)
 	half := d / 2
 	if half <= 0 {
 		return d

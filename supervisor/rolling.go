@@ -79,7 +79,7 @@ func (s *Supervisor) sendRoll(ctx context.Context, prog string, m rollMsg) error
 func (s *Supervisor) unroll(ctx context.Context, procs []*process) error {
 	byProgram := map[string][]*process{}
 	for _, p := range procs {
-		byProgram[p.cfg.Program] = append(byProgram[p.cfg.Program], p)
+		byProgram[p.cfg.Program.Name] = append(byProgram[p.cfg.Program.Name], p)
 	}
 	for prog, ps := range byProgram {
 		if err := s.sendRoll(ctx, prog, rollMsg{forget: ps}); err != nil && !errors.Is(err, errShuttingDown) {

@@ -21,12 +21,12 @@ func (stillPrograms) Resolve(names ...string) ([]string, error) { return []strin
 func (stillPrograms) Status(names ...string) ([]supervisor.Status, error) {
 	return []supervisor.Status{{Name: "web", State: supervisor.Running, PID: os.Getpid(), Autostart: true, StartedAt: time.Now()}}, nil
 }
-func (stillPrograms) Dropped(string) uint64                                   { return 0 }
-func (stillPrograms) Log(string, string) (supervisor.LogStream, error)        { return nil, nil }
-func (stillPrograms) StartPrograms(context.Context, ...string) error          { return nil }
-func (stillPrograms) StopPrograms(context.Context, ...string) error           { return nil }
-func (stillPrograms) RestartPrograms(context.Context, ...string) error        { return nil }
-func (stillPrograms) Signal(context.Context, syscall.Signal, ...string) error { return nil }
+func (stillPrograms) Dropped(string) uint64                                            { return 0 }
+func (stillPrograms) Log(string, string) (supervisor.LogStream, error)                 { return nil, nil }
+func (stillPrograms) StartProcesses(context.Context, ...string) error                  { return nil }
+func (stillPrograms) StopProcesses(context.Context, ...string) error                   { return nil }
+func (stillPrograms) RestartProcesses(context.Context, ...string) error                { return nil }
+func (stillPrograms) SignalProcesses(context.Context, syscall.Signal, ...string) error { return nil }
 func (p stillPrograms) WaitFor(_ context.Context, _ string, _ func(supervisor.Status) bool) (supervisor.Status, error) {
 	sts, _ := p.Status()
 	return sts[0], nil

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -132,17 +130,16 @@ func completeProgramNames(f *clientFlags, extra ...string) func(*cobra.Command, 
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		names := append([]string{}, extra...)
-		more := map[string]bool{} // program and group names that are not process names
-		for _, p := range progs {
+		procs := map[string]bool{}
+		all := make([]supervisor.ProcessNames, len(progs))
+		for i, p := range progs {
 			names = append(names, p.Name+"\t"+p.State.String())
-			more[p.Program], more[p.ProgramGroup] = true, true
+			procs[p.Name], all[i] = true, p.Names()
 		}
-		for _, p := range progs {
-			delete(more, p.Name)
-		}
-		delete(more, "")
-		for _, n := range slices.Sorted(maps.Keys(more)) {
-			names = append(names, n+"\tprogram or group")
+		for _, n := range supervisor.KnownNames(all) {
+			if !procs[n] {
+				names = append(names, n+"\tprogram or group")
+			}
 		}
 		return names, cobra.ShellCompDirectiveNoFileComp
 	}

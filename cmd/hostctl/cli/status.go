@@ -124,16 +124,11 @@ func programRow(p control.Program, now time.Time) string {
 	return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s", cell(displayName(p.Status)), p.State, pid, up, p.Restarts, fmtMemory(p), cell(describe(p, now)))
 }
 
-// displayName is how a process is shown: GROUP:NAME when its group (its
-// [group], or its program when it is one of several instances) differs
-// from its name, as supervisorctl shows it ("celery:celery_0",
-// "web:gunicorn"); else NAME. Every command takes either form.
-func displayName(st supervisor.Status) string {
-	if st.ProgramGroup != "" && st.ProgramGroup != st.Name {
-		return st.ProgramGroup + ":" + st.Name
-	}
-	return st.Name
-}
+// displayName is how a process is shown: its namespec, GROUP:NAME when
+// its program group differs from its name ("celery:celery_0",
+// "web:gunicorn"), else NAME (supervisor.ProcessNames.Namespec). Every
+// command takes either form.
+func displayName(st supervisor.Status) string { return st.Names().Namespec() }
 
 // resultName is displayName for the process of an action result.
 func resultName(r control.ActionResult) string {

@@ -330,8 +330,8 @@ func (f *File) ProgramNames() []string { return slices.Sorted(maps.Keys(f.Progra
 
 // Processes returns the config of every process (one per instance of
 // each program), sorted by program name, then instance.
-func (f *File) Processes() []*supervisor.ProgramConfig {
-	var out []*supervisor.ProgramConfig
+func (f *File) Processes() []*supervisor.ProcessConfig {
+	var out []*supervisor.ProcessConfig
 	for _, p := range f.ProgramList() {
 		procs, err := p.Processes()
 		if err != nil {

@@ -92,7 +92,7 @@ func TestInstancesAndGroups(t *testing.T) {
 				t.Fatalf("valid config refused:\n%v", err)
 			case tc.want == "":
 				for _, p := range f.Processes() {
-					if errs := p.Validate("program." + p.Program); len(errs) > 0 {
+					if errs := p.Validate("program." + p.Program.Name); len(errs) > 0 {
 						t.Errorf("process %s does not validate on its own: %v", p.Name, errs)
 					}
 				}
@@ -134,7 +134,7 @@ programs = ["gunicorn", "celery"]
 	}
 	var got []string
 	for _, p := range f.Processes() {
-		got = append(got, p.ProgramGroup+":"+p.Name+" "+strings.Join(p.Command, " ")+" "+p.Environment["WORKER"])
+		got = append(got, p.ProgramGroup+":"+p.Name+" "+strings.Join(p.Program.Command, " ")+" "+p.Program.Environment["WORKER"])
 	}
 	want := []string{
 		"beat:beat /bin/sh -c exec sleep 1000 ",

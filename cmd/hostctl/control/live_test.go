@@ -28,7 +28,7 @@ type live struct {
 // logOpener opens program logs through a logfile.Manager.
 type logOpener struct{ m *logfile.Manager }
 
-func (o logOpener) OpenLog(p *supervisor.ProgramConfig, stream, path string) (supervisor.LogStream, error) {
+func (o logOpener) OpenLog(p *supervisor.ProcessConfig, stream, path string) (supervisor.LogStream, error) {
 	s, err := o.m.Open(path, logfile.Rotation{MaxSize: 10 << 20}, false)
 	if err != nil {
 		return nil, err

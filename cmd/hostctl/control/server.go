@@ -33,10 +33,10 @@ type Programs interface {
 	Status(names ...string) ([]supervisor.Status, error)
 	Dropped(name string) uint64
 	Log(name, stream string) (supervisor.LogStream, error)
-	StartPrograms(ctx context.Context, names ...string) error
-	StopPrograms(ctx context.Context, names ...string) error
-	RestartPrograms(ctx context.Context, names ...string) error
-	Signal(ctx context.Context, sig syscall.Signal, names ...string) error
+	StartProcesses(ctx context.Context, names ...string) error
+	StopProcesses(ctx context.Context, names ...string) error
+	RestartProcesses(ctx context.Context, names ...string) error
+	SignalProcesses(ctx context.Context, sig syscall.Signal, names ...string) error
 	WaitFor(ctx context.Context, name string, cond func(supervisor.Status) bool) (supervisor.Status, error)
 }
 
@@ -462,7 +462,7 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, n := range names {
 			res := ActionResult{Name: n, OK: true}
-			if err := s.opts.Programs.Signal(cmdCtx, sig, n); err != nil {
+			if err := s.opts.Programs.SignalProcesses(cmdCtx, sig, n); err != nil {
 				res.OK, res.Error = false, err.Error()
 			}
 			if sts, err := s.opts.Programs.Status(n); err == nil {
@@ -473,11 +473,11 @@ func (s *Server) action(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, resp)
 		return
 	case "start":
-		err = s.opts.Programs.StartPrograms(cmdCtx, names...)
+		err = s.opts.Programs.StartProcesses(cmdCtx, names...)
 	case "stop":
-		err = s.opts.Programs.StopPrograms(cmdCtx, names...)
+		err = s.opts.Programs.StopProcesses(cmdCtx, names...)
 	case "restart":
-		err = s.opts.Programs.RestartPrograms(cmdCtx, names...)
+		err = s.opts.Programs.RestartProcesses(cmdCtx, names...)
 	}
 	if err != nil {
 		s.fail(w, err)

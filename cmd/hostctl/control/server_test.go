@@ -71,10 +71,10 @@ func (f *fakePrograms) Dropped(string) uint64 { return 7 }
 func (f *fakePrograms) Log(name, stream string) (supervisor.LogStream, error) {
 	return nil, nil
 }
-func (f *fakePrograms) StartPrograms(context.Context, ...string) error   { return nil }
-func (f *fakePrograms) StopPrograms(context.Context, ...string) error    { return nil }
-func (f *fakePrograms) RestartPrograms(context.Context, ...string) error { return nil }
-func (f *fakePrograms) Signal(_ context.Context, sig syscall.Signal, names ...string) error {
+func (f *fakePrograms) StartProcesses(context.Context, ...string) error   { return nil }
+func (f *fakePrograms) StopProcesses(context.Context, ...string) error    { return nil }
+func (f *fakePrograms) RestartProcesses(context.Context, ...string) error { return nil }
+func (f *fakePrograms) SignalProcesses(_ context.Context, sig syscall.Signal, names ...string) error {
 	f.signals = append(f.signals, supervisor.SignalName(sig)+" "+strings.Join(names, ","))
 	return nil
 }

@@ -8,11 +8,10 @@ package control
 // supervisor/rpcinterface.py; where hostctl differs, the README's
 // "supervisorctl and supervisord's XML-RPC API" says how.
 //
-// Names: a hostctl program is the supervisord process GROUP:NAME, where
-// GROUP is Status.ProgramGroup when set and else the program's own name
-// (`celery` is `celery:celery`, written `celery`). NAME alone, GROUP:NAME,
-// GROUP:* and GROUP: are accepted, as by supervisord, and also a process
-// name alone when its group has another name.
+// Names: a hostctl process is the supervisord process GROUP:NAME, where
+// GROUP is its program group (`celery` is `celery:celery`, written
+// `celery`). supervisor.Match reads them with supervisord's rules
+// (supervisor.SupervisordNames).
 
 import (
 	"bytes"
@@ -39,10 +38,10 @@ type Supervisord struct {
 	// without applying it, with the programs the file configures.
 	// reloadConfig (supervisorctl reread) answers from it; nil: it answers
 	// CANT_REREAD.
-	Plan func() (supervisor.Diff, []*supervisor.ProgramConfig, error)
+	Plan func() (supervisor.Diff, []*supervisor.ProcessConfig, error)
 	// Configs returns the running programs' configs (getAllConfigInfo,
 	// supervisorctl avail). nil: avail lists nothing.
-	Configs func() []*supervisor.ProgramConfig
+	Configs func() []*supervisor.ProcessConfig
 	// MainLog is hostctl's own log file (readLog, /mainlogtail,
 	// supervisorctl maintail); nil when it writes none ([log] file = false).
 	MainLog MainLog
@@ -129,38 +128,18 @@ func supervisordPath(path string) bool {
 
 // --- names ---
 
-// proc is one supervisord process: a program's status and its group.
+// proc is one supervisord process: a process's status and its names.
 type proc struct {
 	st    supervisor.Status
-	group string
+	names supervisor.ProcessNames
 }
+
+// group is its supervisord group: its program group.
+func (p proc) group() string { return p.names.Group }
 
 // namespec is supervisord's display name: NAME when the group has the
 // same name, else GROUP:NAME.
-func (p proc) namespec() string {
-	if p.group == p.st.Name {
-		return p.st.Name
-	}
-	return p.group + ":" + p.st.Name
-}
-
-// processGroup is supervisord's group of a process: Status.ProgramGroup
-// (its [group.X], or its program for an instance), else its own name.
-func processGroup(st supervisor.Status) string {
-	if st.ProgramGroup != "" {
-		return st.ProgramGroup
-	}
-	return st.Name
-}
-
-// configGroup is processGroup for a process's config (supervisor.Plan's
-// and Configs' are one per process).
-func configGroup(c *supervisor.ProgramConfig) string {
-	if c.ProgramGroup != "" {
-		return c.ProgramGroup
-	}
-	return c.Name
-}
+func (p proc) namespec() string { return p.names.Namespec() }
 
 // procs returns every process, sorted by group then name (supervisord's
 // lexical order).
@@ -171,10 +150,10 @@ func (s *Server) procs() ([]proc, error) {
 	}
 	out := make([]proc, len(sts))
 	for i, st := range sts {
-		out[i] = proc{st: st, group: processGroup(st)}
+		out[i] = proc{st: st, names: st.Names()}
 	}
 	slices.SortFunc(out, func(a, b proc) int {
-		if c := strings.Compare(a.group, b.group); c != 0 {
+		if c := strings.Compare(a.group(), b.group()); c != 0 {
 			return c
 		}
 		return strings.Compare(a.st.Name, b.st.Name)
@@ -182,52 +161,41 @@ func (s *Server) procs() ([]proc, error) {
 	return out, nil
 }
 
-// splitNamespec is supervisord's split_namespec: GROUP:NAME, GROUP:* and
-// GROUP: (process "" for the whole group), or NAME (group NAME).
-func splitNamespec(spec string) (group, name string) {
-	if g, n, ok := strings.Cut(spec, ":"); ok {
-		if n == "*" {
-			n = ""
-		}
-		return g, n
+// match returns the processes spec stands for under rules (see
+// supervisor.Match), and whether it names a whole group; BAD_NAME when
+// none.
+func (s *Server) match(rules supervisor.NameRules, spec string) ([]proc, bool, error) {
+	all, err := s.procs()
+	if err != nil {
+		return nil, false, fault(faultFailed, err.Error())
 	}
-	return spec, spec
+	names := make([]supervisor.ProcessNames, len(all))
+	for i, p := range all {
+		names[i] = p.names
+	}
+	idx, whole := supervisor.Match(rules, spec, names)
+	if len(idx) == 0 {
+		return nil, false, fault(faultBadName, spec)
+	}
+	out := make([]proc, len(idx))
+	for i, j := range idx {
+		out[i] = all[j]
+	}
+	return out, whole, nil
 }
 
 // find resolves spec as supervisord's _getGroupAndProcess does: the
-// group's processes and, unless spec names the whole group, the one
-// process. A bare process name whose group has another name is accepted
-// as well. Unknown names are BAD_NAME.
+// processes of the group it names whole, or the one process it names.
+// Unknown names are BAD_NAME.
 func (s *Server) find(spec string) (group []proc, one *proc, err error) {
-	all, err := s.procs()
-	if err != nil {
-		return nil, nil, fault(faultFailed, err.Error())
+	procs, whole, err := s.match(supervisor.SupervisordNames, spec)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case whole:
+		return procs, nil, nil
 	}
-	g, n := splitNamespec(spec)
-	for _, p := range all {
-		if p.group == g {
-			group = append(group, p)
-		}
-	}
-	if len(group) == 0 {
-		if !strings.Contains(spec, ":") {
-			for _, p := range all {
-				if p.st.Name == spec {
-					return []proc{p}, &p, nil
-				}
-			}
-		}
-		return nil, nil, fault(faultBadName, spec)
-	}
-	if n == "" {
-		return group, nil, nil
-	}
-	for _, p := range group {
-		if p.st.Name == n {
-			return group, &p, nil
-		}
-	}
-	return nil, nil, fault(faultBadName, spec)
+	return procs, &procs[0], nil
 }
 
 // findOne is find for methods that need one process.
@@ -270,7 +238,7 @@ func processInfo(p proc, now time.Time) xmlrpc.Struct {
 	}
 	return xmlrpc.Struct{
 		{Name: "name", Value: st.Name},
-		{Name: "group", Value: p.group},
+		{Name: "group", Value: p.group()},
 		{Name: "start", Value: capped(start)},
 		{Name: "stop", Value: capped(stop)},
 		{Name: "now", Value: capped(now.Unix())},

@@ -51,10 +51,10 @@ func (s *Server) rpcGetAllConfigInfo(ctx context.Context, _ []any) (any, error) 
 	groups := map[string]string{}
 	if all, err := s.procs(); err == nil {
 		for _, p := range all {
-			groups[p.st.Name] = p.group
+			groups[p.st.Name] = p.group()
 		}
 	}
-	var cfgs []*supervisor.ProgramConfig
+	var cfgs []*supervisor.ProcessConfig
 	if f := s.opts.Supervisord.Configs; f != nil {
 		cfgs = f()
 	}
@@ -64,14 +64,14 @@ func (s *Server) rpcGetAllConfigInfo(ctx context.Context, _ []any) (any, error) 
 		running[c.Name] = true
 		g := groups[c.Name]
 		if g == "" {
-			g = configGroup(c)
+			g = c.ProgramGroup
 		}
 		out = append(out, configInfo(c, g, true))
 	}
 	s.rpcMu.Lock()
 	if pl := s.reread; pl != nil && !pl.applied {
 		for _, c := range pl.configs {
-			if g := configGroup(c); !running[c.Name] {
+			if g := c.ProgramGroup; !running[c.Name] {
 				out = append(out, configInfo(c, g, false))
 			}
 		}
@@ -88,7 +88,8 @@ func (s *Server) rpcGetAllConfigInfo(ctx context.Context, _ []any) (any, error) 
 // configInfo is one entry of getAllConfigInfo, with supervisord's keys;
 // hostctl has no priorities (start order follows depends_on), so both are
 // supervisord's default 999.
-func configInfo(c *supervisor.ProgramConfig, group string, inuse bool) xmlrpc.Struct {
+func configInfo(proc *supervisor.ProcessConfig, group string, inuse bool) xmlrpc.Struct {
+	c := proc.Program
 	none := func(s string) string {
 		if s == "" {
 			return "none"
@@ -114,7 +115,7 @@ func configInfo(c *supervisor.ProgramConfig, group string, inuse bool) xmlrpc.St
 		{Name: "group_prio", Value: 999},
 		{Name: "inuse", Value: inuse},
 		{Name: "killasgroup", Value: true},
-		{Name: "name", Value: c.Name},
+		{Name: "name", Value: proc.Name},
 		{Name: "process_prio", Value: 999},
 		{Name: "redirect_stderr", Value: c.RedirectStderr},
 		{Name: "startretries", Value: c.StartRetries},
@@ -158,7 +159,7 @@ func (s *Server) startOne(ctx context.Context, p proc, wait bool) error {
 		return fault(faultAlreadyStarted, p.namespec())
 	}
 	t0 := time.Now()
-	if err := s.opts.Programs.StartPrograms(context.WithoutCancel(ctx), p.st.Name); err != nil {
+	if err := s.opts.Programs.StartProcesses(context.WithoutCancel(ctx), p.st.Name); err != nil {
 		return fault(faultFailed, err.Error())
 	}
 	if !wait {
@@ -226,7 +227,7 @@ func (s *Server) stopOne(ctx context.Context, p proc, wait bool) error {
 	if !runningState(p.st.State) {
 		return fault(faultNotRunning, p.namespec())
 	}
-	if err := s.opts.Programs.StopPrograms(context.WithoutCancel(ctx), p.st.Name); err != nil {
+	if err := s.opts.Programs.StopProcesses(context.WithoutCancel(ctx), p.st.Name); err != nil {
 		return fault(faultFailed, err.Error())
 	}
 	if !wait {
@@ -288,7 +289,7 @@ func (s *Server) signalOne(ctx context.Context, p proc, sigName string) error {
 	if !signallableState(p.st.State) {
 		return fault(faultNotRunning, p.namespec())
 	}
-	if err := s.opts.Programs.Signal(context.WithoutCancel(ctx), sig, p.st.Name); err != nil {
+	if err := s.opts.Programs.SignalProcesses(context.WithoutCancel(ctx), sig, p.st.Name); err != nil {
 		return fault(faultFailed, err.Error())
 	}
 	return nil
@@ -319,20 +320,8 @@ func (s *Server) rpcSignalAllProcesses(ctx context.Context, args []any) (any, er
 // wholeGroup returns the processes of the group called name (the Group
 // methods take a group name, not a namespec), or BAD_NAME.
 func (s *Server) wholeGroup(name string) ([]proc, error) {
-	all, err := s.procs()
-	if err != nil {
-		return nil, fault(faultFailed, err.Error())
-	}
-	var out []proc
-	for _, p := range all {
-		if p.group == name {
-			out = append(out, p)
-		}
-	}
-	if len(out) == 0 {
-		return nil, fault(faultBadName, name)
-	}
-	return out, nil
+	procs, _, err := s.match(supervisor.SupervisordGroup, name)
+	return procs, err
 }
 
 // groupCall is supervisord's make_allfunc: fn for every process that
@@ -366,7 +355,7 @@ func (s *Server) groupCall(ctx context.Context, procs []proc, pred func(proc) bo
 		}
 		out[i] = xmlrpc.Struct{
 			{Name: "name", Value: p.st.Name},
-			{Name: "group", Value: p.group},
+			{Name: "group", Value: p.group()},
 			{Name: "status", Value: code},
 			{Name: "description", Value: desc},
 		}
@@ -625,7 +614,7 @@ func (s *Server) rpcReadLog(ctx context.Context, args []any) (any, error) {
 // others find their change done.
 type rereadPlan struct {
 	added, changed, removed map[string]bool
-	configs                 []*supervisor.ProgramConfig // the file's programs
+	configs                 []*supervisor.ProcessConfig // the file's programs
 	applied                 bool
 }
 
@@ -645,12 +634,12 @@ func (s *Server) rpcReloadConfig(ctx context.Context, _ []any) (any, error) {
 	before, after := map[string]bool{}, map[string]bool{}
 	if all, err := s.procs(); err == nil {
 		for _, p := range all {
-			groups[p.st.Name] = p.group
-			before[p.group] = true
+			groups[p.st.Name] = p.group()
+			before[p.group()] = true
 		}
 	}
 	for _, c := range cfgs { // the processes the file configures
-		g := configGroup(c)
+		g := c.ProgramGroup
 		after[g] = true
 		if groups[c.Name] == "" {
 			groups[c.Name] = g
@@ -745,7 +734,7 @@ func (s *Server) rpcAddProcessGroup(ctx context.Context, args []any) (any, error
 	// supervisord starts an added group's autostart processes.
 	for _, p := range group {
 		if p.st.Autostart && p.st.StaysDown() {
-			if err := s.opts.Programs.StartPrograms(context.WithoutCancel(ctx), p.st.Name); err != nil {
+			if err := s.opts.Programs.StartProcesses(context.WithoutCancel(ctx), p.st.Name); err != nil {
 				return nil, fault(faultFailed, err.Error())
 			}
 		}

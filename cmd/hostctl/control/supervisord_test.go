@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/control/xmlrpc"
-	"github.com/hostctl/hostctl/supervisor"
 )
 
 // python runs code with python3, Debian's supervisor package importable,
@@ -197,40 +196,6 @@ func TestPyTimedelta(t *testing.T) {
 		if got := pyTimedelta(s); got != want[i] {
 			t.Errorf("pyTimedelta(%d) = %q, Python %q", s, got, want[i])
 		}
-	}
-}
-
-func TestSplitNamespec(t *testing.T) {
-	for spec, want := range map[string][2]string{
-		"web":         {"web", "web"},
-		"web:web":     {"web", "web"},
-		"web:*":       {"web", ""},
-		"web:":        {"web", ""},
-		"celery:w_0":  {"celery", "w_0"},
-		"a:b:c":       {"a", "b:c"},
-		":":           {"", ""},
-		"celery:w_0*": {"celery", "w_0*"},
-	} {
-		if g, n := splitNamespec(spec); g != want[0] || n != want[1] {
-			t.Errorf("splitNamespec(%q) = %q, %q; want %q, %q", spec, g, n, want[0], want[1])
-		}
-	}
-}
-
-// TestProcessGroup: a status that carries a process group (programs in a
-// [group.X], instances) is in that group; one without is its own group.
-func TestProcessGroup(t *testing.T) {
-	if g := processGroup(supervisor.Status{Name: "web"}); g != "web" {
-		t.Errorf("processGroup without a group = %q", g)
-	}
-	if g := processGroup(supervisor.Status{Name: "celery_0", ProgramGroup: "celery"}); g != "celery" {
-		t.Errorf("processGroup = %q, want celery", g)
-	}
-	if n := (proc{st: supervisor.Status{Name: "celery_0"}, group: "celery"}).namespec(); n != "celery:celery_0" {
-		t.Errorf("namespec = %q", n)
-	}
-	if n := (proc{st: supervisor.Status{Name: "web"}, group: "web"}).namespec(); n != "web" {
-		t.Errorf("namespec = %q", n)
 	}
 }
 

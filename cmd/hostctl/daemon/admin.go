@@ -154,7 +154,7 @@ func (d *Daemon) serveAdmin() {
 		Version:   Version,
 		Supervisord: control.Supervisord{
 			Plan:    d.planReload,
-			Configs: d.sup.Configs,
+			Configs: d.sup.ProcessConfigs,
 			MainLog: d.mainLog(),
 		},
 	})

@@ -302,7 +302,7 @@ func longestStopChain(progs map[string]*supervisor.ProgramConfig) time.Duration 
 // program's rotation overrides merged over [log].
 type logOpener struct{ d *Daemon }
 
-func (o *logOpener) OpenLog(p *supervisor.ProgramConfig, stream, path string) (supervisor.LogStream, error) {
+func (o *logOpener) OpenLog(p *supervisor.ProcessConfig, stream, path string) (supervisor.LogStream, error) {
 	if out := logfile.ConsoleTarget(stream, path); out != "" {
 		c, err := o.d.logs.OpenConsole(p.Name, out, path) // stdout_log = "-": hostctl's own stdout
 		if err != nil {
@@ -310,7 +310,7 @@ func (o *logOpener) OpenLog(p *supervisor.ProgramConfig, stream, path string) (s
 		}
 		return c, nil
 	}
-	s, err := o.d.logs.Open(path, rotationFor(o.d.config().Log, p), p.Timestamps)
+	s, err := o.d.logs.Open(path, rotationFor(o.d.config().Log, p.Program), p.Program.Timestamps)
 	if err != nil {
 		return nil, err // not a typed nil in the interface
 	}

@@ -350,11 +350,11 @@ func programsServing(cfg *config.File, ups []string) []string {
 		sock, isUnix := strings.CutPrefix(up, "unix:")
 		for _, p := range cfg.Processes() {
 			n := p.Name
-			match := p.Ready != nil && p.Ready.TCP == up
+			match := p.Program.Ready != nil && p.Program.Ready.TCP == up
 			if isUnix {
-				args := append([]string{}, p.Command...)
-				if p.Ready != nil {
-					args = append(args, p.Ready.Exec...)
+				args := append([]string{}, p.Program.Command...)
+				if p.Program.Ready != nil {
+					args = append(args, p.Program.Ready.Exec...)
 				}
 				for _, a := range args {
 					match = match || strings.Contains(a, sock)

@@ -8,7 +8,7 @@ import (
 
 // planReload reads and checks the config file and says what Reload would
 // change, changing nothing: supervisord's reread (the XML-RPC reloadConfig).
-func (d *Daemon) planReload() (supervisor.Diff, []*supervisor.ProgramConfig, error) {
+func (d *Daemon) planReload() (supervisor.Diff, []*supervisor.ProcessConfig, error) {
 	cfg, err := config.Load(d.config().Path)
 	if err != nil {
 		return supervisor.Diff{}, nil, err
