@@ -7,8 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
-	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 )
 
 func init() {
@@ -49,7 +48,7 @@ retry count). Exit status: 0 when every program got there, 1 otherwise,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), wait+30*time.Second)
 			defer cancel()
-			var res []control.ActionResult
+			var res []apitype.ActionResult
 			switch kind {
 			case "start":
 				res, err = c.Start(ctx, names, wait)
@@ -72,7 +71,7 @@ retry count). Exit status: 0 when every program got there, 1 otherwise,
 
 // printResults prints one line per program and fails if any did not get
 // to its target state.
-func printResults(cmd *cobra.Command, res []control.ActionResult, waited bool) error {
+func printResults(cmd *cobra.Command, res []apitype.ActionResult, waited bool) error {
 	failed := 0
 	for _, r := range res {
 		if !r.OK {
@@ -81,7 +80,7 @@ func printResults(cmd *cobra.Command, res []control.ActionResult, waited bool) e
 			continue
 		}
 		line := fmt.Sprintf("%s: %s", resultName(r), r.Status.State)
-		if r.Status.PID > 0 && r.Status.State != supervisor.Stopping {
+		if r.Status.PID > 0 && r.Status.State != apitype.Stopping {
 			line += fmt.Sprintf(" (pid %d)", r.Status.PID)
 		}
 		if !waited {

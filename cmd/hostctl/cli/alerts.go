@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/alert"
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/client"
 )
 
 func init() { register(newAlerts) }
@@ -99,7 +99,7 @@ sink, or when the daemon cannot be reached.`,
 
 // printAlerts prints the alerts, each with its command under its summary,
 // then the sinks.
-func printAlerts(w io.Writer, res control.AlertsResponse, now time.Time) {
+func printAlerts(w io.Writer, res apitype.AlertsResponse, now time.Time) {
 	if len(res.Alerts) == 0 {
 		fmt.Fprintln(w, "no active alerts")
 	} else {
@@ -131,7 +131,7 @@ func printAlerts(w io.Writer, res control.AlertsResponse, now time.Time) {
 }
 
 // printTestResults prints one line per sink and returns how many failed.
-func printTestResults(w io.Writer, results []alert.TestResult) (failed int) {
+func printTestResults(w io.Writer, results []apitype.AlertTestResult) (failed int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SINK\tTYPE\tRESULT\tTIME\tERROR")
 	for _, r := range results {
@@ -150,7 +150,7 @@ func printTestResults(w io.Writer, results []alert.TestResult) (failed int) {
 }
 
 // printAlertLines is the block under `hostctl status`: one line per alert.
-func printAlertLines(w io.Writer, alerts []alert.Alert, now time.Time) {
+func printAlertLines(w io.Writer, alerts []apitype.Alert, now time.Time) {
 	if len(alerts) == 0 {
 		return
 	}
@@ -181,9 +181,9 @@ func ago(t, now time.Time) string {
 // statusAlerts prints the alerts block of `hostctl status`. A daemon
 // without GET /v1/alerts (older than the CLI) gets no block: the status
 // is still worth printing.
-func statusAlerts(ctx context.Context, w io.Writer, c *control.Client, now time.Time) {
+func statusAlerts(ctx context.Context, w io.Writer, c *client.Client, now time.Time) {
 	res, err := c.Alerts(ctx)
-	var ae *control.APIError
+	var ae *client.APIError
 	switch {
 	case errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound:
 	case err != nil:

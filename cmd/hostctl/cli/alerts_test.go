@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 )
 
 func TestAgo(t *testing.T) {
@@ -26,20 +26,20 @@ func TestAgo(t *testing.T) {
 
 func TestPrintAlerts(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	fatal := alert.Alert{Key: "fatal:web", Condition: alert.CondFatal, Program: "web", Severity: alert.Critical,
+	fatal := apitype.Alert{Key: "fatal:web", Condition: alert.CondFatal, Program: "web", Severity: string(alert.Critical),
 		Summary: "web is FATAL: gave up after 4 tries (exit 1: ImportError)", Command: "hostctl status web; hostctl tail web stderr",
 		Since: now.Add(-12 * time.Minute)}
-	disk := alert.Alert{Key: "disk_free:/var/log", Condition: alert.CondDiskFree, Severity: alert.Warning,
+	disk := apitype.Alert{Key: "disk_free:/var/log", Condition: alert.CondDiskFree, Severity: string(alert.Warning),
 		Summary: "/var/log has 8% free", Since: now.Add(-3*time.Hour - 5*time.Minute)}
 	for _, tc := range []struct {
 		name string
-		res  control.AlertsResponse
+		res  apitype.AlertsResponse
 		want string
 	}{
-		{"nothing", control.AlertsResponse{}, "no active alerts\n\n" + noSinksHelp + "\n"},
-		{"alerts and sinks", control.AlertsResponse{
-			Alerts: []alert.Alert{fatal, disk},
-			Sinks: []alert.SinkStatus{{Name: "oncall", Type: "pagerduty", Sent: 4, Failed: 1, Queued: 2, LastError: "HTTP 429: rate limited"},
+		{"nothing", apitype.AlertsResponse{}, "no active alerts\n\n" + noSinksHelp + "\n"},
+		{"alerts and sinks", apitype.AlertsResponse{
+			Alerts: []apitype.Alert{fatal, disk},
+			Sinks: []apitype.AlertSink{{Name: "oncall", Type: "pagerduty", Sent: 4, Failed: 1, Queued: 2, LastError: "HTTP 429: rate limited"},
 				{Name: "team", Type: "slack", Sent: 3}},
 		}, `SEVERITY  CONDITION  SINCE      SUMMARY
 critical  fatal      12m ago    web is FATAL: gave up after 4 tries (exit 1: ImportError)
@@ -61,7 +61,7 @@ team    slack      3     0       0       -
 	}
 
 	var b strings.Builder
-	printAlertLines(&b, []alert.Alert{fatal, disk}, now)
+	printAlertLines(&b, []apitype.Alert{fatal, disk}, now)
 	want := `alerts: 2 active (hostctl alerts)
   critical 12m ago: web is FATAL: gave up after 4 tries (exit 1: ImportError)
   warning 3h05m ago: /var/log has 8% free
@@ -77,7 +77,7 @@ team    slack      3     0       0       -
 
 func TestPrintTestResults(t *testing.T) {
 	var b strings.Builder
-	failed := printTestResults(&b, []alert.TestResult{
+	failed := printTestResults(&b, []apitype.AlertTestResult{
 		{Sink: "oncall", Type: "pagerduty", OK: true, Milliseconds: 120},
 		{Sink: "team", Type: "slack", Error: "HTTP 404: no_service", Milliseconds: 80},
 	})

@@ -12,8 +12,8 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/spf13/cobra"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/client"
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/cmd/hostctl/daemon"
 	"github.com/hostctl/hostctl/supervisor"
 )
@@ -32,7 +32,7 @@ type clientFlags struct {
 
 func addClientFlags(cmd *cobra.Command, g *globals) *clientFlags {
 	f := &clientFlags{g: g}
-	cmd.Flags().StringVar(&f.socket, "socket", "", "admin socket of the daemon (default: [admin] socket of the config, else "+control.DefaultSocket+")")
+	cmd.Flags().StringVar(&f.socket, "socket", "", "admin socket of the daemon (default: [admin] socket of the config, else "+client.DefaultSocket+")")
 	cmd.Flags().StringVar(&f.url, "url", "", "URL of the daemon's TCP admin listener, e.g. https://10.0.0.11:9001 or http://127.0.0.1:9001 (needs --token-file)")
 	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the admin token (or the read-only one, to read), for --url")
 	cmd.Flags().StringVar(&f.caFile, "ca-file", "", "for an https --url: the CA its certificate is signed by (with [admin] tls = \"internal\": that host's STATE_DIR/admin-tls/ca.crt); default: the system's CAs")
@@ -45,7 +45,7 @@ func addClientFlags(cmd *cobra.Command, g *globals) *clientFlags {
 // path). Only [admin] socket is read from the file, leniently: a config
 // with a mistake elsewhere (being edited before a reload) still tells the
 // CLI where the daemon is. An unreadable file means the default socket.
-func (f *clientFlags) client() (*control.Client, error) {
+func (f *clientFlags) client() (*client.Client, error) {
 	switch {
 	case f.url != "":
 		if f.tokenFile == "" {
@@ -55,12 +55,12 @@ func (f *clientFlags) client() (*control.Client, error) {
 		if err != nil {
 			return nil, &ExitError{Code: 1, Err: fmt.Errorf("--token-file: %w", err)}
 		}
-		c := &control.Client{URL: f.url, Token: strings.TrimSpace(string(b))}
+		c := &client.Client{URL: f.url, Token: strings.TrimSpace(string(b))}
 		if f.caFile != "" {
 			if !strings.HasPrefix(f.url, "https://") {
 				return nil, &ExitError{Code: 2, Err: errors.New("--ca-file is for an https:// --url")}
 			}
-			if c.RootCAs, err = control.LoadCAFile(f.caFile); err != nil {
+			if c.RootCAs, err = client.LoadCAFile(f.caFile); err != nil {
 				return nil, &ExitError{Code: 1, Err: fmt.Errorf("--ca-file: %w", err)}
 			}
 		}
@@ -68,9 +68,9 @@ func (f *clientFlags) client() (*control.Client, error) {
 	case f.caFile != "":
 		return nil, &ExitError{Code: 2, Err: errors.New("--ca-file is for an https:// --url")}
 	case f.socket != "":
-		return &control.Client{Socket: f.socket}, nil
+		return &client.Client{Socket: f.socket}, nil
 	}
-	return &control.Client{Socket: socketFromConfig(config.Path(f.g.config))}, nil
+	return &client.Client{Socket: socketFromConfig(config.Path(f.g.config))}, nil
 }
 
 func socketFromConfig(path string) string {
@@ -87,7 +87,7 @@ func socketFromConfig(path string) string {
 		}
 		return file.Admin.Socket
 	}
-	return control.DefaultSocket
+	return client.DefaultSocket
 }
 
 // apiErr turns a client error into the CLI's exit code: 4 for an unknown
@@ -100,14 +100,14 @@ func apiErr(err error) error {
 	if errors.As(err, &ee) {
 		return err
 	}
-	if control.IsUnknownProgram(err) {
+	if client.IsUnknownProgram(err) {
 		return &ExitError{Code: 4, Err: err}
 	}
-	var ae *control.APIError
+	var ae *client.APIError
 	if errors.As(err, &ae) && ae.StatusCode == http.StatusUnauthorized {
 		return &ExitError{Code: 1, Err: fmt.Errorf("%s (check --token-file)", ae.Message)}
 	}
-	if why := control.CertError(err); why != "" {
+	if why := client.CertError(err); why != "" {
 		return &ExitError{Code: 1, Err: fmt.Errorf("%w\nthe admin listener's TLS certificate was refused: %s (--ca-file)", err, why)}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
@@ -133,8 +133,8 @@ func completeProgramNames(f *clientFlags, extra ...string) func(*cobra.Command, 
 		procs := map[string]bool{}
 		all := make([]supervisor.ProcessNames, len(progs))
 		for i, p := range progs {
-			names = append(names, p.Name+"\t"+p.State.String())
-			procs[p.Name], all[i] = true, p.Names()
+			names = append(names, p.Name+"\t"+string(p.State))
+			procs[p.Name], all[i] = true, processNames(p.ProcessStatus)
 		}
 		for _, n := range supervisor.KnownNames(all) {
 			if !procs[n] {

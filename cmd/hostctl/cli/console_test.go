@@ -50,7 +50,7 @@ stderr_log = "-"
 	st := d.status(t)
 	var dropped uint64
 	for _, n := range names {
-		if st[n].State.String() != "EXITED" {
+		if string(st[n].State) != "EXITED" {
 			t.Errorf("%s is %s", n, st[n].State)
 		}
 		dropped += st[n].DroppedLogBytes

@@ -13,7 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 )
 
 // TestDashboardRestart loads the dashboard in headless Chromium through the
@@ -128,7 +128,7 @@ health = { exec = "true", interval = "1s" }
 	}
 
 	web := d.status(t)["web"]
-	if newPID == pid || newPID != strconv.Itoa(web.PID) || web.State != supervisor.Running {
+	if newPID == pid || newPID != strconv.Itoa(web.PID) || web.State != apitype.Running {
 		t.Errorf("after restart: dashboard pid %s (was %s), API: %s pid %d", newPID, pid, web.State, web.PID)
 	}
 }

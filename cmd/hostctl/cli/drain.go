@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 )
 
 func init() {
@@ -121,7 +121,7 @@ cannot be reached or has no health_path.`,
 }
 
 // trafficText is "last request 1.2s ago, 3 in flight".
-func trafficText(st control.DrainStatus, now time.Time) string {
+func trafficText(st apitype.DrainStatus, now time.Time) string {
 	last := "no request yet"
 	if st.LastRequest != nil {
 		last = "last request " + now.Sub(*st.LastRequest).Round(100*time.Millisecond).String() + " ago"
@@ -130,7 +130,7 @@ func trafficText(st control.DrainStatus, now time.Time) string {
 }
 
 // printDrain is status's drain line, when draining.
-func printDrain(w io.Writer, st *control.DrainStatus, now time.Time) {
+func printDrain(w io.Writer, st *apitype.DrainStatus, now time.Time) {
 	if st == nil || !st.Draining {
 		return
 	}

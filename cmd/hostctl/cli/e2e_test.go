@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
-	"github.com/hostctl/hostctl/supervisor"
 )
 
 // A program that stays up, with a child in its process group, and says
@@ -86,7 +86,7 @@ func TestStatusExitCodes(t *testing.T) {
 func TestRestartChangesPIDAndEndsOldGroup(t *testing.T) {
 	d := startDaemon(t, webProgram, daemonOpts{})
 	before := d.status(t)["web"]
-	if before.State != supervisor.Running || before.PID == 0 {
+	if before.State != apitype.Running || before.PID == 0 {
 		t.Fatalf("web is %s pid %d before restart", before.State, before.PID)
 	}
 	if n := len(groupMembers(before.PID)); n < 2 {
@@ -100,7 +100,7 @@ func TestRestartChangesPIDAndEndsOldGroup(t *testing.T) {
 		t.Fatalf("restart web: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	after := d.status(t)["web"]
-	if after.PID == before.PID || after.State != supervisor.Running {
+	if after.PID == before.PID || after.State != apitype.Running {
 		t.Errorf("after restart: web is %s pid %d; before pid %d", after.State, after.PID, before.PID)
 	}
 	if left := groupMembers(before.PID); len(left) > 0 {
@@ -255,7 +255,7 @@ start_secs = "300ms"
 		t.Errorf("programs after a failed reload: %d, want %d", len(after), len(before))
 	}
 	for name, p := range before {
-		if a := after[name]; a.PID != p.PID || a.State != supervisor.Running {
+		if a := after[name]; a.PID != p.PID || a.State != apitype.Running {
 			t.Errorf("%s after a failed reload: %s pid %d, was %s pid %d", name, a.State, a.PID, p.State, p.PID)
 		}
 	}
@@ -290,7 +290,7 @@ func TestReloadAppliesDiffAndLeavesUnchangedAlone(t *testing.T) {
 	if after["keep"].PID != before["keep"].PID {
 		t.Errorf("unchanged program keep: pid %d -> %d; it must not be touched", before["keep"].PID, after["keep"].PID)
 	}
-	if after["change"].PID == before["change"].PID || after["change"].State != supervisor.Running {
+	if after["change"].PID == before["change"].PID || after["change"].State != apitype.Running {
 		t.Errorf("changed program: %s pid %d (was %d); want a new process", after["change"].State, after["change"].PID, before["change"].PID)
 	}
 	if _, ok := after["gone"]; ok {
@@ -299,7 +299,7 @@ func TestReloadAppliesDiffAndLeavesUnchangedAlone(t *testing.T) {
 	if left := groupMembers(before["gone"].PID); len(left) > 0 {
 		t.Errorf("removed program's group still has %v", left)
 	}
-	if after["added"].State != supervisor.Running {
+	if after["added"].State != apitype.Running {
 		t.Errorf("added program is %s", after["added"].State)
 	}
 }
@@ -368,7 +368,7 @@ func TestSecondDaemonOnTheSameSocketIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "another hostctl is already running") {
 		t.Fatalf("second hostctl run: %v\n%s", err, out)
 	}
-	if got := d.status(t)["web"]; got.PID != pid || got.State != supervisor.Running {
+	if got := d.status(t)["web"]; got.PID != pid || got.State != apitype.Running {
 		t.Errorf("the first daemon's web: %s pid %d, was RUNNING pid %d", got.State, got.PID, pid)
 	}
 }
@@ -512,14 +512,14 @@ fatal_retry = "1h"
 		t.Errorf("status lacks when the next try is due (about an hour):\n%s", r.stdout)
 	}
 	p := d.status(t)["flaky"]
-	if p.State != supervisor.Fatal || p.Tries != 2 || p.LastStderr != "ImportError: no module named app" || p.NextStart.IsZero() {
+	if p.State != apitype.Fatal || p.Tries != 2 || p.LastStderr != "ImportError: no module named app" || p.NextStart.IsZero() {
 		t.Errorf("status --json: state %s tries %d last_stderr %q next_start %v", p.State, p.Tries, p.LastStderr, p.NextStart)
 	}
 	// stop cancels the retry.
 	if r := d.hostctl(t, "stop", "flaky"); r.code != 0 {
 		t.Errorf("stop flaky: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if p := d.status(t)["flaky"]; p.State != supervisor.Stopped || !p.NextStart.IsZero() {
+	if p := d.status(t)["flaky"]; p.State != apitype.Stopped || !p.NextStart.IsZero() {
 		t.Errorf("after stop: %s next_start %v, want STOPPED with no retry", p.State, p.NextStart)
 	}
 }

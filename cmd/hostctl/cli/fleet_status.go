@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/fleet"
-	"github.com/hostctl/hostctl/supervisor"
 )
 
 // statusFleet is `hostctl status --fleet`: every [[fleet.host]] of the
@@ -83,7 +83,7 @@ func fleetExit(hosts []fleet.HostStatus) error {
 			return &ExitError{Code: 1}
 		}
 		for _, p := range h.Programs {
-			if p.Autostart && p.State != supervisor.Running {
+			if p.Autostart && p.State != apitype.Running {
 				down = true
 			}
 		}

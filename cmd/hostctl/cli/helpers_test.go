@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 )
 
@@ -331,16 +331,16 @@ func runHostctl(t testing.TB, args ...string) result {
 }
 
 // status returns `hostctl status --json` by program name.
-func (d *testDaemon) status(t testing.TB) map[string]control.Program {
+func (d *testDaemon) status(t testing.TB) map[string]apitype.Process {
 	t.Helper()
 	r := d.hostctl(t, "status", "--json")
 	var s struct {
-		Programs []control.Program `json:"programs"`
+		Programs []apitype.Process `json:"programs"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
 		t.Fatalf("status --json: %v\nstdout: %s\nstderr: %s", err, r.stdout, r.stderr)
 	}
-	m := map[string]control.Program{}
+	m := map[string]apitype.Process{}
 	for _, p := range s.Programs {
 		m[p.Name] = p
 	}

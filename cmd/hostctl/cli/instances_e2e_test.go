@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 )
 
 // gunicorn and two celery workers in [group.web], beat on its own. The
@@ -79,7 +79,7 @@ func TestInstancesThroughTheCLI(t *testing.T) {
 	}
 	after := d.status(t)
 	for _, n := range []string{"celery_0", "celery_1"} {
-		if after[n].PID == before[n].PID || after[n].State != supervisor.Running {
+		if after[n].PID == before[n].PID || after[n].State != apitype.Running {
 			t.Errorf("restart celery: %s is %s pid %d (was %d)", n, after[n].State, after[n].PID, before[n].PID)
 		}
 	}
@@ -115,7 +115,7 @@ func TestInstancesThroughTheCLI(t *testing.T) {
 	if r.code != 0 || strings.TrimSpace(r.stdout) != "web:celery_1: STOPPED" {
 		t.Errorf("stop web:celery_1: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if st := d.status(t); st["celery_1"].State != supervisor.Stopped || st["celery_0"].State != supervisor.Running {
+	if st := d.status(t); st["celery_1"].State != apitype.Stopped || st["celery_0"].State != apitype.Running {
 		t.Errorf("after stop web:celery_1: celery_0 %s, celery_1 %s", st["celery_0"].State, st["celery_1"].State)
 	}
 	if r = d.hostctl(t, "start", "web"); r.code != 0 || !strings.Contains(r.stdout, "web:celery_1: RUNNING") {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 )
 
 // upstreamApp is a program that the proxy waits for: it is RUNNING only
@@ -55,11 +55,11 @@ func listening(port int) bool {
 }
 
 // proxyStatus is the proxy part of `hostctl status --json` (/v1/proxy).
-func (d *testDaemon) proxyStatus(t *testing.T) control.ProxyStatus {
+func (d *testDaemon) proxyStatus(t *testing.T) apitype.ProxyStatus {
 	t.Helper()
 	r := d.hostctl(t, "status", "--json")
 	var s struct {
-		Proxy *control.ProxyStatus `json:"proxy"`
+		Proxy *apitype.ProxyStatus `json:"proxy"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil || s.Proxy == nil {
 		t.Fatalf("status --json: %v, no proxy\nstdout: %s\nstderr: %s", err, r.stdout, r.stderr)

@@ -9,7 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/client"
 )
 
 func init() { register(newReload) }
@@ -32,8 +33,8 @@ are not touched; the proxy reloads only if [proxy] changed.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
 			defer cancel()
 			diff, err := c.Reload(ctx)
-			var ae *control.APIError
-			if errors.As(err, &ae) && ae.Code == control.CodeConfigInvalid {
+			var ae *client.APIError
+			if errors.As(err, &ae) && ae.Code == apitype.CodeConfigInvalid {
 				for _, e := range ae.Errors {
 					fmt.Fprintln(cmd.ErrOrStderr(), e)
 				}

@@ -18,7 +18,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control/xmlrpc"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/supervisord/xmlrpc"
 )
 
 // pythonRPC makes the XML-RPC calls read as JSON from stdin ([[method,

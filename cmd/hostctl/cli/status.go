@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
@@ -69,7 +69,7 @@ not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				var px *control.ProxyStatus // null without a proxy
+				var px *apitype.ProxyStatus // null without a proxy
 				if hasProxy {
 					px = &proxySt
 				}
@@ -89,7 +89,7 @@ not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 				}
 			}
 			for _, p := range progs {
-				if p.Autostart && p.State != supervisor.Running {
+				if p.Autostart && p.State != apitype.Running {
 					return &ExitError{Code: exitNotAllRunning}
 				}
 			}
@@ -104,7 +104,7 @@ not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 }
 
 // printStatus prints the aligned table.
-func printStatus(w io.Writer, progs []control.Program, now time.Time) {
+func printStatus(w io.Writer, progs []apitype.Process, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tPID\tUPTIME\tRESTARTS\tMEMORY\tDESCRIPTION")
 	for _, p := range progs {
@@ -115,23 +115,28 @@ func printStatus(w io.Writer, progs []control.Program, now time.Time) {
 
 // programRow is one program's tab-separated cells under printStatus's
 // header (from NAME to DESCRIPTION).
-func programRow(p control.Program, now time.Time) string {
+func programRow(p apitype.Process, now time.Time) string {
 	pid, up := "-", "-"
 	if p.PID > 0 {
 		pid = fmt.Sprint(p.PID)
 		up = fmtUptime(time.Duration(p.UptimeSeconds * float64(time.Second)))
 	}
-	return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s", cell(displayName(p.Status)), p.State, pid, up, p.Restarts, fmtMemory(p), cell(describe(p, now)))
+	return fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s", cell(displayName(p.ProcessStatus)), p.State, pid, up, p.Restarts, fmtMemory(p), cell(describe(p, now)))
 }
 
 // displayName is how a process is shown: its namespec, GROUP:NAME when
 // its program group differs from its name ("celery:celery_0",
 // "web:gunicorn"), else NAME (supervisor.ProcessNames.Namespec). Every
 // command takes either form.
-func displayName(st supervisor.Status) string { return st.Names().Namespec() }
+func displayName(st apitype.ProcessStatus) string { return processNames(st).Namespec() }
+
+// processNames are the names a process answers to.
+func processNames(st apitype.ProcessStatus) supervisor.ProcessNames {
+	return supervisor.ProcessNames{Process: st.Name, Program: st.Program, Group: st.ProgramGroup}
+}
 
 // resultName is displayName for the process of an action result.
-func resultName(r control.ActionResult) string {
+func resultName(r apitype.ActionResult) string {
 	if r.Status.Name == r.Name {
 		return displayName(r.Status)
 	}
@@ -141,10 +146,10 @@ func resultName(r control.ActionResult) string {
 // describe is the last column: why the program is in its state when that
 // needs saying, else its description. A FATAL or BACKOFF program shows the
 // last line it wrote to stderr and the command that shows more.
-func describe(p control.Program, now time.Time) string {
+func describe(p apitype.Process, now time.Time) string {
 	var parts []string
 	switch p.State {
-	case supervisor.Fatal:
+	case apitype.Fatal:
 		switch {
 		case p.Tries > 0 && p.LastExit != nil:
 			why := shortExit(*p.LastExit)
@@ -160,26 +165,26 @@ func describe(p control.Program, now time.Time) string {
 		} else {
 			parts = append(parts, fmt.Sprintf("no retry (fatal_retry = \"never\"): fix it, then `hostctl start %s`", p.Name))
 		}
-	case supervisor.Running:
+	case apitype.Running:
 		if p.Health != nil {
 			parts = append(parts, healthText(*p.Health))
 		}
-	case supervisor.Exited:
+	case apitype.Exited:
 		if p.LastExit != nil {
-			parts = append(parts, p.LastExit.String())
+			parts = append(parts, supervisor.ExitStatus(*p.LastExit).String())
 		}
-	case supervisor.Backoff:
+	case apitype.Backoff:
 		if !p.NextStart.IsZero() {
 			parts = append(parts, "next try in "+untilNext(p.NextStart, now))
 		}
 	}
-	if (p.State == supervisor.Stopping || p.State == supervisor.Backoff) && p.Health != nil && p.Health.Failures > 0 {
+	if (p.State == apitype.Stopping || p.State == apitype.Backoff) && p.Health != nil && p.Health.Failures > 0 {
 		parts = append(parts, healthText(*p.Health))
 	}
 	if p.Info != "" {
 		parts = append(parts, p.Info)
 	}
-	if p.State == supervisor.Backoff && p.LastStderr != "" {
+	if p.State == apitype.Backoff && p.LastStderr != "" {
 		parts = append(parts, "stderr: "+p.LastStderr)
 	}
 	if p.LastStderr != "" {
@@ -188,7 +193,7 @@ func describe(p control.Program, now time.Time) string {
 	if p.DroppedLogBytes > 0 {
 		parts = append(parts, fmt.Sprintf("%s of output dropped", fmtBytes(p.DroppedLogBytes)))
 	}
-	if len(parts) == 0 || len(parts) == 1 && p.State == supervisor.Running && p.Health != nil && p.Health.Failures == 0 && p.Description != "" {
+	if len(parts) == 0 || len(parts) == 1 && p.State == apitype.Running && p.Health != nil && p.Health.Failures == 0 && p.Description != "" {
 		parts = append(parts, p.Description) // "healthy" says too little to hide it
 	}
 	return strings.Join(slices.DeleteFunc(parts, func(s string) bool { return s == "" }), "; ")
@@ -196,7 +201,7 @@ func describe(p control.Program, now time.Time) string {
 
 // healthText is "healthy", "healthy (1 failed check: GET /healthz: 500)"
 // below the threshold, "unhealthy (3 failures: GET /healthz: 500)" at it.
-func healthText(h supervisor.HealthStatus) string {
+func healthText(h apitype.HealthStatus) string {
 	switch {
 	case h.Failures == 0:
 		return "healthy"
@@ -214,7 +219,7 @@ func plural(n int, one, many string) string {
 }
 
 // shortExit is "exit 1", or "SIGKILL" for a process a signal killed.
-func shortExit(e supervisor.ExitStatus) string {
+func shortExit(e apitype.ExitStatus) string {
 	if e.Signal != "" {
 		return "SIG" + e.Signal
 	}
@@ -243,7 +248,7 @@ func untilNext(t, now time.Time) string {
 }
 
 // proxyLine is the line under the table.
-func proxyLine(st control.ProxyStatus, configured bool) string {
+func proxyLine(st apitype.ProxyStatus, configured bool) string {
 	if !configured {
 		return "proxy: not configured"
 	}
@@ -281,7 +286,7 @@ func proxyLine(st control.ProxyStatus, configured bool) string {
 
 // printPool prints the upstream pool, one line each, when there are
 // several upstreams (a front balancing across webservers).
-func printPool(w io.Writer, ups []control.ProxyUpstreamStatus) {
+func printPool(w io.Writer, ups []apitype.ProxyUpstreamStatus) {
 	if len(ups) < 2 {
 		return
 	}
@@ -313,7 +318,7 @@ func fmtUptime(d time.Duration) string {
 // With a limit both figures are in decimal units, the ones memory_limit
 // is written in ("512MB" is 512,000,000 bytes), so the limit reads as
 // written; without, binary units as always.
-func fmtMemory(p control.Program) string {
+func fmtMemory(p apitype.Process) string {
 	if p.MemoryLimit <= 0 {
 		if p.PID == 0 {
 			return "-"

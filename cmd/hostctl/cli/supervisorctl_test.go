@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control/xmlrpc"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/supervisord/xmlrpc"
 )
 
 // supervisorctlPrograms: web answers HUP, ticker writes a line every
@@ -242,13 +242,13 @@ func TestSupervisorctl(t *testing.T) {
 
 	t.Run("start and stop", func(t *testing.T) {
 		tcp.expect(t, 0, []string{"start", "manual"}, `^manual: started$`)
-		if st := d.status(t)["manual"]; st.State.String() != "RUNNING" {
+		if st := d.status(t)["manual"]; string(st.State) != "RUNNING" {
 			t.Errorf("after start, manual is %s", st.State)
 		}
 		tcp.expect(t, 0, []string{"start", "manual"}, `^manual: ERROR \(already started\)$`)
 		tcp.expect(t, 1, []string{"start", "nope"}, `^nope: ERROR \(no such process\)$`)
 		tcp.expect(t, 0, []string{"stop", "manual"}, `^manual: stopped$`)
-		if st := d.status(t)["manual"]; st.State.String() != "STOPPED" {
+		if st := d.status(t)["manual"]; string(st.State) != "STOPPED" {
 			t.Errorf("after stop, manual is %s", st.State)
 		}
 		tcp.expect(t, 0, []string{"stop", "manual"}, `^manual: ERROR \(not running\)$`)

@@ -8,10 +8,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 )
 
 // access is what a route needs on TCP.
@@ -49,16 +52,16 @@ func newTokens(admin, read string) tokens {
 	return t
 }
 
-// role returns what r's token allows: "Authorization: Bearer TOKEN", or on
-// supervisord's paths HTTP Basic auth with the token as password (any user
-// name: supervisorctl -u/-p). Both tokens are compared, in constant time
-// and over hashes (so that neither a token's length nor which one matched
-// first shows in the time taken).
-func (t tokens) role(r *http.Request) role {
+// role returns what r's token allows: "Authorization: Bearer TOKEN", or
+// with basic (supervisord's paths) HTTP Basic auth with the token as
+// password (any user name: supervisorctl -u/-p). Both tokens are
+// compared, in constant time and over hashes (so that neither a token's
+// length nor which one matched first shows in the time taken).
+func (t tokens) role(r *http.Request, basic bool) role {
 	var got string
 	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		got = strings.TrimSpace(tok)
-	} else if _, pass, ok := r.BasicAuth(); ok && supervisordPath(r.URL.Path) {
+	} else if _, pass, ok := r.BasicAuth(); ok && basic {
 		got = pass
 	}
 	if got == "" {
@@ -80,6 +83,16 @@ func (t tokens) role(r *http.Request) role {
 // "supervisor.stopProcess") to the read-only token.
 func readOnly(what string) string {
 	return "this token is read-only ([admin] read_token_file): " + what + " needs the admin token ([admin] token_file)"
+}
+
+// checkWrite is supervisord.Options.CheckWrite: /RPC2 is a read route
+// (its read methods are the read-only token's too), so its write methods
+// ask here whether the caller's token may write.
+func checkWrite(ctx context.Context, what string) error {
+	if roleOf(ctx) < roleAdmin {
+		return errors.New(readOnly(what))
+	}
+	return nil
 }
 
 type roleKey struct{}
@@ -115,5 +128,5 @@ func (s *Server) hostOK(host string) bool {
 }
 
 func (s *Server) refuseHost(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusForbidden, CodeForbidden, "Host "+r.Host+" is not a name of this admin listener (DNS rebinding?): use its address, or add the name to [admin] names", nil)
+	writeError(w, http.StatusForbidden, apitype.CodeForbidden, "Host "+r.Host+" is not a name of this admin listener (DNS rebinding?): use its address, or add the name to [admin] names", nil)
 }

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control/xmlrpc"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/supervisord"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/supervisord/xmlrpc"
 )
 
 const (
@@ -111,9 +112,10 @@ func TestReadOnlyTokenXMLRPC(t *testing.T) {
 		return xmlrpc.DecodeResponse(strings.NewReader(body))
 	}
 	for _, auth := range []string{"Bearer " + testRead, basic("monitor", testRead)} {
-		for name, m := range rpcMethods {
+		for _, m := range supervisord.Methods() {
+			name := m.Name
 			args := []any{}
-			for _, p := range m.sig[1 : len(m.sig)-m.optional] {
+			for _, p := range m.Signature[1 : len(m.Signature)-m.Optional] {
 				switch p {
 				case "string":
 					args = append(args, "api")
@@ -131,9 +133,9 @@ func TestReadOnlyTokenXMLRPC(t *testing.T) {
 			}
 			_, err := call(auth, name, args...)
 			f, isFault := err.(*xmlrpc.Fault)
-			readOnlyFault := isFault && f.Code == faultFailed && strings.Contains(f.String, "read-only")
-			if m.write != readOnlyFault {
-				t.Errorf("%s (write %v) with %s: %v", name, m.write, auth[:6], err)
+			readOnlyFault := isFault && f.Code == 30 && strings.Contains(f.String, "read-only") // 30: FAILED
+			if m.Write != readOnlyFault {
+				t.Errorf("%s (write %v) with %s: %v", name, m.Write, auth[:6], err)
 			}
 		}
 		_, err := call(auth, "system.multicall", []any{

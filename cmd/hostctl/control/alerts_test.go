@@ -5,13 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
-	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/client"
 )
 
 // The daemon passes its *alert.Manager as Options.Alerts.
@@ -61,7 +61,7 @@ func TestAlertsAPI(t *testing.T) {
 	fa := newFakeAlerts()
 	srv := httptest.NewServer(New(Options{Programs: newFake(), Alerts: fa}).Handler(false))
 	defer srv.Close()
-	c := &Client{URL: srv.URL}
+	c := &client.Client{URL: srv.URL}
 	ctx := context.Background()
 
 	res, err := c.Alerts(ctx)
@@ -69,10 +69,10 @@ func TestAlertsAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(res.Alerts) != 3 || res.Alerts[0].Key != "fatal:worker" || res.Alerts[0].Command != "hostctl status worker" ||
-		!res.Alerts[0].Since.Equal(fa.active[0].Since) || res.Alerts[0].Severity != alert.Critical {
+		!res.Alerts[0].Since.Equal(fa.active[0].Since) || res.Alerts[0].Severity != string(alert.Critical) {
 		t.Errorf("Alerts().Alerts = %+v", res.Alerts)
 	}
-	if len(res.Sinks) != 2 || res.Sinks[0] != fa.sinks[0] {
+	if len(res.Sinks) != 2 || res.Sinks[0] != apitype.AlertSink(fa.sinks[0]) {
 		t.Errorf("Alerts().Sinks = %+v", res.Sinks)
 	}
 
@@ -80,7 +80,7 @@ func TestAlertsAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tr.Results) != 2 || tr.Results[0] != fa.results[0] || tr.Results[1] != fa.results[1] {
+	if len(tr.Results) != 2 || tr.Results[0] != apitype.AlertTestResult(fa.results[0]) || tr.Results[1] != apitype.AlertTestResult(fa.results[1]) {
 		t.Errorf("TestAlerts() = %+v", tr.Results)
 	}
 
@@ -117,9 +117,9 @@ func TestAlertsWithoutManager(t *testing.T) {
 	if got := strings.Join(strings.Fields(string(getBody(t, srv.URL+"/v1/alerts"))), ""); got != `{"alerts":[],"sinks":[]}` {
 		t.Errorf("GET /v1/alerts = %s", got)
 	}
-	_, err := (&Client{URL: srv.URL}).TestAlerts(context.Background())
-	var ae *APIError
-	if !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable || ae.Code != CodeUnavailable {
+	_, err := (&client.Client{URL: srv.URL}).TestAlerts(context.Background())
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable || ae.Code != apitype.CodeUnavailable {
 		t.Errorf("TestAlerts without a manager: %v, want a 503 unavailable", err)
 	}
 	if b := string(getBody(t, srv.URL+"/metrics")); strings.Contains(b, "hostctl_alerts_") {
@@ -135,93 +135,12 @@ func TestAlertsTestEndsWithTheCaller(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if _, err := (&Client{URL: srv.URL}).TestAlerts(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := (&client.Client{URL: srv.URL}).TestAlerts(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("TestAlerts with a 200ms deadline: %v, want the deadline", err)
 	}
 	select {
 	case <-fa.ended:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Test still runs 10s after its caller went away")
-	}
-}
-
-// TestHistory samples a fake supervisor every 50ms on a real socket and
-// reads the points back through the client, oldest first.
-func TestHistory(t *testing.T) {
-	f := &fakePrograms{sts: []supervisor.Status{
-		{Name: "web", State: supervisor.Running, Restarts: 2, MemoryRestarts: 1, Health: &supervisor.HealthStatus{Healthy: true, Restarts: 1}},
-		{Name: "worker", State: supervisor.Fatal},
-	}}
-	s := New(Options{Programs: f, HistoryInterval: 50 * time.Millisecond})
-	socket := filepath.Join(t.TempDir(), "h.sock")
-	l, err := ListenUnix(socket, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := s.hist.next()
-	s.ServeUnix(l)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for range 3 {
-		select {
-		case <-next:
-			next = s.hist.next()
-		case <-ctx.Done():
-			t.Fatal("fewer than 3 samples within 10s at a 50ms interval")
-		}
-	}
-	h, err := (&Client{Socket: socket}).History(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if h.IntervalSeconds != 0.05 {
-		t.Errorf("interval_seconds = %v, want 0.05", h.IntervalSeconds)
-	}
-	web := h.Programs["web"]
-	if len(web) < 3 || len(h.Programs["worker"]) < 3 {
-		t.Fatalf("history = %+v, want at least 3 points per program", h.Programs)
-	}
-	if p := web[0]; p.Restarts != 2 || p.MemoryRestarts != 1 || p.HealthRestarts != 1 || p.State != supervisor.Running || p.T == 0 {
-		t.Errorf("web's first point = %+v", p)
-	}
-	for i := 1; i < len(web); i++ {
-		if web[i].T < web[i-1].T {
-			t.Errorf("points not oldest first: %+v", web)
-		}
-	}
-	if err := s.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-s.hist.done:
-	default:
-		t.Error("the sampler still runs after Close")
-	}
-}
-
-// TestHistoryRing: a ring keeps the last size points, oldest first, and
-// forgets programs that are gone.
-func TestHistoryRing(t *testing.T) {
-	h := newHistory(20 * time.Minute) // 3 points per hour
-	if h.size != 3 {
-		t.Fatalf("size = %d, want 3", h.size)
-	}
-	for i := range 5 {
-		h.add([]Program{{Status: supervisor.Status{Name: "web", Restarts: i}}, {Status: supervisor.Status{Name: "old"}}}, time.Unix(int64(i), 0))
-	}
-	h.add([]Program{{Status: supervisor.Status{Name: "web", Restarts: 5}}}, time.Unix(5, 0))
-	got := h.get()
-	var ts []int64
-	for _, p := range got.Programs["web"] {
-		ts = append(ts, p.T)
-	}
-	if len(ts) != 3 || ts[0] != 3 || ts[1] != 4 || ts[2] != 5 {
-		t.Errorf("web's points at %v, want [3 4 5]", ts)
-	}
-	if _, ok := got.Programs["old"]; ok {
-		t.Errorf("a removed program keeps its history")
-	}
-	if n := newHistory(time.Millisecond).size; n != maxHistoryPoints {
-		t.Errorf("size at 1ms = %d, want the cap %d", n, maxHistoryPoints)
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/client"
 )
 
 // fakeDrainer records what the API asked of it.
@@ -18,19 +21,19 @@ type fakeDrainer struct {
 	undrainCalls int
 }
 
-func (f *fakeDrainer) DrainStatus() (DrainStatus, error) {
-	return DrainStatus{Draining: f.draining, HealthPath: "/.hostctl/health"}, f.err
+func (f *fakeDrainer) DrainStatus() (apitype.DrainStatus, error) {
+	return apitype.DrainStatus{Draining: f.draining, HealthPath: "/.hostctl/health"}, f.err
 }
 
-func (f *fakeDrainer) Drain(ctx context.Context, wait, quiet time.Duration) (DrainStatus, error) {
+func (f *fakeDrainer) Drain(ctx context.Context, wait, quiet time.Duration) (apitype.DrainStatus, error) {
 	f.draining, f.wait, f.quiet = true, wait, quiet
-	return DrainStatus{Draining: true, HealthPath: "/.hostctl/health", Quiet: wait > 0}, f.err
+	return apitype.DrainStatus{Draining: true, HealthPath: "/.hostctl/health", Quiet: wait > 0}, f.err
 }
 
-func (f *fakeDrainer) Undrain(ctx context.Context, wait time.Duration) (DrainStatus, error) {
+func (f *fakeDrainer) Undrain(ctx context.Context, wait time.Duration) (apitype.DrainStatus, error) {
 	f.draining, f.wait = false, wait
 	f.undrainCalls++
-	return DrainStatus{HealthPath: "/.hostctl/health", SeenHealthy: wait > 0}, f.err
+	return apitype.DrainStatus{HealthPath: "/.hostctl/health", SeenHealthy: wait > 0}, f.err
 }
 
 // TestDrainAPI: the drain endpoints pass the wait and quiet period on
@@ -38,12 +41,12 @@ func (f *fakeDrainer) Undrain(ctx context.Context, wait time.Duration) (DrainSta
 // without a drainer; the drain state is in the metrics.
 func TestDrainAPI(t *testing.T) {
 	fd := &fakeDrainer{}
-	s := New(Options{Programs: newFake(), Drain: fd, Proxy: func() (ProxyStatus, bool) {
-		return ProxyStatus{Running: true, Drain: &DrainStatus{Draining: fd.draining, InFlight: 2}}, true
+	s := New(Options{Programs: newFake(), Drain: fd, Proxy: func() (apitype.ProxyStatus, bool) {
+		return apitype.ProxyStatus{Running: true, Drain: &apitype.DrainStatus{Draining: fd.draining, InFlight: 2}}, true
 	}})
 	srv := httptest.NewServer(s.Handler(false))
 	defer srv.Close()
-	c := &Client{URL: srv.URL}
+	c := &client.Client{URL: srv.URL}
 	ctx := context.Background()
 
 	st, err := c.StartDrain(ctx, 30*time.Second, 0)
@@ -62,7 +65,7 @@ func TestDrainAPI(t *testing.T) {
 	if st, err := c.Undrain(ctx, 10*time.Second); err != nil || st.Draining || !st.SeenHealthy || fd.undrainCalls != 1 {
 		t.Errorf("Undrain: %+v %v (calls %d)", st, err, fd.undrainCalls)
 	}
-	var ae *APIError
+	var ae *client.APIError
 	if _, err := c.StartDrain(ctx, 11*time.Minute, 0); !errors.As(err, &ae) || ae.StatusCode != http.StatusBadRequest {
 		t.Errorf("a wait over 10 minutes: %v, want 400", err)
 	}
@@ -74,7 +77,7 @@ func TestDrainAPI(t *testing.T) {
 
 	none := httptest.NewServer(New(Options{Programs: newFake()}).Handler(false))
 	defer none.Close()
-	if _, err := (&Client{URL: none.URL}).Drain(ctx); !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable {
+	if _, err := (&client.Client{URL: none.URL}).Drain(ctx); !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("without a drainer: %v, want 503", err)
 	}
 }

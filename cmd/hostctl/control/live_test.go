@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/client"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
@@ -20,7 +22,7 @@ import (
 type live struct {
 	sup    *supervisor.Supervisor
 	srv    *Server
-	client *Client
+	client *client.Client
 	socket string
 	dir    string
 }
@@ -74,7 +76,7 @@ func startLive(tb testing.TB, progs map[string]string, startSecs map[string]time
 	}
 	srv := New(Options{Programs: sup})
 	srv.ServeUnix(l)
-	lv := &live{sup: sup, srv: srv, client: &Client{Socket: socket}, socket: socket, dir: dir}
+	lv := &live{sup: sup, srv: srv, client: &client.Client{Socket: socket}, socket: socket, dir: dir}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -114,13 +116,13 @@ func TestLiveActionsAndLogs(t *testing.T) {
 		t.Fatalf("Programs: %v %v", progs, err)
 	}
 	web := progs[1]
-	if web.Name != "web" || web.State != supervisor.Running || web.Processes < 2 || web.RSSBytes == 0 || web.StdoutLog == "" {
+	if web.Name != "web" || web.State != apitype.Running || web.Processes < 2 || web.RSSBytes == 0 || web.StdoutLog == "" {
 		t.Errorf("web = %+v", web)
 	}
 
 	// Restart waits for a new RUNNING process.
 	res, err := c.Restart(ctx, []string{"web"}, 30*time.Second)
-	if err != nil || len(res) != 1 || !res[0].OK || res[0].Status.PID == web.PID || res[0].Status.State != supervisor.Running {
+	if err != nil || len(res) != 1 || !res[0].OK || res[0].Status.PID == web.PID || res[0].Status.State != apitype.Running {
 		t.Fatalf("Restart(web) = %+v, %v", res, err)
 	}
 	webPID := res[0].Status.PID
@@ -174,7 +176,7 @@ func TestLiveActionsAndLogs(t *testing.T) {
 		t.Fatalf("Stop(all) = %+v, %v", res, err)
 	}
 	for _, r := range res {
-		if !r.OK || r.Status.State.IsUp() {
+		if !r.OK || slices.Contains([]apitype.State{apitype.Starting, apitype.Running, apitype.Stopping}, r.Status.State) {
 			t.Errorf("after stop all: %+v", r)
 		}
 	}

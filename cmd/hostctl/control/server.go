@@ -1,43 +1,58 @@
+// Package control is hostctl's admin API server: the HTTP server that
+// `hostctl run` serves on its unix socket (and optionally on TCP with a
+// bearer token, over TLS), with the web dashboard at "/". It owns the one
+// route table, who may call what (access.go), the socket and the TLS of
+// the listeners, and the JSON endpoints under /v1/, one file per area
+// (api_*.go); it mounts the Prometheus metrics and history (package
+// metrics) and supervisord's XML-RPC API (package supervisord). The wire
+// types are package apitype's; the typed client is package client.
+//
+// The API is JSON under /v1/ (see routes for the one table of
+// endpoints). On the unix socket, file permissions are the authentication;
+// on TCP every endpoint but the dashboard page and /healthz needs
+// "Authorization: Bearer TOKEN": the admin token, or the read-only one for
+// everything that only reads (access.go). Requests from a browser tab of
+// another origin are refused on both, and on TCP a Host header that does
+// not name the listener (DNS rebinding).
 package control
 
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/metrics"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/supervisord"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
 // Programs is what the API needs from the supervisor;
-// *supervisor.Supervisor implements it.
+// *supervisor.Supervisor implements it. Names are read with
+// supervisor.Match's HostctlNames.
 type Programs interface {
 	// Resolve checks names and expands ["all"]; its errors are
 	// *supervisor.UnknownProgramsError and supervisor.ErrAllWithNames.
 	Resolve(names ...string) ([]string, error)
 	Status(names ...string) ([]supervisor.Status, error)
-	Dropped(name string) uint64
-	Log(name, stream string) (supervisor.LogStream, error)
+	Dropped(process string) uint64
+	Log(process, stream string) (supervisor.LogStream, error)
 	StartProcesses(ctx context.Context, names ...string) error
 	StopProcesses(ctx context.Context, names ...string) error
 	RestartProcesses(ctx context.Context, names ...string) error
 	SignalProcesses(ctx context.Context, sig syscall.Signal, names ...string) error
-	WaitFor(ctx context.Context, name string, cond func(supervisor.Status) bool) (supervisor.Status, error)
+	WaitFor(ctx context.Context, process string, cond func(supervisor.Status) bool) (supervisor.Status, error)
 }
 
 // Alerts is the alert manager as the API sees it; *alert.Manager
@@ -57,14 +72,14 @@ type Alerts interface {
 // has no [proxy] health_path (nothing would tell a load balancer).
 type Drainer interface {
 	// DrainStatus returns the drain state and the sites' traffic.
-	DrainStatus() (DrainStatus, error)
+	DrainStatus() (apitype.DrainStatus, error)
 	// Drain starts draining (again: no change) and, with wait > 0, waits
 	// up to wait until no request is in flight and none has arrived for
 	// quiet, or ctx ends.
-	Drain(ctx context.Context, wait, quiet time.Duration) (DrainStatus, error)
+	Drain(ctx context.Context, wait, quiet time.Duration) (apitype.DrainStatus, error)
 	// Undrain ends the drain and, with wait > 0, waits up to wait until
 	// health_path has answered 200, or ctx ends.
-	Undrain(ctx context.Context, wait time.Duration) (DrainStatus, error)
+	Undrain(ctx context.Context, wait time.Duration) (apitype.DrainStatus, error)
 }
 
 // ErrNoHealthPath: drain needs [proxy] health_path.
@@ -79,12 +94,12 @@ type Options struct {
 	Programs Programs
 	// Reload re-reads the config and applies it. An error that unwraps to
 	// several errors (errors.Join, config.Errors) is reported one by one.
-	// nil: reload answers 503.
-	Reload func(ctx context.Context) (ReloadResponse, error)
+	// nil: reload answers 503 (and supervisorctl update FAILED).
+	Reload func(ctx context.Context) (Reloaded, error)
 	// Proxy returns the proxy's status, and false when no proxy is
 	// configured. GET /v1/proxy answers with it and /metrics exports its
 	// running state and upstreams. nil: no proxy.
-	Proxy func() (ProxyStatus, bool)
+	Proxy func() (apitype.ProxyStatus, bool)
 	// Alerts is the alert manager: GET /v1/alerts and /metrics report it,
 	// POST /v1/alerts/test uses it. nil: no alerts are listed and the
 	// test answers 503.
@@ -119,8 +134,29 @@ type Options struct {
 	// Version is reported by /healthz (and by supervisord's
 	// getSupervisorVersion).
 	Version string
-	// Supervisord serves supervisord's XML-RPC API (supervisord.go).
+	// Supervisord is what supervisord's XML-RPC API needs beyond Programs.
 	Supervisord Supervisord
+}
+
+// Reloaded is what a reload did: the processes it added, changed and
+// removed, and what happened to the proxy (apitype.ReloadResponse.Proxy).
+type Reloaded struct {
+	supervisor.Diff
+	Proxy string
+}
+
+// Supervisord is what supervisord's XML-RPC API (package supervisord)
+// needs beyond Options.Programs; every field is optional (see
+// supervisord.Options).
+type Supervisord struct {
+	// Plan reads the config file and returns what a reload would change,
+	// without applying it (supervisorctl reread).
+	Plan func() (supervisor.Diff, []*supervisor.ProcessConfig, error)
+	// ProcessConfigs returns the running processes' configs
+	// (supervisorctl avail).
+	ProcessConfigs func() []*supervisor.ProcessConfig
+	// MainLog is hostctl's own log file (supervisorctl maintail).
+	MainLog supervisord.MainLog
 }
 
 // maxWait bounds ActionRequest.WaitSeconds.
@@ -133,27 +169,21 @@ const alertTestTimeout = 60 * time.Second
 // Server is the admin API. Create it with New, serve listeners with
 // ServeUnix/ServeTCP, end it with Close.
 type Server struct {
-	opts     Options
-	log      *zap.Logger
-	tokens   tokens
-	names    map[string]bool // Options.Names, lower case
-	registry *prometheus.Registry
+	opts   Options
+	log    *zap.Logger
+	tokens tokens
+	names  map[string]bool // Options.Names, lower case
 
 	// ctx is the base context of every request; Close cancels it so that
 	// log follows end and Shutdown does not wait for them.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	hist     *history
-	histOnce sync.Once // starts sampleHistory with the first listener
+	metrix *metrics.Metrics    // /metrics and /v1/history; sampling from the first listener on
+	rpcs   *supervisord.Server // /RPC2, /logtail, /mainlogtail
 
 	mu      sync.Mutex // guards servers
 	servers []*http.Server
-
-	rpcMu  sync.Mutex  // guards reread; taken before no other lock
-	reread *rereadPlan // what supervisord's reloadConfig last found
-
-	replyCap int64 // maxReply; a test makes it smaller
 }
 
 // New returns a Server; nothing listens until ServeUnix or ServeTCP.
@@ -161,13 +191,33 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	s := &Server{opts: opts, log: opts.Logger, tokens: newTokens(opts.Token, opts.ReadToken), names: map[string]bool{}, replyCap: maxReply}
+	s := &Server{opts: opts, log: opts.Logger, tokens: newTokens(opts.Token, opts.ReadToken), names: map[string]bool{}}
 	for _, n := range opts.Names {
 		s.names[strings.ToLower(n)] = true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.registry = newRegistry(s)
-	s.hist = newHistory(opts.HistoryInterval)
+	sources := metrics.Sources{Processes: func() ([]apitype.Process, error) { return s.snapshot(nil) }, Proxy: opts.Proxy}
+	if a := opts.Alerts; a != nil {
+		sources.Alerts = func() ([]apitype.Alert, []apitype.AlertSink) { return apiAlerts(a.Active(), a.Sinks()) }
+	}
+	s.metrix = metrics.New(metrics.Options{Sources: sources, HistoryInterval: opts.HistoryInterval, Logger: opts.Logger})
+	var reload func(context.Context) error
+	if opts.Reload != nil {
+		reload = func(ctx context.Context) error {
+			_, err := opts.Reload(ctx)
+			return err
+		}
+	}
+	s.rpcs = supervisord.New(supervisord.Options{
+		Supervisor:     opts.Programs,
+		Reload:         reload,
+		Plan:           opts.Supervisord.Plan,
+		ProcessConfigs: opts.Supervisord.ProcessConfigs,
+		MainLog:        opts.Supervisord.MainLog,
+		Version:        opts.Version,
+		CheckWrite:     checkWrite,
+		Logger:         opts.Logger,
+	})
 	return s
 }
 
@@ -175,36 +225,39 @@ func New(opts Options) *Server {
 type route struct {
 	method, path string
 	access       access
-	handler      func(s *Server, w http.ResponseWriter, r *http.Request)
+	// basic: the token may come as the password of HTTP Basic auth too
+	// (supervisorctl -u/-p), on supervisord's paths only.
+	basic   bool
+	handler func(s *Server, w http.ResponseWriter, r *http.Request)
 }
 
 // routes is the one table of endpoints, sorted by path then method (a test
 // keeps it so). Paths use http.ServeMux patterns. /RPC2 is read: its
-// write methods check the token themselves (supervisord.go).
+// write methods check the token themselves (checkWrite).
 var routes = []route{
-	{"POST", "/RPC2", read, (*Server).rpc},
-	{"GET", "/dashboard.css", public, (*Server).dashboardAsset},
-	{"GET", "/dashboard.js", public, (*Server).dashboardAsset},
-	{"GET", "/healthz", public, (*Server).healthz},
-	{"GET", "/logtail/{name}/{channel}", read, (*Server).logtail},
-	{"GET", "/mainlogtail", read, (*Server).mainlogtail},
-	{"GET", "/metrics", read, (*Server).metrics},
-	{"GET", "/v1/alerts", read, (*Server).listAlerts},
-	{"POST", "/v1/alerts/test", write, (*Server).testAlerts},
-	{"GET", "/v1/drain", read, (*Server).drainStatus},
-	{"POST", "/v1/drain", write, (*Server).drain},
-	{"GET", "/v1/history", read, (*Server).getHistory},
-	{"GET", "/v1/programs", read, (*Server).listPrograms},
-	{"GET", "/v1/programs/{name}", read, (*Server).getProgram},
-	{"GET", "/v1/programs/{name}/log", read, (*Server).programLog},
-	{"GET", "/v1/proxy", read, (*Server).proxyStatus},
-	{"POST", "/v1/reload", write, (*Server).reload},
-	{"POST", "/v1/restart", write, (*Server).action},
-	{"POST", "/v1/signal", write, (*Server).action},
-	{"POST", "/v1/start", write, (*Server).action},
-	{"POST", "/v1/stop", write, (*Server).action},
-	{"POST", "/v1/undrain", write, (*Server).drain},
-	{"GET", "/{$}", public, (*Server).dashboardIndex},
+	{"POST", "/RPC2", read, true, (*Server).rpc},
+	{"GET", "/dashboard.css", public, false, (*Server).dashboardAsset},
+	{"GET", "/dashboard.js", public, false, (*Server).dashboardAsset},
+	{"GET", "/healthz", public, false, (*Server).healthz},
+	{"GET", "/logtail/{name}/{channel}", read, true, (*Server).logtail},
+	{"GET", "/mainlogtail", read, true, (*Server).mainlogtail},
+	{"GET", "/metrics", read, false, (*Server).metrics},
+	{"GET", "/v1/alerts", read, false, (*Server).listAlerts},
+	{"POST", "/v1/alerts/test", write, false, (*Server).testAlerts},
+	{"GET", "/v1/drain", read, false, (*Server).drainStatus},
+	{"POST", "/v1/drain", write, false, (*Server).drain},
+	{"GET", "/v1/history", read, false, (*Server).history},
+	{"GET", "/v1/programs", read, false, (*Server).listPrograms},
+	{"GET", "/v1/programs/{name}", read, false, (*Server).getProgram},
+	{"GET", "/v1/programs/{name}/log", read, false, (*Server).programLog},
+	{"GET", "/v1/proxy", read, false, (*Server).proxyStatus},
+	{"POST", "/v1/reload", write, false, (*Server).reload},
+	{"POST", "/v1/restart", write, false, (*Server).action},
+	{"POST", "/v1/signal", write, false, (*Server).action},
+	{"POST", "/v1/start", write, false, (*Server).action},
+	{"POST", "/v1/stop", write, false, (*Server).action},
+	{"POST", "/v1/undrain", write, false, (*Server).drain},
+	{"GET", "/{$}", public, false, (*Server).dashboardIndex},
 }
 
 // Handler returns the API. With tcp, the Host header must name this
@@ -212,14 +265,12 @@ var routes = []route{
 func (s *Server) Handler(tcp bool) http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range routes {
-		h := rt.handler
-		need := rt.access
 		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
-			r, ok := s.allowed(w, r, tcp, need)
+			r, ok := s.allowed(w, r, tcp, rt)
 			if !ok {
 				return
 			}
-			h(s, w, r)
+			rt.handler(s, w, r)
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -232,18 +283,19 @@ func (s *Server) Handler(tcp bool) http.Handler {
 			r2.Method = m
 			if _, pat := mux.Handler(r2); m != r.Method && pat != "/" {
 				w.Header().Set("Allow", m)
-				writeError(w, http.StatusMethodNotAllowed, CodeBadRequest, fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, m), nil)
+				writeError(w, http.StatusMethodNotAllowed, apitype.CodeBadRequest, fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, m), nil)
 				return
 			}
 		}
-		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no endpoint %s %s (see GET /v1/programs)", r.Method, r.URL.Path), nil)
+		writeError(w, http.StatusNotFound, apitype.CodeNotFound, fmt.Sprintf("no endpoint %s %s (see GET /v1/programs)", r.Method, r.URL.Path), nil)
 	})
 	return mux
 }
 
 // allowed applies the Host, Origin and token checks and answers when they
 // fail; else it returns r with the caller's role in its context.
-func (s *Server) allowed(w http.ResponseWriter, r *http.Request, tcp bool, need access) (*http.Request, bool) {
+func (s *Server) allowed(w http.ResponseWriter, r *http.Request, tcp bool, rt route) (*http.Request, bool) {
+	need := rt.access
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Cache-Control", "no-store")
 	if tcp && !s.hostOK(r.Host) {
@@ -255,29 +307,29 @@ func (s *Server) allowed(w http.ResponseWriter, r *http.Request, tcp bool, need 
 		// A browser tab of another site may send requests here (CSRF, DNS
 		// rebinding) but always says where it comes from.
 		if origin := r.Header.Get("Origin"); origin != "" && !sameOrigin(origin, r.Host) {
-			writeError(w, http.StatusForbidden, CodeForbidden, "cross-origin request refused (Origin "+origin+")", nil)
+			writeError(w, http.StatusForbidden, apitype.CodeForbidden, "cross-origin request refused (Origin "+origin+")", nil)
 			return r, false
 		}
 		if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
-			writeError(w, http.StatusForbidden, CodeForbidden, "cross-site request refused", nil)
+			writeError(w, http.StatusForbidden, apitype.CodeForbidden, "cross-site request refused", nil)
 			return r, false
 		}
 	}
 	rl := roleAdmin // the unix socket: file permissions are the authentication
 	if tcp {
-		rl = s.tokens.role(r)
+		rl = s.tokens.role(r, rt.basic)
 	}
 	switch {
 	case need > public && rl == roleNone:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hostctl"`)
-		if supervisordPath(r.URL.Path) {
+		if rt.basic {
 			// supervisorctl -u/-p send Basic auth; the password is the token.
 			w.Header().Set("WWW-Authenticate", `Basic realm="hostctl"`)
 		}
-		writeError(w, http.StatusUnauthorized, CodeUnauthorized, "missing or wrong token: send Authorization: Bearer TOKEN ([admin] token_file, or read_token_file to read only)", nil)
+		writeError(w, http.StatusUnauthorized, apitype.CodeUnauthorized, "missing or wrong token: send Authorization: Bearer TOKEN ([admin] token_file, or read_token_file to read only)", nil)
 		return r, false
 	case need == write && rl < roleAdmin:
-		writeError(w, http.StatusForbidden, CodeForbidden, readOnly(r.Method+" "+r.URL.Path), nil)
+		writeError(w, http.StatusForbidden, apitype.CodeForbidden, readOnly(r.Method+" "+r.URL.Path), nil)
 		return r, false
 	}
 	return r.WithContext(withRole(r.Context(), rl)), true
@@ -310,7 +362,7 @@ func (s *Server) ServeTCP(l net.Listener) error {
 }
 
 func (s *Server) serve(l net.Listener, tcp bool) {
-	s.histOnce.Do(func() { go s.sampleHistory() })
+	s.metrix.Start()
 	srv := &http.Server{
 		Handler:           s.Handler(tcp),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -344,492 +396,6 @@ func (s *Server) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	s.histOnce.Do(func() { close(s.hist.done) }) // never started: nothing to wait for
-	<-s.hist.done
+	s.metrix.Close()
 	return errors.Join(errs...)
-}
-
-// --- handlers ---
-
-// healthz answers that hostctl is up; its pid and version only to a
-// caller with a token (or on the unix socket): anyone may ask.
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	h := Health{OK: true}
-	if roleOf(r.Context()) > roleNone {
-		h.PID, h.Version = os.Getpid(), s.opts.Version
-	}
-	writeJSON(w, http.StatusOK, h)
-}
-
-func (s *Server) listPrograms(w http.ResponseWriter, r *http.Request) {
-	progs, err := s.snapshot(r.URL.Query()["name"])
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, progs)
-}
-
-func (s *Server) getProgram(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	progs, err := s.snapshot([]string{name})
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	if len(progs) > 1 {
-		names := make([]string, len(progs))
-		for i, p := range progs {
-			names[i] = p.Name
-		}
-		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("%q stands for %d processes (%s): name one, or list them with GET /v1/programs?name=%s",
-			name, len(progs), strings.Join(names, ", "), url.QueryEscape(name)), nil)
-		return
-	}
-	writeJSON(w, http.StatusOK, progs[0])
-}
-
-// snapshot returns the named programs (all when none) with their process
-// group usage, from one scan of /proc.
-func (s *Server) snapshot(names []string) ([]Program, error) {
-	sts, err := s.opts.Programs.Status(names...)
-	if err != nil {
-		return nil, err
-	}
-	pgids := make(map[int]bool, len(sts))
-	for _, st := range sts {
-		if st.PID > 0 {
-			pgids[st.PID] = true
-		}
-	}
-	usage := supervisor.PgroupUsage(pgids)
-	now := time.Now()
-	out := make([]Program, len(sts))
-	for i, st := range sts {
-		u := usage[st.PID]
-		out[i] = Program{
-			Status:          st,
-			UptimeSeconds:   st.Uptime(now).Seconds(),
-			Processes:       u.Procs,
-			RSSBytes:        u.RSS,
-			CPUSeconds:      u.CPU,
-			DroppedLogBytes: s.opts.Programs.Dropped(st.Name),
-		}
-		if st.PID == 0 {
-			out[i].Processes, out[i].RSSBytes, out[i].CPUSeconds = 0, 0, 0
-		}
-	}
-	return out, nil
-}
-
-func (s *Server) action(w http.ResponseWriter, r *http.Request) {
-	kind := strings.TrimPrefix(r.URL.Path, "/v1/")
-	var req ActionRequest
-	if !readJSON(w, r, &req) {
-		return
-	}
-	if len(req.Names) == 0 {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, `"names" is empty: name programs, or ["all"]`, nil)
-		return
-	}
-	names, err := s.opts.Programs.Resolve(req.Names...)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	wait := time.Duration(req.WaitSeconds * float64(time.Second))
-	if wait < 0 || wait > maxWait {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("wait_seconds must be between 0 and %d", int(maxWait.Seconds())), nil)
-		return
-	}
-	// The commands are sent even if the caller goes away meanwhile (half
-	// of "restart all" must not depend on a client's patience); only the
-	// wait for their outcome ends with the request.
-	ctx := r.Context()
-	cmdCtx := context.WithoutCancel(ctx)
-	before, err := s.opts.Programs.Status(names...)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	var resp ActionResponse
-	switch kind {
-	case "signal":
-		sig, err := supervisor.ParseSignal(req.Signal)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error(), nil)
-			return
-		}
-		for _, n := range names {
-			res := ActionResult{Name: n, OK: true}
-			if err := s.opts.Programs.SignalProcesses(cmdCtx, sig, n); err != nil {
-				res.OK, res.Error = false, err.Error()
-			}
-			if sts, err := s.opts.Programs.Status(n); err == nil {
-				res.Status = sts[0]
-			}
-			resp.Results = append(resp.Results, res)
-		}
-		writeJSON(w, http.StatusOK, resp)
-		return
-	case "start":
-		err = s.opts.Programs.StartProcesses(cmdCtx, names...)
-	case "stop":
-		err = s.opts.Programs.StopProcesses(cmdCtx, names...)
-	case "restart":
-		err = s.opts.Programs.RestartProcesses(cmdCtx, names...)
-	}
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	for _, st0 := range before {
-		resp.Results = append(resp.Results, s.await(wctx, kind, st0, wait))
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-// await waits (until ctx ends) for one program to reach the target state
-// of kind, and says why not when it does not.
-func (s *Server) await(ctx context.Context, kind string, before supervisor.Status, wait time.Duration) ActionResult {
-	verdict := targetOf(kind, before)
-	var st supervisor.Status
-	var err error
-	if wait <= 0 {
-		var sts []supervisor.Status
-		if sts, err = s.opts.Programs.Status(before.Name); err == nil {
-			st = sts[0]
-		}
-		res := ActionResult{Name: before.Name, OK: err == nil, Status: st}
-		if err != nil {
-			res.Error = err.Error()
-		}
-		return res
-	}
-	st, err = s.opts.Programs.WaitFor(ctx, before.Name, func(st supervisor.Status) bool {
-		done, _ := verdict(st)
-		return done
-	})
-	res := ActionResult{Name: before.Name, Status: st}
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			res.Error = fmt.Sprintf("still %s after %s", st.State, wait)
-			if st.Info != "" {
-				res.Error += " (" + st.Info + ")"
-			}
-		} else {
-			res.Error = err.Error()
-		}
-		return res
-	}
-	_, why := verdict(st)
-	res.OK, res.Error = why == "", why
-	return res
-}
-
-// targetOf returns, for an action on a program whose status was before,
-// a verdict: done when the wait is over, and why (empty for success).
-func targetOf(kind string, before supervisor.Status) func(supervisor.Status) (done bool, why string) {
-	// failed says why a program that stays down did not get to RUNNING.
-	failed := func(st supervisor.Status) string {
-		if !st.StaysDown() {
-			return ""
-		}
-		switch {
-		case st.State == supervisor.Fatal && st.SpawnErr != "":
-			return "FATAL: " + st.SpawnErr
-		case st.State == supervisor.Exited && st.LastExit != nil:
-			return "EXITED: " + st.LastExit.String()
-		case st.State == supervisor.Stopped:
-			return "STOPPED (stopped while starting)"
-		}
-		return st.State.String()
-	}
-	switch kind {
-	case "stop":
-		return func(st supervisor.Status) (bool, string) { return st.StaysDown(), "" }
-	case "restart":
-		return func(st supervisor.Status) (bool, string) {
-			if st.State == supervisor.Running && st.Generation > before.Generation {
-				return true, ""
-			}
-			if why := failed(st); why != "" {
-				return true, why
-			}
-			return false, ""
-		}
-	default: // start
-		return func(st supervisor.Status) (bool, string) {
-			if st.State == supervisor.Running {
-				return true, ""
-			}
-			if why := failed(st); why != "" {
-				return true, why
-			}
-			return false, ""
-		}
-	}
-}
-
-func (s *Server) programLog(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	q := r.URL.Query()
-	stream := q.Get("stream")
-	if stream == "" {
-		stream = "stdout"
-	}
-	ls, err := s.opts.Programs.Log(name, stream)
-	if errors.Is(err, supervisor.ErrUnknownProgram) {
-		s.fail(w, err)
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error(), nil)
-		return
-	}
-	lines := 10
-	if v := q.Get("lines"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 100000 {
-			writeError(w, http.StatusBadRequest, CodeBadRequest, "lines must be a number from 0 to 100000", nil)
-			return
-		}
-		lines = n
-	}
-	follow, _ := strconv.ParseBool(q.Get("follow"))
-	if ls == nil {
-		writeError(w, http.StatusNotFound, CodeNotFound, fmt.Sprintf("the %s of %s is not logged (%s_log = \"none\", or redirect_stderr)", stream, name, stream), nil)
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("X-Log-Path", ls.Path())
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	enc := json.NewEncoder(w)
-	emit := func(line []byte) error {
-		line = trimNL(line)
-		if err := enc.Encode(LogLine{Line: string(line)}); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	if !follow {
-		b, err := ls.Tail(lines)
-		if err != nil {
-			s.log.Warn("tail failed", zap.String("program", name), zap.Error(err))
-			return
-		}
-		for len(b) > 0 {
-			i := strings.IndexByte(string(b), '\n')
-			if i < 0 {
-				i = len(b) - 1
-			}
-			if emit(b[:i+1]) != nil {
-				return
-			}
-			b = b[i+1:]
-		}
-		return
-	}
-	rc.Flush()
-	err = ls.Follow(r.Context(), lines, emit)
-	if err != nil && r.Context().Err() == nil {
-		s.log.Debug("log follow ended", zap.String("program", name), zap.Error(err))
-	}
-}
-
-func trimNL(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-		if n := len(b); n > 0 && b[n-1] == '\r' {
-			b = b[:n-1]
-		}
-	}
-	return b
-}
-
-func (s *Server) proxyStatus(w http.ResponseWriter, r *http.Request) {
-	var res ProxyResponse
-	if st, ok := s.proxy(); ok {
-		res = ProxyResponse{Configured: true, Status: &st}
-	}
-	writeJSON(w, http.StatusOK, res)
-}
-
-// proxy is the proxy's status from Options.Proxy; false without a proxy.
-func (s *Server) proxy() (ProxyStatus, bool) {
-	if s.opts.Proxy == nil {
-		return ProxyStatus{}, false
-	}
-	return s.opts.Proxy()
-}
-
-func (s *Server) drainStatus(w http.ResponseWriter, r *http.Request) {
-	if s.opts.Drain == nil {
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "drain is not available", nil)
-		return
-	}
-	st, err := s.opts.Drain.DrainStatus()
-	if err != nil {
-		s.drainFailed(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
-}
-
-// drain is POST /v1/drain and /v1/undrain.
-func (s *Server) drain(w http.ResponseWriter, r *http.Request) {
-	if s.opts.Drain == nil {
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "drain is not available", nil)
-		return
-	}
-	var req DrainRequest
-	if !readJSON(w, r, &req) {
-		return
-	}
-	wait := time.Duration(req.WaitSeconds * float64(time.Second))
-	quiet := time.Duration(req.QuietSeconds * float64(time.Second))
-	if wait < 0 || wait > maxWait {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("wait_seconds must be between 0 and %d", int(maxWait.Seconds())), nil)
-		return
-	}
-	if quiet < 0 || quiet > maxWait {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("quiet_seconds must be between 0 and %d", int(maxWait.Seconds())), nil)
-		return
-	}
-	if quiet == 0 {
-		quiet = defaultQuiet
-	}
-	var st DrainStatus
-	var err error
-	if r.URL.Path == "/v1/undrain" {
-		st, err = s.opts.Drain.Undrain(r.Context(), wait)
-	} else {
-		st, err = s.opts.Drain.Drain(r.Context(), wait, quiet)
-	}
-	if err != nil {
-		s.drainFailed(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
-}
-
-func (s *Server) drainFailed(w http.ResponseWriter, err error) {
-	if errors.Is(err, ErrNoHealthPath) {
-		writeError(w, http.StatusConflict, CodeUnavailable, err.Error(), nil)
-		return
-	}
-	s.fail(w, err)
-}
-
-func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
-	res := AlertsResponse{Alerts: []alert.Alert{}, Sinks: []alert.SinkStatus{}}
-	if s.opts.Alerts != nil {
-		res.Alerts = append(res.Alerts, s.opts.Alerts.Active()...)
-		res.Sinks = append(res.Sinks, s.opts.Alerts.Sinks()...)
-	}
-	writeJSON(w, http.StatusOK, res)
-}
-
-func (s *Server) testAlerts(w http.ResponseWriter, r *http.Request) {
-	if s.opts.Alerts == nil {
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "alerts are not available", nil)
-		return
-	}
-	// No body is needed; reading it to its end also lets the server notice
-	// a caller that goes away, which ends ctx and with it the test.
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		writeError(w, http.StatusUnsupportedMediaType, CodeBadRequest, "send Content-Type: application/json", nil)
-		return
-	}
-	io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 1<<20))
-	ctx, cancel := context.WithTimeout(r.Context(), alertTestTimeout)
-	defer cancel()
-	res := AlertsTestResponse{Results: []alert.TestResult{}}
-	res.Results = append(res.Results, s.opts.Alerts.Test(ctx)...)
-	writeJSON(w, http.StatusOK, res)
-}
-
-func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
-	if s.opts.Reload == nil {
-		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "reload is not available", nil)
-		return
-	}
-	// A reload runs to its end even if the caller goes away: stopping
-	// half of the changed programs would leave neither config running.
-	res, err := s.opts.Reload(context.WithoutCancel(r.Context()))
-	if err != nil {
-		list := problems(err)
-		writeError(w, http.StatusUnprocessableEntity, CodeConfigInvalid,
-			fmt.Sprintf("reload failed; still running the previous config: %d problem(s)", len(list)), list)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
-}
-
-// --- helpers ---
-
-// problems lists the problems in err one by one: the errors it joins
-// (errors.Join, config.Errors), nested joins flattened, or else err.
-func problems(err error) []string {
-	multi, ok := errors.AsType[interface {
-		error
-		Unwrap() []error
-	}](err)
-	if !ok {
-		return []string{err.Error()}
-	}
-	var out []string
-	for _, e := range multi.Unwrap() {
-		out = append(out, problems(e)...)
-	}
-	return out
-}
-
-// fail answers with the status code of err: 404 for unknown programs
-// (listed in "errors"), 400 for "all" mixed with names, else 500.
-func (s *Server) fail(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, supervisor.ErrUnknownProgram):
-		var names []string
-		if ue, ok := errors.AsType[*supervisor.UnknownProgramsError](err); ok {
-			names = ue.Names
-		}
-		writeError(w, http.StatusNotFound, CodeUnknownProgram, err.Error(), names)
-		return
-	case errors.Is(err, supervisor.ErrAllWithNames):
-		writeError(w, http.StatusBadRequest, CodeBadRequest, err.Error(), nil)
-		return
-	}
-	s.log.Warn("admin API request failed", zap.Error(err))
-	writeError(w, http.StatusInternalServerError, CodeFailed, err.Error(), nil)
-}
-
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		// Also keeps browsers' "simple" cross-site form posts out.
-		writeError(w, http.StatusUnsupportedMediaType, CodeBadRequest, "send Content-Type: application/json", nil)
-		return false
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, CodeBadRequest, "bad JSON body: "+err.Error(), nil)
-		return false
-	}
-	return true
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, kind, msg string, list []string) {
-	writeJSON(w, code, errorBody{Error: msg, Code: kind, Errors: list})
 }

@@ -1,13 +1,11 @@
 package control
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"go/build"
 	"io"
 	"io/fs"
@@ -15,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -24,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/client"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
@@ -270,44 +269,13 @@ func TestProgramNames(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var body errorBody
+			var body apitype.ErrorBody
 			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil && tc.code != 200 {
 				t.Fatal(err)
 			}
 			if resp.StatusCode != tc.code || body.Error != tc.msg || !slices.Equal(body.Errors, tc.list) {
 				t.Errorf("%s %s %s: %d %q %q, want %d %q %q", tc.method, tc.path, tc.body,
 					resp.StatusCode, body.Error, body.Errors, tc.code, tc.msg, tc.list)
-			}
-		})
-	}
-}
-
-// fileErrors is like config.Errors: its message is one problem per line,
-// and it unwraps to them.
-type fileErrors []error
-
-func (es fileErrors) Error() string   { return errors.Join(es...).Error() }
-func (es fileErrors) Unwrap() []error { return es }
-
-// TestProblems: a reload error is listed by its structure, never by
-// splitting its text.
-func TestProblems(t *testing.T) {
-	a, b, c := errors.New("a.toml:3: x: bad"), errors.New("a.toml:9: y: bad"), errors.New("proxy: z")
-	for _, tc := range []struct {
-		name string
-		err  error
-		want []string
-	}{
-		{"one", a, []string{"a.toml:3: x: bad"}},
-		{"joined", errors.Join(a, b), []string{"a.toml:3: x: bad", "a.toml:9: y: bad"}},
-		{"file errors", fileErrors{a, b}, []string{"a.toml:3: x: bad", "a.toml:9: y: bad"}},
-		{"nested", errors.Join(fileErrors{a, b}, c), []string{"a.toml:3: x: bad", "a.toml:9: y: bad", "proxy: z"}},
-		{"wrapped", fmt.Errorf("reload: %w", errors.Join(a, c)), []string{"a.toml:3: x: bad", "proxy: z"}},
-		{"lines in one error", errors.New("caddy says\nmore"), []string{"caddy says\nmore"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := problems(tc.err); !slices.Equal(got, tc.want) {
-				t.Errorf("problems = %q, want %q", got, tc.want)
 			}
 		})
 	}
@@ -346,8 +314,8 @@ func TestDashboardHeaders(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	s := New(Options{Programs: newFake(), Proxy: func() (ProxyStatus, bool) {
-		return ProxyStatus{Running: true, Upstreams: []ProxyUpstreamStatus{{Address: "127.0.0.1:8000", Healthy: true, Requests: 3}}}, true
+	s := New(Options{Programs: newFake(), Proxy: func() (apitype.ProxyStatus, bool) {
+		return apitype.ProxyStatus{Running: true, Upstreams: []apitype.ProxyUpstreamStatus{{Address: "127.0.0.1:8000", Healthy: true, Requests: 3}}}, true
 	}})
 	srv := httptest.NewServer(s.Handler(false))
 	defer srv.Close()
@@ -370,28 +338,6 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
-	}
-}
-
-func TestScanGroupsSumsTheWholeGroup(t *testing.T) {
-	// The shell says "ready" after forking both sleeps.
-	cmd := exec.Command("/bin/sh", "-c", "sleep 100 & sleep 100 & echo ready; wait")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
-	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
-	pgid := cmd.Process.Pid
-	u := supervisor.PgroupUsage(map[int]bool{pgid: true})[pgid]
-	if u.Procs != 3 || u.RSS == 0 {
-		t.Errorf("group %d: %d processes, rss %d; want 3 processes and some memory", pgid, u.Procs, u.RSS)
-	}
-	if got := supervisor.PgroupUsage(map[int]bool{}); len(got) != 0 {
-		t.Errorf("scan for no group: %v", got)
 	}
 }
 
@@ -463,37 +409,20 @@ func TestListenUnix(t *testing.T) {
 	}
 }
 
-func TestClientNotRunning(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "none.sock")
-	c := &Client{Socket: path}
-	_, err := c.Programs(context.Background())
-	var nr *NotRunningError
-	if !errors.As(err, &nr) || nr.Addr != path {
-		t.Fatalf("err = %v, want NotRunningError for %s", err, path)
-	}
-	if strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), path) {
-		t.Errorf("message %q: want one line naming the socket", err)
-	}
-	var zero Client
-	if zero.Addr() != DefaultSocket {
-		t.Errorf("zero Client talks to %s, want %s", zero.Addr(), DefaultSocket)
-	}
-}
-
 func TestClientErrors(t *testing.T) {
-	s := New(Options{Programs: newFake(), Reload: func(context.Context) (ReloadResponse, error) {
-		return ReloadResponse{}, errors.Join(errors.New("a.toml:3: program.x.command: must not be empty"), errors.New("a.toml:9: program.y.bogus: unknown key"))
+	s := New(Options{Programs: newFake(), Reload: func(context.Context) (Reloaded, error) {
+		return Reloaded{}, errors.Join(errors.New("a.toml:3: program.x.command: must not be empty"), errors.New("a.toml:9: program.y.bogus: unknown key"))
 	}})
 	srv := httptest.NewServer(s.Handler(false))
 	defer srv.Close()
-	c := &Client{URL: srv.URL}
+	c := &client.Client{URL: srv.URL}
 	ctx := context.Background()
-	if _, err := c.Program(ctx, "nope"); !IsUnknownProgram(err) {
+	if _, err := c.Program(ctx, "nope"); !client.IsUnknownProgram(err) {
 		t.Errorf("Program(nope): %v, want unknown program", err)
 	}
 	_, err := c.Reload(ctx)
-	var ae *APIError
-	if !errors.As(err, &ae) || ae.Code != CodeConfigInvalid || len(ae.Errors) != 2 {
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Code != apitype.CodeConfigInvalid || len(ae.Errors) != 2 {
 		t.Errorf("Reload: %#v, want config_invalid with 2 errors", err)
 	}
 	p, err := c.Program(ctx, "api")
@@ -501,10 +430,10 @@ func TestClientErrors(t *testing.T) {
 		t.Errorf("Program(api) = %+v, %v", p, err)
 	}
 	ps, configured, err := c.Proxy(ctx)
-	if err != nil || configured || !reflect.DeepEqual(ps, ProxyStatus{}) {
+	if err != nil || configured || !reflect.DeepEqual(ps, apitype.ProxyStatus{}) {
 		t.Errorf("Proxy() = %+v, %v, %v; want not configured", ps, configured, err)
 	}
-	var h Health
+	var h apitype.Healthz
 	if h, err = c.Health(ctx); err != nil || !h.OK {
 		t.Errorf("Health() = %+v, %v", h, err)
 	}
@@ -518,25 +447,25 @@ func TestClientErrors(t *testing.T) {
 // dashboard and `hostctl status --json` users read), and the client
 // decodes it back into the value the server was given.
 func TestProxyStatus(t *testing.T) {
-	running := ProxyStatus{
+	running := apitype.ProxyStatus{
 		Running:      true,
 		Listen:       []string{":443", ":80"},
-		Upstreams:    []ProxyUpstreamStatus{{Address: "127.0.0.1:8000", Healthy: true, Fails: 1, Requests: 3}},
-		Certificates: []ProxyCertificateStatus{{Names: []string{"example.com"}, Issuer: "acme", NotAfter: time.Date(2030, 1, 2, 3, 4, 5, 600, time.UTC)}},
+		Upstreams:    []apitype.ProxyUpstreamStatus{{Address: "127.0.0.1:8000", Healthy: true, Fails: 1, Requests: 3}},
+		Certificates: []apitype.ProxyCertificateStatus{{Names: []string{"example.com"}, Issuer: "acme", NotAfter: time.Date(2030, 1, 2, 3, 4, 5, 600, time.UTC)}},
 	}
 	for _, tc := range []struct {
 		name       string
-		proxy      func() (ProxyStatus, bool)
+		proxy      func() (apitype.ProxyStatus, bool)
 		configured bool
-		want       ProxyStatus
+		want       apitype.ProxyStatus
 		wire       string
 	}{
-		{"none", nil, false, ProxyStatus{}, `{"configured":false,"status":null}`},
-		{"not configured", func() (ProxyStatus, bool) { return ProxyStatus{}, false }, false, ProxyStatus{},
+		{"none", nil, false, apitype.ProxyStatus{}, `{"configured":false,"status":null}`},
+		{"not configured", func() (apitype.ProxyStatus, bool) { return apitype.ProxyStatus{}, false }, false, apitype.ProxyStatus{},
 			`{"configured":false,"status":null}`},
-		{"waiting", func() (ProxyStatus, bool) { return ProxyStatus{Info: "waiting for app"}, true }, true, ProxyStatus{Info: "waiting for app"},
+		{"waiting", func() (apitype.ProxyStatus, bool) { return apitype.ProxyStatus{Info: "waiting for app"}, true }, true, apitype.ProxyStatus{Info: "waiting for app"},
 			`{"configured":true,"status":{"running":false,"listen":null,"upstreams":null,"certificates":null,"info":"waiting for app"}}`},
-		{"running", func() (ProxyStatus, bool) { return running, true }, true, running,
+		{"running", func() (apitype.ProxyStatus, bool) { return running, true }, true, running,
 			`{"configured":true,"status":{"running":true,"listen":[":443",":80"],` +
 				`"upstreams":[{"address":"127.0.0.1:8000","healthy":true,"fails":1,"requests":3}],` +
 				`"certificates":[{"names":["example.com"],"issuer":"acme","not_after":"2030-01-02T03:04:05.0000006Z"}]}}`},
@@ -549,7 +478,7 @@ func TestProxyStatus(t *testing.T) {
 			if err := json.Compact(&wire, b); err != nil || wire.String() != tc.wire {
 				t.Errorf("GET /v1/proxy = %s (%v)\nwant %s", b, err, tc.wire)
 			}
-			got, configured, err := (&Client{URL: srv.URL}).Proxy(context.Background())
+			got, configured, err := (&client.Client{URL: srv.URL}).Proxy(context.Background())
 			if err != nil || configured != tc.configured || !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("Proxy() = %+v, %v, %v\nwant %+v, %v", got, configured, err, tc.want, tc.configured)
 			}
@@ -568,15 +497,6 @@ func TestImports(t *testing.T) {
 		if strings.Contains(imp, "/proxy") || strings.Contains(imp, "caddy") || strings.HasSuffix(imp, "/daemon") {
 			t.Errorf("control imports %s", imp)
 		}
-	}
-}
-
-// BenchmarkScanGroups is one /proc scan, the fixed cost of every status
-// request and metrics scrape.
-func BenchmarkScanGroups(b *testing.B) {
-	want := map[int]bool{os.Getpid(): true}
-	for b.Loop() {
-		supervisor.PgroupUsage(want)
 	}
 }
 
@@ -599,7 +519,7 @@ func TestFatalStatusFields(t *testing.T) {
 			t.Errorf("GET /v1/programs = %s\nlacks %s", b, want)
 		}
 	}
-	p, err := (&Client{URL: srv.URL}).Program(context.Background(), "web")
+	p, err := (&client.Client{URL: srv.URL}).Program(context.Background(), "web")
 	if err != nil || p.Tries != 4 || p.LastStderr != "ImportError: no module named app" || !p.NextStart.Equal(next) {
 		t.Errorf("Program(web) = %+v, %v", p, err)
 	}
@@ -708,12 +628,12 @@ func TestProgramWithInstances(t *testing.T) {
 	if code, body := get("/v1/programs/pool"); code != 400 || !strings.Contains(body, `\"pool\" stands for 2 processes (pool_0, pool_1)`) {
 		t.Errorf("GET /v1/programs/pool: %d %s", code, body)
 	}
-	var one Program
+	var one apitype.Process
 	if code, body := get("/v1/programs/pool:pool_1"); code != 200 || json.Unmarshal([]byte(body), &one) != nil ||
 		one.Name != "pool_1" || one.Program != "pool" || one.ProgramGroup != "pool" || one.Instance != 1 {
 		t.Errorf("GET /v1/programs/pool:pool_1: %d %s", code, body)
 	}
-	var list []Program
+	var list []apitype.Process
 	if code, body := get("/v1/programs?name=pool"); code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list) != 2 {
 		t.Errorf("GET /v1/programs?name=pool: %d %s", code, body)
 	}
@@ -722,7 +642,7 @@ func TestProgramWithInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var ar ActionResponse
+	var ar apitype.ActionResponse
 	if err := json.NewDecoder(resp.Body).Decode(&ar); err != nil || len(ar.Results) != 2 || ar.Results[0].Name != "pool_0" || !ar.Results[1].OK {
 		t.Errorf("stop pool:*: %v %+v", err, ar)
 	}

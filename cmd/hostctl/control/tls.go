@@ -145,20 +145,6 @@ func CheckKeyPair(certFile, keyFile string) error {
 	return err
 }
 
-// LoadCAFile reads the PEM certificates of a CA file into a pool, for
-// Client.RootCAs.
-func LoadCAFile(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
-}
-
 // --- certificate files ---
 
 // fileCert serves CertFile and KeyFile, read again when they change.

@@ -134,7 +134,7 @@ func (d *Daemon) serveAdmin() {
 	}
 	d.admin.srv = control.New(control.Options{
 		Programs: d.sup,
-		Reload: func(ctx context.Context) (control.ReloadResponse, error) {
+		Reload: func(ctx context.Context) (control.Reloaded, error) {
 			res, err := d.Reload(ctx)
 			if err != nil {
 				d.log.Error("reload failed; still running the previous config", zap.Error(err))
@@ -153,9 +153,9 @@ func (d *Daemon) serveAdmin() {
 		Logger:    d.log.Named("admin"),
 		Version:   Version,
 		Supervisord: control.Supervisord{
-			Plan:    d.planReload,
-			Configs: d.sup.ProcessConfigs,
-			MainLog: d.mainLog(),
+			Plan:           d.planReload,
+			ProcessConfigs: d.sup.ProcessConfigs,
+			MainLog:        d.mainLog(),
 		},
 	})
 	d.admin.srv.ServeUnix(d.admin.unix)

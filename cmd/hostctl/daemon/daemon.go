@@ -230,21 +230,21 @@ func (d *Daemon) config() *config.File {
 
 // Reload re-reads the config file and applies the difference. An invalid
 // file changes nothing and its errors are returned.
-func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
+func (d *Daemon) Reload(ctx context.Context) (control.Reloaded, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	defer d.notifyReloading()()
 	old := d.config()
 	cfg, err := config.Load(old.Path)
 	if err != nil {
-		return control.ReloadResponse{}, err
+		return control.Reloaded{}, err
 	}
 	logWarnings(d.log, cfg)
 	if cfg.Log != old.Log || cfg.Admin != old.Admin {
 		d.log.Warn("[log] and [admin] changes take effect at the next start of hostctl")
 	}
 	if aerr := d.alerts.Apply(cfg.Alerts); aerr != nil {
-		return control.ReloadResponse{}, aerr
+		return control.Reloaded{}, aerr
 	}
 	diff, err := d.sup.Reload(ctx, cfg.ProgramList())
 	d.mu.Lock()
@@ -255,7 +255,7 @@ func (d *Daemon) Reload(ctx context.Context) (control.ReloadResponse, error) {
 	if perr != nil {
 		err = errors.Join(err, perr)
 	}
-	return control.ReloadResponse{Diff: diff, Proxy: proxyRes}, err
+	return control.Reloaded{Diff: diff, Proxy: proxyRes}, err
 }
 
 // logWarnings logs what the config has that is not wrong but worth fixing

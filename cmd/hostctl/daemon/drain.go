@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
@@ -122,17 +123,17 @@ func (d *Daemon) healthPath() (string, error) {
 // drainer is the admin API's view of the drain (control.Drainer).
 type drainer struct{ d *Daemon }
 
-func (dr drainer) DrainStatus() (control.DrainStatus, error) {
+func (dr drainer) DrainStatus() (apitype.DrainStatus, error) {
 	path, err := dr.d.healthPath()
 	if err != nil {
-		return control.DrainStatus{}, err
+		return apitype.DrainStatus{}, err
 	}
 	return dr.d.drainStatus(path), nil
 }
 
 // drainStatus is the drain state and the proxy's traffic.
-func (d *Daemon) drainStatus(healthPath string) control.DrainStatus {
-	st := control.DrainStatus{HealthPath: healthPath}
+func (d *Daemon) drainStatus(healthPath string) apitype.DrainStatus {
+	st := apitype.DrainStatus{HealthPath: healthPath}
 	draining, since := d.drain.get()
 	if draining {
 		st.Draining, st.Since = true, &since
@@ -153,15 +154,15 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func (dr drainer) Drain(ctx context.Context, wait, quiet time.Duration) (control.DrainStatus, error) {
+func (dr drainer) Drain(ctx context.Context, wait, quiet time.Duration) (apitype.DrainStatus, error) {
 	d := dr.d
 	path, err := d.healthPath()
 	if err != nil {
-		return control.DrainStatus{}, err
+		return apitype.DrainStatus{}, err
 	}
 	was, _ := d.drain.get()
 	if err := d.drain.set(true); err != nil {
-		return control.DrainStatus{}, err
+		return apitype.DrainStatus{}, err
 	}
 	if !was {
 		d.log.Info("draining: health_path answers 503; requests that still arrive are served", zap.String("health_path", path))
@@ -186,16 +187,16 @@ func (dr drainer) Drain(ctx context.Context, wait, quiet time.Duration) (control
 	return st, nil
 }
 
-func (dr drainer) Undrain(ctx context.Context, wait time.Duration) (control.DrainStatus, error) {
+func (dr drainer) Undrain(ctx context.Context, wait time.Duration) (apitype.DrainStatus, error) {
 	d := dr.d
 	path, err := d.healthPath()
 	if err != nil {
-		return control.DrainStatus{}, err
+		return apitype.DrainStatus{}, err
 	}
 	was, _ := d.drain.get()
 	t0 := time.Now()
 	if err := d.drain.set(false); err != nil {
-		return control.DrainStatus{}, err
+		return apitype.DrainStatus{}, err
 	}
 	if was {
 		d.log.Info("undrained: health_path answers as the programs are", zap.String("health_path", path))
@@ -223,7 +224,7 @@ var _ control.Drainer = drainer{}
 
 // proxyDrain is the drain part of the proxy status; nil without
 // health_path.
-func (d *Daemon) proxyDrain(cfgProxy *proxy.Config) *control.DrainStatus {
+func (d *Daemon) proxyDrain(cfgProxy *proxy.Config) *apitype.DrainStatus {
 	if cfgProxy == nil || cfgProxy.HealthPath == "" {
 		return nil
 	}

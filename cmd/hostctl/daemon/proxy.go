@@ -15,8 +15,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
@@ -424,10 +424,10 @@ func (o *proxyOwner) waitUpstreams(ctx context.Context, gen uint64, names []stri
 
 // proxyStatus is the proxy's state for the admin API, with the reason
 // when it is not running; false without a proxy.
-func (d *Daemon) proxyStatus() (control.ProxyStatus, bool) {
+func (d *Daemon) proxyStatus() (apitype.ProxyStatus, bool) {
 	st, info, configured := d.proxy.Status()
 	if !configured {
-		return control.ProxyStatus{}, false
+		return apitype.ProxyStatus{}, false
 	}
 	out := apiProxyStatus(st, info)
 	out.Drain = d.proxyDrain(d.config().Proxy)
@@ -436,18 +436,18 @@ func (d *Daemon) proxyStatus() (control.ProxyStatus, bool) {
 
 // apiProxyStatus copies st into the API's mirror of it. Nil slices stay
 // nil so that the JSON (null or []) is the proxy's own.
-func apiProxyStatus(st proxy.Status, info string) control.ProxyStatus {
-	out := control.ProxyStatus{Running: st.Running, Listen: st.Listen, Info: info}
+func apiProxyStatus(st proxy.Status, info string) apitype.ProxyStatus {
+	out := apitype.ProxyStatus{Running: st.Running, Listen: st.Listen, Info: info}
 	if st.Upstreams != nil {
-		out.Upstreams = make([]control.ProxyUpstreamStatus, len(st.Upstreams))
+		out.Upstreams = make([]apitype.ProxyUpstreamStatus, len(st.Upstreams))
 		for i, u := range st.Upstreams {
-			out.Upstreams[i] = control.ProxyUpstreamStatus(u)
+			out.Upstreams[i] = apitype.ProxyUpstreamStatus(u)
 		}
 	}
 	if st.Certificates != nil {
-		out.Certificates = make([]control.ProxyCertificateStatus, len(st.Certificates))
+		out.Certificates = make([]apitype.ProxyCertificateStatus, len(st.Certificates))
 		for i, c := range st.Certificates {
-			out.Certificates[i] = control.ProxyCertificateStatus(c)
+			out.Certificates[i] = apitype.ProxyCertificateStatus(c)
 		}
 	}
 	return out

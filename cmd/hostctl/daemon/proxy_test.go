@@ -11,7 +11,7 @@ import (
 // TestAPIProxyStatus: the API's mirror of proxy.Status encodes exactly as
 // proxy.Status with the reason beside it (the admin API's JSON before it
 // had a type of its own), so a field added to proxy.Status and not to
-// control.ProxyStatus fails here.
+// apitype.ProxyStatus fails here.
 func TestAPIProxyStatus(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -2,7 +2,7 @@ package daemon
 
 import (
 	"github.com/hostctl/hostctl/cmd/hostctl/config"
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/supervisord"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
@@ -19,7 +19,7 @@ func (d *Daemon) planReload() (supervisor.Diff, []*supervisor.ProcessConfig, err
 
 // mainLog is hostctl's own log file for supervisord's maintail, nil
 // without one ([log] file = false).
-func (d *Daemon) mainLog() control.MainLog {
+func (d *Daemon) mainLog() supervisord.MainLog {
 	if d.ownLog == nil {
 		return nil // not a typed nil in the interface
 	}

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/client"
 	"github.com/hostctl/hostctl/cmd/hostctl/control"
 	"github.com/hostctl/hostctl/supervisor/trust"
 )
@@ -121,7 +123,7 @@ func (c *Config) Validate(prefix string) []error {
 		}
 		if h.CAFile != "" {
 			var err error
-			if h.roots, err = control.LoadCAFile(h.CAFile); err != nil {
+			if h.roots, err = client.LoadCAFile(h.CAFile); err != nil {
 				var pe *os.PathError
 				if errors.As(err, &pe) {
 					err = fmt.Errorf("%s: %w", pe.Path, pe.Err)
@@ -162,7 +164,7 @@ type HostStatus struct {
 	URL  string `json:"url"`
 	// OK is true when the host answered; Programs is then its programs.
 	OK       bool              `json:"ok"`
-	Programs []control.Program `json:"programs"`
+	Programs []apitype.Process `json:"programs"`
 	// Reason and Error say why not, when OK is false.
 	Reason Reason `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"`
@@ -188,7 +190,7 @@ func hostStatus(ctx context.Context, h Host, timeout time.Duration) HostStatus {
 	st := HostStatus{Name: h.Name, URL: h.URL}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cl := &control.Client{URL: h.URL, Token: h.token, RootCAs: h.roots}
+	cl := &client.Client{URL: h.URL, Token: h.token, RootCAs: h.roots}
 	t0 := time.Now()
 	progs, err := cl.Programs(ctx)
 	st.Took = time.Since(t0)
@@ -202,7 +204,7 @@ func hostStatus(ctx context.Context, h Host, timeout time.Duration) HostStatus {
 
 // classify turns a client error into a reason and a message for a person.
 func classify(err error, timeout time.Duration) (Reason, string) {
-	var ae *control.APIError
+	var ae *client.APIError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return Timeout, fmt.Sprintf("no answer within %s", timeout)
@@ -211,7 +213,7 @@ func classify(err error, timeout time.Duration) (Reason, string) {
 	case errors.As(err, &ae) && ae.StatusCode == http.StatusUnauthorized:
 		return BadToken, "the host refused the token (401): token_file must hold that host's [admin] token_file"
 	}
-	if why := control.CertError(err); why != "" {
+	if why := client.CertError(err); why != "" {
 		return BadCert, why + " (ca_file)"
 	}
 	return Failed, err.Error()

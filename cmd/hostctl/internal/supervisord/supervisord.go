@@ -1,21 +1,24 @@
-package control
-
+// Package supervisord is hostctl's supervisord compatibility: it serves
 // supervisord's XML-RPC API (POST /RPC2) and its log tails (GET /logtail,
-// /mainlogtail), as supervisord 4.2 serves them, so that supervisorctl,
-// Python's xmlrpc.client, Datadog's supervisord check and other clients
-// drive hostctl as they drive supervisord. Method names, argument forms,
-// answers, state codes, description texts and Fault codes follow
-// supervisor/rpcinterface.py; where hostctl differs, the README's
-// "supervisorctl and supervisord's XML-RPC API" says how.
+// /mainlogtail) over the supervisor, as supervisord 4.2 serves them, so
+// that supervisorctl, Python's xmlrpc.client, Datadog's supervisord check
+// and other clients drive hostctl as they drive supervisord. Method names,
+// argument forms, answers, state codes, description texts and Fault codes
+// follow supervisor/rpcinterface.py; where hostctl differs, the README's
+// "supervisorctl and supervisord's XML-RPC API" says how. The admin API
+// (package control) mounts its handlers in its route table and decides
+// who may call them.
 //
 // Names: a hostctl process is the supervisord process GROUP:NAME, where
 // GROUP is its program group (`celery` is `celery:celery`, written
 // `celery`). supervisor.Match reads them with supervisord's rules
 // (supervisor.SupervisordNames).
+package supervisord
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -23,28 +26,89 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control/xmlrpc"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/supervisord/xmlrpc"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
-// Supervisord is what the supervisord-compatible API needs beyond
-// Programs. Every field is optional.
-type Supervisord struct {
+// Supervisor is what the API needs of the supervisor;
+// *supervisor.Supervisor implements it. Names are read by the methods
+// with supervisor.HostctlNames: this package passes them process names
+// only, which every rule reads alike.
+type Supervisor interface {
+	Status(names ...string) ([]supervisor.Status, error)
+	Log(process, stream string) (supervisor.LogStream, error)
+	StartProcesses(ctx context.Context, names ...string) error
+	StopProcesses(ctx context.Context, names ...string) error
+	SignalProcesses(ctx context.Context, sig syscall.Signal, names ...string) error
+	WaitFor(ctx context.Context, process string, cond func(supervisor.Status) bool) (supervisor.Status, error)
+}
+
+// Options configure a Server. Supervisor is required; every other field
+// is optional.
+type Options struct {
+	// Supervisor runs the processes.
+	Supervisor Supervisor
+	// Reload re-reads the config file and applies it (supervisorctl
+	// update). nil: update answers FAILED.
+	Reload func(ctx context.Context) error
 	// Plan reads the config file and returns what a reload would change,
-	// without applying it, with the programs the file configures.
+	// without applying it, with the processes the file configures.
 	// reloadConfig (supervisorctl reread) answers from it; nil: it answers
 	// CANT_REREAD.
 	Plan func() (supervisor.Diff, []*supervisor.ProcessConfig, error)
-	// Configs returns the running programs' configs (getAllConfigInfo,
-	// supervisorctl avail). nil: avail lists nothing.
-	Configs func() []*supervisor.ProcessConfig
+	// ProcessConfigs returns the running processes' configs
+	// (getAllConfigInfo, supervisorctl avail). nil: avail lists nothing.
+	ProcessConfigs func() []*supervisor.ProcessConfig
 	// MainLog is hostctl's own log file (readLog, /mainlogtail,
 	// supervisorctl maintail); nil when it writes none ([log] file = false).
 	MainLog MainLog
+	// Version is getSupervisorVersion's answer.
+	Version string
+	// CheckWrite says whether the caller of a request (its context) may
+	// change things: a method that starts, stops or signals processes,
+	// reloadConfig, addProcessGroup, removeProcessGroup, or a multicall
+	// holding one (what names the method). nil when it may, else an
+	// error that says why not, answered as a FAILED fault. nil: every
+	// caller may.
+	CheckWrite func(ctx context.Context, what string) error
+	// Logger gets the calls that fail other than with a fault. Default:
+	// no logging.
+	Logger *zap.Logger
+}
+
+// Server serves supervisord's API; its handlers are RPC, LogTail and
+// MainLogTail.
+type Server struct {
+	opts Options
+	log  *zap.Logger
+
+	rpcMu  sync.Mutex  // guards reread; taken before no other lock
+	reread *rereadPlan // what reloadConfig last found
+
+	replyCap int64 // maxReply; a test makes it smaller
+}
+
+// New returns a Server.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	return &Server{opts: opts, log: opts.Logger, replyCap: maxReply}
+}
+
+// checkWrite is Options.CheckWrite.
+func (s *Server) checkWrite(ctx context.Context, what string) error {
+	if s.opts.CheckWrite == nil {
+		return nil
+	}
+	return s.opts.CheckWrite(ctx, what)
 }
 
 // MainLog is hostctl's own log file as the API reads it; *logfile.Stream
@@ -120,12 +184,6 @@ func signallableState(s supervisor.State) bool {
 // work with a server that answers anything else to getVersion.
 const apiVersion = "3.0"
 
-// supervisordPath reports whether path is served by this file: there, on
-// TCP, HTTP Basic auth with a token as password is accepted too.
-func supervisordPath(path string) bool {
-	return path == "/RPC2" || path == "/mainlogtail" || strings.HasPrefix(path, "/logtail/")
-}
-
 // --- names ---
 
 // proc is one supervisord process: a process's status and its names.
@@ -144,7 +202,7 @@ func (p proc) namespec() string { return p.names.Namespec() }
 // procs returns every process, sorted by group then name (supervisord's
 // lexical order).
 func (s *Server) procs() ([]proc, error) {
-	sts, err := s.opts.Programs.Status()
+	sts, err := s.opts.Supervisor.Status()
 	if err != nil {
 		return nil, err
 	}
@@ -325,6 +383,27 @@ type rpcMethod struct {
 // update's addProcessGroup and removeProcessGroup then apply.
 var rpcMethods map[string]rpcMethod
 
+// Method describes one published method: its name, its signature as
+// system.methodSignature answers ([return type, param types...]), how
+// many of its last parameters may be left out, and whether it changes
+// something (then Options.CheckWrite is asked first).
+type Method struct {
+	Name      string
+	Signature []string
+	Optional  int
+	Write     bool
+}
+
+// Methods returns every published method, sorted by name.
+func Methods() []Method {
+	out := make([]Method, 0, len(rpcMethods))
+	for _, name := range slices.Sorted(maps.Keys(rpcMethods)) {
+		m := rpcMethods[name]
+		out = append(out, Method{Name: name, Signature: m.sig, Optional: m.optional, Write: m.write})
+	}
+	return out
+}
+
 // rpcUnsupported are supervisord methods hostctl does not provide, with
 // the reason their FAILED fault gives.
 var rpcUnsupported = map[string]string{
@@ -442,8 +521,10 @@ func (s *Server) dispatch(ctx context.Context, method string, args []any) (any, 
 		}
 		return nil, fault(faultUnknownMethod, "")
 	}
-	if m.write && roleOf(ctx) < roleAdmin {
-		return nil, fault(faultFailed, readOnly(method))
+	if m.write {
+		if err := s.checkWrite(ctx, method); err != nil {
+			return nil, fault(faultFailed, err.Error())
+		}
 	}
 	params := m.sig[1:]
 	if len(args) > len(params) || len(args) < len(params)-m.optional {
@@ -497,14 +578,17 @@ func truthy(args []any, i int) bool {
 // multicall of a few names.
 const maxRPCBody = 4 << 20
 
-// rpc serves POST /RPC2. Every answer is HTTP 200 with one methodResponse
+// RPC serves POST /RPC2. Every answer is HTTP 200 with one methodResponse
 // (a value or a Fault), as supervisord's: a request that is not XML-RPC
-// gets INCORRECT_PARAMETERS, an unknown method UNKNOWN_METHOD.
-func (s *Server) rpc(w http.ResponseWriter, r *http.Request) {
+// gets INCORRECT_PARAMETERS, an unknown method UNKNOWN_METHOD. A body
+// that does not say it is XML gets 415, in the admin API's JSON.
+func (s *Server) RPC(w http.ResponseWriter, r *http.Request) {
 	ct := strings.ToLower(strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0]))
 	if ct != "" && ct != "text/xml" && ct != "application/xml" {
 		// Also keeps browsers' "simple" cross-site posts out.
-		writeError(w, http.StatusUnsupportedMediaType, CodeBadRequest, "send Content-Type: text/xml", nil)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnsupportedMediaType)
+		json.NewEncoder(w).Encode(apitype.ErrorBody{Error: "send Content-Type: text/xml", Code: apitype.CodeBadRequest})
 		return
 	}
 	var body []byte
@@ -538,18 +622,18 @@ func (s *Server) answer(ctx context.Context, call *xmlrpc.Call) []byte {
 	return xmlrpc.EncodeFault(f)
 }
 
-// logtail serves GET /logtail/{name}/{channel}: supervisorctl tail -f. It
-// sends the last KiB or so, then every new line, as a chunked text/plain
-// stream, until the client goes away. 404 for an unknown name or a stream
-// that is not logged, as supervisord.
-func (s *Server) logtail(w http.ResponseWriter, r *http.Request) {
+// LogTail serves GET /logtail/{name}/{channel} (the route's pattern names
+// both): supervisorctl tail -f. It sends the last KiB or so, then every
+// new line, as a chunked text/plain stream, until the client goes away.
+// 404 for an unknown name or a stream that is not logged, as supervisord.
+func (s *Server) LogTail(w http.ResponseWriter, r *http.Request) {
 	channel := r.PathValue("channel")
 	p, err := s.findOne(r.PathValue("name"))
 	if err != nil || channel != "stdout" && channel != "stderr" {
 		http.NotFound(w, r)
 		return
 	}
-	ls, err := s.opts.Programs.Log(p.st.Name, channel)
+	ls, err := s.opts.Supervisor.Log(p.st.Name, channel)
 	if err != nil || ls == nil {
 		http.NotFound(w, r)
 		return
@@ -557,9 +641,9 @@ func (s *Server) logtail(w http.ResponseWriter, r *http.Request) {
 	s.tailFollow(w, r, ls.Path(), ls.Follow)
 }
 
-// mainlogtail serves GET /mainlogtail: supervisorctl maintail -f.
-func (s *Server) mainlogtail(w http.ResponseWriter, r *http.Request) {
-	ml := s.opts.Supervisord.MainLog
+// MainLogTail serves GET /mainlogtail: supervisorctl maintail -f.
+func (s *Server) MainLogTail(w http.ResponseWriter, r *http.Request) {
+	ml := s.opts.MainLog
 	if ml == nil {
 		http.NotFound(w, r)
 		return

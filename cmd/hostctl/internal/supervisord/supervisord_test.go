@@ -1,19 +1,24 @@
-package control
+package supervisord
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control/xmlrpc"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/supervisord/xmlrpc"
+	"github.com/hostctl/hostctl/supervisor"
 )
 
 // python runs code with python3, Debian's supervisor package importable,
@@ -124,19 +129,23 @@ func TestReplyCap(t *testing.T) {
 	if err := os.WriteFile(logPath, []byte(strings.Repeat("x", 1000)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fake := newFake()
-	s := New(Options{Programs: fake, Supervisord: Supervisord{MainLog: fakeMainLog(logPath)}})
+	fake := &fakeSupervisor{sts: []supervisor.Status{{Name: "api", ProgramGroup: "api", State: supervisor.Running, PID: os.Getpid()}}}
+	s := New(Options{Supervisor: fake, MainLog: fakeMainLog(logPath)})
 	s.replyCap = 10_000 // ten reads of 1001 bytes do not fit
-	srv := httptest.NewServer(s.Handler(false))
+	srv := httptest.NewServer(http.HandlerFunc(s.RPC))
 	defer srv.Close()
 	post := func(method string, params ...any) (any, error) {
 		t.Helper()
 		b, _ := xmlrpc.EncodeCall(method, params...)
-		code, body := do(t, srv, "POST", "/RPC2", string(b), nil)
-		if code != 200 {
-			t.Fatalf("HTTP %d: %s", code, body)
+		resp, err := http.Post(srv.URL, "text/xml", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return xmlrpc.DecodeResponse(strings.NewReader(body))
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("HTTP %s", resp.Status)
+		}
+		return xmlrpc.DecodeResponse(resp.Body)
 	}
 	read := xmlrpc.Struct{{Name: "methodName", Value: "supervisor.readLog"}, {Name: "params", Value: []any{0, 0}}}
 	signal := xmlrpc.Struct{{Name: "methodName", Value: "supervisor.signalProcess"}, {Name: "params", Value: []any{"api", "HUP"}}}
@@ -174,6 +183,43 @@ func TestReplyCap(t *testing.T) {
 	if _, err := post("supervisor.tailProcessStdoutLog", "api", 0, 1000); err != nil {
 		t.Errorf("tailProcessStdoutLog without a log file: %v", err)
 	}
+}
+
+// fakeSupervisor serves fixed statuses and records signals; it has no
+// logs.
+type fakeSupervisor struct {
+	sts     []supervisor.Status
+	signals []string
+}
+
+func (f *fakeSupervisor) Status(names ...string) ([]supervisor.Status, error) {
+	if len(names) == 0 {
+		return f.sts, nil
+	}
+	var out []supervisor.Status
+	for _, n := range names {
+		i := slices.IndexFunc(f.sts, func(s supervisor.Status) bool { return s.Name == n })
+		if i < 0 {
+			return nil, supervisor.ErrUnknownProgram
+		}
+		out = append(out, f.sts[i])
+	}
+	return out, nil
+}
+
+func (f *fakeSupervisor) Log(string, string) (supervisor.LogStream, error) { return nil, nil }
+func (f *fakeSupervisor) StartProcesses(context.Context, ...string) error  { return nil }
+func (f *fakeSupervisor) StopProcesses(context.Context, ...string) error   { return nil }
+func (f *fakeSupervisor) SignalProcesses(_ context.Context, sig syscall.Signal, names ...string) error {
+	f.signals = append(f.signals, supervisor.SignalName(sig)+" "+strings.Join(names, ","))
+	return nil
+}
+func (f *fakeSupervisor) WaitFor(_ context.Context, name string, _ func(supervisor.Status) bool) (supervisor.Status, error) {
+	sts, err := f.Status(name)
+	if err != nil {
+		return supervisor.Status{}, err
+	}
+	return sts[0], nil
 }
 
 // fakeMainLog is a MainLog at a path.

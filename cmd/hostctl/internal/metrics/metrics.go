@@ -1,15 +1,97 @@
-package control
+// Package metrics is what hostctl measures over time and exports: the
+// Prometheus metrics of GET /metrics (processes, proxy upstreams, drain,
+// alerts) and the last hour of every process's memory, restarts and state
+// for GET /v1/history (the dashboard's sparklines), sampled by one
+// goroutine. It reads the processes, the proxy and the alerts through the
+// functions of Sources, as the admin API reports them (apitype), and
+// never changes anything.
+package metrics
 
 import (
+	"context"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/alert"
-	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 )
+
+// Sources are what the metrics and the history read.
+type Sources struct {
+	// Processes returns every process with its pgroup's usage (one scan
+	// of /proc: call it once per scrape or sample). Required.
+	Processes func() ([]apitype.Process, error)
+	// Proxy returns the proxy's status, and false when no proxy is
+	// configured. nil: no proxy.
+	Proxy func() (apitype.ProxyStatus, bool)
+	// Alerts returns the active alerts and every sink's delivery
+	// counters. nil: no alerts.
+	Alerts func() ([]apitype.Alert, []apitype.AlertSink)
+}
+
+// Options configure Metrics.
+type Options struct {
+	Sources
+	// HistoryInterval is how often every process is sampled for History,
+	// which keeps the last hour. Default: DefaultHistoryInterval.
+	HistoryInterval time.Duration
+	// Logger gets the samples that fail and the scrapes' errors. Default:
+	// no logging.
+	Logger *zap.Logger
+}
+
+// Metrics exports the Prometheus metrics (Handler) and keeps the history
+// (History). Start starts the sampler; Close ends it.
+type Metrics struct {
+	opts     Options
+	log      *zap.Logger
+	registry *prometheus.Registry
+	hist     *history
+
+	ctx    context.Context // ends the sampler
+	cancel context.CancelFunc
+	once   sync.Once // starts the sampler, or makes sure it never will
+}
+
+// New returns Metrics; nothing is sampled until Start.
+func New(opts Options) *Metrics {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	m := &Metrics{opts: opts, log: opts.Logger, hist: newHistory(opts.HistoryInterval)}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.registry = prometheus.NewRegistry()
+	m.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collector{m},
+	)
+	return m
+}
+
+// Start starts sampling the history, once; later calls do nothing.
+func (m *Metrics) Start() { m.once.Do(func() { go m.sample() }) }
+
+// Close ends the sampler and waits for it; the history stays readable.
+func (m *Metrics) Close() {
+	m.cancel()
+	m.once.Do(func() { close(m.hist.done) }) // never started: nothing to wait for
+	<-m.hist.done
+}
+
+// History returns every process's samples of the last hour.
+func (m *Metrics) History() apitype.HistoryResponse { return m.hist.get() }
+
+// Handler serves the Prometheus metrics, one snapshot per scrape.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{ErrorLog: zapPrintln{m.log}})
+}
 
 var (
 	descState = prometheus.NewDesc("hostctl_program_state",
@@ -56,22 +138,12 @@ var (
 		"Alert events waiting for delivery to the sink, retries included.", []string{"sink"}, nil)
 )
 
-var allStates = []supervisor.State{supervisor.Stopped, supervisor.Starting, supervisor.Running,
-	supervisor.Backoff, supervisor.Stopping, supervisor.Exited, supervisor.Fatal}
+var allStates = []apitype.State{apitype.Stopped, apitype.Starting, apitype.Running,
+	apitype.Backoff, apitype.Stopping, apitype.Exited, apitype.Fatal}
 
-// collector exports programs and proxy upstreams; each scrape takes one
+// collector exports processes and proxy upstreams; each scrape takes one
 // snapshot (one /proc scan).
-type collector struct{ s *Server }
-
-func newRegistry(s *Server) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		collector{s},
-	)
-	return reg
-}
+type collector struct{ m *Metrics }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRestarts, descUptime, descRSS, descCPU, descProcs,
@@ -82,7 +154,7 @@ func (collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
-	progs, err := c.s.snapshot(nil)
+	progs, err := c.m.opts.Processes()
 	if err == nil {
 		for _, p := range progs {
 			for _, st := range allStates {
@@ -90,7 +162,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				if p.State == st {
 					v = 1
 				}
-				ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, p.Name, st.String())
+				ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, p.Name, string(st))
 			}
 			ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(p.Restarts), p.Name)
 			ch <- prometheus.MustNewConstMetric(descUptime, prometheus.GaugeValue, p.UptimeSeconds, p.Name)
@@ -112,7 +184,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	if ps, ok := c.s.proxy(); ok {
+	if ps, ok := c.proxy(); ok {
 		up := 0.0
 		if ps.Running {
 			up = 1
@@ -136,11 +208,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descUpFails, prometheus.GaugeValue, float64(u.Fails), u.Address)
 		}
 	}
-	if a := c.s.opts.Alerts; a != nil {
+	if a := c.m.opts.Alerts; a != nil {
+		alerts, sinks := a()
 		// Every condition, 0 included: an alerting rule can then tell "no
 		// alert" from "no data".
 		active := make(map[string]int, len(alert.Conditions))
-		for _, al := range a.Active() {
+		for _, al := range alerts {
 			active[al.Condition]++
 		}
 		for _, cond := range alert.Conditions {
@@ -150,7 +223,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for cond, n := range active { // a condition this build does not list
 			ch <- prometheus.MustNewConstMetric(descAlertsActive, prometheus.GaugeValue, float64(n), cond)
 		}
-		for _, sk := range a.Sinks() {
+		for _, sk := range sinks {
 			ch <- prometheus.MustNewConstMetric(descAlertsSent, prometheus.CounterValue, float64(sk.Sent), sk.Name)
 			ch <- prometheus.MustNewConstMetric(descAlertsFailed, prometheus.CounterValue, float64(sk.Failed), sk.Name)
 			ch <- prometheus.MustNewConstMetric(descAlertsQueued, prometheus.GaugeValue, float64(sk.Queued), sk.Name)
@@ -158,12 +231,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
-	promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{ErrorLog: zapPrintln{s}}).ServeHTTP(w, r)
+// proxy is Sources.Proxy's answer; false without one.
+func (c collector) proxy() (apitype.ProxyStatus, bool) {
+	if c.m.opts.Proxy == nil {
+		return apitype.ProxyStatus{}, false
+	}
+	return c.m.opts.Proxy()
 }
 
-type zapPrintln struct{ s *Server }
+type zapPrintln struct{ log *zap.Logger }
 
 func (z zapPrintln) Println(v ...any) {
-	z.s.log.Sugar().Warn(v...)
+	z.log.Sugar().Warn(v...)
 }

@@ -1,4 +1,9 @@
-package control
+// Package client is the typed client of hostctl's admin API: what the CLI,
+// the fleet view and tests use to talk to a running hostctl, over its unix
+// socket or a TCP listener (with a token, and TLS). The zero Client talks
+// to the default socket. Errors are typed: *NotRunningError when nothing
+// answers, *APIError for an error answer (its Code says which).
+package client
 
 import (
 	"bufio"
@@ -13,14 +18,21 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 )
 
+// DefaultSocket is the socket a Client without Socket or URL talks to.
+const DefaultSocket = apitype.DefaultSocket
+
 // Client talks to a running hostctl. The zero value uses DefaultSocket.
+// A Client is safe for concurrent use once made.
 type Client struct {
 	// Socket is the unix socket of the admin API. Used when URL is empty;
 	// default DefaultSocket.
@@ -66,7 +78,7 @@ func errMsg(err error) string {
 // APIError is an error answer of the API.
 type APIError struct {
 	StatusCode int
-	// Code is machine-readable: see the Code constants.
+	// Code is machine-readable: one of apitype's Code constants.
 	Code    string
 	Message string
 	// Errors lists each problem when there are several (config_invalid).
@@ -78,7 +90,7 @@ func (e *APIError) Error() string { return e.Message }
 // IsUnknownProgram reports whether err says a program name is not configured.
 func IsUnknownProgram(err error) bool {
 	var ae *APIError
-	return errors.As(err, &ae) && ae.Code == CodeUnknownProgram
+	return errors.As(err, &ae) && ae.Code == apitype.CodeUnknownProgram
 }
 
 // Addr is the socket path or URL the client talks to.
@@ -171,7 +183,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		var eb errorBody
+		var eb apitype.ErrorBody
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
 			eb.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
@@ -179,6 +191,20 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 		return nil, &APIError{StatusCode: resp.StatusCode, Code: eb.Code, Message: eb.Error, Errors: eb.Errors}
 	}
 	return resp, nil
+}
+
+// LoadCAFile reads the PEM certificates of a CA file into a pool, for
+// Client.RootCAs.
+func LoadCAFile(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
 }
 
 // CertError says, for a person, why the TLS certificate of an https URL
@@ -208,14 +234,14 @@ func isNotRunning(err error) bool {
 }
 
 // Health checks that the daemon answers.
-func (c *Client) Health(ctx context.Context) (Health, error) {
-	var h Health
+func (c *Client) Health(ctx context.Context) (apitype.Healthz, error) {
+	var h apitype.Healthz
 	err := c.do(ctx, "GET", "/healthz", nil, &h)
 	return h, err
 }
 
 // Programs returns the named programs (all when none), sorted by name.
-func (c *Client) Programs(ctx context.Context, names ...string) ([]Program, error) {
+func (c *Client) Programs(ctx context.Context, names ...string) ([]apitype.Process, error) {
 	q := url.Values{}
 	for _, n := range names {
 		q.Add("name", n)
@@ -224,65 +250,65 @@ func (c *Client) Programs(ctx context.Context, names ...string) ([]Program, erro
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var out []Program
+	var out []apitype.Process
 	err := c.do(ctx, "GET", path, nil, &out)
 	return out, err
 }
 
 // Program returns one program.
-func (c *Client) Program(ctx context.Context, name string) (Program, error) {
-	var out Program
+func (c *Client) Program(ctx context.Context, name string) (apitype.Process, error) {
+	var out apitype.Process
 	err := c.do(ctx, "GET", "/v1/programs/"+url.PathEscape(name), nil, &out)
 	return out, err
 }
 
 // Start starts the named programs (["all"] for every one) and waits up to
 // wait for each to be RUNNING (0: does not wait).
-func (c *Client) Start(ctx context.Context, names []string, wait time.Duration) ([]ActionResult, error) {
-	return c.action(ctx, "start", ActionRequest{Names: names, WaitSeconds: wait.Seconds()})
+func (c *Client) Start(ctx context.Context, names []string, wait time.Duration) ([]apitype.ActionResult, error) {
+	return c.action(ctx, "start", apitype.ActionRequest{Names: names, WaitSeconds: wait.Seconds()})
 }
 
 // Stop stops the named programs and waits up to wait for each to be down.
-func (c *Client) Stop(ctx context.Context, names []string, wait time.Duration) ([]ActionResult, error) {
-	return c.action(ctx, "stop", ActionRequest{Names: names, WaitSeconds: wait.Seconds()})
+func (c *Client) Stop(ctx context.Context, names []string, wait time.Duration) ([]apitype.ActionResult, error) {
+	return c.action(ctx, "stop", apitype.ActionRequest{Names: names, WaitSeconds: wait.Seconds()})
 }
 
 // Restart restarts the named programs and waits up to wait for each to be
 // RUNNING with a new process.
-func (c *Client) Restart(ctx context.Context, names []string, wait time.Duration) ([]ActionResult, error) {
-	return c.action(ctx, "restart", ActionRequest{Names: names, WaitSeconds: wait.Seconds()})
+func (c *Client) Restart(ctx context.Context, names []string, wait time.Duration) ([]apitype.ActionResult, error) {
+	return c.action(ctx, "restart", apitype.ActionRequest{Names: names, WaitSeconds: wait.Seconds()})
 }
 
 // Signal sends sig ("HUP", "SIGUSR1", "15") to the main process of each
 // named program.
-func (c *Client) Signal(ctx context.Context, sig string, names []string) ([]ActionResult, error) {
-	return c.action(ctx, "signal", ActionRequest{Names: names, Signal: sig})
+func (c *Client) Signal(ctx context.Context, sig string, names []string) ([]apitype.ActionResult, error) {
+	return c.action(ctx, "signal", apitype.ActionRequest{Names: names, Signal: sig})
 }
 
-func (c *Client) action(ctx context.Context, kind string, req ActionRequest) ([]ActionResult, error) {
-	var out ActionResponse
+func (c *Client) action(ctx context.Context, kind string, req apitype.ActionRequest) ([]apitype.ActionResult, error) {
+	var out apitype.ActionResponse
 	err := c.do(ctx, "POST", "/v1/"+kind, req, &out)
 	return out.Results, err
 }
 
 // Reload makes the daemon re-read its config file. An invalid file changes
-// nothing: the error is an *APIError with Code CodeConfigInvalid and every
+// nothing: the error is an *APIError with Code apitype.CodeConfigInvalid and every
 // problem in Errors.
-func (c *Client) Reload(ctx context.Context) (ReloadResponse, error) {
-	var out ReloadResponse
+func (c *Client) Reload(ctx context.Context) (apitype.ReloadResponse, error) {
+	var out apitype.ReloadResponse
 	err := c.do(ctx, "POST", "/v1/reload", struct{}{}, &out)
 	return out, err
 }
 
 // Proxy returns the proxy's status, and whether a proxy is configured
 // (false: the status is zero).
-func (c *Client) Proxy(ctx context.Context) (ProxyStatus, bool, error) {
-	var out ProxyResponse
+func (c *Client) Proxy(ctx context.Context) (apitype.ProxyStatus, bool, error) {
+	var out apitype.ProxyResponse
 	if err := c.do(ctx, "GET", "/v1/proxy", nil, &out); err != nil {
-		return ProxyStatus{}, false, err
+		return apitype.ProxyStatus{}, false, err
 	}
 	if !out.Configured || out.Status == nil {
-		return ProxyStatus{}, false, nil
+		return apitype.ProxyStatus{}, false, nil
 	}
 	return *out.Status, true, nil
 }
@@ -306,7 +332,7 @@ func (c *Client) Log(ctx context.Context, name, stream string, lines int, follow
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
-		var l LogLine
+		var l apitype.LogLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			return fmt.Errorf("reading the log: %w", err)
 		}
@@ -321,31 +347,31 @@ func (c *Client) Log(ctx context.Context, name, stream string, lines int, follow
 }
 
 // Alerts returns the active alerts and the sinks' delivery counters.
-func (c *Client) Alerts(ctx context.Context) (AlertsResponse, error) {
-	var out AlertsResponse
+func (c *Client) Alerts(ctx context.Context) (apitype.AlertsResponse, error) {
+	var out apitype.AlertsResponse
 	err := c.do(ctx, "GET", "/v1/alerts", nil, &out)
 	return out, err
 }
 
 // TestAlerts sends a test alert to every sink and returns each sink's
 // answer; it takes as long as the slowest sink (at most a minute). Without
-// alerts in the daemon the error is an *APIError with Code CodeUnavailable.
-func (c *Client) TestAlerts(ctx context.Context) (AlertsTestResponse, error) {
-	var out AlertsTestResponse
+// alerts in the daemon the error is an *APIError with Code apitype.CodeUnavailable.
+func (c *Client) TestAlerts(ctx context.Context) (apitype.AlertsTestResponse, error) {
+	var out apitype.AlertsTestResponse
 	err := c.do(ctx, "POST", "/v1/alerts/test", struct{}{}, &out)
 	return out, err
 }
 
 // History returns every program's samples of the last hour.
-func (c *Client) History(ctx context.Context) (HistoryResponse, error) {
-	var out HistoryResponse
+func (c *Client) History(ctx context.Context) (apitype.HistoryResponse, error) {
+	var out apitype.HistoryResponse
 	err := c.do(ctx, "GET", "/v1/history", nil, &out)
 	return out, err
 }
 
 // Drain returns the drain state.
-func (c *Client) Drain(ctx context.Context) (DrainStatus, error) {
-	var out DrainStatus
+func (c *Client) Drain(ctx context.Context) (apitype.DrainStatus, error) {
+	var out apitype.DrainStatus
 	err := c.do(ctx, "GET", "/v1/drain", nil, &out)
 	return out, err
 }
@@ -353,17 +379,17 @@ func (c *Client) Drain(ctx context.Context) (DrainStatus, error) {
 // StartDrain makes the daemon drain: its health_path answers 503. With
 // wait > 0 it answers once no request is in flight and none has arrived
 // for quiet (0: the daemon's default), or after wait (TimedOut).
-func (c *Client) StartDrain(ctx context.Context, wait, quiet time.Duration) (DrainStatus, error) {
-	var out DrainStatus
-	err := c.do(ctx, "POST", "/v1/drain", DrainRequest{WaitSeconds: wait.Seconds(), QuietSeconds: quiet.Seconds()}, &out)
+func (c *Client) StartDrain(ctx context.Context, wait, quiet time.Duration) (apitype.DrainStatus, error) {
+	var out apitype.DrainStatus
+	err := c.do(ctx, "POST", "/v1/drain", apitype.DrainRequest{WaitSeconds: wait.Seconds(), QuietSeconds: quiet.Seconds()}, &out)
 	return out, err
 }
 
 // Undrain ends the drain. With wait > 0 it answers once health_path has
 // answered 200 (a load balancer saw the host healthy), or after wait
 // (TimedOut).
-func (c *Client) Undrain(ctx context.Context, wait time.Duration) (DrainStatus, error) {
-	var out DrainStatus
-	err := c.do(ctx, "POST", "/v1/undrain", DrainRequest{WaitSeconds: wait.Seconds()}, &out)
+func (c *Client) Undrain(ctx context.Context, wait time.Duration) (apitype.DrainStatus, error) {
+	var out apitype.DrainStatus
+	err := c.do(ctx, "POST", "/v1/undrain", apitype.DrainRequest{WaitSeconds: wait.Seconds()}, &out)
 	return out, err
 }

@@ -1,4 +1,4 @@
-package control
+package supervisord
 
 // The methods of supervisord's XML-RPC API (the table is in supervisord.go).
 
@@ -16,7 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control/xmlrpc"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/supervisord/xmlrpc"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )
@@ -55,7 +56,7 @@ func (s *Server) rpcGetAllConfigInfo(ctx context.Context, _ []any) (any, error) 
 		}
 	}
 	var cfgs []*supervisor.ProcessConfig
-	if f := s.opts.Supervisord.Configs; f != nil {
+	if f := s.opts.ProcessConfigs; f != nil {
 		cfgs = f()
 	}
 	out := []xmlrpc.Struct{}
@@ -129,10 +130,10 @@ func configInfo(proc *supervisor.ProcessConfig, group string, inuse bool) xmlrpc
 
 // --- methods: start, stop, signal ---
 
-// rpcMaxWait bounds how long startProcess and stopProcess wait (hostctl's
-// admin API bound): supervisord waits forever, but a start that waits for
-// a dependency could.
-const rpcMaxWait = maxWait
+// rpcMaxWait bounds how long startProcess and stopProcess wait (as long as
+// the admin API's actions may wait): supervisord waits forever, but a
+// start that waits for a dependency could.
+const rpcMaxWait = 10 * time.Minute
 
 func (s *Server) rpcStartProcess(ctx context.Context, args []any) (any, error) {
 	name, wait := args[0].(string), truthy(args, 1)
@@ -159,7 +160,7 @@ func (s *Server) startOne(ctx context.Context, p proc, wait bool) error {
 		return fault(faultAlreadyStarted, p.namespec())
 	}
 	t0 := time.Now()
-	if err := s.opts.Programs.StartProcesses(context.WithoutCancel(ctx), p.st.Name); err != nil {
+	if err := s.opts.Supervisor.StartProcesses(context.WithoutCancel(ctx), p.st.Name); err != nil {
 		return fault(faultFailed, err.Error())
 	}
 	if !wait {
@@ -167,7 +168,7 @@ func (s *Server) startOne(ctx context.Context, p proc, wait bool) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, rpcMaxWait)
 	defer cancel()
-	st, err := s.opts.Programs.WaitFor(wctx, p.st.Name, func(st supervisor.Status) bool {
+	st, err := s.opts.Supervisor.WaitFor(wctx, p.st.Name, func(st supervisor.Status) bool {
 		return st.State == supervisor.Running ||
 			st.StateSince.After(t0) && st.State != supervisor.Starting && st.State != supervisor.Stopping
 	})
@@ -227,7 +228,7 @@ func (s *Server) stopOne(ctx context.Context, p proc, wait bool) error {
 	if !runningState(p.st.State) {
 		return fault(faultNotRunning, p.namespec())
 	}
-	if err := s.opts.Programs.StopProcesses(context.WithoutCancel(ctx), p.st.Name); err != nil {
+	if err := s.opts.Supervisor.StopProcesses(context.WithoutCancel(ctx), p.st.Name); err != nil {
 		return fault(faultFailed, err.Error())
 	}
 	if !wait {
@@ -235,7 +236,7 @@ func (s *Server) stopOne(ctx context.Context, p proc, wait bool) error {
 	}
 	wctx, cancel := context.WithTimeout(ctx, rpcMaxWait)
 	defer cancel()
-	if st, err := s.opts.Programs.WaitFor(wctx, p.st.Name, supervisor.Status.StaysDown); err != nil {
+	if st, err := s.opts.Supervisor.WaitFor(wctx, p.st.Name, supervisor.Status.StaysDown); err != nil {
 		return fault(faultFailed, fmt.Sprintf("%s: still %s: %v", p.namespec(), st.State, err))
 	}
 	return nil
@@ -289,7 +290,7 @@ func (s *Server) signalOne(ctx context.Context, p proc, sigName string) error {
 	if !signallableState(p.st.State) {
 		return fault(faultNotRunning, p.namespec())
 	}
-	if err := s.opts.Programs.SignalProcesses(context.WithoutCancel(ctx), sig, p.st.Name); err != nil {
+	if err := s.opts.Supervisor.SignalProcesses(context.WithoutCancel(ctx), sig, p.st.Name); err != nil {
 		return fault(faultFailed, err.Error())
 	}
 	return nil
@@ -507,7 +508,7 @@ func (s *Server) logPath(name, channel string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ls, err := s.opts.Programs.Log(p.st.Name, channel)
+	ls, err := s.opts.Supervisor.Log(p.st.Name, channel)
 	if err != nil {
 		return "", fault(faultFailed, err.Error())
 	}
@@ -591,7 +592,7 @@ func satAdd(a, b int64) int64 {
 }
 
 func (s *Server) rpcReadLog(ctx context.Context, args []any) (any, error) {
-	ml := s.opts.Supervisord.MainLog
+	ml := s.opts.MainLog
 	if ml == nil {
 		return nil, fault(faultNoFile, "none")
 	}
@@ -619,13 +620,13 @@ type rereadPlan struct {
 }
 
 func (s *Server) rpcReloadConfig(ctx context.Context, _ []any) (any, error) {
-	plan := s.opts.Supervisord.Plan
+	plan := s.opts.Plan
 	if plan == nil {
 		return nil, fault(faultCantReread, "this server cannot reread its config")
 	}
 	diff, cfgs, err := plan()
 	if err != nil {
-		return nil, fault(faultCantReread, strings.Join(problems(err), "; "))
+		return nil, fault(faultCantReread, strings.Join(apitype.Problems(err), "; "))
 	}
 	groups := map[string]string{}
 	// A group is added when none of its processes runs now, removed when
@@ -680,8 +681,8 @@ func (s *Server) applyLocked(ctx context.Context) error {
 	if s.opts.Reload == nil {
 		return fault(faultFailed, "this server cannot reload its config")
 	}
-	if _, err := s.opts.Reload(context.WithoutCancel(ctx)); err != nil {
-		return fault(faultFailed, "reload failed; still running the previous config: "+strings.Join(problems(err), "; "))
+	if err := s.opts.Reload(context.WithoutCancel(ctx)); err != nil {
+		return fault(faultFailed, "reload failed; still running the previous config: "+strings.Join(apitype.Problems(err), "; "))
 	}
 	s.reread.applied = true
 	return nil
@@ -734,7 +735,7 @@ func (s *Server) rpcAddProcessGroup(ctx context.Context, args []any) (any, error
 	// supervisord starts an added group's autostart processes.
 	for _, p := range group {
 		if p.st.Autostart && p.st.StaysDown() {
-			if err := s.opts.Programs.StartProcesses(context.WithoutCancel(ctx), p.st.Name); err != nil {
+			if err := s.opts.Supervisor.StartProcesses(context.WithoutCancel(ctx), p.st.Name); err != nil {
 				return nil, fault(faultFailed, err.Error())
 			}
 		}
@@ -752,7 +753,7 @@ func (s *Server) rpcAddProcessGroup(ctx context.Context, args []any) (any, error
 // as a whole: none of its calls is made.
 func (s *Server) rpcMulticall(ctx context.Context, args []any) (any, error) {
 	calls := args[0].([]any)
-	if roleOf(ctx) < roleAdmin {
+	if s.checkWrite(ctx, "system.multicall") != nil {
 		var writes []string
 		for _, c := range calls {
 			if st, ok := c.(xmlrpc.Struct); ok {
@@ -763,7 +764,7 @@ func (s *Server) rpcMulticall(ctx context.Context, args []any) (any, error) {
 			}
 		}
 		if len(writes) > 0 {
-			return nil, fault(faultFailed, readOnly("system.multicall with "+strings.Join(writes, ", ")))
+			return nil, fault(faultFailed, s.checkWrite(ctx, "system.multicall with "+strings.Join(writes, ", ")).Error())
 		}
 	}
 	// Past the reply cap, every call answers its fault without being made.
