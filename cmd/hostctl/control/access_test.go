@@ -60,7 +60,7 @@ func TestReadOnlyToken(t *testing.T) {
 			body = rpcCall
 		}
 		if strings.Contains(rt.path, "logtail") || strings.HasSuffix(rt.path, "/log") {
-			continue // follows or needs a log file: TestReadOnlyTokenCannotWrite in cli
+			continue // follows or needs a log file: TestReadOnlyTokenCannotWrite in cmd/hostctl/e2e
 		}
 		code, b := do(t, tcp, rt.method, path, body, bearer(testRead))
 		switch rt.access {

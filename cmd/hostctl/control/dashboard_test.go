@@ -21,7 +21,7 @@ import (
 // and checks what a person on call reads first: the alert at the top with
 // its command, why the FATAL program is down, memory against the limit,
 // health, and the memory sparkline of the last hour.
-// (cmd/hostctl/cli's TestDashboardRestart does the same against the real
+// (cmd/hostctl/e2e's TestDashboardRestart does the same against the real
 // daemon.)
 func TestDashboardOnCall(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")

@@ -288,7 +288,7 @@ type fleetHost struct {
 }
 
 func (h *fleetHost) start(t *testing.T, bin, root string) {
-	h.d = startDaemon(t, bin, root, h.config, h.env)
+	h.d = startConfigDaemon(t, bin, root, h.config, h.env)
 }
 
 // stop stops the daemon with SIGTERM and checks its log for data races.
@@ -452,7 +452,7 @@ health_path = "/.hostctl/health"
 }
 
 // freePortOn returns a TCP port that was free on addr a moment ago.
-func freePortOn(t *testing.T, addr string) int {
+func freePortOn(t testing.TB, addr string) int {
 	t.Helper()
 	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
 	if err != nil {

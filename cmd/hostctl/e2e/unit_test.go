@@ -1,4 +1,4 @@
-package cli_test
+package e2e
 
 import (
 	"os"
@@ -19,10 +19,7 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal("systemd-analyze is not installed; run scripts/test-deps.sh as root (make test does), or apt-get install -y systemd")
 	}
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
 	b, err := os.ReadFile(filepath.Join(root, "configs", "hostctl.service"))
 	if err != nil {
 		t.Fatal(err)
@@ -58,17 +55,13 @@ func TestSystemdUnitVerifies(t *testing.T) {
 // TestSystemdUnitExposure: systemd's own measure of the unit's sandbox
 // (systemd-analyze security) stays at 5.0 (MEDIUM) or lower; without the
 // sandbox it is 9.6 (UNSAFE), as Debian's nginx.service. Whether hostctl
-// and the Django example still run inside it is TestDjangoUnderHardenedUnit
-// (cmd/hostctl/e2e).
+// and the Django example still run inside it is TestDjangoUnderHardenedUnit.
 func TestSystemdUnitExposure(t *testing.T) {
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		t.Fatal("systemd-analyze is not installed; run scripts/test-deps.sh as root (make test does), or apt-get install -y systemd")
 	}
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
 	out, err := exec.Command(sa, "security", "--offline=true", "--threshold=50", "--no-pager",
 		filepath.Join(root, "configs", "hostctl.service")).CombinedOutput()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
@@ -85,10 +78,7 @@ func TestSystemdUnitExposure(t *testing.T) {
 // ProtectSystem=strict leaves writable), never /tmp, and that passes
 // hostctl check.
 func TestInstalledConfigMatchesUnit(t *testing.T) {
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := moduleRoot(t)
 	dest := t.TempDir()
 	cmd := exec.Command(filepath.Join(root, "scripts", "install.sh"))
 	cmd.Env = append(os.Environ(), "DESTDIR="+dest, "BIN="+hostctlBin)

@@ -1,4 +1,4 @@
-package cli_test
+package e2e
 
 // The TCP admin listener over TLS, reached by the real clients: hostctl's
 // CLI, Python's xmlrpc.client, Debian's supervisorctl (through a socat TLS
@@ -300,15 +300,4 @@ token_file = %q
 	if r := runHostctl(t, "check", "-c", plain); r.code != 1 || !strings.Contains(r.stderr, "fleet.host[0].url") || !strings.Contains(r.stderr, "insecure = true") {
 		t.Errorf("check with a plain-HTTP fleet url to another machine: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-}
-
-// freePortOn returns a TCP port that was free on ip a moment ago.
-func freePortOn(t *testing.T, ip string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -1,4 +1,4 @@
-package cli_test
+package e2e
 
 import (
 	"context"
@@ -72,7 +72,7 @@ health = { exec = "true", interval = "1s" }
 	if err != nil {
 		t.Fatalf("loading the dashboard: %v", err)
 	}
-	onCall(t, bctx)
+	dashboardOnCall(t, bctx)
 
 	attr, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.CSS(row), "data-pid"))
 	if err != nil {
@@ -133,14 +133,14 @@ health = { exec = "true", interval = "1s" }
 	}
 }
 
-// onCall checks what the dashboard tells a person on call about the
+// dashboardOnCall checks what the dashboard tells a person on call about the
 // programs of TestDashboardRestart: bad is FATAL with the line it wrote to
 // stderr, capped shows its memory against its 1GB memory_limit and its
 // health check's verdict, the FATAL alert is at the top of the page, and
 // each program has its memory sparkline (one
 // point so far: the daemon samples every 30s; cmd/hostctl/control's
 // TestDashboardOnCall checks a line of several).
-func onCall(t *testing.T, bctx context.Context) {
+func dashboardOnCall(t *testing.T, bctx context.Context) {
 	t.Helper()
 	const bad, capped = `tr[data-name="bad"]`, `tr[data-name="capped"]`
 	err := chromedp.Do(bctx,

@@ -1,4 +1,4 @@
-package cli_test
+package e2e
 
 // Debian's real supervisorctl and Python's own xmlrpc.client against a
 // real `hostctl run`: supervisord's XML-RPC API as its clients use it.

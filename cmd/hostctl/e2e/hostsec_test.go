@@ -1,4 +1,4 @@
-package cli_test
+package e2e
 
 // Issue 19, the host's part, attacked through the real hostctl as a real
 // unprivileged user (hct-host): state and socket dirs someone else made,

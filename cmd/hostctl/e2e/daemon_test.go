@@ -1,10 +1,9 @@
-package cli_test
+package e2e
 
-// End-to-end tests of the CLI and the admin API against a real daemon: the
-// hostctl binary is built once, each test starts `hostctl run` on its own
-// temp socket, state and log dirs, and waits on events (systemd's READY=1
-// through a fake NOTIFY_SOCKET, the API's own bounded waits), never on
-// fixed sleeps.
+// The harness of most tests here: testDaemon is a `hostctl run` on its
+// own temp socket, state and log dirs, waited on through events (systemd's
+// READY=1 through a fake NOTIFY_SOCKET, its log, the API's own bounded
+// waits), never on fixed sleeps; runHostctl runs the CLI.
 
 import (
 	"bytes"
@@ -25,46 +24,6 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 )
-
-var hostctlBin string
-
-// hogged keeps holdMemory's memory reachable.
-var hogged []byte
-
-// holdMemory allocates and touches mb megabytes, then waits to be killed.
-func holdMemory(mb string) {
-	n, _ := strconv.Atoi(mb)
-	hogged = make([]byte, n<<20)
-	for i := 0; i < len(hogged); i += 4096 {
-		hogged[i] = 1
-	}
-	select {}
-}
-
-// TestMain builds hostctl once (with -race when the tests have it: see
-// testbin).
-func TestMain(m *testing.M) {
-	if mb := os.Getenv("HOSTCTL_TEST_ALLOC_MB"); mb != "" {
-		holdMemory(mb) // the test binary as a program that uses memory
-	}
-	var err error
-	if hostctlBin, err = testbin.Hostctl(); err != nil {
-		fmt.Fprintln(os.Stderr, "building hostctl:", err)
-		testbin.Cleanup()
-		os.Exit(1)
-	}
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out))), nil
-}
 
 // testDaemon is a `hostctl run` started by a test.
 type testDaemon struct {

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"fmt"
@@ -10,21 +10,20 @@ import (
 	"time"
 )
 
-// BenchmarkHundredPrograms starts hostctl with 100 independent sleeping
+// BenchmarkHundredPrograms (go test -run '^$' -bench . ./cmd/hostctl/e2e/)
+// starts hostctl with 100 independent sleeping
 // programs (start_secs 0) and reports the time until all are RUNNING, then
 // hostctl's RSS (rss-anon: its own memory, without the mapped binary) and
 // its CPU use while idle for 5 s, and its OS threads (each of the 200
 // log streams must not hold one while its program is quiet).
 func BenchmarkHundredPrograms(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		dir := b.TempDir()
 		var progs strings.Builder
 		for n := 0; n < 100; n++ {
 			fmt.Fprintf(&progs, "[program.p%03d]\ncommand = \"/bin/sleep 100000\"\nstart_secs = \"0s\"\n", n)
 		}
-		cfg := writeConfigB(b, dir, progs.String())
 		t0 := time.Now()
-		d := startDaemon(b, dir, cfg)
+		d := startDaemon(b, progs.String(), daemonOpts{noReady: true})
 		waitRunning(b, d, 100, 60*time.Second)
 		up := time.Since(t0)
 		pid := d.cmd.Process.Pid
@@ -43,7 +42,7 @@ func BenchmarkHundredPrograms(b *testing.B) {
 	}
 }
 
-func waitRunning(b *testing.B, d *daemon, n int, timeout time.Duration) {
+func waitRunning(b *testing.B, d *testDaemon, n int, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for {
 		if strings.Count(d.log(), `"to":"RUNNING"`) >= n {
@@ -54,15 +53,6 @@ func waitRunning(b *testing.B, d *daemon, n int, timeout time.Duration) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func writeConfigB(b *testing.B, dir, programs string) string {
-	cfg := fmt.Sprintf("[admin]\nsocket = %q\nstate_dir = %q\n[log]\ndir = %q\nkeep_free = \"\"\n", dir+"/hostctl.sock", dir+"/state", dir+"/log") + programs
-	path := dir + "/hostctl.toml"
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	return path
 }
 
 func cpuTicks(pid int) int {

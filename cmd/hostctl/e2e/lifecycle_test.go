@@ -1,11 +1,9 @@
-package main
+package e2e
 
-// End-to-end tests of the real hostctl binary: what only a whole process
-// can show (kill -9 of hostctl, survivors killed at the next start, zombie
-// reaping as a subreaper, exit codes).
+// What only a whole process can show: kill -9 of hostctl, survivors
+// killed at the next start, zombie reaping as a subreaper, exit codes.
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -13,144 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 )
-
-var hostctlBin string
-
-// TestMain builds hostctl once (with -race when the tests have it: see
-// testbin).
-func TestMain(m *testing.M) {
-	var err error
-	if hostctlBin, err = testbin.Hostctl(); err != nil {
-		fmt.Fprintln(os.Stderr, "building hostctl:", err)
-		testbin.Cleanup()
-		os.Exit(1)
-	}
-	code := m.Run()
-	testbin.Cleanup()
-	os.Exit(code)
-}
-
-// daemon is a `hostctl run` started by a test.
-type daemon struct {
-	t    testing.TB
-	cmd  *exec.Cmd
-	dir  string
-	mu   sync.Mutex
-	logs bytes.Buffer // JSON log lines from stderr
-	cond *sync.Cond
-	done chan struct{}
-}
-
-func writeConfig(t *testing.T, dir, programs string) string {
-	t.Helper()
-	cfg := fmt.Sprintf(`
-[admin]
-socket = "%[1]s/hostctl.sock"
-state_dir = "%[1]s/state"
-
-[log]
-dir = "%[1]s/log"
-keep_free = ""
-`, dir) + programs
-	path := filepath.Join(dir, "hostctl.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func startDaemon(t testing.TB, dir, config string) *daemon {
-	t.Helper()
-	d := &daemon{t: t, dir: dir, done: make(chan struct{})}
-	d.cond = sync.NewCond(&d.mu)
-	d.cmd = exec.Command(hostctlBin, "run", "-c", config, "--log-format", "json", "--log-level", "debug")
-	d.cmd.Env = testbin.Env(nil)
-	stderr, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		r := bufio.NewReader(stderr)
-		for {
-			line, err := r.ReadString('\n')
-			d.mu.Lock()
-			d.logs.WriteString(line)
-			d.cond.Broadcast()
-			d.mu.Unlock()
-			if err != nil {
-				break
-			}
-		}
-		d.cmd.Wait()
-		close(d.done)
-		d.mu.Lock()
-		d.cond.Broadcast()
-		d.mu.Unlock()
-	}()
-	t.Cleanup(func() {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-d.done:
-		case <-time.After(30 * time.Second):
-			d.cmd.Process.Kill()
-			<-d.done
-		}
-		testbin.CheckRace(t, "hostctl run", d.cmd.ProcessState, d.log())
-		if t.Failed() {
-			t.Logf("hostctl log:\n%s", d.log())
-		}
-	})
-	return d
-}
-
-func (d *daemon) log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.String()
-}
-
-// waitLog waits until hostctl's log has a line containing every part.
-func (d *daemon) waitLog(timeout time.Duration, parts ...string) string {
-	d.t.Helper()
-	deadline := time.Now().Add(timeout)
-	timer := time.AfterFunc(timeout, func() { d.mu.Lock(); d.cond.Broadcast(); d.mu.Unlock() })
-	defer timer.Stop()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for {
-		for _, line := range strings.Split(d.logs.String(), "\n") {
-			ok := true
-			for _, p := range parts {
-				if !strings.Contains(line, p) {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				return line
-			}
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("no log line with %q within %s; log:\n%s", parts, timeout, d.logs.String())
-		}
-		select {
-		case <-d.done:
-			d.t.Fatalf("hostctl exited (%v) before logging %q; log:\n%s", d.cmd.ProcessState, parts, d.logs.String())
-		default:
-		}
-		d.cond.Wait()
-	}
-}
 
 // waitFor polls cond (a kernel fact with no event to wait on) until it
 // holds or the deadline passes.
@@ -192,15 +58,13 @@ func readPid(t *testing.T, path string) int {
 // own process at once (Pdeathsig) and, through the guard process, the
 // grandchildren too.
 func TestKill9KillsWholeGroupsAtOnce(t *testing.T) {
-	dir := t.TempDir()
-	gc := filepath.Join(dir, "grandchild.pid")
-	config := writeConfig(t, dir, fmt.Sprintf(`
+	gc := filepath.Join(t.TempDir(), "grandchild.pid")
+	d := startDaemon(t, fmt.Sprintf(`
 [program.parent]
 command = ["/bin/sh", "-c", "sleep 1000 & echo $! > %s; exec sleep 1000"]
 start_secs = "0s"
-`, gc))
-	d := startDaemon(t, dir, config)
-	leader := pidFromLog(t, d.waitLog(10*time.Second, `"spawned"`, `"program":"parent"`))
+`, gc), daemonOpts{})
+	leader := pidFromLog(t, d.waitLog(t, 10*time.Second, `"spawned"`, `"program":"parent"`))
 	grandchild := readPid(t, gc)
 	d.cmd.Process.Kill() // SIGKILL, as the OOM killer would
 	<-d.done
@@ -214,14 +78,27 @@ start_secs = "0s"
 func TestNextStartKillsSurvivors(t *testing.T) {
 	dir := t.TempDir()
 	gc := filepath.Join(dir, "grandchild.pid")
-	config := writeConfig(t, dir, fmt.Sprintf(`
+	state := filepath.Join(dir, "state") // both daemons': the records of pgroups
+	programs := fmt.Sprintf(`
 [program.parent]
 command = ["/bin/sh", "-c", "sleep 1000 & echo $! > %s; exec sleep 1000"]
 start_secs = "0s"
-`, gc))
-	d := startDaemon(t, dir, config)
-	guardPid := pidFromField(t, d.waitLog(10*time.Second, "guard process started"), "guard_pid")
-	leader := pidFromLog(t, d.waitLog(10*time.Second, `"spawned"`, `"program":"parent"`))
+`, gc)
+	opts := daemonOpts{config: func(t testing.TB, dir string) (string, []string) {
+		path := writeConfig(t, dir, "", programs)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = []byte(strings.Replace(string(b), fmt.Sprintf("state_dir = %q", filepath.Join(dir, "state")), fmt.Sprintf("state_dir = %q", state), 1))
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path, nil
+	}}
+	d := startDaemon(t, "", opts)
+	guardPid := pidFromField(t, d.waitLog(t, 10*time.Second, "guard process started"), "guard_pid")
+	leader := pidFromLog(t, d.waitLog(t, 10*time.Second, `"spawned"`, `"program":"parent"`))
 	grandchild := readPid(t, gc)
 	syscall.Kill(guardPid, syscall.SIGKILL)
 	waitFor(t, 5*time.Second, "the guard to die", func() bool { return !alive(guardPid) })
@@ -232,8 +109,8 @@ start_secs = "0s"
 		t.Fatal("the grandchild died with hostctl: this test needs a survivor to prove the cleanup")
 	}
 	os.Remove(gc)
-	d2 := startDaemon(t, dir, config)
-	d2.waitLog(10*time.Second, "killed processes left over from an earlier hostctl")
+	d2 := startDaemon(t, "", opts)
+	d2.waitLog(t, 10*time.Second, "killed processes left over from an earlier hostctl")
 	waitFor(t, 5*time.Second, "the survivor to be killed", func() bool { return !alive(grandchild) })
 }
 
@@ -270,18 +147,16 @@ func pidFromLog(t *testing.T, line string) int {
 // TestZombiesReaped: hostctl is a subreaper; orphans of its programs are
 // reparented to it and reaped, never left as zombies.
 func TestZombiesReaped(t *testing.T) {
-	dir := t.TempDir()
-	config := writeConfig(t, dir, `
+	d := startDaemon(t, `
 [program.orphaner]
 # Every 50 ms, a grandchild is orphaned and then exits.
 command = ["/bin/sh", "-c", "while :; do (sh -c 'sleep 0.01' &) ; sleep 0.05; done"]
 start_secs = "0s"
-`)
-	d := startDaemon(t, dir, config)
-	d.waitLog(10*time.Second, `"to":"RUNNING"`, `"program":"orphaner"`)
+`, daemonOpts{})
+	d.waitLog(t, 10*time.Second, `"to":"RUNNING"`, `"program":"orphaner"`)
 	hpid := d.cmd.Process.Pid
 	// Orphans must have been reparented to hostctl and reaped by it.
-	d.waitLog(10*time.Second, "reaped orphan")
+	d.waitLog(t, 10*time.Second, "reaped orphan")
 	zombies := func() int {
 		n := 0
 		ents, _ := os.ReadDir("/proc")
@@ -312,14 +187,23 @@ start_secs = "0s"
 func TestBadConfigStartsNothing(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "started")
-	config := writeConfig(t, dir, fmt.Sprintf(`
+	config := filepath.Join(dir, "hostctl.toml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, `[admin]
+socket = "%[1]s/hostctl.sock"
+state_dir = "%[1]s/state"
+
+[log]
+dir = "%[1]s/log"
+
 [program.good]
-command = ["/bin/sh", "-c", "touch %s; exec sleep 1000"]
+command = ["/bin/sh", "-c", "touch %[2]s; exec sleep 1000"]
 [program.bad]
 command = "sleep 1"
 stop_timeout = "ten"
 depends_on = ["nope"]
-`, marker))
+`, dir, marker), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	run := exec.Command(hostctlBin, "run", "-c", config)
 	run.Env = testbin.Env(nil)
 	out, err := run.CombinedOutput()
@@ -327,7 +211,7 @@ depends_on = ["nope"]
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("exit %v, want 1; output:\n%s", err, out)
 	}
-	for _, want := range []string{`hostctl.toml:14: program.bad.stop_timeout: "ten" is not a duration`, `program.bad.depends_on: "nope" is not a program`, "nothing was started"} {
+	for _, want := range []string{`hostctl.toml:12: program.bad.stop_timeout: "ten" is not a duration`, `program.bad.depends_on: "nope" is not a program`, "nothing was started"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -345,7 +229,7 @@ depends_on = ["nope"]
 // groups that `make run` starts, is a valid config.
 func TestDemoConfigChecks(t *testing.T) {
 	cmd := exec.Command(hostctlBin, "check", "-c", "configs/demo.toml")
-	cmd.Dir = filepath.Join("..", "..")
+	cmd.Dir = moduleRoot(t)
 	cmd.Env = testbin.Env(nil)
 	out, err := cmd.CombinedOutput()
 	testbin.CheckRace(t, "hostctl check", cmd.ProcessState, string(out))
@@ -357,8 +241,7 @@ func TestDemoConfigChecks(t *testing.T) {
 // TestShutdownStopsAllAndExitsZero: SIGTERM stops every program (dependents
 // first) and hostctl exits 0 with no process of theirs left.
 func TestShutdownStopsAllAndExitsZero(t *testing.T) {
-	dir := t.TempDir()
-	config := writeConfig(t, dir, `
+	d := startDaemon(t, `
 [program.db]
 command = ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
 start_secs = "0s"
@@ -366,11 +249,10 @@ start_secs = "0s"
 command = ["/bin/sh", "-c", "sleep 1000 & wait"]
 depends_on = ["db"]
 start_secs = "0s"
-`)
-	d := startDaemon(t, dir, config)
-	db := pidFromLog(t, d.waitLog(10*time.Second, `"spawned"`, `"program":"db"`))
-	app := pidFromLog(t, d.waitLog(10*time.Second, `"spawned"`, `"program":"app"`))
-	d.waitLog(10*time.Second, `"to":"RUNNING"`, `"program":"app"`)
+`, daemonOpts{})
+	db := pidFromLog(t, d.waitLog(t, 10*time.Second, `"spawned"`, `"program":"db"`))
+	app := pidFromLog(t, d.waitLog(t, 10*time.Second, `"spawned"`, `"program":"app"`))
+	d.waitLog(t, 10*time.Second, `"to":"RUNNING"`, `"program":"app"`)
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:

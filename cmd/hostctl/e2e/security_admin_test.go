@@ -1,4 +1,4 @@
-package cli_test
+package e2e
 
 // Issue 19's admin API attacks, each made by a real unprivileged user
 // (adminAppUser) against a real `hostctl run`: a read-only token used for
