@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/alert"
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/control"
 	"github.com/hostctl/hostctl/supervisor"
 )
 

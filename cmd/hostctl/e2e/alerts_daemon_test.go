@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
 )
 
 // hookEvent is one webhook POST as the receiver decoded it.

@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
 )
 
 // Sources are what the metrics and the history read.
