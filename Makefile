@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin/hostctl
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X github.com/hostctl/hostctl/cmd/hostctl/cli.Version=$(VERSION)
+LDFLAGS   := -s -w -X github.com/hostctl/hostctl/cmd/hostctl/internal/cli.Version=$(VERSION)
 # Test timeouts: the whole suite stays well under CI's budget.
 TESTFLAGS ?= -race -count=1 -timeout 15m
 # Under stress-ng every package takes about twice as long.

@@ -23,7 +23,7 @@ func BenchmarkRespawn(b *testing.B) {
 	s.Start()
 	defer s.Shutdown(context.Background())
 	ctx := context.Background()
-	s.StartPrograms(ctx, "victim")
+	s.StartProcesses(ctx, "victim")
 	st, _ := s.WaitFor(ctx, "victim", func(st Status) bool { return st.State == Running })
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()

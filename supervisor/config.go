@@ -24,8 +24,8 @@ import (
 // decoder fills a DefaultProgramConfig() with the keys present in the file,
 // then Validate checks it.
 type ProgramConfig struct {
-	// Name is the table name (program.NAME); not a TOML key. In the
-	// config of one process (Processes) it is the process name.
+	// Name is the program name: the table name (program.NAME); not a TOML
+	// key. (A process has its own name: ProcessConfig.Name.)
 	Name string `toml:"-"`
 
 	// Instances is how many copies of the program run (supervisord's
@@ -51,14 +51,10 @@ type ProgramConfig struct {
 	// has every instance down at once. Default false: all at once.
 	Rolling bool `toml:"rolling"`
 
-	// Program, Instance and ProcessGroup are set in the config of one
-	// process (Processes); they are not TOML keys. Program is the program
-	// name, Instance the instance number, ProcessGroup supervisord's group
-	// (the [group.X] the program is listed in, else the program name).
-	// The config reader sets ProcessGroup on a program to its [group.X].
-	Program      string `toml:"-"`
-	Instance     int    `toml:"-"`
-	ProcessGroup string `toml:"-"`
+	// ProgramGroup is the [group.NAME] table that lists the program ("":
+	// none; its processes are then in a program group of its own name:
+	// see programgroups.go). The config reader sets it; not a TOML key.
+	ProgramGroup string `toml:"-"`
 
 	// Command is the program and its arguments: a string split like a shell
 	// would ("gunicorn -w 3 app:wsgi"), or an array. ${VAR} expands from
@@ -442,7 +438,7 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 	if p.InstanceStart < 0 {
 		bad("instance_start", "must not be negative")
 	}
-	if p.Instances > 1 && p.Program == "" { // a process's config (Processes) is past these
+	if p.Instances > 1 {
 		if p.ProcessName != "" && !mentions(p.ProcessName, "INSTANCE") {
 			bad("process_name", "%q must contain ${INSTANCE} with instances = %d: each instance needs its own name (example: \"${NAME}_${INSTANCE}\")", p.ProcessName, p.Instances)
 		}
@@ -466,12 +462,7 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 		seen[e.Error()] = true
 	}
 	for _, c := range procs {
-		var cerrs []error
-		if !validName(c.Name) {
-			cerrs = append(cerrs, &FieldError{Key: prefix + ".process_name",
-				Msg: fmt.Sprintf("gives the name %q for instance %d; a process name may only use letters, digits, '-', '_' and '.'", c.Name, c.Instance)})
-		}
-		for _, e := range append(cerrs, c.validateProcess(prefix)...) {
+		for _, e := range c.Validate(prefix) {
 			if !seen[e.Error()] {
 				seen[e.Error()] = true
 				errs = append(errs, e)
@@ -481,7 +472,20 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 	return errs
 }
 
-// validateProcess checks the config of one process (from Processes).
+// Validate checks one process of a program on its own: what depends on
+// its instance (its name, and its program's settings with ${INSTANCE}
+// expanded). ProgramConfig.Validate calls it for each of its processes;
+// prefix is the program's table ("program.web").
+func (c *ProcessConfig) Validate(prefix string) []error {
+	var errs []error
+	if !validName(c.Name) {
+		errs = append(errs, &FieldError{Key: prefix + ".process_name",
+			Msg: fmt.Sprintf("gives the name %q for instance %d; a process name may only use letters, digits, '-', '_' and '.'", c.Name, c.Instance)})
+	}
+	return append(errs, c.Program.validateProcess(prefix)...)
+}
+
+// validateProcess checks p, the settings of one process (ProcessConfig.Program).
 func (p *ProgramConfig) validateProcess(prefix string) []error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
@@ -580,7 +584,7 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 	}
 	seen := map[string]bool{}
 	for _, d := range p.DependsOn {
-		if d == p.Program {
+		if d == p.Name {
 			bad("depends_on", "a program cannot depend on itself")
 		}
 		if seen[d] {

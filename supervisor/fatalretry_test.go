@@ -90,7 +90,7 @@ func TestFatalRetriesUntilFixed(t *testing.T) {
 	p := needsFile("app", flag)
 	p.FatalRetry = 300 * time.Millisecond
 	s := newSupWithLogs(t, p)
-	if err := s.StartPrograms(context.Background(), "app"); err != nil {
+	if err := s.StartProcesses(context.Background(), "app"); err != nil {
 		t.Fatal(err)
 	}
 	st := waitState(t, s, "app", Fatal, 20*time.Second)
@@ -115,7 +115,7 @@ func TestFatalStatusSaysWhyAndWhen(t *testing.T) {
 	p := needsFile("app", filepath.Join(t.TempDir(), "never-created"))
 	p.FatalRetry = time.Hour
 	s := newSupWithLogs(t, p)
-	s.StartPrograms(context.Background(), "app")
+	s.StartProcesses(context.Background(), "app")
 	st := waitState(t, s, "app", Fatal, 20*time.Second)
 	waitStderr(t, s, "app", "missing")
 	sts, err := s.Status("app")
@@ -138,7 +138,7 @@ func TestFatalRetryNeverStaysFatal(t *testing.T) {
 	p := needsFile("app", filepath.Join(t.TempDir(), "never-created"))
 	p.FatalRetry = RetryNever
 	s, logs := newSup(t, p)
-	s.StartPrograms(context.Background(), "app")
+	s.StartProcesses(context.Background(), "app")
 	st := waitState(t, s, "app", Fatal, 20*time.Second)
 	if !st.NextStart.IsZero() {
 		t.Errorf("next_start %v with fatal_retry = never", st.NextStart)
@@ -148,7 +148,7 @@ func TestFatalRetryNeverStaysFatal(t *testing.T) {
 		t.Errorf("%d retries logged", n)
 	}
 	// A stop has no retry to cancel: FATAL stays as it was.
-	if err := s.StopPrograms(context.Background(), "app"); err != nil {
+	if err := s.StopProcesses(context.Background(), "app"); err != nil {
 		t.Fatal(err)
 	}
 	if sts, _ := s.Status("app"); sts[0].State != Fatal {
@@ -160,9 +160,9 @@ func TestStopCancelsFatalRetry(t *testing.T) {
 	p := needsFile("app", filepath.Join(t.TempDir(), "never-created"))
 	p.FatalRetry = 300 * time.Millisecond
 	s, logs := newSup(t, p)
-	s.StartPrograms(context.Background(), "app")
+	s.StartProcesses(context.Background(), "app")
 	st := waitState(t, s, "app", Fatal, 20*time.Second)
-	if err := s.StopPrograms(context.Background(), "app"); err != nil {
+	if err := s.StopProcesses(context.Background(), "app"); err != nil {
 		t.Fatal(err)
 	}
 	// The stop may have found it FATAL or already retrying: either way
@@ -177,7 +177,7 @@ func TestStopCancelsFatalRetry(t *testing.T) {
 		t.Errorf("retried after the stop (%d retries logged, %d before)", n, retries)
 	}
 	// A manual start works at any time, and the retry comes back with FATAL.
-	s.StartPrograms(context.Background(), "app")
+	s.StartProcesses(context.Background(), "app")
 	waitCond(t, s, "app", 20*time.Second, "FATAL again with a retry due", func(x Status) bool {
 		return x.State == Fatal && !x.NextStart.IsZero() && x.Generation > st.Generation
 	})
@@ -196,7 +196,7 @@ func TestSpawnErrorIsRetried(t *testing.T) {
 	p.FatalRetry = 300 * time.Millisecond
 	s, _ := newSup(t, &p)
 	os.Rename(exe, exe+".away")
-	s.StartPrograms(context.Background(), "app")
+	s.StartProcesses(context.Background(), "app")
 	st := waitState(t, s, "app", Fatal, 20*time.Second)
 	if st.Tries != 0 || st.SpawnErr == "" || st.NextStart.IsZero() {
 		t.Errorf("spawn error FATAL: tries %d spawn_error %q next_start %v", st.Tries, st.SpawnErr, st.NextStart)
@@ -214,7 +214,7 @@ func TestReloadKeepsOrRestartsFatalRetry(t *testing.T) {
 	change.FatalRetry = time.Hour
 	change.Autostart = false
 	s, _ := newSup(t, keep, change)
-	s.StartPrograms(context.Background(), "keep", "change")
+	s.StartProcesses(context.Background(), "keep", "change")
 	before := map[string]Status{}
 	for _, n := range []string{"keep", "change"} {
 		before[n] = waitState(t, s, n, Fatal, 20*time.Second)

@@ -27,7 +27,7 @@ func TestHealthCheckRestartsAfterFailures(t *testing.T) {
 	sick := filepath.Join(t.TempDir(), "sick")
 	p := healthzProg(t, sick)
 	s, logs := newSup(t, p)
-	s.StartPrograms(context.Background(), "web")
+	s.StartProcesses(context.Background(), "web")
 	first := waitState(t, s, "web", Running, 20*time.Second)
 	if first.Health == nil || !first.Health.Healthy {
 		t.Fatalf("RUNNING with health %+v, want healthy", first.Health)
@@ -62,7 +62,7 @@ func TestHealthCheckGrace(t *testing.T) {
 	p.Health.Failures = 1
 	p.Health.Grace = 1500 * time.Millisecond
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "web")
+	s.StartProcesses(context.Background(), "web")
 	running := waitState(t, s, "web", Running, 20*time.Second)
 	st := waitCond(t, s, "web", 20*time.Second, "a restart for health", func(x Status) bool { return x.State == Stopping })
 	// No check may run within grace: a lower bound, safe on a busy machine.
@@ -81,7 +81,7 @@ func TestHealthRestartsBackOff(t *testing.T) {
 	h.Interval, h.Failures = 50*time.Millisecond, 1
 	p.Health = &h
 	s, logs := newSup(t, p)
-	s.StartPrograms(context.Background(), "worker")
+	s.StartProcesses(context.Background(), "worker")
 	waitState(t, s, "worker", Running, 20*time.Second)
 	var delays []time.Duration
 	seen := 0

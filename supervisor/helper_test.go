@@ -191,7 +191,7 @@ func waitCond(t *testing.T, s *Supervisor, name string, timeout time.Duration, w
 func waitGone(t *testing.T, pgid int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for groupAlive(pgid) {
+	for pgroupAlive(pgid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("process group %d still has processes after %s", pgid, timeout)
 		}

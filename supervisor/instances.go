@@ -20,14 +20,30 @@ import (
 // their ${INSTANCE} here and their ${VAR} when the process is prepared, as
 // before.
 
+// ProcessConfig is one process of a program: the names it answers to,
+// and its program's settings as they apply to it (${INSTANCE} expanded).
+// ProgramConfig.Processes makes them; the supervisor runs one process,
+// with one owner goroutine, per ProcessConfig.
+type ProcessConfig struct {
+	// Name is the process name: the program name, or with instances
+	// process_name expanded ("celery_0"). Program, process and program
+	// group names share one namespace.
+	Name string
+	// Instance is the instance number (${INSTANCE}): from instance_start,
+	// which is 0 unless set, also for a program with one instance.
+	Instance int
+	// ProgramGroup is the program group the process is in: its program's
+	// [group.NAME], else the program name (programgroups.go).
+	ProgramGroup string
+	// Program is the program's config with this instance's ${INSTANCE}
+	// expanded; Program.Name is the program name.
+	Program *ProgramConfig
+}
+
 // Processes returns the config of each process of the program, one per
-// instance, in instance order: a copy of p whose Name is the process name,
-// Program the program name, Instance the instance number and ProcessGroup
-// the group (p.ProcessGroup, else the program name), with ${INSTANCE}
-// expanded. A config that is already one process (Program set) is
-// returned as it is. p must be valid (Validate): the error is for configs
-// that were not.
-func (p *ProgramConfig) Processes() ([]*ProgramConfig, error) {
+// instance, in instance order, with ${INSTANCE} expanded in a copy of p.
+// p must be valid (Validate): the error is for configs that were not.
+func (p *ProgramConfig) Processes() ([]*ProcessConfig, error) {
 	out, errs := p.processes("program." + p.Name)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -35,13 +51,19 @@ func (p *ProgramConfig) Processes() ([]*ProgramConfig, error) {
 	return out, nil
 }
 
+// programGroup is the program group of p's processes: its [group.NAME],
+// else its own name. It is the one place that says so.
+func (p *ProgramConfig) programGroup() string {
+	if p.ProgramGroup != "" {
+		return p.ProgramGroup
+	}
+	return p.Name
+}
+
 // processes is Processes, with errors as *FieldErrors under prefix, each
 // problem once. An out-of-range Instances gives one process (Validate
 // reports it).
-func (p *ProgramConfig) processes(prefix string) ([]*ProgramConfig, []error) {
-	if p.Program != "" {
-		return []*ProgramConfig{p}, nil
-	}
+func (p *ProgramConfig) processes(prefix string) ([]*ProcessConfig, []error) {
 	n := p.Instances
 	if n < 1 || n > MaxInstances {
 		n = 1
@@ -53,13 +75,10 @@ func (p *ProgramConfig) processes(prefix string) ([]*ProgramConfig, []error) {
 			pattern = "${NAME}_${INSTANCE}"
 		}
 	}
-	group := p.ProcessGroup
-	if group == "" {
-		group = p.Name
-	}
+	group := p.programGroup()
 	var errs []error
 	seen := map[string]bool{}
-	out := make([]*ProgramConfig, 0, n)
+	out := make([]*ProcessConfig, 0, n)
 	for i := range n {
 		num := p.InstanceStart + i
 		inst := strconv.Itoa(num)
@@ -89,8 +108,7 @@ func (p *ProgramConfig) processes(prefix string) ([]*ProgramConfig, []error) {
 			return s
 		}
 		c := *p
-		c.Program, c.Instance, c.ProcessGroup = p.Name, num, group
-		c.Name = full("process_name", pattern, true)
+		proc := &ProcessConfig{Name: full("process_name", pattern, true), Instance: num, ProgramGroup: group, Program: &c}
 		c.Command = expandInstanceArgs(p.Command, inst)
 		if p.Environment != nil {
 			c.Environment = make(map[string]string, len(p.Environment))
@@ -119,7 +137,7 @@ func (p *ProgramConfig) processes(prefix string) ([]*ProgramConfig, []error) {
 			hc.Exec = expandInstanceArgs(h.Exec, inst)
 			c.Health = &hc
 		}
-		out = append(out, &c)
+		out = append(out, proc)
 	}
 	return out, errs
 }
@@ -169,59 +187,6 @@ func VarRefs(s string) []string {
 
 // mentions reports whether s refers to ${name}.
 func mentions(s, name string) bool { return slices.Contains(VarRefs(s), name) }
-
-// GroupConfig is one [group.NAME] table: a named group of programs, like
-// supervisord's [group:NAME]. Its name stands for every process of its
-// programs on the command line and the admin API (`hostctl restart NAME`,
-// `NAME:*`, `NAME:PROCESS`), and is the ProcessGroup of their processes.
-type GroupConfig struct {
-	// Name is the table name (group.NAME); not a TOML key.
-	Name string `toml:"-"`
-	// Programs are the names of the programs in the group. A program is in
-	// one group at most. Required.
-	Programs []string `toml:"programs"`
-}
-
-// ValidateGroups checks the [group.NAME] tables against the programs:
-// known programs, each in one group at most, and group names that are not
-// also program or process names. prefix is the table of groups ("group").
-func ValidateGroups(prefix string, groups map[string]*GroupConfig, progs map[string]*ProgramConfig) []error {
-	var errs []error
-	bad := func(key, format string, a ...any) {
-		errs = append(errs, &FieldError{Key: key, Msg: fmt.Sprintf(format, a...)})
-	}
-	owner := programNames(progs)
-	member := map[string]string{} // program -> the first group that lists it
-	for _, gname := range slices.Sorted(maps.Keys(groups)) {
-		g := groups[gname]
-		key := prefix + "." + gname
-		if !validName(gname) {
-			bad(key, "group name %q may only use letters, digits, '-', '_' and '.'", gname)
-		}
-		if o, ok := owner[gname]; ok {
-			bad(key, "%q is also %s; program, process and group names share one namespace (`hostctl restart %s` must mean one thing): rename one", gname, o, gname)
-		}
-		if len(g.Programs) == 0 {
-			bad(key+".programs", "must list at least one program (example: programs = [\"gunicorn\", \"celery\"])")
-		}
-		listed := map[string]bool{}
-		for _, pn := range g.Programs {
-			switch {
-			case listed[pn]:
-				bad(key+".programs", "%q is listed twice", pn)
-				continue
-			case progs[pn] == nil:
-				bad(key+".programs", "%q is not a program in this file (programs: %s)", pn, strings.Join(slices.Sorted(maps.Keys(progs)), ", "))
-			case member[pn] != "":
-				bad(key+".programs", "%q is also in %s.%s.programs; a program belongs to one group at most", pn, prefix, member[pn])
-			default:
-				member[pn] = gname
-			}
-			listed[pn] = true
-		}
-	}
-	return errs
-}
 
 // programNames maps every program name and process name to where it is
 // defined ("program.celery", "program.celery.process_name"), for the
@@ -288,10 +253,10 @@ func validateNames(progs map[string]*ProgramConfig) []error {
 			if len(perrs) > 0 {
 				break // the paths may not be expanded; Validate reports why
 			}
-			for _, f := range []struct{ key, path string }{{"stdout_log", c.StdoutLog}, {"stderr_log", c.StderrLog}} {
+			for _, f := range []struct{ key, path string }{{"stdout_log", c.Program.StdoutLog}, {"stderr_log", c.Program.StderrLog}} {
 				// hostctl's own stdout and stderr take lines from many
 				// programs: they are not files two processes write.
-				if f.path == "" || f.path == "none" || logfile.IsConsole(f.path) || f.key == "stderr_log" && c.RedirectStderr {
+				if f.path == "" || f.path == "none" || logfile.IsConsole(f.path) || f.key == "stderr_log" && c.Program.RedirectStderr {
 					continue
 				}
 				key := "program." + pn + "." + f.key

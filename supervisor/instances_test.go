@@ -46,19 +46,19 @@ func TestInstancesStartEachWithItsNumber(t *testing.T) {
 	}
 	s.Start()
 	defer s.Shutdown(context.Background())
-	if err := s.StartPrograms(context.Background(), "worker"); err != nil {
+	if err := s.StartProcesses(context.Background(), "worker"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.Names(), []string{"worker_1", "worker_2", "worker_3"}; !reflect.DeepEqual(got, want) {
+	if got, want := s.ProcessNames(), []string{"worker_1", "worker_2", "worker_3"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
 	pids := map[int]bool{}
-	for i, name := range s.Names() {
+	for i, name := range s.ProcessNames() {
 		n := i + 1
 		st := waitState(t, s, name, Running, 20*time.Second)
 		pids[st.PID] = true
-		if st.Program != "worker" || st.ProcessGroup != "worker" || st.Instance != n {
-			t.Errorf("%s: program %q group %q instance %d", name, st.Program, st.ProcessGroup, st.Instance)
+		if st.Program != "worker" || st.ProgramGroup != "worker" || st.Instance != n {
+			t.Errorf("%s: program %q group %q instance %d", name, st.Program, st.ProgramGroup, st.Instance)
 		}
 		if want := filepath.Join(dir, name+".out.log"); st.StdoutLog != want {
 			t.Errorf("%s: stdout log %q, want %q", name, st.StdoutLog, want)
@@ -110,7 +110,7 @@ func TestInstanceRestartsAlone(t *testing.T) {
 	p := helper(t, "w", "sleep")
 	p.Instances = 3
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "w")
+	s.StartProcesses(context.Background(), "w")
 	before := map[string]Status{}
 	for _, n := range []string{"w_0", "w_1", "w_2"} {
 		before[n] = waitState(t, s, n, Running, 20*time.Second)
@@ -135,9 +135,9 @@ func TestInstanceRestartsAlone(t *testing.T) {
 // a [group] or a program.
 func TestNamesResolve(t *testing.T) {
 	web := helper(t, "gunicorn", "sleep")
-	web.ProcessGroup = "web"
+	web.ProgramGroup = "web"
 	celery := helper(t, "celery", "sleep")
-	celery.Instances, celery.ProcessGroup = 2, "web"
+	celery.Instances, celery.ProgramGroup = 2, "web"
 	beat := helper(t, "beat", "sleep")
 	solo := helper(t, "solo", "sleep")
 	solo.Instances, solo.ProcessName = 2, "solo-${INSTANCE}"
@@ -183,8 +183,8 @@ func TestNamesResolve(t *testing.T) {
 		t.Fatalf("Status(web) = %v, %v", sts, err)
 	}
 	for _, st := range sts {
-		if st.ProcessGroup != "web" {
-			t.Errorf("%s: process group %q, want web", st.Name, st.ProcessGroup)
+		if st.ProgramGroup != "web" {
+			t.Errorf("%s: process group %q, want web", st.Name, st.ProgramGroup)
 		}
 	}
 	if _, err := s.WaitFor(context.Background(), "celery", func(Status) bool { return true }); err == nil || !strings.Contains(err.Error(), "celery_0, celery_1") {
@@ -319,14 +319,14 @@ func TestRollingRestart(t *testing.T) {
 				Interval: 20 * time.Millisecond, Timeout: time.Second, Deadline: 10 * time.Second}
 			s, logs := newSupWatched(t, p)
 			ctx := context.Background()
-			s.StartPrograms(ctx, "web")
+			s.StartProcesses(ctx, "web")
 			procs := []string{"web_0", "web_1", "web_2"}
 			before := map[string]Status{}
 			for _, n := range procs {
 				before[n] = waitState(t, s, n, Running, 10*time.Second)
 			}
 			mark := logs.Len()
-			if err := s.RestartPrograms(ctx, "web"); err != nil {
+			if err := s.RestartProcesses(ctx, "web"); err != nil {
 				t.Fatal(err)
 			}
 			for _, n := range procs {
@@ -362,7 +362,7 @@ func TestRollingRestartStopsAtABrokenInstance(t *testing.T) {
 	p.FatalRetry = RetryNever
 	s, logs := newSupWatched(t, p)
 	ctx := context.Background()
-	s.StartPrograms(ctx, "app")
+	s.StartProcesses(ctx, "app")
 	procs := []string{"app_0", "app_1", "app_2"}
 	before := map[string]Status{}
 	for _, n := range procs {
@@ -370,11 +370,11 @@ func TestRollingRestartStopsAtABrokenInstance(t *testing.T) {
 	}
 	// app_2 is down before the restart: it goes first (and is the one
 	// that breaks: its file exists).
-	if err := s.StopPrograms(ctx, "app_2"); err != nil {
+	if err := s.StopProcesses(ctx, "app_2"); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, s, "app_2", Stopped, 20*time.Second)
-	if err := s.RestartPrograms(ctx, "app"); err != nil {
+	if err := s.RestartProcesses(ctx, "app"); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, s, "app_2", Fatal, 20*time.Second)
@@ -402,17 +402,17 @@ func TestStopDuringRollingRestart(t *testing.T) {
 	p.StopTimeout = 2 * time.Second
 	s, logs := newSupWatched(t, p)
 	ctx := context.Background()
-	s.StartPrograms(ctx, "q")
+	s.StartProcesses(ctx, "q")
 	for _, n := range []string{"q_0", "q_1", "q_2"} {
 		waitState(t, s, n, Running, 20*time.Second)
 	}
-	if err := s.RestartPrograms(ctx, "q"); err != nil {
+	if err := s.RestartProcesses(ctx, "q"); err != nil {
 		t.Fatal(err)
 	}
 	// The first is in hand (logged before its restart is sent, which the
 	// roller finishes before it hears of the stop).
 	logs.wait(t, "rolling restart: restarting instance", 1, 20*time.Second)
-	if err := s.StopPrograms(ctx, "q"); err != nil {
+	if err := s.StopProcesses(ctx, "q"); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"q_0", "q_1", "q_2"} {
@@ -420,7 +420,7 @@ func TestStopDuringRollingRestart(t *testing.T) {
 	}
 	// Nothing is left to roll: restart the same program again, which goes
 	// through the same roller and must start all three, one at a time.
-	s.RestartPrograms(ctx, "q")
+	s.RestartProcesses(ctx, "q")
 	for _, n := range []string{"q_0", "q_1", "q_2"} {
 		waitState(t, s, n, Running, 30*time.Second)
 	}
@@ -443,7 +443,7 @@ func TestDependsOnEveryInstance(t *testing.T) {
 	b := helper(t, "b", "sleep")
 	b.DependsOn = []string{"a"}
 	s, logs := newSupWatched(t, a, b)
-	s.StartPrograms(context.Background(), "b")
+	s.StartProcesses(context.Background(), "b")
 	os.WriteFile(dir+"/ready-0", nil, 0o644)
 	waitState(t, s, "a_0", Running, 20*time.Second)
 	st, _ := s.Status("b", "a_1")
@@ -456,7 +456,7 @@ func TestDependsOnEveryInstance(t *testing.T) {
 	// Shutdown order: b stops before any instance of a.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	set := map[string]*program{}
+	set := map[string]*process{}
 	for _, n := range []string{"a_0", "a_1", "b"} {
 		set[n], _ = s.get(n)
 	}
@@ -478,7 +478,7 @@ func TestReloadInstances(t *testing.T) {
 	c.Instances = 2
 	s, _ := newSup(t, c)
 	ctx := context.Background()
-	s.StartPrograms(ctx, "c")
+	s.StartProcesses(ctx, "c")
 	pid := func(n string) int {
 		t.Helper()
 		return waitState(t, s, n, Running, 20*time.Second).PID
@@ -486,7 +486,7 @@ func TestReloadInstances(t *testing.T) {
 	p0, p1 := pid("c_0"), pid("c_1")
 
 	three := *c
-	three.Instances, three.Rolling, three.ProcessGroup = 3, true, "workers"
+	three.Instances, three.Rolling, three.ProgramGroup = 3, true, "workers"
 	d, err := s.Reload(ctx, []*ProgramConfig{&three})
 	if err != nil || !reflect.DeepEqual(d, Diff{Added: []string{"c_2"}}) {
 		t.Fatalf("reload to 3 instances: %+v, %v", d, err)
@@ -495,8 +495,8 @@ func TestReloadInstances(t *testing.T) {
 		t.Errorf("the two instances were restarted by adding a third")
 	}
 	pid("c_2") // autostart: started
-	if st, _ := s.Status("c_0"); st[0].ProcessGroup != "workers" {
-		t.Errorf("c_0's group after the reload: %q, want workers", st[0].ProcessGroup)
+	if st, _ := s.Status("c_0"); st[0].ProgramGroup != "workers" {
+		t.Errorf("c_0's group after the reload: %q, want workers", st[0].ProgramGroup)
 	}
 	if got, _ := s.Resolve("workers:*"); len(got) != 3 {
 		t.Errorf("workers:* = %v", got)
@@ -512,7 +512,7 @@ func TestReloadInstances(t *testing.T) {
 	if pid("c_0") != p0 || pid("c_1") != p1 {
 		t.Errorf("the two instances were restarted by removing the third")
 	}
-	if groupAlive(p2) {
+	if pgroupAlive(p2) {
 		t.Errorf("c_2's process group %d still has processes", p2)
 	}
 
@@ -537,7 +537,7 @@ func TestProcessesExpansion(t *testing.T) {
 	p.StdoutLog = "/var/log/celery-${INSTANCE}.log"
 	p.Ready = &ProbeConfig{TCP: "127.0.0.1:80${INSTANCE}"}
 	p.Health = &HealthConfig{HTTP: "http://127.0.0.1:80${INSTANCE}/", Exec: Command{"check", "${INSTANCE}"}}
-	p.ProcessGroup = "workers"
+	p.ProgramGroup = "workers"
 	procs, err := p.Processes()
 	if err != nil {
 		t.Fatal(err)
@@ -545,9 +545,10 @@ func TestProcessesExpansion(t *testing.T) {
 	if len(procs) != 2 {
 		t.Fatalf("%d processes", len(procs))
 	}
-	c := procs[1]
+	proc := procs[1]
+	c := proc.Program
 	for _, kv := range [][2]any{
-		{c.Name, "celery-w6"}, {c.Program, "celery"}, {c.Instance, 6}, {c.ProcessGroup, "workers"},
+		{proc.Name, "celery-w6"}, {c.Name, "celery"}, {proc.Instance, 6}, {proc.ProgramGroup, "workers"},
 		{strings.Join(c.Command, " "), "celery -n w6@%h $${INSTANCE} ${HOSTCTL_TEST_BASE}"},
 		{c.Directory, "/srv/w6"}, {c.StdoutLog, "/var/log/celery-6.log"},
 		{c.Ready.TCP, "127.0.0.1:806"}, {c.Health.HTTP, "http://127.0.0.1:806/"}, {strings.Join(c.Health.Exec, " "), "check 6"},
@@ -561,14 +562,10 @@ func TestProcessesExpansion(t *testing.T) {
 	if err != nil || strings.Join(argv, " ") != "celery -n w6@%h ${INSTANCE} /srv" {
 		t.Errorf("argv %q, %v", argv, err)
 	}
-	again, err := c.Processes()
-	if err != nil || len(again) != 1 || again[0] != c {
-		t.Errorf("a process's config expands to itself, got %v %v", again, err)
-	}
 	one := DefaultProgramConfig("web")
 	one.Command = Command{"x"}
 	procs, _ = one.Processes()
-	if len(procs) != 1 || procs[0].Name != "web" || procs[0].ProcessGroup != "web" {
+	if len(procs) != 1 || procs[0].Name != "web" || procs[0].ProgramGroup != "web" {
 		t.Errorf("one instance: %+v", procs[0])
 	}
 }
@@ -588,7 +585,7 @@ func TestHealthCheckPerInstance(t *testing.T) {
 	h.Interval, h.Failures = 50*time.Millisecond, 2
 	p.Health = &h
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "web")
+	s.StartProcesses(context.Background(), "web")
 	first0 := waitState(t, s, "web_0", Running, 10*time.Second)
 	first1 := waitState(t, s, "web_1", Running, 10*time.Second)
 	os.WriteFile(filepath.Join(dir, "sick-1"), nil, 0o644)

@@ -17,9 +17,9 @@ import (
 // hostctl run does.
 type managerOpener struct{ m *logfile.Manager }
 
-func (o managerOpener) OpenLog(p *ProgramConfig, stream, path string) (LogStream, error) {
+func (o managerOpener) OpenLog(p *ProcessConfig, stream, path string) (LogStream, error) {
 	cfg := logfile.DefaultConfig()
-	return o.m.Open(path, cfg.Rotation(), p.Timestamps)
+	return o.m.Open(path, cfg.Rotation(), p.Program.Timestamps)
 }
 
 // TestOutputCapturedAcrossRestartsAndReload: a program's output goes to its
@@ -44,7 +44,7 @@ func TestOutputCapturedAcrossRestartsAndReload(t *testing.T) {
 	s.Start()
 	defer s.Shutdown(context.Background())
 	ctx := context.Background()
-	s.StartPrograms(ctx, "talker")
+	s.StartProcesses(ctx, "talker")
 	st := waitState(t, s, "talker", Running, 20*time.Second)
 	if st.StdoutLog != filepath.Join(dir, "talker.out.log") || st.StderrLog != filepath.Join(dir, "talker.err.log") {
 		t.Errorf("log paths %q %q", st.StdoutLog, st.StderrLog)
@@ -65,7 +65,7 @@ func TestOutputCapturedAcrossRestartsAndReload(t *testing.T) {
 		}
 	}
 	waitLine("gen=1")
-	s.RestartPrograms(ctx, "talker")
+	s.RestartProcesses(ctx, "talker")
 	st2 := waitCond(t, s, "talker", 20*time.Second, "new pid", func(x Status) bool { return x.State == Running && x.PID != st.PID })
 	waitLine("hello from " + strconv.Itoa(st2.PID))
 

@@ -39,15 +39,15 @@ func (s *Supervisor) sampleMemory(interval time.Duration) {
 
 func (s *Supervisor) measureMemory() {
 	s.mu.Lock()
-	var limited []*program
-	for _, p := range s.progs {
-		if p.cfg.MemoryLimit > 0 {
+	var limited []*process
+	for _, p := range s.procs {
+		if p.cfg.Program.MemoryLimit > 0 {
 			limited = append(limited, p)
 		}
 	}
 	s.mu.Unlock()
 	pgids := map[int]bool{}
-	measured := map[*program]int{}
+	measured := map[*process]int{}
 	for _, p := range limited {
 		if st, _ := p.watch.get(); st.State == Running && st.PID > 0 {
 			pgids[st.PID] = true
@@ -57,7 +57,7 @@ func (s *Supervisor) measureMemory() {
 	if len(pgids) == 0 {
 		return
 	}
-	usage := GroupUsage(pgids)
+	usage := PgroupUsage(pgids)
 	for p, pid := range measured {
 		p.send(event{kind: evMemory, pid: pid, rss: usage[pid].RSS})
 	}
@@ -67,9 +67,9 @@ func (s *Supervisor) measureMemory() {
 // and restarts the program after memoryChecksOver checks in a row above
 // it. A measure of an earlier process (sampled before a restart) is
 // dropped.
-func (p *program) memoryMeasured(pid int, rss uint64) {
-	limit := p.cfg.MemoryLimit
-	if limit <= 0 || p.state != Running || p.proc == nil || p.proc.pid != pid {
+func (p *process) memoryMeasured(pid int, rss uint64) {
+	limit := p.cfg.Program.MemoryLimit
+	if limit <= 0 || p.state != Running || p.child == nil || p.child.pid != pid {
 		return
 	}
 	used, lim := logfile.FormatSize(int64(rss)), logfile.FormatSize(limit)

@@ -19,9 +19,9 @@ func TestMemoryLimitRestartsAfterTwoChecks(t *testing.T) {
 	quiet.MemoryLimit = 1e9
 	s, logs := newSupWith(t, memOpts, hog, quiet)
 	// quiet runs first, so it is measured by every check that sees hog.
-	s.StartPrograms(context.Background(), "quiet")
+	s.StartProcesses(context.Background(), "quiet")
 	q := waitState(t, s, "quiet", Running, 20*time.Second)
-	s.StartPrograms(context.Background(), "hog")
+	s.StartProcesses(context.Background(), "hog")
 	first := waitState(t, s, "hog", Running, 20*time.Second)
 	st := waitCond(t, s, "hog", 30*time.Second, "RUNNING again after a memory restart", func(x Status) bool {
 		return x.State == Running && x.PID != first.PID && x.MemoryRestarts > 0
@@ -54,7 +54,7 @@ func TestMemoryRestartsBackOff(t *testing.T) {
 	hog.MemoryLimit = 100e6
 	hog.Backoff = BackoffConfig{Initial: 300 * time.Millisecond, Max: 10 * time.Second}
 	s, logs := newSupWith(t, memOpts, hog)
-	s.StartPrograms(context.Background(), "hog")
+	s.StartProcesses(context.Background(), "hog")
 	// The first restart is immediate, the second waits: never a storm.
 	st := waitCond(t, s, "hog", 30*time.Second, "a memory backoff", func(x Status) bool { return x.State == Backoff })
 	if st.MemoryRestarts != 2 || !strings.Contains(st.Info, "memory above memory_limit; restart 2 in a row") {

@@ -26,13 +26,13 @@ func TestPlanIsReloadsDiff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(procs) != 3 || procs[0].Name != "added" || procs[0].ProcessGroup != "added" {
+	if len(procs) != 3 || procs[0].Name != "added" || procs[0].ProgramGroup != "added" {
 		t.Fatalf("Plan's processes = %v", procs)
 	}
 	if want := (Diff{Added: []string{"added"}, Changed: []string{"change"}, Removed: []string{"gone"}}); !reflect.DeepEqual(plan, want) {
 		t.Fatalf("Plan = %+v, want %+v", plan, want)
 	}
-	if got := len(s.Configs()); got != 3 {
+	if got := len(s.ProcessConfigs()); got != 3 {
 		t.Fatalf("Plan changed the programs: %d configs", got)
 	}
 	diff, err := s.Reload(context.Background(), next)
@@ -42,8 +42,8 @@ func TestPlanIsReloadsDiff(t *testing.T) {
 	if !reflect.DeepEqual(plan, diff) {
 		t.Errorf("Plan = %+v, Reload did %+v", plan, diff)
 	}
-	cfgs := s.Configs()
-	if len(cfgs) != 3 || cfgs[0].Name != "added" || cfgs[1].Name != "change" || cfgs[1].Environment["X"] != "1" || cfgs[2].Name != "keep" {
+	cfgs := s.ProcessConfigs()
+	if len(cfgs) != 3 || cfgs[0].Name != "added" || cfgs[1].Name != "change" || cfgs[1].Program.Environment["X"] != "1" || cfgs[2].Name != "keep" {
 		t.Errorf("Configs after reload = %v", cfgs)
 	}
 	if again, _, _ := s.Plan(next); len(again.Added)+len(again.Changed)+len(again.Removed) != 0 {

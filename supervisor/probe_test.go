@@ -102,7 +102,7 @@ func TestReadyAndHealthOverUnixSocket(t *testing.T) {
 	// The helper leaves its socket file behind when it is killed.
 	p.Command = append(Command{"/bin/sh", "-c", `rm -f "$1" && exec "$0" "$@"`}, p.Command...)
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "web")
+	s.StartProcesses(context.Background(), "web")
 	first := waitState(t, s, "web", Running, 20*time.Second)
 	if first.Health == nil || !first.Health.Healthy {
 		t.Fatalf("RUNNING with health %+v, want healthy", first.Health)

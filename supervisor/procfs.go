@@ -141,11 +141,11 @@ type Usage struct {
 	CPU   float64 // CPU time, seconds (with reaped children's)
 }
 
-// GroupUsage reads /proc once and sums, for each wanted process group (a
+// PgroupUsage reads /proc once and sums, for each wanted process group (a
 // program's pgid is its Status.PID), the memory and CPU of its live
 // processes. Its cost grows with the processes on the machine, not with
 // programs x processes.
-func GroupUsage(pgids map[int]bool) map[int]Usage {
+func PgroupUsage(pgids map[int]bool) map[int]Usage {
 	out := make(map[int]Usage, len(pgids))
 	if len(pgids) == 0 {
 		return out

@@ -27,8 +27,8 @@ type roller struct {
 // rollMsg asks a roller to restart instances, after those it has in hand,
 // or to forget instances because they are being stopped.
 type rollMsg struct {
-	restart []*program
-	forget  []*program
+	restart []*process
+	forget  []*process
 }
 
 // rolling reports whether restarts of prog's instances go one at a time.
@@ -76,10 +76,10 @@ func (s *Supervisor) sendRoll(ctx context.Context, prog string, m rollMsg) error
 // unroll tells the rollers of the programs of procs to leave procs alone:
 // they are about to be stopped. Once it returns, no roller sends them a
 // restart it had not sent before.
-func (s *Supervisor) unroll(ctx context.Context, procs []*program) error {
-	byProgram := map[string][]*program{}
+func (s *Supervisor) unroll(ctx context.Context, procs []*process) error {
+	byProgram := map[string][]*process{}
 	for _, p := range procs {
-		byProgram[p.cfg.Program] = append(byProgram[p.cfg.Program], p)
+		byProgram[p.cfg.Program.Name] = append(byProgram[p.cfg.Program.Name], p)
 	}
 	for prog, ps := range byProgram {
 		if err := s.sendRoll(ctx, prog, rollMsg{forget: ps}); err != nil && !errors.Is(err, errShuttingDown) {
@@ -92,8 +92,8 @@ func (s *Supervisor) unroll(ctx context.Context, procs []*program) error {
 // roll is the roller's goroutine; it ends with the supervisor.
 func (s *Supervisor) roll(r *roller) {
 	log := s.log.With(zap.String("program", r.program))
-	var pending []*program
-	var cur *program  // the instance being restarted
+	var pending []*process
+	var cur *process  // the instance being restarted
 	var before uint64 // its Generation before the restart
 	for {
 		var changed, gone <-chan struct{}
@@ -114,7 +114,7 @@ func (s *Supervisor) roll(r *roller) {
 			}
 			changed, gone = ch, cur.done
 		case len(pending) > 0:
-			i := slices.IndexFunc(pending, func(p *program) bool {
+			i := slices.IndexFunc(pending, func(p *process) bool {
 				st, _ := p.watch.get()
 				return st.State != Running
 			})
@@ -132,7 +132,7 @@ func (s *Supervisor) roll(r *roller) {
 		select {
 		case m := <-r.msgs:
 			for _, p := range m.forget {
-				pending = slices.DeleteFunc(pending, func(q *program) bool { return q == p })
+				pending = slices.DeleteFunc(pending, func(q *process) bool { return q == p })
 				if p == cur {
 					cur = nil
 				}
@@ -160,7 +160,7 @@ func (s *Supervisor) roll(r *roller) {
 	}
 }
 
-func names(progs []*program) string {
+func names(progs []*process) string {
 	n := make([]string, len(progs))
 	for i, p := range progs {
 		n[i] = p.cfg.Name

@@ -98,7 +98,7 @@ func TestServes(t *testing.T) {
 			}
 			var got []Serves
 			for _, p := range procs {
-				got = append(got, p.Serves)
+				got = append(got, p.Program.Serves)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("serves per instance %#v, want %#v", got, tc.want)

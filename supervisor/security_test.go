@@ -57,7 +57,7 @@ func TestExecProbesRunAsTheProgram(t *testing.T) {
 	h.Interval = 50 * time.Millisecond
 	p.Health = &h
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "probed")
+	s.StartProcesses(context.Background(), "probed")
 	waitState(t, s, "probed", Running, 10*time.Second)
 	want := string(waitFile(t, main, 10*time.Second))
 	wantPrefix := strconv.Itoa(u.UID) + "\n" + strconv.Itoa(u.GID) + "\n"
@@ -85,7 +85,7 @@ func TestGroupLookupFailureFailsTheStart(t *testing.T) {
 	p.User = u.Name
 	p.FatalRetry = RetryNever
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "nogroups")
+	s.StartProcesses(context.Background(), "nogroups")
 	st := waitCond(t, s, "nogroups", 10*time.Second, "FATAL or RUNNING", func(st Status) bool { return st.State == Fatal || st.State == Running })
 	if st.State != Fatal || !strings.Contains(st.SpawnErr, "cannot list the groups of user \""+u.Name+"\"") {
 		got, _ := os.ReadFile(out)
@@ -276,7 +276,7 @@ func TestOOMScoreAdj(t *testing.T) {
 	r.Interval = 50 * time.Millisecond
 	cache.Ready = &r
 	s, _ := newSup(t, plain, cache)
-	s.StartPrograms(context.Background(), "plain", "cache")
+	s.StartProcesses(context.Background(), "plain", "cache")
 	want := map[string]string{"plain": "0\n", "cache": "500\n", "probe": "500\n"}
 	for name, w := range want {
 		if own < 0 {

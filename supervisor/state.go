@@ -62,7 +62,7 @@ func (s *State) UnmarshalText(b []byte) error {
 }
 
 // transitions is the one table of allowed state changes. Every change goes
-// through (*program).setState, which refuses (and logs as a bug) anything
+// through (*process).setState, which refuses (and logs as a bug) anything
 // not listed here.
 var transitions = map[State][]State{
 	Stopped:  {Starting},

@@ -42,21 +42,24 @@ type Options struct {
 	MemoryCheckInterval time.Duration
 }
 
-// Supervisor runs a set of programs.
+// Supervisor runs a set of programs: each ProgramConfig expands into its
+// processes (ProcessConfig, one per instance), and each process has its
+// own owner goroutine. Methods that take names act on the processes the
+// names stand for (Match).
 type Supervisor struct {
 	opts    Options
 	log     *zap.Logger
 	spawner *spawner
-	groups  *groupRecords
+	pgroups *pgroupRecords
 
 	ctx    context.Context // lives as long as Run
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// mu guards progs and programs (the sets change only on Reload),
+	// mu guards procs and programs (the sets change only on Reload),
 	// rollers and notify.
 	mu       sync.Mutex
-	progs    map[string]*program       // by process name
+	procs    map[string]*process       // by process name
 	programs map[string]*ProgramConfig // by program name, as configured
 	rollers  map[string]*roller        // by program name, once one was needed
 	notify   chan struct{}             // closed and replaced on every change of any program
@@ -72,8 +75,8 @@ func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 		opts:     opts,
 		log:      opts.Logger,
 		spawner:  theSpawner(),
-		groups:   &groupRecords{log: opts.Logger},
-		progs:    map[string]*program{},
+		pgroups:  &pgroupRecords{log: opts.Logger},
+		procs:    map[string]*process{},
 		programs: map[string]*ProgramConfig{},
 		rollers:  map[string]*roller{},
 		notify:   make(chan struct{}),
@@ -85,40 +88,40 @@ func New(progs []*ProgramConfig, opts Options) (*Supervisor, error) {
 		if err := trust.PrivateDir(dir, 0o700, -1); err != nil {
 			return nil, fmt.Errorf("state dir: %w", err)
 		}
-		s.groups.dir = dir
+		s.pgroups.dir = dir
 	}
 	if opts.Guard {
 		g, err := startGuard(s.spawner, s.log)
 		if err != nil {
 			return nil, err
 		}
-		s.groups.guard = g
+		s.pgroups.guard = g
 		s.log.Debug("guard process started", zap.Int("guard_pid", g.pid))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	programs, procs, err := expand(progs)
 	if err != nil {
-		s.groups.guard.close()
+		s.pgroups.guard.close()
 		return nil, err
 	}
 	s.programs = programs
 	for _, cfg := range procs {
-		p, err := s.newProgram(cfg)
+		p, err := s.newProcess(cfg)
 		if err != nil {
 			s.closeAll()
-			s.groups.guard.close()
+			s.pgroups.guard.close()
 			return nil, err
 		}
-		s.progs[cfg.Name] = p
+		s.procs[cfg.Name] = p
 	}
 	return s, nil
 }
 
 // expand returns the programs by name and the config of each of their
 // processes.
-func expand(progs []*ProgramConfig) (map[string]*ProgramConfig, []*ProgramConfig, error) {
+func expand(progs []*ProgramConfig) (map[string]*ProgramConfig, []*ProcessConfig, error) {
 	programs := make(map[string]*ProgramConfig, len(progs))
-	var procs []*ProgramConfig
+	var procs []*ProcessConfig
 	names := map[string]bool{}
 	for _, cfg := range progs {
 		ps, err := cfg.Processes()
@@ -126,9 +129,6 @@ func expand(progs []*ProgramConfig) (map[string]*ProgramConfig, []*ProgramConfig
 			return nil, nil, err
 		}
 		name := cfg.Name
-		if cfg.Program != "" { // one process already
-			name = cfg.Program
-		}
 		programs[name] = cfg
 		for _, c := range ps {
 			if names[c.Name] {
@@ -141,12 +141,12 @@ func expand(progs []*ProgramConfig) (map[string]*ProgramConfig, []*ProgramConfig
 	return programs, procs, nil
 }
 
-func (s *Supervisor) newProgram(cfg *ProgramConfig) (*program, error) {
+func (s *Supervisor) newProcess(cfg *ProcessConfig) (*process, error) {
 	out, err := openOutputs(cfg, s.opts.LogDir, s.opts.Logs)
 	if err != nil {
 		return nil, fmt.Errorf("program %q: %w", cfg.Name, err)
 	}
-	p, err := newProgram(s, cfg, out)
+	p, err := newProcess(s, cfg, out)
 	if err != nil {
 		out.close()
 		return nil, fmt.Errorf("program %q: %w", cfg.Name, err)
@@ -155,7 +155,7 @@ func (s *Supervisor) newProgram(cfg *ProgramConfig) (*program, error) {
 }
 
 func (s *Supervisor) closeAll() {
-	for _, p := range s.progs {
+	for _, p := range s.procs {
 		p.out.close()
 	}
 }
@@ -163,14 +163,14 @@ func (s *Supervisor) closeAll() {
 // KillSurvivors kills processes left in process groups recorded by an
 // earlier hostctl (one that was killed without stopping its programs).
 // Call it before Start. It returns how many processes it killed.
-func (s *Supervisor) KillSurvivors() int { return s.groups.killSurvivors() }
+func (s *Supervisor) KillSurvivors() int { return s.pgroups.killSurvivors() }
 
 // Start starts the owner goroutines. Programs stay STOPPED until
-// StartAutostart or StartPrograms.
+// StartAutostart or StartProcesses.
 func (s *Supervisor) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range s.progs {
+	for _, p := range s.procs {
 		s.launch(p)
 	}
 	interval := s.opts.MemoryCheckInterval
@@ -184,7 +184,7 @@ func (s *Supervisor) Start() {
 	}()
 }
 
-func (s *Supervisor) launch(p *program) {
+func (s *Supervisor) launch(p *process) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -207,10 +207,10 @@ func (s *Supervisor) Changed() <-chan struct{} {
 	return s.notify
 }
 
-func (s *Supervisor) get(name string) (*program, bool) {
+func (s *Supervisor) get(name string) (*process, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.progs[name]
+	p, ok := s.procs[name]
 	return p, ok
 }
 
@@ -248,8 +248,8 @@ func (e *UnknownProgramsError) Error() string {
 // Is makes errors.Is(err, ErrUnknownProgram) true.
 func (e *UnknownProgramsError) Is(target error) bool { return target == ErrUnknownProgram }
 
-// Names returns the process names, by program name, then instance.
-func (s *Supervisor) Names() []string {
+// ProcessNames returns the process names, by program name, then instance.
+func (s *Supervisor) ProcessNames() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	procs := s.ordered()
@@ -262,10 +262,10 @@ func (s *Supervisor) Names() []string {
 
 // ordered returns every process by program name, then instance. s.mu must
 // be held.
-func (s *Supervisor) ordered() []*program {
-	out := slices.Collect(maps.Values(s.progs))
-	slices.SortFunc(out, func(a, b *program) int {
-		if c := strings.Compare(a.cfg.Program, b.cfg.Program); c != 0 {
+func (s *Supervisor) ordered() []*process {
+	out := slices.Collect(maps.Values(s.procs))
+	slices.SortFunc(out, func(a, b *process) int {
+		if c := strings.Compare(a.cfg.Program.Name, b.cfg.Program.Name); c != 0 {
 			return c
 		}
 		if c := a.cfg.Instance - b.cfg.Instance; c != 0 {
@@ -281,7 +281,7 @@ func (s *Supervisor) ordered() []*program {
 // program name, then instance, when names is empty. Unknown names give an
 // *UnknownProgramsError.
 func (s *Supervisor) Status(names ...string) ([]Status, error) {
-	var progs []*program
+	var progs []*process
 	if len(names) == 0 {
 		s.mu.Lock()
 		progs = s.ordered()
@@ -300,31 +300,36 @@ func (s *Supervisor) Status(names ...string) ([]Status, error) {
 	return out, nil
 }
 
-// current is p.current with the process group of p's program now: a
+// current is p.current with the program group of p's program now: a
 // reload may have moved the program into another [group] without
 // touching its processes.
-func (s *Supervisor) current(p *program) (Status, <-chan struct{}) {
+func (s *Supervisor) current(p *process) (Status, <-chan struct{}) {
 	st, ch := p.current()
 	s.mu.Lock()
-	st.ProcessGroup = s.groupOf(p.cfg.Program)
+	st.ProgramGroup = s.programGroup(p)
 	s.mu.Unlock()
 	return st, ch
 }
 
-// groupOf returns the process group of program prog: its [group], else
-// its name. s.mu must be held.
-func (s *Supervisor) groupOf(prog string) string {
-	if c := s.programs[prog]; c != nil && c.ProcessGroup != "" {
-		return c.ProcessGroup
+// programGroup returns the program group of p now (see current). s.mu
+// must be held.
+func (s *Supervisor) programGroup(p *process) string {
+	if c := s.programs[p.cfg.Program.Name]; c != nil {
+		return c.programGroup()
 	}
-	return prog
+	return p.cfg.ProgramGroup // p's program is being removed
+}
+
+// names returns the names p answers to now. s.mu must be held.
+func (s *Supervisor) names(p *process) ProcessNames {
+	return ProcessNames{Process: p.cfg.Name, Program: p.cfg.Program.Name, Group: s.programGroup(p)}
 }
 
 // current returns the program's latest Status, with LastStderr filled in
 // where it applies, and a channel closed at its next change. The line is
 // read from the stream now, not when the program failed: the stream's
 // writer may still have been on its way to the file then.
-func (p *program) current() (Status, <-chan struct{}) {
+func (p *process) current() (Status, <-chan struct{}) {
 	st, ch := p.watch.get()
 	out := *st
 	if (out.State == Backoff || out.State == Fatal && out.Tries > 0) && p.out != nil && p.out.stderr != nil {
@@ -333,7 +338,7 @@ func (p *program) current() (Status, <-chan struct{}) {
 	return out, ch
 }
 
-// Dropped returns the bytes of output dropped for a program.
+// Dropped returns the bytes of output dropped for a process.
 func (s *Supervisor) Dropped(name string) uint64 {
 	if p, ok := s.get(name); ok {
 		return p.out.dropped()
@@ -341,7 +346,7 @@ func (s *Supervisor) Dropped(name string) uint64 {
 	return 0
 }
 
-// Log returns a program's log stream ("stdout" or "stderr"), nil when that
+// Log returns a process's log stream ("stdout" or "stderr"), nil when that
 // stream is discarded.
 func (s *Supervisor) Log(name, stream string) (LogStream, error) {
 	p, err := s.find(name)
@@ -369,7 +374,7 @@ func (s *Supervisor) WaitFor(ctx context.Context, name string, cond func(Status)
 }
 
 // waitFor is WaitFor for p.
-func (s *Supervisor) waitFor(ctx context.Context, p *program, cond func(Status) bool) (Status, error) {
+func (s *Supervisor) waitFor(ctx context.Context, p *process, cond func(Status) bool) (Status, error) {
 	for {
 		st, ch := s.current(p)
 		if cond(st) {
@@ -386,13 +391,11 @@ func (s *Supervisor) waitFor(ctx context.Context, p *program, cond func(Status) 
 }
 
 // Resolve returns the process names that names stand for, each once, in
-// the order given: ["all"] is every process; otherwise a name is a process
-// name, a program name (every instance), a group name (every process of
-// its programs), GROUP:* or GROUP:NAME, where GROUP is a [group] or a
-// program name and NAME a process or program name in it. It is the one
-// place that checks names: Status, StartPrograms, StopPrograms,
-// RestartPrograms and Signal take the same names with the same errors.
-// The error is an *UnknownProgramsError listing every unknown name, or
+// the order given: ["all"] is every process; otherwise each name is read
+// by Match's HostctlNames (a process, a program, a program group, GROUP:*
+// or GROUP:NAME). Status, StartProcesses, StopProcesses, RestartProcesses
+// and SignalProcesses take the same names with the same errors. The error
+// is an *UnknownProgramsError listing every unknown name, or
 // ErrAllWithNames.
 func (s *Supervisor) Resolve(names ...string) ([]string, error) {
 	progs, err := s.resolve(names)
@@ -406,13 +409,13 @@ func (s *Supervisor) Resolve(names ...string) ([]string, error) {
 	return out, nil
 }
 
-// resolve is Resolve, returning the programs.
-func (s *Supervisor) resolve(names []string) ([]*program, error) {
+// resolve is Resolve, returning the processes.
+func (s *Supervisor) resolve(names []string) ([]*process, error) {
 	if slices.Contains(names, "all") {
 		if len(names) > 1 {
 			return nil, ErrAllWithNames
 		}
-		names = s.Names()
+		names = s.ProcessNames()
 	}
 	return s.lookup(names)
 }
@@ -420,70 +423,38 @@ func (s *Supervisor) resolve(names []string) ([]*program, error) {
 // lookup returns the processes names stand for ("all" is not special
 // here; see Resolve), each once, or an *UnknownProgramsError listing every
 // name that stands for none.
-func (s *Supervisor) lookup(names []string) ([]*program, error) {
+func (s *Supervisor) lookup(names []string) ([]*process, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	all := s.ordered()
-	out := make([]*program, 0, len(names))
-	seen := map[*program]bool{}
+	known := make([]ProcessNames, len(all))
+	for i, p := range all {
+		known[i] = s.names(p)
+	}
+	s.mu.Unlock()
+	out := make([]*process, 0, len(names))
+	seen := map[*process]bool{}
 	var unknown []string
 	for _, n := range names {
-		match := s.match(n, all)
-		if len(match) == 0 {
+		idx, _ := Match(HostctlNames, n, known)
+		if len(idx) == 0 {
 			unknown = append(unknown, n)
 		}
-		for _, p := range match {
-			if !seen[p] {
+		for _, i := range idx {
+			if p := all[i]; !seen[p] {
 				seen[p] = true
 				out = append(out, p)
 			}
 		}
 	}
 	if len(unknown) > 0 {
-		known := map[string]bool{}
-		for _, p := range all {
-			known[p.cfg.Name], known[p.cfg.Program], known[s.groupOf(p.cfg.Program)] = true, true, true
-		}
-		return nil, &UnknownProgramsError{Names: unknown, Known: slices.Sorted(maps.Keys(known))}
+		return nil, &UnknownProgramsError{Names: unknown, Known: KnownNames(known)}
 	}
 	return out, nil
 }
 
-// match returns the processes of all (in that order) that name stands
-// for. s.mu must be held.
-func (s *Supervisor) match(name string, all []*program) []*program {
-	var out []*program
-	if group, rest, ok := strings.Cut(name, ":"); ok {
-		for _, p := range all {
-			inGroup := s.groupOf(p.cfg.Program) == group || p.cfg.Program == group
-			if inGroup && (rest == "*" || rest == p.cfg.Name || rest == p.cfg.Program) {
-				out = append(out, p)
-			}
-		}
-		return out
-	}
-	if p, ok := s.progs[name]; ok {
-		return []*program{p}
-	}
-	for _, p := range all {
-		if p.cfg.Program == name {
-			out = append(out, p)
-		}
-	}
-	if len(out) > 0 {
-		return out
-	}
-	for _, p := range all {
-		if s.groupOf(p.cfg.Program) == name {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // find returns the one process name stands for, or an
 // *UnknownProgramsError, or an error when it stands for several.
-func (s *Supervisor) find(name string) (*program, error) {
+func (s *Supervisor) find(name string) (*process, error) {
 	progs, err := s.lookup([]string{name})
 	if err != nil {
 		return nil, err
@@ -498,11 +469,11 @@ func (s *Supervisor) find(name string) (*program, error) {
 	return progs[0], nil
 }
 
-// StartPrograms asks the processes names stand for ("all" for every one;
+// StartProcesses asks the processes names stand for ("all" for every one;
 // see Resolve) to start, together with the programs they depend on that
 // are not up. It returns once the requests are accepted; use WaitFor to
 // see the outcome.
-func (s *Supervisor) StartPrograms(ctx context.Context, names ...string) error {
+func (s *Supervisor) StartProcesses(ctx context.Context, names ...string) error {
 	progs, err := s.resolve(names)
 	if err != nil {
 		return err
@@ -512,23 +483,23 @@ func (s *Supervisor) StartPrograms(ctx context.Context, names ...string) error {
 
 // StartAutostart starts every autostart program (and its dependencies).
 func (s *Supervisor) StartAutostart(ctx context.Context) error {
-	var progs []*program
+	var progs []*process
 	for _, p := range s.topoOrder() {
-		if p.cfg.Autostart {
+		if p.cfg.Program.Autostart {
 			progs = append(progs, p)
 		}
 	}
 	return s.startWithDeps(ctx, progs)
 }
 
-// instancesOf returns the processes of the named programs, in the order
+// processesOf returns the processes of the named programs, in the order
 // of s.ordered.
-func (s *Supervisor) instancesOf(programs ...string) []*program {
+func (s *Supervisor) processesOf(programs ...string) []*process {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*program
+	var out []*process
 	for _, p := range s.ordered() {
-		if slices.Contains(programs, p.cfg.Program) {
+		if slices.Contains(programs, p.cfg.Program.Name) {
 			out = append(out, p)
 		}
 	}
@@ -539,15 +510,15 @@ func (s *Supervisor) instancesOf(programs ...string) []*program {
 // (every instance of a program depended on), dependencies first, so a
 // dependent never sees its dependency as STOPPED merely because its start
 // was not yet sent.
-func (s *Supervisor) startWithDeps(ctx context.Context, progs []*program) error {
-	want := map[*program]bool{}
-	var add func(p *program)
-	add = func(p *program) {
+func (s *Supervisor) startWithDeps(ctx context.Context, progs []*process) error {
+	want := map[*process]bool{}
+	var add func(p *process)
+	add = func(p *process) {
 		if want[p] {
 			return
 		}
 		want[p] = true
-		for _, dp := range s.instancesOf(p.cfg.DependsOn...) {
+		for _, dp := range s.processesOf(p.cfg.Program.DependsOn...) {
 			st, _ := dp.watch.get()
 			if st.State != Running && st.State != Starting {
 				add(dp)
@@ -560,15 +531,15 @@ func (s *Supervisor) startWithDeps(ctx context.Context, progs []*program) error 
 	// Send level by level (a program's level is one more than its deepest
 	// dependency's); within a level, in parallel.
 	level := map[string]int{} // by program name
-	var levels [][]*program
+	var levels [][]*process
 	for _, p := range s.topoOrder() {
 		l := 0
-		for _, d := range p.cfg.DependsOn {
+		for _, d := range p.cfg.Program.DependsOn {
 			if dl, ok := level[d]; ok {
 				l = max(l, dl+1)
 			}
 		}
-		level[p.cfg.Program] = l
+		level[p.cfg.Program.Name] = l
 		if !want[p] {
 			continue
 		}
@@ -597,17 +568,17 @@ func (s *Supervisor) startWithDeps(ctx context.Context, progs []*program) error 
 
 // topoOrder lists the processes so that every program's processes come
 // after those of its dependencies (ties by program name, then instance).
-func (s *Supervisor) topoOrder() []*program {
+func (s *Supervisor) topoOrder() []*process {
 	s.mu.Lock()
 	all := s.ordered()
 	s.mu.Unlock()
 	cfgs := map[string]*ProgramConfig{}
-	byProgram := map[string][]*program{}
+	byProgram := map[string][]*process{}
 	for _, p := range all {
-		cfgs[p.cfg.Program] = p.cfg // depends_on is the same in every instance
-		byProgram[p.cfg.Program] = append(byProgram[p.cfg.Program], p)
+		cfgs[p.cfg.Program.Name] = p.cfg.Program // depends_on is the same in every instance
+		byProgram[p.cfg.Program.Name] = append(byProgram[p.cfg.Program.Name], p)
 	}
-	out := make([]*program, 0, len(all))
+	out := make([]*process, 0, len(all))
 	for _, n := range topoOrder(cfgs) {
 		out = append(out, byProgram[n]...)
 	}
@@ -644,7 +615,7 @@ func (s *Supervisor) waitDeps(ctx context.Context, deps []string) error {
 		ch := s.Changed()
 		ready := true
 		for _, d := range deps {
-			procs := s.instancesOf(d)
+			procs := s.processesOf(d)
 			if len(procs) == 0 {
 				return fmt.Errorf("dependency %q is not configured", d)
 			}
@@ -672,9 +643,9 @@ func (s *Supervisor) waitDeps(ctx context.Context, deps []string) error {
 	}
 }
 
-// StopPrograms asks the processes names stand for ("all" for every one)
+// StopProcesses asks the processes names stand for ("all" for every one)
 // to stop. A rolling restart under way leaves them alone from now on.
-func (s *Supervisor) StopPrograms(ctx context.Context, names ...string) error {
+func (s *Supervisor) StopProcesses(ctx context.Context, names ...string) error {
 	progs, err := s.resolve(names)
 	if err != nil {
 		return err
@@ -690,23 +661,23 @@ func (s *Supervisor) StopPrograms(ctx context.Context, names ...string) error {
 	return nil
 }
 
-// RestartPrograms stops (if up) and starts the processes names stand
+// RestartProcesses stops (if up) and starts the processes names stand
 // for. The instances of a program with rolling = true go one at a time,
 // each RUNNING again before the next is stopped (see roller); the others
 // all at once. It returns once the requests are accepted.
-func (s *Supervisor) RestartPrograms(ctx context.Context, names ...string) error {
+func (s *Supervisor) RestartProcesses(ctx context.Context, names ...string) error {
 	progs, err := s.resolve(names)
 	if err != nil {
 		return err
 	}
-	rolls := map[string][]*program{}
+	rolls := map[string][]*process{}
 	var order []string
 	for _, p := range progs {
-		if s.rolling(p.cfg.Program) {
-			if rolls[p.cfg.Program] == nil {
-				order = append(order, p.cfg.Program)
+		if s.rolling(p.cfg.Program.Name) {
+			if rolls[p.cfg.Program.Name] == nil {
+				order = append(order, p.cfg.Program.Name)
 			}
-			rolls[p.cfg.Program] = append(rolls[p.cfg.Program], p)
+			rolls[p.cfg.Program.Name] = append(rolls[p.cfg.Program.Name], p)
 			continue
 		}
 		if err := p.do(ctx, command{kind: cmdRestart}); err != nil {
@@ -722,7 +693,7 @@ func (s *Supervisor) RestartPrograms(ctx context.Context, names ...string) error
 }
 
 // Signal sends sig to the main process of each process names stand for.
-func (s *Supervisor) Signal(ctx context.Context, sig syscall.Signal, names ...string) error {
+func (s *Supervisor) SignalProcesses(ctx context.Context, sig syscall.Signal, names ...string) error {
 	progs, err := s.resolve(names)
 	if err != nil {
 		return err
@@ -739,14 +710,14 @@ func (s *Supervisor) Signal(ctx context.Context, sig syscall.Signal, names ...st
 // stopInOrder stops progs, each only after every process in the set whose
 // program depends on its program is down, and waits until all are down
 // or ctx ends.
-func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*program) error {
+func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*process) error {
 	list := slices.Collect(maps.Values(progs))
 	if err := s.unroll(ctx, list); err != nil {
 		return err
 	}
-	dependents := map[string][]*program{} // by the program depended on
+	dependents := map[string][]*process{} // by the program depended on
 	for _, p := range progs {
-		for _, d := range p.cfg.DependsOn {
+		for _, d := range p.cfg.Program.DependsOn {
 			dependents[d] = append(dependents[d], p)
 		}
 	}
@@ -757,7 +728,7 @@ func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*program)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, dp := range dependents[p.cfg.Program] {
+			for _, dp := range dependents[p.cfg.Program.Name] {
 				if _, err := s.waitFor(ctx, dp, down); err != nil {
 					errc <- err
 					return
@@ -789,8 +760,8 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		return nil // already shut down
 	}
 	s.mu.Lock()
-	progs := make(map[string]*program, len(s.progs))
-	for n, p := range s.progs {
+	progs := make(map[string]*process, len(s.procs))
+	for n, p := range s.procs {
 		progs[n] = p
 	}
 	s.mu.Unlock()
@@ -800,7 +771,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closeAll()
 	s.mu.Unlock()
-	s.groups.guard.close()
+	s.pgroups.guard.close()
 	return err
 }
 
@@ -816,8 +787,8 @@ type Diff struct {
 type reloadPlan struct {
 	Diff
 	programs map[string]*ProgramConfig // the new programs, by name
-	next     map[string]*ProgramConfig // the new processes, by name
-	old      map[string]*program       // the processes now, by name
+	next     map[string]*ProcessConfig // the new processes, by name
+	old      map[string]*process       // the processes now, by name
 }
 
 // diff compares the processes of cfgs with those running now: a process
@@ -829,12 +800,12 @@ func (s *Supervisor) diff(cfgs []*ProgramConfig) (reloadPlan, error) {
 	if err != nil {
 		return reloadPlan{}, err
 	}
-	pl := reloadPlan{programs: programs, next: map[string]*ProgramConfig{}, old: map[string]*program{}}
+	pl := reloadPlan{programs: programs, next: map[string]*ProcessConfig{}, old: map[string]*process{}}
 	for _, c := range procs {
 		pl.next[c.Name] = c
 	}
 	s.mu.Lock()
-	maps.Copy(pl.old, s.progs)
+	maps.Copy(pl.old, s.procs)
 	s.mu.Unlock()
 	for n, p := range pl.old {
 		c, ok := pl.next[n]
@@ -857,16 +828,18 @@ func (s *Supervisor) diff(cfgs []*ProgramConfig) (reloadPlan, error) {
 }
 
 // sameProcess reports whether a and b, configs of one process, run it the
-// same way.
-func sameProcess(a, b *ProgramConfig) bool {
-	norm := func(c *ProgramConfig) ProgramConfig {
-		n := *c
-		n.Instances, n.InstanceStart, n.ProcessName, n.Rolling, n.ProcessGroup = 0, 0, "", false, ""
+// same way: the same instance of a program with the same settings, but
+// for the program-wide ones that do not concern one process (instances,
+// instance_start, process_name, rolling, its program group).
+func sameProcess(a, b *ProcessConfig) bool {
+	norm := func(c *ProcessConfig) ProgramConfig {
+		n := *c.Program
+		n.Instances, n.InstanceStart, n.ProcessName, n.Rolling, n.ProgramGroup = 0, 0, "", false, ""
 		n.Required = false // the daemon's policy, not the process's
 		return n
 	}
 	na, nb := norm(a), norm(b)
-	return reflect.DeepEqual(&na, &nb)
+	return a.Name == b.Name && a.Instance == b.Instance && reflect.DeepEqual(&na, &nb)
 }
 
 // Reload applies a new, validated set of programs, process by process:
@@ -882,9 +855,9 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 		return Diff{}, err
 	}
 	d, next, old := pl.Diff, pl.next, pl.old
-	toStop := map[string]*program{}
+	toStop := map[string]*process{}
 	wasUp := map[string]bool{}
-	up := func(p *program) bool {
+	up := func(p *process) bool {
 		st, _ := p.watch.get()
 		// A FATAL program with a retry pending is one hostctl is still
 		// trying to run: the new config (maybe the fix) gets a start now.
@@ -893,7 +866,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	programUp := map[string]bool{} // some instance of the program is up
 	for _, p := range old {
 		if up(p) {
-			programUp[p.cfg.Program] = true
+			programUp[p.cfg.Program.Name] = true
 		}
 	}
 	for _, n := range d.Removed {
@@ -904,7 +877,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 		wasUp[n] = up(old[n])
 	}
 	for _, n := range d.Added {
-		wasUp[n] = programUp[next[n].Program]
+		wasUp[n] = programUp[next[n].Program.Name]
 	}
 
 	// Create what can be created before anything stops, so that a log file
@@ -912,7 +885,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	// changed program whose output settings are the same keeps its log
 	// streams (they outlive processes anyway); one whose output changed
 	// gets new streams once the old program has let go of its files.
-	fresh := map[string]*program{}
+	fresh := map[string]*process{}
 	reuse := map[string]bool{}
 	var later []string
 	fail := func(err error) (Diff, error) {
@@ -924,7 +897,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 		return Diff{}, err
 	}
 	for _, n := range d.Added {
-		p, err := s.newProgram(next[n])
+		p, err := s.newProcess(next[n])
 		if err != nil {
 			return fail(err)
 		}
@@ -935,7 +908,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 			later = append(later, n)
 			continue
 		}
-		p, err := newProgram(s, next[n], old[n].out)
+		p, err := newProcess(s, next[n], old[n].out)
 		if err != nil {
 			return fail(fmt.Errorf("program %q: %w", n, err))
 		}
@@ -944,7 +917,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	stopErr := s.stopInOrder(ctx, toStop)
 	s.mu.Lock()
 	for n := range toStop {
-		delete(s.progs, n)
+		delete(s.procs, n)
 	}
 	s.programs = pl.programs
 	s.mu.Unlock()
@@ -956,7 +929,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	}
 	var errs []error
 	for _, n := range later {
-		p, err := s.newProgram(next[n])
+		p, err := s.newProcess(next[n])
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -965,13 +938,13 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	}
 	s.mu.Lock()
 	for n, p := range fresh {
-		s.progs[n] = p
+		s.procs[n] = p
 		s.launch(p)
 	}
 	s.mu.Unlock()
-	var start []*program
+	var start []*process
 	for n, p := range fresh {
-		if p.cfg.Autostart || wasUp[n] {
+		if p.cfg.Program.Autostart || wasUp[n] {
 			start = append(start, p)
 		}
 	}
@@ -982,9 +955,9 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 	return d, errors.Join(append(errs, stopErr)...)
 }
 
-// sameOutputs reports whether two configs of a program capture output the
+// sameOutputs reports whether two configs of a process capture output the
 // same way, so that its log streams can be kept across a reload.
-func sameOutputs(a, b *ProgramConfig) bool {
+func sameOutputs(a, b *ProcessConfig) bool {
 	type outCfg struct {
 		so, se       string
 		redirect, ts bool
@@ -993,14 +966,15 @@ func sameOutputs(a, b *ProgramConfig) bool {
 		age          *time.Duration
 		compress     *bool
 	}
-	f := func(p *ProgramConfig) outCfg {
+	f := func(c *ProcessConfig) outCfg {
+		p := c.Program
 		return outCfg{p.StdoutLog, p.StderrLog, p.RedirectStderr, p.Timestamps, p.MaxSize, p.MaxBackups, p.MaxAge, p.Compress}
 	}
 	return reflect.DeepEqual(f(a), f(b))
 }
 
 // retire ends a removed program's owner goroutine.
-func (p *program) retire() {
+func (p *process) retire() {
 	select {
 	case p.cmds <- command{kind: cmdRetire, reply: make(chan error, 1)}:
 	case <-p.done:

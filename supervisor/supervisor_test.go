@@ -81,7 +81,7 @@ func TestCrashRestartsAtOnceThenBacksOff(t *testing.T) {
 	p := helper(t, "crasher", "exit", "1")
 	p.Backoff = BackoffConfig{Initial: 40 * time.Millisecond, Max: 2 * time.Second}
 	s, _ := newSup(t, p)
-	if err := s.StartPrograms(context.Background(), "crasher"); err != nil {
+	if err := s.StartProcesses(context.Background(), "crasher"); err != nil {
 		t.Fatal(err)
 	}
 	// Collect the delay of each BACKOFF the program enters.
@@ -116,7 +116,7 @@ func TestFatalAfterStartRetries(t *testing.T) {
 	p.StartSecs = 5 * time.Second // exits long before: every start fails
 	p.StartRetries = 2
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "flappy")
+	s.StartProcesses(context.Background(), "flappy")
 	st := waitState(t, s, "flappy", Fatal, 10*time.Second)
 	if st.Generation != 3 {
 		t.Errorf("spawned %d times, want 3 (1 + start_retries)", st.Generation)
@@ -125,7 +125,7 @@ func TestFatalAfterStartRetries(t *testing.T) {
 		t.Errorf("spawn error %q does not say how it exited", st.SpawnErr)
 	}
 	// FATAL stays FATAL until an explicit start.
-	if err := s.StartPrograms(context.Background(), "flappy"); err != nil {
+	if err := s.StartProcesses(context.Background(), "flappy"); err != nil {
 		t.Fatal(err)
 	}
 	waitCond(t, s, "flappy", 10*time.Second, "a fresh round of starts", func(st Status) bool { return st.Generation > 3 })
@@ -150,7 +150,7 @@ func TestAutorestartPolicies(t *testing.T) {
 			p.Autorestart = tc.policy
 			p.ExitCodes = tc.exitCodes
 			s, _ := newSup(t, p)
-			s.StartPrograms(context.Background(), "prog")
+			s.StartProcesses(context.Background(), "prog")
 			if tc.restart {
 				waitCond(t, s, "prog", 10*time.Second, "a restart", func(st Status) bool { return st.Generation >= 2 })
 				return
@@ -172,10 +172,10 @@ func TestStopKillsAfterTimeout(t *testing.T) {
 	// RUNNING once it has installed its handler.
 	p.Ready = &ProbeConfig{Exec: Command{"/usr/bin/test", "-f", ready}, Interval: 20 * time.Millisecond, Timeout: time.Second, Deadline: 20 * time.Second}
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "stubborn")
+	s.StartProcesses(context.Background(), "stubborn")
 	st := waitState(t, s, "stubborn", Running, 10*time.Second)
 	start := time.Now()
-	s.StopPrograms(context.Background(), "stubborn")
+	s.StopProcesses(context.Background(), "stubborn")
 	st = waitState(t, s, "stubborn", Stopped, 10*time.Second)
 	if st.LastExit == nil || st.LastExit.Signal != "KILL" {
 		t.Errorf("last exit %v, want SIGKILL", st.LastExit)
@@ -196,13 +196,13 @@ func TestStopLeavesNoProcessInGroup(t *testing.T) {
 			p.StopTimeout = 500 * time.Millisecond
 			p.StartSecs = 100 * time.Millisecond
 			s, _ := newSup(t, p)
-			s.StartPrograms(context.Background(), "forker")
+			s.StartProcesses(context.Background(), "forker")
 			st := waitState(t, s, "forker", Running, 10*time.Second)
 			pgid := st.PID
-			s.StopPrograms(context.Background(), "forker")
+			s.StopProcesses(context.Background(), "forker")
 			waitState(t, s, "forker", Stopped, 10*time.Second)
 			// STOPPED is only entered once the group is empty.
-			if groupAlive(pgid) {
+			if pgroupAlive(pgid) {
 				t.Fatalf("process group %d still alive after STOPPED", pgid)
 			}
 		})
@@ -281,7 +281,7 @@ func TestDependencyExitedForGood(t *testing.T) {
 	b := shProg("b", "exec sleep 100")
 	b.DependsOn = []string{"a", "slow"}
 	s, _ := newSup(t, a, slow, b)
-	if err := s.StartPrograms(context.Background(), "b"); err != nil {
+	if err := s.StartProcesses(context.Background(), "b"); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, s, "a", Exited, 10*time.Second)
@@ -300,7 +300,7 @@ func TestSettledWithAProgramStoppedOnRequest(t *testing.T) {
 	if err := s.StartAutostart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.StopPrograms(ctx, "b"); err != nil {
+	if err := s.StopProcesses(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, s, "b", Stopped, 10*time.Second)
@@ -342,8 +342,8 @@ func TestResolve(t *testing.T) {
 		})
 	}
 	// The actions and reads take names the same way.
-	if err := s.StopPrograms(context.Background(), "all", "zz"); !errors.Is(err, ErrAllWithNames) {
-		t.Errorf("StopPrograms(all, zz): %v", err)
+	if err := s.StopProcesses(context.Background(), "all", "zz"); !errors.Is(err, ErrAllWithNames) {
+		t.Errorf("StopProcesses(all, zz): %v", err)
 	}
 	_, err := s.Status("a", "zz")
 	if ue, ok := errors.AsType[*UnknownProgramsError](err); !ok || !slices.Equal(ue.Names, []string{"zz"}) {
@@ -376,7 +376,7 @@ func TestRunAsUser(t *testing.T) {
 	p.User = "nobody"
 	p.StartSecs = 100 * time.Millisecond
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "asuser")
+	s.StartProcesses(context.Background(), "asuser")
 	waitState(t, s, "asuser", Running, 10*time.Second)
 	got := waitFile(t, out, 10*time.Second)
 	want := u.Uid + " " + u.Gid + " " + u.HomeDir + " nobody\n"
@@ -388,18 +388,18 @@ func TestRunAsUser(t *testing.T) {
 func TestSignalAndRestart(t *testing.T) {
 	p := helper(t, "sleeper", "sleep")
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "sleeper")
+	s.StartProcesses(context.Background(), "sleeper")
 	st := waitState(t, s, "sleeper", Running, 20*time.Second)
 	old := st.PID
-	if err := s.RestartPrograms(context.Background(), "sleeper"); err != nil {
+	if err := s.RestartProcesses(context.Background(), "sleeper"); err != nil {
 		t.Fatal(err)
 	}
 	st = waitCond(t, s, "sleeper", 20*time.Second, "new pid", func(st Status) bool { return st.State == Running && st.PID != old })
-	if groupAlive(old) {
+	if pgroupAlive(old) {
 		t.Errorf("old process group %d survived the restart", old)
 	}
 	// A signal that kills it counts as a crash: restarted at once.
-	if err := s.Signal(context.Background(), syscall.SIGKILL, "sleeper"); err != nil {
+	if err := s.SignalProcesses(context.Background(), syscall.SIGKILL, "sleeper"); err != nil {
 		t.Fatal(err)
 	}
 	st2 := waitCond(t, s, "sleeper", 20*time.Second, "restart after crash", func(x Status) bool { return x.State == Running && x.PID != st.PID })
@@ -476,7 +476,7 @@ func TestKillSurvivors(t *testing.T) {
 	// A process group recorded by a "previous hostctl" with a live member
 	// is killed; a record whose pgid now belongs to someone else is not.
 	state := t.TempDir()
-	core := &groupRecords{dir: state, log: nopLogger()}
+	core := &pgroupRecords{dir: state, log: nopLogger()}
 	victim := startDetached(t, "sleep", "1000")
 	st, err := readProcStat(victim)
 	if err != nil {
@@ -489,7 +489,7 @@ func TestKillSurvivors(t *testing.T) {
 		t.Errorf("killed %d processes, want 1", n)
 	}
 	waitGone(t, victim, 20*time.Second)
-	if !groupAlive(other) {
+	if !pgroupAlive(other) {
 		t.Errorf("killed a group that was not ours")
 	}
 	if ents, _ := os.ReadDir(state); len(ents) != 0 {
@@ -526,7 +526,7 @@ func TestStopASIGSTOPpedProgram(t *testing.T) {
 	// RUNNING once its SIGTERM handler is installed.
 	p.Ready = &ProbeConfig{Exec: Command{"/usr/bin/test", "-f", ready}, Interval: 20 * time.Millisecond, Timeout: time.Second, Deadline: 20 * time.Second}
 	s, _ := newSup(t, p)
-	s.StartPrograms(context.Background(), "frozen")
+	s.StartProcesses(context.Background(), "frozen")
 	st := waitState(t, s, "frozen", Running, 10*time.Second)
 	if err := syscall.Kill(-st.PID, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -540,7 +540,7 @@ func TestStopASIGSTOPpedProgram(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	start := time.Now()
-	s.StopPrograms(context.Background(), "frozen")
+	s.StopProcesses(context.Background(), "frozen")
 	st = waitState(t, s, "frozen", Stopped, 15*time.Second)
 	if st.LastExit == nil || st.LastExit.Code != 0 || st.LastExit.Signal != "" {
 		t.Errorf("last exit %v, want 0: its own graceful exit on TERM, not SIGKILL", st.LastExit)

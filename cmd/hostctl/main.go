@@ -7,7 +7,7 @@ package main
 import (
 	"os"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/cli"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/cli"
 )
 
 func main() {

@@ -245,7 +245,7 @@ dir = %q
 	if err := os.WriteFile(n.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.d = startDaemon(t, bin, dir, n.config, testbin.Env(os.Environ()))
+	n.d = startConfigDaemon(t, bin, dir, n.config, testbin.Env(os.Environ()))
 	t.Cleanup(func() {
 		if err := n.d.stop(30 * time.Second); err != nil {
 			t.Error(err)

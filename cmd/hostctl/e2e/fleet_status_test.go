@@ -186,7 +186,7 @@ func startAdminWebserver(t *testing.T, bin, dir, ip string, programs ...string) 
 	if err := os.WriteFile(w.config, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w.d = startDaemon(t, bin, dir, w.config, testbin.Env(os.Environ()))
+	w.d = startConfigDaemon(t, bin, dir, w.config, testbin.Env(os.Environ()))
 	t.Cleanup(func() {
 		if err := w.d.stop(30 * time.Second); err != nil {
 			t.Error(err)

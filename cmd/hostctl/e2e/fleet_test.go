@@ -17,7 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/client"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 )
 
@@ -287,7 +288,7 @@ type fleetHost struct {
 }
 
 func (h *fleetHost) start(t *testing.T, bin, root string) {
-	h.d = startDaemon(t, bin, root, h.config, h.env)
+	h.d = startConfigDaemon(t, bin, root, h.config, h.env)
 }
 
 // stop stops the daemon with SIGTERM and checks its log for data races.
@@ -308,12 +309,12 @@ func (h *fleetHost) stop(t *testing.T) {
 
 func lastBytes(s string, n int) string { return s[max(0, len(s)-n):] }
 
-func (h *fleetHost) client() *control.Client {
-	return &control.Client{Socket: filepath.Join(h.dir, "hostctl.sock")}
+func (h *fleetHost) client() *client.Client {
+	return &client.Client{Socket: filepath.Join(h.dir, "hostctl.sock")}
 }
 
 // upstream is the front's view of webserver w.
-func (h *fleetHost) upstream(t *testing.T, w *fleetHost) control.ProxyUpstreamStatus {
+func (h *fleetHost) upstream(t *testing.T, w *fleetHost) apitype.ProxyUpstreamStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -327,12 +328,12 @@ func (h *fleetHost) upstream(t *testing.T, w *fleetHost) control.ProxyUpstreamSt
 		}
 	}
 	t.Fatalf("%s: no upstream %s in %+v", h.name, w.listen, st.Upstreams)
-	return control.ProxyUpstreamStatus{}
+	return apitype.ProxyUpstreamStatus{}
 }
 
 // poolUp checks that the front has every webserver in its pool.
 func (h *fleetHost) poolUp(webs ...*fleetHost) error {
-	return h.pool(func(u control.ProxyUpstreamStatus) error {
+	return h.pool(func(u apitype.ProxyUpstreamStatus) error {
 		if !u.Healthy {
 			return fmt.Errorf("%s is out of the pool: %s", u.Address, u.Down)
 		}
@@ -342,7 +343,7 @@ func (h *fleetHost) poolUp(webs ...*fleetHost) error {
 
 // poolDown checks that the front has taken webserver w out of its pool.
 func (h *fleetHost) poolDown(w *fleetHost) error {
-	return h.pool(func(u control.ProxyUpstreamStatus) error {
+	return h.pool(func(u apitype.ProxyUpstreamStatus) error {
 		if u.Healthy {
 			return fmt.Errorf("the front still has %s in its pool", u.Address)
 		}
@@ -350,7 +351,7 @@ func (h *fleetHost) poolDown(w *fleetHost) error {
 	}, w)
 }
 
-func (h *fleetHost) pool(check func(control.ProxyUpstreamStatus) error, webs ...*fleetHost) error {
+func (h *fleetHost) pool(check func(apitype.ProxyUpstreamStatus) error, webs ...*fleetHost) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, _, err := h.client().Proxy(ctx)
@@ -451,7 +452,7 @@ health_path = "/.hostctl/health"
 }
 
 // freePortOn returns a TCP port that was free on addr a moment ago.
-func freePortOn(t *testing.T, addr string) int {
+func freePortOn(t testing.TB, addr string) int {
 	t.Helper()
 	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
 	if err != nil {

@@ -69,7 +69,7 @@ func TestDjangoUnderHardenedUnit(t *testing.T) {
 		t.Fatalf("collectstatic: %v\n%s", err, out)
 	}
 
-	d := startDaemon(t, bin, root, "configs/webserver.toml", env,
+	d := startConfigDaemon(t, bin, root, "configs/webserver.toml", env,
 		"/usr/bin/python3", "scripts/unit-sandbox.py", "configs/hostctl.service",
 		"--rw", runDir, "--keep", filepath.Dir(bin), "--")
 	t.Cleanup(func() {

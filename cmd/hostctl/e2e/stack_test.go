@@ -1,7 +1,3 @@
-// Package e2e runs the Django example (configs/webserver.toml: gunicorn,
-// celery on rabbitmq, memcached, hostctl's proxy in front) under the real
-// hostctl binary, breaks it and checks that it heals. It needs Debian's
-// packages; scripts/e2e-deps.sh installs them (as root) or names them.
 package e2e
 
 import (
@@ -16,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -25,35 +20,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Cleanup() // the hostctl binary the test built
-	os.Exit(code)
-}
-
-// moduleRoot is the directory holding go.mod (hostctl runs there, so the
-// relative paths in configs/webserver.toml resolve).
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test's directory")
-		}
-		dir = parent
-	}
-}
 
 // freePorts returns n distinct TCP ports on 127.0.0.1 that were free a
 // moment ago.
@@ -130,7 +97,8 @@ type entry struct {
 	raw     string
 }
 
-// daemon is a `hostctl run` with its JSON log read from stderr.
+// daemon is a `hostctl run` of startConfigDaemon, with its JSON log read
+// from stderr.
 type daemon struct {
 	cmd  *exec.Cmd
 	mu   sync.Mutex
@@ -140,10 +108,12 @@ type daemon struct {
 	done chan struct{}
 }
 
-// startDaemon starts `hostctl run` on config, in root, with env. wrap, if
+// startConfigDaemon starts `hostctl run` on config (the caller's own, not
+// startDaemon's), in root, with env, and reads its JSON log; it does not
+// wait for READY=1 (the caller waits for the log lines it needs). wrap, if
 // given, is a command line that runs hostctl's (a sandbox): it must exec
 // hostctl in the same process, so that signals reach it.
-func startDaemon(t *testing.T, bin, root, config string, env []string, wrap ...string) *daemon {
+func startConfigDaemon(t *testing.T, bin, root, config string, env []string, wrap ...string) *daemon {
 	t.Helper()
 	d := &daemon{done: make(chan struct{})}
 	d.cond = sync.NewCond(&d.mu)

@@ -158,7 +158,7 @@ memory_limit = "48MB"
 		base:   "http://127.0.0.1:" + vars["WEBSERVER_HTTP_PORT"],
 		client: &http.Client{Timeout: 20 * time.Second},
 	}
-	d := startDaemon(t, bin, root, config, env)
+	d := startConfigDaemon(t, bin, root, config, env)
 	// When the site first answers, for the log: the proxy could serve as
 	// soon as gunicorn is RUNNING, long before rabbitmq is.
 	firstHello := make(chan time.Time, 1)

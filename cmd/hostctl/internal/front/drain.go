@@ -12,7 +12,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/control"
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/control"
 	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
@@ -93,17 +94,17 @@ func (f *Front) healthPath() (string, error) {
 
 // DrainStatus is the drain state and the proxy's traffic
 // (control.Drainer).
-func (f *Front) DrainStatus() (control.DrainStatus, error) {
+func (f *Front) DrainStatus() (apitype.DrainStatus, error) {
 	path, err := f.healthPath()
 	if err != nil {
-		return control.DrainStatus{}, err
+		return apitype.DrainStatus{}, err
 	}
 	return f.drainStatus(path), nil
 }
 
 // drainStatus is the drain state and the proxy's traffic.
-func (f *Front) drainStatus(healthPath string) control.DrainStatus {
-	st := control.DrainStatus{HealthPath: healthPath}
+func (f *Front) drainStatus(healthPath string) apitype.DrainStatus {
+	st := apitype.DrainStatus{HealthPath: healthPath}
 	draining, since := f.drain.get()
 	if draining {
 		st.Draining, st.Since = true, &since
@@ -125,14 +126,14 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // Drain starts draining: health_path answers 503 (control.Drainer).
-func (f *Front) Drain(ctx context.Context, wait, quiet time.Duration) (control.DrainStatus, error) {
+func (f *Front) Drain(ctx context.Context, wait, quiet time.Duration) (apitype.DrainStatus, error) {
 	path, err := f.healthPath()
 	if err != nil {
-		return control.DrainStatus{}, err
+		return apitype.DrainStatus{}, err
 	}
 	was, _ := f.drain.get()
 	if err := f.drain.set(true, f.now()); err != nil {
-		return control.DrainStatus{}, err
+		return apitype.DrainStatus{}, err
 	}
 	if !was {
 		f.log.Info("draining: health_path answers 503; requests that still arrive are served", zap.String("health_path", path))
@@ -158,15 +159,15 @@ func (f *Front) Drain(ctx context.Context, wait, quiet time.Duration) (control.D
 }
 
 // Undrain ends the drain (control.Drainer).
-func (f *Front) Undrain(ctx context.Context, wait time.Duration) (control.DrainStatus, error) {
+func (f *Front) Undrain(ctx context.Context, wait time.Duration) (apitype.DrainStatus, error) {
 	path, err := f.healthPath()
 	if err != nil {
-		return control.DrainStatus{}, err
+		return apitype.DrainStatus{}, err
 	}
 	was, _ := f.drain.get()
 	t0 := f.now()
 	if err := f.drain.set(false, t0); err != nil {
-		return control.DrainStatus{}, err
+		return apitype.DrainStatus{}, err
 	}
 	if was {
 		f.log.Info("undrained: health_path answers as the programs are", zap.String("health_path", path))
@@ -194,7 +195,7 @@ var _ control.Drainer = (*Front)(nil)
 
 // ProxyDrain is the drain part of the proxy status; nil without
 // health_path.
-func (f *Front) ProxyDrain() *control.DrainStatus {
+func (f *Front) ProxyDrain() *apitype.DrainStatus {
 	path, err := f.healthPath()
 	if err != nil {
 		return nil

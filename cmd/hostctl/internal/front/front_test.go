@@ -55,6 +55,16 @@ func proc(name string, serves supervisor.Serves, ready *supervisor.ProbeConfig, 
 	return &p
 }
 
+// process is the one process of the single-instance program p.
+func process(t testing.TB, p *supervisor.ProgramConfig) *supervisor.ProcessConfig {
+	t.Helper()
+	ps, err := p.Processes()
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("%s: processes %v, %v", p.Name, ps, err)
+	}
+	return ps[0]
+}
+
 // TestServedBy: serves when set, else only what the ready probe proves.
 func TestServedBy(t *testing.T) {
 	for _, tc := range []struct {
@@ -72,7 +82,7 @@ func TestServedBy(t *testing.T) {
 		{"command guesses nothing", proc("a", nil, nil, "gunicorn", "--bind", "unix:/run/a.sock"), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := ServedBy(tc.p); !reflect.DeepEqual(got, tc.want) {
+			if got := ServedBy(process(t, tc.p)); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("ServedBy = %#v, want %#v", got, tc.want)
 			}
 		})
@@ -169,9 +179,9 @@ func TestSiteHealth(t *testing.T) {
 	running := supervisor.Status{State: supervisor.Running}
 	failing := supervisor.Status{State: supervisor.Running, Health: &supervisor.HealthStatus{Healthy: false}}
 	starting := supervisor.Status{State: supervisor.Starting}
-	procs := []*supervisor.ProgramConfig{
-		proc("web_0", supervisor.Serves{"unix:/srv/web-0.sock"}, nil),
-		proc("web_1", supervisor.Serves{"unix:/srv/web-1.sock"}, nil),
+	procs := []*supervisor.ProcessConfig{
+		process(t, proc("web_0", supervisor.Serves{"unix:/srv/web-0.sock"}, nil)),
+		process(t, proc("web_1", supervisor.Serves{"unix:/srv/web-1.sock"}, nil)),
 	}
 	for _, tc := range []struct {
 		name     string

@@ -23,15 +23,15 @@ import (
 // ready.http's host:port. Nothing else is guessed: a program that binds a
 // socket its probe does not check says so with serves. p is the config of
 // one process (supervisor.ProgramConfig.Processes), ${INSTANCE} expanded.
-func ServedBy(p *supervisor.ProgramConfig) []string {
-	if p.Serves != nil {
-		out := make([]string, 0, len(p.Serves))
-		for _, u := range p.Serves {
+func ServedBy(p *supervisor.ProcessConfig) []string {
+	if p.Program.Serves != nil {
+		out := make([]string, 0, len(p.Program.Serves))
+		for _, u := range p.Program.Serves {
 			out = append(out, proxy.CanonicalUpstream(u))
 		}
 		return out
 	}
-	if addr := provenBy(p.Ready); addr != "" {
+	if addr := provenBy(p.Program.Ready); addr != "" {
 		return []string{addr}
 	}
 	return nil
@@ -68,7 +68,7 @@ func provenBy(r *supervisor.ProbeConfig) string {
 type Links map[string][]string
 
 // NewLinks links every upstream that one of procs serves (ServedBy).
-func NewLinks(procs []*supervisor.ProgramConfig) Links {
+func NewLinks(procs []*supervisor.ProcessConfig) Links {
 	l := Links{}
 	for _, p := range procs {
 		for _, u := range ServedBy(p) {
@@ -131,7 +131,7 @@ type Report struct {
 // progs are the programs (not yet split into processes); pc may be nil.
 func Check(progs []*supervisor.ProgramConfig, pc *proxy.Config) Report {
 	var r Report
-	var procs []*supervisor.ProgramConfig
+	var procs []*supervisor.ProcessConfig
 	for _, p := range progs {
 		for i, u := range p.Serves {
 			if strings.Contains(u, "$") {
@@ -146,7 +146,7 @@ func Check(progs []*supervisor.ProgramConfig, pc *proxy.Config) Report {
 			continue // its own validation says why
 		}
 		for _, c := range ps {
-			for i, u := range c.Serves {
+			for i, u := range c.Program.Serves {
 				if _, err := proxy.ParseUpstream(u); err != nil && strings.Contains(p.Serves[i], "$") {
 					r.Errors = append(r.Errors, &Problem{Key: fmt.Sprintf("program.%s.serves[%d]", p.Name, i), Msg: err.Error()})
 				}
@@ -174,7 +174,7 @@ func Check(progs []*supervisor.ProgramConfig, pc *proxy.Config) Report {
 				if p := mentioning(procs, a); p != nil {
 					r.Errors = append(r.Errors, &Problem{Key: key, Msg: fmt.Sprintf(
 						"%s is served by no program, but program.%s mentions it in its command: write serves = %q in [program.%s] so that the proxy waits for it and health_path answers by it (or serves = [] if it does not serve it)",
-						u, p.Program, canon, p.Program)})
+						u, p.Program.Name, canon, p.Program.Name)})
 					continue
 				}
 				r.Unserved = append(r.Unserved, canon)
@@ -199,14 +199,14 @@ func Check(progs []*supervisor.ProgramConfig, pc *proxy.Config) Report {
 // mentions the upstream a (a unix socket's path, or host:port), or nil.
 // A program that has a serves key said what it serves: it is not guessed
 // at.
-func mentioning(procs []*supervisor.ProgramConfig, a proxy.UpstreamAddr) *supervisor.ProgramConfig {
+func mentioning(procs []*supervisor.ProcessConfig, a proxy.UpstreamAddr) *supervisor.ProcessConfig {
 	for _, p := range procs {
-		if p.Serves != nil {
+		if p.Program.Serves != nil {
 			continue
 		}
-		args := slices.Clone([]string(p.Command))
-		if p.Ready != nil {
-			args = append(args, p.Ready.Exec...)
+		args := slices.Clone([]string(p.Program.Command))
+		if p.Program.Ready != nil {
+			args = append(args, p.Program.Ready.Exec...)
 		}
 		for _, arg := range args {
 			if strings.Contains(arg, a.Address) {

@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )

@@ -26,7 +26,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
 )

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostctl/hostctl/cmd/hostctl/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/front"
 	"github.com/hostctl/hostctl/proxy"
 	"github.com/hostctl/hostctl/supervisor"
@@ -339,7 +339,11 @@ func TestUpstreamsDown(t *testing.T) {
 		x.cfg.Proxy = &proxy.Config{Hosts: []string{"example.com"}, Upstream: "unix:///run/app.sock"}
 		web := supervisor.DefaultProgramConfig("web")
 		web.Serves = supervisor.Serves{"unix:/run/app.sock"}
-		x.cfg.Links = front.NewLinks([]*supervisor.ProgramConfig{&web})
+		procs, err := web.Processes()
+		if err != nil {
+			panic(err)
+		}
+		x.cfg.Links = front.NewLinks(procs)
 	}
 	run(t, newWorld(), []step{
 		{what: "answering", change: func(x *world) { setup(x); x.up["unix:///run/app.sock"] = true }},

@@ -1,0 +1,414 @@
+// Package apitype holds the wire types of hostctl's admin API: the JSON
+// bodies of its /v1/ endpoints and /healthz, shared by the server (the
+// daemon) and every client (cmd/hostctl/client, the CLI, the fleet view),
+// so that both sides have one definition. It imports nothing of hostctl:
+// the server converts its own state into these types in one place
+// (the control package's wire.go, and the daemon for the proxy's status),
+// and a field added there and not here does not reach the wire by
+// accident.
+package apitype
+
+import (
+	"errors"
+	"time"
+)
+
+// DefaultSocket is the admin API's unix socket when the config names none.
+const DefaultSocket = "/run/hostctl/hostctl.sock"
+
+// State is a process's state, by supervisord's names.
+type State string
+
+// The states (supervisor.State's names).
+const (
+	Stopped  State = "STOPPED"
+	Starting State = "STARTING"
+	Running  State = "RUNNING"
+	Backoff  State = "BACKOFF"
+	Stopping State = "STOPPING"
+	Exited   State = "EXITED"
+	Fatal    State = "FATAL"
+)
+
+// ProcessStatus is one process's state as the supervisor reports it
+// (supervisor.Status).
+type ProcessStatus struct {
+	// Name is the process name: the program name, or with instances the
+	// instance's process_name ("celery_0"). It is unique in hostctl.
+	Name string `json:"name"`
+	// Program is the name of the program (its [program.NAME] table).
+	Program string `json:"program,omitempty"`
+	// ProgramGroup is the process's program group, supervisord's group:
+	// the [group.X] its program is listed in, else the program name.
+	ProgramGroup string `json:"process_group,omitempty"`
+	// Instance is the instance number (${INSTANCE}).
+	Instance int   `json:"instance"`
+	State    State `json:"state"`
+	PID      int   `json:"pid,omitempty"`
+	// StartedAt is when the current OS process was spawned.
+	StartedAt time.Time `json:"started_at,omitzero"`
+	// StateSince is when State was entered.
+	StateSince time.Time `json:"state_since"`
+	// Restarts counts automatic restarts since hostctl started.
+	Restarts int `json:"restarts"`
+	// LastExit is how the previous OS process ended.
+	LastExit *ExitStatus `json:"last_exit,omitempty"`
+	SpawnErr string      `json:"spawn_error,omitempty"`
+	// Info says why: "waiting for rabbitmq", "retry 2 in 4s", ...
+	Info string `json:"info,omitempty"`
+	// NextStart is, in BACKOFF or FATAL with fatal_retry, when the next
+	// try is due.
+	NextStart time.Time `json:"next_start,omitzero"`
+	// Tries is, in FATAL because start_retries were used up, how many
+	// starts failed in a row.
+	Tries int `json:"tries,omitempty"`
+	// LastStderr is, in BACKOFF and in FATAL with Tries, the last line the
+	// process wrote to its stderr log.
+	LastStderr string `json:"last_stderr,omitempty"`
+	// Health is the health check's view; nil without [health].
+	Health *HealthStatus `json:"health,omitempty"`
+	// MemoryLimit is memory_limit in bytes; 0: no limit.
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
+	// MemoryRestarts counts restarts for memory_limit since the program's
+	// config was loaded.
+	MemoryRestarts int `json:"memory_restarts"`
+	// MemoryRestartRSS is what the pgroup used (bytes) at the last check
+	// before the last memory restart; 0 before any.
+	MemoryRestartRSS uint64 `json:"memory_restart_rss,omitempty"`
+	Autostart        bool   `json:"autostart"`
+	Description      string `json:"description,omitempty"`
+	StdoutLog        string `json:"stdout_log,omitempty"`
+	StderrLog        string `json:"stderr_log,omitempty"`
+	// Generation counts OS processes spawned for this process.
+	Generation uint64 `json:"generation"`
+}
+
+// ExitStatus is how an OS process ended: Code is the exit code, or
+// 128+signal when a signal killed it (then Signal names it: "KILL").
+type ExitStatus struct {
+	Code   int    `json:"code"`
+	Signal string `json:"signal,omitempty"`
+}
+
+// HealthStatus is what a process's health checks found.
+type HealthStatus struct {
+	// Healthy is true while the process is RUNNING and fewer than
+	// health.failures checks in a row have failed.
+	Healthy bool `json:"healthy"`
+	// Failures is the number of checks in a row that failed.
+	Failures int `json:"failures"`
+	// LastError says why the last failed check failed.
+	LastError string `json:"last_error,omitempty"`
+	// Restarts counts restarts because checks failed, since the program's
+	// config was loaded.
+	Restarts int `json:"restarts"`
+}
+
+// Process is one process as GET /v1/programs reports it: its status plus
+// what hostctl measures about its pgroup (Unix process group).
+type Process struct {
+	ProcessStatus
+	// UptimeSeconds is how long the current OS process has run (0 when
+	// none).
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	// Processes is the number of live OS processes in the pgroup.
+	Processes int `json:"processes"`
+	// RSSBytes is the resident memory of the pgroup, summed.
+	RSSBytes uint64 `json:"rss_bytes"`
+	// CPUSeconds is the user+system CPU time of the pgroup, summed,
+	// including that of its members' waited-for children.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// DroppedLogBytes is the output dropped because the disk could not keep
+	// up or was full, since the program's config was loaded.
+	DroppedLogBytes uint64 `json:"dropped_log_bytes"`
+}
+
+// ActionRequest is the body of POST /v1/start, /v1/stop, /v1/restart and
+// /v1/signal.
+type ActionRequest struct {
+	// Names are names as the CLI takes them (processes, programs, program
+	// groups, GROUP:*, GROUP:NAME), or ["all"].
+	Names []string `json:"names"`
+	// Signal is the signal for /v1/signal ("HUP", "SIGUSR1", "15").
+	Signal string `json:"signal,omitempty"`
+	// WaitSeconds is how long to wait for every process to reach the
+	// action's target state (RUNNING for start and restart, down for stop)
+	// before answering. 0 answers at once; at most 600.
+	WaitSeconds float64 `json:"wait_seconds,omitempty"`
+}
+
+// ActionResult is the outcome of an action for one process.
+type ActionResult struct {
+	Name string `json:"name"`
+	// OK is true when the target state was reached (or, without a wait,
+	// when the request was accepted).
+	OK bool `json:"ok"`
+	// Error says why not: "FATAL: exited too quickly ...", "still STARTING
+	// after 30s (waiting for db)".
+	Error string `json:"error,omitempty"`
+	// Status is the process's status when the answer was made.
+	Status ProcessStatus `json:"status"`
+}
+
+// ActionResponse is the answer to an action.
+type ActionResponse struct {
+	Results []ActionResult `json:"results"`
+}
+
+// ReloadResponse is the answer to POST /v1/reload: the process names a
+// reload added, changed (restarted) and removed, and what happened to the
+// proxy.
+type ReloadResponse struct {
+	Added   []string `json:"added"`
+	Changed []string `json:"changed"`
+	Removed []string `json:"removed"`
+	// Proxy is what happened to the proxy: "reloaded" (its generated
+	// config changed), "unchanged", "started", "waiting" (it starts with
+	// this config once the programs behind its upstreams are RUNNING or
+	// have given up; the proxy status says which it waits for), "stopped",
+	// or "" without one.
+	Proxy string `json:"proxy,omitempty"`
+}
+
+// ProxyResponse is the answer to GET /v1/proxy.
+type ProxyResponse struct {
+	// Configured is false without a [proxy] section; Status is then null.
+	Configured bool         `json:"configured"`
+	Status     *ProxyStatus `json:"status"`
+}
+
+// ProxyStatus is the embedded proxy's state (proxy.Status, with why it
+// does not run and the drain).
+type ProxyStatus struct {
+	Running      bool                     `json:"running"`
+	Listen       []string                 `json:"listen"`
+	Upstreams    []ProxyUpstreamStatus    `json:"upstreams"`
+	Certificates []ProxyCertificateStatus `json:"certificates"`
+	// Info says why the proxy is not running ("waiting for app", a start
+	// error); "" when it runs.
+	Info string `json:"info,omitempty"`
+	// Drain is the drain state and the sites' traffic; null without
+	// health_path.
+	Drain *DrainStatus `json:"drain,omitempty"`
+}
+
+// ProxyUpstreamStatus is one upstream as the reverse proxy sees it
+// (proxy.UpstreamStatus).
+type ProxyUpstreamStatus struct {
+	// Address as written in the config ("127.0.0.1:8000", "unix:/run/app.sock").
+	Address string `json:"address"`
+	// Healthy is false while the upstream is out of its pool (active or
+	// passive health checks); a single upstream is always healthy.
+	Healthy bool `json:"healthy"`
+	// Down says why it is out of its pool; empty while healthy.
+	Down string `json:"down,omitempty"`
+	// Fails is the number of failed requests to it within the last
+	// fail_duration (passive health checks).
+	Fails int `json:"fails"`
+	// Requests is the number of requests in flight to this upstream now.
+	Requests int `json:"requests"`
+}
+
+// ProxyCertificateStatus is one certificate in storage for a configured
+// host (proxy.CertificateStatus).
+type ProxyCertificateStatus struct {
+	Names    []string  `json:"names"`
+	Issuer   string    `json:"issuer"`
+	NotAfter time.Time `json:"not_after"`
+}
+
+// DrainStatus is the answer to GET /v1/drain, POST /v1/drain and POST
+// /v1/undrain: whether this hostctl is draining (its health_path answers
+// 503 so that load balancers send it no new requests) and what its sites
+// still receive.
+type DrainStatus struct {
+	// Draining is true from hostctl drain to hostctl undrain, hostctl
+	// restarts included.
+	Draining bool `json:"draining"`
+	// Since is when the drain began (null when not draining).
+	Since *time.Time `json:"since,omitempty"`
+	// HealthPath is [proxy] health_path.
+	HealthPath string `json:"health_path"`
+	// LastRequest is when the last request (health checks left out)
+	// arrived since hostctl started; null if none.
+	LastRequest *time.Time `json:"last_request,omitempty"`
+	// InFlight is the number of requests being answered now.
+	InFlight int `json:"in_flight"`
+	// LastHealthOK is when health_path last answered 200; null if never.
+	LastHealthOK *time.Time `json:"last_health_ok,omitempty"`
+
+	// The outcome of a wait (wait_seconds > 0).
+
+	// WaitedSeconds is how long the request waited.
+	WaitedSeconds float64 `json:"waited_seconds,omitempty"`
+	// Quiet (drain): no request was in flight and none had arrived for
+	// quiet_seconds when the answer was made.
+	Quiet bool `json:"quiet,omitempty"`
+	// SeenHealthy (undrain): health_path answered 200 after the undrain,
+	// so a load balancer's check has seen this host healthy again.
+	SeenHealthy bool `json:"seen_healthy,omitempty"`
+	// TimedOut: wait_seconds passed first.
+	TimedOut bool `json:"timed_out,omitempty"`
+}
+
+// DrainRequest is the body of POST /v1/drain and POST /v1/undrain.
+type DrainRequest struct {
+	// WaitSeconds: drain waits until no request is in flight and none has
+	// arrived for QuietSeconds; undrain waits until health_path has
+	// answered 200. At most this long; 0 answers at once; at most 600.
+	WaitSeconds float64 `json:"wait_seconds,omitempty"`
+	// QuietSeconds is drain's quiet period. Default 5.
+	QuietSeconds float64 `json:"quiet_seconds,omitempty"`
+}
+
+// LogLine is one line of GET /v1/programs/{name}/log, which answers with
+// one JSON object per line (application/x-ndjson).
+type LogLine struct {
+	// Line is the text without its trailing newline.
+	Line string `json:"line"`
+}
+
+// Alert is one active alert (alert.Alert).
+type Alert struct {
+	// Key is stable for the condition and what it is about
+	// ("fatal:gunicorn", "disk_free:/var/log").
+	Key string `json:"key"`
+	// Condition is what is wrong: "fatal", "crash_loop", "disk_free", ...
+	// (the README's [alerts] lists them).
+	Condition string `json:"condition"`
+	// Program is the program it is about, "" when it is about the host.
+	Program string `json:"program,omitempty"`
+	// Severity is "critical", "error", "warning" or "info".
+	Severity string `json:"severity"`
+	// Summary is one line for a person: what is wrong, with figures.
+	Summary string `json:"summary"`
+	// Details are extra facts (exit status, memory figures, the log file).
+	Details map[string]any `json:"details,omitempty"`
+	// LastLines are the last lines of the program's log.
+	LastLines []string `json:"last_lines,omitempty"`
+	// Command is what a person types to look closer or fix it.
+	Command string `json:"command,omitempty"`
+	// Since is when it was triggered.
+	Since time.Time `json:"since"`
+	// LastSent is when the trigger was last queued (first or repeat).
+	LastSent time.Time `json:"last_sent,omitzero"`
+	// Notified counts triggers queued: 1, then +1 per repeat.
+	Notified int `json:"notified"`
+}
+
+// AlertSink is one [[alerts.sink]]'s delivery counters (alert.SinkStatus).
+type AlertSink struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	// Sent and Failed count deliveries since hostctl started: Failed are
+	// events given up on after retry_for (or dropped from a full queue).
+	Sent   uint64 `json:"sent"`
+	Failed uint64 `json:"failed"`
+	// Queued is the events waiting for delivery (retries included).
+	Queued int `json:"queued"`
+	// LastError is the last failed attempt's error, "" after a success.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// AlertTestResult is one sink's answer to `hostctl alerts test`
+// (alert.TestResult).
+type AlertTestResult struct {
+	Sink  string `json:"sink"`
+	Type  string `json:"type"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Milliseconds is how long the delivery took.
+	Milliseconds int64 `json:"milliseconds"`
+}
+
+// AlertsResponse is the answer to GET /v1/alerts.
+type AlertsResponse struct {
+	// Alerts are the active alerts, by severity (critical first), then
+	// oldest first; empty, never null, when there are none.
+	Alerts []Alert `json:"alerts"`
+	// Sinks are the configured [[alerts.sink]]s; empty without any.
+	Sinks []AlertSink `json:"sinks"`
+}
+
+// AlertsTestResponse is the answer to POST /v1/alerts/test.
+type AlertsTestResponse struct {
+	// Results has one entry per sink, in config order; empty without sinks.
+	Results []AlertTestResult `json:"results"`
+}
+
+// HistoryPoint is one sample of a process.
+type HistoryPoint struct {
+	// T is when it was taken, in Unix seconds.
+	T int64 `json:"t"`
+	// RSSBytes is the resident memory of the pgroup (0 without an OS
+	// process).
+	RSSBytes uint64 `json:"rss_bytes"`
+	// Restarts is the process's automatic restarts counter
+	// (ProcessStatus.Restarts), which counts health and memory restarts
+	// too: a restart happened between two points where it grew.
+	Restarts int `json:"restarts"`
+	// HealthRestarts and MemoryRestarts are the restarts for a failed
+	// health check and for memory_limit, since the config was loaded: they
+	// say why Restarts grew.
+	HealthRestarts int `json:"health_restarts,omitempty"`
+	MemoryRestarts int `json:"memory_restarts,omitempty"`
+	// State is the process's state.
+	State State `json:"state"`
+}
+
+// HistoryResponse is the answer to GET /v1/history.
+type HistoryResponse struct {
+	// IntervalSeconds is the time between two samples.
+	IntervalSeconds float64 `json:"interval_seconds"`
+	// Programs has each process's samples, oldest first: the last hour
+	// (at most 720 points). A process added by a reload starts empty; one
+	// removed is gone.
+	Programs map[string][]HistoryPoint `json:"programs"`
+}
+
+// Healthz is the answer to GET /healthz. Anyone may ask: PID and Version
+// are only told to a caller with a token (or on the unix socket).
+type Healthz struct {
+	OK      bool   `json:"ok"`
+	PID     int    `json:"pid,omitempty"`
+	Version string `json:"version,omitempty"`
+}
+
+// ErrorBody is the body of every error answer.
+type ErrorBody struct {
+	Error string `json:"error"`
+	// Code is machine-readable: one of the Code constants.
+	Code string `json:"code"`
+	// Errors lists each problem when there are several (config_invalid).
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Error codes (ErrorBody.Code).
+const (
+	CodeBadRequest     = "bad_request"
+	CodeUnauthorized   = "unauthorized"
+	CodeForbidden      = "forbidden"
+	CodeUnknownProgram = "unknown_program"
+	CodeNotFound       = "not_found"
+	CodeConfigInvalid  = "config_invalid"
+	CodeFailed         = "failed"
+	CodeUnavailable    = "unavailable"
+)
+
+// Problems lists the problems in err one by one, as ErrorBody.Errors
+// carries them: the errors it joins (errors.Join, config.Errors), nested
+// joins flattened, or else err itself.
+func Problems(err error) []string {
+	multi, ok := errors.AsType[interface {
+		error
+		Unwrap() []error
+	}](err)
+	if !ok {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, e := range multi.Unwrap() {
+		out = append(out, Problems(e)...)
+	}
+	return out
+}
