@@ -163,6 +163,9 @@ func (h *Host) Prepare(ctx context.Context, src Source, out io.Writer) (Release,
 		ref := cmp(src.Ref, h.cfg.Branch)
 		step("fetching %s from %s", ref, h.cfg.Repo)
 		sha, err = h.fetch(ctx, ref)
+		if err != nil {
+			return Release{}, err
+		}
 		short, source = sha[:7], "git "+h.cfg.Repo+" "+ref
 		code = func(dir string) error { return h.checkout(ctx, sha, dir, run) }
 	}
