@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -409,5 +410,19 @@ func TestFromTarballAndDir(t *testing.T) {
 	rel = prepare(t, h, Source{From: src})
 	if got := read(t, filepath.Join(h.cfg.Dir, "releases", rel.ID, "built.txt")); got != "from dirbody{}" {
 		t.Errorf("built.txt = %q", got)
+	}
+}
+
+// TestImports keeps deploy away from the proxy and Caddy: the switch
+// that moves traffic wires them together in the daemon.
+func TestImports(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if strings.Contains(imp, "/proxy") || strings.Contains(imp, "caddy") || strings.HasSuffix(imp, "/daemon") || strings.HasSuffix(imp, "/front") {
+			t.Errorf("deploy imports %s", imp)
+		}
 	}
 }

@@ -32,9 +32,10 @@ func (h *Host) MirrorPath() string { return h.mirrorPath() }
 // git runs git as root with args; its error carries git's stderr.
 func (h *Host) git(ctx context.Context, stdout io.Writer, args ...string) error {
 	c := exec.CommandContext(ctx, "git", args...)
-	// Never prompt for a password on hostctl's terminal; never read a
-	// config other than root's and the mirror's own.
-	c.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "GIT_ASKPASS=/bin/false")
+	// Never prompt for a password on hostctl's terminal: a deploy that
+	// needs one fails and says so. Root's own git config (credentials, a
+	// deploy key for ssh) applies.
+	c.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=/bin/false")
 	var stderr bytes.Buffer
 	c.Stdout, c.Stderr = stdout, &stderr
 	if err := c.Run(); err != nil {

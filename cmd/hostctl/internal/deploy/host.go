@@ -155,7 +155,7 @@ func (h *Host) Prepare(ctx context.Context, src Source, out io.Writer) (Release,
 	var sha, short, source string
 	switch {
 	case src.From != "":
-		sha, short, source, code, err = h.fromSource(src.From, run)
+		sha, short, source, code, err = h.fromSource(ctx, src.From, run)
 	default:
 		if h.cfg.Repo == "" {
 			return Release{}, errors.New("no source: set [deploy] repo, or give --from DIR|FILE.tar.gz")
@@ -269,7 +269,7 @@ func (h *Host) openLog(id string) (*os.File, error) {
 // fromSource prepares --from: a directory, copied by the app's user (who
 // must be able to read it), or a .tar.gz file, opened by root (the
 // operator named it) and extracted by the app's user.
-func (h *Host) fromSource(from string, run *runner) (sha, short, source string, code func(string) error, err error) {
+func (h *Host) fromSource(ctx context.Context, from string, run *runner) (sha, short, source string, code func(string) error, err error) {
 	fi, err := os.Stat(from)
 	if err != nil {
 		return "", "", "", nil, fmt.Errorf("--from: %w", err)
@@ -280,7 +280,7 @@ func (h *Host) fromSource(from string, run *runner) (sha, short, source string, 
 	}
 	if fi.IsDir() {
 		code = func(dir string) error {
-			return run.cmd(context.Background(), dir, nil, io.Discard, "cp", "-R", "-P", "--preserve=mode,timestamps", "--", abs+"/.", dir+"/")
+			return run.cmd(ctx, dir, nil, io.Discard, "cp", "-R", "-P", "--preserve=mode,timestamps", "--", abs+"/.", dir+"/")
 		}
 		return "", "dir", "dir " + abs, code, nil
 	}
@@ -300,7 +300,7 @@ func (h *Host) fromSource(from string, run *runner) (sha, short, source string, 
 			return err
 		}
 		defer f.Close()
-		return run.cmd(context.Background(), dir, f, io.Discard, "tar", "-x", "-z", "-f", "-", "--no-same-owner", "-C", dir)
+		return run.cmd(ctx, dir, f, io.Discard, "tar", "-x", "-z", "-f", "-", "--no-same-owner", "-C", dir)
 	}
 	return sum, sum[:7], "tarball " + abs, code, nil
 }
