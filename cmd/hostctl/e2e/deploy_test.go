@@ -1,12 +1,17 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/testuser"
 )
 
@@ -83,5 +88,81 @@ timeout = "1m"
 
 	if r := runHostctl(t, "-c", cfg, "deploy"); r.code == 0 || !strings.Contains(r.stderr, "--prepare-only") {
 		t.Errorf("deploy without --prepare-only: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestDeployKilledMidStep: kill -9 of `hostctl deploy` while a build step
+// runs leaves the step running with nothing to time it out; the next
+// deploy kills what is left of its process group and records the release
+// as interrupted.
+func TestDeployKilledMidStep(t *testing.T) {
+	testuser.Ensure(t, "hct-deploy")
+	base := t.TempDir()
+	for d := base; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	src := filepath.Join(base, "src")
+	os.Mkdir(src, 0o755)
+	os.WriteFile(filepath.Join(src, "app.py"), []byte("v1\n"), 0o644)
+	cfg := filepath.Join(base, "hostctl.toml")
+	os.WriteFile(cfg, []byte(`[admin]
+socket = "`+base+`/run/hostctl.sock"
+state_dir = "`+base+`/state"
+
+[deploy]
+dir = "`+base+`/www"
+user = "hct-deploy"
+
+[[deploy.build]]
+command = "if grep -q v1 app.py; then sleep 300 & echo $! > pid; wait; fi"
+timeout = "10m"
+`), 0o644)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, hostctlBin, "-c", cfg, "deploy", "--prepare-only", "--from", src)
+	cmd.Env = testbin.Env(nil)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The step writes its child's pid into the release dir.
+	var sleeper int
+	deadline := time.Now().Add(30 * time.Second)
+	for sleeper == 0 {
+		m, _ := filepath.Glob(filepath.Join(base, "www", "releases", "*", "pid"))
+		if len(m) == 1 {
+			if b, err := os.ReadFile(m[0]); err == nil && strings.HasSuffix(string(b), "\n") {
+				sleeper, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the build step did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err := syscall.Kill(sleeper, 0); err != nil {
+		t.Fatalf("the step's child %d died with hostctl (%v): this test shows nothing", sleeper, err)
+	}
+
+	os.WriteFile(filepath.Join(src, "app.py"), []byte("v2\n"), 0o644)
+	r := runHostctl(t, "-c", cfg, "deploy", "--prepare-only", "--from", src)
+	if r.code != 0 || !strings.Contains(r.stdout, "killed 2 processes left by an interrupted deploy") {
+		t.Errorf("the next deploy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for syscall.Kill(sleeper, 0) == nil {
+		if st, _ := os.ReadFile("/proc/" + strconv.Itoa(sleeper) + "/stat"); strings.Contains(string(st), ") Z ") {
+			break // killed; a zombie until reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the interrupted step's child %d still runs", sleeper)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r = runHostctl(t, "-c", cfg, "releases")
+	if !strings.Contains(r.stdout, "failed") || !strings.Contains(r.stdout, "interrupted") || !strings.Contains(r.stdout, "built") {
+		t.Errorf("releases:\n%s%s", r.stdout, r.stderr)
 	}
 }

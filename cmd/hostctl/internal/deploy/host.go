@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/trust"
 )
@@ -109,6 +111,7 @@ func (h *Host) layout() error {
 
 func (h *Host) releasesDir() string         { return filepath.Join(h.cfg.Dir, "releases") }
 func (h *Host) sharedDir() string           { return filepath.Join(h.cfg.Dir, "shared") }
+func (h *Host) pgroupsDir() string          { return filepath.Join(h.stateDir, "pgroups") }
 func (h *Host) currentPath() string         { return filepath.Join(h.cfg.Dir, "current") }
 func (h *Host) releaseDir(id string) string { return filepath.Join(h.releasesDir(), id) }
 
@@ -130,7 +133,14 @@ func (h *Host) Prepare(ctx context.Context, src Source, out io.Writer) (Release,
 		return Release{}, err
 	}
 	defer unlock()
-	// A release still building was interrupted: this deploy holds the lock.
+	// A release still building was interrupted: this deploy holds the
+	// lock. Its steps may still run, with nothing to time them out.
+	if err := trust.PrivateDir(h.pgroupsDir(), 0o700, -1); err != nil {
+		return Release{}, err
+	}
+	if n := (supervisor.PgroupRecords{Dir: h.pgroupsDir(), Log: zap.NewNop()}).KillSurvivors(); n > 0 {
+		fmt.Fprintf(out, "killed %d processes left by an interrupted deploy\n", n)
+	}
 	if err := h.update(func(s *stateFile) error {
 		for i := range s.Releases {
 			if s.Releases[i].State == Building {
@@ -443,8 +453,9 @@ func (h *Host) prune() ([]string, error) {
 
 // runner runs commands as the app's user ([deploy] RunAs).
 type runner struct {
-	cred *syscall.Credential
-	env  []string
+	cred    *syscall.Credential
+	env     []string
+	pgroups supervisor.PgroupRecords // the running commands' groups
 }
 
 func (h *Host) runner() (*runner, error) {
@@ -459,5 +470,5 @@ func (h *Host) runner() (*runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deploy.environment: %w", err)
 	}
-	return &runner{cred: cred, env: env}, nil
+	return &runner{cred: cred, env: env, pgroups: supervisor.PgroupRecords{Dir: h.pgroupsDir(), Log: zap.NewNop()}}, nil
 }

@@ -40,7 +40,7 @@ func (r *runner) cmd(ctx context.Context, dir string, stdin io.Reader, out io.Wr
 	c.Stdin = stdin
 	c.Stdout = io.MultiWriter(out, t)
 	c.Stderr = c.Stdout
-	if err := c.Run(); err != nil {
+	if err := r.run(c); err != nil {
 		return fmt.Errorf("%s: %s%s", argv[0], exitText(err), t.text())
 	}
 	return nil
@@ -56,7 +56,7 @@ func (r *runner) step(ctx context.Context, s Step, id, dir string, out io.Writer
 	c := r.command(ctx, dir, env, "/bin/sh", "-c", s.Command)
 	c.Stdout = io.MultiWriter(out, t)
 	c.Stderr = c.Stdout
-	err := c.Run()
+	err := r.run(c)
 	if err == nil {
 		return nil
 	}
@@ -64,6 +64,20 @@ func (r *runner) step(ctx context.Context, s Step, id, dir string, out io.Writer
 		return fmt.Errorf("timed out after %s (its process group was killed)%s", s.Timeout, t.text())
 	}
 	return fmt.Errorf("%s%s", exitText(err), t.text())
+}
+
+// run runs c, its process group recorded in the state dir while it
+// runs: if hostctl dies meanwhile (kill -9), nothing would enforce the
+// step's timeout; the next deploy kills what is left of the group.
+func (r *runner) run(c *exec.Cmd) error {
+	if err := c.Start(); err != nil {
+		return err
+	}
+	pgid := c.Process.Pid
+	r.pgroups.Add(pgid, "deploy: "+strings.Join(c.Args, " "))
+	err := c.Wait()
+	r.pgroups.Remove(pgid)
+	return err
 }
 
 // exitText is "exit status 3", "killed by SIGKILL (exit status 137)",
