@@ -242,7 +242,9 @@ func cmp(a, b string) string {
 }
 
 // mkRelease makes Dir/releases/<id> (a new directory: Mkdir fails on
-// anything already there), owned by the app's user, and returns id.
+// anything already there), owned by the app's user and group, mode 0750
+// (the code may hold what other users of the machine should not read),
+// and returns id.
 func (h *Host) mkRelease(t time.Time, short string, cred *syscall.Credential) (string, error) {
 	base := t.UTC().Format("20060102T150405Z") + "-" + short
 	for n := 0; n < 100; n++ {
@@ -251,7 +253,7 @@ func (h *Host) mkRelease(t time.Time, short string, cred *syscall.Credential) (s
 			id += "-" + strconv.Itoa(n)
 		}
 		dir := h.releaseDir(id)
-		err := os.Mkdir(dir, 0o755)
+		err := os.Mkdir(dir, 0o750)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -259,7 +261,7 @@ func (h *Host) mkRelease(t time.Time, short string, cred *syscall.Credential) (s
 			return "", err
 		}
 		// Dir/releases is root's: nobody can have swapped the new entry.
-		if err := os.Chmod(dir, 0o755); err != nil {
+		if err := os.Chmod(dir, 0o750); err != nil {
 			return "", err
 		}
 		return id, os.Lchown(dir, int(cred.Uid), int(cred.Gid))
