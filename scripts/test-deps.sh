@@ -42,6 +42,9 @@ lean="$lean socat"
 # The security tests attack as a real unprivileged user, made with
 # useradd (passwd) and run with setpriv (util-linux).
 lean="$lean passwd util-linux"
+# hostctl deploy fetches code with Debian's git, and extracts and copies
+# releases with tar and cp (coreutils); its tests make real repos.
+lean="$lean git tar coreutils"
 
 missing() {
 	out=""

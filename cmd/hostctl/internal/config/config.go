@@ -17,6 +17,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/deploy"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/fleet"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/front"
 	"github.com/hostctl/hostctl/proxy"
@@ -59,6 +60,9 @@ type File struct {
 	// Fleet is the [fleet] section: the hostctl daemons that
 	// `hostctl status --fleet` shows.
 	Fleet fleet.Config `toml:"fleet"`
+	// Deploy is the [deploy] section: the releases of `hostctl deploy`;
+	// nil when there is none.
+	Deploy *deploy.Config `toml:"deploy"`
 
 	// Path is the file this was read from.
 	Path string `toml:"-"`
@@ -168,12 +172,18 @@ func Parse(path string, data []byte) (*File, error) {
 		reflect.TypeOf(supervisor.ProbeConfig{}):  func() reflect.Value { return reflect.ValueOf(supervisor.DefaultProbeConfig()) },
 		reflect.TypeOf(supervisor.HealthConfig{}): func() reflect.Value { return reflect.ValueOf(supervisor.DefaultHealthConfig()) },
 		reflect.TypeOf(alert.SinkConfig{}):        func() reflect.Value { return reflect.ValueOf(alert.DefaultSinkConfig()) },
+		reflect.TypeOf(deploy.Step{}):             func() reflect.Value { return reflect.ValueOf(deploy.DefaultStep()) },
 	}}
 	sections := map[string]func(toml.Primitive){
 		"admin":  func(p toml.Primitive) { d.table(p, "admin", reflect.ValueOf(&f.Admin).Elem()) },
 		"log":    func(p toml.Primitive) { d.table(p, "log", reflect.ValueOf(&f.Log).Elem()) },
 		"alerts": func(p toml.Primitive) { d.table(p, "alerts", reflect.ValueOf(&f.Alerts).Elem()) },
 		"fleet":  func(p toml.Primitive) { d.table(p, "fleet", reflect.ValueOf(&f.Fleet).Elem()) },
+		"deploy": func(p toml.Primitive) {
+			dc := deploy.DefaultConfig()
+			f.Deploy = &dc
+			d.table(p, "deploy", reflect.ValueOf(f.Deploy).Elem())
+		},
 		"proxy": func(p toml.Primitive) {
 			f.Proxy = &proxy.Config{} // unset fields take proxy's defaults
 			d.table(p, "proxy", reflect.ValueOf(f.Proxy).Elem())
@@ -275,6 +285,9 @@ func (f *File) provision(d *decoder) {
 	f.Admin.ReadToken = secret("admin.read_token_file", f.Admin.ReadTokenFile)
 	errs = append(errs, f.Alerts.Provision("alerts", d.read)...)
 	errs = append(errs, f.Fleet.Provision("fleet", d.read)...)
+	if f.Deploy != nil {
+		errs = append(errs, f.Deploy.Provision("deploy", f.Programs)...)
+	}
 	d.report(errs)
 }
 
@@ -316,6 +329,9 @@ func (f *File) validate(d *decoder) {
 	}
 	errs = append(errs, f.Alerts.Validate("alerts")...)
 	errs = append(errs, f.Fleet.Validate("fleet")...)
+	if f.Deploy != nil {
+		errs = append(errs, f.Deploy.Validate("deploy")...)
+	}
 	// Which program serves which upstream: the proxy waits for it and
 	// health_path answers by it (front.Check says when it is ambiguous).
 	fr := front.Check(f.ProgramList(), f.Proxy)
@@ -366,6 +382,7 @@ var (
 	_ fieldError = (*proxy.FieldError)(nil)
 	_ fieldError = (*alert.FieldError)(nil)
 	_ fieldError = (*fleet.FieldError)(nil)
+	_ fieldError = (*deploy.FieldError)(nil)
 	_ fieldError = (*front.Problem)(nil)
 )
 
