@@ -113,28 +113,29 @@ func boolInt(b bool) uint64 {
 	return 0
 }
 
-// TestBeforeStopOnReloadRemoval: a reload from 2 instances to 1 drains
+// TestBeforeStopOnReloadRemoval: a reload from 3 instances to 2 drains
 // the removed one before its stop signal.
 func TestBeforeStopOnReloadRemoval(t *testing.T) {
 	h := newDrainHook()
 	p := gracefulProg(t, "web")
-	p.Instances = 2
+	p.Instances = 3
 	s, _ := newSupWith(t, Options{BeforeStop: h.BeforeStop}, p)
 	s.StartProcesses(context.Background(), "web")
-	st := waitState(t, s, "web_1", Running, 20*time.Second)
+	st := waitState(t, s, "web_2", Running, 20*time.Second)
 	waitState(t, s, "web_0", Running, 20*time.Second)
+	waitState(t, s, "web_1", Running, 20*time.Second)
 	q := *p
-	q.Instances = 1
+	q.Instances = 2
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.Reload(context.Background(), []*ProgramConfig{&q})
 		done <- err
 	}()
-	if n := h.next(t); n != "web_1" {
-		t.Fatalf("BeforeStop for %q, want web_1", n)
+	if n := h.next(t); n != "web_2" {
+		t.Fatalf("BeforeStop for %q, want web_2", n)
 	}
 	if !pgroupAlive(st.PID) {
-		t.Fatal("web_1 was signalled before BeforeStop returned")
+		t.Fatal("web_2 was signalled before BeforeStop returned")
 	}
 	close(h.release)
 	select {
