@@ -294,8 +294,11 @@ func printPool(w io.Writer, ups []apitype.ProxyUpstreamStatus) {
 	fmt.Fprintln(tw, "  UPSTREAM\tSTATE\tIN FLIGHT\tFAILS\tWHY")
 	for _, u := range ups {
 		state := "up"
-		if !u.Healthy {
+		switch {
+		case !u.Healthy:
 			state = "DOWN"
+		case u.Draining:
+			state = "draining"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", cell(u.Address), state, u.Requests, u.Fails, cell(u.Down))
 	}
