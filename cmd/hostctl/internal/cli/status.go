@@ -295,10 +295,10 @@ func printPool(w io.Writer, ups []apitype.ProxyUpstreamStatus) {
 	for _, u := range ups {
 		state := "up"
 		switch {
+		case u.Draining: // taken out before its program stops; WHY says if it is down too
+			state = "draining"
 		case !u.Healthy:
 			state = "DOWN"
-		case u.Draining:
-			state = "draining"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", cell(u.Address), state, u.Requests, u.Fails, cell(u.Down))
 	}

@@ -132,6 +132,9 @@ func (d *Daemon) start(ctx context.Context) error {
 			return nil // not a typed nil in the interface
 		},
 		Pool: func() front.Pool {
+			if d.proxy == nil {
+				return nil // at the first Configure: none yet
+			}
 			if p := d.proxy.Proxy(); p != nil {
 				return p
 			}
@@ -313,6 +316,7 @@ func (d *Daemon) Reload(ctx context.Context) (control.Reloaded, error) {
 	if perr != nil {
 		err = errors.Join(err, perr)
 	}
+	d.front.ProxyApplied()
 	return control.Reloaded{Diff: diff, Proxy: proxyRes}, err
 }
 

@@ -110,9 +110,17 @@ func New(opts Options) (*Front, error) {
 // every reload.
 func (f *Front) Configure(healthPath string, links Links) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.cfg = frontConfig{healthPath: healthPath, links: links}
-	f.mu.Unlock()
-	f.forgetStopDrains(links)
+}
+
+// ProxyApplied is called once the proxy runs the config given to the last
+// Configure (after a reload): upstreams drained before a stop by a
+// process that no longer serves them go back now (an upstream the proxy
+// no longer has is forgotten; one something else serves gets requests
+// again). Before, the proxy could still send requests to them.
+func (f *Front) ProxyApplied() {
+	f.forgetStopDrains(f.config().links)
 	f.mu.Lock()
 	f.confGen++
 	close(f.confCh)
@@ -120,8 +128,8 @@ func (f *Front) Configure(healthPath string, links Links) {
 	f.mu.Unlock()
 }
 
-// configGen returns how many times Configure ran, and a channel closed at
-// the next.
+// configGen returns how many times ProxyApplied ran, and a channel closed
+// at the next.
 func (f *Front) configGen() (uint64, <-chan struct{}) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -37,7 +37,7 @@ const poolPoll = 20 * time.Millisecond
 
 // stopDrains is which upstreams the front took out before a stop, and
 // for which process: they go back when it is up again (or when no
-// process serves them any more, at Configure).
+// process serves them any more, at ProxyApplied).
 type stopDrains struct {
 	mu  sync.Mutex          // guards by
 	by  map[string][]string // process name -> upstreams it drained
@@ -112,7 +112,7 @@ func takeOut(ctx context.Context, pool Pool, u string) bool {
 
 // putBackWhenUp records that name drained ups and, unless a watch for it
 // runs already, puts them back once the process is up again, or leaves
-// them to Configure once it is removed.
+// them to ProxyApplied once it is removed.
 func (f *Front) putBackWhenUp(pool Pool, name string, ups []string) {
 	d := &f.stopDrains
 	d.mu.Lock()
@@ -136,8 +136,8 @@ func (f *Front) putBackWhenUp(pool Pool, name string, ups []string) {
 				break
 			}
 			// Removed by a reload, maybe replaced by a process of the
-			// same name: once the reload has reached Configure (which
-			// puts back what no process serves any more), wait for it.
+			// same name: once the reload is over (ProxyApplied puts
+			// back what no process serves any more), wait for that one.
 			if g, _ := f.configGen(); g == gen {
 				<-next
 			}
@@ -166,10 +166,13 @@ func (f *Front) putBackWhenUp(pool Pool, name string, ups []string) {
 // longer serve them in links (a reload removed the process or changed
 // its serves): nothing else would.
 func (f *Front) forgetStopDrains(links Links) {
-	pool := f.pool()
 	d := &f.stopDrains
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if len(d.now) == 0 {
+		return
+	}
+	pool := f.pool()
 	for u, name := range d.now {
 		if slices.Contains(links[u], name) {
 			continue
