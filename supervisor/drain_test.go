@@ -232,3 +232,22 @@ func TestNoBeforeStop(t *testing.T) {
 		}
 	})
 }
+
+// TestShutdownCutsADrainShort: hostctl's shutdown while a process drains
+// sends its stop signal at once rather than after drain_timeout.
+func TestShutdownCutsADrainShort(t *testing.T) {
+	h := newDrainHook() // never released: only its context ends it
+	p := gracefulProg(t, "web")
+	p.DrainTimeout = 10 * time.Minute
+	s, _ := newSupWith(t, Options{BeforeStop: h.BeforeStop}, p)
+	s.StartProcesses(context.Background(), "web")
+	st := waitState(t, s, "web", Running, 20*time.Second)
+	s.StopProcesses(context.Background(), "web")
+	h.next(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown during a drain: %v", err)
+	}
+	waitGone(t, st.PID, 10*time.Second)
+}
