@@ -533,7 +533,7 @@ func (cc *Config) siteRoutes(s *site, env buildEnv) (caddyhttp.RouteList, error)
 	if len(ups) == 0 {
 		return append(routes, handle(moduleJSON(&caddyhttp.StaticError{StatusCode: "404"}, "handler", "error"))), nil
 	}
-	return append(routes, handle(cc.proxyHandlers(s, ups, env.spoolDir)...)), nil
+	return append(routes, handle(cc.proxyHandlers(s, ups, env)...)), nil
 }
 
 // caddyReverseProxyOnly, if set, has every site proxied by Caddy's
@@ -548,8 +548,9 @@ var caddyReverseProxyOnly bool
 // hostctl_upstream, or by hostctl_request_buffer before reverse_proxy
 // (spool.go), never by reverse_proxy's request_buffers, which would hold
 // them in RAM.
-func (cc *Config) proxyHandlers(s *site, ups []string, spoolDir string) []json.RawMessage {
-	rp := cc.reverseProxy(s, ups)
+func (cc *Config) proxyHandlers(s *site, ups []string, env buildEnv) []json.RawMessage {
+	spoolDir := env.spoolDir
+	rp := cc.reverseProxy(s, ups, env.instance)
 	var buffer *BodyBuffer
 	if *cc.RequestBuffer > 0 {
 		buffer = &BodyBuffer{Limit: *cc.RequestBuffer, Memory: *cc.RequestBufferMemory, Dir: spoolDir}
@@ -622,10 +623,10 @@ func staticRoute(st Static, fileUser string) (caddyhttp.Route, error) {
 // reverseProxy returns the reverse_proxy handler for the site's upstreams
 // ups: its transport, load balancing with retries, and
 // active and passive health checks when there is more than one upstream.
-func (cc *Config) reverseProxy(s *site, ups []string) json.RawMessage {
+func (cc *Config) reverseProxy(s *site, ups []string, instance string) json.RawMessage {
 	rp := &reverseproxy.Handler{
 		TransportRaw:   moduleJSON(cc.upstreamTransport(), "protocol", "http"),
-		LoadBalancing:  cc.loadBalancing(),
+		LoadBalancing:  cc.loadBalancing(len(ups) > 1, instance),
 		TrustedProxies: cc.TrustedProxies,
 	}
 	for _, u := range ups {
@@ -657,9 +658,13 @@ func (cc *Config) upstreamTransport() *reverseproxy.HTTPTransport {
 }
 
 // loadBalancing picks the upstream with the fewest requests in flight and,
-// unless RetryFor is 0, retries for RetryFor every 250 ms.
-func (cc *Config) loadBalancing() *reverseproxy.LoadBalancing {
+// unless RetryFor is 0, retries for RetryFor every 250 ms. A pool (several
+// upstreams) skips those the Proxy instance drains (hostctl_least_conn).
+func (cc *Config) loadBalancing(pool bool, instance string) *reverseproxy.LoadBalancing {
 	lb := &reverseproxy.LoadBalancing{SelectionPolicyRaw: moduleJSON(&reverseproxy.LeastConnSelection{}, "policy", "least_conn")}
+	if pool {
+		lb.SelectionPolicyRaw = moduleJSON(&DrainAwareSelection{Instance: instance}, "policy", "hostctl_least_conn")
+	}
 	if *cc.RetryFor > 0 {
 		lb.TryDuration = caddy.Duration(*cc.RetryFor)
 		lb.TryInterval = caddy.Duration(250 * time.Millisecond)

@@ -30,7 +30,7 @@ var (
 	sinksMu sync.Mutex
 	sinks   = map[string]*sink{}
 	sinkSeq int
-	nopSink = &sink{logger: zap.NewNop(), traffic: newTraffic()}
+	nopSink = &sink{logger: zap.NewNop(), traffic: newTraffic(), drains: newDrainSet()}
 )
 
 type sink struct {
@@ -39,6 +39,7 @@ type sink struct {
 	onCert  func(CertEvent)                                // nil: certificate events are dropped (see certevents.go)
 	health  func(upstreams []string) (ok bool, why string) // nil: health_path always answers 200 (see sitehealth.go)
 	traffic *traffic                                       // never nil
+	drains  *drainSet                                      // never nil (upstreamdrain.go)
 }
 
 func registerSink(s *sink) string {

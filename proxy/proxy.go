@@ -74,6 +74,7 @@ type Proxy struct {
 	instance string
 	access   *accessBuffer // holds access log lines for opts.AccessLog; nil without
 	traffic  *traffic      // requests to sites with health_path (sitehealth.go)
+	drains   *drainSet     // upstreams taken out of their pools (upstreamdrain.go)
 
 	// mu serializes Apply, Stop and Status and guards the fields below.
 	mu       sync.Mutex
@@ -114,12 +115,12 @@ func New(opts Options) *Proxy {
 	if opts.StateDir == "" {
 		opts.StateDir = DefaultStateDir
 	}
-	p := &Proxy{opts: opts, traffic: newTraffic()}
+	p := &Proxy{opts: opts, traffic: newTraffic(), drains: newDrainSet()}
 	if opts.AccessLog != nil {
 		p.access = newAccessBuffer(opts.AccessLog)
 	}
 	p.instance = registerSink(&sink{logger: opts.Logger, access: p.access, onCert: opts.OnCertEvent,
-		health: opts.SiteHealth, traffic: p.traffic})
+		health: opts.SiteHealth, traffic: p.traffic, drains: p.drains})
 	redisLogger.Store(opts.Logger.Named("caddy.storage.redis"))
 	return p
 }
@@ -316,6 +317,10 @@ type UpstreamStatus struct {
 	Fails int `json:"fails"`
 	// Requests is the number of requests in flight to this upstream now.
 	Requests int `json:"requests"`
+	// Draining is true while the upstream is taken out of its pool
+	// before its program stops (TryDrain): it gets no new request, and
+	// Requests are those it is finishing.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // CertificateStatus is one certificate in storage for a configured host.
@@ -341,7 +346,9 @@ func (p *Proxy) Status() Status {
 				continue
 			}
 			seen[addr] = true
-			st.Upstreams = append(st.Upstreams, upstreamStatus(ph, u, addr))
+			us := upstreamStatus(ph, u, addr)
+			us.Draining = p.drains.has(u.Dial)
+			st.Upstreams = append(st.Upstreams, us)
 		}
 	}
 	st.Certificates = append(p.certificates(), p.fileCertificates()...)

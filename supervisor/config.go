@@ -111,6 +111,12 @@ type ProgramConfig struct {
 	// StopTimeout is how long to wait after StopSignal before SIGKILL to the
 	// group. Default 10s.
 	StopTimeout time.Duration `toml:"stop_timeout"`
+	// DrainTimeout bounds the drain before a stop: for at most this long
+	// after a stop is asked (stop, restart, rolling restart, reload), the
+	// stop signal waits while the web front takes the process's proxy
+	// upstreams out of their pools and their requests in flight finish
+	// (Options.BeforeStop). 0: no drain. Default 10s.
+	DrainTimeout time.Duration `toml:"drain_timeout"`
 	// ReloadSignal is what `hostctl signal`/reload sends for a graceful
 	// reload (e.g. "HUP" for gunicorn). Optional.
 	ReloadSignal string `toml:"reload_signal"`
@@ -374,6 +380,7 @@ func DefaultProgramConfig(name string) ProgramConfig {
 		FatalRetry:   5 * time.Minute,
 		StopSignal:   "TERM",
 		StopTimeout:  10 * time.Second,
+		DrainTimeout: 10 * time.Second,
 	}
 }
 
@@ -581,6 +588,9 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 	}
 	if p.StopTimeout <= 0 {
 		bad("stop_timeout", "must be positive (example: \"10s\")")
+	}
+	if p.DrainTimeout < 0 {
+		bad("drain_timeout", "must be 0 (no drain) or positive (example: \"10s\")")
 	}
 	seen := map[string]bool{}
 	for _, d := range p.DependsOn {

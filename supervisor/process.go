@@ -144,9 +144,10 @@ const (
 )
 
 type command struct {
-	kind  cmdKind
-	sig   syscall.Signal
-	reply chan error
+	kind    cmdKind
+	sig     syscall.Signal
+	noDrain bool // cmdStop: send the stop signal at once, no BeforeStop (hostctl's own shutdown)
+	reply   chan error
 }
 
 // event kinds from timers, the reaper, probes and dependency waits.
@@ -165,6 +166,7 @@ const (
 	evHealthCheck  // time for the next health check
 	evHealthResult // a health check ended (err nil: it passed)
 	evMemory       // the memory sampler measured the process group pid (any gen)
+	evDrained      // in STOPPING: BeforeStop returned, or drain_timeout passed
 )
 
 type event struct {
@@ -217,6 +219,7 @@ type process struct {
 	leaderGone   bool      // in STOPPING: the leader exited, stragglers remain
 	killedAt     time.Time // in STOPPING: when SIGKILL was sent to the group
 	restartAfter bool      // in STOPPING: start again when stopped
+	draining     bool      // in STOPPING: BeforeStop runs; the stop signal is not sent yet
 	lastExit     *ExitStatus
 	tries        int // in FATAL: failed starts in a row that made it give up
 	spawnErr     string
@@ -405,7 +408,7 @@ func (p *process) handleCmd(c command) error {
 		return nil
 	case cmdStop:
 		p.restartAfter, p.checkRestart = false, causeNone
-		p.stop()
+		p.stopDrained(!c.noDrain)
 		return nil
 	case cmdRestart:
 		p.healthRuns, p.memRuns, p.checkRestart = 0, 0, causeNone
@@ -515,8 +518,18 @@ func (p *process) clearAsync() {
 	}
 }
 
-// stop begins stopping from any state.
-func (p *process) stop() {
+// stop begins stopping from any state, draining first (stopDrained).
+func (p *process) stop() { p.stopDrained(true) }
+
+// stopDrained begins stopping from any state. With drain, a RUNNING
+// process with a drain_timeout first enters STOPPING with the stop signal
+// held back while Options.BeforeStop runs (the front takes its upstreams
+// out of the proxy and waits for their requests), for at most
+// drain_timeout; then the stop goes on as always: stop signal,
+// stop_timeout, SIGKILL. Without drain (hostctl's own shutdown, after the
+// proxy has stopped) the signal goes at once, and a drain under way is
+// cut short.
+func (p *process) stopDrained(drain bool) {
 	switch p.state {
 	case Starting, Running:
 		p.clearTimers()
@@ -526,13 +539,30 @@ func (p *process) stop() {
 			return
 		}
 		p.leaderGone, p.killedAt = false, time.Time{}
-		p.setState(Stopping, zap.String("signal", SignalName(p.reqSig)))
-		p.killPgroup(p.reqSig)
-		if p.reqSig != syscall.SIGCONT {
-			// A stopped (SIGSTOP) group would never see the signal otherwise.
-			p.killPgroup(syscall.SIGCONT)
+		hook, wait := p.sup.opts.BeforeStop, p.cfg.Program.DrainTimeout
+		if drain && p.state == Running && hook != nil && wait > 0 {
+			p.draining = true
+			p.info = "draining before the stop signal"
+			p.setState(Stopping, zap.String("draining", "up to "+wait.String()))
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			p.cancelAsync = cancel
+			gen, cfg := p.gen, p.cfg
+			go func() {
+				defer cancel()
+				hook(ctx, cfg)
+				p.send(event{kind: evDrained, gen: gen})
+			}()
+			// The supervisor's own bound, should the hook not return.
+			p.after(wait, event{kind: evDrained, gen: gen})
+			return
 		}
-		p.after(p.cfg.Program.StopTimeout, event{kind: evStopTimeout, gen: p.gen})
+		p.setState(Stopping, zap.String("signal", SignalName(p.reqSig)))
+		p.signalStop()
+	case Stopping:
+		if p.draining && !drain {
+			p.clearTimers()
+			p.drained()
+		}
 	case Backoff:
 		p.clearTimers()
 		p.info = ""
@@ -543,6 +573,23 @@ func (p *process) stop() {
 			p.setState(Stopped, zap.String("reason", "stopped on request: no retry"))
 		}
 	}
+}
+
+// signalStop sends the stop signal to the group and starts stop_timeout.
+func (p *process) signalStop() {
+	p.killPgroup(p.reqSig)
+	if p.reqSig != syscall.SIGCONT {
+		// A stopped (SIGSTOP) group would never see the signal otherwise.
+		p.killPgroup(syscall.SIGCONT)
+	}
+	p.after(p.cfg.Program.StopTimeout, event{kind: evStopTimeout, gen: p.gen})
+}
+
+// drained ends the drain of a STOPPING process: the stop signal goes now.
+func (p *process) drained() {
+	p.draining, p.info, p.dirty = false, "", true
+	p.log.Info("drained; sending the stop signal", zap.String("signal", SignalName(p.reqSig)))
+	p.signalStop()
 }
 
 func (p *process) killPgroup(sig syscall.Signal) {
@@ -590,8 +637,13 @@ func (p *process) handleEvent(e event) {
 			p.setState(Starting)
 			p.spawn()
 		}
+	case evDrained:
+		if p.state == Stopping && p.draining {
+			p.clearTimers() // the other of the hook's return and the bound, and the hook's context
+			p.drained()
+		}
 	case evStopTimeout:
-		if p.state == Stopping {
+		if p.state == Stopping && !p.draining {
 			p.log.Warn("stop timeout passed; sending SIGKILL to the process group", zap.Duration("stop_timeout", p.cfg.Program.StopTimeout))
 			p.killPgroup(syscall.SIGKILL)
 			p.killedAt = time.Now()
@@ -732,6 +784,12 @@ func (p *process) exited(ei exitInfo) {
 	switch p.state {
 	case Stopping:
 		p.log.Info("exited", append(fields, zap.Int("pid", ei.pid))...)
+		if p.draining {
+			// It exited while drained: the rest of its group gets the
+			// stop signal, as after a drain.
+			p.clearTimers()
+			p.drained()
+		}
 		p.leaderGone = true
 		if pgroupAlive(p.child.pid) {
 			p.after(pgroupPollInterval, event{kind: evPgroupCheck, gen: p.gen})
@@ -794,6 +852,7 @@ func (p *process) finishStop() {
 	p.child = nil
 	p.leaderGone = false
 	p.killedAt = time.Time{}
+	p.draining = false
 	p.info = ""
 	runs, why := 0, ""
 	switch p.checkRestart {

@@ -40,6 +40,15 @@ type Options struct {
 	// memory_limit is measured. Default DefaultMemoryCheckInterval (5s);
 	// tests make it shorter.
 	MemoryCheckInterval time.Duration
+	// BeforeStop, if set, is called before the stop signal is sent to a
+	// RUNNING process whose program has a drain_timeout, for any reason
+	// (stop, restart, rolling restart, a reload that removes or replaces
+	// it, a health or memory restart) but hostctl's own Shutdown. It runs
+	// on its own goroutine while the process is STOPPING; ctx ends at
+	// drain_timeout, and the stop signal goes when BeforeStop returns or
+	// at drain_timeout, whichever is first. The web front takes the
+	// process's upstreams out of the proxy here.
+	BeforeStop func(ctx context.Context, p *ProcessConfig)
 }
 
 // Supervisor runs a set of programs: each ProgramConfig expands into its
@@ -710,7 +719,9 @@ func (s *Supervisor) SignalProcesses(ctx context.Context, sig syscall.Signal, na
 // stopInOrder stops progs, each only after every process in the set whose
 // program depends on its program is down, and waits until all are down
 // or ctx ends.
-func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*process) error {
+//
+// With drain, each stop runs Options.BeforeStop first (see stopDrained).
+func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*process, drain bool) error {
 	list := slices.Collect(maps.Values(progs))
 	if err := s.unroll(ctx, list); err != nil {
 		return err
@@ -734,7 +745,7 @@ func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*process)
 					return
 				}
 			}
-			if err := p.do(ctx, command{kind: cmdStop}); err != nil {
+			if err := p.do(ctx, command{kind: cmdStop, noDrain: !drain}); err != nil {
 				errc <- err
 				return
 			}
@@ -765,7 +776,9 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 		progs[n] = p
 	}
 	s.mu.Unlock()
-	err := s.stopInOrder(ctx, progs)
+	// No drain: the daemon stops the proxy first, which gives the
+	// requests in flight its grace period.
+	err := s.stopInOrder(ctx, progs, false)
 	s.cancel()
 	s.wg.Wait()
 	s.mu.Lock()
@@ -914,7 +927,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 		}
 		fresh[n], reuse[n] = p, true
 	}
-	stopErr := s.stopInOrder(ctx, toStop)
+	stopErr := s.stopInOrder(ctx, toStop, true)
 	s.mu.Lock()
 	for n := range toStop {
 		delete(s.procs, n)

@@ -207,6 +207,10 @@ type ProxyUpstreamStatus struct {
 	Fails int `json:"fails"`
 	// Requests is the number of requests in flight to this upstream now.
 	Requests int `json:"requests"`
+	// Draining is true while it is taken out of its pool before its
+	// program stops (drain_timeout): it gets no new request, and Requests
+	// are those it is finishing.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // ProxyCertificateStatus is one certificate in storage for a configured

@@ -294,7 +294,10 @@ func printPool(w io.Writer, ups []apitype.ProxyUpstreamStatus) {
 	fmt.Fprintln(tw, "  UPSTREAM\tSTATE\tIN FLIGHT\tFAILS\tWHY")
 	for _, u := range ups {
 		state := "up"
-		if !u.Healthy {
+		switch {
+		case u.Draining: // taken out before its program stops; WHY says if it is down too
+			state = "draining"
+		case !u.Healthy:
 			state = "DOWN"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", cell(u.Address), state, u.Requests, u.Fails, cell(u.Down))

@@ -106,11 +106,15 @@ func TestPoolAndDrainLines(t *testing.T) {
 	printPool(&b, []apitype.ProxyUpstreamStatus{
 		{Address: "10.0.0.11:80", Fails: 7, Down: "7 failed requests within 10s"},
 		{Address: "10.0.0.12:80", Healthy: true, Requests: 3},
+		{Address: "127.0.0.1:8001", Healthy: true, Requests: 2, Draining: true},
+		{Address: "127.0.0.1:8002", Down: "health check failing", Draining: true},
 	})
 	want := "" +
-		"  UPSTREAM      STATE  IN FLIGHT  FAILS  WHY\n" +
-		"  10.0.0.11:80  DOWN   0          7      7 failed requests within 10s\n" +
-		"  10.0.0.12:80  up     3          0      \n"
+		"  UPSTREAM        STATE     IN FLIGHT  FAILS  WHY\n" +
+		"  10.0.0.11:80    DOWN      0          7      7 failed requests within 10s\n" +
+		"  10.0.0.12:80    up        3          0      \n" +
+		"  127.0.0.1:8001  draining  2          0      \n" +
+		"  127.0.0.1:8002  draining  0          0      health check failing\n"
 	if b.String() != want {
 		t.Errorf("pool:\n%s\nwant:\n%s", b.String(), want)
 	}

@@ -131,6 +131,18 @@ func (d *Daemon) start(ctx context.Context) error {
 			}
 			return nil // not a typed nil in the interface
 		},
+		Pool: func() front.Pool {
+			if d.proxy == nil {
+				return nil // at the first Configure: none yet
+			}
+			if p := d.proxy.Proxy(); p != nil {
+				return p
+			}
+			return nil
+		},
+		WaitFor: func(ctx context.Context, name string, cond func(supervisor.Status) bool) (supervisor.Status, error) {
+			return d.sup.WaitFor(ctx, name, cond)
+		},
 		Logger: d.log,
 	})
 	if err != nil {
@@ -169,6 +181,8 @@ func (d *Daemon) start(ctx context.Context) error {
 		// As PID 1 the kernel kills every process of the namespace when
 		// hostctl dies: no guard needed (and no /bin/sh for it).
 		Guard: os.Getpid() != 1,
+		// Before a stop, the front takes the instance out of the proxy.
+		BeforeStop: d.front.BeforeStop,
 	})
 	if err != nil {
 		return err
@@ -302,6 +316,7 @@ func (d *Daemon) Reload(ctx context.Context) (control.Reloaded, error) {
 	if perr != nil {
 		err = errors.Join(err, perr)
 	}
+	d.front.ProxyApplied()
 	return control.Reloaded{Diff: diff, Proxy: proxyRes}, err
 }
 

@@ -40,6 +40,14 @@ type Options struct {
 	Now func() time.Time
 	// Logger; default none.
 	Logger *zap.Logger
+	// Pool returns the proxy for the drain before a stop, nil (an
+	// untyped nil) while there is none. Default: never one.
+	Pool func() Pool
+	// WaitFor waits until the named process's status meets cond
+	// (supervisor.WaitFor): the drain before a stop ends when the
+	// process is up again. Nil: upstreams drained before a stop go back
+	// only at Configure.
+	WaitFor func(ctx context.Context, name string, cond func(supervisor.Status) bool) (supervisor.Status, error)
 }
 
 // Front is the front's policy at run time: health_path's answer and the
@@ -51,9 +59,15 @@ type Front struct {
 	dial  func(ctx context.Context, addr string) error
 	now   func() time.Time
 	log   *zap.Logger
+	pool  func() Pool
 
-	mu  sync.Mutex // guards cfg
-	cfg frontConfig
+	waitFor    func(ctx context.Context, name string, cond func(supervisor.Status) bool) (supervisor.Status, error)
+	stopDrains stopDrains // stopdrain.go
+
+	mu      sync.Mutex // guards cfg, confGen and confCh
+	cfg     frontConfig
+	confGen uint64        // Configure calls
+	confCh  chan struct{} // closed (and replaced) at each Configure
 }
 
 // frontConfig is what the front takes from the config; replaced whole on
@@ -66,9 +80,14 @@ type frontConfig struct {
 // New loads the drain state (a drain outlives a restart) and returns the
 // front; Configure gives it the config.
 func New(opts Options) (*Front, error) {
-	f := &Front{sup: opts.Programs, proxy: opts.Proxy, dial: opts.Dial, now: opts.Now, log: opts.Logger}
+	f := &Front{sup: opts.Programs, proxy: opts.Proxy, dial: opts.Dial, now: opts.Now, log: opts.Logger, pool: opts.Pool, waitFor: opts.WaitFor}
+	f.stopDrains.by, f.stopDrains.now = map[string][]string{}, map[string]string{}
+	f.confCh = make(chan struct{})
 	if f.proxy == nil {
 		f.proxy = func() Traffic { return nil }
+	}
+	if f.pool == nil {
+		f.pool = func() Pool { return nil }
 	}
 	if f.dial == nil {
 		f.dial = proxy.DialUpstream
@@ -93,6 +112,28 @@ func (f *Front) Configure(healthPath string, links Links) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cfg = frontConfig{healthPath: healthPath, links: links}
+}
+
+// ProxyApplied is called once the proxy runs the config given to the last
+// Configure (after a reload): upstreams drained before a stop by a
+// process that no longer serves them go back now (an upstream the proxy
+// no longer has is forgotten; one something else serves gets requests
+// again). Before, the proxy could still send requests to them.
+func (f *Front) ProxyApplied() {
+	f.forgetStopDrains(f.config().links)
+	f.mu.Lock()
+	f.confGen++
+	close(f.confCh)
+	f.confCh = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// configGen returns how many times ProxyApplied ran, and a channel closed
+// at the next.
+func (f *Front) configGen() (uint64, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.confGen, f.confCh
 }
 
 func (f *Front) config() frontConfig {

@@ -120,6 +120,8 @@ var (
 		"1 when the proxy considers the upstream healthy.", []string{"upstream"}, nil)
 	descUpRequests = prometheus.NewDesc("hostctl_proxy_upstream_requests_in_flight",
 		"Requests the proxy has in flight to the upstream.", []string{"upstream"}, nil)
+	descUpDraining = prometheus.NewDesc("hostctl_proxy_upstream_draining",
+		"1 while the upstream is taken out of its pool before its program stops (drain_timeout).", []string{"upstream"}, nil)
 	descUpFails = prometheus.NewDesc("hostctl_proxy_upstream_fails",
 		"Recent failed requests to the upstream counted by passive health checks.", []string{"upstream"}, nil)
 	descDraining = prometheus.NewDesc("hostctl_proxy_draining",
@@ -147,7 +149,7 @@ type collector struct{ m *Metrics }
 
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRestarts, descUptime, descRSS, descCPU, descProcs,
-		descDropped, descHealthy, descHealthRestarts, descMemLimit, descMemRestarts, descUpHealthy, descUpRequests, descUpFails, descProxyUp, descDraining, descSiteInFlight,
+		descDropped, descHealthy, descHealthRestarts, descMemLimit, descMemRestarts, descUpHealthy, descUpRequests, descUpFails, descUpDraining, descProxyUp, descDraining, descSiteInFlight,
 		descAlertsActive, descAlertsSent, descAlertsFailed, descAlertsQueued} {
 		ch <- d
 	}
@@ -206,6 +208,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descUpHealthy, prometheus.GaugeValue, h, u.Address)
 			ch <- prometheus.MustNewConstMetric(descUpRequests, prometheus.GaugeValue, float64(u.Requests), u.Address)
 			ch <- prometheus.MustNewConstMetric(descUpFails, prometheus.GaugeValue, float64(u.Fails), u.Address)
+			dr := 0.0
+			if u.Draining {
+				dr = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descUpDraining, prometheus.GaugeValue, dr, u.Address)
 		}
 	}
 	if a := c.m.opts.Alerts; a != nil {

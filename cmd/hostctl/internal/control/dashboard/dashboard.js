@@ -300,7 +300,7 @@ function renderProxy(p) {
   if (st.listen && st.listen.length) parts.push('listening on ' + st.listen.join(' '));
   const ups = st.upstreams || [];
   if (ups.length) {
-    parts.push('upstreams: ' + ups.map((u) => u.address + (u.healthy ? ' healthy' : ' DOWN') + ' (' + u.requests + ' in flight)').join(', '));
+    parts.push('upstreams: ' + ups.map((u) => u.address + (!u.healthy ? ' DOWN' : u.draining ? ' draining' : ' healthy') + ' (' + u.requests + ' in flight)').join(', '));
   }
   for (const c of st.certificates || []) {
     parts.push('certificate ' + c.names.join(' ') + ' by ' + c.issuer + ' until ' + c.not_after);

@@ -1,0 +1,203 @@
+package proxy
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+)
+
+// Taking one upstream of a pool out before its program stops (issue 22):
+// the pool's selection policy, hostctl_least_conn, skips the upstreams
+// the Proxy marks draining, so that no new request goes to them while the
+// requests they are answering finish. The mark is an atomic switch read
+// on every selection, not a config change: no Caddy reload. It lives with
+// the Proxy (its sink), so a reload keeps it.
+
+func init() {
+	caddy.RegisterModule(DrainAwareSelection{})
+}
+
+// drainSet is which upstreams are draining, by dial address (as in
+// Caddy's config: "127.0.0.1:8000", "unix//run/app.sock").
+type drainSet struct {
+	// m is replaced whole on each change and read without a lock by the
+	// selection policy.
+	m atomic.Pointer[map[string]bool]
+	// mu serializes the changes: TryDrain's check that another upstream
+	// of the pool stays available and its mark are one step, so that two
+	// instances stopping at once never both leave.
+	mu sync.Mutex
+}
+
+func newDrainSet() *drainSet {
+	d := &drainSet{}
+	d.m.Store(&map[string]bool{})
+	return d
+}
+
+func (d *drainSet) has(dial string) bool { return (*d.m.Load())[dial] }
+
+// set marks or unmarks dial; the caller holds d.mu.
+func (d *drainSet) set(dial string, on bool) {
+	old := *d.m.Load()
+	if old[dial] == on {
+		return
+	}
+	next := make(map[string]bool, len(old)+1)
+	for k := range old {
+		next[k] = true
+	}
+	if on {
+		next[dial] = true
+	} else {
+		delete(next, dial)
+	}
+	d.m.Store(&next)
+}
+
+// DrainAwareSelection is the selection policy
+// "http.reverse_proxy.selection_policies.hostctl_least_conn" of the
+// proxy's pools: Caddy's least_conn (the available upstream with the
+// fewest requests in flight, ties at random) among the upstreams that are
+// not draining. When every available upstream is draining it picks among
+// them rather than none: draining only ever moves requests to another
+// upstream, it never fails one.
+type DrainAwareSelection struct {
+	// Instance is the key of the Proxy whose drain marks it reads.
+	Instance string `json:"instance,omitempty"`
+
+	drains *drainSet
+}
+
+// CaddyModule returns the Caddy module information.
+func (DrainAwareSelection) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.reverse_proxy.selection_policies.hostctl_least_conn",
+		New: func() caddy.Module { return new(DrainAwareSelection) },
+	}
+}
+
+// Provision finds the Proxy's drain marks.
+func (s *DrainAwareSelection) Provision(caddy.Context) error {
+	s.drains = lookupSink(s.Instance).drains
+	return nil
+}
+
+// Select picks an upstream for a request.
+func (s *DrainAwareSelection) Select(pool reverseproxy.UpstreamPool, r *http.Request, w http.ResponseWriter) *reverseproxy.Upstream {
+	draining := *s.drains.m.Load()
+	if len(draining) == 0 {
+		return reverseproxy.LeastConnSelection{}.Select(pool, r, w)
+	}
+	open := make(reverseproxy.UpstreamPool, 0, len(pool))
+	for _, u := range pool {
+		if !draining[u.Dial] {
+			open = append(open, u)
+		}
+	}
+	if u := (reverseproxy.LeastConnSelection{}).Select(open, r, w); u != nil {
+		return u
+	}
+	return reverseproxy.LeastConnSelection{}.Select(pool, r, w)
+}
+
+// DrainResult is what TryDrain did.
+type DrainResult uint8
+
+const (
+	// DrainNotPooled: the upstream is in no pool of the running config
+	// (a site's single upstream, or none): it is left as it is, and
+	// requests to it wait (retry_for) while its program restarts.
+	DrainNotPooled DrainResult = iota
+	// DrainLast: every other upstream of one of its pools is draining or
+	// out of the pool (health checks): it is left in, for now.
+	DrainLast
+	// Drained: it is marked draining; new requests go to the others.
+	Drained
+)
+
+// TryDrain marks upstream (written as in the config) draining if every
+// pool it is in keeps another upstream that is available (healthy) and
+// not draining; a draining upstream gets no new request, and the requests
+// it is answering finish (InFlight counts them). Undrain ends it.
+func (p *Proxy) TryDrain(upstream string) DrainResult {
+	dial := dialAddress(upstream)
+	d := p.drains
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.has(dial) {
+		return Drained
+	}
+	pooled := false
+	for _, ph := range activeProxyHandlers() {
+		if len(ph.Upstreams) < 2 || !containsDial(ph.Upstreams, dial) {
+			continue
+		}
+		pooled = true
+		other := false
+		for _, u := range ph.Upstreams {
+			if u.Dial != dial && !d.has(u.Dial) && u.Available() {
+				other = true
+				break
+			}
+		}
+		if !other {
+			return DrainLast
+		}
+	}
+	if !pooled {
+		return DrainNotPooled
+	}
+	d.set(dial, true)
+	return Drained
+}
+
+// Undrain puts upstream back in its pools: new requests may go to it.
+func (p *Proxy) Undrain(upstream string) {
+	d := p.drains
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.set(dialAddress(upstream), false)
+}
+
+// Draining reports whether upstream is marked draining.
+func (p *Proxy) Draining(upstream string) bool { return p.drains.has(dialAddress(upstream)) }
+
+// InFlight returns the number of requests the proxy has in flight to
+// upstream now, over every site.
+func (p *Proxy) InFlight(upstream string) int {
+	dial := dialAddress(upstream)
+	n := 0
+	counted := false
+	for _, ph := range activeProxyHandlers() {
+		for _, u := range ph.Upstreams {
+			if u.Dial != dial {
+				continue
+			}
+			// Caddy counts per host (dial address) across handlers.
+			if !counted {
+				n += u.NumRequests()
+				counted = true
+			}
+			n += ph.ownInFlight()
+		}
+	}
+	return n
+}
+
+func containsDial(ups reverseproxy.UpstreamPool, dial string) bool {
+	for _, u := range ups {
+		if u.Dial == dial {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	_ caddy.Provisioner     = (*DrainAwareSelection)(nil)
+	_ reverseproxy.Selector = (*DrainAwareSelection)(nil)
+)
