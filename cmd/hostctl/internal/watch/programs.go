@@ -22,6 +22,7 @@ package watch
 // upstreams) are checked every check_interval in host.go.
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -86,6 +87,9 @@ func (w *Watcher) checkProgram(c Config, pa *progAlerts, st supervisor.Status, n
 	// fatal
 	switch {
 	case st.State == supervisor.Fatal:
+		if !w.m.IsActive(key(alert.CondFatal)) {
+			st = w.caughtUp(st)
+		}
 		w.set(alert.Alert{Key: key(alert.CondFatal), Condition: alert.CondFatal, Program: name, Severity: alert.Critical,
 			Summary: fatalSummary(st, w.m.Host()), Details: programDetails(st)}, st)
 	case st.State == supervisor.Running:
@@ -195,6 +199,44 @@ func (w *Watcher) lastLines(name string, n int) []string {
 		return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	}
 	return nil
+}
+
+// catchUpBound bounds how long a new FATAL alert waits for the program's
+// last output to reach its log.
+const catchUpBound = time.Second
+
+// catchUpper is a log stream that can wait until what the program wrote
+// is in the file (*logfile.Stream).
+type catchUpper interface {
+	CatchUp(ctx context.Context) error
+}
+
+// caughtUp returns st again once the program's logs hold everything it
+// wrote before it stopped: the supervisor can see a process exit before
+// the log's reader and writer have got its last lines (why it failed) to
+// the file, and LastStderr and the alert's last lines are read from
+// there. It waits at most catchUpBound; on timeout the alert goes out
+// with what the log has.
+func (w *Watcher) caughtUp(st supervisor.Status) supervisor.Status {
+	ctx, cancel := context.WithTimeout(context.Background(), catchUpBound)
+	defer cancel()
+	for _, stream := range []string{"stderr", "stdout"} {
+		if ls, err := w.sup.Log(st.Name, stream); err == nil && ls != nil {
+			if c, ok := ls.(catchUpper); ok {
+				c.CatchUp(ctx)
+			}
+		}
+	}
+	sts, err := w.sup.Status(st.Name)
+	if err != nil {
+		return st
+	}
+	for _, again := range sts {
+		if again.Name == st.Name && again.State == st.State {
+			return again
+		}
+	}
+	return st
 }
 
 // fatalSummary is the FATAL line a person is woken with.
