@@ -112,6 +112,7 @@ type Stream struct {
 	// busy and fullSince are older than the hold timeout.
 	busy    atomic.Int64
 	written atomic.Uint64
+	tap     atomic.Pointer[func([]byte)] // see SetTap
 	// catchReq counts CatchUp calls; caughtUp is the latest of them the
 	// reader has answered by finding the pipe empty after it was made.
 	catchReq  atomic.Uint64
@@ -147,6 +148,20 @@ func (s *Stream) Path() string { return s.path }
 
 // Dropped returns the bytes of output dropped since the stream opened.
 func (s *Stream) Dropped() uint64 { return s.dropped.Load() }
+
+// SetTap makes the disk writer call fn with every piece of output it has
+// just written to the file (timestamps included, markers not), in order;
+// nil stops it. fn runs on the writer's goroutine: it must not block and
+// must not keep p, so it copies what it needs and hands it on (alert log
+// rules queue it, and drop it when their queue is full). Output that was
+// dropped never reaches fn.
+func (s *Stream) SetTap(fn func(p []byte)) {
+	if fn == nil {
+		s.tap.Store(nil)
+		return
+	}
+	s.tap.Store(&fn)
+}
 
 // Written returns the bytes written to the log file since the stream
 // opened, markers and timestamps included.
@@ -609,6 +624,9 @@ func (s *Stream) writeFile(p []byte) {
 	}
 	n, err := s.fw.Write(p)
 	s.account(p[:max(n, 0)])
+	if tap := s.tap.Load(); tap != nil && n > 0 {
+		(*tap)(p[:n])
+	}
 	if err != nil {
 		// Warn before counting: whoever sees the count sees the warning.
 		s.writeFailed(err)

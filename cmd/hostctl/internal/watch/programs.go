@@ -51,6 +51,8 @@ func (w *Watcher) checkPrograms(c Config, now time.Time) {
 		return
 	}
 	seen := map[string]bool{}
+	var gone []string
+	defer func() { w.rules.round(w.sup, c.Alerts.LogRules, sts, gone, now) }()
 	for _, st := range sts {
 		seen[st.Name] = true
 		pa, ok := w.progs[st.Name]
@@ -68,6 +70,7 @@ func (w *Watcher) checkPrograms(c Config, now time.Time) {
 	for name := range w.progs {
 		if !seen[name] {
 			delete(w.progs, name)
+			gone = append(gone, name)
 			for _, cond := range []string{alert.CondFatal, alert.CondCrashLoop, alert.CondHealthRestart, alert.CondMemoryRestart, alert.CondLogDropped} {
 				w.m.Clear(cond+":"+name, name+" was removed from the config")
 			}
