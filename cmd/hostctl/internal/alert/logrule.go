@@ -1,8 +1,10 @@
 package alert
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"time"
@@ -42,7 +44,7 @@ type LogRule struct {
 	Notes string `toml:"notes"`
 
 	// Set by Validate.
-	match, ignore []*regexp.Regexp
+	match, ignore patterns
 	count         int
 	window        time.Duration
 }
@@ -63,23 +65,78 @@ func DefaultLogRule() LogRule {
 // Matches reports whether an event (a line, or a whole traceback) counts
 // for the rule: a match regex matches it and no ignore regex does.
 // Validate must have succeeded.
-func (r *LogRule) Matches(event string) bool {
-	hit := false
-	for _, re := range r.match {
-		if re.MatchString(event) {
-			hit = true
-			break
+func (r *LogRule) Matches(event string) bool { return r.MatchesBytes([]byte(event)) }
+
+// MatchesBytes is Matches for an event in bytes.
+func (r *LogRule) MatchesBytes(event []byte) bool {
+	return r.match.any(event) && !r.ignore.any(event)
+}
+
+// patterns are a list of regexes, those that are plain text (most of
+// them: "Traceback", "QueuePool") kept as text and found with
+// bytes.Contains, which is many times faster than a regex.
+type patterns struct {
+	lits [][]byte
+	res  []*regexp.Regexp
+}
+
+func (p *patterns) any(b []byte) bool {
+	for _, l := range p.lits {
+		if bytes.Contains(b, l) {
+			return true
 		}
 	}
-	if !hit {
-		return false
-	}
-	for _, re := range r.ignore {
-		if re.MatchString(event) {
-			return false
+	for _, re := range p.res {
+		if re.Match(b) {
+			return true
 		}
 	}
-	return true
+	return false
+}
+
+// add compiles s into p.
+func (p *patterns) add(s string) error {
+	re, err := regexp.Compile(s)
+	if err != nil {
+		return err
+	}
+	if lits, ok := literals(s); ok {
+		p.lits = append(p.lits, lits...)
+		return nil
+	}
+	p.res = append(p.res, re)
+	return nil
+}
+
+// literals returns the strings s matches when it is plain text or an
+// alternation of plain texts ("ERROR|CRITICAL"), case-sensitive.
+func literals(s string) ([][]byte, bool) {
+	re, err := syntax.Parse(s, syntax.Perl)
+	if err != nil {
+		return nil, false
+	}
+	re = re.Simplify()
+	lit := func(re *syntax.Regexp) ([]byte, bool) {
+		if re.Op != syntax.OpLiteral || re.Flags&syntax.FoldCase != 0 || len(re.Rune) == 0 {
+			return nil, false
+		}
+		return []byte(string(re.Rune)), true
+	}
+	if l, ok := lit(re); ok {
+		return [][]byte{l}, true
+	}
+	if re.Op != syntax.OpAlternate {
+		return nil, false
+	}
+	var out [][]byte
+	for _, sub := range re.Sub {
+		l, ok := lit(sub)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, l)
+	}
+	return out, true
 }
 
 // Reads reports whether the rule reads stream ("stdout" or "stderr").
@@ -137,17 +194,14 @@ func (r *LogRule) validate(fe *fieldErrors, key string) {
 	default:
 		fe.add(key+".stream", "%q is not stdout, stderr or both", r.Stream)
 	}
-	compile := func(field string, res []string) []*regexp.Regexp {
-		var out []*regexp.Regexp
+	compile := func(field string, res []string) patterns {
+		var p patterns
 		for i, s := range res {
-			re, err := regexp.Compile(s)
-			if err != nil {
+			if err := p.add(s); err != nil {
 				fe.add(fmt.Sprintf("%s.%s[%d]", key, field, i), "%q is not an RE2 regex: %v", s, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
-				continue
 			}
-			out = append(out, re)
 		}
-		return out
+		return p
 	}
 	if len(r.Match) == 0 {
 		fe.add(key+".match", "required: at least one RE2 regex (e.g. [\"Traceback\", \"ERROR\"])")

@@ -79,7 +79,10 @@ type event struct {
 
 // lineState is what the matcher keeps of one stream between chunks.
 type lineState struct {
+	key     streamKey
 	prog    supervisor.ProcessNames
+	reads   []bool // per rule: it reads this stream (ruleReads), for rules generation gen
+	gen     int
 	partial []byte   // the line being read, without its newline
 	tb      []string // a traceback being collected
 	tbState int      // tbNone, tbFrames, tbAfter, tbChain
@@ -127,6 +130,7 @@ type logRules struct {
 	// Set and Clear never block.
 	mu      sync.Mutex
 	rules   []alert.LogRule
+	gen     int                   // counts configure's changes of rules
 	state   map[string]*ruleState // by rule name
 	streams map[streamKey]*lineState
 	tapped  map[streamKey]supervisor.LogStream
@@ -193,6 +197,7 @@ func (lr *logRules) configure(rules []alert.LogRule) {
 		return
 	}
 	lr.rules = rules
+	lr.gen++
 	keep := map[string]bool{}
 	for _, r := range rules {
 		keep[r.Name] = true
@@ -262,7 +267,7 @@ func (lr *logRules) forget(process string) {
 func (lr *logRules) feed(c chunk, now time.Time) {
 	ls := lr.streams[c.key]
 	if ls == nil {
-		ls = &lineState{}
+		ls = &lineState{key: c.key}
 		lr.streams[c.key] = ls
 	}
 	if c.lost {
@@ -271,7 +276,10 @@ func (lr *logRules) feed(c chunk, now time.Time) {
 		lr.endTraceback(c, ls, now)
 		ls.partial, ls.tbState, ls.tb = ls.partial[:0], tbNone, nil
 	}
-	ls.lastAt, ls.prog = now, c.prog
+	if ls.prog != c.prog {
+		ls.prog, ls.reads = c.prog, nil
+	}
+	ls.lastAt = now
 	b := c.b
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
@@ -288,7 +296,7 @@ func (lr *logRules) feed(c chunk, now time.Time) {
 			}
 			line = ls.partial
 		}
-		lr.line(c, ls, stripStamp(strings.TrimSuffix(string(line), "\r")), now)
+		lr.line(c, ls, stripStamp(bytes.TrimSuffix(line, []byte("\r"))), now)
 		ls.partial = ls.partial[:0]
 		b = b[i+1:]
 	}
@@ -296,9 +304,9 @@ func (lr *logRules) feed(c chunk, now time.Time) {
 
 // stripStamp removes the timestamp hostctl puts before each line of a
 // program with timestamps = true.
-func stripStamp(line string) string {
+func stripStamp(line []byte) []byte {
 	if len(line) > len("2006-01-02T15:04:05") && line[4] == '-' && line[10] == 'T' && line[13] == ':' {
-		if _, rest, ok := strings.Cut(line, " "); ok {
+		if _, rest, ok := bytes.Cut(line, []byte(" ")); ok {
 			return rest
 		}
 	}
@@ -307,19 +315,19 @@ func stripStamp(line string) string {
 
 const tracebackHead = "Traceback (most recent call last):"
 
-func chainLine(l string) bool {
-	return l == "" || strings.HasPrefix(l, "During handling of the above exception") ||
-		strings.HasPrefix(l, "The above exception was the direct cause")
+func chainLine(l []byte) bool {
+	return len(l) == 0 || bytes.HasPrefix(l, []byte("During handling of the above exception")) ||
+		bytes.HasPrefix(l, []byte("The above exception was the direct cause"))
 }
 
 // line takes one line: it starts, continues or ends a traceback, or is an
-// event of its own.
-func (lr *logRules) line(c chunk, ls *lineState, l string, now time.Time) {
+// event of its own. It makes a string of the line only when it is kept.
+func (lr *logRules) line(c chunk, ls *lineState, l []byte, now time.Time) {
 	switch ls.tbState {
 	case tbFrames:
-		ls.tb = append(ls.tb, l)
-		if !strings.HasPrefix(l, " ") && !strings.HasPrefix(l, "\t") && l != "" {
-			ls.tbState, ls.exc = tbAfter, l // the exception line
+		ls.tb = append(ls.tb, string(l))
+		if len(l) > 0 && l[0] != ' ' && l[0] != '\t' {
+			ls.tbState, ls.exc = tbAfter, string(l) // the exception line
 		}
 		if len(ls.tb) >= tracebackMax {
 			lr.endTraceback(c, ls, now)
@@ -328,24 +336,48 @@ func (lr *logRules) line(c chunk, ls *lineState, l string, now time.Time) {
 	case tbAfter, tbChain:
 		switch {
 		case chainLine(l):
-			ls.tb = append(ls.tb, l)
+			ls.tb = append(ls.tb, string(l))
 			ls.tbState = tbChain
 			return
-		case ls.tbState == tbChain && strings.HasPrefix(l, tracebackHead):
-			ls.tb = append(ls.tb, l)
+		case ls.tbState == tbChain && bytes.HasPrefix(l, []byte(tracebackHead)):
+			ls.tb = append(ls.tb, string(l))
 			ls.tbState = tbFrames
 			return
 		}
 		lr.endTraceback(c, ls, now)
 	}
-	if strings.HasPrefix(l, tracebackHead) {
-		ls.tb, ls.tbState, ls.exc = append(ls.tb[:0], l), tbFrames, ""
+	if bytes.HasPrefix(l, []byte(tracebackHead)) {
+		ls.tb, ls.tbState, ls.exc = append(ls.tb[:0], string(l)), tbFrames, ""
 		return
 	}
-	if l == "" {
+	if len(l) == 0 || !lr.anyRule(ls, l) {
 		return
 	}
-	lr.event(c.key, c.prog, event{prog: c.prog.Process, text: l, message: l, at: now})
+	text := string(l)
+	lr.event(ls, event{prog: c.prog.Process, text: text, message: text, at: now})
+}
+
+// anyRule reports whether a rule that reads the stream matches event.
+func (lr *logRules) anyRule(ls *lineState, event []byte) bool {
+	reads := lr.readers(ls)
+	for i := range lr.rules {
+		if reads[i] && lr.rules[i].MatchesBytes(event) {
+			return true
+		}
+	}
+	return false
+}
+
+// readers returns, per rule, whether it reads the stream of ls.
+func (lr *logRules) readers(ls *lineState) []bool {
+	if ls.reads == nil || ls.gen != lr.gen {
+		ls.reads, ls.gen = make([]bool, len(lr.rules)), lr.gen
+		for i := range lr.rules {
+			r := &lr.rules[i]
+			ls.reads[i] = (ls.key.stream == "" || r.Reads(ls.key.stream)) && ruleReads(r, ls.prog)
+		}
+	}
+	return ls.reads
 }
 
 // endTraceback makes the traceback being collected one event.
@@ -361,7 +393,7 @@ func (lr *logRules) endTraceback(c chunk, ls *lineState, now time.Time) {
 	if msg == "" {
 		msg = tb[len(tb)-1]
 	}
-	lr.event(c.key, c.prog, event{prog: c.prog.Process, text: strings.Join(tb, "\n"), message: msg, at: now})
+	lr.event(ls, event{prog: c.prog.Process, text: strings.Join(tb, "\n"), message: msg, at: now})
 	ls.tb, ls.tbState, ls.exc = nil, tbNone, ""
 }
 
@@ -391,10 +423,11 @@ func (lr *logRules) flush(now time.Time, idle time.Duration) {
 
 // event counts ev for every rule that reads its stream and matches it,
 // and triggers the rules that go over their threshold.
-func (lr *logRules) event(key streamKey, prog supervisor.ProcessNames, ev event) {
+func (lr *logRules) event(ls *lineState, ev event) {
+	reads := lr.readers(ls)
 	for i := range lr.rules {
 		r := &lr.rules[i]
-		if key.stream != "" && !r.Reads(key.stream) || !ruleReads(r, prog) || !r.Matches(ev.text) {
+		if !reads[i] || !r.Matches(ev.text) {
 			continue
 		}
 		rs := lr.state[r.Name]

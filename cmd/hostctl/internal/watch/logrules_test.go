@@ -15,7 +15,7 @@ import (
 // writer hands it over, and Run's round (check) is called when the test
 // says.
 
-func newRules(t *testing.T, rules ...alert.LogRule) (*logRules, *fakeAlerts) {
+func newRules(t testing.TB, rules ...alert.LogRule) (*logRules, *fakeAlerts) {
 	t.Helper()
 	c := alert.DefaultConfig()
 	for _, r := range rules {
