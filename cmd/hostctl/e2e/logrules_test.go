@@ -73,6 +73,7 @@ func TestLogRulesThroughTheDaemon(t *testing.T) {
 [program.web]
 command = ["/usr/bin/python3", "-u", %q, %q]
 start_secs = "0s"
+notes = "The site's workers. Errors: hostctl tail web stderr."
 
 [alerts]
 settle = "1s"
@@ -103,6 +104,9 @@ url = %q
 secret_file = %q
 `, script, mode, hook.url, hook.secretFile), daemonOpts{})
 	errLog := filepath.Join(d.dir, "log", "web.err.log")
+	if r := d.hostctl(t, "status", "web"); !strings.Contains(r.stdout, "notes (web): The site's workers. Errors: hostctl tail web stderr.") {
+		t.Errorf("hostctl status web does not show the program's notes:\n%s%s", r.stdout, r.stderr)
+	}
 
 	// The known errors, 20 a second: wait until 60 of them are in the log.
 	waitFor(t, 60*time.Second, "60 known errors in "+errLog, func() bool {

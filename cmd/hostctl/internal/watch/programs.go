@@ -168,7 +168,7 @@ func (w *Watcher) checkProgram(c Config, pa *progAlerts, st supervisor.Status, n
 		w.set(alert.Alert{Key: key(alert.CondLogDropped), Condition: alert.CondLogDropped, Program: name, Severity: alert.Warning,
 			Summary: fmt.Sprintf("output of %s on %s is being dropped (%s so far): the log disk is full or too slow", name, w.m.Host(), logfile.FormatSize(int64(dr))),
 			Details: map[string]any{"dropped_bytes": dr, "stdout_log": st.StdoutLog, "stderr_log": st.StderrLog},
-			Command: "df -h " + c.LogDir + "; hostctl status"}, supervisor.Status{})
+			Command: "df -h " + c.LogDir + "; hostctl status"}, supervisor.Status{Notes: st.Notes})
 		pa.dropped = dr
 	} else if now.Sub(pa.lastDrop) >= cfg.Settle {
 		w.m.Clear(key(alert.CondLogDropped), fmt.Sprintf("no output of %s dropped for %s", name, fmtDuration(cfg.Settle)))
@@ -178,6 +178,12 @@ func (w *Watcher) checkProgram(c Config, pa *progAlerts, st supervisor.Status, n
 // set triggers a (or updates it). For a new alert about a program it adds
 // the last lines of the program's stderr and the commands to look closer.
 func (w *Watcher) set(a alert.Alert, st supervisor.Status) {
+	if st.Notes != "" {
+		if a.Details == nil {
+			a.Details = map[string]any{}
+		}
+		a.Details["notes"] = st.Notes
+	}
 	if st.Name != "" && !w.m.IsActive(a.Key) {
 		a.LastLines = w.lastLines(st.Name, 20)
 		if a.Command == "" {
