@@ -157,6 +157,10 @@ type ProgramConfig struct {
 	OOMScoreAdj int `toml:"oom_score_adj"`
 	// Description is a free text shown by `hostctl status`.
 	Description string `toml:"description"`
+	// Notes is free text for the person on call (what the program is for,
+	// what to do when it breaks), shown by `hostctl status NAME` and the
+	// dashboard and sent with every alert about the program.
+	Notes string `toml:"notes"`
 	// Required makes hostctl itself stop and exit non-zero when this
 	// program goes FATAL (after stopping the others in reverse dependency
 	// order), so that a container's orchestrator restarts the container

@@ -57,6 +57,7 @@ type Status struct {
 	MemoryRestartRSS uint64 `json:"memory_restart_rss,omitempty"`
 	Autostart        bool   `json:"autostart"`
 	Description      string `json:"description,omitempty"`
+	Notes            string `json:"notes,omitempty"`
 	StdoutLog        string `json:"stdout_log,omitempty"`
 	StderrLog        string `json:"stderr_log,omitempty"`
 	// Generation counts processes spawned for this program.
@@ -290,7 +291,7 @@ func (p *process) snapshot() *Status {
 	st := &Status{
 		Name: p.cfg.Name, Program: p.cfg.Program.Name, ProgramGroup: p.cfg.ProgramGroup, Instance: p.cfg.Instance, State: p.state, StateSince: p.stateSince, Restarts: p.restarts,
 		LastExit: p.lastExit, SpawnErr: p.spawnErr, Info: p.info, NextStart: p.nextStart, Tries: p.tries,
-		Autostart: p.cfg.Program.Autostart, Description: p.cfg.Program.Description, Generation: p.spawns,
+		Autostart: p.cfg.Program.Autostart, Description: p.cfg.Program.Description, Notes: p.cfg.Program.Notes, Generation: p.spawns,
 		MemoryLimit: p.cfg.Program.MemoryLimit, MemoryRestarts: p.memRestarts, MemoryRestartRSS: p.memLastRSS,
 	}
 	if p.out != nil {

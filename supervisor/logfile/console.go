@@ -255,6 +255,7 @@ type ConsoleStream struct {
 
 	dropped      atomic.Uint64
 	droppedLines atomic.Uint64
+	tap          atomic.Pointer[func([]byte)] // see SetTap
 
 	// mu guards tail, seq and notify.
 	mu     sync.Mutex
@@ -391,6 +392,13 @@ func (s *ConsoleStream) emit(out []byte, lines [][]byte) {
 	close(s.notify)
 	s.notify = make(chan struct{})
 	s.mu.Unlock()
+	if tap := s.tap.Load(); tap != nil {
+		var b []byte
+		for _, l := range lines {
+			b = append(append(b, l...), '\n')
+		}
+		(*tap)(b)
+	}
 }
 
 // Tail returns the last n lines the program wrote (of those kept in
@@ -400,6 +408,17 @@ func (s *ConsoleStream) Tail(n int) ([]byte, error) {
 	defer s.mu.Unlock()
 	b, _, _ := lastLinesAt(bytes.NewReader(s.tail), int64(len(s.tail)), n)
 	return append([]byte(nil), b...), nil
+}
+
+// SetTap makes the reader call fn with each batch of lines it has read
+// (unprefixed, each ending in a newline), as Stream.SetTap does; nil
+// stops it. fn must not block and must not keep p.
+func (s *ConsoleStream) SetTap(fn func(p []byte)) {
+	if fn == nil {
+		s.tap.Store(nil)
+		return
+	}
+	s.tap.Store(&fn)
 }
 
 // LastLine returns the last complete line the program wrote, "" when none.

@@ -2,6 +2,7 @@ package logfile
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -109,8 +110,13 @@ type Stream struct {
 	// busy is when the writer last started or finished a write (unix
 	// nanos): the reader drops output only when the ring is full and both
 	// busy and fullSince are older than the hold timeout.
-	busy      atomic.Int64
-	written   atomic.Uint64
+	busy    atomic.Int64
+	written atomic.Uint64
+	tap     atomic.Pointer[func([]byte)] // see SetTap
+	// catchReq counts CatchUp calls; caughtUp is the latest of them the
+	// reader has answered by finding the pipe empty after it was made.
+	catchReq  atomic.Uint64
+	caughtUp  atomic.Uint64
 	dropped   atomic.Uint64
 	fileBytes atomic.Int64 // size of the current file, for the manager
 
@@ -142,6 +148,20 @@ func (s *Stream) Path() string { return s.path }
 
 // Dropped returns the bytes of output dropped since the stream opened.
 func (s *Stream) Dropped() uint64 { return s.dropped.Load() }
+
+// SetTap makes the disk writer call fn with every piece of output it has
+// just written to the file (timestamps included, markers not), in order;
+// nil stops it. fn runs on the writer's goroutine: it must not block and
+// must not keep p, so it copies what it needs and hands it on (alert log
+// rules queue it, and drop it when their queue is full). Output that was
+// dropped never reaches fn.
+func (s *Stream) SetTap(fn func(p []byte)) {
+	if fn == nil {
+		s.tap.Store(nil)
+		return
+	}
+	s.tap.Store(&fn)
+}
 
 // Written returns the bytes written to the log file since the stream
 // opened, markers and timestamps included.
@@ -281,7 +301,15 @@ const (
 func (s *Stream) readLoop() {
 	defer close(s.readerDone)
 	for !s.stopping.Load() {
+		seq := s.catchReq.Load()
 		if !s.readOnce(uintptr(s.rFd)) {
+			if seq > s.caughtUp.Load() {
+				// The pipe was empty after CatchUp call seq was made.
+				s.caughtUp.Store(seq)
+				s.mu.Lock()
+				s.notifyLocked()
+				s.mu.Unlock()
+			}
 			if err := s.m.waiter.arm(s.rFd); err != nil {
 				s.log.Warn("waiting for program output failed", zap.Error(err))
 				return
@@ -596,6 +624,9 @@ func (s *Stream) writeFile(p []byte) {
 	}
 	n, err := s.fw.Write(p)
 	s.account(p[:max(n, 0)])
+	if tap := s.tap.Load(); tap != nil && n > 0 {
+		(*tap)(p[:n])
+	}
 	if err != nil {
 		// Warn before counting: whoever sees the count sees the warning.
 		s.writeFailed(err)
@@ -845,13 +876,65 @@ func (s *Stream) Close() error {
 // dropped), for at most a second. It lets a Stream serve as a zap
 // WriteSyncer.
 func (s *Stream) Sync() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.waitWritten(ctx, s.queued()); err != nil {
+		return fmt.Errorf("syncing log %s: still writing after 1s", s.path)
+	}
+	return nil
+}
+
+// CatchUp waits until what the program has written to the pipe before the
+// call is in the log file (or dropped): the reader reads the pipe until it
+// finds it empty, then the writer writes out the ring up to that point.
+// After it, LastLine and Tail see the program's output up to the call.
+// Call it when a program has exited, to read why it failed: its last
+// write is in the pipe by then, but the reader (which reads in batches)
+// and the writer (which coalesces writes) may not have got to it. It
+// returns ctx's error if ctx ends first; while a live program keeps
+// writing faster than the disk, that can be any time.
+func (s *Stream) CatchUp(ctx context.Context) error {
+	req := s.catchReq.Add(1)
+	select {
+	case s.readable <- struct{}{}: // wake a reader parked on an empty pipe
+	default:
+	}
+waitRead:
+	for s.caughtUp.Load() < req {
+		s.mu.Lock()
+		ch := s.notify
+		s.notifyTaken = true
+		s.mu.Unlock()
+		if s.caughtUp.Load() >= req {
+			break
+		}
+		select {
+		case <-ch:
+		case <-s.readerDone: // EOF: the reader has read everything
+			break waitRead
+		case <-ctx.Done():
+			return fmt.Errorf("catching up with %s: %w", s.path, ctx.Err())
+		}
+	}
+	if err := s.waitWritten(ctx, s.queued()); err != nil {
+		return fmt.Errorf("catching up with %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// queued returns the ring position after everything fed so far.
+func (s *Stream) queued() uint64 {
 	s.feedMu.Lock()
 	s.ring.mu.Lock()
 	target := s.ring.w
 	s.ring.mu.Unlock()
 	s.feedMu.Unlock()
-	deadline := time.NewTimer(time.Second)
-	defer deadline.Stop()
+	return target
+}
+
+// waitWritten waits until the writer has taken the ring up to target and
+// written it (or dropped it), or has finished, or ctx ends.
+func (s *Stream) waitWritten(ctx context.Context, target uint64) error {
 	for {
 		s.mu.Lock()
 		ch := s.notify
@@ -867,8 +950,8 @@ func (s *Stream) Sync() error {
 		select {
 		case <-ch:
 		case <-s.writerDone:
-		case <-deadline.C:
-			return fmt.Errorf("syncing log %s: still writing after 1s", s.path)
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

@@ -77,8 +77,10 @@ type ProcessStatus struct {
 	MemoryRestartRSS uint64 `json:"memory_restart_rss,omitempty"`
 	Autostart        bool   `json:"autostart"`
 	Description      string `json:"description,omitempty"`
-	StdoutLog        string `json:"stdout_log,omitempty"`
-	StderrLog        string `json:"stderr_log,omitempty"`
+	// Notes is the program's notes: advice for the person on call.
+	Notes     string `json:"notes,omitempty"`
+	StdoutLog string `json:"stdout_log,omitempty"`
+	StderrLog string `json:"stderr_log,omitempty"`
 	// Generation counts OS processes spawned for this process.
 	Generation uint64 `json:"generation"`
 }

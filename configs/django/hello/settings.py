@@ -67,6 +67,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# Errors, with their tracebacks, go to stderr (captured by hostctl), not to
+# mail: hostctl's log rules alert on them at a rate (configs/webserver.toml).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

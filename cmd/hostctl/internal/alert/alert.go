@@ -39,12 +39,13 @@ const (
 	CondTLSExpiring      = "tls_expiring"       // a certificate expires within 14 days
 	CondTLSRenewalFailed = "tls_renewal_failed" // obtaining or renewing a certificate failed
 	CondStarted          = "hostctl_started"    // hostctl started (a reboot, a crash of hostctl, a deploy)
+	CondLogRule          = "log_rule"           // a [[alerts.log_rule]]'s events went over its threshold
 	CondTest             = "test"               // `hostctl alerts test`
 )
 
 // Conditions lists every condition, for config validation and docs.
 var Conditions = []string{CondFatal, CondCrashLoop, CondHealthRestart, CondMemoryRestart, CondUpstreamsDown,
-	CondLogDropped, CondKeepFree, CondHostMemory, CondDiskFree, CondTLSExpiring, CondTLSRenewalFailed, CondStarted, CondTest}
+	CondLogDropped, CondKeepFree, CondHostMemory, CondDiskFree, CondTLSExpiring, CondTLSRenewalFailed, CondStarted, CondLogRule, CondTest}
 
 // Alert is one active problem.
 type Alert struct {

@@ -59,6 +59,10 @@ type Config struct {
 	// every autostart program is up, so that a reboot or a crash of
 	// hostctl is noticed. Default: true.
 	Started bool `toml:"started"`
+
+	// LogRules are the [[alerts.log_rule]] tables: alert on what programs
+	// print, at a rate, with an ignore list.
+	LogRules []LogRule `toml:"log_rule"`
 }
 
 // DefaultConfig returns [alerts] with every default.
@@ -240,6 +244,17 @@ func (c *Config) Validate(prefix string) []error {
 			names[s.Name] = i
 		}
 		s.validate(fe, key)
+	}
+	rules := map[string]int{}
+	for i := range c.LogRules {
+		r := &c.LogRules[i]
+		key := fmt.Sprintf("log_rule[%d]", i)
+		if j, dup := rules[r.Name]; dup && r.Name != "" {
+			fe.add(key+".name", "%q is also the name of log_rule[%d]; names must be unique", r.Name, j)
+		} else {
+			rules[r.Name] = i
+		}
+		r.validate(fe, key)
 	}
 	return fe.errs
 }

@@ -499,6 +499,7 @@ func TestSlackPayload(t *testing.T) {
 	s := mustSink(t, SinkConfig{Type: TypeSlack, URL: rc.URL + testSlackPath})
 	trig := testEvent(Trigger)
 	trig.Alert.Summary = "a <b> & c"
+	trig.Alert.Details = map[string]any{"notes": "restart it: hostctl restart memcached"}
 	for _, ev := range []Event{trig, testEvent(Resolve)} {
 		if err := s.Send(context.Background(), ev); err != nil {
 			t.Fatalf("%s: %v", ev.Action, err)
@@ -508,7 +509,7 @@ func TestSlackPayload(t *testing.T) {
 	var tm, rm struct{ Text string }
 	json.Unmarshal(reqs[0].body, &tm)
 	json.Unmarshal(reqs[1].body, &rm)
-	for _, want := range []string{":red_circle:", "*web1*", "a &lt;b&gt; &amp; c", "`hostctl status gunicorn; hostctl tail gunicorn stderr`"} {
+	for _, want := range []string{":red_circle:", "*web1*", "a &lt;b&gt; &amp; c", "`hostctl status gunicorn; hostctl tail gunicorn stderr`", "Notes: restart it: hostctl restart memcached"} {
 		if !strings.Contains(tm.Text, want) {
 			t.Errorf("trigger text %q lacks %q", tm.Text, want)
 		}

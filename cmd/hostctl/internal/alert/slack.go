@@ -77,6 +77,9 @@ func slackTextOf(ev Event) string {
 		if a.Command != "" {
 			fmt.Fprintf(&b, "\nWhat to do: %s", slackCode(a.Command))
 		}
+		if notes, _ := a.Details["notes"].(string); notes != "" {
+			fmt.Fprintf(&b, "\nNotes: %s", slackEscape.Replace(notes))
+		}
 	}
 	return b.String()
 }

@@ -86,6 +86,8 @@ not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 				printDrain(out, proxySt.Drain, now)
 				if len(names) == 0 {
 					statusAlerts(ctx, out, c, now)
+				} else {
+					printNotes(out, progs)
 				}
 			}
 			for _, p := range progs {
@@ -111,6 +113,19 @@ func printStatus(w io.Writer, progs []apitype.Process, now time.Time) {
 		fmt.Fprintln(tw, programRow(p, now))
 	}
 	tw.Flush()
+}
+
+// printNotes prints the notes of each program shown (hostctl status
+// NAME): once per program, not per instance.
+func printNotes(w io.Writer, progs []apitype.Process) {
+	seen := map[string]bool{}
+	for _, p := range progs {
+		if p.Notes == "" || seen[p.Program] {
+			continue
+		}
+		seen[p.Program] = true
+		fmt.Fprintf(w, "notes (%s): %s\n", p.Program, cell(p.Notes))
+	}
 }
 
 // programRow is one program's tab-separated cells under printStatus's

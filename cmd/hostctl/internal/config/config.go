@@ -173,6 +173,7 @@ func Parse(path string, data []byte) (*File, error) {
 		reflect.TypeOf(supervisor.HealthConfig{}): func() reflect.Value { return reflect.ValueOf(supervisor.DefaultHealthConfig()) },
 		reflect.TypeOf(alert.SinkConfig{}):        func() reflect.Value { return reflect.ValueOf(alert.DefaultSinkConfig()) },
 		reflect.TypeOf(deploy.Step{}):             func() reflect.Value { return reflect.ValueOf(deploy.DefaultStep()) },
+		reflect.TypeOf(alert.LogRule{}):           func() reflect.Value { return reflect.ValueOf(alert.DefaultLogRule()) },
 	}}
 	sections := map[string]func(toml.Primitive){
 		"admin":  func(p toml.Primitive) { d.table(p, "admin", reflect.ValueOf(&f.Admin).Elem()) },

@@ -104,6 +104,9 @@ type Options struct {
 	// POST /v1/alerts/test uses it. nil: no alerts are listed and the
 	// test answers 503.
 	Alerts Alerts
+	// LogRuleDropped is how many bytes of output the log rules did not
+	// read because their queue was full (/metrics); nil: none.
+	LogRuleDropped func() uint64
 	// Drain is hostctl drain: GET/POST /v1/drain, POST /v1/undrain. nil:
 	// they answer 503.
 	Drain Drainer
@@ -196,7 +199,7 @@ func New(opts Options) *Server {
 		s.names[strings.ToLower(n)] = true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	sources := metrics.Sources{Processes: func() ([]apitype.Process, error) { return s.snapshot(nil) }, Proxy: opts.Proxy}
+	sources := metrics.Sources{Processes: func() ([]apitype.Process, error) { return s.snapshot(nil) }, Proxy: opts.Proxy, LogRuleDropped: opts.LogRuleDropped}
 	if a := opts.Alerts; a != nil {
 		sources.Alerts = func() ([]apitype.Alert, []apitype.AlertSink) { return apiAlerts(a.Active(), a.Sinks()) }
 	}

@@ -47,7 +47,7 @@ func apiStatus(st supervisor.Status) apitype.ProcessStatus {
 		State: apitype.State(st.State.String()), PID: st.PID, StartedAt: st.StartedAt, StateSince: st.StateSince,
 		Restarts: st.Restarts, SpawnErr: st.SpawnErr, Info: st.Info, NextStart: st.NextStart,
 		Tries: st.Tries, LastStderr: st.LastStderr, MemoryLimit: st.MemoryLimit, MemoryRestarts: st.MemoryRestarts,
-		MemoryRestartRSS: st.MemoryRestartRSS, Autostart: st.Autostart, Description: st.Description,
+		MemoryRestartRSS: st.MemoryRestartRSS, Autostart: st.Autostart, Description: st.Description, Notes: st.Notes,
 		StdoutLog: st.StdoutLog, StderrLog: st.StderrLog, Generation: st.Generation,
 	}
 	if e := st.LastExit; e != nil {

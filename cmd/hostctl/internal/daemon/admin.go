@@ -133,9 +133,15 @@ func (d *Daemon) serveAdmin() {
 			}
 			return res, err
 		},
-		Proxy:     d.proxyStatus,
-		Drain:     d.front,
-		Alerts:    d.alerts,
+		Proxy:  d.proxyStatus,
+		Drain:  d.front,
+		Alerts: d.alerts,
+		LogRuleDropped: func() uint64 {
+			if d.watch == nil {
+				return 0
+			}
+			return d.watch.LogRuleDropped()
+		},
 		Token:     d.admin.tok,
 		ReadToken: d.admin.readTok,
 		Names:     d.admin.names,

@@ -33,6 +33,9 @@ type Sources struct {
 	// Alerts returns the active alerts and every sink's delivery
 	// counters. nil: no alerts.
 	Alerts func() ([]apitype.Alert, []apitype.AlertSink)
+	// LogRuleDropped returns the bytes of program output the alert log
+	// rules did not read because their queue was full. nil: not exported.
+	LogRuleDropped func() uint64
 }
 
 // Options configure Metrics.
@@ -136,6 +139,8 @@ var (
 		"Alert events (triggers and resolves) delivered to the sink since hostctl started.", []string{"sink"}, nil)
 	descAlertsFailed = prometheus.NewDesc("hostctl_alerts_failed_total",
 		"Alert events given up on (after retry_for, or dropped from a full queue) since hostctl started.", []string{"sink"}, nil)
+	descLogRuleDropped = prometheus.NewDesc("hostctl_log_rule_dropped_bytes_total",
+		"Bytes of program output the alert log rules did not read because their queue was full (the output itself was written to its log).", nil, nil)
 	descAlertsQueued = prometheus.NewDesc("hostctl_alerts_queued",
 		"Alert events waiting for delivery to the sink, retries included.", []string{"sink"}, nil)
 )
@@ -150,7 +155,7 @@ type collector struct{ m *Metrics }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRestarts, descUptime, descRSS, descCPU, descProcs,
 		descDropped, descHealthy, descHealthRestarts, descMemLimit, descMemRestarts, descUpHealthy, descUpRequests, descUpFails, descUpDraining, descProxyUp, descDraining, descSiteInFlight,
-		descAlertsActive, descAlertsSent, descAlertsFailed, descAlertsQueued} {
+		descAlertsActive, descAlertsSent, descAlertsFailed, descAlertsQueued, descLogRuleDropped} {
 		ch <- d
 	}
 }
@@ -214,6 +219,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(descUpDraining, prometheus.GaugeValue, dr, u.Address)
 		}
+	}
+	if f := c.m.opts.LogRuleDropped; f != nil {
+		ch <- prometheus.MustNewConstMetric(descLogRuleDropped, prometheus.CounterValue, float64(f()))
 	}
 	if a := c.m.opts.Alerts; a != nil {
 		alerts, sinks := a()

@@ -22,6 +22,7 @@ package watch
 // upstreams) are checked every check_interval in host.go.
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -50,6 +51,8 @@ func (w *Watcher) checkPrograms(c Config, now time.Time) {
 		return
 	}
 	seen := map[string]bool{}
+	var gone []string
+	defer func() { w.rules.round(w.sup, c.Alerts.LogRules, sts, gone, now) }()
 	for _, st := range sts {
 		seen[st.Name] = true
 		pa, ok := w.progs[st.Name]
@@ -67,6 +70,7 @@ func (w *Watcher) checkPrograms(c Config, now time.Time) {
 	for name := range w.progs {
 		if !seen[name] {
 			delete(w.progs, name)
+			gone = append(gone, name)
 			for _, cond := range []string{alert.CondFatal, alert.CondCrashLoop, alert.CondHealthRestart, alert.CondMemoryRestart, alert.CondLogDropped} {
 				w.m.Clear(cond+":"+name, name+" was removed from the config")
 			}
@@ -86,6 +90,9 @@ func (w *Watcher) checkProgram(c Config, pa *progAlerts, st supervisor.Status, n
 	// fatal
 	switch {
 	case st.State == supervisor.Fatal:
+		if !w.m.IsActive(key(alert.CondFatal)) {
+			st = w.caughtUp(st)
+		}
 		w.set(alert.Alert{Key: key(alert.CondFatal), Condition: alert.CondFatal, Program: name, Severity: alert.Critical,
 			Summary: fatalSummary(st, w.m.Host()), Details: programDetails(st)}, st)
 	case st.State == supervisor.Running:
@@ -161,7 +168,7 @@ func (w *Watcher) checkProgram(c Config, pa *progAlerts, st supervisor.Status, n
 		w.set(alert.Alert{Key: key(alert.CondLogDropped), Condition: alert.CondLogDropped, Program: name, Severity: alert.Warning,
 			Summary: fmt.Sprintf("output of %s on %s is being dropped (%s so far): the log disk is full or too slow", name, w.m.Host(), logfile.FormatSize(int64(dr))),
 			Details: map[string]any{"dropped_bytes": dr, "stdout_log": st.StdoutLog, "stderr_log": st.StderrLog},
-			Command: "df -h " + c.LogDir + "; hostctl status"}, supervisor.Status{})
+			Command: "df -h " + c.LogDir + "; hostctl status"}, supervisor.Status{Notes: st.Notes})
 		pa.dropped = dr
 	} else if now.Sub(pa.lastDrop) >= cfg.Settle {
 		w.m.Clear(key(alert.CondLogDropped), fmt.Sprintf("no output of %s dropped for %s", name, fmtDuration(cfg.Settle)))
@@ -171,6 +178,12 @@ func (w *Watcher) checkProgram(c Config, pa *progAlerts, st supervisor.Status, n
 // set triggers a (or updates it). For a new alert about a program it adds
 // the last lines of the program's stderr and the commands to look closer.
 func (w *Watcher) set(a alert.Alert, st supervisor.Status) {
+	if st.Notes != "" {
+		if a.Details == nil {
+			a.Details = map[string]any{}
+		}
+		a.Details["notes"] = st.Notes
+	}
 	if st.Name != "" && !w.m.IsActive(a.Key) {
 		a.LastLines = w.lastLines(st.Name, 20)
 		if a.Command == "" {
@@ -195,6 +208,44 @@ func (w *Watcher) lastLines(name string, n int) []string {
 		return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	}
 	return nil
+}
+
+// catchUpBound bounds how long a new FATAL alert waits for the program's
+// last output to reach its log.
+const catchUpBound = time.Second
+
+// catchUpper is a log stream that can wait until what the program wrote
+// is in the file (*logfile.Stream).
+type catchUpper interface {
+	CatchUp(ctx context.Context) error
+}
+
+// caughtUp returns st again once the program's logs hold everything it
+// wrote before it stopped: the supervisor can see a process exit before
+// the log's reader and writer have got its last lines (why it failed) to
+// the file, and LastStderr and the alert's last lines are read from
+// there. It waits at most catchUpBound; on timeout the alert goes out
+// with what the log has.
+func (w *Watcher) caughtUp(st supervisor.Status) supervisor.Status {
+	ctx, cancel := context.WithTimeout(context.Background(), catchUpBound)
+	defer cancel()
+	for _, stream := range []string{"stderr", "stdout"} {
+		if ls, err := w.sup.Log(st.Name, stream); err == nil && ls != nil {
+			if c, ok := ls.(catchUpper); ok {
+				c.CatchUp(ctx)
+			}
+		}
+	}
+	sts, err := w.sup.Status(st.Name)
+	if err != nil {
+		return st
+	}
+	for _, again := range sts {
+		if again.Name == st.Name && again.State == st.State {
+			return again
+		}
+	}
+	return st
 }
 
 // fatalSummary is the FATAL line a person is woken with.

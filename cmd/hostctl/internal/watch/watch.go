@@ -108,6 +108,8 @@ type Watcher struct {
 	dial   func(ctx context.Context, addr string) error
 	now    func() time.Time
 
+	rules *logRules
+
 	// Owned by Run (or a test calling check).
 	progs map[string]*progAlerts
 	seen  hostAlerts
@@ -126,6 +128,7 @@ func New(o Options) *Watcher {
 	if w.now == nil {
 		w.now = time.Now
 	}
+	w.rules = newLogRules(w.m, w.now)
 	return w
 }
 
@@ -133,6 +136,7 @@ func New(o Options) *Watcher {
 // ticker until ctx ends; it also sends "hostctl started" (Started).
 func (w *Watcher) Run(ctx context.Context) {
 	go w.Started(ctx)
+	go w.rules.run(ctx)
 	for {
 		ch := w.sup.Changed()
 		cfg := w.config()
@@ -151,6 +155,10 @@ func (w *Watcher) Run(ctx context.Context) {
 		t.Stop()
 	}
 }
+
+// LogRuleDropped is how many bytes of program output the log rules did
+// not read because their queue was full (the output itself was written).
+func (w *Watcher) LogRuleDropped() uint64 { return w.rules.Dropped() }
 
 // check is one round: every program, and the host once check_interval
 // has passed since its last check.

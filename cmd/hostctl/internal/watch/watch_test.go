@@ -357,3 +357,31 @@ func TestUpstreamsDown(t *testing.T) {
 		{what: "answers again", advance: 30 * time.Second, change: func(x *world) { x.up["unix:///run/app.sock"] = true }},
 	})
 }
+
+// TestNotesInProgramAlerts: a program's notes go with every alert about
+// it.
+func TestNotesInProgramAlerts(t *testing.T) {
+	x := newWorld()
+	const notes = "The site works without memcached, just slower. If it fills the memory, restart it: hostctl restart memcached."
+	run(t, x, []step{{
+		what: "memcached FATAL",
+		change: func(x *world) {
+			prog("memcached", supervisor.Fatal, 0, 0, 1)(x)
+			st := x.sup.sts["memcached"]
+			st.Notes = notes
+			x.sup.sts["memcached"] = st
+		},
+		active: []string{"fatal:memcached"},
+	}, {
+		what:   "its output is dropped",
+		change: func(x *world) { x.sup.dropped["memcached"] = 100 },
+		active: []string{"fatal:memcached", "log_dropped:memcached"},
+		check: func(t *testing.T, x *world) {
+			for _, k := range x.alerts.Keys() {
+				if got := x.alerts.active[k].Details["notes"]; got != notes {
+					t.Errorf("%s: notes %v", k, got)
+				}
+			}
+		},
+	}})
+}

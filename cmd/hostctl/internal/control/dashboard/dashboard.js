@@ -56,13 +56,23 @@ function agoText(t) {
   return Math.floor(s / 86400) + 'd' + Math.floor(s % 86400 / 3600) + 'h ago';
 }
 
+// addNotes adds the program's notes (advice for the person on call) under
+// the Info cell's text.
+function addNotes(td, p) {
+  if (!p.notes) return;
+  const n = document.createElement('div');
+  n.className = 'notes';
+  n.textContent = p.notes;
+  td.append(n);
+}
+
 // fillInfo fills the Info cell: for a program that is down or about to
 // retry, why (with the last line it wrote to stderr) and when it is tried
 // again; else its reason or description.
 function fillInfo(td, p) {
   const down = p.state === 'FATAL' || p.state === 'BACKOFF';
   const why = p.spawn_error || p.info;
-  if (!down) { td.textContent = why || p.description || ''; return; }
+  if (!down) { td.textContent = why || p.description || ''; addNotes(td, p); return; }
   if (why) td.append(why);
   if (p.last_stderr) {
     const c = document.createElement('code');
@@ -76,6 +86,7 @@ function fillInfo(td, p) {
     n.textContent = 'next try in ' + untilText(p.next_start);
     td.append(td.childNodes.length ? '; ' : '', n);
   }
+  addNotes(td, p);
 }
 
 async function api(method, path, body) {

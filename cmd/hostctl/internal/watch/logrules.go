@@ -1,0 +1,568 @@
+package watch
+
+// Log rules ([[alerts.log_rule]]): alert when programs print lines that
+// match, more often than a threshold.
+//
+// The log writer of each program stream (logfile.Stream.SetTap) hands
+// every piece of output it has just written to enqueue, which copies it
+// into a bounded queue and returns: matching never slows capture or holds
+// a program back. When the queue is full the piece is not matched, and is
+// counted (Dropped, the metric hostctl_log_rule_dropped_bytes_total); the
+// output itself is in the file all the same. One goroutine (run) takes
+// the queue, cuts it into lines, joins each Python traceback into one
+// event, and counts the events each rule matches; Run's rounds (check)
+// resolve the alerts that have been quiet long enough.
+//
+//	condition  triggers when                                 resolves when
+//	log_rule   more than N events match within WINDOW        the rate has stayed at or below N/WINDOW
+//	           (threshold = "N/WINDOW")                      for `quiet`
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
+	"github.com/hostctl/hostctl/supervisor"
+)
+
+const (
+	// ruleQueueChunks and ruleQueueBytes bound the queue between the log
+	// writers and the matcher.
+	ruleQueueChunks = 1024
+	ruleQueueBytes  = 8 << 20
+	// lineMax bounds a line the matcher keeps while waiting for its end.
+	lineMax = 64 << 10
+	// tracebackMax bounds the lines of one traceback event.
+	tracebackMax = 400
+	// eventFlush ends a traceback that waits for a possible chained
+	// exception when its stream has been quiet this long.
+	eventFlush = 200 * time.Millisecond
+	// sampleMessages bounds the distinct messages a sample counts.
+	sampleMessages = 20
+	// sampleTextMax bounds the first and last event's text in an alert.
+	sampleTextMax = 4 << 10
+)
+
+// tapper is a log stream whose writer hands over what it wrote
+// (*logfile.Stream).
+type tapper interface {
+	SetTap(fn func(p []byte))
+}
+
+// chunk is one piece of output as written to the log file.
+type chunk struct {
+	key  streamKey
+	prog supervisor.ProcessNames
+	b    []byte
+	lost bool // output before it was not matched (the queue was full)
+}
+
+type streamKey struct {
+	process string
+	stream  string // "stdout", "stderr", or "" for a stream holding both (redirect_stderr)
+}
+
+// event is one matchable unit: a line, or a whole Python traceback.
+type event struct {
+	prog    string
+	text    string // the line, or the traceback's lines joined by "\n"
+	message string // the line, or the traceback's exception line
+	at      time.Time
+}
+
+// lineState is what the matcher keeps of one stream between chunks.
+type lineState struct {
+	key     streamKey
+	prog    supervisor.ProcessNames
+	reads   []bool // per rule: it reads this stream (ruleReads), for rules generation gen
+	gen     int
+	partial []byte   // the line being read, without its newline
+	tb      []string // a traceback being collected
+	tbState int      // tbNone, tbFrames, tbAfter, tbChain
+	exc     string   // the traceback's (last) exception line
+	lastAt  time.Time
+}
+
+const (
+	tbNone   = iota
+	tbFrames // after "Traceback (most recent call last):"
+	tbAfter  // after the exception line: a chained exception may follow
+	tbChain  // in "During handling of the above exception..." between tracebacks
+)
+
+// ruleState is what the matcher keeps of one rule.
+type ruleState struct {
+	times  []time.Time // the newest count+1 event times, oldest first
+	active bool        // its alert is set
+	dirty  bool        // events since the alert was last set
+	total  int
+	first  event
+	last   event
+	msgs   []msgCount // distinct messages, in order of first sight
+	other  int        // events whose message did not fit msgs
+	progs  []string
+}
+
+type msgCount struct {
+	key, message string
+	count        int
+}
+
+// logRules runs the log rules. enqueue may be called from any goroutine;
+// the rest runs on the matcher goroutine (run) and on Run's rounds.
+type logRules struct {
+	m   Alerts
+	now func() time.Time
+
+	queue   chan chunk
+	queued  atomic.Int64  // bytes in queue
+	dropped atomic.Uint64 // bytes not matched because the queue was full
+
+	// mu guards everything below. Taken by the matcher (feed, flush) and
+	// by Run's rounds (configure, tapStreams, check); a leaf lock: Alerts'
+	// Set and Clear never block.
+	mu      sync.Mutex
+	rules   []alert.LogRule
+	gen     int                   // counts configure's changes of rules
+	state   map[string]*ruleState // by rule name
+	streams map[streamKey]*lineState
+	tapped  map[streamKey]supervisor.LogStream
+}
+
+func newLogRules(m Alerts, now func() time.Time) *logRules {
+	return &logRules{m: m, now: now, queue: make(chan chunk, ruleQueueChunks),
+		state: map[string]*ruleState{}, streams: map[streamKey]*lineState{}, tapped: map[streamKey]supervisor.LogStream{}}
+}
+
+// Dropped is how many bytes of output the rules did not read because
+// their queue was full.
+func (lr *logRules) Dropped() uint64 { return lr.dropped.Load() }
+
+// enqueue is a log writer's tap: it copies p into the queue, or counts it
+// as dropped. It never blocks.
+func (lr *logRules) enqueue(key streamKey, prog supervisor.ProcessNames, lost *atomic.Bool, p []byte) {
+	n := int64(len(p))
+	if lr.queued.Load()+n > ruleQueueBytes {
+		lr.dropped.Add(uint64(n))
+		lost.Store(true)
+		return
+	}
+	c := chunk{key: key, prog: prog, b: append([]byte(nil), p...), lost: lost.Load()}
+	select {
+	case lr.queue <- c:
+		lr.queued.Add(n)
+		if c.lost {
+			lost.Store(false)
+		}
+	default:
+		lr.dropped.Add(uint64(n))
+		lost.Store(true)
+	}
+}
+
+// run is the matcher goroutine.
+func (lr *logRules) run(ctx context.Context) {
+	t := time.NewTimer(eventFlush)
+	defer t.Stop()
+	for {
+		select {
+		case c := <-lr.queue:
+			lr.queued.Add(-int64(len(c.b)))
+			lr.mu.Lock()
+			lr.feed(c, lr.now())
+			lr.mu.Unlock()
+			t.Reset(eventFlush)
+		case <-t.C:
+			lr.mu.Lock()
+			lr.flush(lr.now(), eventFlush)
+			lr.mu.Unlock()
+			t.Reset(eventFlush)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// configure takes the rules of the current config; a reload keeps the
+// state of the rules that keep their names. lr.mu is held.
+func (lr *logRules) configure(rules []alert.LogRule) {
+	if len(rules) == len(lr.rules) && (len(rules) == 0 || &rules[0] == &lr.rules[0]) {
+		return
+	}
+	lr.rules = rules
+	lr.gen++
+	keep := map[string]bool{}
+	for _, r := range rules {
+		keep[r.Name] = true
+	}
+	for name, rs := range lr.state {
+		if !keep[name] {
+			if rs.active {
+				lr.m.Clear(alert.CondLogRule+":"+name, "log rule "+name+" was removed from the config")
+			}
+			delete(lr.state, name)
+		}
+	}
+}
+
+// tapStreams hands the log writers of process st the tap, once per
+// stream, or takes it back when there are no rules. lr.mu is held.
+func (lr *logRules) tapStreams(sup Supervisor, st supervisor.Status) {
+	out, _ := sup.Log(st.Name, "stdout")
+	errs, _ := sup.Log(st.Name, "stderr")
+	for _, s := range []struct {
+		name string
+		ls   supervisor.LogStream
+	}{{"stdout", out}, {"stderr", errs}} {
+		key := streamKey{process: st.Name, stream: s.name}
+		if s.name == "stderr" && errs == out {
+			s.ls = nil // redirect_stderr: the stdout stream holds both
+		} else if s.name == "stdout" && errs == out {
+			key.stream = ""
+		}
+		old := lr.tapped[key]
+		t, ok := s.ls.(tapper)
+		if !ok || len(lr.rules) == 0 {
+			if old != nil {
+				if ot, ok := old.(tapper); ok {
+					ot.SetTap(nil)
+				}
+				delete(lr.tapped, key)
+			}
+			continue
+		}
+		if old == s.ls {
+			continue
+		}
+		names := st.Names()
+		lost := new(atomic.Bool)
+		t.SetTap(func(p []byte) { lr.enqueue(key, names, lost, p) })
+		lr.tapped[key] = s.ls
+	}
+}
+
+// forget drops what the matcher keeps of a process that is gone. lr.mu
+// is held.
+func (lr *logRules) forget(process string) {
+	for key := range lr.tapped {
+		if key.process == process {
+			delete(lr.tapped, key)
+		}
+	}
+	for key := range lr.streams {
+		if key.process == process {
+			delete(lr.streams, key)
+		}
+	}
+}
+
+// feed cuts c into lines and events and counts them. lr.mu is held.
+func (lr *logRules) feed(c chunk, now time.Time) {
+	ls := lr.streams[c.key]
+	if ls == nil {
+		ls = &lineState{key: c.key}
+		lr.streams[c.key] = ls
+	}
+	if c.lost {
+		// Output before c was not read: what was collected does not
+		// join up with c.
+		lr.endTraceback(c, ls, now)
+		ls.partial, ls.tbState, ls.tb = ls.partial[:0], tbNone, nil
+	}
+	if ls.prog != c.prog {
+		ls.prog, ls.reads = c.prog, nil
+	}
+	ls.lastAt = now
+	b := c.b
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			if room := lineMax - len(ls.partial); room > 0 {
+				ls.partial = append(ls.partial, b[:min(len(b), room)]...)
+			}
+			return
+		}
+		line := b[:i]
+		if len(ls.partial) > 0 {
+			if room := lineMax - len(ls.partial); room > 0 {
+				ls.partial = append(ls.partial, line[:min(len(line), room)]...)
+			}
+			line = ls.partial
+		}
+		lr.line(c, ls, stripStamp(bytes.TrimSuffix(line, []byte("\r"))), now)
+		ls.partial = ls.partial[:0]
+		b = b[i+1:]
+	}
+}
+
+// stripStamp removes the timestamp hostctl puts before each line of a
+// program with timestamps = true.
+func stripStamp(line []byte) []byte {
+	if len(line) > len("2006-01-02T15:04:05") && line[4] == '-' && line[10] == 'T' && line[13] == ':' {
+		if _, rest, ok := bytes.Cut(line, []byte(" ")); ok {
+			return rest
+		}
+	}
+	return line
+}
+
+const tracebackHead = "Traceback (most recent call last):"
+
+func chainLine(l []byte) bool {
+	return len(l) == 0 || bytes.HasPrefix(l, []byte("During handling of the above exception")) ||
+		bytes.HasPrefix(l, []byte("The above exception was the direct cause"))
+}
+
+// line takes one line: it starts, continues or ends a traceback, or is an
+// event of its own. It makes a string of the line only when it is kept.
+func (lr *logRules) line(c chunk, ls *lineState, l []byte, now time.Time) {
+	switch ls.tbState {
+	case tbFrames:
+		ls.tb = append(ls.tb, string(l))
+		if len(l) > 0 && l[0] != ' ' && l[0] != '\t' {
+			ls.tbState, ls.exc = tbAfter, string(l) // the exception line
+		}
+		if len(ls.tb) >= tracebackMax {
+			lr.endTraceback(c, ls, now)
+		}
+		return
+	case tbAfter, tbChain:
+		switch {
+		case chainLine(l):
+			ls.tb = append(ls.tb, string(l))
+			ls.tbState = tbChain
+			return
+		case ls.tbState == tbChain && bytes.HasPrefix(l, []byte(tracebackHead)):
+			ls.tb = append(ls.tb, string(l))
+			ls.tbState = tbFrames
+			return
+		}
+		lr.endTraceback(c, ls, now)
+	}
+	if bytes.HasPrefix(l, []byte(tracebackHead)) {
+		ls.tb, ls.tbState, ls.exc = append(ls.tb[:0], string(l)), tbFrames, ""
+		return
+	}
+	if len(l) == 0 || !lr.anyRule(ls, l) {
+		return
+	}
+	text := string(l)
+	lr.event(ls, event{prog: c.prog.Process, text: text, message: text, at: now})
+}
+
+// anyRule reports whether a rule that reads the stream matches event.
+func (lr *logRules) anyRule(ls *lineState, event []byte) bool {
+	reads := lr.readers(ls)
+	for i := range lr.rules {
+		if reads[i] && lr.rules[i].MatchesBytes(event) {
+			return true
+		}
+	}
+	return false
+}
+
+// readers returns, per rule, whether it reads the stream of ls.
+func (lr *logRules) readers(ls *lineState) []bool {
+	if ls.reads == nil || ls.gen != lr.gen {
+		ls.reads, ls.gen = make([]bool, len(lr.rules)), lr.gen
+		for i := range lr.rules {
+			r := &lr.rules[i]
+			ls.reads[i] = (ls.key.stream == "" || r.Reads(ls.key.stream)) && ruleReads(r, ls.prog)
+		}
+	}
+	return ls.reads
+}
+
+// endTraceback makes the traceback being collected one event.
+func (lr *logRules) endTraceback(c chunk, ls *lineState, now time.Time) {
+	if ls.tbState == tbNone {
+		return
+	}
+	tb := ls.tb
+	for len(tb) > 1 && tb[len(tb)-1] == "" {
+		tb = tb[:len(tb)-1]
+	}
+	msg := ls.exc
+	if msg == "" {
+		msg = tb[len(tb)-1]
+	}
+	lr.event(ls, event{prog: c.prog.Process, text: strings.Join(tb, "\n"), message: msg, at: now})
+	ls.tb, ls.tbState, ls.exc = nil, tbNone, ""
+}
+
+// round is Run's part: take the current rules, tap the streams of the
+// processes, forget the processes that are gone, resolve quiet alerts.
+func (lr *logRules) round(sup Supervisor, rules []alert.LogRule, sts []supervisor.Status, gone []string, now time.Time) {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	lr.configure(rules)
+	for _, st := range sts {
+		lr.tapStreams(sup, st)
+	}
+	for _, name := range gone {
+		lr.forget(name)
+	}
+	lr.check(now)
+}
+
+// flush ends the tracebacks of streams quiet for idle. lr.mu is held.
+func (lr *logRules) flush(now time.Time, idle time.Duration) {
+	for key, ls := range lr.streams {
+		if ls.tbState != tbNone && now.Sub(ls.lastAt) >= idle {
+			lr.endTraceback(chunk{key: key, prog: ls.prog}, ls, now)
+		}
+	}
+}
+
+// event counts ev for every rule that reads its stream and matches it,
+// and triggers the rules that go over their threshold.
+func (lr *logRules) event(ls *lineState, ev event) {
+	reads := lr.readers(ls)
+	for i := range lr.rules {
+		r := &lr.rules[i]
+		if !reads[i] || !r.Matches(ev.text) {
+			continue
+		}
+		rs := lr.state[r.Name]
+		if rs == nil {
+			rs = &ruleState{}
+			lr.state[r.Name] = rs
+		}
+		count, window := r.Limit()
+		if !rs.active && rs.total > 0 && ev.at.Sub(rs.last.at) > window {
+			*rs = ruleState{times: rs.times[:0]} // a new burst: a new sample
+		}
+		rs.add(ev)
+		rs.times = append(rs.times, ev.at)
+		if len(rs.times) > count+1 {
+			rs.times = append(rs.times[:0], rs.times[len(rs.times)-count-1:]...)
+		}
+		if !rs.active && len(rs.times) == count+1 && ev.at.Sub(rs.times[0]) <= window {
+			rs.active = true
+			lr.m.Set(lr.alertOf(r, rs))
+			rs.dirty = false
+		} else if rs.active {
+			rs.dirty = true
+		}
+	}
+}
+
+// ruleReads reports whether rule r reads the output of the process.
+func ruleReads(r *alert.LogRule, p supervisor.ProcessNames) bool {
+	if len(r.Programs) == 0 {
+		return true
+	}
+	for _, name := range r.Programs {
+		if idx, _ := supervisor.Match(supervisor.HostctlNames, name, []supervisor.ProcessNames{p}); len(idx) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+var variablePart = regexp.MustCompile(`0x[0-9a-fA-F]+|[0-9]+`)
+
+func (rs *ruleState) add(ev event) {
+	if rs.total == 0 {
+		rs.first = ev
+	}
+	rs.total++
+	rs.last = ev
+	if !slices.Contains(rs.progs, ev.prog) {
+		rs.progs = append(rs.progs, ev.prog)
+	}
+	// Messages that differ only in numbers (ids, ports, addresses,
+	// times) count as one.
+	key := variablePart.ReplaceAllString(ev.message, "#")
+	for i := range rs.msgs {
+		if rs.msgs[i].key == key {
+			rs.msgs[i].count++
+			return
+		}
+	}
+	if len(rs.msgs) < sampleMessages {
+		rs.msgs = append(rs.msgs, msgCount{key: key, message: ev.message, count: 1})
+		return
+	}
+	rs.other++
+}
+
+// check resolves the alerts of rules that have been at or below their
+// threshold for quiet, and updates the samples of the others. lr.mu is
+// held.
+func (lr *logRules) check(now time.Time) {
+	for i := range lr.rules {
+		r := &lr.rules[i]
+		rs := lr.state[r.Name]
+		if rs == nil || !rs.active {
+			continue
+		}
+		_, window := r.Limit()
+		below := rs.times[0].Add(window) // the count in the window fell to the threshold then
+		if quiet := r.QuietFor(); now.Sub(below) >= quiet {
+			lr.m.Clear(alert.CondLogRule+":"+r.Name, fmt.Sprintf("log rule %s: at or below %s for %s (%d events in all; last: %s)",
+				r.Name, r.Threshold, fmtDuration(quiet), rs.total, clip(rs.last.message, 200)))
+			*rs = ruleState{}
+			continue
+		}
+		if rs.dirty {
+			lr.m.Set(lr.alertOf(r, rs))
+			rs.dirty = false
+		}
+	}
+}
+
+// alertOf is the alert of rule r, with its sample: the first and the last
+// event and a count per distinct message.
+func (lr *logRules) alertOf(r *alert.LogRule, rs *ruleState) alert.Alert {
+	count, window := r.Limit()
+	progs := strings.Join(rs.progs, ", ")
+	msgs := slices.Clone(rs.msgs)
+	slices.SortStableFunc(msgs, func(a, b msgCount) int { return b.count - a.count })
+	sample := make([]map[string]any, len(msgs))
+	for i, m := range msgs {
+		sample[i] = map[string]any{"message": clip(m.message, 500), "count": m.count}
+	}
+	d := map[string]any{
+		"rule":      r.Name,
+		"threshold": fmt.Sprintf("more than %d in %s", count, fmtDuration(window)),
+		"events":    rs.total,
+		"programs":  slices.Clone(rs.progs),
+		"first":     map[string]any{"time": rs.first.at.Format(time.RFC3339), "program": rs.first.prog, "text": clip(rs.first.text, sampleTextMax)},
+		"last":      map[string]any{"time": rs.last.at.Format(time.RFC3339), "program": rs.last.prog, "text": clip(rs.last.text, sampleTextMax)},
+		"messages":  sample,
+	}
+	if rs.other > 0 {
+		d["other_messages"] = rs.other
+	}
+	if r.Notes != "" {
+		d["notes"] = r.Notes
+	}
+	a := alert.Alert{
+		Key: alert.CondLogRule + ":" + r.Name, Condition: alert.CondLogRule, Severity: r.Severity,
+		Summary: fmt.Sprintf("%s on %s printed %d events matching log rule %q since %s (threshold: more than %d in %s); last: %s",
+			progs, lr.m.Host(), rs.total, r.Name, rs.first.at.Format("15:04:05"), count, fmtDuration(window), clip(rs.last.message, 200)),
+		Details:   d,
+		LastLines: strings.Split(clip(rs.last.text, sampleTextMax), "\n"),
+	}
+	if len(rs.progs) == 1 {
+		a.Program = rs.progs[0]
+		a.Command = fmt.Sprintf("hostctl tail %s stderr", rs.progs[0])
+	}
+	return a
+}
+
+// clip shortens s to at most n bytes, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
