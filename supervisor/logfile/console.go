@@ -318,13 +318,14 @@ func (s *ConsoleStream) readLoop() {
 		var lines [][]byte
 		for len(b) > 0 {
 			i := bytes.IndexByte(b, '\n')
-			if i < 0 {
-				room := ConsoleLineMax - len(part)
-				if len(b) < room {
-					part = append(part, b...)
-					break
-				}
-				// A line longer than ConsoleLineMax goes out in pieces.
+			room := ConsoleLineMax - len(part)
+			if i < 0 && len(b) < room {
+				part = append(part, b...)
+				break
+			}
+			if i < 0 || i > room {
+				// A line longer than ConsoleLineMax goes out in pieces,
+				// whether or not its end is in this read.
 				part = append(part, b[:room]...)
 				b = b[room:]
 			} else {

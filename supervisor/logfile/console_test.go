@@ -41,12 +41,17 @@ func TestConsoleSlowReader(t *testing.T) {
 	const lines = 20000 // 4 x 20000 x ~110 bytes: far more than the pipe and the queue
 	var streams []*ConsoleStream
 	var cmds []*exec.Cmd
+	// Every stream opens before any program writes: prefixes are padded
+	// to the widest name opened so far, and the test checks one width.
 	for _, n := range names {
 		s, err := m.OpenConsole(n, "stdout", ConsoleSame)
 		if err != nil {
 			t.Fatal(err)
 		}
 		streams = append(streams, s)
+	}
+	for i, n := range names {
+		s := streams[i]
 		// awk writes in buffers that end mid-line: the stream must hold
 		// each partial line until its end.
 		cmd := exec.Command("awk", "-v", "n="+n, `BEGIN { pad = sprintf("%100s", ""); gsub(/ /, "x", pad); for (i = 0; i < `+strconv.Itoa(lines)+`; i++) printf "%s %d %s\n", n, i, pad }`)
@@ -141,8 +146,10 @@ func TestConsoleSlowReader(t *testing.T) {
 			count["slow"]++
 		}
 	}
-	if count["slow"] != 1 {
-		t.Errorf("the line written in two halves came out %d times whole", count["slow"])
+	// Whole or not at all: half a line would not match the pattern above.
+	// It may have found the queue full, and then it was counted.
+	if slow := streams[len(names)]; count["slow"] != 1 && (count["slow"] != 0 || slow.Dropped() == 0) {
+		t.Errorf("the line written in two halves came out %d times whole (%d bytes of it dropped)", count["slow"], slow.Dropped())
 	}
 	total := 0
 	for _, n := range names {
