@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,8 +19,9 @@ import (
 // TestDjangoRollingRestartUnderLoad is issue 22's Django point: the
 // committed configs/webserver-rolling.toml (the Django site on 2 gunicorn
 // instances from Debian behind hostctl's proxy) under the real hostctl,
-// 64 clients sending GET / through the proxy the whole time `hostctl
-// restart gunicorn` restarts gunicorn_0, then gunicorn_1. Every request
+// 64 clients sending requests (GET /, POST /echo/) through the proxy the
+// whole time `hostctl restart gunicorn` restarts gunicorn_0, then
+// gunicorn_1. Every request
 // must be answered 2xx: none refused, reset or answered 502/503/504.
 // Requests, p99 and the maximum are logged, never asserted.
 func TestDjangoRollingRestartUnderLoad(t *testing.T) {
@@ -128,7 +130,18 @@ func TestDjangoRollingRestartUnderLoad(t *testing.T) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/", ports[0])
 	waitServes(t, url)
 
-	l := startLoad(t, url, 64)
+	// Half the clients GET the page, half POST a form (/echo/): a proxy
+	// retries a GET on the other instance when the one it was sent to
+	// resets it, but never a POST, so a POST sent to a gunicorn that is
+	// stopping fails. 64 clients, 2 instances of 2 sync workers: requests
+	// queue in each gunicorn's listen backlog the whole time.
+	form := strings.Repeat("field=value&", 40)
+	l := startLoadFunc(t, 64, func(c *http.Client, i int) (*http.Response, error) {
+		if i%2 == 0 {
+			return c.Get(url)
+		}
+		return c.Post(url+"echo/", "application/x-www-form-urlencoded", strings.NewReader(form))
+	})
 	l.answered(t, 256)
 	progs, _ := status()
 	before := map[string]int{"gunicorn_0": progs["gunicorn_0"].PID, "gunicorn_1": progs["gunicorn_1"].PID}
