@@ -94,8 +94,15 @@ type load struct {
 
 func startLoad(t *testing.T, url string, clients int) *load {
 	t.Helper()
+	return startLoadFunc(t, clients, func(c *http.Client, _ int) (*http.Response, error) { return c.Get(url) })
+}
+
+// startLoadFunc is startLoad with client i's requests sent by do (for a
+// mix of methods or paths).
+func startLoadFunc(t *testing.T, clients int, do func(c *http.Client, i int) (*http.Response, error)) *load {
+	t.Helper()
 	l := &load{stop: make(chan struct{}), progress: make(chan struct{})}
-	for range clients {
+	for i := range clients {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
@@ -108,7 +115,7 @@ func startLoad(t *testing.T, url string, clients int) *load {
 				default:
 				}
 				t0 := time.Now()
-				resp, err := c.Get(url)
+				resp, err := do(c, i)
 				if err == nil {
 					_, err = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()

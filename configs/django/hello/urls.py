@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.hello),
     path("healthz", views.healthz),
     path("cache/", views.cache_hits),
+    path("echo/", views.echo),
     path("tasks/add/", views.enqueue_add),
     path("tasks/<str:task_id>/", views.task_result),
 ]

@@ -44,6 +44,16 @@ def cache_hits(request):
 
 @csrf_exempt
 @require_POST
+def echo(request):
+    """Answers a POST with the size of its body, touching no other service:
+    a form post, which a proxy must not send twice, so it does not retry it
+    on another upstream once it was sent (the rolling-restart test posts
+    here to see that no request is sent to a gunicorn that is stopping)."""
+    return JsonResponse({"received": len(request.body)})
+
+
+@csrf_exempt
+@require_POST
 def enqueue_add(request):
     """Enqueues add(x, y) on rabbitmq; answers 202 with the task id."""
     try:
