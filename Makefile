@@ -4,9 +4,9 @@ BIN       := bin/hostctl
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/hostctl/hostctl/cmd/hostctl/internal/cli.Version=$(VERSION)
 # Test timeouts: the whole suite stays well under CI's budget.
-TESTFLAGS ?= -race -count=1 -timeout 15m
+TESTFLAGS ?= -race -count=1 -timeout 30m
 # Under stress-ng every package takes about twice as long.
-STRESS_TESTFLAGS ?= -race -count=1 -timeout 30m
+STRESS_TESTFLAGS ?= -race -count=1 -timeout 60m
 
 .PHONY: help build deb run run-django test test-stress e2e e2e-fleet lint clean bench bench-footprint bench-logs bench-proxy bench-proxy-daemon bench-supervisor
 
