@@ -153,8 +153,9 @@ func waitHeld(t *testing.T, h *harness, up string, n int) {
 }
 
 // TestHoldSingleUpstream: a site's single upstream is held (TryDrain:
-// Held): requests to it make no connection while held, and complete once
-// it is undrained; a hold that outlasts retry_for ends as before, with a
+// Held): requests to it make no connection while held (those
+// hostctl_upstream proxies itself and one it hands to reverse_proxy), and
+// complete once it is undrained; a hold that outlasts retry_for ends as before, with a
 // dial.
 func TestHoldSingleUpstream(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -181,9 +182,14 @@ func TestHoldSingleUpstream(t *testing.T) {
 	}
 	const n = 5
 	done := make(chan error, n)
-	for range n {
+	for i := range n {
 		go func() {
-			resp, err := c.Get("http://" + listen + "/")
+			req, _ := http.NewRequest("GET", "http://"+listen+"/", nil)
+			if i == 0 {
+				// Handed to the reverse_proxy inside hostctl_upstream.
+				req.Header.Set("Upgrade", "test")
+			}
+			resp, err := c.Do(req)
 			if err == nil {
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
