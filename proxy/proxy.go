@@ -321,6 +321,10 @@ type UpstreamStatus struct {
 	// before its program stops (TryDrain): it gets no new request, and
 	// Requests are those it is finishing.
 	Draining bool `json:"draining,omitempty"`
+	// Held is the number of requests waiting, not dialled, while a
+	// site's single upstream is draining (held: TryDrain's Held); they
+	// go on when it is undrained or after retry_for.
+	Held int `json:"held,omitempty"`
 }
 
 // CertificateStatus is one certificate in storage for a configured host.
@@ -357,7 +361,7 @@ func (p *Proxy) Status() Status {
 
 // upstreamStatus is u, an upstream of h, written addr, as Status reports it.
 func upstreamStatus(h proxyHandler, u *reverseproxy.Upstream, addr string) UpstreamStatus {
-	st := UpstreamStatus{Address: addr, Healthy: u.Healthy(), Fails: u.Fails(), Requests: u.NumRequests() + h.ownInFlight()}
+	st := UpstreamStatus{Address: addr, Healthy: u.Healthy(), Fails: u.Fails(), Requests: u.NumRequests() + h.ownInFlight(), Held: h.ownHeld()}
 	if st.Healthy {
 		return st
 	}
@@ -382,6 +386,14 @@ func (ph proxyHandler) ownInFlight() int {
 		return 0
 	}
 	return int(ph.own.inFlight.Load())
+}
+
+// ownHeld is the number of requests hostctl_upstream holds now.
+func (ph proxyHandler) ownHeld() int {
+	if ph.own == nil {
+		return 0
+	}
+	return int(ph.own.held.Load())
 }
 
 // activeProxyHandlers walks the running http app's routes, subroutes

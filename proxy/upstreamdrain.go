@@ -12,9 +12,11 @@ import (
 // Taking one upstream of a pool out before its program stops (issue 22):
 // the pool's selection policy, hostctl_least_conn, skips the upstreams
 // the Proxy marks draining, so that no new request goes to them while the
-// requests they are answering finish. The mark is an atomic switch read
-// on every selection, not a config change: no Caddy reload. It lives with
-// the Proxy (its sink), so a reload keeps it.
+// requests they are answering finish. A site's single upstream has no
+// other to go to: its hostctl_upstream handler holds new requests instead
+// (no dial) until Undrain or the site's retry_for. The mark is an atomic
+// switch read on every selection, not a config change: no Caddy reload.
+// It lives with the Proxy (its sink), so a reload keeps it.
 
 func init() {
 	caddy.RegisterModule(DrainAwareSelection{})
@@ -24,8 +26,9 @@ func init() {
 // Caddy's config: "127.0.0.1:8000", "unix//run/app.sock").
 type drainSet struct {
 	// m is replaced whole on each change and read without a lock by the
-	// selection policy.
-	m atomic.Pointer[map[string]bool]
+	// selection policy and hostctl_upstream. Each mark has a channel,
+	// closed when it is removed: requests held for it go on at once.
+	m atomic.Pointer[map[string]chan struct{}]
 	// mu serializes the changes: TryDrain's check that another upstream
 	// of the pool stays available and its mark are one step, so that two
 	// instances stopping at once never both leave.
@@ -34,28 +37,36 @@ type drainSet struct {
 
 func newDrainSet() *drainSet {
 	d := &drainSet{}
-	d.m.Store(&map[string]bool{})
+	d.m.Store(&map[string]chan struct{}{})
 	return d
 }
 
-func (d *drainSet) has(dial string) bool { return (*d.m.Load())[dial] }
+func (d *drainSet) has(dial string) bool { return d.released(dial) != nil }
+
+// released is the channel closed when dial's mark is removed; nil if dial
+// is not marked.
+func (d *drainSet) released(dial string) <-chan struct{} { return (*d.m.Load())[dial] }
 
 // set marks or unmarks dial; the caller holds d.mu.
 func (d *drainSet) set(dial string, on bool) {
 	old := *d.m.Load()
-	if old[dial] == on {
+	ch, marked := old[dial]
+	if marked == on {
 		return
 	}
-	next := make(map[string]bool, len(old)+1)
-	for k := range old {
-		next[k] = true
+	next := make(map[string]chan struct{}, len(old)+1)
+	for k, v := range old {
+		next[k] = v
 	}
 	if on {
-		next[dial] = true
+		next[dial] = make(chan struct{})
 	} else {
 		delete(next, dial)
 	}
 	d.m.Store(&next)
+	if !on {
+		close(ch)
+	}
 }
 
 // DrainAwareSelection is the selection policy
@@ -94,7 +105,7 @@ func (s *DrainAwareSelection) Select(pool reverseproxy.UpstreamPool, r *http.Req
 	}
 	open := make(reverseproxy.UpstreamPool, 0, len(pool))
 	for _, u := range pool {
-		if !draining[u.Dial] {
+		if _, ok := draining[u.Dial]; !ok {
 			open = append(open, u)
 		}
 	}
@@ -109,20 +120,28 @@ type DrainResult uint8
 
 const (
 	// DrainNotPooled: the upstream is in no pool of the running config
-	// (a site's single upstream, or none): it is left as it is, and
-	// requests to it wait (retry_for) while its program restarts.
+	// and is no site's single upstream behind hostctl_upstream (none, or
+	// one proxied by Caddy's reverse_proxy with upstream_keepalive): it
+	// is left as it is, and requests to it wait (retry_for) for refused
+	// connections only.
 	DrainNotPooled DrainResult = iota
 	// DrainLast: every other upstream of one of its pools is draining or
 	// out of the pool (health checks): it is left in, for now.
 	DrainLast
 	// Drained: it is marked draining; new requests go to the others.
 	Drained
+	// Held: it is a site's single upstream, marked draining: new
+	// requests to it wait, without a dial, until Undrain or the site's
+	// retry_for (counted from each request's arrival), then go on as
+	// before.
+	Held
 )
 
 // TryDrain marks upstream (written as in the config) draining if every
 // pool it is in keeps another upstream that is available (healthy) and
 // not draining; a draining upstream gets no new request, and the requests
-// it is answering finish (InFlight counts them). Undrain ends it.
+// it is answering finish (InFlight counts them). A site's single upstream
+// is held instead (Held). Undrain ends either.
 func (p *Proxy) TryDrain(upstream string) DrainResult {
 	dial := dialAddress(upstream)
 	d := p.drains
@@ -131,9 +150,13 @@ func (p *Proxy) TryDrain(upstream string) DrainResult {
 	if d.has(dial) {
 		return Drained
 	}
-	pooled := false
+	pooled, single := false, false
 	for _, ph := range activeProxyHandlers() {
-		if len(ph.Upstreams) < 2 || !containsDial(ph.Upstreams, dial) {
+		if !containsDial(ph.Upstreams, dial) {
+			continue
+		}
+		if len(ph.Upstreams) < 2 {
+			single = single || ph.own != nil
 			continue
 		}
 		pooled = true
@@ -148,14 +171,19 @@ func (p *Proxy) TryDrain(upstream string) DrainResult {
 			return DrainLast
 		}
 	}
-	if !pooled {
-		return DrainNotPooled
+	switch {
+	case pooled:
+		d.set(dial, true)
+		return Drained
+	case single:
+		d.set(dial, true)
+		return Held
 	}
-	d.set(dial, true)
-	return Drained
+	return DrainNotPooled
 }
 
-// Undrain puts upstream back in its pools: new requests may go to it.
+// Undrain puts upstream back in its pools: new requests may go to it, and
+// those held for it go on at once.
 func (p *Proxy) Undrain(upstream string) {
 	d := p.drains
 	d.mu.Lock()
@@ -163,11 +191,11 @@ func (p *Proxy) Undrain(upstream string) {
 	d.set(dialAddress(upstream), false)
 }
 
-// Draining reports whether upstream is marked draining.
+// Draining reports whether upstream is marked draining (or held).
 func (p *Proxy) Draining(upstream string) bool { return p.drains.has(dialAddress(upstream)) }
 
 // InFlight returns the number of requests the proxy has in flight to
-// upstream now, over every site.
+// upstream now, over every site; requests held (not dialled) are not.
 func (p *Proxy) InFlight(upstream string) int {
 	dial := dialAddress(upstream)
 	n := 0

@@ -56,7 +56,15 @@ type UpstreamHandler struct {
 	// Proxy (spool.go). Nil: bodies are streamed.
 	Buffer *BodyBuffer `json:"buffer,omitempty"`
 
+	// Instance is the key of the Proxy whose drain marks it reads: while
+	// the upstream is marked (TryDrain: Held), new requests wait for
+	// Undrain, for at most try_duration from their arrival, before they
+	// dial (upstreamdrain.go).
+	Instance string `json:"instance,omitempty"`
+
 	proxy       *reverseproxy.Handler
+	drains      *drainSet
+	dial        string // the upstream's dial address, as drains marks it
 	network     string // "tcp" or "unix"
 	address     string // what to dial
 	hostHeader  string // Host sent when the request has none (HTTP/1.0)
@@ -68,6 +76,7 @@ type UpstreamHandler struct {
 	logger      *zap.Logger
 	ctx         caddy.Context
 	inFlight    atomic.Int64 // requests proxied now, for Proxy.Status
+	held        atomic.Int64 // requests held now (waitHeld), for Proxy.Status
 }
 
 // CaddyModule returns the Caddy module information.
@@ -94,6 +103,7 @@ func (u *UpstreamHandler) Provision(ctx caddy.Context) error {
 	if len(p.Upstreams) != 1 || p.DynamicUpstreams != nil {
 		return errors.New("proxy: exactly one static upstream is required")
 	}
+	u.drains, u.dial = lookupSink(u.Instance).drains, p.Upstreams[0].Dial
 	addr, err := caddy.ParseNetworkAddress(p.Upstreams[0].Dial)
 	if err != nil {
 		return fmt.Errorf("proxy: upstream %q: %w", p.Upstreams[0].Dial, err)
@@ -180,7 +190,13 @@ func (e *attemptError) Error() string { return e.err.Error() }
 func (e *attemptError) Unwrap() error { return e.err }
 
 func (u *UpstreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	start := time.Now()
 	if !ownsRequest(r) {
+		// Held here, before reverse_proxy's own try_duration starts.
+		if !u.waitHeld(r, start) {
+			w.WriteHeader(499)
+			return nil
+		}
 		if u.Buffer == nil {
 			return u.proxy.ServeHTTP(w, r, next)
 		}
@@ -193,9 +209,12 @@ func (u *UpstreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 	if body != nil {
 		defer body.release()
 	}
+	if !u.waitHeld(r, start) {
+		w.WriteHeader(499)
+		return nil
+	}
 	u.inFlight.Add(1)
-	defer u.inFlight.Add(-1)
-	start := time.Now()
+	defer func() { u.inFlight.Add(-1) }()
 	for {
 		res, conn, err := u.attempt(w, r, body)
 		if err == nil {
@@ -210,7 +229,46 @@ func (u *UpstreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 		if !u.tryAgain(r, body, start, err) {
 			return proxyError(err)
 		}
+		if u.drains.has(u.dial) {
+			// Held since: not in flight while it waits.
+			u.inFlight.Add(-1)
+			ok := u.waitHeld(r, start)
+			u.inFlight.Add(1)
+			if !ok {
+				w.WriteHeader(499)
+				return nil
+			}
+		}
 	}
+}
+
+// waitHeld waits while the upstream is held (TryDrain: Held, before its
+// program stops) until Undrain releases it or try_duration has passed
+// since start, the request's arrival; then the request goes on as it
+// would have (dial, retries until try_duration, the error). False if the
+// client went away first. A reload does not end the hold (the marks live
+// with the Proxy, and the new config's handlers hold too); it is bounded
+// by try_duration in any case.
+func (u *UpstreamHandler) waitHeld(r *http.Request, start time.Time) bool {
+	released := u.drains.released(u.dial)
+	if released == nil {
+		return true
+	}
+	left := u.tryFor - time.Since(start)
+	if left <= 0 {
+		return true
+	}
+	t := time.NewTimer(left)
+	defer t.Stop()
+	u.held.Add(1)
+	defer u.held.Add(-1)
+	select {
+	case <-released:
+	case <-t.C:
+	case <-r.Context().Done():
+		return false
+	}
+	return true
 }
 
 // tryAgain waits try_interval and reports true if the failed attempt

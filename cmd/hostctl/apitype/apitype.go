@@ -211,8 +211,12 @@ type ProxyUpstreamStatus struct {
 	Requests int `json:"requests"`
 	// Draining is true while it is taken out of its pool before its
 	// program stops (drain_timeout): it gets no new request, and Requests
-	// are those it is finishing.
+	// are those it is finishing. A site's single upstream is held instead:
+	// new requests wait (Held) until it is up again, or retry_for.
 	Draining bool `json:"draining,omitempty"`
+	// Held is the number of requests waiting for a draining single
+	// upstream, not sent to it yet.
+	Held int `json:"held,omitempty"`
 }
 
 // ProxyCertificateStatus is one certificate in storage for a configured

@@ -300,9 +300,10 @@ func proxyLine(st apitype.ProxyStatus, configured bool) string {
 }
 
 // printPool prints the upstream pool, one line each, when there are
-// several upstreams (a front balancing across webservers).
+// several upstreams (a front balancing across webservers), or a single
+// one while it is held (draining before its program stops).
 func printPool(w io.Writer, ups []apitype.ProxyUpstreamStatus) {
-	if len(ups) < 2 {
+	if len(ups) == 0 || (len(ups) == 1 && !ups[0].Draining) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -315,7 +316,11 @@ func printPool(w io.Writer, ups []apitype.ProxyUpstreamStatus) {
 		case !u.Healthy:
 			state = "DOWN"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", cell(u.Address), state, u.Requests, u.Fails, cell(u.Down))
+		why := u.Down
+		if u.Held > 0 {
+			why = strings.TrimPrefix(fmt.Sprintf("%s; %d requests held", why, u.Held), "; ")
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", cell(u.Address), state, u.Requests, u.Fails, cell(why))
 	}
 	tw.Flush()
 }

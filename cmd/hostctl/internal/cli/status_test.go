@@ -96,7 +96,8 @@ func TestMemoryColumn(t *testing.T) {
 
 // TestPoolAndDrainLines: status shows a pool of several upstreams one
 // line each, with why one is out, and a DRAINING line while draining;
-// nothing for a single upstream or when not draining.
+// a single upstream only while it is held (draining), with the requests
+// held; nothing when not draining.
 func TestPoolAndDrainLines(t *testing.T) {
 	var b strings.Builder
 	printPool(&b, []apitype.ProxyUpstreamStatus{{Address: "unix:/run/app.sock", Healthy: true}})
@@ -117,6 +118,16 @@ func TestPoolAndDrainLines(t *testing.T) {
 		"  127.0.0.1:8002  draining  0          0      health check failing\n"
 	if b.String() != want {
 		t.Errorf("pool:\n%s\nwant:\n%s", b.String(), want)
+	}
+
+	// A single upstream shows while it is held before its program stops.
+	b.Reset()
+	printPool(&b, []apitype.ProxyUpstreamStatus{{Address: "unix:/run/app.sock", Healthy: true, Requests: 1, Draining: true, Held: 4}})
+	want = "" +
+		"  UPSTREAM            STATE     IN FLIGHT  FAILS  WHY\n" +
+		"  unix:/run/app.sock  draining  1          0      4 requests held\n"
+	if b.String() != want {
+		t.Errorf("held single upstream:\n%s\nwant:\n%s", b.String(), want)
 	}
 
 	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.Local)

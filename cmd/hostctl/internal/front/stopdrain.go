@@ -22,7 +22,8 @@ import (
 // Pool is the proxy as the drain before a stop sees it (*proxy.Proxy).
 type Pool interface {
 	// TryDrain takes upstream out of its pools unless it would leave a
-	// pool without an available upstream, or it is in none.
+	// pool without an available upstream, or holds the requests to it if
+	// it is a site's single upstream.
 	TryDrain(upstream string) proxy.DrainResult
 	// Undrain puts it back.
 	Undrain(upstream string)
@@ -50,8 +51,9 @@ type stopDrains struct {
 // or ctx ends (drain_timeout). An upstream that is the last available one
 // of its pool waits (within ctx) for another to become available, as in a
 // rolling restart the instance restarted before is back in the pool; a
-// site's single upstream is left in: requests to it wait (retry_for)
-// while the program restarts, as before. The upstreams stay out until the
+// site's single upstream is held: new requests to it wait, not dialled,
+// for at most the site's retry_for, instead of queueing in the backlog of
+// a process about to exit. The upstreams stay out (held) until the
 // process is up again (supervisor.Status.Up: RUNNING and passing its
 // health check).
 func (f *Front) BeforeStop(ctx context.Context, p *supervisor.ProcessConfig) {
@@ -97,7 +99,7 @@ func takeOut(ctx context.Context, pool Pool, u string) bool {
 	defer t.Stop()
 	for {
 		switch pool.TryDrain(u) {
-		case proxy.Drained:
+		case proxy.Drained, proxy.Held:
 			return true
 		case proxy.DrainNotPooled:
 			return false

@@ -31,7 +31,7 @@ func (p *fakePool) TryDrain(u string) proxy.DrainResult {
 	if len(p.results) > 1 {
 		p.results = p.results[1:]
 	}
-	if r == proxy.Drained {
+	if r == proxy.Drained || r == proxy.Held {
 		p.drained[u] = true
 	}
 	return r
@@ -113,7 +113,8 @@ func TestBeforeStop(t *testing.T) {
 		tries    int
 	}{
 		{"drained, waits for its requests", []proxy.DrainResult{proxy.Drained}, 3, time.Minute, true, 1},
-		{"single upstream: left in", []proxy.DrainResult{proxy.DrainNotPooled}, 3, time.Minute, false, 1},
+		{"single upstream: held, waits for its requests", []proxy.DrainResult{proxy.Held}, 3, time.Minute, true, 1},
+		{"not in the proxy's pools (keep-alive reverse_proxy): left in", []proxy.DrainResult{proxy.DrainNotPooled}, 3, time.Minute, false, 1},
 		{"last of its pool: waits for another", []proxy.DrainResult{proxy.DrainLast, proxy.DrainLast, proxy.Drained}, 0, time.Minute, true, 3},
 		{"last of its pool until drain_timeout: left in", []proxy.DrainResult{proxy.DrainLast}, 0, 100 * time.Millisecond, false, -1},
 		{"requests outlast drain_timeout: returns", []proxy.DrainResult{proxy.Drained}, 1 << 30, 100 * time.Millisecond, true, 1},
