@@ -68,14 +68,29 @@ func TestInstancesStartEachWithItsNumber(t *testing.T) {
 		}
 		waitLogLine(t, s, name, "stdout", fmt.Sprintf("argv=arg%d env=w%d", n, n))
 		waitLogLine(t, s, name, "stderr", fmt.Sprintf("err arg%d", n))
-		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", st.PID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, want := range []string{fmt.Sprintf("WORKER=w%d", n), "LITERAL=${INSTANCE}"} {
-			if !strings.Contains("\x00"+string(env)+"\x00", "\x00"+want+"\x00") {
-				t.Errorf("%s: environment lacks %s", name, want)
+		// The shell has printed its line, but may be in the middle of its
+		// exec of sleep, when /proc/PID/environ reads empty: read until it
+		// holds the variables, or a deadline.
+		wantEnv := []string{fmt.Sprintf("WORKER=w%d", n), "LITERAL=${INSTANCE}"}
+		var lacks []string
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", st.PID))
+			if err != nil {
+				t.Fatal(err)
 			}
+			lacks = lacks[:0]
+			for _, want := range wantEnv {
+				if !strings.Contains("\x00"+string(env)+"\x00", "\x00"+want+"\x00") {
+					lacks = append(lacks, want)
+				}
+			}
+			if len(lacks) == 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // between polls of a bounded wait
+		}
+		if len(lacks) > 0 {
+			t.Errorf("%s: environment lacks %v", name, lacks)
 		}
 	}
 	if len(pids) != 3 {
