@@ -23,7 +23,7 @@ import (
 func TestDeployPrepareOnly(t *testing.T) {
 	testuser.Ensure(t, "hct-deploy")
 	base := t.TempDir()
-	for d := base; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+	for d := base; d != filepath.Clean(os.TempDir()) && d != "/"; d = filepath.Dir(d) {
 		os.Chmod(d, 0o755) // the app's user reaches the release dirs below
 	}
 	repo := filepath.Join(base, "repo")
@@ -98,7 +98,7 @@ timeout = "1m"
 func TestDeployKilledMidStep(t *testing.T) {
 	testuser.Ensure(t, "hct-deploy")
 	base := t.TempDir()
-	for d := base; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+	for d := base; d != filepath.Clean(os.TempDir()) && d != "/"; d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
 	}
 	src := filepath.Join(base, "src")

@@ -57,8 +57,17 @@ func TestMain(m *testing.M) {
 		testbin.Cleanup()
 		os.Exit(1)
 	}
+	// The tests make dirs that the app's user must reach, and chmod them:
+	// none may change the system's temp dir (1777) on the way. A test
+	// once did, and apt could no longer write there.
+	tmpBefore, tmpErr := os.Stat(os.TempDir())
 	code := m.Run()
 	testbin.Cleanup()
+	if tmpAfter, err := os.Stat(os.TempDir()); tmpErr == nil && err == nil && tmpAfter.Mode() != tmpBefore.Mode() {
+		fmt.Fprintf(os.Stderr, "FAIL: a test changed %s from %v to %v (restored)\n", os.TempDir(), tmpBefore.Mode(), tmpAfter.Mode())
+		os.Chmod(os.TempDir(), tmpBefore.Mode().Perm()|tmpBefore.Mode()&(os.ModeSticky|os.ModeSetuid|os.ModeSetgid))
+		code = 1
+	}
 	os.Exit(code)
 }
 

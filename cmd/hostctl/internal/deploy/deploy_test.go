@@ -27,7 +27,7 @@ const appUser = "hct-deploy"
 func world(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for d := dir; d != "/tmp" && d != "/" && d != "."; d = filepath.Dir(d) {
+	for d := dir; d != filepath.Clean(os.TempDir()) && d != "/" && d != "."; d = filepath.Dir(d) {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
