@@ -83,6 +83,7 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	d := &Daemon{opts: opts, cfg: cfg, stopRun: stop}
+	d.notify.send = d.sdNotify
 	setGC()
 	if err := d.start(ctx); err != nil {
 		return err

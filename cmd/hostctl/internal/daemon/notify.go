@@ -13,7 +13,8 @@ package daemon
 //	reload   RELOADING=1 + MONOTONIC_USEC, then READY=1 + STATUS=...
 //	running  STATUS=... on every change of the summary (at most every 100 ms);
 //	         WATCHDOG=1 every WATCHDOG_USEC/2 from the serve loop
-//	stop     STOPPING=1
+//	stop     STOPPING=1; no READY=1 after it (a start or a reload that
+//	         ends after the stop began says nothing)
 //
 // A reload before the first READY=1 sends nothing, so that its READY=1
 // cannot announce readiness early.
@@ -32,11 +33,82 @@ import (
 	"github.com/hostctl/hostctl/supervisor"
 )
 
-// notifier remembers what was told to systemd.
+// notifier is what systemd was told, and the one place that decides what
+// it may be told next: READY=1 never follows STOPPING=1. (A required
+// program that goes FATAL while hostctl starts cancels the start: the
+// shutdown's STOPPING=1 may then race the first READY=1, and systemd would
+// be told that a stopping hostctl is ready.)
 type notifier struct {
-	mu     sync.Mutex // guards ready and status
-	ready  bool       // READY=1 was sent
-	status string     // last STATUS= sent
+	mu       sync.Mutex // guards the fields below; held while a message is sent, so they go out in order
+	send     func(state string)
+	ready    bool   // READY=1 was sent
+	stopping bool   // STOPPING=1 was sent: no READY=1 after it
+	status   string // last STATUS= sent
+}
+
+// readyFirst sends the first READY=1 with STATUS=status(), unless hostctl
+// is stopping already; before runs first, under the same lock (a warning
+// that must not be logged once the stop has begun). It reports whether
+// READY=1 was sent.
+func (n *notifier) readyFirst(status func() string, before func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopping {
+		return false
+	}
+	before()
+	n.ready = true
+	n.status = status()
+	n.send("READY=1\nSTATUS=" + n.status)
+	return true
+}
+
+// last is the last STATUS= sent.
+func (n *notifier) last() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.status
+}
+
+// update sends STATUS=line if it changed.
+func (n *notifier) update(line string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if line != n.status {
+		n.status = line
+		n.send("STATUS=" + line)
+	}
+}
+
+// reloading sends RELOADING=1 and returns what sends READY=1 when the
+// reload is over. Before the first READY=1 both do nothing (a reload's
+// READY=1 must not announce readiness early), and after STOPPING=1 the
+// second does nothing.
+func (n *notifier) reloading(monotonicUsec int64, status func() string) (done func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.ready || n.stopping {
+		return func() {}
+	}
+	n.send(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec))
+	return func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.stopping {
+			return
+		}
+		n.status = status()
+		n.send("READY=1\nSTATUS=" + n.status)
+	}
+}
+
+// stop sends STOPPING=1: hostctl is stopping its programs.
+func (n *notifier) stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.stopping = true
+	n.status = "stopping programs"
+	n.send("STOPPING=1\nSTATUS=" + n.status)
 }
 
 // sdNotify sends one message; without NOTIFY_SOCKET it does nothing.
@@ -71,25 +143,19 @@ func (d *Daemon) notifyWhenReady(ctx context.Context) {
 	case <-ctx.Done():
 		return
 	}
-	if !d.proxyReady() {
-		d.log.Warn("the proxy is not listening; telling systemd READY=1 anyway")
+	sent := d.notify.readyFirst(d.statusLine, func() {
+		if !d.proxyReady() {
+			d.log.Warn("the proxy is not listening; telling systemd READY=1 anyway")
+		}
+	})
+	if !sent {
+		return // hostctl is stopping (a required program went FATAL as it started)
 	}
-	d.notify.mu.Lock()
-	d.notify.ready = true
-	line := d.statusLine()
-	d.notify.status = line
-	d.sdNotify("READY=1\nSTATUS=" + line)
-	d.notify.mu.Unlock()
-	d.log.Info("ready", zap.String("status", line))
+	d.log.Info("ready", zap.String("status", d.notify.last()))
 
 	for {
 		ch := d.sup.Changed()
-		d.notify.mu.Lock()
-		if line := d.statusLine(); line != d.notify.status {
-			d.notify.status = line
-			d.sdNotify("STATUS=" + line)
-		}
-		d.notify.mu.Unlock()
+		d.notify.update(d.statusLine())
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -110,27 +176,13 @@ func (d *Daemon) notifyWhenReady(ctx context.Context) {
 // notifyReloading sends RELOADING=1 and returns the function that sends
 // READY=1 when the reload is over. Before the first READY=1 both do nothing.
 func (d *Daemon) notifyReloading() (done func()) {
-	d.notify.mu.Lock()
-	ready := d.notify.ready
-	d.notify.mu.Unlock()
-	if !ready {
-		return func() {}
-	}
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	d.sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", ts.Nano()/1000))
-	return func() {
-		d.notify.mu.Lock()
-		defer d.notify.mu.Unlock()
-		d.notify.status = d.statusLine()
-		d.sdNotify("READY=1\nSTATUS=" + d.notify.status)
-	}
+	return d.notify.reloading(ts.Nano()/1000, d.statusLine)
 }
 
 // notifyStopping tells systemd that hostctl is stopping its programs.
-func (d *Daemon) notifyStopping() {
-	d.sdNotify("STOPPING=1\nSTATUS=stopping programs")
-}
+func (d *Daemon) notifyStopping() { d.notify.stop() }
 
 // watchdog pings systemd's watchdog from the serve loop, so that pings stop
 // when that loop is stuck.
