@@ -152,8 +152,8 @@ func (p *Proxy) TryDrain(upstream string) DrainResult {
 	}
 	pooled, single := false, false
 	for _, ph := range activeProxyHandlers() {
-		if !containsDial(ph.Upstreams, dial) {
-			continue
+		if ph.retiring || !containsDial(ph.Upstreams, dial) {
+			continue // a retiring pool gets no new request
 		}
 		if len(ph.Upstreams) < 2 {
 			single = single || ph.own != nil
