@@ -670,7 +670,11 @@ func (cc *Config) upstreamTransport() *reverseproxy.HTTPTransport {
 func (cc *Config) loadBalancing(pool bool, instance string) *reverseproxy.LoadBalancing {
 	lb := &reverseproxy.LoadBalancing{SelectionPolicyRaw: moduleJSON(&reverseproxy.LeastConnSelection{}, "policy", "least_conn")}
 	if pool {
-		lb.SelectionPolicyRaw = moduleJSON(&DrainAwareSelection{Instance: instance}, "policy", "hostctl_least_conn")
+		sel := &DrainAwareSelection{Instance: instance}
+		if *cc.Health.FailDuration > 0 {
+			sel.MaxFails = cc.Health.MaxFails
+		}
+		lb.SelectionPolicyRaw = moduleJSON(sel, "policy", "hostctl_least_conn")
 	}
 	if *cc.RetryFor > 0 {
 		lb.TryDuration = caddy.Duration(*cc.RetryFor)

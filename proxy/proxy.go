@@ -360,6 +360,10 @@ func (p *Proxy) Status() Status {
 			seen[addr] = true
 			us := upstreamStatus(ph, u, addr)
 			us.Draining = p.drains.has(u.Dial)
+			if !us.Healthy && available(u, passiveMaxFails(ph.Handler), p.drains.checkedMarks(), time.Now().UnixNano()) {
+				// Its check passed just now (CheckHealth).
+				us.Healthy, us.Down = true, ""
+			}
 			st.Upstreams = append(st.Upstreams, us)
 		}
 	}
