@@ -63,6 +63,11 @@ type Config struct {
 	// LogRules are the [[alerts.log_rule]] tables: alert on what programs
 	// print, at a rate, with an ignore list.
 	LogRules []LogRule `toml:"log_rule"`
+
+	// Heartbeats are the [[alerts.heartbeat]] tables: pings to an
+	// outside monitor while hostctl is alive, so that a dead host is
+	// noticed.
+	Heartbeats []Heartbeat `toml:"heartbeat"`
 }
 
 // DefaultConfig returns [alerts] with every default.
@@ -255,6 +260,17 @@ func (c *Config) Validate(prefix string) []error {
 			rules[r.Name] = i
 		}
 		r.validate(fe, key)
+	}
+	beats := map[string]int{}
+	for i := range c.Heartbeats {
+		h := &c.Heartbeats[i]
+		key := fmt.Sprintf("heartbeat[%d]", i)
+		if j, dup := beats[h.Name]; dup && h.Name != "" {
+			fe.add(key+".name", "%q is also the name of heartbeat[%d]; names must be unique", h.Name, j)
+		} else {
+			beats[h.Name] = i
+		}
+		h.validate(fe, key)
 	}
 	return fe.errs
 }
