@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/testuser"
 )
 
 // pingMonitor is an outside monitor on 127.0.0.1 (a Healthchecks.io
@@ -263,5 +265,53 @@ interval = "0s"
 	}
 	if strings.Contains(r.stderr+r.stdout, "SECRET-TOKEN-1") {
 		t.Errorf("hostctl check prints the URL's token:\n%s", r.stderr)
+	}
+}
+
+// TestHeartbeatTokenHiddenFromTheAppUser: the app's user can read the
+// config file (as /etc/hostctl/hostctl.toml usually is) and would, with
+// the monitor's token, ping the monitor from anywhere and hide a dead
+// host. With url_file the token is in a root-only file: the attacker
+// finds it neither in the config nor in that file, and hostctl pings with
+// it all the same.
+func TestHeartbeatTokenHiddenFromTheAppUser(t *testing.T) {
+	const token = "e2e-url-file-token-c41d"
+	u := testuser.Ensure(t, "hct-heartbeat")
+	mon := newPingMonitor(t)
+	var urlFile string
+	d := startDaemon(t, "", daemonOpts{config: func(t testing.TB, dir string) (string, []string) {
+		urlFile = filepath.Join(dir, "heartbeat.url")
+		if err := os.WriteFile(urlFile, []byte(mon.url+"/ping/"+token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return writeConfig(t, dir, "", fmt.Sprintf(`
+[[alerts.heartbeat]]
+name = "hc"
+kind = "healthchecks"
+url_file = %q
+interval = "1s"
+
+[program.web]
+command = ["/bin/sleep", "1000"]
+`, urlFile)), nil
+	}})
+	mon.waitFor("2 pings with the file's token", 30*time.Second, func(p []monitorPing) bool { return countAfter(p, 0, "/ping/"+token) >= 2 })
+
+	// The attacker can reach and read the config, like a config in /etc.
+	if err := os.Chmod(d.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := u.Run(t, "/bin/cat", d.cfg)
+	if !strings.Contains(cfg, "url_file") {
+		t.Fatalf("the attacker read something else than the config:\n%s", cfg)
+	}
+	if strings.Contains(cfg, token) {
+		t.Errorf("the token is in the config the app's user reads:\n%s", cfg)
+	}
+	if out, err := u.Command("/bin/cat", urlFile).CombinedOutput(); err == nil || strings.Contains(string(out), token) {
+		t.Errorf("the app's user read url_file: %v\n%s", err, out)
+	}
+	if r := d.hostctl(t, "alerts"); strings.Contains(r.stdout, token) || !strings.Contains(r.stdout, mon.url+"/…") {
+		t.Errorf("hostctl alerts:\n%s", r.stdout)
 	}
 }

@@ -189,7 +189,8 @@ func (fe *fieldErrors) add(key, format string, a ...any) {
 }
 
 // Provision fills what the sinks leave to defaults (an email sink's port
-// and starttls) and reads their secret and CA files once, through read
+// and starttls) and reads their secret and CA files, and the heartbeats'
+// url_file, once, through read
 // (trust.ReadFile's rule), so that a missing or unreadable one is
 // reported before anything starts; it returns those problems, each a
 // *FieldError whose key starts with prefix ("alerts"). Call it after
@@ -198,6 +199,9 @@ func (c *Config) Provision(prefix string, read trust.Reader) []error {
 	fe := &fieldErrors{prefix: prefix}
 	for i := range c.Sinks {
 		c.Sinks[i].provision(fe, fmt.Sprintf("sink[%d]", i), read)
+	}
+	for i := range c.Heartbeats {
+		c.Heartbeats[i].provision(fe, fmt.Sprintf("heartbeat[%d]", i), read)
 	}
 	return fe.errs
 }

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // Heartbeat is one [[alerts.heartbeat]] table: ping URL every Interval.
@@ -35,6 +37,11 @@ type Heartbeat struct {
 	// shows it. It usually carries a secret token: hostctl shows only its
 	// scheme and host. Required.
 	URL string `toml:"url"`
+	// URLFile holds the ping URL instead of URL, so that the token stays
+	// out of a config file that others can read (the app's user, who
+	// could otherwise ping the monitor from anywhere and hide a dead
+	// host). Read once at load and at every reload.
+	URLFile string `toml:"url_file" trust:"secret"`
 	// Interval is the time between pings: the period set in the monitor
 	// (which alerts after the period plus its grace time without a ping).
 	// Required, at least 1s.
@@ -161,6 +168,23 @@ func redactURL(raw string) string {
 	return s
 }
 
+// provision reads URLFile into URL (Config.Provision).
+func (h *Heartbeat) provision(fe *fieldErrors, key string, read trust.Reader) {
+	if h.URLFile == "" {
+		return
+	}
+	if h.URL != "" {
+		fe.add(key+".url_file", "set url or url_file, not both")
+		return
+	}
+	v, err := trust.ReadSecret(read, h.URLFile)
+	if err != nil {
+		fe.add(key+".url_file", "%v", err)
+		return
+	}
+	h.URL = v
+}
+
 // validate checks the heartbeat and resolves its forms. Its messages
 // never quote the URL: it may carry a token.
 func (h *Heartbeat) validate(fe *fieldErrors, key string) {
@@ -172,12 +196,18 @@ func (h *Heartbeat) validate(fe *fieldErrors, key string) {
 	if !ok {
 		fe.add(k("kind"), "%q is not a heartbeat kind (one of: %s; or leave it out and set fail_url and start_url)", h.Kind, strings.Join(Kinds, ", "))
 	}
+	urlKey := "url"
+	if h.URLFile != "" {
+		urlKey = "url_file" // what it holds
+	}
 	base, err := parseHTTPURL(h.URL)
 	switch {
+	case h.URL == "" && h.URLFile == "":
+		fe.add(k("url"), "required: the monitor's ping URL (e.g. \"https://hc-ping.com/UUID\"), or url_file, a file that holds it")
 	case h.URL == "":
-		fe.add(k("url"), "required: the monitor's ping URL (e.g. \"https://hc-ping.com/UUID\")")
+		// Provision could not read url_file, and said why.
 	case err != nil:
-		fe.add(k("url"), "%v", err)
+		fe.add(k(urlKey), "%v", err)
 	}
 	switch {
 	case h.Interval == 0:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // pingReceiver is a monitor on 127.0.0.1 that records every request's
@@ -442,5 +445,53 @@ func TestHeartbeatConfigErrors(t *testing.T) {
 	c.Heartbeats = []Heartbeat{ok, ok}
 	if errs := c.Validate("alerts"); len(errs) != 1 || !strings.Contains(errs[0].Error(), "alerts.heartbeat[1].name") {
 		t.Errorf("duplicate names: %v", errs)
+	}
+}
+
+// TestHeartbeatURLFile: url_file holds the URL (and its token) out of the
+// config file; its errors name url_file and never print the token.
+func TestHeartbeatURLFile(t *testing.T) {
+	const tok = "FILE-TOKEN-9"
+	files := map[string]string{"/etc/hc.url": "https://hc-ping.com/" + tok + "\n", "/etc/bad.url": "ftp://hc-ping.com/" + tok}
+	read := func(path string, _ trust.Kind) ([]byte, error) {
+		v, ok := files[path]
+		if !ok {
+			return nil, fs.ErrNotExist
+		}
+		return []byte(v), nil
+	}
+	for _, tc := range []struct {
+		name string
+		h    Heartbeat
+		key  string // "" for no error
+		msg  string
+	}{
+		{"read", Heartbeat{URLFile: "/etc/hc.url"}, "", ""},
+		{"both", Heartbeat{URL: "https://hc-ping.com/x", URLFile: "/etc/hc.url"}, "alerts.heartbeat[0].url_file", "not both"},
+		{"missing file", Heartbeat{URLFile: "/etc/none.url"}, "alerts.heartbeat[0].url_file", "/etc/none.url"},
+		{"bad url in the file", Heartbeat{URLFile: "/etc/bad.url"}, "alerts.heartbeat[0].url_file", "not ftp://"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.h.Name, tc.h.Kind, tc.h.Interval = "hc", KindHealthchecks, time.Minute
+			c.Heartbeats = []Heartbeat{tc.h}
+			errs := append(c.Provision("alerts", read), c.Validate("alerts")...)
+			if tc.key == "" {
+				if len(errs) > 0 {
+					t.Fatal(errs)
+				}
+				if h := c.Heartbeats[0]; h.success != "https://hc-ping.com/"+tok || h.fail != "https://hc-ping.com/"+tok+"/fail" {
+					t.Errorf("forms from url_file: %q %q", h.success, h.fail)
+				}
+				return
+			}
+			var fe *FieldError
+			if len(errs) != 1 || !errors.As(errs[0], &fe) || fe.Key != tc.key || !strings.Contains(fe.Msg, tc.msg) {
+				t.Fatalf("errors = %v, want one %s: ...%s...", errs, tc.key, tc.msg)
+			}
+			if strings.Contains(fe.Msg, tok) {
+				t.Errorf("the error shows the token: %s", fe.Msg)
+			}
+		})
 	}
 }
