@@ -184,13 +184,21 @@ func TestHeartbeatReloadChangedURL(t *testing.T) {
 	old := heartbeat(t, Heartbeat{Name: "hc", Kind: KindHealthchecks, URL: rec.srv.URL + "/ping/old"}, 50*time.Millisecond)
 	m := newTestManager(t, Config{Heartbeats: []Heartbeat{old}}, nil)
 	rec.waitCount(t, 2, is("/ping/old"))
+	m.mu.Lock()
+	oldBeat := m.beats[0]
+	m.mu.Unlock()
 	nu := heartbeat(t, Heartbeat{Name: "hc", Kind: KindHealthchecks, URL: rec.srv.URL + "/ping/new"}, 50*time.Millisecond)
 	if err := m.Apply(Config{Heartbeats: []Heartbeat{nu}}); err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case <-oldBeat.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the replaced heartbeat's goroutine did not end")
+	}
+	// A ping to the old URL in flight at the reload may still land;
+	// none after the new one has pinged twice, and twice more.
 	rec.waitCount(t, 2, is("/ping/new"))
-	// A ping to the old URL already in flight at the reload may still
-	// land; none after the new one has pinged twice more.
 	oldN := len(rec.waitCount(t, 0, is("/ping/old")))
 	rec.waitCount(t, 4, is("/ping/new"))
 	if n := len(rec.waitCount(t, 0, is("/ping/old"))); n != oldN {
