@@ -425,15 +425,18 @@ func (b *beat) nextDue() time.Time {
 }
 
 // run sends the pings until stop: the start form first when start is
-// set (hostctl has just started), then a ping at first and every
+// set (hostctl has just started; if the monitor does not take it, as
+// right after a reboot when the network is not up yet, it is sent again
+// before each ping until it does), then a ping at first and every
 // Interval after. A ping never takes longer than the timeout (at most
 // the interval), so the schedule holds whatever the monitor does; pings
 // missed while hostctl could not run (stopped, suspended) are not made
 // up: the next one is sent at once, then every Interval.
 func (b *beat) run(first time.Time, start bool) {
 	defer close(b.done)
-	if start && b.cfg.start != "" {
-		b.ping(FormStart, b.cfg.start)
+	pendingStart := start && b.cfg.start != ""
+	if pendingStart {
+		pendingStart = !b.ping(FormStart, b.cfg.start)
 	}
 	due := first
 	for {
@@ -446,6 +449,9 @@ func (b *beat) run(first time.Time, start bool) {
 			t.Stop()
 			return
 		case <-t.C:
+		}
+		if pendingStart {
+			pendingStart = !b.ping(FormStart, b.cfg.start)
 		}
 		b.beat()
 		now := time.Now()
@@ -487,8 +493,9 @@ func withMsg(raw, msg string) string {
 	return u.String()
 }
 
-// ping sends one GET of u (form), bounded by the timeout and by stop.
-func (b *beat) ping(form, u string) {
+// ping sends one GET of u (form), bounded by the timeout and by stop,
+// and reports whether the monitor took it.
+func (b *beat) ping(form, u string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.timeout())
 	defer cancel()
 	go func() {
@@ -515,18 +522,18 @@ func (b *beat) ping(form, u string) {
 		}
 		b.failing, b.suppressed, b.lastLog = false, 0, time.Time{}
 		b.log.Debug("heartbeat: sent", zap.String("form", form))
-		return
+		return true
 	}
 	select {
 	case <-b.stop:
-		return // stopped by a reload or Close: not the monitor's fault
+		return false // stopped by a reload or Close: not the monitor's fault
 	default:
 	}
 	b.failed.Add(1)
 	b.failing = true
 	if !b.lastLog.IsZero() && time.Since(b.lastLog) < heartbeatLogEvery {
 		b.suppressed++
-		return
+		return false
 	}
 	fields := []zap.Field{zap.String("form", form), zap.Error(err)}
 	if b.suppressed > 0 {
@@ -534,6 +541,7 @@ func (b *beat) ping(form, u string) {
 	}
 	b.log.Warn("heartbeat: ping failed (the next one is still sent on schedule; failures are logged at most every "+heartbeatLogEvery.String()+")", fields...)
 	b.lastLog, b.suppressed = time.Now(), 0
+	return false
 }
 
 // get sends one GET; any 2xx is success.

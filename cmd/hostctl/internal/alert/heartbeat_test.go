@@ -100,7 +100,7 @@ func is(uri string) func(string) bool { return func(g string) bool { return g ==
 
 // heartbeat returns h validated (its forms resolved) with interval set
 // after validation: validation allows no less than 1s, and unit tests
-// ping faster.
+// ping faster. Its timeout is 10s unless h has one.
 func heartbeat(t *testing.T, h Heartbeat, interval time.Duration) Heartbeat {
 	t.Helper()
 	h.Interval = time.Second
@@ -110,6 +110,12 @@ func heartbeat(t *testing.T, h Heartbeat, interval time.Duration) Heartbeat {
 	}
 	h = c.Heartbeats[0]
 	h.Interval = interval
+	if h.Timeout == 0 {
+		// Not the interval: on a loaded machine (CI runs beside
+		// stress-ng) a ping can take longer than a test's interval, and
+		// a start form that timed out is not sent again.
+		h.Timeout = 10 * time.Second
+	}
 	return h
 }
 
@@ -175,6 +181,33 @@ func TestHeartbeatStartThenSchedule(t *testing.T) {
 		t.Fatalf("after the restart, the first request was not the start form: %q", got[n:])
 	}
 	waitStatus(t, m2, "sending after the restart", func(s HeartbeatStatus) bool { return s.Sent >= 2 })
+}
+
+// TestHeartbeatStartRetried: a start form the monitor did not take (the
+// network not up yet after a reboot) is sent again before the next ping.
+func TestHeartbeatStartRetried(t *testing.T) {
+	rec := newPingReceiver(t)
+	var once sync.Once
+	rec.answer = func(r *http.Request) int {
+		code := http.StatusOK
+		if strings.HasSuffix(r.URL.Path, "/start") {
+			once.Do(func() { code = http.StatusServiceUnavailable })
+		}
+		return code
+	}
+	h := heartbeat(t, Heartbeat{Name: "hc", Kind: KindHealthchecks, URL: rec.srv.URL + "/ping/u"}, 50*time.Millisecond)
+	m := newTestManager(t, Config{Heartbeats: []Heartbeat{h}}, nil)
+	rec.waitCount(t, 2, is("/ping/u/start"))
+	rec.waitCount(t, 3, is("/ping/u"))
+	if n := len(rec.waitCount(t, 0, is("/ping/u/start"))); n != 2 {
+		t.Errorf("%d start forms, want 2 (one refused, then one taken)", n)
+	}
+	if got := rec.all(); got[0] != "/ping/u/start" || got[1] != "/ping/u/start" {
+		t.Errorf("requests = %q, want the refused start, then the start again before the first ping", got)
+	}
+	if st := m.Heartbeats()[0]; st.Failed != 1 {
+		t.Errorf("failed = %d, want 1", st.Failed)
+	}
 }
 
 // TestHeartbeatReloadChangedURL: a reload that changes the heartbeat's
