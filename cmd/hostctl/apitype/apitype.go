@@ -338,6 +338,39 @@ type AlertsResponse struct {
 	Alerts []Alert `json:"alerts"`
 	// Sinks are the configured [[alerts.sink]]s; empty without any.
 	Sinks []AlertSink `json:"sinks"`
+	// Heartbeats are the configured [[alerts.heartbeat]]s, in config
+	// order; empty without any.
+	Heartbeats []AlertHeartbeat `json:"heartbeats"`
+}
+
+// AlertHeartbeat is one [[alerts.heartbeat]]: the pings to an outside
+// monitor (alert.HeartbeatStatus).
+type AlertHeartbeat struct {
+	Name string `json:"name"`
+	// Kind is the monitor's service ("healthchecks", "cronitor",
+	// "uptime_kuma", "betterstack"), "" for another.
+	Kind string `json:"kind,omitempty"`
+	// Where is the ping URL's scheme and host, never its path or query
+	// (which carry the monitor's token): "https://hc-ping.com/…".
+	Where string `json:"where"`
+	// IntervalSeconds is the time between pings.
+	IntervalSeconds float64 `json:"interval_seconds"`
+	// OnAlert is what is sent while a critical alert is active: "fail"
+	// or "pause" (nothing).
+	OnAlert string `json:"on_alert"`
+	// LastPing is when the last ping was sent (or skipped while paused);
+	// absent before the first.
+	LastPing time.Time `json:"last_ping,omitzero"`
+	// LastForm is what the last ping sent: "success", "fail", "start",
+	// or "paused" (nothing sent).
+	LastForm string `json:"last_form,omitempty"`
+	// LastError is why the last ping failed; absent when it got through.
+	LastError string `json:"last_error,omitempty"`
+	// NextDue is when the next ping is due.
+	NextDue time.Time `json:"next_due,omitzero"`
+	// Sent and Failed count pings since hostctl started.
+	Sent   uint64 `json:"sent"`
+	Failed uint64 `json:"failed"`
 }
 
 // AlertsTestResponse is the answer to POST /v1/alerts/test.

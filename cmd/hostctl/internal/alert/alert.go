@@ -7,7 +7,9 @@
 //
 // The daemon decides what is wrong (a FATAL program, a host low on disk)
 // and calls [Manager.Set] and [Manager.Clear]; this package decides who is
-// told and how.
+// told and how. The manager also pings outside monitors while hostctl is
+// alive ([[alerts.heartbeat]], heartbeat.go), so that a host that died,
+// and cannot say so, is noticed by them.
 package alert
 
 import (

@@ -65,6 +65,8 @@ type Alerts interface {
 	// Test sends a test alert to every sink and waits for each answer
 	// (until ctx ends).
 	Test(ctx context.Context) []alert.TestResult
+	// Heartbeats returns every [[alerts.heartbeat]]'s status.
+	Heartbeats() []alert.HeartbeatStatus
 }
 
 // Drainer is hostctl drain as the API sees it; the daemon implements it.
@@ -202,6 +204,7 @@ func New(opts Options) *Server {
 	sources := metrics.Sources{Processes: func() ([]apitype.Process, error) { return s.snapshot(nil) }, Proxy: opts.Proxy, LogRuleDropped: opts.LogRuleDropped}
 	if a := opts.Alerts; a != nil {
 		sources.Alerts = func() ([]apitype.Alert, []apitype.AlertSink) { return apiAlerts(a.Active(), a.Sinks()) }
+		sources.Heartbeats = func() []apitype.AlertHeartbeat { return apiHeartbeats(a.Heartbeats()) }
 	}
 	s.metrix = metrics.New(metrics.Options{Sources: sources, HistoryInterval: opts.HistoryInterval, Logger: opts.Logger})
 	var reload func(context.Context) error
