@@ -203,7 +203,7 @@ func New(opts Options) *Server {
 		s.names[strings.ToLower(n)] = true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	sources := metrics.Sources{Processes: func() ([]apitype.Process, error) { return s.snapshot(nil) }, Proxy: opts.Proxy, LogRuleDropped: opts.LogRuleDropped}
+	sources := metrics.Sources{Processes: func() ([]apitype.Process, error) { return s.snapshot(nil) }, Proxy: opts.Proxy, LogRuleDropped: opts.LogRuleDropped, Checks: s.checks}
 	if a := opts.Alerts; a != nil {
 		sources.Alerts = func() ([]apitype.Alert, []apitype.AlertSink) { return apiAlerts(a.Active(), a.Sinks()) }
 	}

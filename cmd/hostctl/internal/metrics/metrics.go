@@ -33,6 +33,9 @@ type Sources struct {
 	// Alerts returns the active alerts and every sink's delivery
 	// counters. nil: no alerts.
 	Alerts func() ([]apitype.Alert, []apitype.AlertSink)
+	// Checks returns every [check.NAME]'s state and counters. nil: no
+	// checks.
+	Checks func() []apitype.Check
 	// LogRuleDropped returns the bytes of program output the alert log
 	// rules did not read because their queue was full. nil: not exported.
 	LogRuleDropped func() uint64
@@ -74,6 +77,7 @@ func New(opts Options) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collector{m},
+		checkCollector{m},
 	)
 	return m
 }
