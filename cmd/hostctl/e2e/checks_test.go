@@ -219,6 +219,11 @@ notes = %q
 		checkRow(r.stdout, "search") != "" || !strings.Contains(checkRow(r.stdout, "db"), "down") {
 		t.Errorf("hostctl status db: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	if b := string(d.metrics(t)); !strings.Contains(b, `hostctl_check_up{check="db"} 0`) || !strings.Contains(b, `hostctl_check_up{check="search"} 1`) ||
+		!strings.Contains(b, `hostctl_check_failures_total{check="db"}`) || !strings.Contains(b, `hostctl_check_probe_duration_seconds{check="search"}`) ||
+		!strings.Contains(b, `hostctl_alerts_active{condition="check_failed"} 1`) {
+		t.Errorf("/metrics while db is down:\n%s", grepLines(b, "check"))
+	}
 	if r := d.hostctl(t, "alerts"); !strings.Contains(r.stdout, "check db") {
 		t.Errorf("hostctl alerts does not list check db:\n%s", r.stdout)
 	}
