@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -138,5 +139,31 @@ user = "root"
 	}
 	if s := cfg.Checks["script"]; !slices.Equal(s.Exec, []string{"/bin/true", "--quiet"}) || s.User != "root" || s.Target() != "exec /bin/true as root" {
 		t.Errorf("script: %+v", s)
+	}
+}
+
+// The README's example of the seed guide's services is a valid config.
+func TestReadmeChecks(t *testing.T) {
+	readme, err := os.ReadFile("../../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "The seed guide's services:\n\n```toml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README: no toml block after \"The seed guide's services:\"")
+	}
+	cfg, err := Parse("README.md", []byte("[admin]\nsocket = \"/tmp/hostctl-check.sock\"\nstate_dir = \"/tmp/hostctl-check\"\n"+block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Checks) != 3 || cfg.Checks["db"].TCP != "db:5432" || len(cfg.Checks["search"].Body) != 2 ||
+		!strings.HasPrefix(cfg.Checks["static"].HTTP, "https://") {
+		t.Errorf("README checks: %+v", cfg.Checks)
+	}
+	for name, c := range cfg.Checks {
+		if c.Notes == "" {
+			t.Errorf("README: check %s has no notes", name)
+		}
 	}
 }
