@@ -120,9 +120,8 @@ func excerpt(b []byte, n int) string {
 	return strings.Join(strings.Fields(sb.String()), " ")
 }
 
-// CheckExecutable returns why file (a path, or a name looked up in PATH)
-// cannot be run as a ServiceProbe's Exec, or nil.
-func CheckExecutable(file string) error {
-	_, err := lookPath(file, "/")
-	return err
+// CheckExecutable returns the path that file (a path, or a name looked
+// up in PATH) runs as a ServiceProbe's Exec, or why it cannot run.
+func CheckExecutable(file string) (string, error) {
+	return lookPath(file, "/")
 }

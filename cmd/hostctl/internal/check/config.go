@@ -1,6 +1,7 @@
 package check
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
 	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
 // Config is one [check.NAME] table: a probe of a service hostctl does not
@@ -126,7 +128,9 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 // Validate checks the check at key ("check.db") and returns every
 // problem. It reads nothing but the user database and PATH (an exec
-// check's user and command, reported as problems with this machine).
+// check's user and command, reported as problems with this machine), and
+// for an exec check that runs as root the command's file, which must be
+// one that only root can change (trust.ReadFile's rule).
 func (c *Config) Validate(key string) []error {
 	var errs []error
 	bad := func(k, format string, a ...any) {
@@ -177,21 +181,39 @@ func (c *Config) Validate(key string) []error {
 			bad(fmt.Sprintf(".body[%d]", i), "empty: every body contains it; leave body out instead")
 		}
 	}
+	asRoot := false
 	switch {
 	case len(c.Exec) == 0 && c.User != "":
 		bad(".user", "applies only to an exec check (the user its command runs as)")
 	case len(c.Exec) > 0 && c.User == "":
 		bad(".user", "required with exec: the user the command runs as (example: \"nobody\"); an exec check never runs as root by default, write user = \"root\" if it must")
 	case len(c.Exec) > 0:
-		if _, err := user.Lookup(c.User); err != nil {
-			if _, ierr := user.LookupId(c.User); ierr != nil {
-				machine(".user", "unknown user %q (create it, e.g. useradd --system %s, or fix the name)", c.User, c.User)
-			}
+		u, err := user.Lookup(c.User)
+		if err != nil {
+			u, err = user.LookupId(c.User)
+		}
+		if err != nil {
+			machine(".user", "unknown user %q (create it, e.g. useradd --system %s, or fix the name)", c.User, c.User)
+		} else {
+			asRoot = u.Uid == "0"
 		}
 	}
 	if len(c.Exec) > 0 {
-		if err := supervisor.CheckExecutable(c.Exec[0]); err != nil {
+		path, err := supervisor.CheckExecutable(c.Exec[0])
+		switch {
+		case err != nil:
 			machine(".exec", "%v", err)
+		case asRoot:
+			// Root runs it: whoever can change the file (the app's user,
+			// if it lives with the app) would run their own code as root.
+			// It must pass the rule of the config file itself.
+			if _, _, err := trust.ReadFile(path, trust.Config); err != nil {
+				if _, ok := errors.AsType[*trust.Error](err); ok {
+					bad(".exec", "runs as root (user = %q), but %v; run it as a user that may change it, or make it root's alone", c.User, err)
+				} else {
+					machine(".exec", "%v", err)
+				}
+			}
 		}
 	}
 	if c.Interval <= 0 {
