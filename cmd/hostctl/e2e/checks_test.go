@@ -1,16 +1,20 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/testuser"
@@ -371,5 +375,91 @@ command = "/bin/sleep 1000"
 	}
 	if c := d.checksJSON(t); c["secret-as-app"].Name != "" || c["public-as-app"].State != apitype.CheckUp {
 		t.Errorf("checks after the reload: %+v", c)
+	}
+}
+
+// TestDashboardChecks loads the dashboard in headless Chromium and reads
+// the checks' own section: a check that is down with its error and
+// notes, one that is up, and the check_failed alert at the top.
+func TestDashboardChecks(t *testing.T) {
+	chromium, err := osexec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not installed; run scripts/test-deps.sh as root (make test does), or apt-get install -y chromium")
+	}
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	go acceptAll(up)
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downAddr := down.Addr().String()
+	down.Close() // nothing listens there
+	port := freePort(t)
+	tokFile := filepath.Join(t.TempDir(), "token")
+	token := "dashboard-checks-token-0123456789"
+	if err := os.WriteFile(tokFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, fmt.Sprintf(`
+[program.idle]
+command = "/bin/sleep 1000"
+
+[check.db]
+tcp = %q
+interval = "200ms"
+failures = 1
+severity = "critical"
+notes = "Postgres: restart it on the database server."
+
+[check.cache]
+tcp = %q
+interval = "200ms"
+`, downAddr, up.Addr().String()), daemonOpts{admin: fmt.Sprintf("listen = \"127.0.0.1:%d\"\ntoken_file = %q\n", port, tokFile)})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	defer cancelBrowser()
+	const db, cache = `#checks:not([hidden]) tr[data-check="db"]`, `#checks:not([hidden]) tr[data-check="cache"]`
+	err = chromedp.Do(bctx,
+		chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/#token=%s", port, token)),
+		chromedp.WaitVisible(chromedp.CSS(db+`[data-state="down"] td.info .notes`)),
+		chromedp.WaitVisible(chromedp.CSS(cache+`[data-state="up"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#alerts:not([hidden]) li.sev-critical[data-key="check_failed:db"] .summary`)),
+	)
+	if err != nil {
+		t.Fatalf("the dashboard's checks: %v", err)
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(bctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {textContent: "<missing>"}).textContent`, sel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if got := text(db + ` td.info`); !strings.Contains(got, "connect "+downAddr+": connection refused") || !strings.Contains(got, "Postgres: restart it on the database server.") {
+		t.Errorf("db's last error and notes: %q", got)
+	}
+	if got := text(db + ` td.state`); got != "down" {
+		t.Errorf("db's state cell: %q", got)
 	}
 }
