@@ -77,15 +77,15 @@ func checkOnce(ctx context.Context, h *HealthConfig, attr procAttr) error {
 // describeProbeErr says why a probe with this target (one of tcp, http,
 // exec) failed, in a few words (see checkOnce); nil stays nil. ctx is
 // the probe's, its deadline timeout.
-func describeProbeErr(ctx context.Context, err error, tcp, http string, exec Command, timeout time.Duration) error {
+func describeProbeErr(ctx context.Context, err error, tcp, httpURL string, exec Command, timeout time.Duration) error {
 	if err == nil {
 		return nil
 	}
 	what := ""
 	switch {
-	case http != "":
-		what = "GET " + http
-		if u, perr := url.Parse(http); perr == nil {
+	case httpURL != "":
+		what = "GET " + httpURL
+		if u, perr := url.Parse(httpURL); perr == nil {
 			what = "GET " + u.RequestURI()
 		}
 	case tcp != "":
