@@ -183,7 +183,7 @@ command = "/bin/sleep 1000"
 [check.db]
 tcp = %q
 interval = "200ms"
-timeout = "2s"
+timeout = "10s"
 failures = 2
 severity = "critical"
 notes = %q
@@ -192,7 +192,7 @@ notes = %q
 http = "http://%s/_cluster/health"
 body = ['"status":"green"', '"status":"yellow"']
 interval = "200ms"
-timeout = "2s"
+timeout = "10s"
 failures = 2
 notes = %q
 %s`, hook.url, hook.secretFile, dbAddr, dbNotes, es.addr, esNotes, extra)
@@ -340,6 +340,7 @@ func TestCheckExecRunsAsItsUser(t *testing.T) {
 exec = ["/bin/cat", %q]
 user = %q
 interval = "200ms"
+timeout = "20s"
 failures = 1
 notes = "an exec check as %s"
 `, name, file, user, user)

@@ -94,7 +94,7 @@ func listen(t *testing.T) net.Listener {
 
 func tcpCheck(name, addr string) *Config {
 	c := Default(name)
-	c.TCP, c.Interval, c.Timeout, c.Failures, c.Notes = addr, 50*time.Millisecond, 2*time.Second, 2, "notes of "+name
+	c.TCP, c.Interval, c.Timeout, c.Failures, c.Notes = addr, 50*time.Millisecond, 10*time.Second, 2, "notes of "+name
 	return &c
 }
 
