@@ -35,6 +35,9 @@ type Sources struct {
 	Alerts func() ([]apitype.Alert, []apitype.AlertSink)
 	// Heartbeats returns every [[alerts.heartbeat]]'s counters. nil: none.
 	Heartbeats func() []apitype.AlertHeartbeat
+	// Checks returns every [check.NAME]'s state and counters. nil: no
+	// checks.
+	Checks func() []apitype.Check
 	// LogRuleDropped returns the bytes of program output the alert log
 	// rules did not read because their queue was full. nil: not exported.
 	LogRuleDropped func() uint64
@@ -76,6 +79,7 @@ func New(opts Options) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collector{m},
+		checkCollector{m},
 	)
 	return m
 }
