@@ -514,6 +514,9 @@ func (cc *Config) siteRoutes(s *site, env buildEnv) (caddyhttp.RouteList, error)
 	var routes caddyhttp.RouteList
 	if cc.HealthPath != "" {
 		site := &siteHandler{Instance: env.instance, HealthPath: cc.HealthPath, Upstreams: s.upstreams()}
+		if len(site.Upstreams) > 1 {
+			site.Pool = s.key
+		}
 		routes = append(routes, handle(moduleJSON(site, "handler", "hostctl_site")))
 	}
 	if s.maintenance {
@@ -544,10 +547,11 @@ var caddyReverseProxyOnly bool
 // proxyHandlers returns the handlers that proxy to the site's upstreams:
 // for one upstream without keep-alive, hostctl_upstream (UpstreamHandler),
 // which hands what it does not handle itself to the reverse_proxy inside
-// it; else Caddy's reverse_proxy. Request bodies are buffered by
-// hostctl_upstream, or by hostctl_request_buffer before reverse_proxy
-// (spool.go), never by reverse_proxy's request_buffers, which would hold
-// them in RAM.
+// it; for several (a pool), Caddy's reverse_proxy inside hostctl_pool
+// (PoolHandler), whose upstreams SwapUpstreams can change; else Caddy's
+// reverse_proxy. Request bodies are buffered by hostctl_upstream, or by
+// hostctl_request_buffer before the others (spool.go), never by
+// reverse_proxy's request_buffers, which would hold them in RAM.
 func (cc *Config) proxyHandlers(s *site, ups []string, env buildEnv) []json.RawMessage {
 	spoolDir := env.spoolDir
 	rp := cc.reverseProxy(s, ups, env.instance)
@@ -556,6 +560,9 @@ func (cc *Config) proxyHandlers(s *site, ups []string, env buildEnv) []json.RawM
 		buffer = &BodyBuffer{Limit: *cc.RequestBuffer, Memory: *cc.RequestBufferMemory, Dir: spoolDir}
 	}
 	if len(ups) != 1 || cc.UpstreamKeepAlive || caddyReverseProxyOnly {
+		if len(ups) > 1 {
+			rp = moduleJSON(&PoolHandler{ProxyRaw: rp, Pool: s.key}, "handler", "hostctl_pool")
+		}
 		if buffer == nil {
 			return []json.RawMessage{rp}
 		}
@@ -663,7 +670,11 @@ func (cc *Config) upstreamTransport() *reverseproxy.HTTPTransport {
 func (cc *Config) loadBalancing(pool bool, instance string) *reverseproxy.LoadBalancing {
 	lb := &reverseproxy.LoadBalancing{SelectionPolicyRaw: moduleJSON(&reverseproxy.LeastConnSelection{}, "policy", "least_conn")}
 	if pool {
-		lb.SelectionPolicyRaw = moduleJSON(&DrainAwareSelection{Instance: instance}, "policy", "hostctl_least_conn")
+		sel := &DrainAwareSelection{Instance: instance}
+		if *cc.Health.FailDuration > 0 {
+			sel.MaxFails = cc.Health.MaxFails
+		}
+		lb.SelectionPolicyRaw = moduleJSON(sel, "policy", "hostctl_least_conn")
 	}
 	if *cc.RetryFor > 0 {
 		lb.TryDuration = caddy.Duration(*cc.RetryFor)

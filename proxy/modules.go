@@ -9,7 +9,7 @@ import (
 // (the http app, reverse_proxy, encode with gzip and zstd, headers, rewrite,
 // request_body, static_response, subroute, error, the tls app with the
 // internal and ACME issuers, file storage, log writers; hostctl's own
-// hostctl_static and hostctl_upstream handlers and log core), plus the directives a `caddyfile`
+// hostctl_static, hostctl_upstream and hostctl_pool handlers and log core), plus the directives a `caddyfile`
 // escape hatch may reasonably need: handle, handle_path, route, redir,
 // respond, rewrite, uri, method, header, request_header, basic_auth,
 // forward_auth, reverse_proxy, encode, request_body, map, vars, intercept,

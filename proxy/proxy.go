@@ -80,8 +80,11 @@ type Proxy struct {
 	mu       sync.Mutex
 	running  bool
 	lastJSON []byte
-	listen   []string
-	tlsHosts []string
+	// lastShape is lastJSON without the pools' upstream lists
+	// (splitPools): SwapUpstreams applies a config with the same shape.
+	lastShape []byte
+	listen    []string
+	tlsHosts  []string
 	// down is closed once the running config's servers have begun
 	// shutting down (see reload.go).
 	down *serversDown
@@ -241,6 +244,10 @@ func (p *Proxy) apply(cfg Config) error {
 	bodies.setLimits(*cc.RequestBufferTotalMemory, *cc.RequestBufferTotalDisk)
 	p.running = true
 	p.lastJSON = js
+	p.lastShape = nil
+	if shape, _, err := splitPools(js); err == nil {
+		p.lastShape = shape
+	}
 	p.listen = []string{cc.Listen}
 	p.tlsHosts = nil
 	for _, s := range cc.sites("proxy") {
@@ -277,6 +284,7 @@ func (p *Proxy) Stop() error {
 	p.down = nil
 	p.running = false
 	p.lastJSON = nil
+	p.lastShape = nil
 	p.stopCertWatch()
 	currentMu.Lock()
 	if current == p {
@@ -352,6 +360,10 @@ func (p *Proxy) Status() Status {
 			seen[addr] = true
 			us := upstreamStatus(ph, u, addr)
 			us.Draining = p.drains.has(u.Dial)
+			if !us.Healthy && available(u, passiveMaxFails(ph.Handler), p.drains.checkedMarks(), time.Now().UnixNano()) {
+				// Its check passed just now (CheckHealth).
+				us.Healthy, us.Down = true, ""
+			}
 			st.Upstreams = append(st.Upstreams, us)
 		}
 	}
@@ -377,6 +389,10 @@ func upstreamStatus(h proxyHandler, u *reverseproxy.Upstream, addr string) Upstr
 type proxyHandler struct {
 	*reverseproxy.Handler
 	own *UpstreamHandler
+	// retiring: a pool's handler for its previous upstream list
+	// (SwapUpstreams), with requests still in flight; new requests go
+	// to the pool's current one.
+	retiring bool
 }
 
 // ownInFlight is the number of requests hostctl_upstream has in flight
@@ -397,32 +413,52 @@ func (ph proxyHandler) ownHeld() int {
 }
 
 // activeProxyHandlers walks the running http app's routes, subroutes
-// included, to its reverse proxy handlers.
+// included, to its reverse proxy handlers: a pool's current one first,
+// then those retiring.
 func activeProxyHandlers() []proxyHandler {
+	var out []proxyHandler
+	eachActiveHandler(func(h caddyhttp.MiddlewareHandler) {
+		switch h := h.(type) {
+		case *reverseproxy.Handler:
+			out = append(out, proxyHandler{Handler: h})
+		case *UpstreamHandler:
+			out = append(out, proxyHandler{Handler: h.proxy, own: h})
+		case *PoolHandler:
+			cur, retiring := h.gens()
+			if cur != nil {
+				out = append(out, proxyHandler{Handler: cur})
+			}
+			for _, r := range retiring {
+				out = append(out, proxyHandler{Handler: r, retiring: true})
+			}
+		}
+	})
+	return out
+}
+
+// eachActiveHandler calls fn with each handler of the running http app's
+// routes, subroutes included (and the subroutes themselves), servers in
+// name order.
+func eachActiveHandler(fn func(caddyhttp.MiddlewareHandler)) {
 	ctx := caddy.ActiveContext()
 	if ctx.Context == nil {
-		return nil
+		return
 	}
 	app, err := ctx.AppIfConfigured("http")
 	if err != nil || app == nil {
-		return nil
+		return
 	}
 	httpApp, ok := app.(*caddyhttp.App)
 	if !ok {
-		return nil
+		return
 	}
-	var out []proxyHandler
 	var walk func(caddyhttp.RouteList)
 	walk = func(routes caddyhttp.RouteList) {
 		for _, r := range routes {
 			for _, h := range r.Handlers {
-				switch h := h.(type) {
-				case *reverseproxy.Handler:
-					out = append(out, proxyHandler{Handler: h})
-				case *UpstreamHandler:
-					out = append(out, proxyHandler{Handler: h.proxy, own: h})
-				case *caddyhttp.Subroute:
-					walk(h.Routes)
+				fn(h)
+				if sr, ok := h.(*caddyhttp.Subroute); ok {
+					walk(sr.Routes)
 				}
 			}
 		}
@@ -435,7 +471,6 @@ func activeProxyHandlers() []proxyHandler {
 	for _, name := range names {
 		walk(httpApp.Servers[name].Routes)
 	}
-	return out
 }
 
 // certificates reads the certificates of the configured TLS hosts from the

@@ -20,7 +20,7 @@ import (
 // count lives with the Proxy, not the handler: a reload keeps it.
 
 func init() {
-	caddy.RegisterModule(siteHandler{})
+	caddy.RegisterModule(new(siteHandler))
 }
 
 // traffic counts one Proxy's requests (those of sites with health_path,
@@ -132,12 +132,16 @@ type siteHandler struct {
 	// Upstreams are the site's upstreams as written in the config, for
 	// SiteHealth.
 	Upstreams []string `json:"upstreams,omitempty"`
+	// Pool is the site's key when it has several upstreams (a pool):
+	// SwapUpstreams changes Upstreams then.
+	Pool string `json:"pool,omitempty"`
 
 	sink *sink
+	ups  atomic.Pointer[[]string] // Upstreams, or those SwapUpstreams set since
 }
 
 // CaddyModule returns the Caddy module information.
-func (siteHandler) CaddyModule() caddy.ModuleInfo {
+func (*siteHandler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  "http.handlers.hostctl_site",
 		New: func() caddy.Module { return new(siteHandler) },
@@ -147,8 +151,11 @@ func (siteHandler) CaddyModule() caddy.ModuleInfo {
 // Provision finds the Proxy's sink.
 func (h *siteHandler) Provision(caddy.Context) error {
 	h.sink = lookupSink(h.Instance)
+	h.setUpstreams(h.Upstreams)
 	return nil
 }
+
+func (h *siteHandler) setUpstreams(ups []string) { h.ups.Store(&ups) }
 
 func (h *siteHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if r.URL.Path == h.HealthPath {
@@ -169,7 +176,7 @@ func (h *siteHandler) health(w http.ResponseWriter, r *http.Request) error {
 	}
 	ok, why := true, "no health answer configured"
 	if h.sink.health != nil {
-		ok, why = h.sink.health(h.Upstreams)
+		ok, why = h.sink.health(*h.ups.Load())
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
@@ -29,6 +30,10 @@ type drainSet struct {
 	// selection policy and hostctl_upstream. Each mark has a channel,
 	// closed when it is removed: requests held for it go on at once.
 	m atomic.Pointer[map[string]chan struct{}]
+	// checked are the upstreams whose health check CheckHealth ran at
+	// once and saw pass, with the time (Unix nanoseconds) until which
+	// that counts (healthnow.go); replaced whole, like m.
+	checked atomic.Pointer[map[string]int64]
 	// mu serializes the changes: TryDrain's check that another upstream
 	// of the pool stays available and its mark are one step, so that two
 	// instances stopping at once never both leave.
@@ -38,6 +43,7 @@ type drainSet struct {
 func newDrainSet() *drainSet {
 	d := &drainSet{}
 	d.m.Store(&map[string]chan struct{}{})
+	d.checked.Store(&map[string]int64{})
 	return d
 }
 
@@ -75,10 +81,16 @@ func (d *drainSet) set(dial string, on bool) {
 // fewest requests in flight, ties at random) among the upstreams that are
 // not draining. When every available upstream is draining it picks among
 // them rather than none: draining only ever moves requests to another
-// upstream, it never fails one.
+// upstream, it never fails one. An upstream whose health check
+// CheckHealth saw pass counts as available while Caddy's active check
+// has not looked at it again (healthnow.go).
 type DrainAwareSelection struct {
 	// Instance is the key of the Proxy whose drain marks it reads.
 	Instance string `json:"instance,omitempty"`
+	// MaxFails is the pool's passive health check's max_fails (0:
+	// none): an upstream checked by CheckHealth that has failed as many
+	// requests stays out.
+	MaxFails int `json:"max_fails,omitempty"`
 
 	drains *drainSet
 }
@@ -100,19 +112,19 @@ func (s *DrainAwareSelection) Provision(caddy.Context) error {
 // Select picks an upstream for a request.
 func (s *DrainAwareSelection) Select(pool reverseproxy.UpstreamPool, r *http.Request, w http.ResponseWriter) *reverseproxy.Upstream {
 	draining := *s.drains.m.Load()
-	if len(draining) == 0 {
+	checked := s.drains.checkedMarks()
+	if len(draining) == 0 && len(checked) == 0 {
 		return reverseproxy.LeastConnSelection{}.Select(pool, r, w)
 	}
-	open := make(reverseproxy.UpstreamPool, 0, len(pool))
-	for _, u := range pool {
-		if _, ok := draining[u.Dial]; !ok {
-			open = append(open, u)
-		}
-	}
-	if u := (reverseproxy.LeastConnSelection{}).Select(open, r, w); u != nil {
+	now := time.Now().UnixNano()
+	ok := func(u *reverseproxy.Upstream) bool { return available(u, s.MaxFails, checked, now) }
+	if u := leastConn(pool, func(u *reverseproxy.Upstream) bool {
+		_, out := draining[u.Dial]
+		return !out && ok(u)
+	}); u != nil {
 		return u
 	}
-	return reverseproxy.LeastConnSelection{}.Select(pool, r, w)
+	return leastConn(pool, ok)
 }
 
 // DrainResult is what TryDrain did.
@@ -152,8 +164,8 @@ func (p *Proxy) TryDrain(upstream string) DrainResult {
 	}
 	pooled, single := false, false
 	for _, ph := range activeProxyHandlers() {
-		if !containsDial(ph.Upstreams, dial) {
-			continue
+		if ph.retiring || !containsDial(ph.Upstreams, dial) {
+			continue // a retiring pool gets no new request
 		}
 		if len(ph.Upstreams) < 2 {
 			single = single || ph.own != nil
@@ -161,8 +173,9 @@ func (p *Proxy) TryDrain(upstream string) DrainResult {
 		}
 		pooled = true
 		other := false
+		checked, now, maxFails := d.checkedMarks(), time.Now().UnixNano(), passiveMaxFails(ph.Handler)
 		for _, u := range ph.Upstreams {
-			if u.Dial != dial && !d.has(u.Dial) && u.Available() {
+			if u.Dial != dial && !d.has(u.Dial) && available(u, maxFails, checked, now) {
 				other = true
 				break
 			}

@@ -71,20 +71,27 @@ func checkOnce(ctx context.Context, h *HealthConfig, attr procAttr) error {
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
 	err := probeOnce(ctx, h.probe(), attr)
+	return describeProbeErr(ctx, err, h.TCP, h.HTTP, h.Exec, h.Timeout)
+}
+
+// describeProbeErr says why a probe with this target (one of tcp, http,
+// exec) failed, in a few words (see checkOnce); nil stays nil. ctx is
+// the probe's, its deadline timeout.
+func describeProbeErr(ctx context.Context, err error, tcp, httpURL string, exec Command, timeout time.Duration) error {
 	if err == nil {
 		return nil
 	}
 	what := ""
 	switch {
-	case h.HTTP != "":
-		what = "GET " + h.HTTP
-		if u, perr := url.Parse(h.HTTP); perr == nil {
+	case httpURL != "":
+		what = "GET " + httpURL
+		if u, perr := url.Parse(httpURL); perr == nil {
 			what = "GET " + u.RequestURI()
 		}
-	case h.TCP != "":
-		what = "connect " + h.TCP
+	case tcp != "":
+		what = "connect " + tcp
 	default:
-		what = filepath.Base(h.Exec[0])
+		what = filepath.Base(exec[0])
 	}
 	var se statusError
 	var errno syscall.Errno
@@ -93,7 +100,7 @@ func checkOnce(ctx context.Context, h *HealthConfig, attr procAttr) error {
 	case errors.As(err, &se):
 		return fmt.Errorf("%s: %d", what, int(se))
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("%s: timed out after %s", what, h.Timeout)
+		return fmt.Errorf("%s: timed out after %s", what, timeout)
 	case errors.As(err, &errno):
 		return fmt.Errorf("%s: %s", what, errno.Error())
 	case errors.As(err, &ue): // its text repeats the method and URL
@@ -103,34 +110,46 @@ func checkOnce(ctx context.Context, h *HealthConfig, attr procAttr) error {
 }
 
 func probeOnce(ctx context.Context, r *ProbeConfig, attr procAttr) error {
+	return probeTarget(ctx, r.TCP, r.HTTP, r.Socket, r.Exec, accept2xx, attr)
+}
+
+// accept2xx is a ready probe's and a health check's rule for an HTTP
+// answer: 2xx.
+func accept2xx(resp *http.Response) error {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return statusError(resp.StatusCode)
+	}
+	return nil
+}
+
+// probeTarget tries one of tcp, http (sent to socket when set; accept
+// judges the answer, whose body it may read) or exec (run as attr) once.
+func probeTarget(ctx context.Context, tcp, httpURL, socket string, exec Command, accept func(*http.Response) error, attr procAttr) error {
 	switch {
-	case r.TCP != "":
+	case tcp != "":
 		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", r.TCP)
+		c, err := d.DialContext(ctx, "tcp", tcp)
 		if err != nil {
 			return err
 		}
 		return c.Close()
-	case r.HTTP != "":
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.HTTP, nil)
+	case httpURL != "":
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, httpURL, nil)
 		if err != nil {
 			return err
 		}
 		client := probeClient
-		if r.Socket != "" {
-			client = unixClient(r.Socket)
+		if socket != "" {
+			client = unixClient(socket)
 		}
 		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
-		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return statusError(resp.StatusCode)
-		}
-		return nil
-	case len(r.Exec) > 0:
-		return execProbe(ctx, r.Exec, attr)
+		defer resp.Body.Close()
+		return accept(resp)
+	case len(exec) > 0:
+		return execProbe(ctx, exec, attr)
 	}
 	return errors.New("empty probe")
 }

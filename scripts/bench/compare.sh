@@ -11,7 +11,11 @@
 # requests in wrk -t2 -c32 -d10s while gunicorn is restarted
 # (supervisorctl restart / hostctl restart); kill -9 of gunicorn's master
 # to the first 200 from its replacement; log capture of a program writing
-# SPEW_BYTES (default 200 MB) as fast as it can.
+# SPEW_BYTES (default 200 MB) as fast as it can. Then, the stack stopped,
+# failed requests in wrk -t2 -c64 -d15s during a rolling restart of 2
+# instances of configs/demo/web.py: nginx over both, supervisorctl restart
+# of one then the other (scripts/bench/classic/rolling-*.in), vs hostctl's
+# pool over both and `hostctl restart web` (rolling = true).
 #
 # Everything runs on 127.0.0.1 on free ports in a temp dir; only processes
 # this script started are stopped, by pid. Needs root or the packages of
@@ -150,6 +154,71 @@ measure() {
 	cat "$BENCH_DIR/spew.report" | tag
 }
 
+# roll_ports: a listen port and a prefix P such that P0 and P1 are free
+# ports (the instances' ports are "P${INSTANCE}", as in configs/demo.toml).
+roll_ports() {
+	$PY -c 'import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+l = socket.socket(); l.bind(("127.0.0.1", 0)); listen = l.getsockname()[1]; l.close()
+for _ in range(200):
+    k = random.randint(2000, 6399)
+    if free(k * 10) and free(k * 10 + 1) and listen not in (k * 10, k * 10 + 1):
+        print(listen, k)
+        break
+else:
+    raise SystemExit("compare: no free port pair")'
+}
+
+# rolling SETUP ROUND: the rolling-restart row.
+rolling() {
+	BENCH_DIR=$work/$1-$2/rolling
+	mkdir -p "$BENCH_DIR/log" "$BENCH_DIR/nginx"
+	set -- $(roll_ports)
+	export BENCH_DIR BENCH_HTTP_PORT=$1 BENCH_ROLL_PORT=$2
+	URL=http://127.0.0.1:$BENCH_HTTP_PORT
+	t0=$(date +%s%N)
+	if [ "$setup" = classic ]; then
+		expand scripts/bench/classic/rolling-supervisord.conf.in "$BENCH_DIR/supervisord.conf"
+		expand scripts/bench/classic/rolling-nginx.conf.in "$BENCH_DIR/nginx.conf"
+		supervisord -n -c "$BENCH_DIR/supervisord.conf" >"$BENCH_DIR/log/supervisord.stdout" 2>&1 &
+		SUP_PID=$!
+		nginx -p "$BENCH_DIR/nginx/" -c "$BENCH_DIR/nginx.conf" -e "$BENCH_DIR/log/nginx-stderr.log" &
+		NGINX_PID=$!
+		started="$SUP_PID $NGINX_PID"
+	else
+		expand scripts/bench/classic/rolling-hostctl.toml.in "$BENCH_DIR/hostctl.toml"
+		"$work/hostctl" run -c "$BENCH_DIR/hostctl.toml" --log-format json 2>"$BENCH_DIR/log/hostctl.stderr" &
+		H_PID=$!
+		started="$H_PID"
+	fi
+	"$T" first200 -url "$URL/" -t0 "$t0" -timeout 60s >/dev/null
+	# Both instances answer before the load starts.
+	"$T" first200 -url "http://127.0.0.1:${BENCH_ROLL_PORT}0/" -t0 "$t0" -timeout 60s >/dev/null
+	"$T" first200 -url "http://127.0.0.1:${BENCH_ROLL_PORT}1/" -t0 "$t0" -timeout 60s >/dev/null
+	wrk -t2 -c64 -d15s --timeout 30s --latency "$URL/" >"$BENCH_DIR/wrk-rolling.txt" &
+	wrk_pid=$!
+	sleep 3
+	if [ "$setup" = classic ]; then
+		supervisorctl -c "$BENCH_DIR/supervisord.conf" restart web:web_0 >/dev/null &&
+			supervisorctl -c "$BENCH_DIR/supervisord.conf" restart web:web_1 >/dev/null ||
+			echo "compare: classic: the rolling restart failed" >&2
+	else
+		"$work/hostctl" restart -c "$BENCH_DIR/hostctl.toml" web >/dev/null ||
+			echo "compare: hostctl: the rolling restart failed" >&2
+	fi
+	wait "$wrk_pid"
+	"$T" wrk -prefix rolling_ <"$BENCH_DIR/wrk-rolling.txt" | grep -E '^rolling_(failed|requests)=' | tag
+	stop_$setup
+}
+
 round=1
 while [ "$round" -le "$ROUNDS" ]; do
 	for setup in classic hostctl; do
@@ -158,6 +227,8 @@ while [ "$round" -le "$ROUNDS" ]; do
 		start_$setup
 		measure
 		stop_$setup
+		echo "compare: round $round/$ROUNDS: $setup, rolling restart of 2 instances" >&2
+		rolling "$setup" "$round"
 	done
 	round=$((round + 1))
 done

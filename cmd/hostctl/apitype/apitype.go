@@ -338,6 +338,39 @@ type AlertsResponse struct {
 	Alerts []Alert `json:"alerts"`
 	// Sinks are the configured [[alerts.sink]]s; empty without any.
 	Sinks []AlertSink `json:"sinks"`
+	// Heartbeats are the configured [[alerts.heartbeat]]s, in config
+	// order; empty without any.
+	Heartbeats []AlertHeartbeat `json:"heartbeats"`
+}
+
+// AlertHeartbeat is one [[alerts.heartbeat]]: the pings to an outside
+// monitor (alert.HeartbeatStatus).
+type AlertHeartbeat struct {
+	Name string `json:"name"`
+	// Kind is the monitor's service ("healthchecks", "cronitor",
+	// "uptime_kuma", "betterstack"), "" for another.
+	Kind string `json:"kind,omitempty"`
+	// Where is the ping URL's scheme and host, never its path or query
+	// (which carry the monitor's token): "https://hc-ping.com/…".
+	Where string `json:"where"`
+	// IntervalSeconds is the time between pings.
+	IntervalSeconds float64 `json:"interval_seconds"`
+	// OnAlert is what is sent while a critical alert is active: "fail"
+	// or "pause" (nothing).
+	OnAlert string `json:"on_alert"`
+	// LastPing is when the last ping was sent (or skipped while paused);
+	// absent before the first.
+	LastPing time.Time `json:"last_ping,omitzero"`
+	// LastForm is what the last ping sent: "success", "fail", "start",
+	// or "paused" (nothing sent).
+	LastForm string `json:"last_form,omitempty"`
+	// LastError is why the last ping failed; absent when it got through.
+	LastError string `json:"last_error,omitempty"`
+	// NextDue is when the next ping is due.
+	NextDue time.Time `json:"next_due,omitzero"`
+	// Sent and Failed count pings since hostctl started.
+	Sent   uint64 `json:"sent"`
+	Failed uint64 `json:"failed"`
 }
 
 // AlertsTestResponse is the answer to POST /v1/alerts/test.
@@ -421,4 +454,61 @@ func Problems(err error) []string {
 		out = append(out, Problems(e)...)
 	}
 	return out
+}
+
+// CheckState is a check's state.
+type CheckState string
+
+// The check states (check.State's names).
+const (
+	// CheckPending: no probe has passed yet, and fewer than failures have
+	// failed in a row since the check started.
+	CheckPending CheckState = "pending"
+	// CheckUp: the last probe passed, or fewer than failures in a row
+	// failed since one did.
+	CheckUp CheckState = "up"
+	// CheckDown: failures probes or more in a row failed; the alert
+	// check_failed:NAME is raised.
+	CheckDown CheckState = "down"
+)
+
+// Check is one [check.NAME]: a service hostctl does not run (Postgres,
+// ElasticSearch, S3), probed every interval. hostctl never restarts it.
+type Check struct {
+	Name string `json:"name"`
+	// Target is what is probed: "tcp db:5432", "GET https://...", "exec
+	// check-db as postgres".
+	Target string     `json:"target"`
+	State  CheckState `json:"state"`
+	// Since is when State began; for down, when the first of the failed
+	// probes in a row ran.
+	Since time.Time `json:"since"`
+	// Failing is how many probes in a row have failed (0 after a pass);
+	// Failures is how many make the check down (the config's failures).
+	Failing  int `json:"failing"`
+	Failures int `json:"failures"`
+	// LastError is why the last failed probe failed, at LastErrorAt; kept
+	// after the check is up again.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// LastCheck is when the last probe ended; LastDurationSeconds how long
+	// it took. Zero before the first.
+	LastCheck           time.Time `json:"last_check,omitzero"`
+	LastDurationSeconds float64   `json:"last_duration_seconds"`
+	// Probes and ProbeFailures count the probes run and failed since
+	// hostctl started.
+	Probes          uint64  `json:"probes"`
+	ProbeFailures   uint64  `json:"probe_failures"`
+	IntervalSeconds float64 `json:"interval_seconds"`
+	// Severity is the severity of its alert.
+	Severity string `json:"severity"`
+	// Notes is advice for the person on call.
+	Notes string `json:"notes,omitempty"`
+}
+
+// ChecksResponse is the answer to GET /v1/checks.
+type ChecksResponse struct {
+	// Checks are every [check.NAME], by name; empty, never null, without
+	// any.
+	Checks []Check `json:"checks"`
 }

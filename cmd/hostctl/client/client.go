@@ -353,6 +353,15 @@ func (c *Client) Alerts(ctx context.Context) (apitype.AlertsResponse, error) {
 	return out, err
 }
 
+// Checks returns every [check.NAME] of the daemon's config, by name:
+// the services hostctl does not run but probes. A daemon older than
+// checks answers with an APIError whose Code is apitype.CodeNotFound.
+func (c *Client) Checks(ctx context.Context) ([]apitype.Check, error) {
+	var out apitype.ChecksResponse
+	err := c.do(ctx, "GET", "/v1/checks", nil, &out)
+	return out.Checks, err
+}
+
 // TestAlerts sends a test alert to every sink and returns each sink's
 // answer; it takes as long as the slowest sink (at most a minute). Without
 // alerts in the daemon the error is an *APIError with Code apitype.CodeUnavailable.

@@ -38,11 +38,13 @@ type fixedAlerts struct {
 	active  []alert.Alert
 	sinks   []alert.SinkStatus
 	results []alert.TestResult
+	beats   []alert.HeartbeatStatus
 }
 
 func (f fixedAlerts) Active() []alert.Alert                   { return f.active }
 func (f fixedAlerts) Sinks() []alert.SinkStatus               { return f.sinks }
 func (f fixedAlerts) Test(context.Context) []alert.TestResult { return f.results }
+func (f fixedAlerts) Heartbeats() []alert.HeartbeatStatus     { return f.beats }
 
 // serveAPI serves the admin API with a on a unix socket and returns it.
 func serveAPI(t *testing.T, a control.Alerts) string {

@@ -199,25 +199,6 @@ func (l *load) finish(t *testing.T, what string) {
 	}
 }
 
-// finishAllowingConnectionErrors is finish for a load across a Caddy
-// config reload: requests with no HTTP answer (their connection to the
-// proxy reset) are logged, not failed; every HTTP answer must be 2xx.
-func (l *load) finishAllowingConnectionErrors(t *testing.T, what string) {
-	t.Helper()
-	close(l.stop)
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	slices.Sort(l.lat)
-	p := func(q float64) time.Duration { return l.lat[int(q*float64(len(l.lat)-1))] }
-	conn := l.transport.Load()
-	t.Logf("%s: %d answered 2xx, %d failed (%d of them without an HTTP answer); p50 %s, p99 %s, max %s", what, l.ok.Load(), l.failed.Load(), conn,
-		p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), l.lat[len(l.lat)-1].Round(time.Millisecond))
-	if n := l.failed.Load() - conn; n > 0 {
-		t.Errorf("%s: %d requests answered with an error status; first errors: %s", what, n, strings.Join(l.firstErrs, "; "))
-	}
-}
-
 // waitRestarted waits until each named process is RUNNING with another
 // pid than before, and the proxy has every upstream back in its pool.
 func (d *testDaemon) waitRestarted(t *testing.T, before map[string]int, names ...string) {
@@ -272,6 +253,74 @@ func TestDrainStopRollingRestartUnderLoad(t *testing.T) {
 	}
 }
 
+// TestDrainStopRollingRestartChecksHealthAtOnce: an instance marked down
+// by its pool's active health check (here by the check at the proxy's
+// start: its directory had no ok.html yet; in a rolling restart, by a
+// check that ran while it was stopped) is put back, once it is up again,
+// by a health check run at once: the rolling restart takes the next
+// instance out without waiting for the check's next tick, which with
+// interval = "10m" comes long after the test's deadline (without the
+// check at once, web_1 could not be drained: web_0 is the last other
+// upstream and stays marked down).
+func TestDrainStopRollingRestartChecksHealthAtOnce(t *testing.T) {
+	base := t.TempDir()
+	for i := range 2 {
+		dir := filepath.Join(base, fmt.Sprintf("site%d", i))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>hello</h1>\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ok := []byte("ok\n")
+	if err := os.WriteFile(filepath.Join(base, "site1", "ok.html"), ok, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k, listen := portBlock(t, 2), freePort(t)
+	// Each instance serves its own directory: site0, site1.
+	cfg := strings.Replace(demoWeb(t, filepath.Join(base, "site"), k, 2, listen), filepath.Join(base, "site")+`"`, filepath.Join(base, "site")+`${INSTANCE}"`, 1)
+	cfg += "\n[proxy.health]\npath = \"/ok.html\"\ninterval = \"10m\"\n"
+	d := startDaemon(t, cfg, daemonOpts{})
+	url := fmt.Sprintf("http://127.0.0.1:%d/", listen)
+	waitServes(t, url)
+	up0 := fmt.Sprintf("127.0.0.1:%d", k*10)
+	retryUntil(t, time.Minute, "web_0 marked down by the first health check", func() error {
+		for _, u := range d.proxyStatus(t).Upstreams {
+			if u.Address == up0 && !u.Healthy {
+				return nil
+			}
+		}
+		return fmt.Errorf("upstreams %+v", d.proxyStatus(t).Upstreams)
+	})
+	if err := os.WriteFile(filepath.Join(base, "site0", "ok.html"), ok, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := startLoad(t, url, 8)
+	l.answered(t, 64)
+	before := map[string]int{}
+	for n, p := range d.status(t) {
+		before[n] = p.PID
+	}
+	if r := d.hostctl(t, "restart", "web"); r.code != 0 {
+		t.Fatalf("restart web: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	d.waitRestarted(t, before, "web_0", "web_1")
+	l.answered(t, 64)
+	l.finish(t, "rolling restart with one instance marked down, 8 clients")
+	if lines := d.logLines("taken out of the proxy's pool", "web_1"); len(lines) != 1 {
+		t.Errorf("web_1 drained %d times, want 1 (after web_0's check at once)", len(lines))
+	}
+	if lines := d.logLines("back in the proxy's pool", "web_0", "health_checked", up0); len(lines) != 1 {
+		t.Errorf("web_0 put back after a passing check %d times, want 1", len(lines))
+	}
+	for _, u := range d.proxyStatus(t).Upstreams {
+		if !u.Healthy {
+			t.Errorf("after the rolling restart: %+v, want healthy", u)
+		}
+	}
+}
+
 // TestDrainStopOneInstanceUnderLoad: `hostctl stop web:web_1` under load
 // fails no request; the stopped instance's upstream stays out of the pool
 // (status: draining, 0 in flight) until it runs again.
@@ -317,7 +366,12 @@ func TestDrainStopOneInstanceUnderLoad(t *testing.T) {
 }
 
 // TestDrainStopReloadRemovesInstanceUnderLoad: a reload from 3 instances
-// to 2 (and the proxy's pool with them) fails no request.
+// to 2 (and the proxy's pool with them), then back to 3, fails no request:
+// every request the clients send is answered 2xx, none has its connection
+// to the proxy reset. A change of the pool's upstream list alone is applied
+// without reloading Caddy's config (a config reload closes connections to
+// the proxy: 2 of 1,299 requests were reset that way under CI's double
+// stress), and the instance removed is drained first.
 func TestDrainStopReloadRemovesInstanceUnderLoad(t *testing.T) {
 	site := siteDir(t)
 	k, listen := portBlock(t, 3), freePort(t)
@@ -332,15 +386,26 @@ func TestDrainStopReloadRemovesInstanceUnderLoad(t *testing.T) {
 		t.Fatalf("reload to 2 instances: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	l.answered(t, 256)
-	// A reload that changes the upstream list reloads Caddy's config: under
-	// CI's double stress, 2 of 1,299 requests once found their connection
-	// to the proxy reset by that reload (no HTTP answer). That is a gap of
-	// the config reload (issue 22 keeps it open), not of the drain, which
-	// is what this test proves: no request reaches the removed instance,
-	// whose requests would come back as 502.
-	l.finishAllowingConnectionErrors(t, "reload from 3 instances to 2, 16 clients")
+	writeConfig(t, d.dir, "", demoWeb(t, site, k, 3, listen))
+	if r := d.hostctl(t, "reload"); r.code != 0 || !strings.Contains(r.stdout, "added:   web_2") {
+		t.Fatalf("reload back to 3 instances: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	up2 := fmt.Sprintf("127.0.0.1:%d", k*10+2)
+	retryUntil(t, time.Minute, "web_2 back in the pool", func() error {
+		for _, u := range d.proxyStatus(t).Upstreams {
+			if u.Address == up2 && u.Healthy && !u.Draining {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s is not a healthy upstream of the pool", up2)
+	})
+	l.answered(t, 256)
+	l.finish(t, "reloads from 3 instances to 2 and back to 3, 16 clients")
 	if lines := d.logLines("taken out of the proxy's pool", "web_2"); len(lines) != 1 {
 		t.Errorf("web_2 drained %d times, want 1", len(lines))
+	}
+	if lines := d.logLines("without reloading Caddy"); len(lines) != 2 {
+		t.Errorf("%d upstream changes applied without a Caddy reload, want 2", len(lines))
 	}
 }
 

@@ -7,7 +7,9 @@
 //
 // The daemon decides what is wrong (a FATAL program, a host low on disk)
 // and calls [Manager.Set] and [Manager.Clear]; this package decides who is
-// told and how.
+// told and how. The manager also pings outside monitors while hostctl is
+// alive ([[alerts.heartbeat]], heartbeat.go), so that a host that died,
+// and cannot say so, is noticed by them.
 package alert
 
 import (
@@ -40,12 +42,14 @@ const (
 	CondTLSRenewalFailed = "tls_renewal_failed" // obtaining or renewing a certificate failed
 	CondStarted          = "hostctl_started"    // hostctl started (a reboot, a crash of hostctl, a deploy)
 	CondLogRule          = "log_rule"           // a [[alerts.log_rule]]'s events went over its threshold
+	CondCheckFailed      = "check_failed"       // a [check.NAME] (a service hostctl does not run) is down
 	CondTest             = "test"               // `hostctl alerts test`
 )
 
 // Conditions lists every condition, for config validation and docs.
 var Conditions = []string{CondFatal, CondCrashLoop, CondHealthRestart, CondMemoryRestart, CondUpstreamsDown,
-	CondLogDropped, CondKeepFree, CondHostMemory, CondDiskFree, CondTLSExpiring, CondTLSRenewalFailed, CondStarted, CondLogRule, CondTest}
+	CondLogDropped, CondKeepFree, CondHostMemory, CondDiskFree, CondTLSExpiring, CondTLSRenewalFailed, CondStarted, CondLogRule, CondTest,
+	CondCheckFailed}
 
 // Alert is one active problem.
 type Alert struct {

@@ -63,6 +63,11 @@ type Config struct {
 	// LogRules are the [[alerts.log_rule]] tables: alert on what programs
 	// print, at a rate, with an ignore list.
 	LogRules []LogRule `toml:"log_rule"`
+
+	// Heartbeats are the [[alerts.heartbeat]] tables: pings to an
+	// outside monitor while hostctl is alive, so that a dead host is
+	// noticed.
+	Heartbeats []Heartbeat `toml:"heartbeat"`
 }
 
 // DefaultConfig returns [alerts] with every default.
@@ -184,7 +189,8 @@ func (fe *fieldErrors) add(key, format string, a ...any) {
 }
 
 // Provision fills what the sinks leave to defaults (an email sink's port
-// and starttls) and reads their secret and CA files once, through read
+// and starttls) and reads their secret and CA files, and the heartbeats'
+// url_file, once, through read
 // (trust.ReadFile's rule), so that a missing or unreadable one is
 // reported before anything starts; it returns those problems, each a
 // *FieldError whose key starts with prefix ("alerts"). Call it after
@@ -193,6 +199,9 @@ func (c *Config) Provision(prefix string, read trust.Reader) []error {
 	fe := &fieldErrors{prefix: prefix}
 	for i := range c.Sinks {
 		c.Sinks[i].provision(fe, fmt.Sprintf("sink[%d]", i), read)
+	}
+	for i := range c.Heartbeats {
+		c.Heartbeats[i].provision(fe, fmt.Sprintf("heartbeat[%d]", i), read)
 	}
 	return fe.errs
 }
@@ -255,6 +264,17 @@ func (c *Config) Validate(prefix string) []error {
 			rules[r.Name] = i
 		}
 		r.validate(fe, key)
+	}
+	beats := map[string]int{}
+	for i := range c.Heartbeats {
+		h := &c.Heartbeats[i]
+		key := fmt.Sprintf("heartbeat[%d]", i)
+		if j, dup := beats[h.Name]; dup && h.Name != "" {
+			fe.add(key+".name", "%q is also the name of heartbeat[%d]; names must be unique", h.Name, j)
+		} else {
+			beats[h.Name] = i
+		}
+		h.validate(fe, key)
 	}
 	return fe.errs
 }

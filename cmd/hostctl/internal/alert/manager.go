@@ -53,11 +53,16 @@ type Manager struct {
 	host string
 	opts Options
 
-	mu     sync.Mutex // guards cfg, active, sinks, closed
+	mu     sync.Mutex // guards cfg, active, sinks, beats, applied, closed
 	cfg    Config
 	active map[string]*Alert
 	sinks  []*worker
-	closed bool
+	beats  []*beat
+	// applied is set by the first Apply (New's): heartbeats started
+	// later (by a reload) send no start form, since hostctl did not
+	// restart.
+	applied bool
+	closed  bool
 
 	// inherited are the alerts active when the previous hostctl stopped
 	// (read from StatePath), until they are triggered again or resolved.
@@ -256,7 +261,11 @@ func (m *Manager) Apply(cfg Config) error {
 	}
 	m.cfg = cfg
 	m.sinks = built
+	oldBeats := m.applyHeartbeatsLocked(cfg.Heartbeats)
 	m.mu.Unlock()
+	for _, b := range oldBeats {
+		close(b.stop)
+	}
 	for _, w := range old {
 		if w != nil {
 			if n := w.queued.Load(); n > 0 {
@@ -438,8 +447,15 @@ func (m *Manager) Close(ctx context.Context) {
 		return
 	}
 	m.closed = true
-	sinks := m.sinks
+	sinks, beats := m.sinks, m.beats
+	m.beats = nil
 	m.mu.Unlock()
+	for _, b := range beats {
+		close(b.stop)
+	}
+	for _, b := range beats {
+		<-b.done // a ping in flight is cancelled: at once
+	}
 	close(m.stop)
 	<-m.done
 	<-m.persistDone
@@ -593,4 +609,75 @@ func (m *Manager) repeatLoop() {
 		}
 		m.mu.Unlock()
 	}
+}
+
+// applyHeartbeatsLocked starts the heartbeats of a new config and returns
+// the running ones to stop. A heartbeat whose table did not change keeps
+// its goroutine and schedule; a changed one is replaced by one whose first
+// ping is due when the old one's next was (or sooner, if its interval is
+// now shorter): a reload makes no gap and no second schedule. A new one
+// pings at once; at hostctl's start, each sends its start form first.
+func (m *Manager) applyHeartbeatsLocked(cfgs []Heartbeat) (stop []*beat) {
+	if m.closed {
+		return nil
+	}
+	old := m.beats
+	var beats []*beat
+	now := time.Now()
+	for _, hc := range cfgs {
+		if i := slices.IndexFunc(old, func(b *beat) bool { return b != nil && reflect.DeepEqual(b.cfg, hc) }); i >= 0 {
+			beats = append(beats, old[i])
+			old[i] = nil
+			continue
+		}
+		first := now
+		if i := slices.IndexFunc(old, func(b *beat) bool { return b != nil && b.cfg.Name == hc.Name }); i >= 0 {
+			if due := old[i].nextDue(); due.After(now) {
+				first = due
+				if limit := now.Add(hc.Interval); first.After(limit) {
+					first = limit
+				}
+			}
+		}
+		b := newBeat(hc, m.log, m.critical)
+		go b.run(first, !m.applied)
+		beats = append(beats, b)
+	}
+	m.applied = true
+	m.beats = beats
+	for _, b := range old {
+		if b != nil {
+			stop = append(stop, b)
+		}
+	}
+	return stop
+}
+
+// critical reports whether a critical alert is active, and the summary
+// of the oldest one.
+func (m *Manager) critical() (bool, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var oldest *Alert
+	for _, a := range m.active {
+		if a.Severity == Critical && (oldest == nil || a.Since.Before(oldest.Since)) {
+			oldest = a
+		}
+	}
+	if oldest == nil {
+		return false, ""
+	}
+	return true, oldest.Summary
+}
+
+// Heartbeats returns each heartbeat's status, in config order.
+func (m *Manager) Heartbeats() []HeartbeatStatus {
+	m.mu.Lock()
+	beats := slices.Clone(m.beats)
+	m.mu.Unlock()
+	out := make([]HeartbeatStatus, 0, len(beats))
+	for _, b := range beats {
+		out = append(out, b.status())
+	}
+	return out
 }

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -27,10 +29,12 @@ func newAlerts(g *globals) *cobra.Command {
 	var f *clientFlags
 	cmd := &cobra.Command{
 		Use:   "alerts",
-		Short: "Show the active alerts and where alerts are sent",
+		Short: "Show the active alerts, where alerts are sent, and the heartbeats",
 		Long: `Show the active alerts (most severe first, then oldest first), each with
 the command that looks closer, then every sink ([[alerts.sink]]) with what
-it delivered, gave up on and still has queued, and its last error.
+it delivered, gave up on and still has queued, and its last error, then
+every heartbeat ([[alerts.heartbeat]]) with what it last sent and when, when
+the next ping is due, and its last error.
 
 Exit status: 0, with or without alerts; 1 when the daemon cannot be reached.`,
 		Args: cobra.NoArgs,
@@ -56,7 +60,7 @@ Exit status: 0, with or without alerts; 1 when the daemon cannot be reached.`,
 		},
 	}
 	f = addClientFlags(cmd, g)
-	cmd.Flags().BoolVar(&asJSON, "json", false, `print JSON: {"alerts": [...], "sinks": [...]}`)
+	cmd.Flags().BoolVar(&asJSON, "json", false, `print JSON: {"alerts": [...], "sinks": [...], "heartbeats": [...]}`)
 	cmd.AddCommand(newAlertsTest(g))
 	return cmd
 }
@@ -98,8 +102,9 @@ sink, or when the daemon cannot be reached.`,
 }
 
 // printAlerts prints the alerts, each with its command under its summary,
-// then the sinks.
+// then the sinks, then the heartbeats (if any).
 func printAlerts(w io.Writer, res apitype.AlertsResponse, now time.Time) {
+	defer printHeartbeats(w, res.Heartbeats, now)
 	if len(res.Alerts) == 0 {
 		fmt.Fprintln(w, "no active alerts")
 	} else {
@@ -128,6 +133,42 @@ func printAlerts(w io.Writer, res apitype.AlertsResponse, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", s.Name, s.Type, s.Sent, s.Failed, s.Queued, last)
 	}
 	tw.Flush()
+}
+
+// printHeartbeats prints one line per [[alerts.heartbeat]]: where it
+// pings (scheme and host: the path holds the token), what it last sent
+// and when, when the next ping is due, and its counters.
+func printHeartbeats(w io.Writer, beats []apitype.AlertHeartbeat, now time.Time) {
+	if len(beats) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HEARTBEAT\tKIND\tURL\tEVERY\tON ALERT\tLAST PING\tNEXT\tSENT\tFAILED\tLAST ERROR")
+	for _, b := range beats {
+		last, next := "-", "-"
+		if !b.LastPing.IsZero() {
+			last = b.LastForm + " " + ago(b.LastPing, now)
+		}
+		if !b.NextDue.IsZero() {
+			next = "in " + strings.TrimSuffix(ago(now, b.NextDue), " ago")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.Name, cmp.Or(b.Kind, "-"), b.Where,
+			shortDuration(time.Duration(b.IntervalSeconds*float64(time.Second))), b.OnAlert, last, next, b.Sent, b.Failed, cmp.Or(cell(b.LastError), "-"))
+	}
+	tw.Flush()
+}
+
+// shortDuration is d without its zero tail: "1m", "1h30m", "90s" -> "1m30s".
+func shortDuration(d time.Duration) string {
+	s := d.Round(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // printTestResults prints one line per sink and returns how many failed.

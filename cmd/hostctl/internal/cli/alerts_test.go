@@ -50,6 +50,19 @@ SINK    TYPE       SENT  FAILED  QUEUED  LAST ERROR
 oncall  pagerduty  4     1       2       HTTP 429: rate limited
 team    slack      3     0       0       -
 `},
+		{"heartbeats", apitype.AlertsResponse{
+			Heartbeats: []apitype.AlertHeartbeat{
+				{Name: "hc", Kind: "healthchecks", Where: "https://hc-ping.com/…", IntervalSeconds: 60, OnAlert: "fail",
+					LastPing: now.Add(-40 * time.Second), LastForm: "fail", NextDue: now.Add(20 * time.Second), Sent: 7, Failed: 2,
+					LastError: "GET https://hc-ping.com/…: no answer within 10s"},
+				{Name: "mine", Where: "https://mon.example.com/…", IntervalSeconds: 90, OnAlert: "pause"},
+			},
+		}, "no active alerts\n\n" + noSinksHelp + `
+
+HEARTBEAT  KIND          URL                        EVERY  ON ALERT  LAST PING     NEXT    SENT  FAILED  LAST ERROR
+hc         healthchecks  https://hc-ping.com/…      1m     fail      fail 40s ago  in 20s  7     2       GET https://hc-ping.com/…: no answer within 10s
+mine       -             https://mon.example.com/…  1m30s  pause     -             -       0     0       -
+`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b strings.Builder

@@ -49,9 +49,13 @@ func summary(f *config.File) string {
 	if len(f.Groups) > 0 {
 		groups = fmt.Sprintf(", %d %s", len(f.Groups), plural(len(f.Groups), "group", "groups"))
 	}
+	checks := ""
+	if len(f.Checks) > 0 {
+		checks = fmt.Sprintf(", %d %s of services hostctl does not run", len(f.Checks), plural(len(f.Checks), "check", "checks"))
+	}
 	unserved := ""
 	for _, u := range f.Unserved {
 		unserved += fmt.Sprintf("; upstream %s is served by no program of this hostctl (something else runs it; a program that does needs serves)", u)
 	}
-	return fmt.Sprintf("%d programs (%d autostart%s%s), logs in %s%s", len(f.Programs), auto, procs, groups, f.Log.Dir, unserved)
+	return fmt.Sprintf("%d programs (%d autostart%s%s)%s, logs in %s%s", len(f.Programs), auto, procs, groups, checks, f.Log.Dir, unserved)
 }

@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -13,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
+	"github.com/hostctl/hostctl/cmd/hostctl/client"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
@@ -29,10 +32,16 @@ func newStatus(g *globals) *cobra.Command {
 	var f *clientFlags
 	cmd := &cobra.Command{
 		Use:   "status [NAME...]",
-		Short: "Show the programs (all, or the named ones) and the proxy",
+		Short: "Show the programs (all, or the named ones), the proxy and the checks",
 		Long: `Show each program's state, pid, uptime, restarts, memory (resident, whole
 process group) and description or reason, then one line about the proxy
 and, without names, one line per active alert (hostctl alerts shows more).
+
+Then the checks ([check.NAME]: services hostctl does not run and never
+restarts, such as the database): each one's state (up, down after
+"failures" probes in a row failed, pending before the first pass), since
+when, how long its last probe took, what it probes and its last error.
+NAME may be a check: hostctl status db shows that check and its notes.
 
 A program with instances shows one line per instance, and a program in a
 [group] shows as GROUP:NAME ("celery:celery_0", "web:gunicorn"), as
@@ -42,6 +51,8 @@ control characters left out.
 
 Exit status: 0 when every autostart program shown is RUNNING, 3 otherwise,
 4 when a name is not in the config, 1 when the daemon cannot be reached.
+A check that is down does not change it (hostctl does not run that
+service); its alert says so.
 
 With --fleet: the programs of every [[fleet.host]] of the config, read
 from each host's TCP admin API with its token, all at once, in one table
@@ -59,9 +70,21 @@ not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			progs, err := c.Programs(ctx, names...)
+			checks, err := c.Checks(ctx)
+			if ae, ok := errors.AsType[*client.APIError](err); ok && ae.StatusCode == http.StatusNotFound {
+				checks, err = nil, nil // a daemon older than checks
+			}
 			if err != nil {
 				return apiErr(err)
+			}
+			// A name is a check's or else a program's: the config keeps
+			// them apart.
+			checks, progNames, onlyChecks := pickChecks(checks, names)
+			var progs []apitype.Process
+			if !onlyChecks {
+				if progs, err = c.Programs(ctx, progNames...); err != nil {
+					return apiErr(err)
+				}
 			}
 			proxySt, hasProxy, err := c.Proxy(ctx)
 			if err != nil {
@@ -75,19 +98,23 @@ not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 				}
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				if err := enc.Encode(map[string]any{"programs": progs, "proxy": px}); err != nil {
+				if err := enc.Encode(map[string]any{"programs": progs, "proxy": px, "checks": checks}); err != nil {
 					return err
 				}
 			} else {
 				now := time.Now()
-				printStatus(out, progs, now)
-				fmt.Fprintln(out, cell(proxyLine(proxySt, hasProxy)))
-				printPool(out, proxySt.Upstreams)
-				printDrain(out, proxySt.Drain, now)
+				if !onlyChecks {
+					printStatus(out, progs, now)
+					fmt.Fprintln(out, cell(proxyLine(proxySt, hasProxy)))
+					printPool(out, proxySt.Upstreams)
+					printDrain(out, proxySt.Drain, now)
+				}
+				printChecks(out, checks, now)
 				if len(names) == 0 {
 					statusAlerts(ctx, out, c, now)
 				} else {
 					printNotes(out, progs)
+					printCheckNotes(out, checks)
 				}
 			}
 			for _, p := range progs {
@@ -100,7 +127,7 @@ not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 	}
 	f = addClientFlags(cmd, g)
 	cmd.ValidArgsFunction = completeProgramNames(f)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: {\"programs\": [...], \"proxy\": ...}")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: {\"programs\": [...], \"proxy\": ..., \"checks\": [...]}")
 	cmd.Flags().BoolVar(&fleetFlag, "fleet", false, "every [[fleet.host]] of the config in one table, read from their TCP admin APIs (see hostctl status --help)")
 	return cmd
 }
@@ -113,6 +140,84 @@ func printStatus(w io.Writer, progs []apitype.Process, now time.Time) {
 		fmt.Fprintln(tw, programRow(p, now))
 	}
 	tw.Flush()
+}
+
+// pickChecks splits names into the checks they name and the rest (program
+// names, for the programs' table). Without names, every check and every
+// program. onlyChecks: names were given and every one is a check.
+func pickChecks(all []apitype.Check, names []string) (checks []apitype.Check, progNames []string, onlyChecks bool) {
+	if len(names) == 0 {
+		return all, nil, false
+	}
+	byName := map[string]apitype.Check{}
+	for _, c := range all {
+		byName[c.Name] = c
+	}
+	for _, n := range names {
+		if c, ok := byName[n]; ok {
+			checks = append(checks, c)
+		} else {
+			progNames = append(progNames, n)
+		}
+	}
+	return checks, progNames, len(progNames) == 0
+}
+
+// printChecks prints the checks' table, when there are checks.
+func printChecks(w io.Writer, checks []apitype.Check, now time.Time) {
+	if len(checks) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "Checks (services hostctl does not run; it never restarts them):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  CHECK\tSTATE\tSINCE\tLAST PROBE\tTARGET\tLAST ERROR")
+	for _, c := range checks {
+		last := "-"
+		if !c.LastCheck.IsZero() {
+			last = fmtProbeDuration(c.LastDurationSeconds)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", cell(c.Name), c.State, sinceCell(c.Since, now), last, cell(c.Target), cell(checkError(c, now)))
+	}
+	tw.Flush()
+}
+
+// checkError is the LAST ERROR cell: the error with how many probes in a
+// row failed while it fails, or how long ago the last failure was.
+func checkError(c apitype.Check, now time.Time) string {
+	switch {
+	case c.LastError == "":
+		return ""
+	case c.Failing > 0:
+		return fmt.Sprintf("%s (%d of %d failed in a row)", c.LastError, c.Failing, c.Failures)
+	}
+	return fmt.Sprintf("%s: %s", ago(c.LastErrorAt, now), c.LastError)
+}
+
+// sinceCell is the SINCE cell: "4m ago", "-" before the first probe.
+func sinceCell(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return ago(t, now)
+}
+
+// fmtProbeDuration is a probe's duration: "3ms", "1.2s".
+func fmtProbeDuration(sec float64) string {
+	d := time.Duration(sec * float64(time.Second))
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+// printCheckNotes prints the notes of each check shown (hostctl status
+// NAME).
+func printCheckNotes(w io.Writer, checks []apitype.Check) {
+	for _, c := range checks {
+		if c.Notes != "" {
+			fmt.Fprintf(w, "notes (%s): %s\n", c.Name, cell(c.Notes))
+		}
+	}
 }
 
 // printNotes prints the notes of each program shown (hostctl status

@@ -143,3 +143,49 @@ func TestPoolAndDrainLines(t *testing.T) {
 		t.Errorf("draining: %q, want %q", b.String(), want)
 	}
 }
+
+// The Checks section: state, since, the last probe, the target and the
+// last error (with the count while failing, its age once up again); names
+// split into checks and programs.
+func TestChecksSection(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.Local)
+	checks := []apitype.Check{
+		{Name: "db", Target: "tcp db:5432", State: apitype.CheckDown, Since: now.Add(-4 * time.Minute), Failing: 3, Failures: 3,
+			LastError: "connect db:5432: connection refused", LastCheck: now, LastDurationSeconds: 0.0021, Notes: "Postgres: restart it on the db host"},
+		{Name: "search", Target: "GET http://search:9200/_cluster/health", State: apitype.CheckUp, Since: now.Add(-2 * time.Hour),
+			LastError: "GET /_cluster/health: 503", LastErrorAt: now.Add(-2*time.Hour - 30*time.Second), LastCheck: now, LastDurationSeconds: 1.234},
+		{Name: "static", Target: "GET https://s3.amazonaws.com/b/site.css", State: apitype.CheckPending, Since: now.Add(-5 * time.Second)},
+	}
+	var b strings.Builder
+	printChecks(&b, checks, now)
+	want := "" +
+		"Checks (services hostctl does not run; it never restarts them):\n" +
+		"  CHECK   STATE    SINCE      LAST PROBE  TARGET                                   LAST ERROR\n" +
+		"  db      down     4m ago     2ms         tcp db:5432                              connect db:5432: connection refused (3 of 3 failed in a row)\n" +
+		"  search  up       2h00m ago  1.2s        GET http://search:9200/_cluster/health   2h00m ago: GET /_cluster/health: 503\n" +
+		"  static  pending  5s ago     -           GET https://s3.amazonaws.com/b/site.css  \n"
+	if b.String() != want {
+		t.Errorf("checks:\n%s\nwant:\n%s", b.String(), want)
+	}
+	b.Reset()
+	printChecks(&b, nil, now)
+	if b.Len() != 0 {
+		t.Errorf("no checks: %q, want nothing", b.String())
+	}
+
+	got, progs, only := pickChecks(checks, []string{"db", "gunicorn"})
+	if len(got) != 1 || got[0].Name != "db" || len(progs) != 1 || progs[0] != "gunicorn" || only {
+		t.Errorf("pickChecks(db, gunicorn) = %v %v %v", got, progs, only)
+	}
+	if got, progs, only := pickChecks(checks, []string{"db"}); len(got) != 1 || progs != nil || !only {
+		t.Errorf("pickChecks(db) = %v %v %v", got, progs, only)
+	}
+	if got, progs, only := pickChecks(checks, nil); len(got) != 3 || progs != nil || only {
+		t.Errorf("pickChecks() = %v %v %v", got, progs, only)
+	}
+	b.Reset()
+	printCheckNotes(&b, checks)
+	if b.String() != "notes (db): Postgres: restart it on the db host\n" {
+		t.Errorf("notes: %q", b.String())
+	}
+}

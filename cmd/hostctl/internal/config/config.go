@@ -17,6 +17,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/check"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/deploy"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/fleet"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/front"
@@ -53,6 +54,9 @@ type File struct {
 	// the file is valid, each program listed in one has its ProgramGroup
 	// set to the group's name.
 	Groups map[string]*supervisor.ProgramGroupConfig `toml:"-"`
+	// Checks are the [check.NAME] tables: services hostctl does not run
+	// (Postgres, ElasticSearch, S3) that it probes and alerts about.
+	Checks map[string]*check.Config `toml:"-"`
 	// Proxy is the [proxy] section; nil when there is none (no web front).
 	Proxy *proxy.Config `toml:"proxy"`
 	// Alerts is the [alerts] section: who is told when something breaks.
@@ -205,6 +209,21 @@ func Parse(path string, data []byte) (*File, error) {
 				f.Programs[name] = &pc
 			}
 		},
+		"check": func(p toml.Primitive) {
+			var checks map[string]toml.Primitive
+			if err := md.PrimitiveDecode(p, &checks); err != nil || !isTable(md, "check") {
+				d.fail("check", d.lineOf(p), "must be tables like [check.NAME] with one of tcp, http, exec")
+				return
+			}
+			f.Checks = map[string]*check.Config{}
+			for _, name := range slices.Sorted(maps.Keys(checks)) {
+				c := check.Default(name)
+				key := "check." + name
+				d.lines[key] = d.lineOf(checks[name])
+				d.table(checks[name], key, reflect.ValueOf(&c).Elem())
+				f.Checks[name] = &c
+			}
+		},
 		"group": func(p toml.Primitive) {
 			var groups map[string]toml.Primitive
 			if err := md.PrimitiveDecode(p, &groups); err != nil || !isTable(md, "group") {
@@ -329,6 +348,7 @@ func (f *File) validate(d *decoder) {
 		errs = append(errs, f.Proxy.Validate("proxy")...)
 	}
 	errs = append(errs, f.Alerts.Validate("alerts")...)
+	errs = append(errs, f.validateChecks()...)
 	errs = append(errs, f.Fleet.Validate("fleet")...)
 	if f.Deploy != nil {
 		errs = append(errs, f.Deploy.Validate("deploy")...)
@@ -385,6 +405,7 @@ var (
 	_ fieldError = (*fleet.FieldError)(nil)
 	_ fieldError = (*deploy.FieldError)(nil)
 	_ fieldError = (*front.Problem)(nil)
+	_ fieldError = (*check.FieldError)(nil)
 )
 
 // OnlyMachine reports whether err (from Load or Parse) lists only
@@ -402,6 +423,22 @@ func OnlyMachine(err error) bool {
 		}
 	}
 	return true
+}
+
+// validateChecks checks each [check.NAME], and that no check has the name
+// of a program or group (hostctl status NAME shows either).
+func (f *File) validateChecks() []error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(f.Checks)) {
+		errs = append(errs, f.Checks[name].Validate("check."+name)...)
+		_, prog := f.Programs[name]
+		_, group := f.Groups[name]
+		if prog || group {
+			errs = append(errs, &check.FieldError{Key: "check." + name,
+				Msg: fmt.Sprintf("%q is also the name of a program or group; give the check another name (hostctl status NAME shows either)", name)})
+		}
+	}
+	return errs
 }
 
 // ProgramNames returns the program names, sorted.

@@ -23,11 +23,13 @@ type fakeAlerts struct {
 	active  []alert.Alert
 	sinks   []alert.SinkStatus
 	results []alert.TestResult
+	beats   []alert.HeartbeatStatus
 	ended   chan struct{}
 }
 
-func (f *fakeAlerts) Active() []alert.Alert     { return f.active }
-func (f *fakeAlerts) Sinks() []alert.SinkStatus { return f.sinks }
+func (f *fakeAlerts) Active() []alert.Alert               { return f.active }
+func (f *fakeAlerts) Sinks() []alert.SinkStatus           { return f.sinks }
+func (f *fakeAlerts) Heartbeats() []alert.HeartbeatStatus { return f.beats }
 func (f *fakeAlerts) Test(ctx context.Context) []alert.TestResult {
 	if f.ended != nil {
 		<-ctx.Done()
@@ -54,6 +56,10 @@ func newFakeAlerts() *fakeAlerts {
 			{Sink: "oncall", Type: alert.TypePagerDuty, OK: true, Milliseconds: 120},
 			{Sink: "team", Type: alert.TypeSlack, Error: "HTTP 404: no_service", Milliseconds: 80},
 		},
+		beats: []alert.HeartbeatStatus{
+			{Name: "hc", Kind: alert.KindHealthchecks, Where: "https://hc-ping.com/…", Interval: time.Minute, OnAlert: alert.OnAlertFail,
+				LastPing: since, LastForm: alert.FormFail, NextDue: since.Add(time.Minute), Sent: 7, Failed: 2, LastError: "GET https://hc-ping.com/…: no answer within 10s"},
+		},
 	}
 }
 
@@ -75,6 +81,20 @@ func TestAlertsAPI(t *testing.T) {
 	if len(res.Sinks) != 2 || res.Sinks[0] != apitype.AlertSink(fa.sinks[0]) {
 		t.Errorf("Alerts().Sinks = %+v", res.Sinks)
 	}
+	want := apitype.AlertHeartbeat{Name: "hc", Kind: "healthchecks", Where: "https://hc-ping.com/…", IntervalSeconds: 60, OnAlert: "fail",
+		LastPing: fa.beats[0].LastPing, LastForm: "fail", NextDue: fa.beats[0].NextDue, Sent: 7, Failed: 2, LastError: fa.beats[0].LastError}
+	if len(res.Heartbeats) != 1 {
+		t.Fatalf("Alerts().Heartbeats = %+v", res.Heartbeats)
+	}
+	// Times compare with Equal (the wire drops the monotonic clock).
+	got := res.Heartbeats[0]
+	if !got.LastPing.Equal(want.LastPing) || !got.NextDue.Equal(want.NextDue) {
+		t.Errorf("Alerts().Heartbeats[0] times = %v, %v", got.LastPing, got.NextDue)
+	}
+	got.LastPing, got.NextDue = want.LastPing, want.NextDue
+	if got != want {
+		t.Errorf("Alerts().Heartbeats[0] = %+v, want %+v", got, want)
+	}
 
 	tr, err := c.TestAlerts(ctx)
 	if err != nil {
@@ -93,6 +113,8 @@ func TestAlertsAPI(t *testing.T) {
 		`hostctl_alerts_failed_total{sink="oncall"} 1`,
 		`hostctl_alerts_queued{sink="oncall"} 2`,
 		`hostctl_alerts_sent_total{sink="team"} 3`,
+		`hostctl_heartbeat_pings_total{heartbeat="hc"} 7`,
+		`hostctl_heartbeat_failed_total{heartbeat="hc"} 2`,
 	} {
 		if !strings.Contains(b, want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -114,7 +136,7 @@ func TestAlertsAPI(t *testing.T) {
 func TestAlertsWithoutManager(t *testing.T) {
 	srv := httptest.NewServer(New(Options{Programs: newFake()}).Handler(false))
 	defer srv.Close()
-	if got := strings.Join(strings.Fields(string(getBody(t, srv.URL+"/v1/alerts"))), ""); got != `{"alerts":[],"sinks":[]}` {
+	if got := strings.Join(strings.Fields(string(getBody(t, srv.URL+"/v1/alerts"))), ""); got != `{"alerts":[],"sinks":[],"heartbeats":[]}` {
 		t.Errorf("GET /v1/alerts = %s", got)
 	}
 	_, err := (&client.Client{URL: srv.URL}).TestAlerts(context.Background())

@@ -33,6 +33,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/check"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/metrics"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/supervisord"
 	"github.com/hostctl/hostctl/supervisor"
@@ -65,6 +66,8 @@ type Alerts interface {
 	// Test sends a test alert to every sink and waits for each answer
 	// (until ctx ends).
 	Test(ctx context.Context) []alert.TestResult
+	// Heartbeats returns every [[alerts.heartbeat]]'s status.
+	Heartbeats() []alert.HeartbeatStatus
 }
 
 // Drainer is hostctl drain as the API sees it; the daemon implements it.
@@ -104,6 +107,9 @@ type Options struct {
 	// POST /v1/alerts/test uses it. nil: no alerts are listed and the
 	// test answers 503.
 	Alerts Alerts
+	// Checks returns every [check.NAME]'s status: GET /v1/checks, the
+	// dashboard and /metrics show them. nil: no checks.
+	Checks func() []check.Status
 	// LogRuleDropped is how many bytes of output the log rules did not
 	// read because their queue was full (/metrics); nil: none.
 	LogRuleDropped func() uint64
@@ -199,9 +205,10 @@ func New(opts Options) *Server {
 		s.names[strings.ToLower(n)] = true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	sources := metrics.Sources{Processes: func() ([]apitype.Process, error) { return s.snapshot(nil) }, Proxy: opts.Proxy, LogRuleDropped: opts.LogRuleDropped}
+	sources := metrics.Sources{Processes: func() ([]apitype.Process, error) { return s.snapshot(nil) }, Proxy: opts.Proxy, LogRuleDropped: opts.LogRuleDropped, Checks: s.checks}
 	if a := opts.Alerts; a != nil {
 		sources.Alerts = func() ([]apitype.Alert, []apitype.AlertSink) { return apiAlerts(a.Active(), a.Sinks()) }
+		sources.Heartbeats = func() []apitype.AlertHeartbeat { return apiHeartbeats(a.Heartbeats()) }
 	}
 	s.metrix = metrics.New(metrics.Options{Sources: sources, HistoryInterval: opts.HistoryInterval, Logger: opts.Logger})
 	var reload func(context.Context) error
@@ -247,6 +254,7 @@ var routes = []route{
 	{"GET", "/metrics", read, false, (*Server).metrics},
 	{"GET", "/v1/alerts", read, false, (*Server).listAlerts},
 	{"POST", "/v1/alerts/test", write, false, (*Server).testAlerts},
+	{"GET", "/v1/checks", read, false, (*Server).listChecks},
 	{"GET", "/v1/drain", read, false, (*Server).drainStatus},
 	{"POST", "/v1/drain", write, false, (*Server).drain},
 	{"GET", "/v1/history", read, false, (*Server).history},

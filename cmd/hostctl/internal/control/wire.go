@@ -10,6 +10,7 @@ import (
 
 	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/check"
 	"github.com/hostctl/hostctl/supervisor"
 )
 
@@ -88,6 +89,21 @@ func apiAlertTests(results []alert.TestResult) []apitype.AlertTestResult {
 	out := make([]apitype.AlertTestResult, len(results))
 	for i, r := range results {
 		out[i] = apitype.AlertTestResult(r)
+	}
+	return out
+}
+
+// apiChecks returns the checks on the wire, empty (never nil) without any.
+func apiChecks(sts []check.Status) []apitype.Check {
+	out := make([]apitype.Check, len(sts))
+	for i, st := range sts {
+		out[i] = apitype.Check{
+			Name: st.Name, Target: st.Target, State: apitype.CheckState(st.State.String()), Since: st.Since,
+			Failing: st.Failing, Failures: st.Failures, LastError: st.LastError, LastErrorAt: st.LastErrorAt,
+			LastCheck: st.LastCheck, LastDurationSeconds: st.LastDuration.Seconds(),
+			Probes: st.Probes, ProbeFailures: st.ProbeFailures, IntervalSeconds: st.Interval.Seconds(),
+			Severity: string(st.Severity), Notes: st.Notes,
+		}
 	}
 	return out
 }

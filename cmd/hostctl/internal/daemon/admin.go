@@ -136,6 +136,7 @@ func (d *Daemon) serveAdmin() {
 		Proxy:  d.proxyStatus,
 		Drain:  d.front,
 		Alerts: d.alerts,
+		Checks: d.checks.Status,
 		LogRuleDropped: func() uint64 {
 			if d.watch == nil {
 				return 0

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/alert"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/check"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/control"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/front"
@@ -59,6 +60,7 @@ type Daemon struct {
 
 	alerts *alert.Manager // active alerts and their delivery
 	watch  *watch.Watcher // what to alert about (internal/watch)
+	checks *check.Manager // the [check.NAME] probes of services hostctl does not run
 	admin  *admin         // the admin API (admin.go)
 	notify notifier       // what systemd was told (notify.go)
 
@@ -206,6 +208,8 @@ func (d *Daemon) start(ctx context.Context) error {
 	// it cannot (a port is taken), the programs keep running and status
 	// says why. Its owner exists before the admin API can ask about it or
 	// reload it.
+	d.checks = check.New(ctx, check.Options{Alerts: d.alerts, Logger: d.log.Named("checks")})
+	d.checks.Apply(cfg.Checks)
 	d.proxy = front.NewProxyOwner(ctx, d.log, d.logs, d.sup, proxyConfig(cfg), d.watch.CertEvent, d.front.SiteHealth)
 	d.serveAdmin()
 	d.log.Info("hostctl started", zap.String("config", cfg.Path), zap.Int("programs", len(cfg.Programs)),
@@ -306,6 +310,9 @@ func (d *Daemon) Reload(ctx context.Context) (control.Reloaded, error) {
 	}
 	if aerr := d.alerts.Apply(cfg.Alerts); aerr != nil {
 		return control.Reloaded{}, aerr
+	}
+	if cd := d.checks.Apply(cfg.Checks); len(cd.Added)+len(cd.Changed)+len(cd.Removed) > 0 {
+		d.log.Info("checks reloaded", zap.Strings("added", cd.Added), zap.Strings("changed", cd.Changed), zap.Strings("removed", cd.Removed))
 	}
 	diff, err := d.sup.Reload(ctx, cfg.ProgramList())
 	d.mu.Lock()

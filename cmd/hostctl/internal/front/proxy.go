@@ -254,9 +254,24 @@ func (o *ProxyOwner) reload(cfg *ProxyConfig) (string, error) {
 	}
 	// Apply reloads Caddy only if the generated config changed, which also
 	// covers an edited error page or Caddyfile behind an unchanged section;
-	// the same comparison tells the caller what happened.
+	// the same comparison tells the caller what happened. A change of the
+	// pools' upstream lists alone (instances = 3 -> 2) is swapped in
+	// without a Caddy reload, which would close connections to the proxy.
 	before, _ := o.running.Proxy.CaddyJSON()
 	after, _ := cfg.Proxy.CaddyJSON()
+	if !bytes.Equal(before, after) {
+		swapped, err := o.p.SwapUpstreams(*cfg.Proxy)
+		if err != nil {
+			o.publish("") // the previous config keeps serving
+			return "", err
+		}
+		if swapped {
+			o.running = cfg
+			o.publish("")
+			o.log.Info("[proxy] upstreams changed: applied without reloading Caddy", zap.Strings("upstreams", cfg.Proxy.Upstreams()))
+			return "reloaded", nil
+		}
+	}
 	if err := o.p.Apply(*cfg.Proxy); err != nil {
 		o.publish("") // the previous config keeps serving
 		return "", err

@@ -29,7 +29,15 @@ type Pool interface {
 	Undrain(upstream string)
 	// InFlight is the number of requests in flight to upstream.
 	InFlight(upstream string) int
+	// CheckHealth runs the active health check of upstream's pools at
+	// once; true if they check it and it passes (it then gets requests
+	// without waiting for the checks' next tick).
+	CheckHealth(ctx context.Context, upstream string) (bool, error)
 }
+
+// checkWait bounds the health check run at once before an upstream goes
+// back (each check also has its pool's health.timeout).
+const checkWait = 10 * time.Second
 
 // poolPoll is how often the drain looks again at what the proxy has no
 // event for: the requests in flight to a draining upstream, and whether
@@ -40,9 +48,10 @@ const poolPoll = 20 * time.Millisecond
 // for which process: they go back when it is up again (or when no
 // process serves them any more, at ProxyApplied).
 type stopDrains struct {
-	mu  sync.Mutex          // guards by
-	by  map[string][]string // process name -> upstreams it drained
-	now map[string]string   // upstream -> the process that drained it
+	mu    sync.Mutex          // guards the fields below
+	by    map[string][]string // process name -> upstreams it drained
+	now   map[string]string   // upstream -> the process that drained it
+	stops map[string]uint64   // process name -> drains before its stops, counted
 }
 
 // BeforeStop is the supervisor's Options.BeforeStop: it takes the
@@ -119,6 +128,7 @@ func (f *Front) putBackWhenUp(pool Pool, name string, ups []string) {
 	d := &f.stopDrains
 	d.mu.Lock()
 	watching := len(d.by[name]) > 0
+	d.stops[name]++
 	for _, u := range ups {
 		if !slices.Contains(d.by[name], u) {
 			d.by[name] = append(d.by[name], u)
@@ -135,7 +145,18 @@ func (f *Front) putBackWhenUp(pool Pool, name string, ups []string) {
 			// Up is a later process: this one is STOPPING now.
 			_, err := f.waitFor(context.Background(), name, supervisor.Status.Up)
 			if err == nil {
-				break
+				d.mu.Lock()
+				stops, ups := d.stops[name], slices.Clone(d.by[name])
+				d.mu.Unlock()
+				checked := f.checkNow(pool, name, ups)
+				d.mu.Lock()
+				again := d.stops[name] != stops // stopping again meanwhile
+				d.mu.Unlock()
+				if !again {
+					f.log.Info("up again: back in the proxy's pool", zap.String("program", name), zap.Strings("upstreams", ups), zap.Strings("health_checked", checked))
+					break
+				}
+				continue
 			}
 			// Removed by a reload, maybe replaced by a process of the
 			// same name: once the reload is over (ProxyApplied puts
@@ -153,6 +174,7 @@ func (f *Front) putBackWhenUp(pool Pool, name string, ups []string) {
 		d.mu.Lock()
 		back := d.by[name]
 		delete(d.by, name)
+		delete(d.stops, name)
 		for _, u := range back {
 			if d.now[u] == name {
 				delete(d.now, u)
@@ -160,8 +182,30 @@ func (f *Front) putBackWhenUp(pool Pool, name string, ups []string) {
 			}
 		}
 		d.mu.Unlock()
-		f.log.Info("up again: back in the proxy's pool", zap.String("program", name), zap.Strings("upstreams", back))
 	}()
+}
+
+// checkNow runs the health check of each of ups's pools at once, before
+// they go back: an upstream its pool's active check marked down while
+// the process was stopped would otherwise get no request until the
+// check's next tick (health.interval), and the next instance of a rolling
+// restart would wait for that. It returns those that passed; one that
+// fails goes back all the same (the process is up: the pool's own checks
+// decide).
+func (f *Front) checkNow(pool Pool, name string, ups []string) []string {
+	var passed []string
+	for _, u := range ups {
+		ctx, cancel := context.WithTimeout(context.Background(), checkWait)
+		ok, err := pool.CheckHealth(ctx, u)
+		cancel()
+		if err != nil {
+			f.log.Info("up again, but its pool's health check fails for now", zap.String("program", name), zap.String("upstream", u), zap.Error(err))
+		}
+		if ok {
+			passed = append(passed, u)
+		}
+	}
+	return passed
 }
 
 // forgetStopDrains puts back the upstreams drained by processes that no
@@ -183,6 +227,7 @@ func (f *Front) forgetStopDrains(links Links) {
 		d.by[name] = slices.DeleteFunc(d.by[name], func(x string) bool { return x == u })
 		if len(d.by[name]) == 0 {
 			delete(d.by, name)
+			delete(d.stops, name)
 		}
 		if pool != nil {
 			pool.Undrain(u)

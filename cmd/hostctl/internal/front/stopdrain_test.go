@@ -20,7 +20,7 @@ type fakePool struct {
 	results  []proxy.DrainResult
 	inFlight map[string]int
 	drained  map[string]bool
-	calls    []string // "try U", "undrain U"
+	calls    []string // "try U", "undrain U", "check U"
 }
 
 func (p *fakePool) TryDrain(u string) proxy.DrainResult {
@@ -42,6 +42,13 @@ func (p *fakePool) Undrain(u string) {
 	defer p.mu.Unlock()
 	p.calls = append(p.calls, "undrain "+u)
 	delete(p.drained, u)
+}
+
+func (p *fakePool) CheckHealth(_ context.Context, u string) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, "check "+u)
+	return true, nil
 }
 
 func (p *fakePool) InFlight(u string) int {
@@ -147,6 +154,12 @@ func TestBeforeStop(t *testing.T) {
 			}
 			gate.gate("web_1") <- nil // up again
 			waitUntil(t, "put back once up", func() bool { return !pool.isDrained(up) })
+			pool.mu.Lock()
+			check, undrain := slices.Index(pool.calls, "check "+up), slices.Index(pool.calls, "undrain "+up)
+			pool.mu.Unlock()
+			if check < 0 || check > undrain {
+				t.Errorf("calls %q: want its health check run before it is put back", pool.calls)
+			}
 		})
 	}
 }

@@ -33,6 +33,11 @@ type Sources struct {
 	// Alerts returns the active alerts and every sink's delivery
 	// counters. nil: no alerts.
 	Alerts func() ([]apitype.Alert, []apitype.AlertSink)
+	// Heartbeats returns every [[alerts.heartbeat]]'s counters. nil: none.
+	Heartbeats func() []apitype.AlertHeartbeat
+	// Checks returns every [check.NAME]'s state and counters. nil: no
+	// checks.
+	Checks func() []apitype.Check
 	// LogRuleDropped returns the bytes of program output the alert log
 	// rules did not read because their queue was full. nil: not exported.
 	LogRuleDropped func() uint64
@@ -74,6 +79,7 @@ func New(opts Options) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collector{m},
+		checkCollector{m},
 	)
 	return m
 }
@@ -143,6 +149,10 @@ var (
 		"Bytes of program output the alert log rules did not read because their queue was full (the output itself was written to its log).", nil, nil)
 	descAlertsQueued = prometheus.NewDesc("hostctl_alerts_queued",
 		"Alert events waiting for delivery to the sink, retries included.", []string{"sink"}, nil)
+	descHeartbeatSent = prometheus.NewDesc("hostctl_heartbeat_pings_total",
+		"Heartbeat pings the outside monitor took (2xx) since hostctl started, the start form included.", []string{"heartbeat"}, nil)
+	descHeartbeatFailed = prometheus.NewDesc("hostctl_heartbeat_failed_total",
+		"Heartbeat pings that failed (no answer within the timeout, or not 2xx) since hostctl started.", []string{"heartbeat"}, nil)
 )
 
 var allStates = []apitype.State{apitype.Stopped, apitype.Starting, apitype.Running,
@@ -155,7 +165,7 @@ type collector struct{ m *Metrics }
 func (collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descRestarts, descUptime, descRSS, descCPU, descProcs,
 		descDropped, descHealthy, descHealthRestarts, descMemLimit, descMemRestarts, descUpHealthy, descUpRequests, descUpFails, descUpDraining, descProxyUp, descDraining, descSiteInFlight,
-		descAlertsActive, descAlertsSent, descAlertsFailed, descAlertsQueued, descLogRuleDropped} {
+		descAlertsActive, descAlertsSent, descAlertsFailed, descAlertsQueued, descLogRuleDropped, descHeartbeatSent, descHeartbeatFailed} {
 		ch <- d
 	}
 }
@@ -242,6 +252,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descAlertsSent, prometheus.CounterValue, float64(sk.Sent), sk.Name)
 			ch <- prometheus.MustNewConstMetric(descAlertsFailed, prometheus.CounterValue, float64(sk.Failed), sk.Name)
 			ch <- prometheus.MustNewConstMetric(descAlertsQueued, prometheus.GaugeValue, float64(sk.Queued), sk.Name)
+		}
+	}
+	if h := c.m.opts.Heartbeats; h != nil {
+		for _, b := range h() {
+			ch <- prometheus.MustNewConstMetric(descHeartbeatSent, prometheus.CounterValue, float64(b.Sent), b.Name)
+			ch <- prometheus.MustNewConstMetric(descHeartbeatFailed, prometheus.CounterValue, float64(b.Failed), b.Name)
 		}
 	}
 }

@@ -294,6 +294,8 @@ var metrics = []metric{
 	{"p99_ms", "latency p99 (ms)", true},
 	{"restart_failed", "failed requests during a gunicorn restart (wrk -c32 --timeout 30s, 10 s)", true},
 	{"restart_requests", "requests answered in that run (any status)", false},
+	{"rolling_failed", "failed requests during a rolling restart of 2 instances of configs/demo/web.py (wrk -c64 --timeout 30s, 15 s)", true},
+	{"rolling_requests", "requests answered in the rolling restart run (any status)", false},
 	{"kill_to_200_s", "kill -9 gunicorn master -> first 200 from the new one (s)", true},
 	{"log_mb_s", "log capture of a fast writer (MB/s)", false},
 	{"idle_rss_mb", "RSS, idle (MB): supervisord + nginx vs hostctl", true},

@@ -1,7 +1,8 @@
 // hostctl dashboard: the active alerts, the program table (health, memory
 // against its limit, why a program is down, an hour of memory and
-// restarts), start/stop/restart, a live log view and the proxy status,
-// over the admin API of the same origin.
+// restarts), start/stop/restart, a live log view, the checks of services
+// hostctl does not run and the proxy status, over the admin API of the
+// same origin.
 'use strict';
 
 const TOKEN_KEY = 'hostctl-token';
@@ -302,6 +303,29 @@ function renderAlerts(a) {
   alertCount = items.length;
 }
 
+// renderChecks shows the [check.NAME]s (services hostctl does not run),
+// as hostctl status does, each with its notes; hidden without any.
+function renderChecks(c) {
+  const rows = c.checks.map((ck) => {
+    const tr = document.createElement('tr');
+    tr.dataset.check = ck.name;
+    tr.dataset.state = ck.state;
+    cell(tr, ck.name);
+    cell(tr, ck.state, 'state check-' + ck.state);
+    cell(tr, ck.since ? agoText(ck.since) : '');
+    cell(tr, ck.last_check ? (ck.last_duration_seconds * 1000).toFixed(0) + ' ms' : '', 'num');
+    cell(tr, ck.target);
+    let err = '';
+    if (ck.last_error) {
+      err = ck.failing ? ck.last_error + ' (' + ck.failing + ' of ' + ck.failures + ' failed in a row)' : agoText(ck.last_error_at) + ': ' + ck.last_error;
+    }
+    addNotes(cell(tr, err, 'info'), ck);
+    return tr;
+  });
+  $('#check-table tbody').replaceChildren(...rows);
+  $('#checks').hidden = !rows.length;
+}
+
 function renderProxy(p) {
   const box = $('#proxy-body');
   if (!p.configured) { box.textContent = 'not configured'; return; }
@@ -363,12 +387,13 @@ async function refresh() {
   clearTimeout(refreshTimer);
   try {
     const histDue = Date.now() - historyAt >= history.interval_seconds * 1000;
-    const [programs, proxy, alerts, hist] = await Promise.all([api('GET', '/v1/programs'), api('GET', '/v1/proxy'),
-      api('GET', '/v1/alerts'), histDue ? api('GET', '/v1/history') : null]);
+    const [programs, proxy, alerts, checks, hist] = await Promise.all([api('GET', '/v1/programs'), api('GET', '/v1/proxy'),
+      api('GET', '/v1/alerts'), api('GET', '/v1/checks'), histDue ? api('GET', '/v1/history') : null]);
     if (hist) { history = hist; historyAt = Date.now(); }
     showMain();
     renderAlerts(alerts);
     render(programs, history);
+    renderChecks(checks);
     renderProxy(proxy);
     if (!busy.size) setError('');
   } catch (e) {
