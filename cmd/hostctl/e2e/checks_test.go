@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -383,10 +381,7 @@ command = "/bin/sleep 1000"
 // the checks' own section: a check that is down with its error and
 // notes, one that is up, and the check_failed alert at the top.
 func TestDashboardChecks(t *testing.T) {
-	chromium, err := osexec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("chromium is not installed; run scripts/test-deps.sh as root (make test does), or apt-get install -y chromium")
-	}
+	requireChromium(t)
 	up, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -421,24 +416,7 @@ tcp = %q
 interval = "200ms"
 `, downAddr, up.Addr().String()), daemonOpts{admin: fmt.Sprintf("listen = \"127.0.0.1:%d\"\ntoken_file = %q\n", port, tokFile)})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
+	bctx := headlessChromium(t)
 	const db, cache = `#checks:not([hidden]) tr[data-check="db"]`, `#checks:not([hidden]) tr[data-check="cache"]`
 	err = chromedp.Do(bctx,
 		chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/#token=%s", port, token)),

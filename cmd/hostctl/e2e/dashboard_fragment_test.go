@@ -1,14 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 )
@@ -19,10 +16,7 @@ import (
 // and drops it from the address bar; the token never reaches the daemon
 // in a URL (a browser does not send the fragment).
 func TestDashboardFragmentLogin(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("chromium is not installed; run scripts/test-deps.sh as root (make test does), or apt-get install -y chromium")
-	}
+	requireChromium(t)
 	port := freePort(t)
 	tokFile := filepath.Join(t.TempDir(), "token")
 	token := "fragment-test-token-0123456789abcdef"
@@ -32,26 +26,9 @@ func TestDashboardFragmentLogin(t *testing.T) {
 	d := startDaemon(t, webProgram, daemonOpts{admin: fmt.Sprintf("listen = \"127.0.0.1:%d\"\ntoken_file = %q\n", port, tokFile)})
 	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
+	bctx := headlessChromium(t)
 
-	err = chromedp.Do(bctx,
+	err := chromedp.Do(bctx,
 		chromedp.Navigate(base+"#token="+token),
 		// Signed in: the program table, with no token typed.
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-name="web"][data-state="RUNNING"]`)),
