@@ -184,6 +184,19 @@ type fieldErrors struct {
 	errs   []error
 }
 
+// unique records that section[i] is named name, or says which earlier
+// entry of section has that name already ("" is no name: never a clash).
+func (fe *fieldErrors) unique(seen map[string]int, section string, i int, name string) {
+	if name == "" {
+		return
+	}
+	if j, dup := seen[name]; dup {
+		fe.add(fmt.Sprintf("%s[%d].name", section, i), "%q is also the name of %s[%d]; names must be unique", name, section, j)
+		return
+	}
+	seen[name] = i
+}
+
 func (fe *fieldErrors) add(key, format string, a ...any) {
 	fe.errs = append(fe.errs, &FieldError{Key: fe.prefix + "." + key, Msg: fmt.Sprintf(format, a...)})
 }
@@ -247,10 +260,8 @@ func (c *Config) Validate(prefix string) []error {
 		key := fmt.Sprintf("sink[%d]", i)
 		if s.Name == "" {
 			fe.add(key+".name", "required: a name for this sink (e.g. \"oncall\")")
-		} else if j, dup := names[s.Name]; dup {
-			fe.add(key+".name", "%q is also the name of sink[%d]; names must be unique", s.Name, j)
 		} else {
-			names[s.Name] = i
+			fe.unique(names, "sink", i, s.Name)
 		}
 		s.validate(fe, key)
 	}
@@ -258,22 +269,14 @@ func (c *Config) Validate(prefix string) []error {
 	for i := range c.LogRules {
 		r := &c.LogRules[i]
 		key := fmt.Sprintf("log_rule[%d]", i)
-		if j, dup := rules[r.Name]; dup && r.Name != "" {
-			fe.add(key+".name", "%q is also the name of log_rule[%d]; names must be unique", r.Name, j)
-		} else {
-			rules[r.Name] = i
-		}
+		fe.unique(rules, "log_rule", i, r.Name)
 		r.validate(fe, key)
 	}
 	beats := map[string]int{}
 	for i := range c.Heartbeats {
 		h := &c.Heartbeats[i]
 		key := fmt.Sprintf("heartbeat[%d]", i)
-		if j, dup := beats[h.Name]; dup && h.Name != "" {
-			fe.add(key+".name", "%q is also the name of heartbeat[%d]; names must be unique", h.Name, j)
-		} else {
-			beats[h.Name] = i
-		}
+		fe.unique(beats, "heartbeat", i, h.Name)
 		h.validate(fe, key)
 	}
 	return fe.errs
