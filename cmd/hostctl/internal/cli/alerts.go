@@ -159,9 +159,14 @@ func printHeartbeats(w io.Writer, beats []apitype.AlertHeartbeat, now time.Time)
 	tw.Flush()
 }
 
-// shortDuration is d without its zero tail: "1m", "1h30m", "90s" -> "1m30s".
-func shortDuration(d time.Duration) string {
-	s := d.Round(time.Second).String()
+// shortDuration is d to the second without its zero tail: "1m", "1h30m",
+// "90s" -> "1m30s".
+func shortDuration(d time.Duration) string { return trimZeroUnits(d.Round(time.Second)) }
+
+// trimZeroUnits is d (whole seconds) without its zero tail: "5m", not
+// "5m0s"; "1h", not "1h0m0s".
+func trimZeroUnits(d time.Duration) string {
+	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
 	}

@@ -357,14 +357,7 @@ func untilNext(t, now time.Time) string {
 	case d < 10*time.Second:
 		return d.Round(100 * time.Millisecond).String()
 	}
-	s := d.Truncate(time.Second).String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return trimZeroUnits(d.Truncate(time.Second))
 }
 
 // proxyLine is the line under the table.
