@@ -69,9 +69,12 @@ func TestDjangoUnderHardenedUnit(t *testing.T) {
 		t.Fatalf("collectstatic: %v\n%s", err, out)
 	}
 
+	// The checkout (the sandbox script itself, the config, the Django app)
+	// is kept visible, read-only, wherever it is: a clone under /tmp (as
+	// CI's or a new user's may be) is otherwise hidden by PrivateTmp.
 	d := startConfigDaemon(t, bin, root, "configs/webserver.toml", env,
 		"/usr/bin/python3", "scripts/unit-sandbox.py", "configs/hostctl.service",
-		"--rw", runDir, "--keep", filepath.Dir(bin), "--")
+		"--rw", runDir, "--keep", filepath.Dir(bin), "--keep", root, "--")
 	t.Cleanup(func() {
 		if err := d.stop(90 * time.Second); err != nil {
 			t.Error(err)
