@@ -130,11 +130,10 @@ func (d *unixDialer) dial(ctx context.Context, path string) (net.Conn, error) {
 // itself, and a uid among want unless want is empty. Errors are
 // *net.OpError (the path cannot be opened or connected to) or *PeerError.
 func dialUnix(ctx context.Context, d *net.Dialer, path string, want []uint32) (net.Conn, error) {
+	// With O_PATH, O_NOFOLLOW opens a symlink itself (fstat then says so)
+	// rather than failing with ELOOP.
 	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
-			return nil, &PeerError{Path: path, Why: "the path is a symbolic link (never followed)"}
-		}
 		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: path, Net: "unix"}, Err: os.NewSyscallError("open", err)}
 	}
 	var st unix.Stat_t
@@ -142,7 +141,12 @@ func dialUnix(ctx context.Context, d *net.Dialer, path string, want []uint32) (n
 		unix.Close(fd)
 		return nil, &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: path, Net: "unix"}, Err: os.NewSyscallError("fstat", err)}
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFSOCK:
+	case unix.S_IFLNK:
+		unix.Close(fd)
+		return nil, &PeerError{Path: path, Why: "the path is a symbolic link (never followed)"}
+	default:
 		unix.Close(fd)
 		return nil, &PeerError{Path: path, Why: "not a socket"}
 	}
