@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
 
@@ -357,20 +358,22 @@ func TestUnixUpstreamAttacksAsAppUser(t *testing.T) {
 				{"admin socket", admin, "ADMIN"},
 				{"root socket", other, "ROOTSOCK"},
 			} {
-				for _, s := range socks {
-					tmp := s + ".lnk"
-					asUser(t, uid, gid, "ln", "-sfn", target.path, tmp)
-					asUser(t, uid, gid, "mv", "-T", tmp, s)
-				}
-				for range 3 {
-					resp, body := get(t, c, url)
-					if strings.Contains(body, target.marker) {
-						t.Fatalf("through the %s link, an anonymous request reached the %s: %d %q", target.name, target.name, resp.StatusCode, body)
+				t.Run(target.name, func(t *testing.T) {
+					for _, s := range socks {
+						tmp := s + ".lnk"
+						asUser(t, uid, gid, "ln", "-sfn", target.path, tmp)
+						asUser(t, uid, gid, "mv", "-T", tmp, s)
 					}
-					if resp.StatusCode != 502 && resp.StatusCode != 503 {
-						t.Errorf("through the %s link: %d %q, want 502 or 503", target.name, resp.StatusCode, body)
+					for range 3 {
+						resp, body := get(t, c, url)
+						if strings.Contains(body, target.marker) {
+							t.Fatalf("through the link, an anonymous request reached the %s: %d %q", target.name, resp.StatusCode, body)
+						}
+						if resp.StatusCode != 502 && resp.StatusCode != 503 {
+							t.Errorf("through the link: %d %q, want 502 or 503", resp.StatusCode, body)
+						}
 					}
-				}
+				})
 			}
 			if n := adminHits.Load(); n != 0 {
 				t.Errorf("the admin socket got %d requests", n)
@@ -422,7 +425,7 @@ func TestUnixUpstreamAttacksAsAppUser(t *testing.T) {
 // user's) is refused, and so is every unix upstream's socket when it is
 // hostctl's own, listed or not.
 func TestUnixUpstreamOtherUIDRefused(t *testing.T) {
-	uid, gid := updialApp(t)
+	uid, _ := updialApp(t)
 	dir, err := shortTempDir(t)
 	if err != nil {
 		t.Fatal(err)
@@ -446,5 +449,7 @@ func TestUnixUpstreamOtherUIDRefused(t *testing.T) {
 	if resp, body := get(t, client(), "http://"+cfg.Listen+"/"); resp.StatusCode != 200 || !strings.HasPrefix(body, "root-run") {
 		t.Fatalf("with uid 0 allowed: %d %q, want 200", resp.StatusCode, body)
 	}
-	_ = gid
+	if n := h.logs.FilterField(zap.Uint32("peer_uid", 0)).Len(); n == 0 {
+		t.Errorf("the refusal was not logged with the peer's uid; logs: %v", h.logs.All())
+	}
 }
