@@ -453,3 +453,39 @@ func TestUnixUpstreamOtherUIDRefused(t *testing.T) {
 		t.Errorf("the refusal was not logged with the peer's uid; logs: %v", h.logs.All())
 	}
 }
+
+// BenchmarkDialUnix compares a checked dial (open O_PATH, fstat, connect
+// through /proc/self/fd, SO_PEERCRED) with a plain one, per connection
+// (each accepted and closed by the listener too).
+func BenchmarkDialUnix(b *testing.B) {
+	dir, err := os.MkdirTemp("/tmp", "hcb")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "up.sock")
+	l := listenElsewhere(b, sock)
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name string
+		dial func() (net.Conn, error)
+	}{
+		{"plain", func() (net.Conn, error) { var d net.Dialer; return d.DialContext(ctx, "unix", sock) }},
+		{"checked", func() (net.Conn, error) { return dialUnix(ctx, &net.Dialer{}, sock, []uint32{uint32(os.Getuid())}) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				c, err := bc.dial()
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := l.Accept() // one at a time: the backlog never fills
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+				c.Close()
+			}
+		})
+	}
+}

@@ -14,7 +14,9 @@ import (
 )
 
 // updialApp answers "app pid N" on the unix socket argv[1], removing a
-// stale one first (as gunicorn does when it binds).
+// stale one first (as gunicorn does when it binds). It runs under
+// Debian's /usr/bin/python3: the app user may not reach another python3
+// on root's PATH.
 const updialApp = `
 import http.server, os, socketserver, sys
 path = sys.argv[1]
@@ -58,7 +60,7 @@ func TestUpstreamLinkToAdminSocket(t *testing.T) {
 			t.Fatal(err)
 		}
 		sock = filepath.Join(appDir, "web.sock")
-		prog := fmt.Sprintf("[program.web]\ncommand = [\"python3\", \"-c\", %q, %q]\nuser = %q\nserves = \"unix:%s\"\nstart_secs = \"0s\"\nstop_signal = \"KILL\"\n",
+		prog := fmt.Sprintf("[program.web]\ncommand = [\"/usr/bin/python3\", \"-c\", %q, %q]\nuser = %q\nserves = \"unix:%s\"\nstart_secs = \"0s\"\nstop_signal = \"KILL\"\n",
 			updialApp, sock, u.Name, sock)
 		prog += fmt.Sprintf("\n[proxy]\nlisten = \"127.0.0.1:%d\"\nupstream = \"unix:%s\"\nretry_for = \"0s\"\n", listen, sock)
 		return writeConfig(t, dir, "", prog), nil
