@@ -99,10 +99,7 @@ type benchUpstreamServer struct {
 // gunicorn's sync workers do).
 func benchUpstream(b *testing.B, keepAlive bool) *benchUpstreamServer {
 	up := &benchUpstreamServer{sock: filepath.Join(b.TempDir(), "up.sock")}
-	l, err := net.Listen("unix", up.sock)
-	if err != nil {
-		b.Fatal(err)
-	}
+	l := listenElsewhere(b, up.sock) // a program's socket, not hostctl's own (refused)
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain")

@@ -632,7 +632,7 @@ func staticRoute(st Static, fileUser string) (caddyhttp.Route, error) {
 // active and passive health checks when there is more than one upstream.
 func (cc *Config) reverseProxy(s *site, ups []string, instance string) json.RawMessage {
 	rp := &reverseproxy.Handler{
-		TransportRaw:   moduleJSON(cc.upstreamTransport(), "protocol", "http"),
+		TransportRaw:   moduleJSON(cc.upstreamTransport(instance), "protocol", "hostctl_http"),
 		LoadBalancing:  cc.loadBalancing(len(ups) > 1, instance),
 		TrustedProxies: cc.TrustedProxies,
 	}
@@ -651,17 +651,19 @@ func (cc *Config) reverseProxy(s *site, ups []string, instance string) json.RawM
 }
 
 // upstreamTransport is how the proxy connects to upstreams: plain HTTP,
-// keep-alive only if UpstreamKeepAlive, the dial and response timeouts.
-func (cc *Config) upstreamTransport() *reverseproxy.HTTPTransport {
+// keep-alive only if UpstreamKeepAlive, the dial and response timeouts;
+// unix sockets are dialed without following a symlink and their peer
+// checked against instance's UpstreamPeers (unixdial.go).
+func (cc *Config) upstreamTransport(instance string) *CheckedTransport {
 	keepAlive := &reverseproxy.KeepAlive{Enabled: new(cc.UpstreamKeepAlive)}
 	if cc.UpstreamKeepAlive {
 		keepAlive.MaxIdleConnsPerHost = 64
 	}
-	return &reverseproxy.HTTPTransport{
+	return &CheckedTransport{HTTPTransport: reverseproxy.HTTPTransport{
 		KeepAlive:             keepAlive,
 		DialTimeout:           caddy.Duration(cc.DialTimeout),
 		ResponseHeaderTimeout: caddy.Duration(cc.UpstreamTimeout),
-	}
+	}, Instance: instance}
 }
 
 // loadBalancing picks the upstream with the fewest requests in flight and,

@@ -271,6 +271,15 @@ type Config struct {
 	// that host only. Placeholders, snippets and imports work as in Caddy.
 	// Default empty.
 	Caddyfile string `toml:"caddyfile"`
+
+	// UpstreamPeers is not read from the file: hostctl sets it to the uids
+	// of the programs that serve each unix upstream (upstream address ->
+	// uids; a program without a user runs as hostctl's). A connection to
+	// such a socket whose listener (SO_PEERCRED) has another uid is refused
+	// as a failed dial. For every unix upstream, listed or not, a symlink
+	// as the socket's last path component and a listener that is hostctl
+	// itself are refused (unixdial.go). Nil: no uid check.
+	UpstreamPeers map[string][]uint32 `toml:"-" json:"-"`
 }
 
 // Site is one [[proxy.site]]: a set of host names served the same way.

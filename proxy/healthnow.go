@@ -118,7 +118,7 @@ func (p *Proxy) CheckHealth(ctx context.Context, upstream string) (bool, error) 
 	}
 	var valid time.Duration
 	for _, h := range checks {
-		if err := activeCheck(ctx, h.HealthChecks.Active, dial); err != nil {
+		if err := activeCheck(ctx, h.HealthChecks.Active, dial, p.unixDialer()); err != nil {
 			return false, fmt.Errorf("health check of %s: %w", upstream, err)
 		}
 		a := h.HealthChecks.Active
@@ -147,7 +147,8 @@ func checkTimeout(a *reverseproxy.ActiveHealthChecks) time.Duration {
 // activeCheck sends the request Caddy's active health checker sends to
 // dial for a (the settings hostctl generates: uri, headers with Host,
 // expect_status, timeout; no redirect followed) and checks the status.
-func activeCheck(ctx context.Context, a *reverseproxy.ActiveHealthChecks, dial string) error {
+// A unix socket is dialed by ud (unixdial.go).
+func activeCheck(ctx context.Context, a *reverseproxy.ActiveHealthChecks, dial string, ud *unixDialer) error {
 	addr, err := caddy.ParseNetworkAddress(dial)
 	if err != nil {
 		return err
@@ -186,6 +187,9 @@ func activeCheck(ctx context.Context, a *reverseproxy.ActiveHealthChecks, dial s
 	}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			if network == "unix" {
+				return ud.dial(ctx, address)
+			}
 			var d net.Dialer
 			return d.DialContext(ctx, network, address)
 		},
@@ -207,4 +211,9 @@ func activeCheck(ctx context.Context, a *reverseproxy.ActiveHealthChecks, dial s
 		return fmt.Errorf("status %d, want %d", resp.StatusCode, a.ExpectStatus)
 	}
 	return nil
+}
+
+// unixDialer dials unix upstreams for p's own checks, as the transport does.
+func (p *Proxy) unixDialer() *unixDialer {
+	return &unixDialer{peers: p.peers, logger: p.opts.Logger}
 }

@@ -30,7 +30,7 @@ var (
 	sinksMu sync.Mutex
 	sinks   = map[string]*sink{}
 	sinkSeq int
-	nopSink = &sink{logger: zap.NewNop(), traffic: newTraffic(), drains: newDrainSet()}
+	nopSink = &sink{logger: zap.NewNop(), traffic: newTraffic(), drains: newDrainSet(), peers: newPeerTable()}
 )
 
 type sink struct {
@@ -40,6 +40,7 @@ type sink struct {
 	health  func(upstreams []string) (ok bool, why string) // nil: health_path always answers 200 (see sitehealth.go)
 	traffic *traffic                                       // never nil
 	drains  *drainSet                                      // never nil (upstreamdrain.go)
+	peers   *peerTable                                     // never nil (unixdial.go)
 }
 
 func registerSink(s *sink) string {

@@ -371,7 +371,9 @@ func (p *Proxy) SwapUpstreams(cfg Config) (bool, error) {
 	if err != nil || !bytes.Equal(shape, p.lastShape) {
 		return false, nil
 	}
+	oldPeers := p.peers.set(cfg.UpstreamPeers)
 	if err := swapPools(lists); err != nil {
+		p.peers.restore(oldPeers)
 		return false, fmt.Errorf("proxy: changing the upstreams, the previous ones keep serving: %w", err)
 	}
 	p.lastJSON = js

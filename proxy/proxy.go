@@ -75,6 +75,7 @@ type Proxy struct {
 	access   *accessBuffer // holds access log lines for opts.AccessLog; nil without
 	traffic  *traffic      // requests to sites with health_path (sitehealth.go)
 	drains   *drainSet     // upstreams taken out of their pools (upstreamdrain.go)
+	peers    *peerTable    // who may listen on unix upstreams (unixdial.go)
 
 	// mu serializes Apply, Stop and Status and guards the fields below.
 	mu       sync.Mutex
@@ -118,12 +119,12 @@ func New(opts Options) *Proxy {
 	if opts.StateDir == "" {
 		opts.StateDir = DefaultStateDir
 	}
-	p := &Proxy{opts: opts, traffic: newTraffic(), drains: newDrainSet()}
+	p := &Proxy{opts: opts, traffic: newTraffic(), drains: newDrainSet(), peers: newPeerTable()}
 	if opts.AccessLog != nil {
 		p.access = newAccessBuffer(opts.AccessLog)
 	}
 	p.instance = registerSink(&sink{logger: opts.Logger, access: p.access, onCert: opts.OnCertEvent,
-		health: opts.SiteHealth, traffic: p.traffic, drains: p.drains})
+		health: opts.SiteHealth, traffic: p.traffic, drains: p.drains, peers: p.peers})
 	redisLogger.Store(opts.Logger.Named("caddy.storage.redis"))
 	return p
 }
@@ -194,6 +195,7 @@ func (p *Proxy) apply(cfg Config) error {
 		return err
 	}
 	if p.running && bytes.Equal(js, p.lastJSON) {
+		p.peers.set(cfg.UpstreamPeers) // a program's user may have changed
 		p.watchCertFiles(cfg)
 		return nil
 	}
@@ -226,7 +228,11 @@ func (p *Proxy) apply(cfg Config) error {
 		// until its logging config, which sends them to our Logger, is up.
 		_, orig, _ = caddy.BufferedLog()
 	}
+	// The new config's upstreams are checked against their programs' uids
+	// from its first connection; the old ones keep theirs if it fails.
+	oldPeers := p.peers.set(cfg.UpstreamPeers)
 	if err := caddy.Load(loadJS, false); err != nil {
+		p.peers.restore(oldPeers)
 		if orig != nil {
 			caddy.UnbufferDefaultLogger(orig)
 		}

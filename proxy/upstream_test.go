@@ -111,10 +111,7 @@ func TestUnixSocketUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(dir, "app.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := listenElsewhere(t, sock) // a program's socket, not hostctl's own (refused)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "via unix socket")
 	})}

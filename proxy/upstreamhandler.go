@@ -69,6 +69,7 @@ type UpstreamHandler struct {
 	address     string // what to dial
 	hostHeader  string // Host sent when the request has none (HTTP/1.0)
 	dialTimeout time.Duration
+	unix        *unixDialer   // dials a unix upstream (the transport's: unixdial.go)
 	headerWait  time.Duration // response_header_timeout; 0: none
 	tryFor      time.Duration
 	tryEvery    time.Duration
@@ -122,8 +123,13 @@ func (u *UpstreamHandler) Provision(ctx caddy.Context) error {
 	default:
 		return fmt.Errorf("proxy: upstream %q: want host:port or unix//path", p.Upstreams[0].Dial)
 	}
-	tr, ok := p.Transport.(*reverseproxy.HTTPTransport)
-	if !ok || tr.TLS != nil || tr.KeepAlive == nil || tr.KeepAlive.Enabled == nil || *tr.KeepAlive.Enabled ||
+	ct, ok := p.Transport.(*CheckedTransport)
+	if !ok {
+		return errors.New("proxy: want the hostctl_http transport")
+	}
+	u.unix = ct.unix
+	tr := &ct.HTTPTransport
+	if tr.TLS != nil || tr.KeepAlive == nil || tr.KeepAlive.Enabled == nil || *tr.KeepAlive.Enabled ||
 		slices.Contains(tr.Versions, "h2c") || slices.Contains(tr.Versions, "3") {
 		return errors.New("proxy: want a plain HTTP/1.1 transport without keep-alive")
 	}
@@ -399,8 +405,14 @@ func (u *UpstreamHandler) attempt(w http.ResponseWriter, r *http.Request, body *
 
 func (u *UpstreamHandler) roundTrip(w http.ResponseWriter, r *http.Request, body *requestBody) (*http.Response, *upstreamConn, error) {
 	ctx := r.Context()
-	d := net.Dialer{Timeout: u.dialTimeout}
-	nc, err := d.DialContext(ctx, u.network, u.address)
+	var nc net.Conn
+	var err error
+	if u.network == "unix" {
+		nc, err = u.unix.dial(ctx, u.address)
+	} else {
+		d := net.Dialer{Timeout: u.dialTimeout}
+		nc, err = d.DialContext(ctx, u.network, u.address)
+	}
 	if err != nil {
 		return nil, nil, &attemptError{err: err}
 	}

@@ -53,7 +53,8 @@ func recordingUpstream(t *testing.T, got chan<- seen, unix bool) string {
 		if derr != nil {
 			t.Fatal(derr)
 		}
-		l, err = net.Listen("unix", filepath.Join(dir, "up.sock"))
+		// A program's socket, not hostctl's own (refused).
+		l = listenElsewhere(t, filepath.Join(dir, "up.sock"))
 	} else {
 		l, err = net.Listen("tcp", "127.0.0.1:0")
 	}

@@ -971,6 +971,10 @@ func splitHostPort(s string) (host, port string, err error) {
 	return s[:i], port, nil
 }
 
+// LookupUser finds a user by name or numeric id (the user key). Its error
+// says what to do about an unknown user.
+func LookupUser(name string) (*user.User, error) { return lookupUser(name) }
+
 func lookupUser(name string) (*user.User, error) {
 	u, err := user.Lookup(name)
 	if err != nil {

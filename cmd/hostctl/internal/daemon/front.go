@@ -18,10 +18,18 @@ import (
 // capped like program logs.
 const accessLogName = "access.log"
 
-// proxyConfig is what the proxy's owner takes from cfg.
+// proxyConfig is what the proxy's owner takes from cfg: its [proxy]
+// section with the uids that may listen on each unix upstream (the users
+// of the programs that serve it).
 func proxyConfig(cfg *config.File) *front.ProxyConfig {
+	pc := cfg.Proxy
+	if pc != nil {
+		c := *pc
+		c.UpstreamPeers = front.PeerUIDs(cfg.Processes())
+		pc = &c
+	}
 	return &front.ProxyConfig{
-		Proxy:     cfg.Proxy,
+		Proxy:     pc,
 		StateDir:  cfg.Admin.StateDir,
 		AccessLog: filepath.Join(cfg.Log.Dir, accessLogName),
 		Rotation:  cfg.Log.Rotation(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -322,3 +323,37 @@ func TestDrainWait(t *testing.T) {
 }
 
 func errNoHealthPath() error { _, err := (&Front{}).healthPath(); return err }
+
+// TestPeerUIDs: each unix upstream gets the uids of the programs that
+// serve it (their user, else hostctl's); TCP upstreams get none; a user
+// that cannot be looked up gives the uid of no user, so that the proxy
+// refuses every listener rather than none.
+func TestPeerUIDs(t *testing.T) {
+	withUser := func(p *supervisor.ProgramConfig, u string) *supervisor.ProgramConfig { p.User = u; return p }
+	me := uint32(os.Getuid())
+	for _, tc := range []struct {
+		name  string
+		progs []*supervisor.ProgramConfig
+		want  map[string][]uint32
+	}{
+		{"no user: hostctl's uid", []*supervisor.ProgramConfig{proc("a", supervisor.Serves{"unix:///run/a.sock", "127.0.0.1:8000"}, nil)},
+			map[string][]uint32{"unix:/run/a.sock": {me}}},
+		{"user by name and by id", []*supervisor.ProgramConfig{
+			withUser(proc("a", supervisor.Serves{"unix:/run/a.sock"}, nil), "nobody"),
+			withUser(proc("b", nil, &supervisor.ProbeConfig{Socket: "/run/a.sock"}), "1"),
+			withUser(proc("c", supervisor.Serves{"unix:/run/c.sock"}, nil), "nobody"),
+		}, map[string][]uint32{"unix:/run/a.sock": {65534, 1}, "unix:/run/c.sock": {65534}}},
+		{"unknown user", []*supervisor.ProgramConfig{withUser(proc("a", supervisor.Serves{"unix:/run/a.sock"}, nil), "hct-no-such-user")},
+			map[string][]uint32{"unix:/run/a.sock": {noUID}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var procs []*supervisor.ProcessConfig
+			for _, p := range tc.progs {
+				procs = append(procs, process(t, p))
+			}
+			if got := PeerUIDs(procs); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("PeerUIDs = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

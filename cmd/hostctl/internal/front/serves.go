@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/hostctl/hostctl/proxy"
@@ -78,6 +80,49 @@ func NewLinks(procs []*supervisor.ProcessConfig) Links {
 		}
 	}
 	return l
+}
+
+// PeerUIDs returns, for each unix upstream that one of procs serves
+// (ServedBy), the uids those processes run as: their user's, else
+// hostctl's own. The proxy refuses a connection to the socket from a
+// listener with another uid (proxy.Config.UpstreamPeers), so that the
+// app's user cannot swap in a link to a root-owned socket. A process
+// whose user cannot be looked up adds no uid; if no process of an
+// upstream adds one, it gets the uid of no user (-1) so that every
+// listener is refused rather than every one allowed.
+func PeerUIDs(procs []*supervisor.ProcessConfig) map[string][]uint32 {
+	out := map[string][]uint32{}
+	for _, p := range procs {
+		uid, ok := uint32(os.Getuid()), true
+		if p.Program.User != "" {
+			uid, ok = lookupUID(p.Program.User)
+		}
+		if !ok {
+			uid = noUID
+		}
+		for _, u := range ServedBy(p) {
+			a, err := proxy.ParseUpstream(u)
+			if err != nil || a.Network != "unix" {
+				continue
+			}
+			if !slices.Contains(out[u], uid) {
+				out[u] = append(out[u], uid)
+			}
+		}
+	}
+	return out
+}
+
+// noUID is the uid of no user ((uid_t)-1 is never a process's uid).
+const noUID = ^uint32(0)
+
+func lookupUID(name string) (uint32, bool) {
+	u, err := supervisor.LookupUser(name)
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(u.Uid, 10, 32)
+	return uint32(n), err == nil
 }
 
 // Programs returns the processes that serve one of the upstreams ups
