@@ -479,7 +479,7 @@ func (m *Manager) Check() {
 			return false
 		}
 		removed[i] = true
-		err := os.Remove(backups[i].path)
+		err := removeBackup(backups[i].path)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			m.log.Warn("deleting rotated log", zap.String("file", backups[i].path), zap.Error(err))
 			return false

@@ -87,19 +87,11 @@ func (s *Stream) millPass() {
 func (s *Stream) mill(now time.Time) error {
 	dir, base := filepath.Split(s.path)
 	dir = filepath.Clean(dir)
-	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	d, err := openSafeDir(dir)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	// Checked after opening it: the dir the descriptor holds is the one
-	// found safe (unless it is not the one at dir any more).
-	if err := CheckDir(dir); err != nil {
-		return err
-	}
-	if err := sameDir(d, dir); err != nil {
-		return err
-	}
 	entries, err := d.ReadDir(-1)
 	if err != nil {
 		return err
@@ -168,19 +160,46 @@ func (s *Stream) mill(now time.Time) error {
 
 func stripGz(name string) string { return strings.TrimSuffix(name, gzSuffix) }
 
-// sameDir checks that the dir open as d is the one at path.
-func sameDir(d *os.File, path string) error {
+// openSafeDir opens the log dir dir and checks it (CheckDir) after
+// opening it, and that it is still the dir at dir: what is done through
+// the descriptor is done in the dir found safe, whatever happens to the
+// names on the way to it afterwards.
+func openSafeDir(dir string) (*os.File, error) {
+	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckDir(dir); err != nil {
+		d.Close()
+		return nil, err
+	}
 	var a, b unix.Stat_t
 	if err := unix.Fstat(int(d.Fd()), &a); err != nil {
-		return err
+		d.Close()
+		return nil, err
 	}
-	if err := unix.Stat(path, &b); err != nil {
-		return err
+	if err := unix.Stat(dir, &b); err != nil {
+		d.Close()
+		return nil, err
 	}
 	if a.Dev != b.Dev || a.Ino != b.Ino {
-		return fmt.Errorf("%s was replaced while being checked", path)
+		d.Close()
+		return nil, fmt.Errorf("%s was replaced while being checked", dir)
 	}
-	return nil
+	return d, nil
+}
+
+// removeBackup removes the rotated file at path (max_total, keep_free,
+// max_age in Manager.Check) by its name in its dir, opened and checked
+// again with openSafeDir: never through a dir on the way that has become
+// someone else's since the check that listed it.
+func removeBackup(path string) error {
+	d, err := openSafeDir(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return unix.Unlinkat(int(d.Fd()), filepath.Base(path), 0)
 }
 
 // compressAt gzips the backup name in the dir open as dfd (dir is its

@@ -505,3 +505,38 @@ func TestGroupWritableAbove(t *testing.T) {
 		t.Errorf("GroupWritableAbove(%s) = %v, want none", tr.log, got)
 	}
 }
+
+// TestRemoveBackupRechecksTheDir: Check lists rotated files in dirs found
+// safe and removes the ones over a limit later; by then the dir may be
+// the user's, who could have put any file of root's (or a link to a dir
+// of root's on the way) under the backup's name. Nothing is removed then.
+func TestRemoveBackupRechecksTheDir(t *testing.T) {
+	u := testuser.Ensure(t)
+	tr := newSecTree(t)
+	backup := filepath.Join(tr.log, "app-2001-01-01T00-00-00.000.log")
+	if err := os.WriteFile(backup, []byte("root's\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeBackup(filepath.Join(tr.log, "missing-2001-01-01T00-00-00.000.log")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("removing a missing backup: %v, want not found", err)
+	}
+	if err := os.Chown(tr.log, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	var ue *UnsafeDirError
+	if err := removeBackup(backup); !errors.As(err, &ue) {
+		t.Errorf("removing a backup in the user's dir: %v, want an unsafe dir error", err)
+	}
+	if _, err := os.Lstat(backup); err != nil {
+		t.Errorf("the backup in the user's dir: %v, want it left", err)
+	}
+	if err := os.Chown(tr.log, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeBackup(backup); err != nil {
+		t.Errorf("removing a backup in root's dir: %v", err)
+	}
+	if _, err := os.Lstat(backup); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the backup in root's dir after removing it: %v", err)
+	}
+}
