@@ -47,23 +47,38 @@ func (s *Stream) requestMill() {
 // millIdle reports whether every pass requested so far has finished.
 func (s *Stream) millIdle() bool { return s.millDone.Load() >= s.millReq.Load() }
 
-// millLoop is the mill goroutine. It exits once the writer has finished,
-// after a last pass if a rotation asked for one.
+// millLoop is the mill goroutine. It exits once the writer has finished;
+// a compression under way then stops (its NAME.gz removed, the backup
+// kept), so that Close need not wait for it: the pass when the log is
+// next opened does it.
 func (s *Stream) millLoop() {
 	defer close(s.millExit)
 	for {
 		select {
 		case <-s.millWake:
 		case <-s.writerDone:
-			select {
-			case <-s.millWake:
-				s.millPass()
-			default:
-			}
 			return
 		}
 		s.millPass()
 	}
+}
+
+// errMillStopped ends a compression when the stream has closed.
+var errMillStopped = errors.New("log closed")
+
+// stopReader reads r until stop is closed.
+type stopReader struct {
+	r    io.Reader
+	stop <-chan struct{}
+}
+
+func (r stopReader) Read(p []byte) (int, error) {
+	select {
+	case <-r.stop:
+		return 0, errMillStopped
+	default:
+	}
+	return r.r.Read(p)
 }
 
 // millPass runs one pass and wakes whoever waits for the mill to be idle.
@@ -72,7 +87,7 @@ func (s *Stream) millPass() {
 	if s.m.millHook != nil {
 		s.m.millHook(s)
 	}
-	if err := s.mill(time.Now()); err != nil {
+	if err := s.mill(time.Now()); err != nil && !errors.Is(err, errMillStopped) {
 		s.log.Warn("compressing or pruning rotated log files", zap.Error(dirError(err)))
 	}
 	s.millDone.Store(seq)
@@ -150,8 +165,11 @@ func (s *Stream) mill(now time.Time) error {
 			if strings.HasSuffix(f.name, gzSuffix) {
 				continue
 			}
-			if err := compressAt(dfd, dir, f.name); err != nil {
+			if err := compressAt(dfd, dir, f.name, s.writerDone); err != nil {
 				errs = append(errs, err)
+				if errors.Is(err, errMillStopped) {
+					break
+				}
 			}
 		}
 	}
@@ -203,11 +221,12 @@ func removeBackup(path string) error {
 }
 
 // compressAt gzips the backup name in the dir open as dfd (dir is its
-// path, for errors) into name.gz, then removes name. It never follows a
+// path, for errors) into name.gz, then removes name; if stop closes
+// first, it removes name.gz and keeps name. It never follows a
 // link: name must be a regular file with one link, and name.gz must not
 // exist (one left by an interrupted pass is removed first: unlinkat
 // removes a link, never its target).
-func compressAt(dfd int, dir, name string) (err error) {
+func compressAt(dfd int, dir, name string, stop <-chan struct{}) (err error) {
 	path := filepath.Join(dir, name)
 	src, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ELOOP) {
@@ -258,7 +277,7 @@ func compressAt(dfd int, dir, name string) (err error) {
 		return fmt.Errorf("compressing %s: %w", path, err)
 	}
 	gz := gzip.NewWriter(dstF)
-	if _, err := io.Copy(gz, srcF); err != nil {
+	if _, err := io.Copy(gz, stopReader{srcF, stop}); err != nil {
 		return fmt.Errorf("compressing %s: %w", path, err)
 	}
 	if err := gz.Close(); err != nil {

@@ -872,7 +872,7 @@ func (s *Stream) close() error {
 	case <-s.millExit:
 		return nil
 	case <-t.C:
-		return fmt.Errorf("closing log %s: compressing rotated files did not finish within %s; leaving it behind", s.path, s.m.writerTimeout)
+		return fmt.Errorf("closing log %s: compressing a rotated file did not stop within %s; leaving it behind", s.path, s.m.writerTimeout)
 	}
 }
 
@@ -881,8 +881,9 @@ func (s *Stream) close() error {
 // leftover grandchild) still holds the pipe's write end, Close stops
 // reading after a drain timeout of one second instead of waiting for EOF,
 // and that process gets EPIPE (SIGPIPE) on its next write. If the disk
-// writer (or the compression of rotated files) is stuck, Close returns an
-// error after 5 seconds and leaves it to finish on its own.
+// writer is stuck, Close returns an error after 5 seconds and leaves the
+// writer to finish on its own. A compression of a rotated file under way
+// stops (the file stays uncompressed until the log is next opened).
 func (s *Stream) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.close() })
 	return s.closeErr
