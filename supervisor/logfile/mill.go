@@ -87,7 +87,7 @@ func (s *Stream) millPass() {
 	if s.m.millHook != nil {
 		s.m.millHook(s)
 	}
-	if err := s.mill(time.Now()); err != nil && !errors.Is(err, errMillStopped) {
+	if err := s.mill(time.Now()); err != nil {
 		s.log.Warn("compressing or pruning rotated log files", zap.Error(dirError(err)))
 	}
 	s.millDone.Store(seq)
@@ -165,11 +165,12 @@ func (s *Stream) mill(now time.Time) error {
 			if strings.HasSuffix(f.name, gzSuffix) {
 				continue
 			}
-			if err := compressAt(dfd, dir, f.name, s.writerDone); err != nil {
+			err := compressAt(dfd, dir, f.name, s.writerDone)
+			if errors.Is(err, errMillStopped) {
+				break // the log closed: not a failure, the next open does the rest
+			}
+			if err != nil {
 				errs = append(errs, err)
-				if errors.Is(err, errMillStopped) {
-					break
-				}
 			}
 		}
 	}
