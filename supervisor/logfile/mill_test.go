@@ -74,3 +74,30 @@ func TestCloseStopsCompressionAndOpenResumesIt(t *testing.T) {
 		t.Errorf("backup after its compression: %v, want removed", err)
 	}
 }
+
+// TestMillPrunesPlainBackups: without compress, the mill still keeps
+// max_backups (and max_age drops old backups, compressed or not), as
+// lumberjack's mill did.
+func TestMillPrunesPlainBackups(t *testing.T) {
+	m, _ := testManager(t, nil)
+	for _, old := range []string{"app-2001-01-01T00-00-00.000.log", "app-2002-01-01T00-00-00.000.log.gz"} {
+		if err := os.WriteFile(filepath.Join(m.cfg.Dir, old), []byte("old\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := open(t, m, "app.log", Rotation{MaxSize: 1000, MaxBackups: 2, MaxAge: 24 * time.Hour}, false)
+	for range 35 { // three rotations
+		s.Write([]byte(testLine))
+	}
+	waitAccounted(t, s, 35*uint64(len(testLine)))
+	waitMillIdle(t, s)
+	names := backupNames(listDir(t, m.cfg.Dir), "app.log")
+	if len(names) != 2 {
+		t.Fatalf("backups: %v, want the 2 newest", names)
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "app-200") || strings.HasSuffix(n, ".gz") {
+			t.Errorf("backup %s kept; want only the newest two, uncompressed", n)
+		}
+	}
+}
