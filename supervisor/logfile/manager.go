@@ -5,7 +5,8 @@
 // A [Manager] owns every [Stream] in hostctl. Each Stream owns a pipe
 // whose write end a child gets as stdout/stderr; hostctl reads it into a
 // bounded buffer and a separate goroutine writes it to disk through
-// lumberjack, which names, compresses and prunes rotated files. A program
+// lumberjack, which names rotated files; a third (the mill, mill.go)
+// compresses and prunes them, never following a link. A program
 // writing faster than the disk is held back, as a full pipe would hold
 // it; if the disk stalls (no write finishes for [HoldTimeout]), is full or
 // fails, output is dropped and counted rather than blocking the program,
@@ -62,6 +63,7 @@ type Manager struct {
 	writerTimeout time.Duration
 	holdTimeout   time.Duration // see HoldTimeout
 	onHold        func()        // if set, called when a reader starts holding a program back
+	millHook      func(*Stream) // if set, called by a stream's mill at the start of each pass
 	ringMax       int
 	newWriter     func(*lumberjack.Logger) fileWriter
 
@@ -286,14 +288,12 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 		w.Close()
 		return nil, fmt.Errorf("opening log %s: %w", path, err)
 	}
+	// lumberjack only writes and renames: its mill would compress and
+	// prune by name, following links, whenever it gets to it; the
+	// stream's own mill does that (mill.go).
 	lj := &lumberjack.Logger{
-		Filename:   path,
-		MaxSize:    math.MaxInt32, // megabytes: never; Stream rotates by bytes itself
-		MaxBackups: rot.MaxBackups,
-		Compress:   rot.Compress,
-	}
-	if rot.MaxAge > 0 {
-		lj.MaxAge = int((rot.MaxAge + 24*time.Hour - 1) / (24 * time.Hour)) // whole days; Check enforces the exact age
+		Filename: path,
+		MaxSize:  math.MaxInt32, // megabytes: never; Stream rotates by bytes itself
 	}
 	s := &Stream{
 		m:           m,
@@ -314,6 +314,8 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 		readerDone:  make(chan struct{}),
 		feedDone:    make(chan struct{}),
 		writerDone:  make(chan struct{}),
+		millWake:    make(chan struct{}, 1),
+		millExit:    make(chan struct{}),
 		notify:      make(chan struct{}),
 		lastNL:      true,
 	}
@@ -339,6 +341,8 @@ func (m *Manager) Open(path string, rot Rotation, timestamps bool) (*Stream, err
 	m.streams[s] = struct{}{}
 	go s.readLoop()
 	go s.writeLoop()
+	go s.millLoop()
+	s.requestMill()
 	m.kick()
 	return s, nil
 }
@@ -475,7 +479,7 @@ func (m *Manager) Check() {
 			return false
 		}
 		removed[i] = true
-		err := os.Remove(backups[i].path)
+		err := removeBackup(backups[i].path)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			m.log.Warn("deleting rotated log", zap.String("file", backups[i].path), zap.Error(err))
 			return false
@@ -484,7 +488,8 @@ func (m *Manager) Check() {
 		return true
 	}
 
-	// max_age, exactly (lumberjack only counts whole days).
+	// max_age: the mill applies it at rotations, this to logs that no
+	// longer rotate too.
 	now := time.Now()
 	for i, b := range backups {
 		if age := b.s.rot.MaxAge; age > 0 && now.Sub(b.ts) > age {

@@ -16,9 +16,10 @@ import (
 	"github.com/hostctl/hostctl/supervisor/trust"
 )
 
-// hostctl runs as root and creates, appends to, renames, compresses,
-// chowns and deletes log files by name (lumberjack does most of it, in
-// its own goroutine too). A user who can change a log dir, or any dir
+// hostctl runs as root and creates, appends to and renames log files by
+// name (through lumberjack), and deletes rotated ones (max_total,
+// keep_free); the mill compresses and prunes them through a descriptor of
+// the dir, never following a link (mill.go). A user who can change a log dir, or any dir
 // above it, could swap a log file or a rotated backup for a link to
 // /etc/cron.d/x and have root write there. So a log dir must be safe by
 // OpenSSH's rule for the files it trusts: the dir and every dir above it
@@ -215,9 +216,7 @@ var errUnsafe = errors.New("log dir not safe")
 
 // checkFiles checks what must hold before anything opens, creates or
 // renames the log's files by name: the first open, a rotation, a reopen,
-// an open after one failed. lumberjack compresses, chowns and deletes
-// rotated files by name too, in its own goroutine, right after an open or
-// a rotation. So: the dir is still safe (CheckDir), and the log file and
+// an open after one failed. So: the dir is still safe (CheckDir), and the log file and
 // its rotated files are regular files with one name each, if they exist
 // (in a dir that was unsafe for a while, someone may have left links).
 func (s *Stream) checkFiles() error {

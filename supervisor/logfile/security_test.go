@@ -6,7 +6,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -127,7 +130,17 @@ func startLog(t *testing.T, tr secTree) (*Manager, *observer.ObservedLogs, *Stre
 		return false
 	})
 	waitAccounted(t, s, 1500)
+	// The attacks come after the rotations' compression, not during it
+	// (TestLinksPlantedWhileCompressing attacks during it).
+	waitMillIdle(t, s)
 	return m, logs, s
+}
+
+// waitMillIdle waits until the stream's mill has finished every pass
+// asked for so far.
+func waitMillIdle(t *testing.T, s *Stream) {
+	t.Helper()
+	waitStream(t, s, "the mill idle", s.millIdle)
 }
 
 // waitUnsafe waits until the stream drops output because its dir is not
@@ -220,6 +233,121 @@ func TestLinkedFilesStopTheLogInASafeDir(t *testing.T) {
 	waitUnsafe(t, tr, s, logs)
 	if _, err := s.m.Open(filepath.Join(tr.log, "app.log.2"), secRotation, false); err != nil {
 		t.Errorf("another log in the dir, which is safe again: %v", err)
+	}
+}
+
+// TestLinksPlantedWhileCompressing: a rotation's compression is pending
+// (held by a test hook) while the log dir is the user's, who plants, in
+// that order, a link at the new backup's NAME.gz to a file of root's, and
+// a backup that links to /etc/hostname with its NAME.gz linking to
+// another. Then the mill runs, with the dir still the user's or root's
+// again. Root must never create, chown, truncate or write a link's
+// target; where the dir is safe again, the real backup is compressed, as
+// root's, with its mode.
+func TestLinksPlantedWhileCompressing(t *testing.T) {
+	u := testuser.Ensure(t)
+	for _, tc := range []struct {
+		name      string
+		rootAgain bool
+	}{{"dir still the user's", false}, {"dir root's again", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newSecTree(t)
+			m, logs, err := secManager(t, tr.log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type gate struct{ held, release chan struct{} }
+			var next atomic.Pointer[gate]
+			m.millHook = func(*Stream) {
+				if g := next.Swap(nil); g != nil {
+					close(g.held)
+					<-g.release
+				}
+			}
+			s, err := m.Open(filepath.Join(tr.log, "app.log"), secRotation, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Write([]byte(testLine))
+			waitAccounted(t, s, uint64(len(testLine)))
+			waitMillIdle(t, s)
+
+			g := &gate{make(chan struct{}), make(chan struct{})}
+			next.Store(g)
+			released := false
+			defer func() {
+				if !released {
+					close(g.release)
+				}
+			}()
+			for range 11 { // past max_size (1000): one rotation
+				s.Write([]byte(testLine))
+			}
+			select {
+			case <-g.held:
+			case <-time.After(deadline):
+				t.Fatalf("no mill pass after a rotation within %s", deadline)
+			}
+			names := backupNames(listDir(t, tr.log), "app.log")
+			if len(names) != 1 || strings.HasSuffix(names[0], ".gz") {
+				t.Fatalf("backups while the compression is held: %v, want one, uncompressed", names)
+			}
+			backup := filepath.Join(tr.log, names[0])
+			before, err := os.Stat(backup)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			if err := os.Chown(tr.log, u.UID, u.GID); err != nil {
+				t.Fatal(err)
+			}
+			planted := filepath.Join(tr.log, "app-2001-01-01T00-00-00.000.log")
+			gzReal, gzPlanted := filepath.Join(tr.secret, "gz-of-backup"), filepath.Join(tr.secret, "gz-of-planted")
+			u.MustRun(t, "/bin/sh", "-c", `set -e; ln -s "$2" "$1.gz"; ln -s "$4" "$3.gz"; ln -s /etc/hostname "$3"`,
+				"sh", backup, gzReal, planted, gzPlanted)
+			if tc.rootAgain {
+				if err := os.Chown(tr.log, 0, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			released = true
+			close(g.release)
+			waitMillIdle(t, s)
+
+			for _, f := range []string{gzReal, gzPlanted} {
+				if _, err := os.Lstat(f); err == nil {
+					t.Errorf("hostctl (root) followed a link and created %s", f)
+				}
+			}
+			if fi, err := os.Lstat(planted); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+				t.Errorf("the planted link: %v, %v; want it left alone", fi, err)
+			}
+			warned := logs.FilterMessage("compressing or pruning rotated log files").Len() > 0
+			if !tc.rootAgain {
+				if !warned {
+					t.Errorf("no warning about the pass refused in the user's dir")
+				}
+				return
+			}
+			// Root's dir again: the real backup is compressed, as a file
+			// of root's with the backup's mode; the planted link is not.
+			fi, err := os.Lstat(backup + ".gz")
+			if err != nil || !fi.Mode().IsRegular() {
+				t.Fatalf("%s.gz: %v, %v; want the compressed backup", backup, fi, err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 || fi.Mode().Perm() != before.Mode().Perm() {
+				t.Errorf("%s.gz: uid %d mode %v, want root's with mode %v", backup, st.Uid, fi.Mode().Perm(), before.Mode().Perm())
+			}
+			if _, err := os.Lstat(backup); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s after compression: %v, want removed", backup, err)
+			}
+			if b := readLog(t, backup+".gz"); len(b) < 1000-len(testLine) {
+				t.Errorf("%s.gz holds %d bytes, want the rotated file", backup, len(b))
+			}
+			if !warned {
+				t.Errorf("no warning about the planted link left uncompressed")
+			}
+		})
 	}
 }
 
@@ -375,5 +503,40 @@ func TestGroupWritableAbove(t *testing.T) {
 	}
 	if got := GroupWritableAbove(tr.log); got != nil {
 		t.Errorf("GroupWritableAbove(%s) = %v, want none", tr.log, got)
+	}
+}
+
+// TestRemoveBackupRechecksTheDir: Check lists rotated files in dirs found
+// safe and removes the ones over a limit later; by then the dir may be
+// the user's, who could have put any file of root's (or a link to a dir
+// of root's on the way) under the backup's name. Nothing is removed then.
+func TestRemoveBackupRechecksTheDir(t *testing.T) {
+	u := testuser.Ensure(t)
+	tr := newSecTree(t)
+	backup := filepath.Join(tr.log, "app-2001-01-01T00-00-00.000.log")
+	if err := os.WriteFile(backup, []byte("root's\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeBackup(filepath.Join(tr.log, "missing-2001-01-01T00-00-00.000.log")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("removing a missing backup: %v, want not found", err)
+	}
+	if err := os.Chown(tr.log, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	var ue *UnsafeDirError
+	if err := removeBackup(backup); !errors.As(err, &ue) {
+		t.Errorf("removing a backup in the user's dir: %v, want an unsafe dir error", err)
+	}
+	if _, err := os.Lstat(backup); err != nil {
+		t.Errorf("the backup in the user's dir: %v, want it left", err)
+	}
+	if err := os.Chown(tr.log, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeBackup(backup); err != nil {
+		t.Errorf("removing a backup in root's dir: %v", err)
+	}
+	if _, err := os.Lstat(backup); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the backup in root's dir after removing it: %v", err)
 	}
 }

@@ -93,6 +93,14 @@ type Stream struct {
 	feedDone   chan struct{} // closed by Close once nothing more will be fed
 	writerDone chan struct{}
 
+	// The mill (mill.go): millWake (cap 1) wakes it; millReq counts the
+	// passes asked for, millDone the latest of them a finished pass
+	// served; millExit is closed when it exits.
+	millWake chan struct{}
+	millReq  atomic.Uint64
+	millDone atomic.Uint64
+	millExit chan struct{}
+
 	// Owned by the writer goroutine.
 	fwOpen        bool      // fw has a file open; else its next write opens one by name (see ensureWritable)
 	unsafe        string    // why the dir is not safe to write in (the drop reason); "" while it is
@@ -783,16 +791,17 @@ func (s *Stream) notifyLocked() {
 	}
 }
 
-// rotate moves the current file aside through lumberjack (which names,
-// compresses and prunes backups) and starts a new one.
+// rotate moves the current file aside through lumberjack (which names
+// the backup) and starts a new one; the stream's mill then compresses
+// and prunes the backups.
 func (s *Stream) rotate() {
 	// lumberjack names a backup after the rotation time in milliseconds
 	// and would overwrite a backup made in the same millisecond.
 	if next := s.lastRotate.Truncate(time.Millisecond).Add(time.Millisecond); time.Now().Before(next) {
 		time.Sleep(time.Until(next))
 	}
-	// lumberjack renames, creates and (in its mill goroutine) compresses
-	// and deletes files by name: only in a dir that is still safe.
+	// lumberjack renames and creates files by name: only in a dir that
+	// is still safe.
 	if err := s.checkFiles(); err != nil {
 		s.lastRotate = time.Now()
 		s.becomeUnsafe(err)
@@ -804,6 +813,8 @@ func (s *Stream) rotate() {
 		s.log.Warn("rotating log file failed; retrying in a second", zap.Error(err))
 		s.rotateRetryAt = s.lastRotate.Add(time.Second)
 		s.fwOpen = false // lumberjack closed it; the next write checks, then opens
+	} else {
+		s.requestMill()
 	}
 	s.openGen()
 	s.m.kick()
@@ -854,9 +865,14 @@ func (s *Stream) close() error {
 	defer t.Stop()
 	select {
 	case <-s.writerDone:
-		return nil
 	case <-t.C:
 		return fmt.Errorf("closing log %s: the disk writer did not finish within %s; leaving it behind", s.path, s.m.writerTimeout)
+	}
+	select {
+	case <-s.millExit:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("closing log %s: compressing a rotated file did not stop within %s; leaving it behind", s.path, s.m.writerTimeout)
 	}
 }
 
@@ -866,7 +882,8 @@ func (s *Stream) close() error {
 // reading after a drain timeout of one second instead of waiting for EOF,
 // and that process gets EPIPE (SIGPIPE) on its next write. If the disk
 // writer is stuck, Close returns an error after 5 seconds and leaves the
-// writer to finish on its own.
+// writer to finish on its own. A compression of a rotated file under way
+// stops (the file stays uncompressed until the log is next opened).
 func (s *Stream) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.close() })
 	return s.closeErr
