@@ -34,34 +34,46 @@ type app struct {
 	rootDir  string // 0700 root, in base, holding "token" (0644)
 }
 
-var appUserOnce sync.Once
+// userOnce makes each test user once per test binary (useradd is not
+// safe to run twice at the same moment for one name).
+var userOnce sync.Map // name -> *sync.Once
+
+// ensureUser creates the system user name if needed (useradd's status 9:
+// it exists already, perhaps made by another test package at the same
+// moment) and returns its uid and gid. It skips the test when not root.
+func ensureUser(t *testing.T, name string) (uid, gid int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates a user and attacks as it")
+	}
+	once, _ := userOnce.LoadOrStore(name, new(sync.Once))
+	once.(*sync.Once).Do(func() {
+		out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+			"--shell", "/usr/sbin/nologin", name).CombinedOutput()
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok && ee.ExitCode() == 9 {
+			err = nil
+		}
+		if err != nil {
+			t.Fatalf("useradd %s: %v\n%s", name, err, out)
+		}
+	})
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid
+}
 
 // newApp creates the app user if needed (useradd's status 9: it exists
 // already, perhaps made by another test package at the same moment) and
 // a fresh world for it, removed when the test ends.
 func newApp(t *testing.T) *app {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a user and attacks as it")
-	}
-	appUserOnce.Do(func() {
-		cmd := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-			"--shell", "/usr/sbin/nologin", appUserName)
-		out, err := cmd.CombinedOutput()
-		if ee, ok := errors.AsType[*exec.ExitError](err); ok && ee.ExitCode() == 9 {
-			err = nil
-		}
-		if err != nil {
-			t.Fatalf("useradd %s: %v\n%s", appUserName, err, out)
-		}
-	})
-	u, err := user.Lookup(appUserName)
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := &app{}
-	a.uid, _ = strconv.Atoi(u.Uid)
-	a.gid, _ = strconv.Atoi(u.Gid)
+	a.uid, a.gid = ensureUser(t, appUserName)
+	var err error
 	a.base, err = os.MkdirTemp("", "hct-proxy-")
 	if err != nil {
 		t.Fatal(err)

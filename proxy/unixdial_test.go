@@ -10,11 +10,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -156,32 +154,11 @@ func (p *program) pid() int { return p.cmd.Process.Pid }
 
 const updialUser = "hct-updial"
 
-var updialOnce sync.Once
-
-// updialApp creates the app user hct-updial if needed (useradd's status
-// 9: it exists already) and returns its uid and gid.
+// updialApp creates the app user hct-updial if needed and returns its
+// uid and gid.
 func updialApp(t *testing.T) (uid, gid int) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a user and attacks as it")
-	}
-	updialOnce.Do(func() {
-		out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-			"--shell", "/usr/sbin/nologin", updialUser).CombinedOutput()
-		if ee, ok := errors.AsType[*exec.ExitError](err); ok && ee.ExitCode() == 9 {
-			err = nil
-		}
-		if err != nil {
-			t.Fatalf("useradd %s: %v\n%s", updialUser, err, out)
-		}
-	})
-	u, err := user.Lookup(updialUser)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ = strconv.Atoi(u.Uid)
-	gid, _ = strconv.Atoi(u.Gid)
-	return uid, gid
+	return ensureUser(t, updialUser)
 }
 
 // asUser runs a command as uid:gid with no other groups and fails the
