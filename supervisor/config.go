@@ -534,7 +534,7 @@ func (p *ProgramConfig) validateProcess(prefix string) []error {
 		}
 	}
 	if p.User != "" {
-		if _, err := lookupUser(p.User); err != nil {
+		if _, err := LookupUser(p.User); err != nil {
 			machine("user", "%v", err)
 		} else if os.Geteuid() != 0 {
 			if u, _ := user.Current(); u == nil || (u.Username != p.User && u.Uid != p.User) {
@@ -873,7 +873,7 @@ func (p *ProgramConfig) Env() ([]string, error) {
 		}
 	}
 	if p.User != "" {
-		if u, err := lookupUser(p.User); err == nil {
+		if u, err := LookupUser(p.User); err == nil {
 			env["HOME"], env["USER"], env["LOGNAME"] = u.HomeDir, u.Username, u.Username
 		}
 	}
@@ -973,9 +973,7 @@ func splitHostPort(s string) (host, port string, err error) {
 
 // LookupUser finds a user by name or numeric id (the user key). Its error
 // says what to do about an unknown user.
-func LookupUser(name string) (*user.User, error) { return lookupUser(name) }
-
-func lookupUser(name string) (*user.User, error) {
+func LookupUser(name string) (*user.User, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		if _, nerr := strconv.Atoi(name); nerr == nil {

@@ -52,7 +52,7 @@ func credentialFor(userName, groupName string) (*syscall.Credential, error) {
 	if userName == "" {
 		return nil, fmt.Errorf("group %q without user would run as hostctl's user (uid %d); set user too", groupName, os.Getuid())
 	}
-	u, err := lookupUser(userName)
+	u, err := LookupUser(userName)
 	if err != nil {
 		return nil, err
 	}

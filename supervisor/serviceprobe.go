@@ -63,7 +63,7 @@ func (p *ServiceProbe) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.Exec[0], err)
 		}
-		u, err := lookupUser(p.User)
+		u, err := LookupUser(p.User)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.Exec[0], err)
 		}
