@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // LogRule is one [[alerts.log_rule]] table: alert when programs print
@@ -45,6 +47,8 @@ type LogRule struct {
 
 	// Set by Validate.
 	match, ignore patterns
+	needles       []Needle // see Needles
+	needlesOK     bool
 	count         int
 	window        time.Duration
 }
@@ -117,7 +121,9 @@ func literals(s string) ([][]byte, bool) {
 	}
 	re = re.Simplify()
 	lit := func(re *syntax.Regexp) ([]byte, bool) {
-		if re.Op != syntax.OpLiteral || re.Flags&syntax.FoldCase != 0 || len(re.Rune) == 0 {
+		// RE2 reads an invalid UTF-8 byte as U+FFFD: a literal U+FFFD
+		// matches more than its encoding.
+		if re.Op != syntax.OpLiteral || re.Flags&syntax.FoldCase != 0 || len(re.Rune) == 0 || slices.Contains(re.Rune, utf8.RuneError) {
 			return nil, false
 		}
 		return []byte(string(re.Rune)), true
@@ -207,6 +213,7 @@ func (r *LogRule) validate(fe *fieldErrors, key string) {
 		fe.add(key+".match", "required: at least one RE2 regex (e.g. [\"Traceback\", \"ERROR\"])")
 	}
 	r.match = compile("match", r.Match)
+	r.needles, r.needlesOK = ruleNeedles(r.Match)
 	r.ignore = compile("ignore", r.Ignore)
 	for i, p := range r.Programs {
 		if p == "" {
