@@ -83,6 +83,8 @@ type lineState struct {
 	prog    supervisor.ProcessNames
 	reads   []bool // per rule: it reads this stream (ruleReads), for rules generation gen
 	gen     int
+	plan    scanPlan // which lines the rules that read the stream can match, for gen
+	freq    byteFreq // how often each byte appears in the stream
 	partial []byte   // the line being read, without its newline
 	tb      []string // a traceback being collected
 	tbState int      // tbNone, tbFrames, tbAfter, tbChain
@@ -134,6 +136,10 @@ type logRules struct {
 	state   map[string]*ruleState // by rule name
 	streams map[streamKey]*lineState
 	tapped  map[streamKey]supervisor.LogStream
+	scan    chunkScan // feed's, kept for its memory
+	// scanAll turns the prefilter off: every line goes to the regexes.
+	// Tests check the prefilter against it.
+	scanAll bool
 }
 
 func newLogRules(m Alerts, now func() time.Time) *logRules {
@@ -280,16 +286,32 @@ func (lr *logRules) feed(c chunk, now time.Time) {
 		ls.prog, ls.reads = c.prog, nil
 	}
 	ls.lastAt = now
+	lr.readers(ls)
+	if ls.plan.none {
+		ls.partial, ls.tbState, ls.tb = ls.partial[:0], tbNone, nil
+		return
+	}
 	b := c.b
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
+	sc := &lr.scan
+	ls.freq.sample(b)
+	sc.reset(b, &ls.plan, &ls.freq)
+	for pos := 0; pos < len(b); {
+		if len(ls.partial) == 0 && ls.tbState == tbNone {
+			// Skip the whole lines that hold no needle: no rule can
+			// match them and none starts a traceback.
+			if pos = sc.skip(pos); pos == len(b) {
+				return
+			}
+		}
+		rest := b[pos:]
+		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
 			if room := lineMax - len(ls.partial); room > 0 {
-				ls.partial = append(ls.partial, b[:min(len(b), room)]...)
+				ls.partial = append(ls.partial, rest[:min(len(rest), room)]...)
 			}
 			return
 		}
-		line := b[:i]
+		line := rest[:i]
 		if len(ls.partial) > 0 {
 			if room := lineMax - len(ls.partial); room > 0 {
 				ls.partial = append(ls.partial, line[:min(len(line), room)]...)
@@ -298,8 +320,118 @@ func (lr *logRules) feed(c chunk, now time.Time) {
 		}
 		lr.line(c, ls, stripStamp(bytes.TrimSuffix(line, []byte("\r"))), now)
 		ls.partial = ls.partial[:0]
-		b = b[i+1:]
+		pos += i + 1
 	}
+}
+
+// scanPlan is the prefilter of one stream: the needles (alert.Needle)
+// of the rules that read it, and the traceback's first line.
+type scanPlan struct {
+	none    bool // no rule reads the stream
+	all     bool // a rule that reads it has a regex without needles: every line goes to the regexes
+	needles []alert.Needle
+}
+
+func (lr *logRules) planFor(reads []bool) scanPlan {
+	p := scanPlan{none: true, all: lr.scanAll, needles: []alert.Needle{{Text: tracebackHead}}}
+	for i, r := range reads {
+		if !r {
+			continue
+		}
+		p.none = false
+		ns, ok := lr.rules[i].Needles()
+		if !ok {
+			p.all = true
+		}
+		p.needles = append(p.needles, ns...)
+	}
+	p.needles = alert.Dedup(p.needles)
+	return p
+}
+
+// chunkScan finds the lines of one chunk that hold a needle of its
+// stream's plan. It remembers where each needle is next found, so a
+// chunk costs one pass per needle however many lines it hands on.
+type chunkScan struct {
+	b    []byte
+	plan *scanPlan
+	tail int   // where the chunk's last, unfinished line starts
+	next []int // per needle: its next instance at or after the last skip's start; len(b): none
+	rare []int // per needle: the offset of its byte that is rarest in the stream
+}
+
+func (sc *chunkScan) reset(b []byte, plan *scanPlan, f *byteFreq) {
+	sc.b, sc.plan = b, plan
+	sc.tail = bytes.LastIndexByte(b, '\n') + 1
+	sc.next, sc.rare = sc.next[:0], sc.rare[:0]
+	for _, n := range plan.needles {
+		sc.next = append(sc.next, -1)
+		sc.rare = append(sc.rare, f.rarest(n))
+	}
+}
+
+// byteFreq counts the bytes of a sample of each chunk of a stream, so
+// that a needle is looked for by its byte that the stream holds least
+// (alert.Needle.IndexRare). Old counts fade: what a program prints
+// changes.
+type byteFreq struct {
+	n     [256]uint32
+	total uint32
+}
+
+// freqSample is how many bytes of each chunk byteFreq counts.
+const freqSample = 256
+
+func (f *byteFreq) sample(b []byte) {
+	if f.total > 1<<16 {
+		for i := range f.n {
+			f.n[i] /= 2
+		}
+		f.total /= 2
+	}
+	for _, c := range b[:min(len(b), freqSample)] {
+		f.n[c]++
+	}
+	f.total += uint32(min(len(b), freqSample))
+}
+
+func (f *byteFreq) rarest(n alert.Needle) int {
+	best, bestN := 0, uint32(1<<32-1)
+	for i := range len(n.Text) {
+		c := n.Text[i]
+		k := f.n[c]
+		if n.Fold && 'a' <= c && c <= 'z' {
+			k += f.n[c-'a'+'A']
+		}
+		if k < bestN {
+			best, bestN = i, k
+		}
+	}
+	return best
+}
+
+// skip returns where the first line at or after from that holds a
+// needle starts, or the chunk's unfinished last line (kept for the next
+// chunk), or len(b). from is the start of a line.
+func (sc *chunkScan) skip(from int) int {
+	if sc.plan.all || from >= sc.tail {
+		return from
+	}
+	hit := sc.tail
+	for j, n := range sc.plan.needles {
+		if sc.next[j] < from {
+			if i := n.IndexRare(sc.b[from:sc.tail], sc.rare[j]); i >= 0 {
+				sc.next[j] = from + i
+			} else {
+				sc.next[j] = len(sc.b)
+			}
+		}
+		hit = min(hit, sc.next[j])
+	}
+	if hit >= sc.tail {
+		return sc.tail
+	}
+	return from + bytes.LastIndexByte(sc.b[from:hit], '\n') + 1
 }
 
 // stripStamp removes the timestamp hostctl puts before each line of a
@@ -376,6 +508,7 @@ func (lr *logRules) readers(ls *lineState) []bool {
 			r := &lr.rules[i]
 			ls.reads[i] = (ls.key.stream == "" || r.Reads(ls.key.stream)) && ruleReads(r, ls.prog)
 		}
+		ls.plan = lr.planFor(ls.reads)
 	}
 	return ls.reads
 }
