@@ -34,21 +34,42 @@ func (n Needle) Index(b []byte) int {
 // far cheaper than the first one.
 func (n Needle) IndexRare(b []byte, rare int) int {
 	t := n.Text
+	if len(b) < len(t) {
+		return -1
+	}
+	// The rare byte's instances where the needle fits around them.
+	last := len(b) - len(t) + rare + 1
+	if !n.Fold {
+		c, first, end := t[rare], t[0], t[len(t)-1]
+		for off := rare; off < last; {
+			j := bytes.IndexByte(b[off:last], c)
+			if j < 0 {
+				return -1
+			}
+			start := off + j - rare
+			// First and last bytes before the call that compares all.
+			if b[start] == first && b[start+len(t)-1] == end && string(b[start:start+len(t)]) == t {
+				return start
+			}
+			off += j + 1
+		}
+		return -1
+	}
 	c0, c1 := t[rare], t[rare]
-	if n.Fold && 'a' <= c0 && c0 <= 'z' {
+	if 'a' <= c0 && c0 <= 'z' {
 		c1 = c0 - 'a' + 'A'
 	}
 	next := func(c byte, off int) int {
-		if i := bytes.IndexByte(b[off:], c); i >= 0 {
+		if i := bytes.IndexByte(b[off:last], c); i >= 0 {
 			return off + i
 		}
-		return len(b)
+		return last
 	}
-	lo, up := -1, -1 // the next c0 and c1 at or after off; len(b): none
+	lo, up := -1, -1 // the next c0 and c1 at or after off; last: none
 	if c1 == c0 {
-		up = len(b)
+		up = last
 	}
-	for off := rare; off+len(t)-rare <= len(b); {
+	for off := rare; off < last; {
 		if lo < off {
 			lo = next(c0, off)
 		}
@@ -56,11 +77,10 @@ func (n Needle) IndexRare(b []byte, rare int) int {
 			up = next(c1, off)
 		}
 		i := min(lo, up)
-		start := i - rare
-		if start+len(t) > len(b) {
+		if i >= last {
 			return -1
 		}
-		if w := b[start : start+len(t)]; (!n.Fold && string(w) == t) || (n.Fold && asciiEqualFold(w, t)) {
+		if start := i - rare; asciiEqualFold(b[start:start+len(t)], t) {
 			return start
 		}
 		off = i + 1
