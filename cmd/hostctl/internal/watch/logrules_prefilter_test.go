@@ -60,7 +60,7 @@ func prefilterText() string {
 		"",
 		"Traceback",
 	}
-	for i := range 30 {
+	for i := range 6 {
 		for j, l := range lines {
 			if (i+j)%7 == 0 {
 				fmt.Fprintf(&b, djangoTraceback, i, "MemoryError: out")
@@ -82,7 +82,7 @@ func TestPrefilterHidesNoLine(t *testing.T) {
 	text := prefilterText()
 	for _, stream := range []string{"stderr", "stdout", ""} {
 		for _, prog := range []string{"web", "celery"} {
-			for _, n := range []int{1, 2, 3, 7, 13, 64, 100, 101, 4096, len(text)} {
+			for _, n := range []int{1, 3, 64, 101, 4096, len(text)} {
 				t.Run(fmt.Sprintf("%s/%s/%d", prog, stream, n), func(t *testing.T) {
 					want, _ := newRules(t, prefilterRules...)
 					want.scanAll = true
