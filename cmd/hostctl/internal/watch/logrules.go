@@ -21,6 +21,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/bits"
 	"regexp"
 	"slices"
 	"strings"
@@ -126,6 +127,12 @@ type logRules struct {
 	queue   chan chunk
 	queued  atomic.Int64  // bytes in queue
 	dropped atomic.Uint64 // bytes not matched because the queue was full
+	// bufs recycles the chunks' buffers (*[]byte) from the matcher to
+	// the taps, one pool per power of two from 4 KiB to 1 MiB: a new
+	// buffer for every chunk cost the log writers page faults and the
+	// process GC cycles. A buffer is at most twice its chunk, so the
+	// queue holds at most twice ruleQueueBytes.
+	bufs [bufClassMax - bufClassMin + 1]sync.Pool
 
 	// mu guards everything below. Taken by the matcher (feed, flush) and
 	// by Run's rounds (configure, tapStreams, check); a leaf lock: Alerts'
@@ -160,7 +167,7 @@ func (lr *logRules) enqueue(key streamKey, prog supervisor.ProcessNames, lost *a
 		lost.Store(true)
 		return
 	}
-	c := chunk{key: key, prog: prog, b: append([]byte(nil), p...), lost: lost.Load()}
+	c := chunk{key: key, prog: prog, b: lr.copyChunk(p), lost: lost.Load()}
 	select {
 	case lr.queue <- c:
 		lr.queued.Add(n)
@@ -168,8 +175,46 @@ func (lr *logRules) enqueue(key streamKey, prog supervisor.ProcessNames, lost *a
 			lost.Store(false)
 		}
 	default:
+		lr.recycle(c.b)
 		lr.dropped.Add(uint64(n))
 		lost.Store(true)
+	}
+}
+
+// Chunk buffers are recycled for chunks of 2^bufClassMin+1 to
+// 2^bufClassMax bytes; smaller ones are cheap to allocate, larger ones
+// rare (the log writer hands over what one read of the pipe brought).
+const (
+	bufClassMin = 12
+	bufClassMax = 20
+)
+
+// bufClass returns the pool for chunks of n bytes, and its buffers' size.
+func (lr *logRules) bufClass(n int) (*sync.Pool, int) {
+	c := bits.Len(uint(n - 1))
+	if n <= 1<<bufClassMin || c > bufClassMax {
+		return nil, 0
+	}
+	return &lr.bufs[c-bufClassMin], 1 << c
+}
+
+// copyChunk copies p into a recycled buffer, or a new one.
+func (lr *logRules) copyChunk(p []byte) []byte {
+	pool, size := lr.bufClass(len(p))
+	if pool == nil {
+		return append([]byte(nil), p...)
+	}
+	if bp, _ := pool.Get().(*[]byte); bp != nil {
+		return append((*bp)[:0], p...)
+	}
+	return append(make([]byte, 0, size), p...)
+}
+
+// recycle gives a chunk's buffer back once nothing refers to it.
+func (lr *logRules) recycle(b []byte) {
+	if pool, size := lr.bufClass(len(b)); pool != nil && cap(b) == size {
+		b = b[:0]
+		pool.Put(&b)
 	}
 }
 
@@ -184,6 +229,7 @@ func (lr *logRules) run(ctx context.Context) {
 			lr.mu.Lock()
 			lr.feed(c, lr.now())
 			lr.mu.Unlock()
+			lr.recycle(c.b) // feed keeps copies of what it keeps
 			t.Reset(eventFlush)
 		case <-t.C:
 			lr.mu.Lock()
@@ -219,7 +265,7 @@ func (lr *logRules) configure(rules []alert.LogRule) {
 }
 
 // tapStreams hands the log writers of process st the tap, once per
-// stream, or takes it back when there are no rules. lr.mu is held.
+// stream, or takes it back when no rule reads the stream. lr.mu is held.
 func (lr *logRules) tapStreams(sup Supervisor, st supervisor.Status) {
 	out, _ := sup.Log(st.Name, "stdout")
 	errs, _ := sup.Log(st.Name, "stderr")
@@ -235,7 +281,8 @@ func (lr *logRules) tapStreams(sup Supervisor, st supervisor.Status) {
 		}
 		old := lr.tapped[key]
 		t, ok := s.ls.(tapper)
-		if !ok || len(lr.rules) == 0 {
+		names := st.Names()
+		if !ok || !lr.anyReads(key.stream, names) {
 			if old != nil {
 				if ot, ok := old.(tapper); ok {
 					ot.SetTap(nil)
@@ -247,11 +294,23 @@ func (lr *logRules) tapStreams(sup Supervisor, st supervisor.Status) {
 		if old == s.ls {
 			continue
 		}
-		names := st.Names()
 		lost := new(atomic.Bool)
 		t.SetTap(func(p []byte) { lr.enqueue(key, names, lost, p) })
 		lr.tapped[key] = s.ls
 	}
+}
+
+// anyReads reports whether a rule reads the process's stream ("" for a
+// stream holding both). The streams no rule reads are not tapped: their
+// output is not copied at all. lr.mu is held.
+func (lr *logRules) anyReads(stream string, p supervisor.ProcessNames) bool {
+	for i := range lr.rules {
+		r := &lr.rules[i]
+		if (stream == "" || r.Reads(stream)) && ruleReads(r, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // forget drops what the matcher keeps of a process that is gone. lr.mu
