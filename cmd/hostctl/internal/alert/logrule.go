@@ -78,10 +78,14 @@ func (r *LogRule) MatchesBytes(event []byte) bool {
 
 // patterns are a list of regexes, those that are plain text (most of
 // them: "Traceback", "QueuePool") kept as text and found with
-// bytes.Contains, which is many times faster than a regex.
+// bytes.Contains, which is many times faster than a regex. A regex runs
+// only on text that holds one of its needles (needlesOf), when it has
+// any: "(?i)foreign ?key" has no literal prefix, and RE2 would read the
+// whole line for it.
 type patterns struct {
-	lits [][]byte
-	res  []*regexp.Regexp
+	lits    [][]byte
+	res     []*regexp.Regexp
+	needles [][]Needle // per regex in res; nil: none
 }
 
 func (p *patterns) any(b []byte) bool {
@@ -90,8 +94,21 @@ func (p *patterns) any(b []byte) bool {
 			return true
 		}
 	}
-	for _, re := range p.res {
+	for i, re := range p.res {
+		if ns := p.needles[i]; ns != nil && !holdsAny(b, ns) {
+			continue
+		}
 		if re.Match(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsAny reports whether b holds one of ns.
+func holdsAny(b []byte, ns []Needle) bool {
+	for _, n := range ns {
+		if n.Index(b) >= 0 {
 			return true
 		}
 	}
@@ -109,6 +126,8 @@ func (p *patterns) add(s string) error {
 		return nil
 	}
 	p.res = append(p.res, re)
+	ns, _ := needlesOf(s)
+	p.needles = append(p.needles, ns)
 	return nil
 }
 

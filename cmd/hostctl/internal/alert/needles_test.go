@@ -73,7 +73,9 @@ var needleLines = []string{
 }
 
 // TestNeedlesNeverHideAMatch: for every case and line, when the regex
-// matches the line, the line holds one of its needles.
+// matches the line, the line holds one of its needles; and a rule's
+// patterns (needles before the regex, plain text with bytes.Contains)
+// answer as RE2 does.
 func TestNeedlesNeverHideAMatch(t *testing.T) {
 	for _, tc := range needleCases {
 		for _, line := range needleLines {
@@ -82,11 +84,20 @@ func TestNeedlesNeverHideAMatch(t *testing.T) {
 	}
 }
 
+// checkNeedles: when expr matches line, line holds one of its needles;
+// patterns of expr match line exactly when RE2 does.
 func checkNeedles(t *testing.T, expr string, line []byte) {
 	t.Helper()
 	re, err := regexp.Compile(expr)
 	if err != nil {
 		return
+	}
+	var p patterns
+	if err := p.add(expr); err != nil {
+		t.Fatalf("%q: %v", expr, err)
+	}
+	if got, want := p.any(line), re.Match(line); got != want {
+		t.Errorf("patterns of %q on %q: %v, RE2 %v", expr, line, got, want)
 	}
 	ns, ok := needlesOf(expr)
 	if !ok || !re.Match(line) {
