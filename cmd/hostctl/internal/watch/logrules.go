@@ -22,7 +22,6 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -144,6 +143,8 @@ type logRules struct {
 	streams map[streamKey]*lineState
 	tapped  map[streamKey]supervisor.LogStream
 	scan    chunkScan // feed's, kept for its memory
+	hits    []bool    // per rule: matching's answer for the event at hand
+	tbText  []byte    // endTraceback's, kept for its memory
 	// scanAll turns the prefilter off: every line goes to the regexes.
 	// Tests check the prefilter against it.
 	scanAll bool
@@ -541,22 +542,25 @@ func (lr *logRules) line(c chunk, ls *lineState, l []byte, now time.Time) {
 		ls.tb, ls.tbState, ls.exc = append(ls.tb[:0], string(l)), tbFrames, ""
 		return
 	}
-	if len(l) == 0 || !lr.anyRule(ls, l) {
+	if len(l) == 0 || !lr.matching(ls, l) {
 		return
 	}
 	text := string(l)
-	lr.event(ls, event{prog: c.prog.Process, text: text, message: text, at: now})
+	lr.event(event{prog: c.prog.Process, text: text, message: text, at: now})
 }
 
-// anyRule reports whether a rule that reads the stream matches event.
-func (lr *logRules) anyRule(ls *lineState, event []byte) bool {
+// matching sets lr.hits: per rule, whether it reads the stream and
+// matches event; it reports whether any does. event counts the event
+// for those rules.
+func (lr *logRules) matching(ls *lineState, event []byte) bool {
 	reads := lr.readers(ls)
+	lr.hits = slices.Grow(lr.hits[:0], len(lr.rules))[:len(lr.rules)]
+	hit := false
 	for i := range lr.rules {
-		if reads[i] && lr.rules[i].MatchesBytes(event) {
-			return true
-		}
+		lr.hits[i] = reads[i] && lr.rules[i].MatchesBytes(event)
+		hit = hit || lr.hits[i]
 	}
-	return false
+	return hit
 }
 
 // readers returns, per rule, whether it reads the stream of ls.
@@ -585,7 +589,19 @@ func (lr *logRules) endTraceback(c chunk, ls *lineState, now time.Time) {
 	if msg == "" {
 		msg = tb[len(tb)-1]
 	}
-	lr.event(ls, event{prog: c.prog.Process, text: strings.Join(tb, "\n"), message: msg, at: now})
+	text := lr.tbText[:0]
+	for i, l := range tb {
+		if i > 0 {
+			text = append(text, '\n')
+		}
+		text = append(text, l...)
+	}
+	if lr.matching(ls, text) {
+		lr.event(event{prog: c.prog.Process, text: string(text), message: msg, at: now})
+	}
+	if lr.tbText = text; cap(text) > 1<<20 {
+		lr.tbText = nil // a rare long one: not kept
+	}
 	ls.tb, ls.tbState, ls.exc = nil, tbNone, ""
 }
 
@@ -613,13 +629,13 @@ func (lr *logRules) flush(now time.Time, idle time.Duration) {
 	}
 }
 
-// event counts ev for every rule that reads its stream and matches it,
-// and triggers the rules that go over their threshold.
-func (lr *logRules) event(ls *lineState, ev event) {
-	reads := lr.readers(ls)
+// event counts ev for every rule that matching found reads its stream
+// and matches it, and triggers the rules that go over their threshold.
+func (lr *logRules) event(ev event) {
+	key := messageKey(ev.message)
 	for i := range lr.rules {
 		r := &lr.rules[i]
-		if !reads[i] || !r.Matches(ev.text) {
+		if !lr.hits[i] {
 			continue
 		}
 		rs := lr.state[r.Name]
@@ -631,7 +647,7 @@ func (lr *logRules) event(ls *lineState, ev event) {
 		if !rs.active && rs.total > 0 && ev.at.Sub(rs.last.at) > window {
 			*rs = ruleState{times: rs.times[:0]} // a new burst: a new sample
 		}
-		rs.add(ev)
+		rs.add(ev, key)
 		rs.times = append(rs.times, ev.at)
 		if len(rs.times) > count+1 {
 			rs.times = append(rs.times[:0], rs.times[len(rs.times)-count-1:]...)
@@ -659,9 +675,38 @@ func ruleReads(r *alert.LogRule, p supervisor.ProcessNames) bool {
 	return false
 }
 
-var variablePart = regexp.MustCompile(`0x[0-9a-fA-F]+|[0-9]+`)
+// messageKey is msg with each number replaced by "#", so that messages
+// that differ only in numbers (ids, ports, addresses, times) count as
+// one: what replacing `0x[0-9a-fA-F]+|[0-9]+` with "#" gives, without
+// running a regex for every event.
+func messageKey(msg string) string {
+	digit := func(c byte) bool { return '0' <= c && c <= '9' }
+	hex := func(c byte) bool { return digit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
+	var out []byte // nil until the first number
+	last := 0
+	for i := 0; i < len(msg); {
+		end := i + 1
+		switch {
+		case msg[i] == '0' && i+2 < len(msg) && msg[i+1] == 'x' && hex(msg[i+2]):
+			for end = i + 3; end < len(msg) && hex(msg[end]); end++ {
+			}
+		case digit(msg[i]):
+			for ; end < len(msg) && digit(msg[end]); end++ {
+			}
+		default:
+			i++
+			continue
+		}
+		out = append(append(out, msg[last:i]...), '#')
+		last, i = end, end
+	}
+	if out == nil {
+		return msg
+	}
+	return string(append(out, msg[last:]...))
+}
 
-func (rs *ruleState) add(ev event) {
+func (rs *ruleState) add(ev event, key string) {
 	if rs.total == 0 {
 		rs.first = ev
 	}
@@ -670,9 +715,7 @@ func (rs *ruleState) add(ev event) {
 	if !slices.Contains(rs.progs, ev.prog) {
 		rs.progs = append(rs.progs, ev.prog)
 	}
-	// Messages that differ only in numbers (ids, ports, addresses,
-	// times) count as one.
-	key := variablePart.ReplaceAllString(ev.message, "#")
+	// Messages that differ only in numbers count as one (key).
 	for i := range rs.msgs {
 		if rs.msgs[i].key == key {
 			rs.msgs[i].count++
