@@ -11,7 +11,10 @@ package watch
 // output itself is in the file all the same. One goroutine (run) takes
 // the queue, cuts it into lines, joins each Python traceback into one
 // event, and counts the events each rule matches; Run's rounds (check)
-// resolve the alerts that have been quiet long enough.
+// resolve the alerts that have been quiet long enough. Only the streams
+// a rule reads are tapped, and the matcher skips, without cutting them,
+// the lines that hold none of the texts the rules' regexes require
+// (alert.Needle; chunkScan).
 //
 //	condition  triggers when                                 resolves when
 //	log_rule   more than N events match within WINDOW        the rate has stayed at or below N/WINDOW
