@@ -73,7 +73,7 @@ bench-footprint: build ## binary size, CLI start-up and status times, idle and l
 bench-proxy-daemon: ## the hostctl daemon vs nginx (access logs on) before gunicorn on a unix socket: req/s, p99, CPU/request, RSS
 	scripts/bench/proxy_daemon.sh
 
-bench-logs: ## log capture MB/s: /dev/null, cat, hostctl, supervisord (installs supervisor as root)
+bench-logs: ## log capture MB/s: /dev/null, cat, hostctl, supervisord (installs supervisor as root); hostctl with 0 and 5 log rules
 	scripts/bench/logs.sh
 
 clean: ## remove build outputs

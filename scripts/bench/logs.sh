@@ -32,10 +32,6 @@ $GO build -o "$out/logsbench" ./scripts/bench/logs
 # shellcheck disable=SC2086 # BENCH_LOGS_ARGS is split on purpose
 "$out/logsbench" run -supervisord "$(command -v supervisord)" ${BENCH_LOGS_ARGS:-}
 
-# Log rules: the same kind of capture (yes | head -c 64MB into a real
-# logfile.Stream) with no [[alerts.log_rule]] and with 5 of them matching
-# behind the writer; rule-dropped-B/op is matching work their full queue
-# dropped (never output).
+# Log rules: hostctl's capture with none and with 5 [[alerts.log_rule]].
 echo
-echo "hostctl capture with log rules (MB/s until the file holds everything; median of 3):"
-$GO test -run '^$' -bench BenchmarkCapture -benchtime 3x -count 3 ./cmd/hostctl/internal/watch/ | grep '^Benchmark'
+scripts/bench/logrules.sh

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // LogRule is one [[alerts.log_rule]] table: alert when programs print
@@ -45,6 +47,8 @@ type LogRule struct {
 
 	// Set by Validate.
 	match, ignore patterns
+	needles       []Needle // see Needles
+	needlesOK     bool
 	count         int
 	window        time.Duration
 }
@@ -74,10 +78,14 @@ func (r *LogRule) MatchesBytes(event []byte) bool {
 
 // patterns are a list of regexes, those that are plain text (most of
 // them: "Traceback", "QueuePool") kept as text and found with
-// bytes.Contains, which is many times faster than a regex.
+// bytes.Contains, which is many times faster than a regex. A regex runs
+// only on text that holds one of its needles (needlesOf), when it has
+// any: "(?i)foreign ?key" has no literal prefix, and RE2 would read the
+// whole line for it.
 type patterns struct {
-	lits [][]byte
-	res  []*regexp.Regexp
+	lits    [][]byte
+	res     []*regexp.Regexp
+	needles [][]Needle // per regex in res; nil: none
 }
 
 func (p *patterns) any(b []byte) bool {
@@ -86,8 +94,21 @@ func (p *patterns) any(b []byte) bool {
 			return true
 		}
 	}
-	for _, re := range p.res {
+	for i, re := range p.res {
+		if ns := p.needles[i]; ns != nil && !holdsAny(b, ns) {
+			continue
+		}
 		if re.Match(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsAny reports whether b holds one of ns.
+func holdsAny(b []byte, ns []Needle) bool {
+	for _, n := range ns {
+		if n.Index(b) >= 0 {
 			return true
 		}
 	}
@@ -105,6 +126,8 @@ func (p *patterns) add(s string) error {
 		return nil
 	}
 	p.res = append(p.res, re)
+	ns, _ := needlesOf(s)
+	p.needles = append(p.needles, ns)
 	return nil
 }
 
@@ -117,7 +140,9 @@ func literals(s string) ([][]byte, bool) {
 	}
 	re = re.Simplify()
 	lit := func(re *syntax.Regexp) ([]byte, bool) {
-		if re.Op != syntax.OpLiteral || re.Flags&syntax.FoldCase != 0 || len(re.Rune) == 0 {
+		// RE2 reads an invalid UTF-8 byte as U+FFFD: a literal U+FFFD
+		// matches more than its encoding.
+		if re.Op != syntax.OpLiteral || re.Flags&syntax.FoldCase != 0 || len(re.Rune) == 0 || slices.Contains(re.Rune, utf8.RuneError) {
 			return nil, false
 		}
 		return []byte(string(re.Rune)), true
@@ -207,6 +232,7 @@ func (r *LogRule) validate(fe *fieldErrors, key string) {
 		fe.add(key+".match", "required: at least one RE2 regex (e.g. [\"Traceback\", \"ERROR\"])")
 	}
 	r.match = compile("match", r.Match)
+	r.needles, r.needlesOK = ruleNeedles(r.Match)
 	r.ignore = compile("ignore", r.Ignore)
 	for i, p := range r.Programs {
 		if p == "" {

@@ -11,7 +11,10 @@ package watch
 // output itself is in the file all the same. One goroutine (run) takes
 // the queue, cuts it into lines, joins each Python traceback into one
 // event, and counts the events each rule matches; Run's rounds (check)
-// resolve the alerts that have been quiet long enough.
+// resolve the alerts that have been quiet long enough. Only the streams
+// a rule reads are tapped, and the matcher skips, without cutting them,
+// the lines that hold none of the texts the rules' regexes require
+// (alert.Needle; chunkScan).
 //
 //	condition  triggers when                                 resolves when
 //	log_rule   more than N events match within WINDOW        the rate has stayed at or below N/WINDOW
@@ -21,7 +24,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"regexp"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -83,6 +86,8 @@ type lineState struct {
 	prog    supervisor.ProcessNames
 	reads   []bool // per rule: it reads this stream (ruleReads), for rules generation gen
 	gen     int
+	plan    scanPlan // which lines the rules that read the stream can match, for gen
+	freq    byteFreq // how often each byte appears in the stream
 	partial []byte   // the line being read, without its newline
 	tb      []string // a traceback being collected
 	tbState int      // tbNone, tbFrames, tbAfter, tbChain
@@ -124,6 +129,12 @@ type logRules struct {
 	queue   chan chunk
 	queued  atomic.Int64  // bytes in queue
 	dropped atomic.Uint64 // bytes not matched because the queue was full
+	// bufs recycles the chunks' buffers (*[]byte) from the matcher to
+	// the taps, one pool per power of two from 4 KiB to 1 MiB: a new
+	// buffer for every chunk cost the log writers page faults and the
+	// process GC cycles. A buffer is at most twice its chunk, so the
+	// queue holds at most twice ruleQueueBytes.
+	bufs [bufClassMax - bufClassMin + 1]sync.Pool
 
 	// mu guards everything below. Taken by the matcher (feed, flush) and
 	// by Run's rounds (configure, tapStreams, check); a leaf lock: Alerts'
@@ -134,6 +145,12 @@ type logRules struct {
 	state   map[string]*ruleState // by rule name
 	streams map[streamKey]*lineState
 	tapped  map[streamKey]supervisor.LogStream
+	scan    chunkScan // feed's, kept for its memory
+	hits    []bool    // per rule: matching's answer for the event at hand
+	tbText  []byte    // endTraceback's, kept for its memory
+	// scanAll turns the prefilter off: every line goes to the regexes.
+	// Tests check the prefilter against it.
+	scanAll bool
 }
 
 func newLogRules(m Alerts, now func() time.Time) *logRules {
@@ -154,7 +171,7 @@ func (lr *logRules) enqueue(key streamKey, prog supervisor.ProcessNames, lost *a
 		lost.Store(true)
 		return
 	}
-	c := chunk{key: key, prog: prog, b: append([]byte(nil), p...), lost: lost.Load()}
+	c := chunk{key: key, prog: prog, b: lr.copyChunk(p), lost: lost.Load()}
 	select {
 	case lr.queue <- c:
 		lr.queued.Add(n)
@@ -162,8 +179,46 @@ func (lr *logRules) enqueue(key streamKey, prog supervisor.ProcessNames, lost *a
 			lost.Store(false)
 		}
 	default:
+		lr.recycle(c.b)
 		lr.dropped.Add(uint64(n))
 		lost.Store(true)
+	}
+}
+
+// Chunk buffers are recycled for chunks of 2^bufClassMin+1 to
+// 2^bufClassMax bytes; smaller ones are cheap to allocate, larger ones
+// rare (the log writer hands over what one read of the pipe brought).
+const (
+	bufClassMin = 12
+	bufClassMax = 20
+)
+
+// bufClass returns the pool for chunks of n bytes, and its buffers' size.
+func (lr *logRules) bufClass(n int) (*sync.Pool, int) {
+	c := bits.Len(uint(n - 1))
+	if n <= 1<<bufClassMin || c > bufClassMax {
+		return nil, 0
+	}
+	return &lr.bufs[c-bufClassMin], 1 << c
+}
+
+// copyChunk copies p into a recycled buffer, or a new one.
+func (lr *logRules) copyChunk(p []byte) []byte {
+	pool, size := lr.bufClass(len(p))
+	if pool == nil {
+		return append([]byte(nil), p...)
+	}
+	if bp, _ := pool.Get().(*[]byte); bp != nil {
+		return append((*bp)[:0], p...)
+	}
+	return append(make([]byte, 0, size), p...)
+}
+
+// recycle gives a chunk's buffer back once nothing refers to it.
+func (lr *logRules) recycle(b []byte) {
+	if pool, size := lr.bufClass(len(b)); pool != nil && cap(b) == size {
+		b = b[:0]
+		pool.Put(&b)
 	}
 }
 
@@ -178,6 +233,7 @@ func (lr *logRules) run(ctx context.Context) {
 			lr.mu.Lock()
 			lr.feed(c, lr.now())
 			lr.mu.Unlock()
+			lr.recycle(c.b) // feed keeps copies of what it keeps
 			t.Reset(eventFlush)
 		case <-t.C:
 			lr.mu.Lock()
@@ -213,7 +269,7 @@ func (lr *logRules) configure(rules []alert.LogRule) {
 }
 
 // tapStreams hands the log writers of process st the tap, once per
-// stream, or takes it back when there are no rules. lr.mu is held.
+// stream, or takes it back when no rule reads the stream. lr.mu is held.
 func (lr *logRules) tapStreams(sup Supervisor, st supervisor.Status) {
 	out, _ := sup.Log(st.Name, "stdout")
 	errs, _ := sup.Log(st.Name, "stderr")
@@ -229,7 +285,8 @@ func (lr *logRules) tapStreams(sup Supervisor, st supervisor.Status) {
 		}
 		old := lr.tapped[key]
 		t, ok := s.ls.(tapper)
-		if !ok || len(lr.rules) == 0 {
+		names := st.Names()
+		if !ok || !lr.anyReads(key.stream, names) {
 			if old != nil {
 				if ot, ok := old.(tapper); ok {
 					ot.SetTap(nil)
@@ -241,11 +298,23 @@ func (lr *logRules) tapStreams(sup Supervisor, st supervisor.Status) {
 		if old == s.ls {
 			continue
 		}
-		names := st.Names()
 		lost := new(atomic.Bool)
 		t.SetTap(func(p []byte) { lr.enqueue(key, names, lost, p) })
 		lr.tapped[key] = s.ls
 	}
+}
+
+// anyReads reports whether a rule reads the process's stream ("" for a
+// stream holding both). The streams no rule reads are not tapped: their
+// output is not copied at all. lr.mu is held.
+func (lr *logRules) anyReads(stream string, p supervisor.ProcessNames) bool {
+	for i := range lr.rules {
+		r := &lr.rules[i]
+		if (stream == "" || r.Reads(stream)) && ruleReads(r, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // forget drops what the matcher keeps of a process that is gone. lr.mu
@@ -280,16 +349,32 @@ func (lr *logRules) feed(c chunk, now time.Time) {
 		ls.prog, ls.reads = c.prog, nil
 	}
 	ls.lastAt = now
+	lr.readers(ls)
+	if ls.plan.none {
+		ls.partial, ls.tbState, ls.tb = ls.partial[:0], tbNone, nil
+		return
+	}
 	b := c.b
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
+	sc := &lr.scan
+	ls.freq.sample(b)
+	sc.reset(b, &ls.plan, &ls.freq)
+	for pos := 0; pos < len(b); {
+		if len(ls.partial) == 0 && ls.tbState == tbNone {
+			// Skip the whole lines that hold no needle: no rule can
+			// match them and none starts a traceback.
+			if pos = sc.skip(pos); pos == len(b) {
+				return
+			}
+		}
+		rest := b[pos:]
+		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
 			if room := lineMax - len(ls.partial); room > 0 {
-				ls.partial = append(ls.partial, b[:min(len(b), room)]...)
+				ls.partial = append(ls.partial, rest[:min(len(rest), room)]...)
 			}
 			return
 		}
-		line := b[:i]
+		line := rest[:i]
 		if len(ls.partial) > 0 {
 			if room := lineMax - len(ls.partial); room > 0 {
 				ls.partial = append(ls.partial, line[:min(len(line), room)]...)
@@ -298,8 +383,118 @@ func (lr *logRules) feed(c chunk, now time.Time) {
 		}
 		lr.line(c, ls, stripStamp(bytes.TrimSuffix(line, []byte("\r"))), now)
 		ls.partial = ls.partial[:0]
-		b = b[i+1:]
+		pos += i + 1
 	}
+}
+
+// scanPlan is the prefilter of one stream: the needles (alert.Needle)
+// of the rules that read it, and the traceback's first line.
+type scanPlan struct {
+	none    bool // no rule reads the stream
+	all     bool // a rule that reads it has a regex without needles: every line goes to the regexes
+	needles []alert.Needle
+}
+
+func (lr *logRules) planFor(reads []bool) scanPlan {
+	p := scanPlan{none: true, all: lr.scanAll, needles: []alert.Needle{{Text: tracebackHead}}}
+	for i, r := range reads {
+		if !r {
+			continue
+		}
+		p.none = false
+		ns, ok := lr.rules[i].Needles()
+		if !ok {
+			p.all = true
+		}
+		p.needles = append(p.needles, ns...)
+	}
+	p.needles = alert.Dedup(p.needles)
+	return p
+}
+
+// chunkScan finds the lines of one chunk that hold a needle of its
+// stream's plan. It remembers where each needle is next found, so a
+// chunk costs one pass per needle however many lines it hands on.
+type chunkScan struct {
+	b    []byte
+	plan *scanPlan
+	tail int   // where the chunk's last, unfinished line starts
+	next []int // per needle: its next instance at or after the last skip's start; len(b): none
+	rare []int // per needle: the offset of its byte that is rarest in the stream
+}
+
+func (sc *chunkScan) reset(b []byte, plan *scanPlan, f *byteFreq) {
+	sc.b, sc.plan = b, plan
+	sc.tail = bytes.LastIndexByte(b, '\n') + 1
+	sc.next, sc.rare = sc.next[:0], sc.rare[:0]
+	for _, n := range plan.needles {
+		sc.next = append(sc.next, -1)
+		sc.rare = append(sc.rare, f.rarest(n))
+	}
+}
+
+// byteFreq counts the bytes of a sample of each chunk of a stream, so
+// that a needle is looked for by its byte that the stream holds least
+// (alert.Needle.IndexRare). Old counts fade: what a program prints
+// changes.
+type byteFreq struct {
+	n     [256]uint32
+	total uint32
+}
+
+// freqSample is how many bytes of each chunk byteFreq counts.
+const freqSample = 256
+
+func (f *byteFreq) sample(b []byte) {
+	if f.total > 1<<16 {
+		for i := range f.n {
+			f.n[i] /= 2
+		}
+		f.total /= 2
+	}
+	for _, c := range b[:min(len(b), freqSample)] {
+		f.n[c]++
+	}
+	f.total += uint32(min(len(b), freqSample))
+}
+
+func (f *byteFreq) rarest(n alert.Needle) int {
+	best, bestN := 0, uint32(1<<32-1)
+	for i := range len(n.Text) {
+		c := n.Text[i]
+		k := f.n[c]
+		if n.Fold && 'a' <= c && c <= 'z' {
+			k += f.n[c-'a'+'A']
+		}
+		if k < bestN {
+			best, bestN = i, k
+		}
+	}
+	return best
+}
+
+// skip returns where the first line at or after from that holds a
+// needle starts, or the chunk's unfinished last line (kept for the next
+// chunk), or len(b). from is the start of a line.
+func (sc *chunkScan) skip(from int) int {
+	if sc.plan.all || from >= sc.tail {
+		return from
+	}
+	hit := sc.tail
+	for j, n := range sc.plan.needles {
+		if sc.next[j] < from {
+			if i := n.IndexRare(sc.b[from:sc.tail], sc.rare[j]); i >= 0 {
+				sc.next[j] = from + i
+			} else {
+				sc.next[j] = len(sc.b)
+			}
+		}
+		hit = min(hit, sc.next[j])
+	}
+	if hit >= sc.tail {
+		return sc.tail
+	}
+	return from + bytes.LastIndexByte(sc.b[from:hit], '\n') + 1
 }
 
 // stripStamp removes the timestamp hostctl puts before each line of a
@@ -350,22 +545,25 @@ func (lr *logRules) line(c chunk, ls *lineState, l []byte, now time.Time) {
 		ls.tb, ls.tbState, ls.exc = append(ls.tb[:0], string(l)), tbFrames, ""
 		return
 	}
-	if len(l) == 0 || !lr.anyRule(ls, l) {
+	if len(l) == 0 || !lr.matching(ls, l) {
 		return
 	}
 	text := string(l)
-	lr.event(ls, event{prog: c.prog.Process, text: text, message: text, at: now})
+	lr.event(event{prog: c.prog.Process, text: text, message: text, at: now})
 }
 
-// anyRule reports whether a rule that reads the stream matches event.
-func (lr *logRules) anyRule(ls *lineState, event []byte) bool {
+// matching sets lr.hits: per rule, whether it reads the stream and
+// matches event; it reports whether any does. event counts the event
+// for those rules.
+func (lr *logRules) matching(ls *lineState, event []byte) bool {
 	reads := lr.readers(ls)
+	lr.hits = slices.Grow(lr.hits[:0], len(lr.rules))[:len(lr.rules)]
+	hit := false
 	for i := range lr.rules {
-		if reads[i] && lr.rules[i].MatchesBytes(event) {
-			return true
-		}
+		lr.hits[i] = reads[i] && lr.rules[i].MatchesBytes(event)
+		hit = hit || lr.hits[i]
 	}
-	return false
+	return hit
 }
 
 // readers returns, per rule, whether it reads the stream of ls.
@@ -376,6 +574,7 @@ func (lr *logRules) readers(ls *lineState) []bool {
 			r := &lr.rules[i]
 			ls.reads[i] = (ls.key.stream == "" || r.Reads(ls.key.stream)) && ruleReads(r, ls.prog)
 		}
+		ls.plan = lr.planFor(ls.reads)
 	}
 	return ls.reads
 }
@@ -393,7 +592,19 @@ func (lr *logRules) endTraceback(c chunk, ls *lineState, now time.Time) {
 	if msg == "" {
 		msg = tb[len(tb)-1]
 	}
-	lr.event(ls, event{prog: c.prog.Process, text: strings.Join(tb, "\n"), message: msg, at: now})
+	text := lr.tbText[:0]
+	for i, l := range tb {
+		if i > 0 {
+			text = append(text, '\n')
+		}
+		text = append(text, l...)
+	}
+	if lr.matching(ls, text) {
+		lr.event(event{prog: c.prog.Process, text: string(text), message: msg, at: now})
+	}
+	if lr.tbText = text; cap(text) > 1<<20 {
+		lr.tbText = nil // a rare long one: not kept
+	}
 	ls.tb, ls.tbState, ls.exc = nil, tbNone, ""
 }
 
@@ -421,13 +632,13 @@ func (lr *logRules) flush(now time.Time, idle time.Duration) {
 	}
 }
 
-// event counts ev for every rule that reads its stream and matches it,
-// and triggers the rules that go over their threshold.
-func (lr *logRules) event(ls *lineState, ev event) {
-	reads := lr.readers(ls)
+// event counts ev for every rule that matching found reads its stream
+// and matches it, and triggers the rules that go over their threshold.
+func (lr *logRules) event(ev event) {
+	key := messageKey(ev.message)
 	for i := range lr.rules {
 		r := &lr.rules[i]
-		if !reads[i] || !r.Matches(ev.text) {
+		if !lr.hits[i] {
 			continue
 		}
 		rs := lr.state[r.Name]
@@ -439,7 +650,7 @@ func (lr *logRules) event(ls *lineState, ev event) {
 		if !rs.active && rs.total > 0 && ev.at.Sub(rs.last.at) > window {
 			*rs = ruleState{times: rs.times[:0]} // a new burst: a new sample
 		}
-		rs.add(ev)
+		rs.add(ev, key)
 		rs.times = append(rs.times, ev.at)
 		if len(rs.times) > count+1 {
 			rs.times = append(rs.times[:0], rs.times[len(rs.times)-count-1:]...)
@@ -467,9 +678,38 @@ func ruleReads(r *alert.LogRule, p supervisor.ProcessNames) bool {
 	return false
 }
 
-var variablePart = regexp.MustCompile(`0x[0-9a-fA-F]+|[0-9]+`)
+// messageKey is msg with each number replaced by "#", so that messages
+// that differ only in numbers (ids, ports, addresses, times) count as
+// one: what replacing `0x[0-9a-fA-F]+|[0-9]+` with "#" gives, without
+// running a regex for every event.
+func messageKey(msg string) string {
+	digit := func(c byte) bool { return '0' <= c && c <= '9' }
+	hex := func(c byte) bool { return digit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
+	var out []byte // nil until the first number
+	last := 0
+	for i := 0; i < len(msg); {
+		end := i + 1
+		switch {
+		case msg[i] == '0' && i+2 < len(msg) && msg[i+1] == 'x' && hex(msg[i+2]):
+			for end = i + 3; end < len(msg) && hex(msg[end]); end++ {
+			}
+		case digit(msg[i]):
+			for ; end < len(msg) && digit(msg[end]); end++ {
+			}
+		default:
+			i++
+			continue
+		}
+		out = append(append(out, msg[last:i]...), '#')
+		last, i = end, end
+	}
+	if out == nil {
+		return msg
+	}
+	return string(append(out, msg[last:]...))
+}
 
-func (rs *ruleState) add(ev event) {
+func (rs *ruleState) add(ev event, key string) {
 	if rs.total == 0 {
 		rs.first = ev
 	}
@@ -478,9 +718,7 @@ func (rs *ruleState) add(ev event) {
 	if !slices.Contains(rs.progs, ev.prog) {
 		rs.progs = append(rs.progs, ev.prog)
 	}
-	// Messages that differ only in numbers (ids, ports, addresses,
-	// times) count as one.
-	key := variablePart.ReplaceAllString(ev.message, "#")
+	// Messages that differ only in numbers count as one (key).
 	for i := range rs.msgs {
 		if rs.msgs[i].key == key {
 			rs.msgs[i].count++

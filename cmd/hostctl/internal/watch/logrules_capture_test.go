@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -109,3 +110,78 @@ func (l *lockedAlerts) IsActive(key string) bool {
 func (l *lockedAlerts) Keys() []string              { l.mu.Lock(); defer l.mu.Unlock(); return l.a.Keys() }
 func (l *lockedAlerts) Host() string                { return "web1" }
 func (l *lockedAlerts) ResolveInherited(how string) {}
+
+// logSup is fakeSup with real log streams.
+type logSup struct {
+	fakeSup
+	logs map[[2]string]*logfile.Stream // by process and stream
+}
+
+func (l *logSup) Log(name, stream string) (supervisor.LogStream, error) {
+	if s := l.logs[[2]string{name, stream}]; s != nil {
+		return s, nil
+	}
+	return nil, nil
+}
+
+// TestLogRuleTapsOnlyReadStreams: a stream that no rule reads (another
+// program, the other stream) is not tapped, so its output is not copied
+// for the rules; a config whose rules read it taps it at the next round.
+func TestLogRuleTapsOnlyReadStreams(t *testing.T) {
+	dir := t.TempDir()
+	lc := logfile.DefaultConfig()
+	lc.Dir, lc.KeepFree = dir, ""
+	m, err := logfile.NewManager(lc, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	sup := &logSup{fakeSup: fakeSup{sts: map[string]supervisor.Status{
+		"web":    {Name: "web", Program: "web", ProgramGroup: "web"},
+		"celery": {Name: "celery", Program: "celery", ProgramGroup: "celery"},
+	}}, logs: map[[2]string]*logfile.Stream{}}
+	sts, _ := sup.Status()
+
+	// round opens fresh streams, runs one round with rules, has a real
+	// program write a line to each stream, and returns the streams whose
+	// output reached the rules' queue.
+	round := func(lr *logRules, rules []alert.LogRule) []string {
+		t.Helper()
+		for _, p := range []string{"web", "celery"} {
+			for _, st := range []string{"stdout", "stderr"} {
+				s, err := m.Open(filepath.Join(dir, p+"."+st+strconv.Itoa(len(sup.logs))+".log"), lc.Rotation(), false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sup.logs[[2]string{p, st}] = s
+			}
+		}
+		lr.round(sup, rules, sts, nil, t0)
+		for _, s := range sup.logs {
+			cmd := exec.Command("/bin/sh", "-c", "echo ERROR x")
+			cmd.Stdout = s.WriteEnd()
+			if err := cmd.Run(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil { // waits for the writer
+				t.Fatal(err)
+			}
+		}
+		var got []string
+		for len(lr.queue) > 0 {
+			c := <-lr.queue
+			got = append(got, c.key.process+"/"+c.key.stream)
+		}
+		slices.Sort(got)
+		return got
+	}
+
+	lr, _ := newRules(t, alert.LogRule{Name: "celery-errors", Programs: []string{"celery"}, Stream: "stderr", Match: []string{`ERROR`}})
+	if got, want := round(lr, lr.rules), []string{"celery/stderr"}; !slices.Equal(got, want) {
+		t.Errorf("tapped %q, want only %q", got, want)
+	}
+	all, _ := newRules(t, alert.LogRule{Name: "errors", Match: []string{`ERROR`}})
+	if got, want := round(lr, all.rules), []string{"celery/stderr", "celery/stdout", "web/stderr", "web/stdout"}; !slices.Equal(got, want) {
+		t.Errorf("after the reload, tapped %q, want %q", got, want)
+	}
+}

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -213,4 +214,35 @@ func TestLogRuleQueueFull(t *testing.T) {
 	if c.lost {
 		t.Errorf("the first chunk says output before it was lost")
 	}
+}
+
+// messageKeyCases are messages with numbers in every form the regex it
+// replaces treats differently: hex after 0x, 0x without hex digits,
+// digits glued to letters, invalid UTF-8.
+var messageKeyCases = []string{
+	"", "x", "1", "0x", "0x1", "0xg", "00x1f", "0x0x1", "10x1f", "port 8000 pid 0x7f3a2b", "id=123abc", "0X1F",
+	"ValueError: bad order id 42", "\xff12\xfe", "é9", "0xABCDEFG", "a0xb", "x0x", "0x-1",
+}
+
+// TestMessageKey: messageKey gives what the regex it replaces gives.
+func TestMessageKey(t *testing.T) {
+	for _, msg := range messageKeyCases {
+		checkMessageKey(t, msg)
+	}
+}
+
+var variablePart = regexp.MustCompile(`0x[0-9a-fA-F]+|[0-9]+`)
+
+func checkMessageKey(t *testing.T, msg string) {
+	t.Helper()
+	if got, want := messageKey(msg), variablePart.ReplaceAllString(msg, "#"); got != want {
+		t.Errorf("messageKey(%q) = %q, want %q", msg, got, want)
+	}
+}
+
+func FuzzMessageKey(f *testing.F) {
+	for _, msg := range messageKeyCases {
+		f.Add(msg)
+	}
+	f.Fuzz(checkMessageKey)
 }
