@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -104,6 +105,14 @@ type Config struct {
 	// front for several webservers. Default empty. (Named so because
 	// Upstreams is a method.)
 	UpstreamList []string `toml:"upstreams"`
+
+	// Switched are upstreams (as written, resolved) that move from one
+	// blue/green slot to the other (hostctl deploy): a site with one of
+	// them is proxied by a pool (hostctl_pool), even with one upstream,
+	// so that the switch swaps its list without reloading Caddy
+	// (SwapUpstreams), and the deploy's gate can reach the new slot
+	// (ServeGate). Set by hostctl's config reader; not a TOML key.
+	Switched []string `toml:"-"`
 
 	// Static lists static file mounts ([[proxy.static]]), tried before the
 	// upstream. Default none.
@@ -571,6 +580,21 @@ func (c *Config) hasTLS() bool {
 	}
 	return false
 }
+
+// switched reports whether a site with upstreams ups is a pool because
+// one of them moves between blue/green slots (Switched).
+func (c *Config) switched(ups []string) bool {
+	for _, u := range ups {
+		if slices.Contains(c.Switched, u) {
+			return true
+		}
+	}
+	return false
+}
+
+// pooled reports whether a site with upstreams ups is proxied by a pool
+// (hostctl_pool): several upstreams, or one that switches.
+func (c *Config) pooled(ups []string) bool { return len(ups) > 1 || c.switched(ups) }
 
 // upstreams returns the site's upstream list.
 func (s *site) upstreams() []string {
