@@ -330,6 +330,10 @@ type Static struct {
 	// MaxAge is the Cache-Control max-age sent with files. Default 1h;
 	// "0s" sends "Cache-Control: no-cache" (clients revalidate with ETag).
 	MaxAge *time.Duration `toml:"max_age"`
+	// Later: Dir may not exist yet (a release's dir, before the first
+	// deploy): its requests get 404 until it does. Set by hostctl's
+	// config reader; not a TOML key.
+	Later bool `toml:"-"`
 }
 
 // Health configures the health checks ([proxy.health]) of sites with more
@@ -975,7 +979,9 @@ func (st *Static) check(fe *fieldErrors, key string) {
 	if st.Dir == "" {
 		fe.add(key+".dir", "missing: the directory to serve")
 	} else if fi, err := os.Stat(st.Dir); err != nil {
-		fe.addMachine(key+".dir", "cannot read: %v", unwrapPath(err))
+		if !st.Later || !errors.Is(err, fs.ErrNotExist) {
+			fe.addMachine(key+".dir", "cannot read: %v", unwrapPath(err))
+		}
 	} else if !fi.IsDir() {
 		fe.addMachine(key+".dir", "%q is not a directory", st.Dir)
 	}

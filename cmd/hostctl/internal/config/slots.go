@@ -355,7 +355,7 @@ func resolveProgram(p *supervisor.ProgramConfig, mode, slot, dir string) *superv
 
 // resolveProxy returns the proxy config with ${SLOT} as slot; the sites
 // whose upstreams had ${SLOT} are marked to switch (proxy.Config.Switched).
-func resolveProxy(t *proxy.Config, slot string) *proxy.Config {
+func resolveProxy(t *proxy.Config, slot, deployDir string) *proxy.Config {
 	if t == nil {
 		return nil
 	}
@@ -389,6 +389,24 @@ func resolveProxy(t *proxy.Config, slot string) *proxy.Config {
 		}
 	}
 	c.Switched = switched
+	// A static dir in a release ([deploy] dir/current/static) is there
+	// from the first deploy on.
+	if deployDir != "" {
+		later := func(sts []proxy.Static) []proxy.Static {
+			if sts == nil {
+				return nil
+			}
+			out := slices.Clone(sts)
+			for i := range out {
+				out[i].Later = strings.HasPrefix(filepath.Clean(out[i].Dir), deployDir+"/")
+			}
+			return out
+		}
+		c.Static = later(t.Static)
+		for i := range c.Sites {
+			c.Sites[i].Static = later(t.Sites[i].Static)
+		}
+	}
 	return &c
 }
 
@@ -420,7 +438,7 @@ func (f *File) resolve(s Slots) {
 		}
 	}
 	f.Programs = progs
-	f.Proxy = resolveProxy(t.proxy, s.traffic())
+	f.Proxy = resolveProxy(t.proxy, s.traffic(), t.deployDir)
 	f.slots = s
 }
 
