@@ -80,10 +80,9 @@ func slotsFromState(cfg *config.File) (config.Slots, error) {
 
 // lineWriter calls fn with each line written to it.
 type lineWriter struct {
-	mu   sync.Mutex // guards buf: a step's stdout and stderr both write
-	buf  []byte
-	fn   func(string)
-	done bool
+	mu  sync.Mutex // guards buf: a step's stdout and stderr both write
+	buf []byte
+	fn  func(string)
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
