@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -99,4 +101,79 @@ func TestGateAndSwitch(t *testing.T) {
 	if got := visit(); !strings.Contains(got, "new") {
 		t.Errorf("after the switch: %q", got)
 	}
+}
+
+// TestSwitchKeepsWebSocket: a WebSocket (an upgraded connection) opened
+// on the old upstream before the switch stays open on it after, and is
+// counted in flight to the old upstream (the deploy's drain waits for it,
+// up to drain_timeout); it ends when the client (or the old upstream,
+// when the old slot stops) closes it. New requests go to the new
+// upstream meanwhile.
+func TestSwitchKeepsWebSocket(t *testing.T) {
+	echo := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Upgrade") != "websocket" {
+				io.WriteString(w, name)
+				return
+			}
+			w.Header().Set("Connection", "Upgrade")
+			w.Header().Set("Upgrade", "websocket")
+			w.WriteHeader(http.StatusSwitchingProtocols)
+			conn, brw, _ := w.(http.Hijacker).Hijack()
+			defer conn.Close()
+			for {
+				line, err := brw.ReadString('\n')
+				if err != nil {
+					return
+				}
+				brw.WriteString(name + " " + line)
+				brw.Flush()
+			}
+		})
+	}
+	old, next := newUpstream(t, echo("old")), newUpstream(t, echo("new"))
+	listen := freeAddr(t)
+	cfg := func(up string) Config { return Config{Listen: listen, Upstream: up, Switched: []string{up}} }
+	h := startProxy(t, cfg(old.addr))
+
+	conn, err := net.Dial("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	say := func(msg string) string {
+		io.WriteString(conn, msg+"\n")
+		line, _ := br.ReadString('\n')
+		return strings.TrimSpace(line)
+	}
+	if got := say("one"); got != "old one" {
+		t.Fatalf("before the switch: %q", got)
+	}
+	if swapped, err := h.p.SwapUpstreams(cfg(next.addr)); err != nil || !swapped {
+		t.Fatalf("SwapUpstreams: %v %v", swapped, err)
+	}
+	if got := say("two"); got != "old two" {
+		t.Errorf("the WebSocket after the switch: %q, want it still on the old upstream", got)
+	}
+	if n := h.p.InFlight(old.addr); n != 1 {
+		t.Errorf("in flight to the old upstream: %d, want the WebSocket's 1", n)
+	}
+	_, body := get(t, client(), "http://"+listen+"/")
+	if body != "new" {
+		t.Errorf("a new request after the switch: %q", body)
+	}
+	conn.Close()
+	retryUntil(t, 30*time.Second, "the WebSocket to end", func() error {
+		if h.p.InFlight(old.addr) == 0 {
+			return nil
+		}
+		return errNotYet
+	})
 }
