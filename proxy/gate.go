@@ -131,8 +131,20 @@ func (g *Gate) Get(ctx context.Context, site, host, path string) (GateResponse, 
 	if useTLS {
 		req.TLS = &tls.ConnectionState{HandshakeComplete: true, ServerName: host, Version: tls.VersionTLS13}
 	}
+	// The handler chain may outlive ctx (reverse_proxy retries a failed
+	// dial for try_duration whatever the request's context says): the
+	// answer is waited for until ctx ends, no longer.
 	rec := httptest.NewRecorder()
-	srv.ServeHTTP(rec, req)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.ServeHTTP(rec, req)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return GateResponse{}, ctx.Err()
+	}
 	res := rec.Result()
 	body, _ := io.ReadAll(io.LimitReader(res.Body, maxGateBody))
 	if err := ctx.Err(); err != nil {

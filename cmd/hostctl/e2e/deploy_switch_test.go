@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/testbin"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/testuser"
 )
 
@@ -463,6 +465,82 @@ command = "echo \"$RELEASE\" >> %[1]s/out/before_switch.log"
 			}
 		}
 		failedDeploy(t, "Hello v4", attack, "check /", "status 500, want 200", "deploy_timeout")
+	})
+
+	// 5. While a deploy waits at the gate: a second deploy and a reload
+	// are refused, saying why; Ctrl-C cancels the deploy: the new slot
+	// stops, nothing live changes.
+	t.Run("ConcurrentAndCancel", func(t *testing.T) {
+		live := slotOf(t, d)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, hostctlBin, "-c", d.cfg, "deploy")
+		cmd.Env = testbin.Env(nil)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := make(chan string, 256)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		var out []string
+		for gate := false; !gate; {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("the deploy ended before its gate:\n%s\n%s", strings.Join(out, "\n"), stderr.String())
+				}
+				out = append(out, l)
+				gate = strings.Contains(l, " gate ") && strings.Contains(l, "waiting for")
+			case <-ctx.Done():
+				t.Fatalf("no gate step:\n%s", strings.Join(out, "\n"))
+			}
+		}
+		if r := d.hostctl(t, "deploy"); r.code != 1 || !strings.Contains(r.stderr, "another deploy is running (pid ") || !strings.Contains(r.stderr, "since") {
+			t.Errorf("a second deploy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if r := d.hostctl(t, "reload"); r.code == 0 || !strings.Contains(r.stdout+r.stderr, "a deploy is running") {
+			t.Errorf("a reload during the deploy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		for l := range lines {
+			out = append(out, l)
+		}
+		err = cmd.Wait()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("the interrupted deploy: %v\n%s\n%s", err, strings.Join(out, "\n"), stderr.String())
+		}
+		// The daemon stops the new slot and records the release failed.
+		var rels result
+		retryUntil(t, time.Minute, "the cancelled release recorded failed", func() error {
+			rels = d.hostctl(t, "releases")
+			lines := strings.Split(strings.TrimSpace(rels.stdout), "\n")
+			if len(lines) > 1 && strings.Contains(lines[1], " failed ") && strings.Contains(lines[1], "cancelled") {
+				return nil
+			}
+			return fmt.Errorf("releases:\n%s", rels.stdout)
+		})
+		for name := range d.status(t) {
+			if strings.HasPrefix(name, "gunicorn@") && name != "gunicorn@"+live {
+				t.Errorf("the cancelled slot's %s is still there", name)
+			}
+		}
+		if c := current(); c != v2 {
+			t.Errorf("current moved to %q", c)
+		}
+		if code, body := get("/"); code != 200 || strings.TrimSpace(body) != "Hello v2" {
+			t.Errorf("after the cancel: %d %q", code, body)
+		}
 	})
 }
 

@@ -28,10 +28,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,6 +43,7 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/deploy"
 	"github.com/hostctl/hostctl/supervisor"
+	"github.com/hostctl/hostctl/supervisor/logfile"
 )
 
 // errDeploying refuses a reload while a deploy runs: it would stop the
@@ -54,10 +58,6 @@ const gateRetry = 500 * time.Millisecond
 // stderrLines is how many of the new program's last stderr lines a
 // failed gate reports.
 const stderrLines = 20
-
-// errorScan is how many of its last stderr lines are searched for the
-// lines that end a traceback.
-const errorScan = 300
 
 // slotsFromState returns the slot assignment the recorded live release
 // runs in: its slot and dir, or slot a on [deploy] dir/current before
@@ -146,6 +146,7 @@ type deployRun struct {
 	emit func(apitype.DeployEvent)
 	log  *zap.Logger
 	rel  deploy.Release
+	logs map[string]logMark // the new slot's stderr logs (markLogs)
 }
 
 func (r *deployRun) step(name, format string, a ...any) {
@@ -207,6 +208,7 @@ func (r *deployRun) run(ctx context.Context, src deploy.Source) error {
 	both := cfg.Resolve(config.Slots{Traffic: live, Run: []string{live, next}, Dirs: dirs})
 	names := slotProcesses(both, next)
 	r.step("start", "starting slot %s beside slot %s: %s", next, live, strings.Join(names, ", "))
+	r.markLogs(both, names)
 	if err := r.apply(ctx, both, false); err != nil {
 		return r.undo(cfg, fmt.Errorf("starting slot %s: %w", next, err), names)
 	}
@@ -336,6 +338,8 @@ func (r *deployRun) gate(ctx context.Context, names []string, switched *config.F
 		for {
 			res, err := g.Get(gctx, site, host, path)
 			switch {
+			case err != nil && gctx.Err() != nil && last != "":
+				// Cut short by deploy_timeout: the answer before says why.
 			case err != nil:
 				last = err.Error()
 			case !res.Pinned:
@@ -348,7 +352,7 @@ func (r *deployRun) gate(ctx context.Context, names []string, switched *config.F
 			default:
 				last = ""
 			}
-			if last == "" {
+			if last == "" && err == nil {
 				break
 			}
 			select {
@@ -440,17 +444,16 @@ func errorLines(text string) []string {
 func (r *deployRun) undo(cfg *config.File, why error, names []string) error {
 	var tails []string
 	for _, n := range names {
-		ls, err := r.d.sup.Log(n, "stderr")
-		if err != nil || ls == nil {
-			continue
+		text := r.stderrSince(n)
+		if errs := errorLines(text); len(errs) > 0 {
+			tails = append(tails, fmt.Sprintf("errors in the stderr of %s:\n  %s", n, strings.Join(errs, "\n  ")))
 		}
-		if b, err := ls.Tail(errorScan); err == nil {
-			if errs := errorLines(string(b)); len(errs) > 0 {
-				tails = append(tails, fmt.Sprintf("errors in the stderr of %s:\n  %s", n, strings.Join(errs, "\n  ")))
-			}
+		lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+		if len(lines) > stderrLines {
+			lines = lines[len(lines)-stderrLines:]
 		}
-		if b, err := ls.Tail(stderrLines); err == nil && len(bytes.TrimSpace(b)) > 0 {
-			tails = append(tails, fmt.Sprintf("last stderr lines of %s:\n  %s", n, strings.ReplaceAll(strings.TrimRight(string(b), "\n"), "\n", "\n  ")))
+		if strings.TrimSpace(text) != "" {
+			tails = append(tails, fmt.Sprintf("last stderr lines of %s:\n  %s", n, strings.Join(lines, "\n  ")))
 		}
 	}
 	r.step("stop", "the gate failed: stopping %s; the live release keeps serving", strings.Join(names, ", "))
@@ -462,6 +465,72 @@ func (r *deployRun) undo(cfg *config.File, why error, names []string) error {
 		err = fmt.Errorf("%w\n%s", why, strings.Join(tails, "\n"))
 	}
 	return r.fail(err)
+}
+
+// markLogs records where the stderr log of each of the new slot's
+// processes (in cfg) ends before they start: what a failed gate reports
+// is what they wrote since, not an earlier deploy's output in the same
+// file.
+func (r *deployRun) markLogs(cfg *config.File, names []string) {
+	r.logs = map[string]logMark{}
+	for _, p := range cfg.Processes() {
+		if !slices.Contains(names, p.Name) {
+			continue
+		}
+		path := p.Program.StderrLog
+		if p.Program.RedirectStderr {
+			path = p.Program.StdoutLog
+		}
+		switch {
+		case path == "none" || logfile.IsConsole(path):
+			continue
+		case path == "" && p.Program.RedirectStderr:
+			path = filepath.Join(cfg.Log.Dir, p.Name+".out.log")
+		case path == "":
+			path = filepath.Join(cfg.Log.Dir, p.Name+".err.log")
+		}
+		var size int64
+		if fi, err := os.Lstat(path); err == nil {
+			size = fi.Size()
+		}
+		r.logs[p.Name] = logMark{path, size}
+	}
+}
+
+// logMark is a log file and its size before a process started.
+type logMark struct {
+	path string
+	size int64
+}
+
+// maxStderrRead bounds what a failed gate reads of a new process's log.
+const maxStderrRead = 256 << 10
+
+// stderrSince returns what process n wrote to its stderr log since
+// markLogs (its last 256 KB; all of the file if it was rotated since).
+// The log dir is hostctl's own, writable by root only.
+func (r *deployRun) stderrSince(n string) string {
+	m, ok := r.logs[n]
+	if !ok {
+		return ""
+	}
+	f, err := os.OpenFile(m.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	from := m.size
+	if fi.Size() < from {
+		from = 0
+	}
+	from = max(from, fi.Size()-maxStderrRead)
+	b := make([]byte, fi.Size()-from)
+	k, _ := f.ReadAt(b, from)
+	return string(b[:k])
 }
 
 // fail records the release failed (current is not touched).
