@@ -514,17 +514,23 @@ func (f *File) Redeployed() []string {
 
 // releaseDirMachineKeys are the keys whose problems with this machine
 // (a directory or command that is not there) say nothing before a deploy:
-// they name a path in a release (${RELEASE_DIR}), checked when the
-// program starts.
+// they name a path in a release (${RELEASE_DIR}, [deploy] dir/current),
+// checked when the program starts.
 func (f *File) releaseDirMachineKeys() map[string]bool {
 	out := map[string]bool{}
 	if f.tmpl == nil {
 		return out
 	}
+	under := func(s string) bool {
+		return f.tmpl.deployDir != "" && strings.HasPrefix(filepath.Clean(s), f.tmpl.deployDir+"/")
+	}
 	for name, p := range f.tmpl.programs {
 		fields := programFields(p)
+		// A path under [deploy] dir (dir/current) is there from the first
+		// deploy on.
+		inRelease := mentionsVar(fields["directory"], varReleaseDir) || under(p.Directory)
 		for _, k := range []string{"command", "directory"} {
-			if mentionsVar(fields[k], varReleaseDir) || mentionsVar(fields["directory"], varReleaseDir) {
+			if inRelease || mentionsVar(fields[k], varReleaseDir) || k == "command" && len(p.Command) > 0 && under(p.Command[0]) {
 				out["program."+name+"."+k] = true
 			}
 		}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -135,5 +136,30 @@ func TestSlotsRefused(t *testing.T) {
 	noDeploy := slotsHead + "[program.web]\ncommand = \"/bin/sleep 1000\"\ndeploy = \"restart\"\n"
 	if _, err := Parse("x.toml", []byte(noDeploy)); err == nil || !strings.Contains(err.Error(), "program.web.deploy: \"restart\" needs a [deploy] section") {
 		t.Errorf("deploy without [deploy]: %v", err)
+	}
+}
+
+// The README's Deploying example is a valid config (but for what this
+// machine lacks: its user, its commands).
+func TestReadmeDeploying(t *testing.T) {
+	readme, err := os.ReadFile("../../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "## Deploying\n")
+	_, rest, ok2 := strings.Cut(rest, "```toml\n")
+	block, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README: no toml block in Deploying")
+	}
+	// This machine has no user hello, nor celery: nobody, and sleep.
+	block = strings.ReplaceAll(block, `"hello"`, `"nobody"`)
+	block = strings.ReplaceAll(block, `"celery -A hello worker"`, `"/bin/sleep 1000"`)
+	f, err := Parse("README.md", []byte("[admin]\nsocket = \"/tmp/hostctl-deploy.sock\"\nstate_dir = \"/tmp/hostctl-deploy\"\n"+block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(f.BlueGreen(), []string{"gunicorn"}) || !slices.Equal(f.Redeployed(), []string{"celery"}) {
+		t.Errorf("blue_green %v, redeployed %v", f.BlueGreen(), f.Redeployed())
 	}
 }
