@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -207,9 +206,4 @@ func activeServer(useTLS bool) *caddyhttp.Server {
 		name = "https"
 	}
 	return httpApp.Servers[name]
-}
-
-// String describes a gate response for an error message.
-func (r GateResponse) String() string {
-	return fmt.Sprintf("status %d", r.Status)
 }

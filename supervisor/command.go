@@ -29,8 +29,9 @@ type Cmd struct {
 	Cred *syscall.Credential
 	// Stdin is its standard input; nil is /dev/null.
 	Stdin io.Reader
-	// Stdout and Stderr receive its output (the same writer gets both in
-	// one stream); nil discards.
+	// Stdout and Stderr receive its output; nil discards. When Stderr ==
+	// Stdout (compared with ==: give a pointer or another comparable
+	// writer), both go through one pipe, in the order written.
 	Stdout, Stderr io.Writer
 	// Started, if set, is called with its pid (its process group) once it
 	// runs.

@@ -382,10 +382,13 @@ command = "echo \"$RELEASE\" >> %[1]s/out/before_switch.log"
 		if len(failures) > 0 {
 			t.Errorf("%d failed requests: %q", len(failures), failures[:min(len(failures), 10)])
 		}
-		// The gate gives up within deploy_timeout (the steps' times are
-		// whole seconds; the stop of the new slot is the step after it).
-		if gate, stopped := stepTime(r.stdout, "gate"), stepTime(r.stdout, "stop"); gate.IsZero() || stopped.IsZero() || stopped.Sub(gate) > deployTimeout+2*time.Second {
-			t.Errorf("the gate began at %s and gave up at %s, more than deploy_timeout %s:\n%s", gate, stopped, deployTimeout, r.stdout)
+		// The gate gives up at deploy_timeout, or sooner: the time it took
+		// is logged (a busy machine adds seconds), and a gate that waits
+		// on past it (twice as long) fails the test.
+		gate, stopped := stepTime(r.stdout, "gate"), stepTime(r.stdout, "stop")
+		t.Logf("the gate gave up after %s (deploy_timeout %s)", stopped.Sub(gate), deployTimeout)
+		if gate.IsZero() || stopped.IsZero() || stopped.Sub(gate) > 2*deployTimeout {
+			t.Errorf("the gate began at %s and gave up at %s, long past deploy_timeout %s:\n%s", gate, stopped, deployTimeout, r.stdout)
 		}
 		if bodies[newBody] > 0 {
 			t.Errorf("%d visitors' requests reached the new release (%q)", bodies[newBody], newBody)

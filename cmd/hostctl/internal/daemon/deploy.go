@@ -150,9 +150,10 @@ type deployRun struct {
 }
 
 func (r *deployRun) step(name, format string, a ...any) {
+	now := time.Now().UTC() // before the log line, which may wait for its writer
 	msg := fmt.Sprintf(format, a...)
 	r.log.Info(msg, zap.String("step", name), zap.String("release", r.rel.ID))
-	r.emit(apitype.DeployEvent{Time: time.Now().UTC(), Step: name, Msg: msg, Release: r.rel.ID})
+	r.emit(apitype.DeployEvent{Time: now, Step: name, Msg: msg, Release: r.rel.ID})
 }
 
 func (r *deployRun) output() *lineWriter {
