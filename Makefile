@@ -48,7 +48,7 @@ e2e-fleet: ## three webservers and a front under load: balancing, draining, a we
 
 e2e: ## the Django example end to end under the real hostctl (installs Debian packages as root)
 	scripts/e2e-deps.sh
-	$(GO) test $(TESTFLAGS) -v -run 'TestDjangoWebserver|TestDjangoRollingRestartUnderLoad' ./cmd/hostctl/e2e/
+	$(GO) test $(TESTFLAGS) -v -run 'TestDjangoWebserver|TestDjangoRollingRestartUnderLoad|TestDeploySwitchDjango' ./cmd/hostctl/e2e/
 
 run-django: build ## run the Django example (configs/webserver.toml) in the foreground
 	. configs/django/env.sh && HELLO_STATIC_ROOT=$$WEBSERVER_DIR/static /usr/bin/python3 configs/django/manage.py collectstatic --noinput -v0 && exec $(BIN) run -c configs/webserver.toml

@@ -514,7 +514,7 @@ func (cc *Config) siteRoutes(s *site, env buildEnv) (caddyhttp.RouteList, error)
 	var routes caddyhttp.RouteList
 	if cc.HealthPath != "" {
 		site := &siteHandler{Instance: env.instance, HealthPath: cc.HealthPath, Upstreams: s.upstreams()}
-		if len(site.Upstreams) > 1 {
+		if cc.pooled(site.Upstreams) {
 			site.Pool = s.key
 		}
 		routes = append(routes, handle(moduleJSON(site, "handler", "hostctl_site")))
@@ -559,8 +559,8 @@ func (cc *Config) proxyHandlers(s *site, ups []string, env buildEnv) []json.RawM
 	if *cc.RequestBuffer > 0 {
 		buffer = &BodyBuffer{Limit: *cc.RequestBuffer, Memory: *cc.RequestBufferMemory, Dir: spoolDir}
 	}
-	if len(ups) != 1 || cc.UpstreamKeepAlive || caddyReverseProxyOnly {
-		if len(ups) > 1 {
+	if len(ups) != 1 || cc.UpstreamKeepAlive || caddyReverseProxyOnly || cc.pooled(ups) {
+		if cc.pooled(ups) {
 			rp = moduleJSON(&PoolHandler{ProxyRaw: rp, Pool: s.key}, "handler", "hostctl_pool")
 		}
 		if buffer == nil {
@@ -633,7 +633,7 @@ func staticRoute(st Static, fileUser string) (caddyhttp.Route, error) {
 func (cc *Config) reverseProxy(s *site, ups []string, instance string) json.RawMessage {
 	rp := &reverseproxy.Handler{
 		TransportRaw:   moduleJSON(cc.upstreamTransport(instance), "protocol", "hostctl_http"),
-		LoadBalancing:  cc.loadBalancing(len(ups) > 1, instance),
+		LoadBalancing:  cc.loadBalancing(cc.pooled(ups), instance),
 		TrustedProxies: cc.TrustedProxies,
 	}
 	for _, u := range ups {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -104,6 +105,14 @@ type Config struct {
 	// front for several webservers. Default empty. (Named so because
 	// Upstreams is a method.)
 	UpstreamList []string `toml:"upstreams"`
+
+	// Switched are upstreams (as written, resolved) that move from one
+	// blue/green slot to the other (hostctl deploy): a site with one of
+	// them is proxied by a pool (hostctl_pool), even with one upstream,
+	// so that the switch swaps its list without reloading Caddy
+	// (SwapUpstreams), and the deploy's gate can reach the new slot
+	// (ServeGate). Set by hostctl's config reader; not a TOML key.
+	Switched []string `toml:"-"`
 
 	// Static lists static file mounts ([[proxy.static]]), tried before the
 	// upstream. Default none.
@@ -330,6 +339,10 @@ type Static struct {
 	// MaxAge is the Cache-Control max-age sent with files. Default 1h;
 	// "0s" sends "Cache-Control: no-cache" (clients revalidate with ETag).
 	MaxAge *time.Duration `toml:"max_age"`
+	// Later: Dir may not exist yet (a release's dir, before the first
+	// deploy): its requests get 404 until it does. Set by hostctl's
+	// config reader; not a TOML key.
+	Later bool `toml:"-"`
 }
 
 // Health configures the health checks ([proxy.health]) of sites with more
@@ -580,6 +593,21 @@ func (c *Config) hasTLS() bool {
 	}
 	return false
 }
+
+// switched reports whether a site with upstreams ups is a pool because
+// one of them moves between blue/green slots (Switched).
+func (c *Config) switched(ups []string) bool {
+	for _, u := range ups {
+		if slices.Contains(c.Switched, u) {
+			return true
+		}
+	}
+	return false
+}
+
+// pooled reports whether a site with upstreams ups is proxied by a pool
+// (hostctl_pool): several upstreams, or one that switches.
+func (c *Config) pooled(ups []string) bool { return len(ups) > 1 || c.switched(ups) }
 
 // upstreams returns the site's upstream list.
 func (s *site) upstreams() []string {
@@ -960,7 +988,9 @@ func (st *Static) check(fe *fieldErrors, key string) {
 	if st.Dir == "" {
 		fe.add(key+".dir", "missing: the directory to serve")
 	} else if fi, err := os.Stat(st.Dir); err != nil {
-		fe.addMachine(key+".dir", "cannot read: %v", unwrapPath(err))
+		if !st.Later || !errors.Is(err, fs.ErrNotExist) {
+			fe.addMachine(key+".dir", "cannot read: %v", unwrapPath(err))
+		}
 	} else if !fi.IsDir() {
 		fe.addMachine(key+".dir", "%q is not a directory", st.Dir)
 	}

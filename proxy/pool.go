@@ -153,6 +153,13 @@ func (p *PoolHandler) newGen(dials []string) (*poolGen, error) {
 }
 
 func (p *PoolHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// A deploy's gate request goes to the new slot's upstreams (gate.go);
+	// no other request can be pinned.
+	if g, err := gateGen(r, p); err != nil {
+		return caddyhttp.Error(http.StatusBadGateway, err)
+	} else if g != nil {
+		return g.h.ServeHTTP(w, r, next)
+	}
 	g := p.acquire()
 	defer g.release()
 	return g.h.ServeHTTP(w, r, next)

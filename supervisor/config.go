@@ -168,6 +168,15 @@ type ProgramConfig struct {
 	// carries it: the daemon acts on it. Changing it does not restart the
 	// program. Default false.
 	Required bool `toml:"required"`
+	// Deploy is what `hostctl deploy` does with the program: "blue_green"
+	// (a new release's instances start beside the live ones, in the other
+	// slot, and take the traffic once they pass the gate), "restart" (it is
+	// restarted on the new release after the switch), "rolling" (the same,
+	// one instance at a time, as with Rolling), or "none" (left alone:
+	// memcached, rabbitmq). The supervisor only carries it: the config
+	// reader resolves ${SLOT} and ${RELEASE_DIR}, the daemon deploys.
+	// Default "" (the config reader picks "restart" or "none").
+	Deploy string `toml:"deploy"`
 
 	// StdoutLog is the file for stdout. Default <log.dir>/NAME.out.log;
 	// "none" discards; "-" writes each line to hostctl's own stdout,
@@ -466,6 +475,11 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 			bad(fmt.Sprintf("serves[%d]", i), "%q is listed twice", u)
 		}
 	}
+	switch p.Deploy {
+	case "", DeployBlueGreen, DeployRestart, DeployRolling, DeployNone:
+	default:
+		bad("deploy", "%q is not one of \"blue_green\", \"restart\", \"rolling\", \"none\"", p.Deploy)
+	}
 	procs, perrs := p.processes(prefix)
 	errs = append(errs, perrs...)
 	seen := map[string]bool{}
@@ -489,7 +503,7 @@ func (p *ProgramConfig) Validate(prefix string) []error {
 // prefix is the program's table ("program.web").
 func (c *ProcessConfig) Validate(prefix string) []error {
 	var errs []error
-	if !validName(c.Name) {
+	if !validProcessName(c.Name) {
 		errs = append(errs, &FieldError{Key: prefix + ".process_name",
 			Msg: fmt.Sprintf("gives the name %q for instance %d; a process name may only use letters, digits, '-', '_' and '.'", c.Name, c.Instance)})
 	}
@@ -786,6 +800,26 @@ func validName(s string) bool {
 	}
 	return true
 }
+
+// validProcessName is validName, or validName followed by "@SLOT": the
+// processes of a blue/green program (deploy = "blue_green") are named by
+// their slot ("gunicorn@a"), so that the new release's run beside the
+// live ones under names of their own.
+func validProcessName(s string) bool {
+	name, slot, ok := strings.Cut(s, "@")
+	if !ok {
+		return validName(s)
+	}
+	return validName(name) && (slot == "a" || slot == "b")
+}
+
+// Deploy modes (ProgramConfig.Deploy).
+const (
+	DeployBlueGreen = "blue_green"
+	DeployRestart   = "restart"
+	DeployRolling   = "rolling"
+	DeployNone      = "none"
+)
 
 // ExpandVars expands ${NAME} from lookup; $$ is a literal $ and a $ not
 // followed by { or $ stays as it is. It returns an error naming every

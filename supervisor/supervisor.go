@@ -849,6 +849,7 @@ func sameProcess(a, b *ProcessConfig) bool {
 		n := *c.Program
 		n.Instances, n.InstanceStart, n.ProcessName, n.Rolling, n.ProgramGroup = 0, 0, "", false, ""
 		n.Required = false // the daemon's policy, not the process's
+		n.Deploy = ""      // the deploy's, not the process's
 		return n
 	}
 	na, nb := norm(a), norm(b)

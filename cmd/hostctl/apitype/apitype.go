@@ -512,3 +512,39 @@ type ChecksResponse struct {
 	// any.
 	Checks []Check `json:"checks"`
 }
+
+// DeployRequest is the body of POST /v1/deploy: where the new release's
+// code comes from ([deploy] repo at its branch when both are empty).
+type DeployRequest struct {
+	// Ref is a branch, tag or commit of [deploy] repo.
+	Ref string `json:"ref,omitempty"`
+	// From is an absolute path, on the host, of a directory or .tar.gz
+	// file holding the code.
+	From string `json:"from,omitempty"`
+}
+
+// DeployEvent is one line of POST /v1/deploy's answer, a stream of JSON
+// lines (application/x-ndjson), each written as it happens. The last
+// line has Result.
+type DeployEvent struct {
+	Time time.Time `json:"time"`
+	// Step is set when a step starts: "prepare", "before_switch",
+	// "start", "gate", "switch", "drain", "restart"; Msg says more.
+	Step string `json:"step,omitempty"`
+	Msg  string `json:"msg,omitempty"`
+	// Output is one line a command printed (git, a build step,
+	// before_switch), or one line of the preparation's own progress.
+	Output string `json:"output,omitempty"`
+	// Release is the new release's id, once there is one.
+	Release string `json:"release,omitempty"`
+	// Result ends the stream: "ok" (the release is live) or "failed"
+	// (Error says why; nothing live changed unless Error says so).
+	Result string `json:"result,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Deploy results (DeployEvent.Result).
+const (
+	DeployOK     = "ok"
+	DeployFailed = "failed"
+)

@@ -402,3 +402,42 @@ func (c *Client) Undrain(ctx context.Context, wait time.Duration) (apitype.Drain
 	err := c.do(ctx, "POST", "/v1/undrain", apitype.DrainRequest{WaitSeconds: wait.Seconds()}, &out)
 	return out, err
 }
+
+// Deploy asks hostctl to deploy a new release and calls fn with each
+// progress line as it comes; it returns the deploy's error (an
+// *APIError for a request refused outright), nil once the release is
+// live. ctx ending before the switch cancels the deploy.
+func (c *Client) Deploy(ctx context.Context, req apitype.DeployRequest, fn func(apitype.DeployEvent)) error {
+	resp, err := c.send(ctx, "POST", "/v1/deploy", req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var ev apitype.DeployEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return fmt.Errorf("reading the deploy's progress: %w", err)
+		}
+		if ev.Result != "" {
+			if ev.Result != apitype.DeployOK {
+				return &DeployError{Msg: ev.Error}
+			}
+			return nil
+		}
+		fn(ev)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading the deploy's progress: %w", err)
+	}
+	return errors.New("hostctl ended the deploy's progress without a result (did it stop?): see hostctl releases")
+}
+
+// DeployError is a deploy that failed; Msg says why.
+type DeployError struct{ Msg string }
+
+func (e *DeployError) Error() string { return e.Msg }

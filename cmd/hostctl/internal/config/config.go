@@ -80,6 +80,13 @@ type File struct {
 	Warnings []*Error `toml:"-"`
 
 	links front.Links // Links, once the file is valid
+
+	// tmpl is what the file says where it uses ${SLOT} and
+	// ${RELEASE_DIR}, or has a [deploy] section: Programs and Proxy are
+	// resolved from it for slots (slots.go). nil: Programs and Proxy are
+	// what the file says.
+	tmpl  *templates
+	slots Slots
 }
 
 // Admin is the [admin] section.
@@ -258,8 +265,18 @@ func Parse(path string, data []byte) (*File, error) {
 	// (defaults, the files read once), then a validate that reads nothing
 	// already provisioned.
 	decodeErrs := len(d.errs)
+	// Validated as slot "a" would run, with [deploy] dir/current as
+	// ${RELEASE_DIR}: a path in a release is checked when the program
+	// starts, not here (there may be no release yet).
+	f.keepTemplates(len(d.deployVarKeys) > 0)
+	if f.tmpl != nil {
+		f.resolve(Slots{})
+	}
 	f.provision(d)
 	f.validate(d)
+	if skip := f.releaseDirMachineKeys(); len(skip) > 0 {
+		d.errs = slices.DeleteFunc(d.errs, func(e *Error) bool { return e.Machine && skip[e.Key] })
+	}
 	if len(d.errs) > 0 {
 		seen := map[string]bool{}
 		for _, e := range d.errs[:decodeErrs] {
@@ -343,6 +360,7 @@ func (f *File) validate(d *decoder) {
 	}
 	errs = append(errs, f.logGroupWriters()...)
 	errs = append(errs, supervisor.ValidatePrograms("program", f.Programs)...)
+	errs = append(errs, f.validateSlots(d.deployVarKeys)...)
 	errs = append(errs, supervisor.ValidateProgramGroups("group", f.Groups, f.Programs)...)
 	if f.Proxy != nil {
 		errs = append(errs, f.Proxy.Validate("proxy")...)

@@ -91,6 +91,9 @@ type decoder struct {
 	// read once (read), when its key is decoded, and provisioned from
 	// that.
 	files map[fileKey]readResult
+	// deployVarKeys are the plain string values where ${SLOT} or
+	// ${RELEASE_DIR} was kept (slots.go).
+	deployVarKeys []string
 }
 
 type fileKey struct {
@@ -400,7 +403,18 @@ func (d *decoder) expand(key string, line int, s string) (string, bool) {
 		d.fail(key, line, "${INSTANCE} is the instance number of a program with instances, expanded only in its command, environment, process_name, directory, stdout_log, stderr_log, serves and ready/health tcp, http, socket and exec (write $${INSTANCE} for the text itself)")
 		return "", false
 	}
-	v, err := supervisor.ExpandVars(s, os.LookupEnv)
+	refs := supervisor.VarRefs(s)
+	if slices.Contains(refs, varSlot) || slices.Contains(refs, varReleaseDir) {
+		// Left for Resolve (slots.go); validateSlots says where they
+		// may be.
+		d.deployVarKeys = append(d.deployVarKeys, key)
+	}
+	v, err := supervisor.ExpandVars(s, func(k string) (string, bool) {
+		if k == varSlot || k == varReleaseDir {
+			return "${" + k + "}", true
+		}
+		return os.LookupEnv(k)
+	})
 	if err != nil {
 		d.fail(key, line, "%v", err)
 		return "", false

@@ -116,6 +116,8 @@ type Options struct {
 	// Drain is hostctl drain: GET/POST /v1/drain, POST /v1/undrain. nil:
 	// they answer 503.
 	Drain Drainer
+	// Deploy is hostctl deploy: POST /v1/deploy. nil: it answers 503.
+	Deploy Deployer
 	// HistoryInterval is how often every program's memory, restarts and
 	// state are sampled for GET /v1/history (the dashboard's sparklines),
 	// which keeps the last hour. Default: 30s.
@@ -255,6 +257,7 @@ var routes = []route{
 	{"GET", "/v1/alerts", read, false, (*Server).listAlerts},
 	{"POST", "/v1/alerts/test", write, false, (*Server).testAlerts},
 	{"GET", "/v1/checks", read, false, (*Server).listChecks},
+	{"POST", "/v1/deploy", write, false, (*Server).deploy},
 	{"GET", "/v1/drain", read, false, (*Server).drainStatus},
 	{"POST", "/v1/drain", write, false, (*Server).drain},
 	{"GET", "/v1/history", read, false, (*Server).history},

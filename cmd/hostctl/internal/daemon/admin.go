@@ -135,6 +135,7 @@ func (d *Daemon) serveAdmin() {
 		},
 		Proxy:  d.proxyStatus,
 		Drain:  d.front,
+		Deploy: d,
 		Alerts: d.alerts,
 		Checks: d.checks.Status,
 		LogRuleDropped: func() uint64 {

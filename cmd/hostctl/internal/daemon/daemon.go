@@ -56,7 +56,8 @@ type Daemon struct {
 	mu  sync.Mutex // guards cfg (replaced on reload)
 	cfg *config.File
 
-	reloadMu sync.Mutex // one reload at a time
+	reloadMu  sync.Mutex // one reload at a time; guards deploying
+	deploying bool       // a deploy runs (deploy.go): reloads are refused
 
 	alerts *alert.Manager // active alerts and their delivery
 	watch  *watch.Watcher // what to alert about (internal/watch)
@@ -80,6 +81,12 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// The blue_green programs run in the slot of the live release.
+	slots, err := slotsFromState(cfg)
+	if err != nil {
+		return fmt.Errorf("deploy state: %w", err)
+	}
+	cfg = cfg.Resolve(slots)
 	// A required program's FATAL ends the run like SIGTERM, with its
 	// cause (container.go).
 	ctx, stop := context.WithCancelCause(ctx)
@@ -298,12 +305,16 @@ func (d *Daemon) config() *config.File {
 func (d *Daemon) Reload(ctx context.Context) (control.Reloaded, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	if d.deploying {
+		return control.Reloaded{}, errDeploying
+	}
 	defer d.notifyReloading()()
 	old := d.config()
 	cfg, err := config.Load(old.Path)
 	if err != nil {
 		return control.Reloaded{}, err
 	}
+	cfg = cfg.Resolve(old.Slots())
 	logWarnings(d.log, cfg)
 	if cfg.Log != old.Log || cfg.Admin != old.Admin {
 		d.log.Warn("[log] and [admin] changes take effect at the next start of hostctl")

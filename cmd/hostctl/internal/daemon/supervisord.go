@@ -13,7 +13,7 @@ func (d *Daemon) planReload() (supervisor.Diff, []*supervisor.ProcessConfig, err
 	if err != nil {
 		return supervisor.Diff{}, nil, err
 	}
-	progs := cfg.ProgramList()
+	progs := cfg.Resolve(d.config().Slots()).ProgramList()
 	return d.sup.Plan(progs)
 }
 

@@ -66,6 +66,27 @@ type Config struct {
 	// and RELEASE_DIR (its absolute path) are set on top.
 	Environment map[string]string `toml:"environment"`
 
+	// Check are the paths ("/", "/healthz") the gate requests from a new
+	// release's blue_green instances before traffic moves to them:
+	// through hostctl's own proxy, with the site's Host header, sent to
+	// the new slot only. Each must answer CheckStatus (and contain
+	// CheckBody) within DeployTimeout. Default none: the gate is the
+	// programs' ready and health probes.
+	Check []string `toml:"check"`
+	// CheckStatus is the status every Check path must answer. Default 200.
+	CheckStatus int `toml:"check_status"`
+	// CheckBody, if set, must be in every Check path's answer body.
+	CheckBody string `toml:"check_body"`
+	// CheckHost is the Host header of the Check requests. Default: the
+	// first host name of the site the blue_green program serves, else
+	// "localhost".
+	CheckHost string `toml:"check_host"`
+	// DeployTimeout bounds the gate: from the start of the new slot's
+	// instances until they are RUNNING, healthy and answer every Check
+	// path. Past it the new slot is stopped and the deploy fails; nothing
+	// live changed. Default 2m.
+	DeployTimeout time.Duration `toml:"deploy_timeout"`
+
 	// RunAs is who the steps run as, and with what environment: Program's
 	// user, group and environment overridden by User, Group and
 	// Environment. Set by Provision; not a TOML key.
@@ -85,13 +106,17 @@ type Step struct {
 
 // Defaults of Config.
 const (
-	DefaultBranch      = "main"
-	DefaultKeep        = 5
-	DefaultStepTimeout = 10 * time.Minute
+	DefaultBranch        = "main"
+	DefaultKeep          = 5
+	DefaultStepTimeout   = 10 * time.Minute
+	DefaultCheckStatus   = 200
+	DefaultDeployTimeout = 2 * time.Minute
 )
 
 // DefaultConfig returns [deploy] with its defaults.
-func DefaultConfig() Config { return Config{Branch: DefaultBranch, Keep: DefaultKeep} }
+func DefaultConfig() Config {
+	return Config{Branch: DefaultBranch, Keep: DefaultKeep, CheckStatus: DefaultCheckStatus, DeployTimeout: DefaultDeployTimeout}
+}
 
 // DefaultStep returns a step with its defaults (for the config decoder).
 func DefaultStep() Step { return Step{Timeout: DefaultStepTimeout} }
@@ -189,6 +214,20 @@ func (c *Config) Validate(prefix string) []error {
 				bad(fmt.Sprintf("%s[%d].timeout", name, i), "must be more than 0 (for example \"5m\")")
 			}
 		}
+	}
+	for i, p := range c.Check {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\r\n#") {
+			bad(fmt.Sprintf(".check[%d]", i), "%q must be a path of the site starting with / (for example \"/healthz\")", p)
+		}
+	}
+	if c.CheckStatus < 100 || c.CheckStatus > 599 {
+		bad(".check_status", "%d is not an HTTP status (for example 200)", c.CheckStatus)
+	}
+	if strings.ContainsAny(c.CheckHost, " \t\r\n/") {
+		bad(".check_host", "%q is not a host name", c.CheckHost)
+	}
+	if c.DeployTimeout <= 0 {
+		bad(".deploy_timeout", "must be more than 0 (for example \"2m\")")
 	}
 	switch {
 	case c.unknownProgram:

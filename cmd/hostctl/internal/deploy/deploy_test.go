@@ -49,6 +49,12 @@ func newHost(t *testing.T, base string, cfg Config) *Host {
 	if cfg.Keep == 0 {
 		cfg.Keep = DefaultKeep
 	}
+	if cfg.CheckStatus == 0 {
+		cfg.CheckStatus = DefaultCheckStatus
+	}
+	if cfg.DeployTimeout == 0 {
+		cfg.DeployTimeout = DefaultDeployTimeout
+	}
 	if cfg.User == "" {
 		cfg.User = appUser
 	}

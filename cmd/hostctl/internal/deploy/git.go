@@ -8,9 +8,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/hostctl/hostctl/supervisor"
 )
 
 // Git runs as root, and only on the mirror, a bare repository in root's
@@ -31,14 +32,13 @@ func (h *Host) MirrorPath() string { return h.mirrorPath() }
 
 // git runs git as root with args; its error carries git's stderr.
 func (h *Host) git(ctx context.Context, stdout io.Writer, args ...string) error {
-	c := exec.CommandContext(ctx, "git", args...)
 	// Never prompt for a password on hostctl's terminal: a deploy that
 	// needs one fails and says so. Root's own git config (credentials, a
 	// deploy key for ssh) applies.
-	c.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=/bin/false")
+	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=/bin/false")
 	var stderr bytes.Buffer
-	c.Stdout, c.Stderr = stdout, &stderr
-	if err := c.Run(); err != nil {
+	c := &supervisor.Cmd{Args: append([]string{"git"}, args...), Env: env, Stdout: stdout, Stderr: &stderr}
+	if err := c.Run(ctx); err != nil {
 		return fmt.Errorf("git %s: %s: %s", args[0], exitText(err), strings.TrimSpace(stderr.String()))
 	}
 	return nil

@@ -39,6 +39,10 @@ type Host struct {
 	cfg      *Config
 	stateDir string // <state_dir>/deploy, private to root
 	now      func() time.Time
+	// held: Lock holds the deploy lock for this Host's caller, whose
+	// Prepare and Activate run under it (a second flock of the same file
+	// in this process would fail).
+	held bool
 }
 
 // Open returns the releases of cfg (provisioned and valid), recorded in
@@ -65,9 +69,29 @@ type Source struct {
 	From string
 }
 
+// Lock takes the deploy lock for a whole deploy (prepare, gate, switch):
+// until the returned func is called, Prepare and Activate on h run under
+// it, and every other deploy is told who holds it and since when. h is
+// then for one goroutine.
+func (h *Host) Lock() (func(), error) {
+	if err := h.layout(); err != nil {
+		return nil, err
+	}
+	unlock, err := h.lock()
+	if err != nil {
+		return nil, err
+	}
+	h.held = true
+	return func() { h.held = false; unlock() }, nil
+}
+
 // lock takes the deploy lock (one deploy at a time on this host); the
-// returned func releases it. A second deploy is told who holds it.
+// returned func releases it. A second deploy is told who holds it. Under
+// Lock it does nothing.
 func (h *Host) lock() (func(), error) {
+	if h.held {
+		return func() {}, nil
+	}
 	path := filepath.Join(h.stateDir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
@@ -377,7 +401,12 @@ func (h *Host) ensureShared(p string, isDir bool, cred *syscall.Credential) erro
 // under a temporary name, then renamed over current), and records it as
 // Live, the release live before it as Previous. The switch (issue 23 §2)
 // calls it once traffic may move; it does not start or stop programs.
-func (h *Host) Activate(id string) error {
+func (h *Host) Activate(id string) error { return h.ActivateSlot(id, "") }
+
+// ActivateSlot is Activate for a release whose blue_green programs run in
+// slot ("" without any): the switch records it with the release and ends
+// the switch record (BeginSwitch).
+func (h *Host) ActivateSlot(id, slot string) error {
 	if err := h.layout(); err != nil {
 		return err
 	}
@@ -405,6 +434,10 @@ func (h *Host) Activate(id string) error {
 		if d, err := os.Open(h.cfg.Dir); err == nil {
 			d.Sync()
 			d.Close()
+		}
+		s.Switching = nil
+		if slot != "" {
+			r.Slot = slot
 		}
 		if r.State == Live {
 			return nil
@@ -473,4 +506,76 @@ func (h *Host) runner() (*runner, error) {
 		return nil, fmt.Errorf("deploy.environment: %w", err)
 	}
 	return &runner{cred: cred, env: env, pgroups: supervisor.PgroupRecords{Dir: h.pgroupsDir(), Log: zap.NewNop()}}, nil
+}
+
+// Live returns the live release, and false when none is.
+func (h *Host) Live() (Release, bool, error) {
+	s, err := h.load()
+	if err != nil {
+		return Release{}, false, err
+	}
+	for _, r := range s.Releases {
+		if r.State == Live {
+			return r, true, nil
+		}
+	}
+	return Release{}, false, nil
+}
+
+// Dir is the directory of release id.
+func (h *Host) Dir(id string) string { return h.releaseDir(id) }
+
+// BeginSwitch records that traffic is about to move to release id in
+// slot to, from slot from; ActivateSlot ends the record, as does Fail.
+func (h *Host) BeginSwitch(id, from, to string) error {
+	return h.update(func(s *stateFile) error {
+		if s.find(id) == nil {
+			return fmt.Errorf("no release %q", id)
+		}
+		s.Switching = &Switch{Release: id, From: from, To: to, Since: h.now().UTC()}
+		return nil
+	})
+}
+
+// Fail records a built release that did not go live as failed, with why
+// (the gate's reason and the new program's last lines); current and the
+// live release are not touched.
+func (h *Host) Fail(id, why string) error {
+	return h.update(func(s *stateFile) error {
+		s.Switching = nil
+		r := s.find(id)
+		if r == nil {
+			return fmt.Errorf("no release %q", id)
+		}
+		if r.State == Built {
+			r.State, r.Error = Failed, why
+		}
+		return nil
+	})
+}
+
+// BeforeSwitch runs the before_switch steps in release rel's dir, as the
+// app's user, each within its timeout, their output to out and the
+// release's build log.
+func (h *Host) BeforeSwitch(ctx context.Context, rel Release, out io.Writer) error {
+	if len(h.cfg.BeforeSwitch) == 0 {
+		return nil
+	}
+	run, err := h.runner()
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(h.LogPath(rel.ID), os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o600)
+	if err == nil {
+		defer logf.Close()
+		out = io.MultiWriter(out, logf)
+	}
+	dir := h.releaseDir(rel.ID)
+	for i, s := range h.cfg.BeforeSwitch {
+		fmt.Fprintf(out, "%s before_switch[%d]: %s\n", h.now().UTC().Format("15:04:05"), i, s.Command)
+		if err := run.step(ctx, s, rel.ID, dir, out); err != nil {
+			return fmt.Errorf("before_switch[%d] (%s): %w", i, s.Command, err)
+		}
+	}
+	return nil
 }

@@ -6,11 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 
 	"github.com/hostctl/hostctl/supervisor"
 )
@@ -19,28 +16,22 @@ import (
 const tailLines = 20
 
 // command returns argv as the app's user, in dir, in its own process
-// group, which ctx's end kills whole (SIGKILL to -pgid).
-func (r *runner) command(ctx context.Context, dir string, env []string, argv ...string) *exec.Cmd {
-	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	c.Dir = dir
-	c.Env = env
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: r.cred}
-	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
-	// A child that escaped the group and holds the output open does not
-	// hold the step up past this.
-	c.WaitDelay = 5 * time.Second
-	return c
+// group, which ctx's end kills whole (supervisor.Cmd: through hostctl's
+// spawner, so that the daemon, which reaps every child, does not steal
+// its exit status).
+func (r *runner) command(dir string, env []string, argv ...string) *supervisor.Cmd {
+	return &supervisor.Cmd{Args: argv, Dir: dir, Env: env, Cred: r.cred}
 }
 
 // cmd runs argv as the app's user in dir with stdin, its output to out;
 // a failure carries its last lines.
 func (r *runner) cmd(ctx context.Context, dir string, stdin io.Reader, out io.Writer, argv ...string) error {
 	t := &tail{}
-	c := r.command(ctx, dir, r.env, argv...)
+	c := r.command(dir, r.env, argv...)
 	c.Stdin = stdin
 	c.Stdout = io.MultiWriter(out, t)
 	c.Stderr = c.Stdout
-	if err := r.run(c); err != nil {
+	if err := r.run(ctx, c); err != nil {
 		return fmt.Errorf("%s: %s%s", argv[0], exitText(err), t.text())
 	}
 	return nil
@@ -53,10 +44,10 @@ func (r *runner) step(ctx context.Context, s Step, id, dir string, out io.Writer
 	defer cancel()
 	env := append(append([]string{}, r.env...), "RELEASE="+id, "RELEASE_DIR="+dir)
 	t := &tail{}
-	c := r.command(ctx, dir, env, "/bin/sh", "-c", s.Command)
+	c := r.command(dir, env, "/bin/sh", "-c", s.Command)
 	c.Stdout = io.MultiWriter(out, t)
 	c.Stderr = c.Stdout
-	err := r.run(c)
+	err := r.run(ctx, c)
 	if err == nil {
 		return nil
 	}
@@ -69,30 +60,22 @@ func (r *runner) step(ctx context.Context, s Step, id, dir string, out io.Writer
 // run runs c, its process group recorded in the state dir while it
 // runs: if hostctl dies meanwhile (kill -9), nothing would enforce the
 // step's timeout; the next deploy kills what is left of the group.
-func (r *runner) run(c *exec.Cmd) error {
-	if err := c.Start(); err != nil {
-		return err
+func (r *runner) run(ctx context.Context, c *supervisor.Cmd) error {
+	var pgid int
+	c.Started = func(pid int) {
+		pgid = pid
+		r.pgroups.Add(pgid, "deploy: "+strings.Join(c.Args, " "))
 	}
-	pgid := c.Process.Pid
-	r.pgroups.Add(pgid, "deploy: "+strings.Join(c.Args, " "))
-	err := c.Wait()
-	r.pgroups.Remove(pgid)
+	err := c.Run(ctx)
+	if pgid != 0 {
+		r.pgroups.Remove(pgid)
+	}
 	return err
 }
 
 // exitText is "exit status 3", "killed by SIGKILL (exit status 137)",
 // or the error.
-func exitText(err error) string {
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return err.Error()
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	if ok && ws.Signaled() {
-		return fmt.Sprintf("killed by SIG%s (exit status %d)", supervisor.SignalName(ws.Signal()), 128+int(ws.Signal()))
-	}
-	return fmt.Sprintf("exit status %d", ee.ExitCode())
-}
+func exitText(err error) string { return err.Error() }
 
 // tail keeps the last tailLines lines written to it.
 type tail struct {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/testuser"
 )
@@ -125,5 +126,51 @@ func TestAttackRepoOfAppUser(t *testing.T) {
 	}
 	if _, err := os.Lstat(h.MirrorPath()); err == nil {
 		t.Errorf("a mirror was made from a repo of %s", appUser)
+	}
+}
+
+// TestAttackBeforeSwitch: a before_switch step (the new release's code,
+// run by the daemon as root's child) tries to point current at /etc, to
+// plant a link in releases/, and to rewrite the recorded state: it runs as
+// the app's user, who may do none of it, so the switch that follows moves
+// current to the release and the state records it live, in its slot.
+func TestAttackBeforeSwitch(t *testing.T) {
+	base := world(t)
+	repo := newRepo(t, base)
+	repo.commit(map[string]string{"app.py": "v1"})
+	h := newHost(t, base, Config{Repo: repo.dir, BeforeSwitch: []Step{{Timeout: time.Minute, Command: `id -un > "$RELEASE_DIR/who";` +
+		` ln -sfn /etc "$RELEASE_DIR/../../current"; ln -s /etc "$RELEASE_DIR/../planted";` +
+		` echo '{"releases":[]}' > ` + filepath.Join(base, "state", "deploy", "releases.json") + `; true`}}})
+	unlock, err := h.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	rel := prepare(t, h, Source{})
+	var out bytes.Buffer
+	if err := h.BeforeSwitch(context.Background(), rel, &out); err != nil {
+		t.Fatalf("BeforeSwitch: %v\n%s", err, out.String())
+	}
+	if who := read(t, filepath.Join(h.Dir(rel.ID), "who")); who != appUser {
+		t.Errorf("before_switch ran as %q, want %s", who, appUser)
+	}
+	if _, err := os.Lstat(filepath.Join(h.cfg.Dir, "current")); err == nil {
+		t.Errorf("before_switch made current")
+	}
+	if _, err := os.Lstat(filepath.Join(h.cfg.Dir, "releases", "planted")); err == nil {
+		t.Errorf("before_switch planted a link in releases/")
+	}
+	if err := h.BeginSwitch(rel.ID, "a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ActivateSlot(rel.ID, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.Readlink(filepath.Join(h.cfg.Dir, "current")); got != "releases/"+rel.ID {
+		t.Errorf("current -> %q", got)
+	}
+	live, ok, err := h.Live()
+	if err != nil || !ok || live.ID != rel.ID || live.Slot != "b" {
+		t.Errorf("live: %+v %v %v", live, ok, err)
 	}
 }

@@ -52,11 +52,28 @@ type Release struct {
 	State    State         `json:"state"`
 	// Error is why it failed: the step, its exit status, its last lines.
 	Error string `json:"error,omitempty"`
+	// Slot is the blue/green slot ("a" or "b") its blue_green programs
+	// ran in when it went live; "" for a release never live, or without
+	// blue_green programs.
+	Slot string `json:"slot,omitempty"`
 }
 
-// stateFile is what the state dir records: every release, oldest first.
+// Switch records a switch under way: from the moment the proxy may send
+// a visitor to the new slot until current and the state have moved (or
+// the switch was undone). A switch still recorded when hostctl starts
+// was interrupted (kill -9); the record says where each slot was.
+type Switch struct {
+	Release string    `json:"release"`
+	From    string    `json:"from"` // the slot live before
+	To      string    `json:"to"`   // the new release's slot
+	Since   time.Time `json:"since"`
+}
+
+// stateFile is what the state dir records: every release, oldest first,
+// and the switch under way, if any.
 type stateFile struct {
-	Releases []Release `json:"releases"`
+	Releases  []Release `json:"releases"`
+	Switching *Switch   `json:"switching,omitempty"`
 }
 
 // validID is what Host ever names a release dir; an ID read back is

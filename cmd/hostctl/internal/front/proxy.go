@@ -106,6 +106,7 @@ type pendingStart struct {
 
 type proxyCmd struct {
 	stop  bool         // stop the proxy and end run; else reload cfg
+	swap  bool         // reload cfg only by swapping upstream lists (Switch)
 	cfg   *ProxyConfig // the new config (reload)
 	reply chan proxyReply
 }
@@ -152,7 +153,13 @@ func (o *ProxyOwner) run() {
 				c.reply <- proxyReply{}
 				return
 			}
-			res, err := o.reload(c.cfg)
+			var res string
+			var err error
+			if c.swap {
+				res, err = o.swap(c.cfg)
+			} else {
+				res, err = o.reload(c.cfg)
+			}
 			c.reply <- proxyReply{res, err}
 		case gen := <-o.settled:
 			if o.pending == nil || o.pending.gen != gen {
@@ -179,6 +186,38 @@ func (o *ProxyOwner) Reload(ctx context.Context, cfg *ProxyConfig) (string, erro
 		return "", err
 	}
 	return r.res, r.err
+}
+
+// Switch makes cfg the proxy's config by swapping its pools' upstream
+// lists (a deploy's switch to the new slot), never by reloading Caddy,
+// which would close the connections to the proxy: it fails, changing
+// nothing, when cfg differs otherwise. With the proxy not running (a
+// first deploy, before it ever started) it is a Reload: no visitor is
+// being served. It returns "swapped" or Reload's answer.
+func (o *ProxyOwner) Switch(ctx context.Context, cfg *ProxyConfig) (string, error) {
+	r, err := o.send(ctx, proxyCmd{cfg: cfg, swap: true})
+	if err != nil {
+		return "", err
+	}
+	return r.res, r.err
+}
+
+// swap is Switch in run.
+func (o *ProxyOwner) swap(cfg *ProxyConfig) (string, error) {
+	if o.running == nil || o.p == nil || cfg.Proxy == nil {
+		return o.reload(cfg)
+	}
+	swapped, err := o.p.SwapUpstreams(*cfg.Proxy)
+	if err != nil {
+		return "", err
+	}
+	if !swapped {
+		return "", errors.New("the switch would need a reload of the proxy's config (it changed otherwise since the last reload: run hostctl reload first)")
+	}
+	o.cfg, o.running = cfg, cfg
+	o.publish("")
+	o.log.Info("[proxy] switched to the new slot without reloading Caddy", zap.Strings("upstreams", cfg.Proxy.Upstreams()))
+	return "swapped", nil
 }
 
 // Stop stops the proxy (or its pending start) and the owner, and closes
