@@ -212,7 +212,8 @@ type ProxyUpstreamStatus struct {
 	// Draining is true while it is taken out of its pool before its
 	// program stops (drain_timeout): it gets no new request, and Requests
 	// are those it is finishing. A site's single upstream is held instead:
-	// new requests wait (Held) until it is up again, or retry_for.
+	// new requests wait (Held) until it is up again, or retry_for (for a
+	// restart, up to hold_for), or get the error page once it stays down.
 	Draining bool `json:"draining,omitempty"`
 	// Held is the number of requests waiting for a draining single
 	// upstream, not sent to it yet.
