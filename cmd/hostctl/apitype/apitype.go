@@ -83,6 +83,9 @@ type ProcessStatus struct {
 	StderrLog string `json:"stderr_log,omitempty"`
 	// Generation counts OS processes spawned for this process.
 	Generation uint64 `json:"generation"`
+	// Restarting is true while a start follows the stop under way (a
+	// restart, or a reload that replaces the process); false for a stop.
+	Restarting bool `json:"restarting,omitempty"`
 }
 
 // ExitStatus is how an OS process ended: Code is the exit code, or
