@@ -568,7 +568,7 @@ func (cc *Config) proxyHandlers(s *site, ups []string, env buildEnv) []json.RawM
 		}
 		return []json.RawMessage{moduleJSON(&RequestBuffer{Buffer: *buffer}, "handler", "hostctl_request_buffer"), rp}
 	}
-	return []json.RawMessage{moduleJSON(&UpstreamHandler{ProxyRaw: rp, Buffer: buffer, Instance: env.instance}, "handler", "hostctl_upstream")}
+	return []json.RawMessage{moduleJSON(&UpstreamHandler{ProxyRaw: rp, Buffer: buffer, Instance: env.instance, HoldFor: caddy.Duration(*cc.HoldFor)}, "handler", "hostctl_upstream")}
 }
 
 // maintenanceRoute answers 503 "maintenance" (the error page) to every

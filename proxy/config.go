@@ -156,6 +156,16 @@ type Config struct {
 	// Default 5s. "0s" turns retries off.
 	RetryFor *time.Duration `toml:"retry_for"`
 
+	// HoldFor caps how long a request to a single upstream may wait, from
+	// its arrival, while the upstream's program restarts (restart, a
+	// health or memory restart, a reload or deploy that restarts it):
+	// held in the proxy, not dialled, until the program is up again, for
+	// at most what the program's config allows it to take to stop and
+	// start (drain_timeout + stop_timeout + its start bound + 10s), and
+	// never longer than this. A request is held at least retry_for all
+	// the same. Default 60s. "0s": no longer than retry_for.
+	HoldFor *time.Duration `toml:"hold_for"`
+
 	// MaxBodySize is the largest request body accepted; larger requests get
 	// 413. Bytes ("10MB"). Default 10MB. 0 means unlimited.
 	MaxBodySize *int64 `toml:"max_body_size" unit:"bytes"`
@@ -383,6 +393,7 @@ type Health struct {
 // restarts, and client read timeouts.
 func DefaultConfig() Config {
 	retry := 5 * time.Second
+	hold := time.Minute
 	maxBody := int64(10 << 20)
 	buf := maxBody
 	bufMem, bufTotalMem, bufTotalDisk := int64(defaultBufferMemory), int64(defaultBufferTotalMemory), int64(defaultBufferTotalDisk)
@@ -394,6 +405,7 @@ func DefaultConfig() Config {
 		ListenTLS:                ":443",
 		ACMECA:                   certmagic.LetsEncryptProductionCA,
 		RetryFor:                 &retry,
+		HoldFor:                  &hold,
 		MaxBodySize:              &maxBody,
 		RequestBuffer:            &buf,
 		RequestBufferMemory:      &bufMem,
@@ -443,6 +455,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryFor == nil {
 		c.RetryFor = d.RetryFor
+	}
+	if c.HoldFor == nil {
+		c.HoldFor = d.HoldFor
 	}
 	if c.MaxBodySize == nil {
 		c.MaxBodySize = d.MaxBodySize
@@ -783,11 +798,14 @@ func (cc *Config) checkACME(fe *fieldErrors) {
 	}
 }
 
-// checkLimits checks that retry_for, the size limits and the timeouts are
+// checkLimits checks that retry_for, hold_for, the size limits and the timeouts are
 // not negative.
 func (cc *Config) checkLimits(fe *fieldErrors) {
 	if *cc.RetryFor < 0 {
 		fe.add(".retry_for", "must not be negative")
+	}
+	if *cc.HoldFor < 0 {
+		fe.add(".hold_for", "must not be negative")
 	}
 	if *cc.MaxBodySize < 0 {
 		fe.add(".max_body_size", "must not be negative")

@@ -8,7 +8,8 @@
 // default: request bodies are buffered before the upstream is dialed
 // (64 KiB of each in RAM, the rest spooled to disk, both capped for all
 // requests together: spool.go), no idle upstream connection is kept, and
-// requests wait up to retry_for for an upstream that is restarting.
+// requests wait up to retry_for for an upstream that is restarting (a
+// single upstream held while its program restarts: up to hold_for).
 // Static files and error pages are read as an unprivileged user
 // (fileuser.go). Which files it may believe as root (the Caddyfile, key,
 // secret and CA files, an error page only root can change) is the rule of

@@ -337,7 +337,8 @@ type UpstreamStatus struct {
 	Draining bool `json:"draining,omitempty"`
 	// Held is the number of requests waiting, not dialled, while a
 	// site's single upstream is draining (held: TryDrain's Held); they
-	// go on when it is undrained or after retry_for.
+	// go on when it is undrained or after retry_for (HoldUntil: longer,
+	// up to hold_for), or get the error page after ReleaseDown.
 	Held int `json:"held,omitempty"`
 }
 

@@ -15,9 +15,12 @@ import (
 // the Proxy marks draining, so that no new request goes to them while the
 // requests they are answering finish. A site's single upstream has no
 // other to go to: its hostctl_upstream handler holds new requests instead
-// (no dial) until Undrain or the site's retry_for. The mark is an atomic
-// switch read on every selection, not a config change: no Caddy reload.
-// It lives with the Proxy (its sink), so a reload keeps it.
+// (no dial) until Undrain, ReleaseDown, or the site's retry_for; while its
+// program is on its way back (a restart), HoldUntil lets them wait as
+// long as the program's config allows, capped by the site's hold_for.
+// The mark is an atomic switch read on every selection, not a config
+// change: no Caddy reload. It lives with the Proxy (its sink), so a
+// reload keeps it.
 
 func init() {
 	caddy.RegisterModule(DrainAwareSelection{})
@@ -27,9 +30,8 @@ func init() {
 // Caddy's config: "127.0.0.1:8000", "unix//run/app.sock").
 type drainSet struct {
 	// m is replaced whole on each change and read without a lock by the
-	// selection policy and hostctl_upstream. Each mark has a channel,
-	// closed when it is removed: requests held for it go on at once.
-	m atomic.Pointer[map[string]chan struct{}]
+	// selection policy and hostctl_upstream.
+	m atomic.Pointer[map[string]*holdMark]
 	// checked are the upstreams whose health check CheckHealth ran at
 	// once and saw pass, with the time (Unix nanoseconds) until which
 	// that counts (healthnow.go); replaced whole, like m.
@@ -42,36 +44,51 @@ type drainSet struct {
 
 func newDrainSet() *drainSet {
 	d := &drainSet{}
-	d.m.Store(&map[string]chan struct{}{})
+	d.m.Store(&map[string]*holdMark{})
 	d.checked.Store(&map[string]int64{})
 	return d
 }
 
-func (d *drainSet) has(dial string) bool { return d.released(dial) != nil }
+// holdMark is one upstream's drain mark.
+type holdMark struct {
+	// released is closed when the mark is removed: requests held for it
+	// go on at once.
+	released chan struct{}
+	// until (Unix nanoseconds) is how long held requests may wait while
+	// the program is on its way back (HoldUntil), each at most its
+	// site's hold_for from its arrival; 0: retry_for only.
+	until atomic.Int64
+	// down is set before released is closed when the program stays
+	// down (ReleaseDown): held requests get the error page at once.
+	down atomic.Bool
+}
 
-// released is the channel closed when dial's mark is removed; nil if dial
-// is not marked.
-func (d *drainSet) released(dial string) <-chan struct{} { return (*d.m.Load())[dial] }
+func (d *drainSet) has(dial string) bool { return d.mark(dial) != nil }
 
-// set marks or unmarks dial; the caller holds d.mu.
-func (d *drainSet) set(dial string, on bool) {
+// mark is dial's mark; nil if dial is not marked.
+func (d *drainSet) mark(dial string) *holdMark { return (*d.m.Load())[dial] }
+
+// set marks or unmarks dial (down: the requests held for it get the
+// error page); the caller holds d.mu.
+func (d *drainSet) set(dial string, on, down bool) {
 	old := *d.m.Load()
-	ch, marked := old[dial]
+	m, marked := old[dial]
 	if marked == on {
 		return
 	}
-	next := make(map[string]chan struct{}, len(old)+1)
+	next := make(map[string]*holdMark, len(old)+1)
 	for k, v := range old {
 		next[k] = v
 	}
 	if on {
-		next[dial] = make(chan struct{})
+		next[dial] = &holdMark{released: make(chan struct{})}
 	} else {
 		delete(next, dial)
 	}
 	d.m.Store(&next)
 	if !on {
-		close(ch)
+		m.down.Store(down)
+		close(m.released)
 	}
 }
 
@@ -144,8 +161,9 @@ const (
 	Drained
 	// Held: it is a site's single upstream, marked draining: new
 	// requests to it wait, without a dial, until Undrain or the site's
-	// retry_for (counted from each request's arrival), then go on as
-	// before.
+	// retry_for (counted from each request's arrival; longer after
+	// HoldUntil), then go on as before; after ReleaseDown they get the
+	// error page at once.
 	Held
 )
 
@@ -186,10 +204,10 @@ func (p *Proxy) TryDrain(upstream string) DrainResult {
 	}
 	switch {
 	case pooled:
-		d.set(dial, true)
+		d.set(dial, true, false)
 		return Drained
 	case single:
-		d.set(dial, true)
+		d.set(dial, true, false)
 		return Held
 	}
 	return DrainNotPooled
@@ -201,7 +219,39 @@ func (p *Proxy) Undrain(upstream string) {
 	d := p.drains
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.set(dialAddress(upstream), false)
+	d.set(dialAddress(upstream), false, false)
+}
+
+// HoldUntil lets the requests held for upstream (TryDrain: Held) wait
+// until t, its program's bound for being back (a restart: its stop,
+// start and ready timeouts), rather than only their site's retry_for;
+// each request waits at most its site's hold_for from its arrival, and
+// never less than retry_for. Requests held now take the new bound too.
+// The zero t goes back to retry_for. It does nothing if upstream is not
+// marked.
+func (p *Proxy) HoldUntil(upstream string, t time.Time) {
+	d := p.drains
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if m := d.mark(dialAddress(upstream)); m != nil {
+		var ns int64
+		if !t.IsZero() {
+			ns = t.UnixNano()
+		}
+		m.until.Store(ns)
+	}
+}
+
+// ReleaseDown ends the hold of upstream because its program stays down
+// (stopped, FATAL): the requests held for it get the error page (502) at
+// once instead of waiting for their bound, and later ones go on as to
+// any upstream (dial; refused: retried for retry_for). For a pool's
+// upstream it is Undrain.
+func (p *Proxy) ReleaseDown(upstream string) {
+	d := p.drains
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.set(dialAddress(upstream), false, true)
 }
 
 // Draining reports whether upstream is marked draining (or held).

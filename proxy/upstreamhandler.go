@@ -58,9 +58,16 @@ type UpstreamHandler struct {
 
 	// Instance is the key of the Proxy whose drain marks it reads: while
 	// the upstream is marked (TryDrain: Held), new requests wait for
-	// Undrain, for at most try_duration from their arrival, before they
-	// dial (upstreamdrain.go).
+	// Undrain, for at most try_duration from their arrival (longer while
+	// its program is on its way back: HoldFor), before they dial
+	// (upstreamdrain.go).
 	Instance string `json:"instance,omitempty"`
+
+	// HoldFor caps how long a request may be held, from its arrival,
+	// while the upstream's program restarts (Proxy.HoldUntil); a
+	// request is held at least try_duration all the same. 0: no longer
+	// than try_duration.
+	HoldFor caddy.Duration `json:"hold_for,omitempty"`
 
 	proxy       *reverseproxy.Handler
 	drains      *drainSet
@@ -199,9 +206,12 @@ func (u *UpstreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 	start := time.Now()
 	if !ownsRequest(r) {
 		// Held here, before reverse_proxy's own try_duration starts.
-		if !u.waitHeld(r, start) {
+		switch u.waitHeld(r, start) {
+		case holdGone:
 			w.WriteHeader(499)
 			return nil
+		case holdDown:
+			return errHeldDown
 		}
 		if u.Buffer == nil {
 			return u.proxy.ServeHTTP(w, r, next)
@@ -215,9 +225,12 @@ func (u *UpstreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 	if body != nil {
 		defer body.release()
 	}
-	if !u.waitHeld(r, start) {
+	switch u.waitHeld(r, start) {
+	case holdGone:
 		w.WriteHeader(499)
 		return nil
+	case holdDown:
+		return errHeldDown
 	}
 	u.inFlight.Add(1)
 	defer func() { u.inFlight.Add(-1) }()
@@ -238,43 +251,91 @@ func (u *UpstreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next
 		if u.drains.has(u.dial) {
 			// Held since: not in flight while it waits.
 			u.inFlight.Add(-1)
-			ok := u.waitHeld(r, start)
+			end := u.waitHeld(r, start)
 			u.inFlight.Add(1)
-			if !ok {
+			switch end {
+			case holdGone:
 				w.WriteHeader(499)
 				return nil
+			case holdDown:
+				return errHeldDown
 			}
 		}
 	}
 }
 
+// holdEnd is how a request's hold ended.
+type holdEnd uint8
+
+const (
+	holdGo   holdEnd = iota // not held, released, or its bound passed: go on
+	holdGone                // the client went away
+	holdDown                // released because the program stays down (ReleaseDown)
+)
+
+// errHeldDown answers the requests held for an upstream whose program
+// stays down (stopped, FATAL): the error page at once, as for an
+// upstream that refuses connections once retry_for has passed.
+var errHeldDown = caddyhttp.Error(http.StatusBadGateway, errors.New("upstream's program stopped while the request was held"))
+
 // waitHeld waits while the upstream is held (TryDrain: Held, before its
-// program stops) until Undrain releases it or try_duration has passed
-// since start, the request's arrival; then the request goes on as it
-// would have (dial, retries until try_duration, the error). False if the
-// client went away first. A reload does not end the hold (the marks live
-// with the Proxy, and the new config's handlers hold too); it is bounded
-// by try_duration in any case.
-func (u *UpstreamHandler) waitHeld(r *http.Request, start time.Time) bool {
-	released := u.drains.released(u.dial)
-	if released == nil {
-		return true
+// program stops) until Undrain or ReleaseDown releases it or the
+// request's bound has passed; then the request goes on as it would have
+// (dial, retries until try_duration, the error), or gets the error page
+// at once after ReleaseDown. The bound, counted from start (the
+// request's arrival), is try_duration, or longer while the program is on
+// its way back: until the mark's HoldUntil, at most HoldFor. A bound
+// moved while the request waits is taken when the old one passes. A
+// reload does not end the hold (the marks live with the Proxy, and the
+// new config's handlers hold too).
+func (u *UpstreamHandler) waitHeld(r *http.Request, start time.Time) holdEnd {
+	m := u.drains.mark(u.dial)
+	if m == nil {
+		return holdGo
 	}
-	left := u.tryFor - time.Since(start)
-	if left <= 0 {
-		return true
+	counted := false
+	for {
+		left := time.Until(u.holdBound(m, start))
+		if left <= 0 {
+			return holdGo
+		}
+		if !counted {
+			counted = true
+			u.held.Add(1)
+			defer u.held.Add(-1)
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-m.released:
+			t.Stop()
+			if m.down.Load() {
+				return holdDown
+			}
+			return holdGo
+		case <-t.C:
+			// HoldUntil may have moved the bound since: look again.
+		case <-r.Context().Done():
+			t.Stop()
+			return holdGone
+		}
 	}
-	t := time.NewTimer(left)
-	defer t.Stop()
-	u.held.Add(1)
-	defer u.held.Add(-1)
-	select {
-	case <-released:
-	case <-t.C:
-	case <-r.Context().Done():
-		return false
+}
+
+// holdBound is until when a request that arrived at start may be held
+// for m: try_duration, or the mark's HoldUntil capped by HoldFor if that
+// is later.
+func (u *UpstreamHandler) holdBound(m *holdMark, start time.Time) time.Time {
+	bound := start.Add(u.tryFor)
+	if ns := m.until.Load(); ns != 0 {
+		until := time.Unix(0, ns)
+		if cp := start.Add(time.Duration(u.HoldFor)); until.After(cp) {
+			until = cp
+		}
+		if until.After(bound) {
+			bound = until
+		}
 	}
-	return true
+	return bound
 }
 
 // tryAgain waits try_interval and reports true if the failed attempt

@@ -476,7 +476,7 @@ func TestDependsOnEveryInstance(t *testing.T) {
 		set[n], _ = s.get(n)
 	}
 	mark := logs.Len()
-	if err := s.stopInOrder(ctx, set, true); err != nil {
+	if err := s.stopInOrder(ctx, set, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	_, stopped := rollWatch(logs, mark, []string{"a_0", "a_1", "b"})

@@ -62,6 +62,14 @@ type Status struct {
 	StderrLog        string `json:"stderr_log,omitempty"`
 	// Generation counts processes spawned for this program.
 	Generation uint64 `json:"generation"`
+	// Restarting is true while a start follows the stop under way: in
+	// STOPPING for a restart (restart, a start sent while it stops,
+	// health and memory restarts), and in STOPPING and STOPPED for a
+	// reload that replaces the process with one of the same name (the
+	// new one starts once the reload has removed this one). A plain stop
+	// is not: it stays STOPPED. The front holds requests for a program
+	// on its way back, and not for one that stays down.
+	Restarting bool `json:"restarting,omitempty"`
 }
 
 // HealthStatus is what a program's health checks found.
@@ -148,6 +156,7 @@ type command struct {
 	kind    cmdKind
 	sig     syscall.Signal
 	noDrain bool // cmdStop: send the stop signal at once, no BeforeStop (hostctl's own shutdown)
+	replace bool // cmdStop: a reload replaces the process with a new one of the same name
 	reply   chan error
 }
 
@@ -220,6 +229,7 @@ type process struct {
 	leaderGone   bool      // in STOPPING: the leader exited, stragglers remain
 	killedAt     time.Time // in STOPPING: when SIGKILL was sent to the group
 	restartAfter bool      // in STOPPING: start again when stopped
+	replaced     bool      // stopped by a reload that starts a new process in its place
 	draining     bool      // in STOPPING: BeforeStop runs; the stop signal is not sent yet
 	lastExit     *ExitStatus
 	tries        int // in FATAL: failed starts in a row that made it give up
@@ -293,6 +303,7 @@ func (p *process) snapshot() *Status {
 		LastExit: p.lastExit, SpawnErr: p.spawnErr, Info: p.info, NextStart: p.nextStart, Tries: p.tries,
 		Autostart: p.cfg.Program.Autostart, Description: p.cfg.Program.Description, Notes: p.cfg.Program.Notes, Generation: p.spawns,
 		MemoryLimit: p.cfg.Program.MemoryLimit, MemoryRestarts: p.memRestarts, MemoryRestartRSS: p.memLastRSS,
+		Restarting: p.replaced && (p.state == Stopping || p.state == Stopped) || p.state == Stopping && p.restartAfter,
 	}
 	if p.out != nil {
 		st.StdoutLog, st.StderrLog = p.out.stdoutPath, p.out.stderrPath
@@ -404,11 +415,14 @@ func (p *process) handleCmd(c command) error {
 			p.clearTimers()
 			p.beginStart(c.kind == cmdStart)
 		case Stopping:
-			p.restartAfter = true
+			p.restartAfter, p.dirty = true, true // Restarting
 		}
 		return nil
 	case cmdStop:
-		p.restartAfter, p.checkRestart = false, causeNone
+		if p.restartAfter || c.replace != p.replaced {
+			p.dirty = true // Restarting
+		}
+		p.restartAfter, p.checkRestart, p.replaced = false, causeNone, c.replace
 		p.stopDrained(!c.noDrain)
 		return nil
 	case cmdRestart:
@@ -418,7 +432,7 @@ func (p *process) handleCmd(c command) error {
 			p.restartAfter = true
 			p.stop()
 		case Stopping:
-			p.restartAfter = true
+			p.restartAfter, p.dirty = true, true // Restarting
 		default:
 			p.fails, p.crashes = 0, 0
 			p.clearTimers()
@@ -441,6 +455,7 @@ func (p *process) handleCmd(c command) error {
 // beginStart enters STARTING: waits for dependencies when asked, then spawns.
 func (p *process) beginStart(waitDeps bool) {
 	p.gen++
+	p.replaced = false
 	p.spawnErr, p.info, p.tries = "", "", 0
 	p.startSecsOK, p.probeOK = false, false
 	p.setState(Starting)

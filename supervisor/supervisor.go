@@ -721,7 +721,8 @@ func (s *Supervisor) SignalProcesses(ctx context.Context, sig syscall.Signal, na
 // or ctx ends.
 //
 // With drain, each stop runs Options.BeforeStop first (see stopDrained).
-func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*process, drain bool) error {
+// The processes named in replace are stopped to be replaced by a reload.
+func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*process, drain bool, replace map[string]bool) error {
 	list := slices.Collect(maps.Values(progs))
 	if err := s.unroll(ctx, list); err != nil {
 		return err
@@ -745,7 +746,7 @@ func (s *Supervisor) stopInOrder(ctx context.Context, progs map[string]*process,
 					return
 				}
 			}
-			if err := p.do(ctx, command{kind: cmdStop, noDrain: !drain}); err != nil {
+			if err := p.do(ctx, command{kind: cmdStop, noDrain: !drain, replace: replace[name]}); err != nil {
 				errc <- err
 				return
 			}
@@ -778,7 +779,7 @@ func (s *Supervisor) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	// No drain: the daemon stops the proxy first, which gives the
 	// requests in flight its grace period.
-	err := s.stopInOrder(ctx, progs, false)
+	err := s.stopInOrder(ctx, progs, false, nil)
 	s.cancel()
 	s.wg.Wait()
 	s.mu.Lock()
@@ -928,7 +929,13 @@ func (s *Supervisor) Reload(ctx context.Context, cfgs []*ProgramConfig) (Diff, e
 		}
 		fresh[n], reuse[n] = p, true
 	}
-	stopErr := s.stopInOrder(ctx, toStop, true)
+	// A changed process that was up is replaced by a new one of the same
+	// name, started below: its stop is a restart (Status.Restarting).
+	replace := map[string]bool{}
+	for _, n := range d.Changed {
+		replace[n] = wasUp[n]
+	}
+	stopErr := s.stopInOrder(ctx, toStop, true, replace)
 	s.mu.Lock()
 	for n := range toStop {
 		delete(s.procs, n)

@@ -83,6 +83,9 @@ type ProcessStatus struct {
 	StderrLog string `json:"stderr_log,omitempty"`
 	// Generation counts OS processes spawned for this process.
 	Generation uint64 `json:"generation"`
+	// Restarting is true while a start follows the stop under way (a
+	// restart, or a reload that replaces the process); false for a stop.
+	Restarting bool `json:"restarting,omitempty"`
 }
 
 // ExitStatus is how an OS process ended: Code is the exit code, or
@@ -212,7 +215,8 @@ type ProxyUpstreamStatus struct {
 	// Draining is true while it is taken out of its pool before its
 	// program stops (drain_timeout): it gets no new request, and Requests
 	// are those it is finishing. A site's single upstream is held instead:
-	// new requests wait (Held) until it is up again, or retry_for.
+	// new requests wait (Held) until it is up again, or retry_for (for a
+	// restart, up to hold_for), or get the error page once it stays down.
 	Draining bool `json:"draining,omitempty"`
 	// Held is the number of requests waiting for a draining single
 	// upstream, not sent to it yet.

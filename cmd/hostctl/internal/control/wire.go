@@ -49,7 +49,7 @@ func apiStatus(st supervisor.Status) apitype.ProcessStatus {
 		Restarts: st.Restarts, SpawnErr: st.SpawnErr, Info: st.Info, NextStart: st.NextStart,
 		Tries: st.Tries, LastStderr: st.LastStderr, MemoryLimit: st.MemoryLimit, MemoryRestarts: st.MemoryRestarts,
 		MemoryRestartRSS: st.MemoryRestartRSS, Autostart: st.Autostart, Description: st.Description, Notes: st.Notes,
-		StdoutLog: st.StdoutLog, StderrLog: st.StderrLog, Generation: st.Generation,
+		StdoutLog: st.StdoutLog, StderrLog: st.StderrLog, Generation: st.Generation, Restarting: st.Restarting,
 	}
 	if e := st.LastExit; e != nil {
 		out.LastExit = &apitype.ExitStatus{Code: e.Code, Signal: e.Signal}

@@ -81,7 +81,7 @@ type frontConfig struct {
 // front; Configure gives it the config.
 func New(opts Options) (*Front, error) {
 	f := &Front{sup: opts.Programs, proxy: opts.Proxy, dial: opts.Dial, now: opts.Now, log: opts.Logger, pool: opts.Pool, waitFor: opts.WaitFor}
-	f.stopDrains.by, f.stopDrains.now, f.stopDrains.stops = map[string][]string{}, map[string]string{}, map[string]uint64{}
+	f.stopDrains.by, f.stopDrains.now, f.stopDrains.held, f.stopDrains.stops = map[string][]string{}, map[string]string{}, map[string]bool{}, map[string]uint64{}
 	f.confCh = make(chan struct{})
 	if f.proxy == nil {
 		f.proxy = func() Traffic { return nil }

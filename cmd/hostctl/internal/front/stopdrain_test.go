@@ -44,6 +44,19 @@ func (p *fakePool) Undrain(u string) {
 	delete(p.drained, u)
 }
 
+func (p *fakePool) HoldUntil(u string, t time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, "hold "+u)
+}
+
+func (p *fakePool) ReleaseDown(u string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, "release down "+u)
+	delete(p.drained, u)
+}
+
 func (p *fakePool) CheckHealth(_ context.Context, u string) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -68,7 +81,7 @@ func (p *fakePool) isDrained(u string) bool {
 }
 
 // upGate is a WaitFor whose waits end when the test says the process is
-// up (or removed).
+// up (RUNNING since now), or removed.
 type upGate struct {
 	mu    sync.Mutex
 	gates map[string]chan error
@@ -86,7 +99,10 @@ func (g *upGate) gate(name string) chan error {
 func (g *upGate) WaitFor(ctx context.Context, name string, _ func(supervisor.Status) bool) (supervisor.Status, error) {
 	select {
 	case err := <-g.gate(name):
-		return supervisor.Status{}, err
+		if err != nil {
+			return supervisor.Status{}, err
+		}
+		return supervisor.Status{Name: name, State: supervisor.Running, StateSince: time.Now()}, nil
 	case <-ctx.Done():
 		return supervisor.Status{}, ctx.Err()
 	}
