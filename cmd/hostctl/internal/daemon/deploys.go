@@ -78,7 +78,7 @@ func (d *Daemon) Releases() (apitype.ReleasesResponse, error) {
 		return out, err
 	}
 	for _, r := range rs {
-		a := apiRelease(r)
+		a := r.Wire()
 		out.Releases = append(out.Releases, a)
 		if r.State == deploy.Live {
 			out.Live = &a
@@ -94,20 +94,4 @@ func (d *Daemon) DeployCounts() map[string]uint64 {
 		return nil
 	}
 	return d.deploys.Counts()
-}
-
-// apiRelease is r on the wire.
-func apiRelease(r deploy.Release) apitype.Release {
-	a := apitype.Release{ID: r.ID, SHA: r.SHA, Source: r.Source, Created: r.Created.UTC(),
-		BuildSeconds: r.Duration.Seconds(), State: string(r.State), Error: r.Error, Slot: r.Slot}
-	if r.State == deploy.Failed {
-		a.Reason = deploy.Reason(r.Error)
-	}
-	if r.State == deploy.Live {
-		a.LiveSince = r.Since.UTC()
-		if r.Since.IsZero() {
-			a.LiveSince = r.Created.Add(r.Duration).UTC() // recorded before Since was
-		}
-	}
-	return a
 }

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 )
 
 // pyError matches the last line of a traceback: "ModuleNotFoundError: No
@@ -60,4 +62,22 @@ func LastLines(errText string, n int) []string {
 		rest = rest[len(rest)-room:]
 	}
 	return append(out, rest...)
+}
+
+// Wire is r as GET /v1/releases and hostctl releases show it: a failed
+// one with its Reason; the live one with when it went live (its end of
+// preparation when recorded before hostctl kept that).
+func (r Release) Wire() apitype.Release {
+	a := apitype.Release{ID: r.ID, SHA: r.SHA, Source: r.Source, Created: r.Created.UTC(),
+		BuildSeconds: r.Duration.Seconds(), State: string(r.State), Error: r.Error, Slot: r.Slot}
+	if r.State == Failed {
+		a.Reason = Reason(r.Error)
+	}
+	if r.State == Live {
+		a.LiveSince = r.Since.UTC()
+		if r.Since.IsZero() {
+			a.LiveSince = r.Created.Add(r.Duration).UTC()
+		}
+	}
+	return a
 }
