@@ -54,7 +54,12 @@ to the new slot only, within deploy_timeout), swap the proxy's upstreams to
 it without a reload, move current, drain and stop the old slot, and restart
 the programs with deploy = "restart" on the new release. A failure before
 the switch stops the new slot and changes nothing live; Ctrl-C before the
-switch does the same. Each step is printed with its time.
+switch does the same.
+
+Each step is printed with its time. On a terminal the step under way has
+a running clock, redrawn in place, and each finished step says how long
+it took; piped, each step is one plain line ("15:04:05 gate  ...") and
+each command output line is indented under it.
 
 --prepare-only builds the release without the daemon (and without moving
 traffic): it works on the files directly, as root.`,
@@ -91,9 +96,9 @@ traffic): it works on the files directly, as root.`,
 			}
 			out := cmd.OutOrStdout()
 			start := time.Now()
-			err = c.Deploy(cmd.Context(), apitype.DeployRequest{Ref: src.Ref, From: src.From}, func(ev apitype.DeployEvent) {
-				printDeployEvent(out, ev)
-			})
+			view := newDeployView(out)
+			err = c.Deploy(cmd.Context(), apitype.DeployRequest{Ref: src.Ref, From: src.From}, view.event)
+			view.end()
 			var de *client.DeployError
 			switch {
 			case errors.As(err, &de):
