@@ -45,7 +45,7 @@ func newDeployView(out io.Writer) deployView {
 type plainView struct{ w io.Writer }
 
 func (v plainView) event(ev apitype.DeployEvent) { printDeployEvent(v.w, ev) }
-func (plainView) end()                          {}
+func (plainView) end()                           {}
 
 // liveView is the terminal display: each finished step on its own line
 // with how long it took, and below them the step under way with a
