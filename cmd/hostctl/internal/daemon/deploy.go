@@ -154,7 +154,9 @@ type deployRun struct {
 
 func (r *deployRun) step(name, format string, a ...any) {
 	now := time.Now().UTC() // before the log line, which may wait for its writer
-	r.cur = name
+	if name != "stop" {     // stopping the new slot undoes the step that failed: the record names that one
+		r.cur = name
+	}
 	msg := fmt.Sprintf(format, a...)
 	r.log.Info(msg, zap.String("step", name), zap.String("release", r.rel.ID))
 	r.emit(apitype.DeployEvent{Time: now, Step: name, Msg: msg, Release: r.rel.ID})
