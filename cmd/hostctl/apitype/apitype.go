@@ -547,8 +547,106 @@ type DeployEvent struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// Deploy results (DeployEvent.Result).
+// Deploy results (DeployEvent.Result, DeployRecord.Result).
 const (
-	DeployOK     = "ok"
+	// DeployOK: the release went live.
+	DeployOK = "ok"
+	// DeployFailed: a step failed (build, before_switch, the gate);
+	// nothing live changed unless the error says so.
 	DeployFailed = "failed"
+	// DeployRolledBack: the release went live, then hostctl went back to
+	// the release before it (issue 23 §3's watch after the switch).
+	DeployRolledBack = "rolled_back"
+	// DeployCanceled: the deploy was cancelled (Ctrl-C) before the
+	// switch; nothing live changed.
+	DeployCanceled = "canceled"
 )
+
+// DeployResults lists every deploy result, for the metrics and the docs.
+var DeployResults = []string{DeployOK, DeployFailed, DeployRolledBack, DeployCanceled}
+
+// Release states (Release.State).
+const (
+	ReleaseBuilding = "building"
+	ReleaseBuilt    = "built"
+	ReleaseLive     = "live"
+	ReleasePrevious = "previous"
+	ReleaseFailed   = "failed"
+	ReleasePruned   = "pruned"
+)
+
+// Release is one release of [deploy], as GET /v1/releases lists it.
+type Release struct {
+	// ID is its directory name under [deploy] dir/releases:
+	// "<UTC time>-<short sha>".
+	ID string `json:"id"`
+	// SHA is the git commit, or the SHA-256 of a --from tarball; "" for
+	// --from a directory.
+	SHA string `json:"sha,omitempty"`
+	// Source says where the code came from: "git REPO REF", "dir PATH",
+	// "tarball PATH".
+	Source string `json:"source"`
+	// Created is when its preparation began.
+	Created time.Time `json:"created"`
+	// BuildSeconds is how long its preparation (code, shared paths,
+	// build steps) took.
+	BuildSeconds float64 `json:"build_seconds"`
+	// State is one of the Release* states: building, built, live,
+	// previous, failed, pruned.
+	State string `json:"state"`
+	// Reason is why it failed, in one line: the failing step and, when
+	// its output ends a traceback, the traceback's last line. "" unless
+	// failed.
+	Reason string `json:"reason,omitempty"`
+	// Error is the whole failure: the step, its exit status, its last
+	// lines.
+	Error string `json:"error,omitempty"`
+	// Slot is the blue/green slot ("a" or "b") it went live in; "" for a
+	// release never live or without blue_green programs.
+	Slot string `json:"slot,omitempty"`
+	// LiveSince is when it went live, for the live release (when
+	// hostctl saw that deploy end; else its creation); absent for the
+	// others.
+	LiveSince time.Time `json:"live_since,omitzero"`
+}
+
+// DeployRecord is one deploy as it ended (GET /v1/releases' Deploys, the
+// dashboard, the deploy alerts).
+type DeployRecord struct {
+	// Release is the new release's id; "" when the deploy failed before
+	// there was one (fetching the code).
+	Release string `json:"release,omitempty"`
+	SHA     string `json:"sha,omitempty"`
+	// Slot is the slot the release went live in ("" when it did not).
+	Slot string `json:"slot,omitempty"`
+	// Result is one of the Deploy* results: ok, failed, rolled_back,
+	// canceled.
+	Result string `json:"result"`
+	// Step is the step that failed or rolled back ("prepare", "gate",
+	// "watch", ...); "" for ok.
+	Step string `json:"step,omitempty"`
+	// Reason is why, in one line ("" for ok).
+	Reason string `json:"reason,omitempty"`
+	// LastLines are the failing step's last lines: the lines that end a
+	// traceback first, then the last lines of its output.
+	LastLines []string `json:"last_lines,omitempty"`
+	// Started and Ended bound the deploy; Seconds is the time between.
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended"`
+	Seconds float64   `json:"seconds"`
+}
+
+// ReleasesResponse is the answer to GET /v1/releases.
+type ReleasesResponse struct {
+	// Configured is false without a [deploy] section; the rest is then
+	// empty.
+	Configured bool `json:"configured"`
+	// Live is the live release; null before the first deploy.
+	Live *Release `json:"live"`
+	// Releases are every recorded release, newest first; empty, never
+	// null.
+	Releases []Release `json:"releases"`
+	// Deploys are the last deploys (at most 20), newest first; empty,
+	// never null.
+	Deploys []DeployRecord `json:"deploys"`
+}

@@ -362,6 +362,16 @@ func (c *Client) Checks(ctx context.Context) ([]apitype.Check, error) {
 	return out.Checks, err
 }
 
+// Releases returns the releases of the daemon's [deploy], the live one
+// and the last deploys; Configured is false without [deploy]. A daemon
+// older than it answers with an APIError whose Code is
+// apitype.CodeNotFound.
+func (c *Client) Releases(ctx context.Context) (apitype.ReleasesResponse, error) {
+	var out apitype.ReleasesResponse
+	err := c.do(ctx, "GET", "/v1/releases", nil, &out)
+	return out, err
+}
+
 // TestAlerts sends a test alert to every sink and returns each sink's
 // answer; it takes as long as the slowest sink (at most a minute). Without
 // alerts in the daemon the error is an *APIError with Code apitype.CodeUnavailable.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,6 +197,7 @@ func TestDeploySwitchDjango(t *testing.T) {
 		t.Fatalf("scripts/e2e-deps.sh: %v\n%s", err, out)
 	}
 	testuser.Ensure(t, deployUser)
+	hook := newHookReceiver(t)
 	port := freePort(t)
 	site := "http://127.0.0.1:" + strconv.Itoa(port)
 	var base string
@@ -258,7 +260,16 @@ command = "HELLO_STATIC_ROOT=\"$RELEASE_DIR/static\" /usr/bin/python3 manage.py 
 
 [[deploy.before_switch]]
 command = "echo \"$RELEASE\" >> %[1]s/out/before_switch.log"
-`, dir, port, deployUser, deployTimeout)
+
+[alerts]
+started = false
+
+[[alerts.sink]]
+name = "hook"
+type = "webhook"
+url = %[5]q
+secret_file = %[6]q
+`, dir, port, deployUser, deployTimeout, hook.url, hook.secretFile)
 		path := filepath.Join(dir, "hostctl.toml")
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
@@ -419,12 +430,30 @@ command = "echo \"$RELEASE\" >> %[1]s/out/before_switch.log"
 		}
 	}
 
-	// 3. A wsgi import that fails.
+	// 3. A wsgi import that fails: besides the above, hostctl releases
+	// says why in one line, /metrics counts it, and the webhook gets
+	// deploy_failed with the traceback's last line.
+	const importErr = "ModuleNotFoundError: No module named 'no_such_module_v3'"
+	var v3id string
 	t.Run("BrokenImport", func(t *testing.T) {
 		repo.edit("hello/views.py", `HttpResponse("Hello v2\n"`, `HttpResponse("Hello v3\n"`)
 		repo.edit("hello/wsgi.py", "import os", "import os\nimport no_such_module_v3")
 		repo.commit("v3: broken import")
-		failedDeploy(t, "Hello v3", nil, "ModuleNotFoundError: No module named 'no_such_module_v3'", "did not start")
+		failedDeploy(t, "Hello v3", nil, importErr, "did not start")
+		rels := d.hostctl(t, "releases")
+		lines := strings.Split(strings.TrimSpace(rels.stdout), "\n")
+		if len(lines) < 2 || !strings.Contains(lines[1], " failed ") || !strings.Contains(lines[1], importErr) {
+			t.Fatalf("hostctl releases does not show v3 failed with its import error:\n%s", rels.stdout)
+		}
+		v3id = strings.Fields(lines[1])[0]
+		if b := string(d.metrics(t)); !strings.Contains(b, `hostctl_deploys_total{result="failed"} 1`) || !strings.Contains(b, `hostctl_deploys_total{result="ok"} 2`) {
+			t.Errorf("/metrics after the broken import:\n%s", grepLines(b, "hostctl_deploys_total"))
+		}
+		ev := hook.wait("trigger", "deploy_failed:"+v3id, time.Minute)
+		if ev.Condition != "deploy_failed" || !strings.Contains(ev.Summary, importErr) || !strings.Contains(ev.Summary, "at gate") ||
+			!slices.Contains(ev.LastLines, importErr) || ev.Details["step"] != "gate" {
+			t.Errorf("deploy_failed as the webhook got it: %+v", ev)
+		}
 	})
 
 	// 4. A release that boots but answers 500 on its check path "/".
@@ -543,6 +572,34 @@ command = "echo \"$RELEASE\" >> %[1]s/out/before_switch.log"
 		}
 		if code, body := get("/"); code != 200 || strings.TrimSpace(body) != "Hello v2" {
 			t.Errorf("after the cancel: %d %q", code, body)
+		}
+	})
+
+	// 6. The next good deploy resolves the deploy alerts; status names
+	// the live release; /metrics counts every result and names it.
+	t.Run("GoodDeployResolves", func(t *testing.T) {
+		if v3id == "" {
+			t.Skip("BrokenImport did not record v3")
+		}
+		repo.edit("hello/views.py", `resp = HttpResponse("Hello v4\n", content_type="text/plain", status=500)`, `resp = HttpResponse("Hello v5\n", content_type="text/plain")`)
+		repo.commit("v5")
+		if r, _ := deployRel(t); r.code != 0 {
+			t.Fatalf("deploy v5: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		ev := hook.wait("resolve", "deploy_failed:"+v3id, time.Minute)
+		if !strings.Contains(ev.ResolveSummary, "deployed") {
+			t.Errorf("the resolve of deploy_failed: %+v", ev)
+		}
+		v5id := strings.TrimPrefix(current(), "releases/")
+		if r := d.hostctl(t, "status"); !strings.HasPrefix(r.stdout, "release "+v5id+" (sha ") || !strings.Contains(strings.SplitN(r.stdout, "\n", 2)[0], " live since ") {
+			t.Errorf("hostctl status does not name the live release %s first:\n%s", v5id, r.stdout)
+		}
+		b := string(d.metrics(t))
+		for _, w := range []string{`hostctl_deploys_total{result="ok"} 3`, `hostctl_deploys_total{result="failed"} 2`,
+			`hostctl_deploys_total{result="canceled"} 1`, `hostctl_release_info{release="` + v5id + `",sha="`} {
+			if !strings.Contains(b, w) {
+				t.Errorf("/metrics lacks %s:\n%s", w, grepLines(b, "hostctl_de")+grepLines(b, "hostctl_release"))
+			}
 		}
 	})
 }

@@ -43,13 +43,15 @@ const (
 	CondStarted          = "hostctl_started"    // hostctl started (a reboot, a crash of hostctl, a deploy)
 	CondLogRule          = "log_rule"           // a [[alerts.log_rule]]'s events went over its threshold
 	CondCheckFailed      = "check_failed"       // a [check.NAME] (a service hostctl does not run) is down
+	CondDeployFailed     = "deploy_failed"      // hostctl deploy failed (build, before_switch, the gate); the live release kept serving
+	CondDeployRolledBack = "deploy_rolled_back" // a release went live and hostctl went back to the one before it
 	CondTest             = "test"               // `hostctl alerts test`
 )
 
 // Conditions lists every condition, for config validation and docs.
 var Conditions = []string{CondFatal, CondCrashLoop, CondHealthRestart, CondMemoryRestart, CondUpstreamsDown,
 	CondLogDropped, CondKeepFree, CondHostMemory, CondDiskFree, CondTLSExpiring, CondTLSRenewalFailed, CondStarted, CondLogRule, CondTest,
-	CondCheckFailed}
+	CondCheckFailed, CondDeployFailed, CondDeployRolledBack}
 
 // Alert is one active problem.
 type Alert struct {

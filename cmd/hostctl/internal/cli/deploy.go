@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -52,7 +54,12 @@ to the new slot only, within deploy_timeout), swap the proxy's upstreams to
 it without a reload, move current, drain and stop the old slot, and restart
 the programs with deploy = "restart" on the new release. A failure before
 the switch stops the new slot and changes nothing live; Ctrl-C before the
-switch does the same. Each step is printed with its time.
+switch does the same.
+
+Each step is printed with its time. On a terminal the step under way has
+a running clock, redrawn in place, and each finished step says how long
+it took; piped, each step is one plain line ("15:04:05 gate  ...") and
+each command output line is indented under it.
 
 --prepare-only builds the release without the daemon (and without moving
 traffic): it works on the files directly, as root.`,
@@ -89,9 +96,9 @@ traffic): it works on the files directly, as root.`,
 			}
 			out := cmd.OutOrStdout()
 			start := time.Now()
-			err = c.Deploy(cmd.Context(), apitype.DeployRequest{Ref: src.Ref, From: src.From}, func(ev apitype.DeployEvent) {
-				printDeployEvent(out, ev)
-			})
+			view := newDeployView(out)
+			err = c.Deploy(cmd.Context(), apitype.DeployRequest{Ref: src.Ref, From: src.From}, view.event)
+			view.end()
 			var de *client.DeployError
 			switch {
 			case errors.As(err, &de):
@@ -132,38 +139,137 @@ func fmtDur(d time.Duration) string {
 }
 
 func newReleases(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	var f *clientFlags
+	cmd := &cobra.Command{
 		Use:   "releases",
-		Short: "List the releases of [deploy]: id, commit, time, state, how long it took",
-		Args:  cobra.NoArgs,
+		Short: "List the releases of [deploy]: id, commit, time, state, build time, why a failed one failed",
+		Long: `List the releases of [deploy], newest first: id, commit, when it was made,
+state (live, previous, built, failed, pruned, building), how long its build
+took, and for a failed one why, in one line (the failing step, and the
+last line of a traceback when its output ends one). Then the last deploys:
+result (ok, failed, rolled_back, canceled), when, how long.
+
+It asks the daemon (GET /v1/releases). When the daemon is not running, it
+reads hostctl's state dir directly (as root): the releases, without the
+last deploys.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := deployHost(g)
+			resp, err := releasesOf(cmd, g, f)
 			if err != nil {
 				return err
 			}
-			rs, err := h.Releases()
-			if err != nil {
-				return err
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(resp)
 			}
-			if len(rs) == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "no releases yet (hostctl deploy makes one)")
-				return nil
+			if !resp.Configured {
+				return &ExitError{Code: 1, Err: errors.New("the daemon's config has no [deploy] section (see README, Deploying)")}
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tSHA\tTIME\tSTATE\tDURATION\tERROR")
-			for _, r := range rs {
-				sha := r.SHA
-				if len(sha) > 12 {
-					sha = sha[:12]
-				}
-				if sha == "" {
-					sha = "-"
-				}
-				why, _, _ := strings.Cut(r.Error, "; last lines:")
-				why, _, _ = strings.Cut(why, "\n")
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, sha, r.Created.UTC().Format(time.DateTime), r.State, r.Duration.Round(100*time.Millisecond), why)
-			}
-			return w.Flush()
+			printReleases(out, resp)
+			return nil
 		},
 	}
+	f = addClientFlags(cmd, g)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print GET /v1/releases' JSON: {\"configured\", \"live\", \"releases\": [...], \"deploys\": [...]}")
+	return cmd
 }
+
+// releasesOf asks the daemon for the releases; when it is not running
+// (and no --url was given), it reads them from the state dir.
+func releasesOf(cmd *cobra.Command, g *globals, f *clientFlags) (apitype.ReleasesResponse, error) {
+	c, err := f.client()
+	if err != nil {
+		return apitype.ReleasesResponse{}, err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+	defer cancel()
+	resp, err := c.Releases(ctx)
+	if _, down := errors.AsType[*client.NotRunningError](err); !down || f.url != "" {
+		return resp, apiErr(err)
+	}
+	h, err := deployHost(g)
+	if err != nil {
+		return apitype.ReleasesResponse{}, err
+	}
+	rs, err := h.Releases()
+	if err != nil {
+		return apitype.ReleasesResponse{}, err
+	}
+	resp = apitype.ReleasesResponse{Configured: true, Releases: []apitype.Release{}, Deploys: []apitype.DeployRecord{}}
+	for _, r := range rs {
+		a := r.Wire()
+		resp.Releases = append(resp.Releases, a)
+		if a.State == apitype.ReleaseLive {
+			resp.Live = &a
+		}
+	}
+	return resp, nil
+}
+
+// printReleases prints the releases' table, then the last deploys'.
+func printReleases(w io.Writer, resp apitype.ReleasesResponse) {
+	if len(resp.Releases) == 0 {
+		fmt.Fprintln(w, "no releases yet (hostctl deploy makes one)")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSHA\tTIME\tSTATE\tDURATION\tERROR")
+	for _, r := range resp.Releases {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, shortSHA(r.SHA), r.Created.UTC().Format(time.DateTime), r.State,
+			secs(r.BuildSeconds).Round(100*time.Millisecond), cell(r.Reason))
+	}
+	tw.Flush()
+	if len(resp.Deploys) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEPLOYED\tRELEASE\tRESULT\tTOOK\tSTEP\tREASON")
+	for _, d := range resp.Deploys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Started.UTC().Format(time.DateTime), dash(d.Release), d.Result,
+			fmtDur(secs(d.Seconds)), dash(d.Step), cell(d.Reason))
+	}
+	tw.Flush()
+}
+
+// liveLine is status's header line about the live release: "release
+// ID (sha abc1234, slot b) live since 2026-12-07 21:51:02 UTC (5m ago)".
+func liveLine(live *apitype.Release, now time.Time) string {
+	if live == nil {
+		return "release: none live yet (hostctl deploy)"
+	}
+	var about []string
+	if live.SHA != "" {
+		about = append(about, "sha "+shortSHA(live.SHA))
+	}
+	if live.Slot != "" {
+		about = append(about, "slot "+live.Slot)
+	}
+	s := "release " + live.ID
+	if len(about) > 0 {
+		s += " (" + strings.Join(about, ", ") + ")"
+	}
+	return fmt.Sprintf("%s live since %s (%s ago)", s, live.LiveSince.UTC().Format(time.DateTime+" UTC"), fmtDur(now.Sub(live.LiveSince)))
+}
+
+func shortSHA(sha string) string {
+	switch {
+	case sha == "":
+		return "-"
+	case len(sha) > 12:
+		return sha[:12]
+	}
+	return sha
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func secs(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }

@@ -33,7 +33,10 @@ func newStatus(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [NAME...]",
 		Short: "Show the programs (all, or the named ones), the proxy and the checks",
-		Long: `Show each program's state, pid, uptime, restarts, memory (resident, whole
+		Long: `With [deploy], first the live release: its id, commit, slot and since
+when it is live.
+
+Show each program's state, pid, uptime, restarts, memory (resident, whole
 process group) and description or reason, then one line about the proxy
 and, without names, one line per active alert (hostctl alerts shows more).
 
@@ -90,6 +93,13 @@ not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 			if err != nil {
 				return apiErr(err)
 			}
+			rels, err := c.Releases(ctx)
+			if ae, ok := errors.AsType[*client.APIError](err); ok && ae.StatusCode == http.StatusNotFound {
+				err = nil // a daemon older than releases
+			}
+			if err != nil {
+				return apiErr(err)
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				var px *apitype.ProxyStatus // null without a proxy
@@ -98,12 +108,19 @@ not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 				}
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
-				if err := enc.Encode(map[string]any{"programs": progs, "proxy": px, "checks": checks}); err != nil {
+				doc := map[string]any{"programs": progs, "proxy": px, "checks": checks}
+				if rels.Configured {
+					doc["release"] = rels.Live // null before the first deploy
+				}
+				if err := enc.Encode(doc); err != nil {
 					return err
 				}
 			} else {
 				now := time.Now()
 				if !onlyChecks {
+					if rels.Configured {
+						fmt.Fprintln(out, cell(liveLine(rels.Live, now)))
+					}
 					printStatus(out, progs, now)
 					fmt.Fprintln(out, cell(proxyLine(proxySt, hasProxy)))
 					printPool(out, proxySt.Upstreams)
@@ -127,7 +144,7 @@ not RUNNING, else 0; 2 when the config has no [[fleet.host]].`,
 	}
 	f = addClientFlags(cmd, g)
 	cmd.ValidArgsFunction = completeProgramNames(f)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: {\"programs\": [...], \"proxy\": ..., \"checks\": [...]}")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: {\"programs\": [...], \"proxy\": ..., \"checks\": [...]}, and \"release\" (the live one) with [deploy]")
 	cmd.Flags().BoolVar(&fleetFlag, "fleet", false, "every [[fleet.host]] of the config in one table, read from their TCP admin APIs (see hostctl status --help)")
 	return cmd
 }

@@ -1,6 +1,7 @@
 package control
 
-// hostctl deploy: POST /v1/deploy, a stream of progress lines.
+// hostctl deploy: POST /v1/deploy, a stream of progress lines; hostctl
+// releases: GET /v1/releases.
 
 import (
 	"context"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/hostctl/hostctl/cmd/hostctl/apitype"
 )
@@ -21,6 +24,41 @@ type Deployer interface {
 	// slot is stopped, nothing live changes); after it, the deploy runs
 	// to its end.
 	Deploy(ctx context.Context, req apitype.DeployRequest, emit func(apitype.DeployEvent)) error
+}
+
+// Releases is what the API, the dashboard and /metrics read of
+// [deploy]; the daemon implements it.
+type Releases interface {
+	// Releases returns every release, the live one and the last deploys;
+	// Configured is false without [deploy].
+	Releases() (apitype.ReleasesResponse, error)
+	// DeployCounts returns how many deploys ended with each result since
+	// hostctl started; nil without [deploy].
+	DeployCounts() map[string]uint64
+}
+
+func (s *Server) releases(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Releases == nil {
+		writeJSON(w, http.StatusOK, apitype.ReleasesResponse{Releases: []apitype.Release{}, Deploys: []apitype.DeployRecord{}})
+		return
+	}
+	resp, err := s.opts.Releases.Releases()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, apitype.CodeFailed, "reading the releases: "+err.Error(), nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// liveRelease is the live release for /metrics; nil before the first
+// deploy or when the state cannot be read (the scrape goes on).
+func (s *Server) liveRelease() *apitype.Release {
+	resp, err := s.opts.Releases.Releases()
+	if err != nil {
+		s.log.Warn("metrics: reading the live release", zap.Error(err))
+		return nil
+	}
+	return resp.Live
 }
 
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request) {

@@ -118,6 +118,10 @@ type Options struct {
 	Drain Drainer
 	// Deploy is hostctl deploy: POST /v1/deploy. nil: it answers 503.
 	Deploy Deployer
+	// Releases is [deploy]'s releases and last deploys: GET
+	// /v1/releases, the dashboard, and /metrics' hostctl_deploys_total
+	// and hostctl_release_info. nil: no [deploy].
+	Releases Releases
 	// HistoryInterval is how often every program's memory, restarts and
 	// state are sampled for GET /v1/history (the dashboard's sparklines),
 	// which keeps the last hour. Default: 30s.
@@ -208,6 +212,9 @@ func New(opts Options) *Server {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	sources := metrics.Sources{Processes: func() ([]apitype.Process, error) { return s.snapshot(nil) }, Proxy: opts.Proxy, LogRuleDropped: opts.LogRuleDropped, Checks: s.checks}
+	if opts.Releases != nil {
+		sources.Deploys, sources.Live = opts.Releases.DeployCounts, s.liveRelease
+	}
 	if a := opts.Alerts; a != nil {
 		sources.Alerts = func() ([]apitype.Alert, []apitype.AlertSink) { return apiAlerts(a.Active(), a.Sinks()) }
 		sources.Heartbeats = func() []apitype.AlertHeartbeat { return apiHeartbeats(a.Heartbeats()) }
@@ -265,6 +272,7 @@ var routes = []route{
 	{"GET", "/v1/programs/{name}", read, false, (*Server).getProgram},
 	{"GET", "/v1/programs/{name}/log", read, false, (*Server).programLog},
 	{"GET", "/v1/proxy", read, false, (*Server).proxyStatus},
+	{"GET", "/v1/releases", read, false, (*Server).releases},
 	{"POST", "/v1/reload", write, false, (*Server).reload},
 	{"POST", "/v1/restart", write, false, (*Server).action},
 	{"POST", "/v1/signal", write, false, (*Server).action},

@@ -133,11 +133,12 @@ func (d *Daemon) serveAdmin() {
 			}
 			return res, err
 		},
-		Proxy:  d.proxyStatus,
-		Drain:  d.front,
-		Deploy: d,
-		Alerts: d.alerts,
-		Checks: d.checks.Status,
+		Proxy:    d.proxyStatus,
+		Drain:    d.front,
+		Deploy:   d,
+		Releases: d,
+		Alerts:   d.alerts,
+		Checks:   d.checks.Status,
 		LogRuleDropped: func() uint64 {
 			if d.watch == nil {
 				return 0

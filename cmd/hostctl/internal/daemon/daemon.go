@@ -25,6 +25,7 @@ import (
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/config"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/control"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/front"
+	"github.com/hostctl/hostctl/cmd/hostctl/internal/metrics"
 	"github.com/hostctl/hostctl/cmd/hostctl/internal/watch"
 	"github.com/hostctl/hostctl/supervisor"
 	"github.com/hostctl/hostctl/supervisor/logfile"
@@ -59,11 +60,12 @@ type Daemon struct {
 	reloadMu  sync.Mutex // one reload at a time; guards deploying
 	deploying bool       // a deploy runs (deploy.go): reloads are refused
 
-	alerts *alert.Manager // active alerts and their delivery
-	watch  *watch.Watcher // what to alert about (internal/watch)
-	checks *check.Manager // the [check.NAME] probes of services hostctl does not run
-	admin  *admin         // the admin API (admin.go)
-	notify notifier       // what systemd was told (notify.go)
+	alerts  *alert.Manager   // active alerts and their delivery
+	deploys *metrics.Deploys // how the deploys ended (deploys.go)
+	watch   *watch.Watcher   // what to alert about (internal/watch)
+	checks  *check.Manager   // the [check.NAME] probes of services hostctl does not run
+	admin   *admin           // the admin API (admin.go)
+	notify  notifier         // what systemd was told (notify.go)
 
 	stopRun context.CancelCauseFunc // ends the run with a cause (a required program's FATAL)
 }
@@ -167,6 +169,8 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 
+	d.deploys = metrics.NewDeploys(filepath.Join(cfg.Admin.StateDir, "deploys.json"), d.log.Named("deploy"))
+
 	keepCaddyInStateDir(cfg.Admin.StateDir) // container.go
 
 	// Claim the admin socket before touching any program: if another
@@ -211,6 +215,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		Config:     d.watchConfig,
 		StatusLine: d.statusLine,
 	})
+	d.reassertDeployAlerts() // deploys.go
 	// The proxy starts in the background once its upstreams are ready; if
 	// it cannot (a port is taken), the programs keep running and status
 	// says why. Its owner exists before the admin API can ask about it or

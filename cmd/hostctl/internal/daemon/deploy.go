@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -135,7 +134,10 @@ func (d *Daemon) Deploy(ctx context.Context, req apitype.DeployRequest, emit fun
 		d.reloadMu.Unlock()
 	}()
 	dp := &deployRun{d: d, h: h, cfg: cfg, emit: emit, log: d.log.Named("deploy")}
-	return dp.run(ctx, deploy.Source{Ref: req.Ref, From: req.From})
+	started := time.Now()
+	err = dp.run(ctx, deploy.Source{Ref: req.Ref, From: req.From})
+	d.DeployEnded(dp.record(started, err, ctx.Err() != nil)) // deploys.go
+	return err
 }
 
 // deployRun is one deploy.
@@ -147,10 +149,14 @@ type deployRun struct {
 	log  *zap.Logger
 	rel  deploy.Release
 	logs map[string]logMark // the new slot's stderr logs (markLogs)
+	cur  string             // the step under way (DeployRecord.Step)
 }
 
 func (r *deployRun) step(name, format string, a ...any) {
 	now := time.Now().UTC() // before the log line, which may wait for its writer
+	if name != "stop" {     // stopping the new slot undoes the step that failed: the record names that one
+		r.cur = name
+	}
 	msg := fmt.Sprintf(format, a...)
 	r.log.Info(msg, zap.String("step", name), zap.String("release", r.rel.ID))
 	r.emit(apitype.DeployEvent{Time: now, Step: name, Msg: msg, Release: r.rel.ID})
@@ -421,23 +427,9 @@ func describe(st supervisor.Status) string {
 	return s
 }
 
-// pyError matches the last line of a traceback: "ModuleNotFoundError: No
-// module named 'x'", "django.core.exceptions.ImproperlyConfigured: ...".
-var pyError = regexp.MustCompile(`^\s*[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning|Configured|DoesNotExist)\b(: .*)?$`)
-
-// errorLines returns the distinct lines of text that end a traceback,
-// in order: the cause a person looks for, which a crashing gunicorn's
-// own traceback (HaltServer) buries above the last lines.
-func errorLines(text string) []string {
-	var out []string
-	for _, l := range strings.Split(text, "\n") {
-		l = strings.TrimSpace(l)
-		if pyError.MatchString(l) && !slices.Contains(out, l) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
+// errorLines returns the lines of text that end a traceback
+// (deploy.ErrorLines).
+func errorLines(text string) []string { return deploy.ErrorLines(text) }
 
 // undo stops the new slot (cfg is the config from before the deploy)
 // and records the release failed with why and the new processes' last

@@ -450,7 +450,7 @@ func (h *Host) ActivateSlot(id, slot string) error {
 				s.Releases[i].State = Previous
 			}
 		}
-		r.State = Live
+		r.State, r.Since = Live, h.now().UTC()
 		return nil
 	})
 }

@@ -56,6 +56,9 @@ type Release struct {
 	// ran in when it went live; "" for a release never live, or without
 	// blue_green programs.
 	Slot string `json:"slot,omitempty"`
+	// Since is when it last went live (ActivateSlot); zero for a release
+	// never live, or recorded before hostctl kept it.
+	Since time.Time `json:"since,omitzero"`
 }
 
 // Switch records a switch under way: from the moment the proxy may send

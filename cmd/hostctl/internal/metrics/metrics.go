@@ -41,6 +41,12 @@ type Sources struct {
 	// LogRuleDropped returns the bytes of program output the alert log
 	// rules did not read because their queue was full. nil: not exported.
 	LogRuleDropped func() uint64
+	// Deploys returns how many deploys ended with each result since
+	// hostctl started (Deploys.Counts). nil: no [deploy].
+	Deploys func() map[string]uint64
+	// Live returns the live release of [deploy], nil before the first
+	// deploy. nil: no [deploy].
+	Live func() *apitype.Release
 }
 
 // Options configure Metrics.
@@ -80,6 +86,7 @@ func New(opts Options) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collector{m},
 		checkCollector{m},
+		deployCollector{m},
 	)
 	return m
 }

@@ -326,6 +326,35 @@ function renderChecks(c) {
   $('#checks').hidden = !rows.length;
 }
 
+// renderDeploys shows the live release of [deploy] and the last
+// deploys (result, when, how long, and why a failed one failed), as
+// hostctl releases does; hidden without [deploy].
+function renderDeploys(r) {
+  $('#deploys').hidden = !r.configured;
+  if (!r.configured) return;
+  const live = r.live;
+  const head = $('#live-release');
+  head.dataset.release = live ? live.id : '';
+  head.textContent = live
+    ? live.id + (live.sha ? ' (' + live.sha.slice(0, 12) + (live.slot ? ', slot ' + live.slot : '') + ')' : live.slot ? ' (slot ' + live.slot + ')' : '') +
+      ' live since ' + agoText(live.live_since)
+    : 'none live yet';
+  const rows = r.deploys.map((d) => {
+    const tr = document.createElement('tr');
+    tr.dataset.release = d.release || '';
+    tr.dataset.result = d.result;
+    cell(tr, agoText(d.started), 'since').title = d.started;
+    cell(tr, d.release || '-');
+    cell(tr, d.result, 'state result-' + d.result);
+    cell(tr, fmtDuration(d.seconds), 'num took');
+    cell(tr, d.step || '');
+    const td = cell(tr, d.reason || '', 'info reason');
+    if (d.last_lines && d.last_lines.length) td.title = d.last_lines.join('\n');
+    return tr;
+  });
+  $('#deploy-table tbody').replaceChildren(...rows);
+}
+
 function renderProxy(p) {
   const box = $('#proxy-body');
   if (!p.configured) { box.textContent = 'not configured'; return; }
@@ -387,13 +416,14 @@ async function refresh() {
   clearTimeout(refreshTimer);
   try {
     const histDue = Date.now() - historyAt >= history.interval_seconds * 1000;
-    const [programs, proxy, alerts, checks, hist] = await Promise.all([api('GET', '/v1/programs'), api('GET', '/v1/proxy'),
-      api('GET', '/v1/alerts'), api('GET', '/v1/checks'), histDue ? api('GET', '/v1/history') : null]);
+    const [programs, proxy, alerts, checks, releases, hist] = await Promise.all([api('GET', '/v1/programs'), api('GET', '/v1/proxy'),
+      api('GET', '/v1/alerts'), api('GET', '/v1/checks'), api('GET', '/v1/releases'), histDue ? api('GET', '/v1/history') : null]);
     if (hist) { history = hist; historyAt = Date.now(); }
     showMain();
     renderAlerts(alerts);
     render(programs, history);
     renderChecks(checks);
+    renderDeploys(releases);
     renderProxy(proxy);
     if (!busy.size) setError('');
   } catch (e) {
