@@ -960,7 +960,7 @@ func (p *ProgramConfig) checkExecutable() error {
 }
 
 // lookPath finds an executable like exec.LookPath, resolving relative paths
-// against dir.
+// against dir; a *CommandError when there is none.
 func lookPath(file, dir string) (string, error) {
 	if strings.Contains(file, "/") {
 		path := file
@@ -968,17 +968,20 @@ func lookPath(file, dir string) (string, error) {
 			path = filepath.Join(dir, path)
 		}
 		st, err := os.Stat(path)
-		if err != nil {
-			return "", fmt.Errorf("%q: %v", file, UnwrapPathErr(err))
-		}
-		if st.IsDir() || st.Mode()&0o111 == 0 {
-			return "", fmt.Errorf("%q is not executable (chmod +x it?)", file)
+		switch {
+		case err != nil:
+			return "", &CommandError{Command: file, Problem: CommandNotFound, msg: fmt.Sprintf("%q: %v", file, UnwrapPathErr(err))}
+		case st.IsDir():
+			return "", &CommandError{Command: file, Problem: CommandIsDir, msg: fmt.Sprintf("%q is not executable (chmod +x it?)", file)}
+		case st.Mode()&0o111 == 0:
+			return "", &CommandError{Command: file, Problem: CommandNotExecutable, msg: fmt.Sprintf("%q is not executable (chmod +x it?)", file)}
 		}
 		return path, nil
 	}
 	path, err := exec.LookPath(file)
 	if err != nil {
-		return "", fmt.Errorf("%q not found in PATH (%s); install it or give a full path", file, os.Getenv("PATH"))
+		return "", &CommandError{Command: file, Problem: CommandNotFound,
+			msg: fmt.Sprintf("%q not found in PATH (%s); install it or give a full path", file, os.Getenv("PATH"))}
 	}
 	return path, nil
 }

@@ -93,6 +93,9 @@ func TestHealthRestartsBackOff(t *testing.T) {
 		if want := fmt.Sprintf("restart %d in a row", seen); !strings.Contains(st.Info, want) {
 			t.Errorf("backoff info %q lacks %q", st.Info, want)
 		}
+		if st.Failure.Kind != FailHealth || st.Failure.Err == nil || st.Failure.Err.Error() != st.Info {
+			t.Errorf("backoff failure %v (%v), want %v with the info's text", st.Failure.Kind, st.Failure.Err, FailHealth)
+		}
 		if st.Health.LastError != "sh: exit status 1" {
 			t.Errorf("health last error %q, want the exec check's failure", st.Health.LastError)
 		}

@@ -60,6 +60,9 @@ func TestMemoryRestartsBackOff(t *testing.T) {
 	if st.MemoryRestarts != 2 || !strings.Contains(st.Info, "memory above memory_limit; restart 2 in a row") {
 		t.Errorf("BACKOFF with %d memory restarts, info %q; want after the second restart", st.MemoryRestarts, st.Info)
 	}
+	if st.Failure.Kind != FailMemory || st.Failure.Err == nil || st.Failure.Err.Error() != st.Info {
+		t.Errorf("backoff failure %v (%v), want %v with the info's text", st.Failure.Kind, st.Failure.Err, FailMemory)
+	}
 	if d := st.NextStart.Sub(st.StateSince); d < 150*time.Millisecond {
 		t.Errorf("backoff of %s, want at least half of backoff.initial", d)
 	}

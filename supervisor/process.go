@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,8 +35,11 @@ type Status struct {
 	Restarts   int         `json:"restarts"`            // automatic restarts since hostctl started
 	LastExit   *ExitStatus `json:"last_exit,omitempty"` // how the previous process ended
 	SpawnErr   string      `json:"spawn_error,omitempty"`
-	Info       string      `json:"info,omitempty"`      // why: "waiting for rabbitmq", "retry 2 in 4s", ...
-	NextStart  time.Time   `json:"next_start,omitzero"` // in BACKOFF, or FATAL with fatal_retry: when the next try is due
+	// Failure is why the process failed, typed, for the supervisord API;
+	// SpawnErr, Info and Tries say it in hostctl's words.
+	Failure   Failure   `json:"-"`
+	Info      string    `json:"info,omitempty"`      // why: "waiting for rabbitmq", "retry 2 in 4s", ...
+	NextStart time.Time `json:"next_start,omitzero"` // in BACKOFF, or FATAL with fatal_retry: when the next try is due
 	// Tries is, in FATAL because start_retries were used up, how many
 	// starts failed in a row (LastExit is how the last one ended); 0 when
 	// FATAL has another cause (SpawnErr says which).
@@ -234,6 +238,7 @@ type process struct {
 	lastExit     *ExitStatus
 	tries        int // in FATAL: failed starts in a row that made it give up
 	spawnErr     string
+	failure      Failure // why it failed, typed; cleared on entering STARTING
 	info         string
 	nextStart    time.Time
 	cancelAsync  context.CancelFunc // cancels the deps wait, the probe of this attempt or its health check
@@ -300,7 +305,7 @@ func newProcess(sup *Supervisor, cfg *ProcessConfig, out *outputs) (*process, er
 func (p *process) snapshot() *Status {
 	st := &Status{
 		Name: p.cfg.Name, Program: p.cfg.Program.Name, ProgramGroup: p.cfg.ProgramGroup, Instance: p.cfg.Instance, State: p.state, StateSince: p.stateSince, Restarts: p.restarts,
-		LastExit: p.lastExit, SpawnErr: p.spawnErr, Info: p.info, NextStart: p.nextStart, Tries: p.tries,
+		LastExit: p.lastExit, SpawnErr: p.spawnErr, Failure: p.failure, Info: p.info, NextStart: p.nextStart, Tries: p.tries,
 		Autostart: p.cfg.Program.Autostart, Description: p.cfg.Program.Description, Notes: p.cfg.Program.Notes, Generation: p.spawns,
 		MemoryLimit: p.cfg.Program.MemoryLimit, MemoryRestarts: p.memRestarts, MemoryRestartRSS: p.memLastRSS,
 		Restarting: p.replaced && (p.state == Stopping || p.state == Stopped) || p.state == Stopping && p.restartAfter,
@@ -398,6 +403,9 @@ func (p *process) setState(to State, fields ...zap.Field) {
 	if to != Backoff {
 		p.nextStart = time.Time{}
 	}
+	if to == Starting {
+		p.failure = Failure{} // a new try: as supervisord's spawn clears spawnerr
+	}
 	fs := []zap.Field{zap.Stringer("from", from), zap.Stringer("to", to)}
 	if p.child != nil {
 		fs = append(fs, zap.Int("pid", p.child.pid))
@@ -483,6 +491,7 @@ func (p *process) spawn() {
 	}
 	if err != nil {
 		p.spawnErr = err.Error()
+		p.failure = Failure{Kind: FailSpawn, Err: err}
 		p.dirty = true
 		p.giveUp(0, zap.String("error", p.spawnErr))
 		return
@@ -643,6 +652,7 @@ func (p *process) handleEvent(e event) {
 	case evProbeDeadline:
 		if p.state == Starting && p.child != nil && !p.probeOK {
 			p.info = fmt.Sprintf("ready probe did not pass within %s", p.cfg.Program.Ready.Deadline)
+			p.failure = Failure{Kind: FailNotReady} // its exit is the kill
 			p.log.Warn("ready probe deadline passed; killing the attempt", zap.Duration("deadline", p.cfg.Program.Ready.Deadline))
 			p.killPgroup(syscall.SIGKILL)
 		}
@@ -686,6 +696,7 @@ func (p *process) handleEvent(e event) {
 		p.cancelAsync = nil
 		if e.err != nil {
 			p.spawnErr = e.err.Error()
+			p.failure = Failure{Kind: FailDependency, Err: e.err}
 			p.info = ""
 			p.giveUp(0, zap.Error(e.err))
 			return
@@ -819,6 +830,9 @@ func (p *process) exited(ei exitInfo) {
 		p.sup.pgroups.remove(p.child.pid)
 		p.child = nil
 		p.fails++
+		if p.failure.Kind != FailNotReady {
+			p.failure = Failure{Kind: FailExitedEarly}
+		}
 		if p.fails > p.cfg.Program.StartRetries {
 			p.spawnErr = fmt.Sprintf("exited too quickly (%s) %d times in a row; fix it, then `hostctl start %s`", es, p.fails, p.cfg.Name)
 			p.info = ""
@@ -832,6 +846,7 @@ func (p *process) exited(ei exitInfo) {
 		p.killPgroup(syscall.SIGKILL) // the leader died: its group goes with it
 		p.sup.pgroups.remove(p.child.pid)
 		p.child = nil
+		p.failure = Failure{Kind: FailExited, Expected: p.exitExpected(es)}
 		p.setState(Exited, fields...)
 		if !p.shouldRestart(es) {
 			return
@@ -870,19 +885,21 @@ func (p *process) finishStop() {
 	p.killedAt = time.Time{}
 	p.draining = false
 	p.info = ""
-	runs, why := 0, ""
+	runs, why, kind := 0, "", NoFailure
 	switch p.checkRestart {
 	case causeHealth:
-		runs, why = p.healthRuns, "health check failed; restart %d in a row without a passing check"
+		runs, why, kind = p.healthRuns, "health check failed; restart %d in a row without a passing check", FailHealth
 	case causeMemory:
-		runs, why = p.memRuns, "memory above memory_limit; restart %d in a row without a check below it"
+		runs, why, kind = p.memRuns, "memory above memory_limit; restart %d in a row without a check below it", FailMemory
 	}
 	p.checkRestart = causeNone
 	if p.restartAfter && runs > 1 {
 		// Restarted for the same reason before, and not well since: wait,
 		// the longer the more often in a row, as for repeated crashes.
 		p.restartAfter = false
-		p.enterBackoff(p.backoffDelay(runs-1), fmt.Sprintf(why, runs))
+		why = fmt.Sprintf(why, runs)
+		p.failure = Failure{Kind: kind, Err: errors.New(why)}
+		p.enterBackoff(p.backoffDelay(runs-1), why)
 		return
 	}
 	p.setState(Stopped)
@@ -893,20 +910,18 @@ func (p *process) finishStop() {
 	}
 }
 
+// exitExpected reports whether exit_codes lists how a process ended (a
+// signal never is), as supervisord's "expected" exit.
+func (p *process) exitExpected(es ExitStatus) bool {
+	return es.Signal == "" && slices.Contains(p.cfg.Program.ExitCodes, es.Code)
+}
+
 func (p *process) shouldRestart(es ExitStatus) bool {
 	switch p.cfg.Program.Autorestart {
 	case RestartNever:
 		return false
 	case RestartOnFailure:
-		if es.Signal != "" {
-			return true
-		}
-		for _, c := range p.cfg.Program.ExitCodes {
-			if c == es.Code {
-				return false
-			}
-		}
-		return true
+		return !p.exitExpected(es)
 	}
 	return true
 }

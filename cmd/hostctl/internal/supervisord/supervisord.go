@@ -29,6 +29,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
 
 	"go.uber.org/zap"
 
@@ -287,13 +288,6 @@ func processInfo(p proc, now time.Time) xmlrpc.Struct {
 		stop = st.StateSince.Unix()
 	}
 	spawnErr := spawnError(st)
-	exit := 0
-	if st.LastExit != nil {
-		exit = st.LastExit.Code
-		if st.LastExit.Signal != "" {
-			exit = -1 // supervisord's decode_wait_status
-		}
-	}
 	return xmlrpc.Struct{
 		{Name: "name", Value: st.Name},
 		{Name: "group", Value: p.group()},
@@ -303,7 +297,7 @@ func processInfo(p proc, now time.Time) xmlrpc.Struct {
 		{Name: "state", Value: stateCodes[st.State]},
 		{Name: "statename", Value: st.State.String()},
 		{Name: "spawnerr", Value: spawnErr},
-		{Name: "exitstatus", Value: exit},
+		{Name: "exitstatus", Value: exitStatus(st)},
 		{Name: "logfile", Value: st.StdoutLog},
 		{Name: "stdout_logfile", Value: st.StdoutLog},
 		{Name: "stderr_logfile", Value: st.StderrLog},
@@ -312,19 +306,112 @@ func processInfo(p proc, now time.Time) xmlrpc.Struct {
 	}
 }
 
-// spawnError is supervisord's spawnerr: why the last start failed, "" when
-// it did not.
+// spawnError is supervisord's spawnerr: why the last start failed, or why
+// the last process exited unexpectedly from RUNNING, "" when neither, in
+// supervisord's words (supervisor/process.py) where supervisord has a case
+// like hostctl's, else hostctl's own. Like supervisord's, it is cleared
+// when a new start begins (STARTING) and kept while the program is down.
 func spawnError(st supervisor.Status) string {
-	if st.SpawnErr != "" {
-		return st.SpawnErr
-	}
-	if st.State == supervisor.Backoff || st.State == supervisor.Fatal {
-		if st.LastExit != nil {
-			return "Exited too quickly (process log may have details)"
+	f := st.Failure
+	switch f.Kind {
+	case supervisor.FailExitedEarly, supervisor.FailNotReady:
+		// supervisord's finish() for a process that did not last
+		// startsecs; a ready probe that never passed ends the same way
+		// (the attempt is killed before RUNNING).
+		return "Exited too quickly (process log may have details)"
+	case supervisor.FailSpawn:
+		if ce, ok := errors.AsType[*supervisor.CommandError](f.Err); ok {
+			return commandError(ce)
 		}
-		return st.Info
+	case supervisor.FailExited:
+		if f.Expected {
+			return ""
+		}
+		return fmt.Sprintf("Bad exit code %d", exitCode(st.LastExit))
+	}
+	if f.Err != nil {
+		// A spawn error supervisord has no words for (credentials, exec),
+		// a dependency, or health or memory restarts (hostctl's own).
+		return f.Err.Error()
 	}
 	return ""
+}
+
+// exitCode is supervisord's decode_wait_status: the exit code, -1 after
+// a signal.
+func exitCode(es *supervisor.ExitStatus) int {
+	switch {
+	case es == nil:
+		return 0
+	case es.Signal != "":
+		return -1
+	}
+	return es.Code
+}
+
+// exitStatus is supervisord's exitstatus: how the last process ended, but
+// 0 from the start of a new try (STARTING) until a process of it ends, and
+// 0 when that process exited too quickly (supervisord keeps no status for
+// a failed start).
+func exitStatus(st supervisor.Status) int {
+	switch st.State {
+	case supervisor.Starting, supervisor.Running, supervisor.Stopping:
+		return 0
+	}
+	switch st.Failure.Kind {
+	case supervisor.FailExitedEarly, supervisor.FailNotReady, supervisor.FailSpawn, supervisor.FailDependency:
+		return 0
+	}
+	return exitCode(st.LastExit)
+}
+
+// commandError is supervisord's check_execv_args (supervisor/options.py):
+// what it says of a command that cannot run.
+func commandError(ce *supervisor.CommandError) string {
+	switch ce.Problem {
+	case supervisor.CommandIsDir:
+		return fmt.Sprintf("command at %s is a directory", pyRepr(ce.Command))
+	case supervisor.CommandNotExecutable:
+		return fmt.Sprintf("command at %s is not executable", pyRepr(ce.Command))
+	}
+	return fmt.Sprintf("can't find command %s", pyRepr(ce.Command))
+}
+
+// pyRepr is Python 3's repr() of a str: single quotes unless it holds a
+// single quote and no double quote, backslash escapes for the quote, the
+// backslash and what is not printable.
+func pyRepr(s string) string {
+	q := byte('\'')
+	if strings.ContainsRune(s, '\'') && !strings.ContainsRune(s, '"') {
+		q = '"'
+	}
+	var b strings.Builder
+	b.WriteByte(q)
+	for _, r := range s {
+		switch {
+		case r == rune(q) || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r < 0x80 || unicode.IsPrint(r):
+			b.WriteRune(r)
+		case r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r < 0x10000:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
+	}
+	b.WriteByte(q)
+	return b.String()
 }
 
 // description is supervisord's _interpretProcessInfo.
